@@ -1,0 +1,164 @@
+"""A recording attention function: the model's usual attention output, plus what we measure.
+
+Registered with transformers' ``AttentionInterface`` under ``"kvscope_capture"`` (once, on first
+use, never at import). While a ``recording(model, recorder)`` block is active, every attention call
+is computed in query chunks so that no full ``[q_head, query, key]`` map is ever held. Memory is
+bounded by ``chunk x q_heads x keys`` floats per layer, whatever the number of layers. For each
+layer it accumulates:
+
+- ``received[kv_head, key]``: the summed softmax probability that every query position of every
+  q_head in that kv_head's group gives the key (H2O's accumulated attention, Zhang et al. 2023);
+- ``counts[key]``: how many (q_head, query position) pairs could see the key (the mask allows it);
+- optionally the post-RoPE queries ``[q_head, query, head_dim]``.
+
+GQA mapping: q_head ``h`` reads kv_head ``h // group`` (``group = q_heads // kv_heads``), the same
+grouping as transformers' ``repeat_kv``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import Any, Iterator
+
+import torch
+
+NAME = "kvscope_capture"
+SCORE_BUDGET = 1 << 25  # floats in one chunk of attention scores (128 MiB in float32)
+_ACTIVE: contextvars.ContextVar["AttentionRecorder | None"] = contextvars.ContextVar("kvscope_rec", default=None)
+_registered = False
+
+
+class AttentionRecorder:
+    """Per-layer accumulators filled by the recording attention function."""
+
+    def __init__(self, n_layers: int, want_attention: bool = True, want_queries: bool = False,
+                 chunk: int | None = None) -> None:
+        self.n_layers = n_layers
+        self.want_attention = want_attention
+        self.want_queries = want_queries
+        self.chunk = chunk
+        self.received: dict[int, torch.Tensor] = {}
+        self.counts: dict[int, torch.Tensor] = {}
+        self.queries: dict[int, torch.Tensor] = {}
+
+    def add(self, layer: int, received: torch.Tensor, counts: torch.Tensor) -> None:
+        """Add one call's ``received [kv_head, key]`` and ``counts [key]`` for ``layer``."""
+        if layer in self.received and self.received[layer].shape == received.shape:
+            self.received[layer] += received
+            self.counts[layer] += counts
+        else:
+            self.received[layer], self.counts[layer] = received, counts
+
+    def received_tensor(self) -> torch.Tensor | None:
+        """``[layer, kv_head, key]`` float32, or None when attention was not recorded."""
+        if not self.want_attention or len(self.received) != self.n_layers:
+            return None
+        return torch.stack([self.received[i] for i in range(self.n_layers)])
+
+    def counts_tensor(self) -> torch.Tensor | None:
+        """``[layer, key]`` int64: (q_head, query) pairs that could see each key."""
+        if not self.want_attention or len(self.counts) != self.n_layers:
+            return None
+        return torch.stack([self.counts[i] for i in range(self.n_layers)]).round().to(torch.int64)
+
+    def query_list(self) -> list[torch.Tensor] | None:
+        if not self.want_queries or len(self.queries) != self.n_layers:
+            return None
+        return [self.queries[i] for i in range(self.n_layers)]
+
+
+def _allowed(mask: torch.Tensor | None, s: int, e: int, kend: int, offset: int, device) -> torch.Tensor:
+    """Bool ``[q, kend]`` (or ``[b, 1|h, q, kend]`` from a given mask): which keys each query sees."""
+    if mask is None:  # plain causal: query i sits at absolute slot offset + i
+        q_pos = torch.arange(s, e, device=device).unsqueeze(1) + offset
+        return torch.arange(kend, device=device).unsqueeze(0) <= q_pos
+    m = mask[..., s:e, :kend]
+    if m.dtype == torch.bool:
+        return m
+    return m > torch.finfo(m.dtype).min / 2  # additive float mask: 0 = visible, very negative = hidden
+
+
+def chunked_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      mask: torch.Tensor | None, scaling: float, softcap: float | None = None,
+                      chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Causal GQA attention in query chunks. Shapes: query ``[b, q_head, q, d]``, key/value
+    ``[b, kv_head, k, d]``; returns output ``[b, q_head, q, d_v]``, received ``[kv_head, k]`` and
+    counts ``[k]`` (float32, batch row 0).
+    """
+    b, hq, q, d = query.shape
+    hkv, k = key.shape[1], key.shape[2]
+    g = hq // hkv
+    offset = k - q
+    chunk = chunk or max(1, min(q, SCORE_BUDGET // max(1, hq * k)))
+    out = torch.empty(b, hq, q, value.shape[-1], dtype=value.dtype, device=value.device)
+    received = torch.zeros(hkv, k, dtype=torch.float32, device=query.device)
+    counts = torch.zeros(k, dtype=torch.float32, device=query.device)
+    qg = query.view(b, hkv, g, q, d)
+    for s in range(0, q, chunk):
+        e = min(q, s + chunk)
+        kend = min(k, offset + e) if mask is None else k
+        qs = qg[:, :, :, s:e].reshape(b, hkv, g * (e - s), d)
+        scores = torch.matmul(qs, key[:, :, :kend].transpose(-1, -2)).float().mul_(scaling)
+        scores = scores.view(b, hkv, g, e - s, kend)
+        if softcap:
+            scores = torch.tanh(scores / softcap) * softcap
+        allowed = _allowed(mask, s, e, kend, offset, query.device)
+        allowed = allowed.reshape(allowed.shape[0] if allowed.ndim == 4 else 1, 1, 1, e - s, kend)
+        probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num_(0.0)
+        received[:, :kend] += probs[0].sum(dim=(1, 2))
+        counts[:kend] += allowed[0, 0, 0].sum(dim=0).float() * g  # visible queries x q_heads per group
+        pv = torch.matmul(probs.view(b, hkv, g * (e - s), kend).to(value.dtype), value[:, :, :kend])
+        out[:, :, s:e] = pv.view(b, hkv, g, e - s, -1).reshape(b, hq, e - s, -1)
+    return out, received, counts
+
+
+def _recording_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                         attention_mask: torch.Tensor | None, scaling: float | None = None,
+                         dropout: float = 0.0, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """The ``AttentionInterface`` entry point; returns ``([b, q, q_head, d_v], None)`` like eager."""
+    rec = _ACTIVE.get()
+    if kwargs.get("s_aux") is not None:
+        raise NotImplementedError("attention sinks (s_aux) are not supported by kvscope's recorder")
+    scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
+    if rec is not None and rec.want_queries:
+        rec.queries[module.layer_idx] = query[0].detach().to(device="cpu", dtype=torch.float32, copy=True)
+    out, received, counts = chunked_attention(module, query, key, value, attention_mask, scaling,
+                                              kwargs.get("softcap"), rec.chunk if rec else None)
+    if rec is not None and rec.want_attention:
+        rec.add(module.layer_idx, received.cpu(), counts.cpu())
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register() -> None:
+    """Register the recording attention (and its boolean mask builder) with transformers, once."""
+    global _registered
+    if _registered:
+        return
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(NAME, _recording_attention)
+    AttentionMaskInterface.register(NAME, sdpa_mask)
+    _registered = True
+
+
+@contextlib.contextmanager
+def recording(model: Any, recorder: AttentionRecorder | None) -> Iterator[AttentionRecorder | None]:
+    """Route ``model``'s attention through the recorder for the duration of the block.
+
+    With ``recorder=None`` this does nothing. The model's previous attention implementation is
+    restored on exit, even after an exception.
+    """
+    if recorder is None:
+        yield None
+        return
+    register()
+    previous = model.config._attn_implementation
+    token = _ACTIVE.set(recorder)
+    model.set_attn_implementation(NAME)
+    try:
+        yield recorder
+    finally:
+        _ACTIVE.reset(token)
+        model.set_attn_implementation(previous)

@@ -1,0 +1,178 @@
+"""Capture a model's KV cache for a prompt into a ``KVSnapshot``. The only module that reads HF caches.
+
+One forward pass with a ``DynamicCache``. Keys and values are copied exactly as the model cached
+them (post-RoPE) into float32 tensors ``[kv_head, position, head_dim]``; the live cache is never
+aliased. Optional extras, each asked for by a flag:
+
+- ``pre_rope``: keys before RoPE, from a forward hook on ``k_norm`` where the architecture has one
+  (Qwen3, Gemma3), otherwise on ``k_proj``.
+- ``queries``: per-layer post-RoPE query vectors ``[q_head, position, head_dim]``.
+- ``attention``: attention *received* per key (the H2O accumulated-attention score, Zhang et al.,
+  NeurIPS 2023), computed by ``kvscope.attention`` in bounded memory, layer by layer and in query
+  chunks, while producing the usual attention output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+
+from kvscope import __version__
+from kvscope.attention import AttentionRecorder, recording
+from kvscope.errors import KvscopeError, UsageError
+from kvscope.models import ModelInfo, describe
+from kvscope.snapshot import KVSnapshot
+
+log = logging.getLogger("kvscope")
+
+
+@dataclass
+class CaptureResult:
+    """A snapshot plus the forward pass's logits (``[position or 1, vocab]``, float32)."""
+
+    snapshot: KVSnapshot
+    logits: torch.Tensor
+
+
+def encode_prompt(tokenizer: Any, text: str, max_positions: int, truncate: bool = False) -> torch.Tensor:
+    """Token ids ``[1, P]`` for ``text``; refuse an empty prompt or one longer than ``max_positions``.
+
+    With ``truncate`` a too-long prompt keeps its first ``max_positions`` tokens, with a warning.
+    """
+    if text is None or not text.strip():
+        raise UsageError("the prompt is empty: pass --prompt TEXT or --prompt-file FILE with some text")
+    ids = tokenizer(text, return_tensors="pt").input_ids
+    n = ids.shape[1]
+    if n == 0:
+        raise UsageError("the prompt produced no tokens")
+    if max_positions and n > max_positions:
+        if not truncate:
+            raise UsageError(f"the prompt has {n} tokens but the model takes at most {max_positions}; "
+                             "shorten it or pass --truncate")
+        log.warning("prompt truncated from %d to %d tokens (the model's max positions)", n, max_positions)
+        ids = ids[:, :max_positions]
+    return ids
+
+
+def attention_modules(model: Any) -> list[Any]:
+    """The self-attention modules, ordered by ``layer_idx`` (Llama/Mistral/Qwen/Gemma layout)."""
+    found = [m for m in model.modules() if hasattr(m, "k_proj") and hasattr(m, "layer_idx")]
+    if not found:
+        raise KvscopeError(f"{type(model).__name__}: no attention modules with k_proj found")
+    return sorted(found, key=lambda m: m.layer_idx)
+
+
+def cache_layer_kv(cache: Any, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(keys, values)`` of one cache layer, each ``[batch, kv_head, slot, head_dim]`` (live tensors)."""
+    layers = getattr(cache, "layers", None)
+    if layers is not None:
+        entry = layers[layer]
+        if getattr(entry, "keys", None) is None:
+            raise KvscopeError(f"cache layer {layer} is empty")
+        return entry.keys, entry.values
+    if isinstance(cache, (tuple, list)):  # legacy tuple-of-tuples
+        return cache[layer][0], cache[layer][1]
+    raise KvscopeError(f"unsupported cache type {type(cache).__name__}")
+
+
+def cache_to_lists(cache: Any, n_layers: int, row: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Float32 CPU copies of batch row ``row``: two lists of ``[kv_head, slot, head_dim]``."""
+    keys, values = [], []
+    for layer in range(n_layers):
+        k, v = cache_layer_kv(cache, layer)
+        keys.append(k[row].detach().to(device="cpu", dtype=torch.float32, copy=True))
+        values.append(v[row].detach().to(device="cpu", dtype=torch.float32, copy=True))
+    return keys, values
+
+
+def cache_nbytes(cache: Any) -> int:
+    """Bytes held by a live cache's K and V tensors, summed over layers (as stored, any dtype)."""
+    total = 0
+    for entry in getattr(cache, "layers", []):
+        for t in (getattr(entry, "keys", None), getattr(entry, "values", None)):
+            if isinstance(t, torch.Tensor):
+                total += t.numel() * t.element_size()
+    return total
+
+
+@contextlib.contextmanager
+def pre_rope_hooks(model: Any, store: dict[int, torch.Tensor], kv_heads: int, head_dim: int) -> Iterator[None]:
+    """Record each layer's pre-RoPE keys ``[kv_head, position, head_dim]`` into ``store``."""
+    handles = []
+    for attn in attention_modules(model):
+        target = getattr(attn, "k_norm", None) or attn.k_proj
+
+        def hook(_mod, _inp, out, layer=attn.layer_idx):
+            x = out[0].detach().to(device="cpu", dtype=torch.float32, copy=True)
+            store[layer] = x.reshape(x.shape[0], kv_heads, head_dim).transpose(0, 1).contiguous()
+
+        handles.append(target.register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def token_strings(tokenizer: Any, ids: list[int]) -> tuple[list[str], list[bool]]:
+    """Decoded text of each token and whether it is a special token."""
+    special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    return [tokenizer.decode([i]) for i in ids], [i in special_ids for i in ids]
+
+
+def run_capture(model: Any, input_ids: torch.Tensor, tokenizer: Any, *, info: ModelInfo | None = None,
+                attention: bool = False, pre_rope: bool = False, queries: bool = False,
+                keep_logits: bool = False, text: str = "", query_chunk: int | None = None) -> CaptureResult:
+    """One forward pass over ``input_ids`` ``[1, P]``; returns the snapshot and logits.
+
+    ``logits`` is ``[P, vocab]`` with ``keep_logits`` and ``[1, vocab]`` (last position) otherwise.
+    """
+    from transformers import DynamicCache
+
+    if input_ids.ndim != 2 or input_ids.shape[0] != 1:
+        raise UsageError("capture takes one sequence: input_ids of shape [1, P]")
+    info = info or describe(model, type(model).__name__)
+    device = next(model.parameters()).device
+    ids = input_ids.to(device)
+    rec = AttentionRecorder(info.layers, want_attention=attention, want_queries=queries, chunk=query_chunk)
+    pre: dict[int, torch.Tensor] = {}
+    cache = DynamicCache(config=model.config)
+    hooks = pre_rope_hooks(model, pre, info.kv_heads, info.head_dim) if pre_rope else contextlib.nullcontext()
+    with torch.inference_mode(), hooks, recording(model, rec if (attention or queries) else None):
+        out = model(input_ids=ids, past_key_values=cache, use_cache=True,
+                    logits_to_keep=0 if keep_logits else 1)
+    snap = _build_snapshot(out.past_key_values, ids[0].tolist(), tokenizer, info, rec, pre, text)
+    return CaptureResult(snap, out.logits[0].detach().to(device="cpu", dtype=torch.float32, copy=True))
+
+
+def _build_snapshot(cache: Any, ids: list[int], tokenizer: Any, info: ModelInfo, rec: AttentionRecorder,
+                    pre: dict[int, torch.Tensor], text: str) -> KVSnapshot:
+    keys, values = cache_to_lists(cache, info.layers)
+    tokens, special = token_strings(tokenizer, ids)
+    return KVSnapshot(
+        keys=keys, values=values, token_ids=torch.tensor(ids, dtype=torch.int64), tokens=tokens,
+        special=torch.tensor(special, dtype=torch.bool), positions=torch.arange(len(ids), dtype=torch.int64),
+        info=info, text=text, pre_rope_keys=[pre[i] for i in range(info.layers)] if pre else None,
+        queries=rec.query_list(), attention_received=rec.received_tensor(),
+        attention_counts=rec.counts_tensor(), meta={"kvscope_version": __version__},
+    )
+
+
+def capture(model: Any, tokenizer: Any, text: str, *, info: ModelInfo | None = None, attention: bool = False,
+            pre_rope: bool = False, queries: bool = False, truncate: bool = False) -> KVSnapshot:
+    """Tokenize ``text``, run one forward pass and return its ``KVSnapshot``.
+
+    >>> from kvscope.models import load_model
+    >>> model, tok, info = load_model("tiny")
+    >>> snap = capture(model, tok, "Hello", info=info, attention=True)
+    >>> snap.keys[0].shape  # [kv_head, position, head_dim]
+    torch.Size([2, 5, 16])
+    """
+    info = info or describe(model, type(model).__name__)
+    ids = encode_prompt(tokenizer, text, info.max_positions, truncate)
+    return run_capture(model, ids, tokenizer, info=info, attention=attention, pre_rope=pre_rope,
+                       queries=queries, text=text).snapshot

@@ -1,0 +1,51 @@
+"""``kvscope capture``: run one forward pass and save the KV cache as a ``.kvs`` snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, load, model_options, print_table,
+                                prompt_options, read_prompt, setup_logging)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@model_options
+@prompt_options
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Snapshot folder to write, e.g. run.kvs (written atomically).")
+@click.option("--attention", is_flag=True, help="Also record attention received per key (bounded memory).")
+@click.option("--pre-rope", is_flag=True, help="Also record keys before RoPE (hook on k_proj / k_norm).")
+@click.option("--queries", is_flag=True, help="Also record per-layer post-RoPE query vectors.")
+@json_option
+def capture(model, device, dtype, trust_remote_code, device_map, prompt, prompt_file, truncate, out,
+            attention, pre_rope, queries, as_json):
+    """Capture the KV cache of PROMPT (post-RoPE keys and values, float32) into a snapshot.
+
+    \b
+    Example:
+      kvscope capture --prompt "The cat sat on the mat." --out cat.kvs --attention
+    """
+    from kvscope.capture import capture as run
+    from kvscope.errors import UsageError
+
+    setup_logging(quiet=as_json)
+    text = read_prompt(prompt, prompt_file)
+    if out.exists() and not (out / "snapshot.json").is_file():
+        raise UsageError(f"cannot write snapshot {out}: it exists and is not a kvscope snapshot")
+    m, tok, facts = load(model, device, dtype, trust_remote_code, device_map)
+    from kvscope.cli.common import stderr_console
+
+    with stderr_console().status("capturing ..."):
+        snap = run(m, tok, text, info=facts, attention=attention, pre_rope=pre_rope, queries=queries,
+                   truncate=truncate)
+        path = snap.save(out)
+    summary = {"snapshot": str(path), "model": facts.name, "tokens": snap.n_positions,
+               "layers": snap.n_layers, "kv_heads": facts.kv_heads, "head_dim": facts.head_dim,
+               "kv_bytes_float32": snap.nbytes(), "attention": snap.has_attention,
+               "pre_rope": snap.pre_rope_keys is not None, "queries": snap.queries is not None}
+    if as_json:
+        emit_json(summary)
+    else:
+        print_table("kvscope capture", list(summary.items()))

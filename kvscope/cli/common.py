@@ -1,0 +1,122 @@
+"""Options and helpers shared by the command modules.
+
+Results go to stdout (a rich table, or JSON with ``--json``); progress and warnings go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from kvscope.errors import UsageError
+
+F = Callable[..., Any]
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def setup_logging(quiet: bool = False) -> None:
+    """kvscope's warnings and progress on stderr; silence the libraries' chatter."""
+    from rich.logging import RichHandler
+
+    log = logging.getLogger("kvscope")
+    if not log.handlers:
+        handler = RichHandler(console=stderr_console(), show_time=False, show_path=False)
+        log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        import huggingface_hub
+
+        huggingface_hub.utils.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def model_options(f: F) -> F:
+    """``--model``, ``--device``, ``--dtype``, ``--trust-remote-code``, ``--device-map``."""
+    opts = [
+        click.option("-m", "--model", "model", default="embedded", show_default=True, envvar="KVSCOPE_MODEL",
+                     help="'embedded' (SmolLM2-135M, offline), 'tiny' (random GQA Llama), "
+                          "a Hugging Face id or a local folder."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps ..."),
+        click.option("--dtype", default=None, help="float32 (CPU default), bfloat16 (GPU default), float16."),
+        click.option("--trust-remote-code", is_flag=True, help="Allow a hub model's own Python code to run."),
+        click.option("--device-map", default=None, help="'auto' shards a large model across GPUs (accelerate)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")(f)
+
+
+def prompt_options(f: F) -> F:
+    """``--prompt`` / ``--prompt-file`` / ``--truncate``."""
+    f = click.option("--truncate", is_flag=True,
+                     help="Cut a prompt longer than the model's max positions (with a warning).")(f)
+    f = click.option("--prompt-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Read the prompt from a UTF-8 text file.")(f)
+    return click.option("-p", "--prompt", default=None, help="Prompt text.")(f)
+
+
+def read_prompt(prompt: str | None, prompt_file: Path | None, default: str | None = None) -> str:
+    """The prompt text from ``--prompt`` or ``--prompt-file`` (not both), else ``default``."""
+    if prompt is not None and prompt_file is not None:
+        raise UsageError("give either --prompt or --prompt-file, not both")
+    if prompt_file is not None:
+        try:
+            text = prompt_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError(f"cannot read prompt file {prompt_file}: {reason}") from None
+    else:
+        text = prompt if prompt is not None else default
+    if text is None or not text.strip():
+        raise UsageError("the prompt is empty: pass --prompt TEXT or --prompt-file FILE with some text")
+    return text
+
+
+def load(model: str, device: str = "auto", dtype: str | None = None, trust_remote_code: bool = False,
+         device_map: str | None = None):
+    """``load_model`` with a status line on stderr."""
+    from kvscope.models import load_model
+
+    with stderr_console().status(f"loading model {model} ..."):
+        return load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                          device_map=device_map)
+
+
+def emit_json(obj: Any) -> None:
+    from kvscope.fileio import to_jsonable
+
+    click.echo(json.dumps(to_jsonable(obj), indent=2, allow_nan=False))
+
+
+def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
+    """A two-column rich table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("name", style="bold")
+    table.add_column("value")
+    for name, value in rows:
+        table.add_row(name, str(value))
+    Console().print(table)

@@ -1,0 +1,1 @@
+"""Figures: each module turns an analysis result into a matplotlib ``Figure``; no computing here."""
