@@ -99,6 +99,26 @@ def cache_nbytes(cache: Any) -> int:
     return total
 
 
+def cache_from_tensors(config: Any, keys: list[torch.Tensor], values: list[torch.Tensor]) -> Any:
+    """A new ``DynamicCache`` holding ``keys[layer]``/``values[layer]`` ``[batch, kv_head, slot, head_dim]``.
+
+    The tensors are copied, so the new cache never aliases its source. Note that a cache's slot count
+    is not a token position: after eviction, pass ``position_ids`` explicitly for new tokens.
+    """
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=config)
+    for layer, (k, v) in enumerate(zip(keys, values)):
+        cache.update(k.clone(), v.clone(), layer)
+    return cache
+
+
+def clone_cache(config: Any, cache: Any, n_layers: int) -> Any:
+    """A deep copy of a live cache (same dtype and device)."""
+    kv = [cache_layer_kv(cache, layer) for layer in range(n_layers)]
+    return cache_from_tensors(config, [k for k, _ in kv], [v for _, v in kv])
+
+
 @contextlib.contextmanager
 def pre_rope_hooks(model: Any, store: dict[int, torch.Tensor], kv_heads: int, head_dim: int) -> Iterator[None]:
     """Record each layer's pre-RoPE keys ``[kv_head, position, head_dim]`` into ``store``."""
