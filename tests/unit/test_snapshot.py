@@ -1,0 +1,138 @@
+"""KVSnapshot files: bit-identical round trips and clear errors for damaged files (no model)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from kvscope.errors import KvscopeError, UsageError
+from kvscope.models import ModelInfo
+from kvscope.snapshot import FORMAT_VERSION, META_FILE, TENSOR_FILE, KVSnapshot
+
+INFO = ModelInfo(name="synthetic", architecture="llama", layers=2, q_heads=4, kv_heads=2, head_dim=3,
+                 hidden_size=12, vocab_size=10, rope_theta=10000.0, max_positions=64, dtype="float32",
+                 parameters=1, kv_bytes_per_token=2 * 2 * 2 * 3 * 4)
+
+
+def make_snapshot(extras: bool = True) -> KVSnapshot:
+    g = torch.Generator().manual_seed(0)
+    keys = [torch.randn(2, 5, 3, generator=g) for _ in range(2)]
+    values = [torch.randn(2, 5, 3, generator=g) for _ in range(2)]
+    keys[1][0, 0, 0] = float("nan")  # odd values must survive too
+    values[0][1, 2, 1] = -0.0
+    snap = KVSnapshot(keys=keys, values=values, token_ids=torch.tensor([5, 1, 2, 3, 4]),
+                      tokens=["<s>", "a", " ü", "\n", "<script>"], special=torch.tensor([1, 0, 0, 0, 0]).bool(),
+                      positions=torch.arange(5), info=INFO, text="a ü\n<script>")
+    if extras:
+        snap.pre_rope_keys = [k * 2 for k in keys]
+        snap.queries = [torch.randn(4, 5, 3, generator=g) for _ in range(2)]
+        snap.attention_received = torch.rand(2, 2, 5, generator=g)
+        snap.attention_counts = torch.tensor([[10, 8, 6, 4, 2]] * 2)
+    return snap
+
+
+def assert_identical(a: KVSnapshot, b: KVSnapshot) -> None:
+    for name in ("keys", "values", "pre_rope_keys", "queries"):
+        la, lb = getattr(a, name), getattr(b, name)
+        assert (la is None) == (lb is None)
+        for x, y in zip(la or [], lb or []):
+            assert x.dtype == y.dtype and x.shape == y.shape
+            assert x.view(torch.int32).equal(y.view(torch.int32)), name  # bit-identical, NaN and -0.0 too
+    for name in ("token_ids", "special", "positions", "attention_received", "attention_counts"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None)
+        if x is not None:
+            assert x.dtype == y.dtype and torch.equal(x, y), name
+    assert a.tokens == b.tokens and a.text == b.text and a.info == b.info
+
+
+@pytest.mark.parametrize("extras", [True, False])
+def test_round_trip_is_bit_identical(tmp_path, extras):
+    snap = make_snapshot(extras)
+    snap.save(tmp_path / "s.kvs")
+    assert_identical(snap, KVSnapshot.load(tmp_path / "s.kvs"))
+
+
+def test_overwrite_replaces_old_snapshot(tmp_path):
+    make_snapshot(True).save(tmp_path / "s.kvs")
+    new = make_snapshot(False)
+    new.save(tmp_path / "s.kvs")
+    assert_identical(new, KVSnapshot.load(tmp_path / "s.kvs"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.kvs"]  # no temp folders left behind
+
+
+def test_metadata_has_format_version_and_no_pickle(tmp_path):
+    make_snapshot().save(tmp_path / "s.kvs")
+    meta = json.loads((tmp_path / "s.kvs" / META_FILE).read_text())
+    assert meta["format_version"] == FORMAT_VERSION
+    assert sorted(p.name for p in (tmp_path / "s.kvs").iterdir()) == [META_FILE, TENSOR_FILE]
+
+
+def test_flipped_byte_is_reported_as_corruption(tmp_path):
+    make_snapshot().save(tmp_path / "s.kvs")
+    f = tmp_path / "s.kvs" / TENSOR_FILE
+    data = bytearray(f.read_bytes())
+    data[-7] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(KvscopeError, match="corrupted"):
+        KVSnapshot.load(tmp_path / "s.kvs")
+
+
+def test_truncated_tensor_file_is_reported(tmp_path):
+    make_snapshot().save(tmp_path / "s.kvs")
+    f = tmp_path / "s.kvs" / TENSOR_FILE
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(KvscopeError, match="corrupted"):
+        KVSnapshot.load(tmp_path / "s.kvs")
+
+
+def test_unknown_format_version(tmp_path):
+    make_snapshot().save(tmp_path / "s.kvs")
+    meta_path = tmp_path / "s.kvs" / META_FILE
+    meta = json.loads(meta_path.read_text())
+    meta["format_version"] = 99
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(KvscopeError, match="format_version 99"):
+        KVSnapshot.load(tmp_path / "s.kvs")
+
+
+def test_missing_tensor_is_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from kvscope.snapshot import _sha256
+
+    make_snapshot().save(tmp_path / "s.kvs")
+    folder = tmp_path / "s.kvs"
+    tensors = load_file(str(folder / TENSOR_FILE))
+    del tensors["values.1"]
+    save_file(tensors, str(folder / TENSOR_FILE))
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["sha256"] = _sha256(folder / TENSOR_FILE)
+    (folder / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(KvscopeError, match="missing tensor.*values.1"):
+        KVSnapshot.load(folder)
+
+
+def test_bad_json_and_not_a_snapshot(tmp_path):
+    make_snapshot().save(tmp_path / "s.kvs")
+    (tmp_path / "s.kvs" / META_FILE).write_text("{not json")
+    with pytest.raises(KvscopeError, match="not valid JSON"):
+        KVSnapshot.load(tmp_path / "s.kvs")
+    with pytest.raises(UsageError, match="not a kvscope snapshot"):
+        KVSnapshot.load(tmp_path / "nothing.kvs")
+
+
+def test_unwritable_destination_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        make_snapshot().save(tmp_path / "no" / "such" / "s.kvs")
+    (tmp_path / "file.kvs").write_text("x")
+    with pytest.raises(UsageError, match="not a kvscope snapshot"):
+        make_snapshot().save(tmp_path / "file.kvs")
+
+
+def test_mean_attention_divides_by_counts():
+    snap = make_snapshot()
+    expected = snap.attention_received / snap.attention_counts.unsqueeze(1).float()
+    assert torch.allclose(snap.mean_attention(), expected)
