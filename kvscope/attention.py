@@ -82,10 +82,50 @@ def _allowed(mask: torch.Tensor | None, s: int, e: int, kend: int, offset: int, 
 def chunked_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       mask: torch.Tensor | None, scaling: float, softcap: float | None = None,
                       chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Causal GQA attention in query chunks. Shapes: query ``[b, q_head, q, d]``, key/value
-    ``[b, kv_head, k, d]``; returns output ``[b, q_head, q, d_v]``, received ``[kv_head, k]`` and
-    counts ``[k]`` (float32, batch row 0).
+    """Causal GQA attention plus what each key receives. Shapes: query ``[b, q_head, q, d]``,
+    key/value ``[b, kv_head, k, d]``; returns output ``[b, q_head, q, d_v]``, received
+    ``[kv_head, k]`` and counts ``[k]`` (float32, batch row 0).
+
+    A plain causal prefill on CPU takes the fast path: PyTorch's fused flash kernel gives the output
+    (bit-identical to the model's sdpa path) and each row's log-sum-exp, then one extra Q·Kᵀ pass
+    per query chunk turns ``exp(score - lse)`` into column sums. Anything else (a cache offset, a
+    padding or sliding-window mask, soft-capping, GPU) takes the general chunked softmax.
     """
+    fast = (mask is None and softcap is None and query.shape[2] == key.shape[2] and query.device.type == "cpu"
+            and query.dtype == torch.float32 and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"))
+    if fast:
+        return _prefill_flash(query, key, value, scaling, chunk)
+    return _chunked_softmax(query, key, value, mask, scaling, softcap, chunk)
+
+
+def _prefill_flash(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
+                   chunk: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    b, hq, n, d = query.shape
+    hkv = key.shape[1]
+    g = hq // hkv
+    k_rep, v_rep = (key.repeat_interleave(g, 1), value.repeat_interleave(g, 1)) if g > 1 else (key, value)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        query, k_rep, v_rep, 0.0, True, attn_mask=None, scale=scaling)[:2]
+    del k_rep, v_rep
+    # scores - lse in one matmul: q' = [q * scale, -lse], k' = [k, 1]
+    q_aug = torch.cat([query[:1] * scaling, -lse[:1, ..., None].to(query.dtype)], -1).view(hkv, g, n, d + 1)
+    k_aug = torch.cat([key[0], key.new_ones(hkv, n, 1)], -1).transpose(-1, -2)  # [kv_head, d + 1, k]
+    c = chunk or 128
+    upper = torch.ones(c, c, dtype=torch.bool, device=query.device).triu(1)
+    received = torch.zeros(hkv, n, dtype=torch.float32, device=query.device)
+    for s in range(0, n, c):
+        e = min(n, s + c)
+        probs = torch.matmul(q_aug[:, :, s:e].reshape(hkv, g * (e - s), d + 1), k_aug[..., :e])
+        probs = probs.view(hkv, g, e - s, e)
+        probs[..., s:e].masked_fill_(upper[: e - s, : e - s], float("-inf"))
+        received[:, :e] += probs.exp_().sum(dim=(1, 2))
+    counts = (n - torch.arange(n, device=query.device, dtype=torch.float32)) * g
+    return out, received, counts
+
+
+def _chunked_softmax(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None,
+                     scaling: float, softcap: float | None, chunk: int | None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     b, hq, q, d = query.shape
     hkv, k = key.shape[1], key.shape[2]
     g = hq // hkv

@@ -40,6 +40,7 @@ def setup_logging(quiet: bool = False) -> None:
         import transformers
 
         transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()  # our own status line says what is happening
         import huggingface_hub
 
         huggingface_hub.utils.logging.set_verbosity_error()
