@@ -1,0 +1,157 @@
+"""Hooked Q/K/V/O projections of one layer, RoPE as the model applies it, and attention by hand.
+
+The Llama attention block (Touvron et al., 2023) computes, for hidden states ``x [position, hidden]``::
+
+    q = q_proj(x) -> [q_head, position, head_dim]      k, v = k_proj(x), v_proj(x) -> [kv_head, ...]
+    q', k' = RoPE(q), RoPE(k)                            (Su et al., "RoFormer", 2021)
+    out[h] = softmax(q'[h] k'[h // group]^T * scale + causal mask) v[h // group]
+    o_proj(concat_h out[h])
+
+where ``group = q_heads // kv_heads`` (grouped-query attention, Ainslie et al., EMNLP 2023). The cache
+stores ``k'`` (post-RoPE) and ``v``. Here forward hooks record ``q``, ``k``, ``v`` (pre-RoPE) and the
+o_proj *input* (the model's own attention output), RoPE is applied with the model's own rotary module,
+and attention is recomputed by hand so that the two can be compared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+
+from kvscope.capture import attention_modules
+from kvscope.errors import KvscopeError, UsageError
+
+
+@dataclass
+class LayerProjections:
+    """What one layer computed for ``P`` query positions (float32, CPU, batch row 0).
+
+    ``q_pre``/``q_post`` ``[q_head, P, head_dim]``; ``k_pre``/``k_post``/``v`` ``[kv_head, P, head_dim]``;
+    ``o_in`` ``[q_head, P, head_dim]`` is the o_proj input (the model's attention output per q_head);
+    ``positions`` ``[P]`` the token positions used for RoPE. ``scaling`` multiplies ``q·k``.
+    """
+
+    layer: int
+    q_pre: torch.Tensor
+    k_pre: torch.Tensor
+    v: torch.Tensor
+    o_in: torch.Tensor
+    q_post: torch.Tensor
+    k_post: torch.Tensor
+    positions: torch.Tensor
+    scaling: float
+
+    @property
+    def group(self) -> int:
+        """Query heads per kv_head: q_head ``h`` reads kv_head ``h // group``."""
+        return self.q_pre.shape[0] // self.k_pre.shape[0]
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """``[x1, x2] -> [-x2, x1]`` on the last axis (the "half-split" RoPE pairing: channel ``i`` with ``i + d/2``)."""
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x [head, position, head_dim]`` by ``cos``/``sin`` ``[position, head_dim]``: ``x cos + rot(x) sin``.
+
+    Each channel pair ``(i, i + d/2)`` turns by the angle ``position * theta^(-2i/d)`` (RoFormer, Su et al. 2021),
+    the pairing transformers' Llama uses. Norms are preserved (a rotation).
+    """
+    return x * cos.unsqueeze(0) + rotate_half(x) * sin.unsqueeze(0)
+
+
+def rope_tables(model: Any, positions: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cos, sin)`` ``[position, head_dim]`` float32 from the model's own rotary module."""
+    rotary = getattr(getattr(model, "model", None), "rotary_emb", None)
+    if rotary is None:
+        raise KvscopeError(f"{type(model).__name__} has no model.rotary_emb: only RoPE decoders are supported")
+    device = next(model.parameters()).device
+    probe = torch.zeros(1, positions.numel(), head_dim, device=device, dtype=torch.float32)
+    with torch.no_grad():
+        cos, sin = rotary(probe, positions.reshape(1, -1).to(device))
+    return cos[0].float().cpu(), sin[0].float().cpu()
+
+
+def manual_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float,
+                     q_positions: torch.Tensor | None = None,
+                     k_positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal GQA attention by hand. ``q [q_head, Q, d]``, ``k``/``v`` ``[kv_head, K, d]``.
+
+    A query at position ``p`` sees keys at positions ``<= p`` (defaults: keys ``0..K-1``, queries the last
+    ``Q`` of them). q_head ``h`` reads kv_head ``h // (q_heads // kv_heads)``. Returns
+    ``(out [q_head, Q, d_v], probs [q_head, Q, K])``, computed in float64 for use as a reference.
+    """
+    hq, hkv = q.shape[0], k.shape[0]
+    if hq % hkv:
+        raise UsageError(f"{hq} query heads cannot share {hkv} kv_heads evenly")
+    kpos = torch.arange(k.shape[1]) if k_positions is None else k_positions
+    qpos = kpos[-q.shape[1]:] if q_positions is None else q_positions
+    kv_of = torch.arange(hq) // (hq // hkv)
+    scores = torch.einsum("hqd,hkd->hqk", q.double(), k.double()[kv_of]) * scaling
+    scores = scores.masked_fill(kpos[None, None, :] > qpos[None, :, None], float("-inf"))
+    probs = torch.softmax(scores, dim=-1)
+    out = torch.einsum("hqk,hkd->hqd", probs, v.double()[kv_of])
+    return out.float(), probs.float()
+
+
+def _heads(x: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """``[1, P, heads * head_dim] -> [heads, P, head_dim]`` float32 CPU copy."""
+    x = x[0].detach().to(device="cpu", dtype=torch.float32, copy=True)
+    return x.reshape(x.shape[0], -1, head_dim).transpose(0, 1).contiguous()
+
+
+@contextlib.contextmanager
+def projection_hooks(model: Any, layer: int, head_dim: int, store: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Record ``layer``'s q, k (after q_norm/k_norm where present), v and the o_proj input into ``store``.
+
+    Each call overwrites the previous one, so after a forward ``store`` holds the last call's tensors.
+    """
+    attn = attention_modules(model)[layer]
+    targets = {"q": getattr(attn, "q_norm", None) or attn.q_proj, "k": getattr(attn, "k_norm", None) or attn.k_proj,
+               "v": attn.v_proj}
+    handles = [mod.register_forward_hook(lambda _m, _i, out, n=name: store.__setitem__(n, _heads(out, head_dim)))
+               for name, mod in targets.items()]
+    handles.append(attn.o_proj.register_forward_pre_hook(
+        lambda _m, args: store.__setitem__("o", _heads(args[0], head_dim))))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def check_layer(info: Any, layer: int | None) -> int:
+    """The layer to inspect: ``layer`` if valid, else a ``UsageError``; ``None`` means the middle layer."""
+    if layer is None:
+        return info.layers // 2
+    if not 0 <= layer < info.layers:
+        raise UsageError(f"--layer {layer} is out of range: this model has layers 0..{info.layers - 1}")
+    return layer
+
+
+def hooked_forward(model: Any, info: Any, input_ids: torch.Tensor, layer: int, **forward_kwargs: Any
+                   ) -> tuple[LayerProjections, Any]:
+    """Run ``model(input_ids, **forward_kwargs)`` with hooks on ``layer``; return its projections and output.
+
+    ``position_ids`` in ``forward_kwargs`` (default ``past_length + arange(P)``) set the RoPE positions.
+    """
+    past = forward_kwargs.get("past_key_values")
+    start = past.get_seq_length() if past is not None else 0
+    n = input_ids.shape[1]
+    pos = forward_kwargs.get("position_ids")
+    positions = (pos[0].cpu() if pos is not None else torch.arange(start, start + n)).to(torch.int64)
+    store: dict[str, torch.Tensor] = {}
+    device = next(model.parameters()).device
+    with torch.inference_mode(), projection_hooks(model, layer, info.head_dim, store):
+        out = model(input_ids=input_ids.to(device), **forward_kwargs)
+    cos, sin = rope_tables(model, positions, info.head_dim)
+    attn = attention_modules(model)[layer]
+    proj = LayerProjections(layer=layer, q_pre=store["q"], k_pre=store["k"], v=store["v"], o_in=store["o"],
+                            q_post=apply_rope(store["q"], cos, sin), k_post=apply_rope(store["k"], cos, sin),
+                            positions=positions, scaling=float(attn.scaling))
+    return proj, out

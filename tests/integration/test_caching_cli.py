@@ -1,0 +1,67 @@
+"""``kvscope caching`` end to end on the tiny model, and its bad-input paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kvscope.plots.caching import FIGURES
+from tests.helpers import assert_one_line_error, run_cli
+
+BASE = ["caching", "-m", "tiny", "--new-tokens", "4", "--repeats", "1"]
+
+
+def test_caching_writes_figures_json_and_table(tmp_path, capsys):
+    code, out, err = run_cli(BASE + ["--out", str(tmp_path), "--layer", "1"], capsys)
+    assert code == 0, err
+    for name in FIGURES:
+        assert (tmp_path / name).stat().st_size > 10_000, name
+    data = json.loads((tmp_path / "caching.json").read_text())
+    assert data["layer"] == 1 and data["projections"]["matches"]
+    assert data["projections"]["q"] == [4, len(data["tokens"]), 16] and data["projections"]["k"][0] == 2
+    assert data["gqa"]["kv_head_of_q_head"] == [0, 0, 1, 1] and data["gqa"]["saving_ratio"] == 2
+    assert data["decode_step"]["query_rows"] == 1
+    assert data["decode_step"]["cached_slots_consumed"] == len(data["tokens"]) - 1
+    assert data["generation"]["tokens_equal"] and data["prefix_reuse"]["logits_match"]
+    assert data["prefix_reuse"]["reused_tokens"] > 0
+    for row in ("attention by hand vs o_proj input", "speedup with cache", "prefix reused"):
+        assert row in out
+
+
+def test_json_flag_prints_the_same_numbers(tmp_path, capsys):
+    code, out, err = run_cli(BASE + ["--out", str(tmp_path), "--json", "--prompt", "ab cd", "--second-prompt",
+                                     "ab ce"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["prefix_reuse"]["shared_prefix_tokens"] == 4 and data["prefix_reuse"]["prompt2_tokens"] == 5
+    assert json.loads((tmp_path / "caching.json").read_text())["prefix_reuse"] == data["prefix_reuse"]
+
+
+def test_no_shared_prefix_is_reported_with_the_figure_drawn(tmp_path, capsys):
+    code, out, err = run_cli(BASE + ["--out", str(tmp_path), "--prompt", "abc def", "--second-prompt", "xyz"],
+                             capsys)
+    assert code == 0, err
+    assert "0 tokens (no shared prefix)" in out and "shares no prefix" in " ".join(err.split())
+    assert (tmp_path / "prefix_reuse.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "caching.json").read_text())["prefix_reuse"]
+    assert data["reused_tokens"] == 0 and data["flops"]["saved"]["total"] == 0 and data["logits_match"]
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    (["--layer", "2"], "--layer 2 is out of range: this model has layers 0..1"),
+    (["--layer", "-1"], "out of range"),
+    (["--prompt", "   "], "prompt is empty"),
+    (["--second-prompt", ""], "prompt is empty"),
+    (["--prompt", "a"], "at least 2 tokens"),
+    (["--new-tokens", "0"], "--new-tokens"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, fragment):
+    code, _, err = run_cli(BASE + ["--out", str(tmp_path)] + extra, capsys)
+    assert_one_line_error(err, code, 2)
+    assert fragment in err
+
+
+def test_help_has_an_example(capsys):
+    code, out, _ = run_cli(["caching", "-h"], capsys)
+    assert code == 0 and "Example" in out and "--second-prompt" in out
