@@ -1,0 +1,327 @@
+"""GPU memory of LLM inference: the one place where kvscope's memory numbers are defined.
+
+``web/formulas.js`` mirrors every function here line for line (the page and the CLI must agree;
+``tests/integration/test_memory_browser.py`` evaluates shared test vectors in chromium). Both work on
+plain dicts: a *model* and a *gpu* are entries of ``data/models.json`` / ``data/gpus.json`` and the
+options are ``DEFAULTS`` updated by the caller. Bytes are exact counts; GiB = 2**30 bytes, GB = 10**9.
+
+Definitions (references in brackets):
+
+- KV bytes per token and layer: ``2 * kv_heads * vec(head_dim)`` for GQA/MHA/MQA, ``vec(rank + rope)``
+  for multi-head latent attention, where ``vec(n)`` is the bytes of an ``n``-element vector in the KV
+  dtype including its quantisation scales [DeepSeek-V2, arXiv 2405.04434; KIVI, arXiv 2402.02750].
+  Sliding-window layers hold at most ``window`` tokens when the engine frees older ones; linear-attention
+  layers keep no per-token KV (their constant state is not counted).
+- Weights: ``params_total * bits(weight dtype) / 8``; every MoE expert is resident. Active params only
+  set the bytes read per decode step.
+- Workload: request ``k`` has ``ceil(context * r_k)`` tokens with ``r_k = 0.1 + 0.9 * frac((k+1)/phi)``,
+  lengths spread evenly over 10-100 % of the context. One step adds one token to every running request.
+  *static*: each of ``batch`` slots runs one request and keeps it until the whole batch ends; every slot
+  reserves ``context`` tokens. *cb* (continuous batching, Orca, OSDI'22): a slot admits the next request
+  (``k + batch``) the step after its request finishes; each admitted request still reserves ``context``.
+  *paged* (vLLM PagedAttention, Kwon et al., SOSP'23): cb scheduling, KV held in ``page``-token pages,
+  the last page rounded up.
+- Memory efficiency: KV bytes holding real tokens / KV bytes reserved (equal to the slot ratio when all
+  layers store the same bytes per token). Kwon et al. measured 20.4-38.2 % before paging, < 4 % waste with.
+- FlashAttention [Dao et al., arXiv 2205.14135; FA-2, arXiv 2307.08691]: without it, prefill
+  materialises ``batch * q_heads * N**2`` scores in one layer at a time (transient, never resident);
+  with it only the fp32 log-sum-exp ``batch * q_heads * N * 4`` bytes reach HBM.
+- Tensor parallelism: a rank stores ``ceil(kv_heads / tp)`` kv_heads, one head (replicated) when
+  ``tp > kv_heads``, and the whole MLA latent (it cannot be split).
+- Decode bound: tokens/s <= bandwidth / bytes read per step (weights of active params + live KV).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+GIB = 2**30
+MIB = 2**20
+PHI_INV = 0.6180339887498949
+MAX_BATCH = 4096
+MAX_CONTEXT = 10_000_000
+MAX_TP = 1024
+
+# bits per element; per: "tensor" (one scale per tensor: no per-token bytes), "vector" (one scale per
+# kv_head and token) or "group" (one scale (+ zero point) per `group` elements).
+KV_DTYPES: dict[str, dict[str, Any]] = {
+    "fp32": {"bits": 32, "per": "tensor", "group": 0, "scale_bytes": 0, "label": "FP32"},
+    "bf16": {"bits": 16, "per": "tensor", "group": 0, "scale_bytes": 0, "label": "BF16"},
+    "fp16": {"bits": 16, "per": "tensor", "group": 0, "scale_bytes": 0, "label": "FP16"},
+    "fp8": {"bits": 8, "per": "tensor", "group": 0, "scale_bytes": 0, "label": "FP8 (per-tensor scale)"},
+    "int8": {"bits": 8, "per": "vector", "group": 0, "scale_bytes": 2, "label": "INT8 (fp16 scale per head, token)"},
+    "int4": {"bits": 4, "per": "group", "group": 32, "scale_bytes": 4,
+             "label": "INT4 (fp16 scale + zero per 32)"},
+}
+# bits per weight, scales included (int4: fp16 scale and zero per group of 128 -> 4.25 bits).
+WEIGHT_DTYPES: dict[str, dict[str, Any]] = {
+    "fp32": {"bits": 32, "label": "FP32"}, "bf16": {"bits": 16, "label": "BF16"},
+    "fp16": {"bits": 16, "label": "FP16"}, "fp8": {"bits": 8, "label": "FP8"},
+    "int8": {"bits": 8, "label": "INT8"}, "int4": {"bits": 4.25, "label": "INT4 (g128 scale+zero)"},
+}
+MODES = {"static": "static batching, max context reserved per slot",
+         "cb": "continuous batching, max context reserved per request",
+         "paged": "continuous batching + paged KV (PagedAttention)"}
+ENGINES = {"vllm": {"gpu_memory_utilization": 0.9, "block_size": 16, "max_num_batched_tokens": 8192,
+                    "max_num_seqs": 256, "non_torch_gib": 0.25}}
+DEFAULTS: dict[str, Any] = {"batch": 8, "context": 8192, "tokens": None, "kv_dtype": "bf16",
+                            "weight_dtype": "bf16", "mode": "paged", "flash": True, "tp": 1, "page": 16,
+                            "free_sliding": True, "engine": None, "activation_gib": None}
+PAPER_BAND = {"used_before_paging": [0.204, 0.382], "waste_with_paging_below": 0.04}
+
+
+def vec_bytes(n: int, kv_dtype: str) -> int:
+    """Bytes of one ``n``-element K (or V, or MLA latent) vector in ``kv_dtype``, scales included."""
+    d = KV_DTYPES[kv_dtype]
+    scales = {"tensor": 0, "vector": d["scale_bytes"],
+              "group": math.ceil(n / d["group"]) * d["scale_bytes"] if d["group"] else 0}[d["per"]]
+    return math.ceil(n * d["bits"] / 8) + scales
+
+
+def layer_bytes_per_token(model: dict, kv_dtype: str) -> int:
+    """KV bytes one token adds to one attention layer (all kv_heads)."""
+    mla = model.get("mla")
+    if mla:
+        return vec_bytes(mla["rank"] + mla["rope"], kv_dtype)
+    return 2 * model["kv_heads"] * vec_bytes(model["head_dim"], kv_dtype)
+
+
+def kv_bytes_per_token(model: dict, kv_dtype: str) -> int:
+    """KV bytes one token adds over all attention layers (full + sliding), before any window cap."""
+    lt = model["layer_types"]
+    return (lt["full"] + lt["sliding"]) * layer_bytes_per_token(model, kv_dtype)
+
+
+def window_tokens(model: dict, n: int, free_sliding: bool = True) -> int:
+    """Tokens a sliding layer holds when a sequence has ``n``: ``min(n, window)`` if freed."""
+    w = model.get("sliding_window")
+    return min(n, w) if (free_sliding and w) else n
+
+
+def seq_kv_bytes(model: dict, kv_dtype: str, n: int, free_sliding: bool = True) -> int:
+    """KV bytes of one sequence of ``n`` tokens (sliding layers capped at the window when freed)."""
+    lt = model["layer_types"]
+    return layer_bytes_per_token(model, kv_dtype) * (lt["full"] * n +
+                                                     lt["sliding"] * window_tokens(model, n, free_sliding))
+
+
+def weight_bytes(params: int, weight_dtype: str) -> int:
+    """Bytes of ``params`` weights stored in ``weight_dtype``."""
+    return math.ceil(params * WEIGHT_DTYPES[weight_dtype]["bits"] / 8)
+
+
+def kv_share(model: dict, tp: int) -> float:
+    """Fraction of the model's KV that one of ``tp`` ranks stores (replication included)."""
+    if model.get("mla"):
+        return 1.0
+    kv = model["kv_heads"]
+    return math.ceil(kv / tp) / kv if tp <= kv else 1 / kv
+
+
+def pages(n: int, page: int) -> int:
+    """Tokens reserved for ``n`` tokens in ``page``-token pages (last page rounded up)."""
+    return math.ceil(n / page) * page
+
+
+def request_length(k: int, context: int) -> int:
+    """Total tokens of request ``k`` of the workload (10-100 % of ``context``)."""
+    r = 0.1 + 0.9 * (((k + 1) * PHI_INV) % 1)
+    return max(1, min(context, math.ceil(context * r)))
+
+
+def slot_at(slot: int, step: int, batch: int, context: int, mode: str) -> dict:
+    """State of ``slot`` after ``step`` steps: tokens held, request id, requests finished in it."""
+    if mode == "static":
+        n = request_length(slot, context)
+        return {"tokens": min(step, n), "request": slot, "done": 1 if step >= n else 0}
+    k, start, done = slot, 1, 0
+    while True:
+        n = request_length(k, context)
+        if step < start + n:
+            return {"tokens": max(0, step - start + 1), "request": k, "done": done}
+        start, k, done = start + n, k + batch, done + 1
+
+
+def _sum_to(m: int) -> int:
+    return m * (m + 1) // 2
+
+
+def _sum_window(m: int, w: int | None) -> int:
+    """sum_{j=1..m} min(j, w)."""
+    return _sum_to(m) if (not w or m <= w) else _sum_to(w) + (m - w) * w
+
+
+def _sum_pages(m: int, w: int | None, page: int) -> int:
+    """sum_{j=1..m} pages(min(j, w), page)."""
+    if w and m > w:
+        return _sum_pages(w, None, page) + (m - w) * pages(w, page)
+    q, r = divmod(m, page)
+    return page * page * q * (q + 1) // 2 + r * (q + 1) * page
+
+
+def slot_bytes(model: dict, opts: dict, n: int) -> tuple[int, int]:
+    """(real, reserved) KV bytes of one slot holding ``n`` tokens under ``opts['mode']``."""
+    lt, lb = model["layer_types"], layer_bytes_per_token(model, opts["kv_dtype"])
+    free = opts["free_sliding"]
+    w = model.get("sliding_window") if free else None
+    real = lb * (lt["full"] * n + lt["sliding"] * (min(n, w) if w else n))
+    if opts["mode"] == "paged":
+        p = opts["page"]
+        return real, lb * (lt["full"] * pages(n, p) + lt["sliding"] * pages(min(n, w) if w else n, p))
+    cap = opts["context"]
+    return real, lb * (lt["full"] * cap + lt["sliding"] * (min(cap, w) if w else cap))
+
+
+def run_efficiency(model: dict, opts: dict) -> float:
+    """Efficiency summed over steps 1..context (token-steps real / token-steps reserved)."""
+    lt, lb = model["layer_types"], layer_bytes_per_token(model, opts["kv_dtype"])
+    w = model.get("sliding_window") if opts["free_sliding"] else None
+    T, B, mode = opts["context"], opts["batch"], opts["mode"]
+    real = reserved = 0
+    for s in range(B):
+        k, start = s, 1
+        while start <= T:
+            n = request_length(k, T)
+            m = min(n, T - start + 1)
+            real += lt["full"] * _sum_to(m) + lt["sliding"] * _sum_window(m, w)
+            if mode == "paged":
+                reserved += lt["full"] * _sum_pages(m, None, opts["page"]) + lt["sliding"] * _sum_pages(
+                    m, w, opts["page"])
+            if mode == "static":
+                real += (T - m) * (lt["full"] * m + lt["sliding"] * (min(m, w) if w else m))
+                break
+            start, k = start + n, k + B
+        if mode != "paged":
+            reserved += T * (lt["full"] * T + lt["sliding"] * (min(T, w) if w else T))
+    return (lb * real) / (lb * reserved) if reserved else 0.0
+
+
+def batch_state(model: dict, opts: dict) -> dict:
+    """Per-slot tokens and KV bytes at step ``opts['tokens']`` (see ``slot_at``)."""
+    step = opts["tokens"]
+    slots, real, reserved, done = [], 0, 0, 0
+    for s in range(opts["batch"]):
+        st = slot_at(s, step, opts["batch"], opts["context"], opts["mode"])
+        r, v = slot_bytes(model, opts, st["tokens"])
+        slots.append(st)
+        real, reserved, done = real + r, reserved + v, done + st["done"]
+    return {"slots": slots, "kv_real": real, "kv_reserved": reserved, "requests_done": done}
+
+
+def flash_workspace(model: dict, opts: dict, tp: int) -> dict:
+    """Transient per-layer prefill workspace on one rank for ``batch`` prompts of ``tokens`` tokens."""
+    q = math.ceil(model["q_heads"] / tp)
+    n, b = opts["tokens"], opts["batch"]
+    score = 4 if opts["weight_dtype"] == "fp32" else 2
+    without = b * q * n * n * score
+    with_fa = b * q * n * 4
+    return {"without_flash": without, "with_flash": with_fa, "saved": without - with_fa,
+            "score_bytes": score}
+
+
+def usable_bytes(gpu: dict) -> int:
+    """Memory one GPU exposes: nvidia-smi MiB when verified, else the marketed decimal GB."""
+    mib = gpu.get("visible_mib")
+    return mib * MIB if mib else gpu["memory_gb"] * 10**9
+
+
+def per_rank_need(model: dict, opts: dict, tp: int, kv_reserved: int) -> float:
+    """Resident bytes on one of ``tp`` ranks: its weight shard plus its KV share."""
+    return weight_bytes(model["params_total"], opts["weight_dtype"]) / tp + kv_reserved * kv_share(model, tp)
+
+
+def gpus_required(model: dict, gpu: dict, opts: dict, kv_reserved: int) -> int | None:
+    """Smallest power-of-two tp dividing q_heads whose per-rank need fits one GPU (None if > MAX_TP)."""
+    cap, tp = usable_bytes(gpu), 1
+    while tp <= MAX_TP:
+        if model["q_heads"] % tp == 0 and per_rank_need(model, opts, tp, kv_reserved) <= cap:
+            return tp
+        tp *= 2
+    return None
+
+
+def activation_estimate(model: dict, opts: dict, eng: dict) -> float:
+    """Engine activation peak (bytes), an estimate: M*(4*hidden + 3*intermediate/tp)*2 B + fp32 logits
+    of max_num_seqs rows + non-torch memory. vLLM measures this instead; ``activation_gib`` overrides."""
+    if opts.get("activation_gib") is not None:
+        return opts["activation_gib"] * GIB
+    m = eng["max_num_batched_tokens"]
+    mlp = model["hidden"] * 4 + model["intermediate"] * 3 / opts["tp"]
+    return m * mlp * 2 + eng["max_num_seqs"] * model["vocab"] * 4 + eng["non_torch_gib"] * GIB
+
+
+def engine_budget(model: dict, gpu: dict, opts: dict) -> dict | None:
+    """What vLLM would log at start-up on each of ``tp`` GPUs (None without ``opts['engine']``)."""
+    if not opts.get("engine"):
+        return None
+    eng, tp = ENGINES[opts["engine"]], opts["tp"]
+    requested = usable_bytes(gpu) * eng["gpu_memory_utilization"]
+    weights = weight_bytes(model["params_total"], opts["weight_dtype"]) / tp
+    act = activation_estimate(model, opts, eng)
+    avail = requested - weights - act
+    per_block = eng["block_size"] * kv_bytes_per_token(model, opts["kv_dtype"]) * kv_share(model, tp)
+    blocks = max(0, math.floor(avail / per_block)) if avail > 0 else 0
+    per_req = math.ceil(opts["context"] / eng["block_size"])
+    return {"engine": opts["engine"], **eng, "requested_bytes": requested, "weights_bytes": weights,
+            "activation_bytes": act, "available_kv_bytes": avail, "kv_blocks": blocks,
+            "kv_tokens": blocks * eng["block_size"], "max_concurrency": blocks / per_req}
+
+
+def decode_bound(model: dict, gpu: dict, opts: dict, kv_real: int) -> dict:
+    """Upper bound on decode tokens/s from bandwidth: one step reads the active weights and live KV."""
+    tp = opts["tp"]
+    step = weight_bytes(model["params_active"], opts["weight_dtype"]) / tp + kv_real * kv_share(model, tp)
+    bw = gpu["bandwidth_gbps"] * 1e9
+    running = opts["batch"]
+    return {"bytes_per_step": step, "step_seconds": step / bw, "tokens_per_s": running * bw / step,
+            "tokens_per_s_per_seq": bw / step}
+
+
+def normalize(opts: dict | None) -> dict:
+    """``DEFAULTS`` updated with ``opts``; ``tokens`` defaults to ``context``."""
+    o = {**DEFAULTS, **(opts or {})}
+    if o["tokens"] is None:
+        o["tokens"] = o["context"]
+    return o
+
+
+def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
+    """Every number the page and ``kvscope memory`` show, for one state. See the module docstring."""
+    o = normalize(opts)
+    st = batch_state(model, o)
+    tp = o["tp"]
+    weights = weight_bytes(model["params_total"], o["weight_dtype"])
+    kv_rank = st["kv_reserved"] * kv_share(model, tp)
+    resident_rank = weights / tp + kv_rank
+    fa = flash_workspace(model, o, tp)
+    return {
+        "model": model["id"], "gpu": gpu["id"], "options": o,
+        "layer_bytes_per_token": layer_bytes_per_token(model, o["kv_dtype"]),
+        "kv_bytes_per_token": kv_bytes_per_token(model, o["kv_dtype"]),
+        "weights_bytes": weights, "kv_real_bytes": st["kv_real"], "kv_reserved_bytes": st["kv_reserved"],
+        "total_bytes": weights + st["kv_reserved"],
+        "per_gpu": {"tp": tp, "kv_share": kv_share(model, tp), "weights_bytes": weights / tp,
+                    "kv_bytes": kv_rank, "resident_bytes": resident_rank, "usable_bytes": usable_bytes(gpu),
+                    "occupancy": resident_rank / usable_bytes(gpu),
+                    "peak_without_flash": resident_rank + fa["without_flash"],
+                    "peak_with_flash": resident_rank + fa["with_flash"]},
+        "efficiency": st["kv_real"] / st["kv_reserved"] if st["kv_reserved"] else 0.0,
+        "run_efficiency": run_efficiency(model, o),
+        "requests_done": st["requests_done"], "slots": st["slots"],
+        "flash": fa, "gpus_required": gpus_required(model, gpu, o, st["kv_reserved"]),
+        "engine": engine_budget(model, gpu, o), "decode": decode_bound(model, gpu, o, st["kv_real"]),
+        "paper_band": PAPER_BAND,
+    }
+
+
+def block_table(slots: list[dict], page: int) -> list[dict]:
+    """Per slot: request id, tokens, pages held and the fill of the last page (paged mode)."""
+    out = []
+    for s, st in enumerate(slots):
+        n = st["tokens"]
+        blocks = math.ceil(n / page)
+        out.append({"slot": s, "request": st["request"], "tokens": n, "pages": blocks,
+                    "last_page_tokens": n - (blocks - 1) * page if blocks else 0,
+                    "wasted_slots": blocks * page - n})
+    return out

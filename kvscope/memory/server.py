@@ -1,0 +1,76 @@
+"""A loopback-only HTTP server for the memory page.
+
+It binds 127.0.0.1 (never a public interface) and answers only for the files of ``web/`` known at
+start, by exact name: no directory listing, no path that could leave the folder, GET and HEAD only.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from kvscope.memory.page import render_index, web_files
+
+HOST = "127.0.0.1"
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".css": "text/css; charset=utf-8", ".json": "application/json", ".png": "image/png",
+         ".svg": "image/svg+xml"}
+
+
+def _content_type(name: str) -> str:
+    return next((t for ext, t in TYPES.items() if name.endswith(ext)), "application/octet-stream")
+
+
+def make_handler(files: dict[str, bytes]) -> type[http.server.BaseHTTPRequestHandler]:
+    """A handler class serving exactly ``files`` (name -> bytes); ``/`` is ``index.html``."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "kvscope"
+        sys_version = ""
+
+        def _resolve(self) -> tuple[int, bytes, str]:
+            path = urlsplit(self.path).path
+            name = "index.html" if path == "/" else path[1:] if path.startswith("/") else ""
+            if name not in files:
+                return 404, b"not found\n", "text/plain; charset=utf-8"
+            return 200, files[name], _content_type(name)
+
+        def _send(self, body: bool) -> None:
+            code, data, ctype = self._resolve()
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self._send(True)
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._send(False)
+
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+    return Handler
+
+
+def make_server(data: dict[str, Any], port: int = 0) -> http.server.ThreadingHTTPServer:
+    """A server on 127.0.0.1:``port`` (0 picks a free port) for the page with ``data`` inlined."""
+    files = web_files()
+    files["index.html"] = render_index(data).encode("utf-8")
+    server = http.server.ThreadingHTTPServer((HOST, port), make_handler(files))
+    server.daemon_threads = True
+    return server
+
+
+def serve_in_thread(data: dict[str, Any], port: int = 0) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Start a server in a daemon thread; returns it and its base URL (for tests and benchmarks)."""
+    server = make_server(data, port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://{HOST}:{server.server_address[1]}/"

@@ -1,0 +1,175 @@
+"""kvscope.memory.formulas against values worked by hand (reference: gpu_memory.md, sections B3 and C2)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from kvscope.memory import catalog
+from kvscope.memory import formulas as f
+
+GIB = 2**30
+M = catalog.models()
+G = catalog.gpus()
+
+
+def test_llama_3_1_8b_bytes_per_token_and_128k():
+    m = M["llama-3.1-8b"]
+    assert f.kv_bytes_per_token(m, "bf16") == 2 * 32 * 8 * 128 * 2 == 131_072
+    assert f.seq_kv_bytes(m, "bf16", 131_072) == 16 * GIB
+
+
+def test_deepseek_v3_mla_stores_rank_plus_rope_per_layer():
+    m = M["deepseek-v3"]
+    assert f.kv_bytes_per_token(m, "bf16") == (512 + 64) * 61 * 2 == 70_272
+    assert f.kv_share(m, 8) == 1.0  # one latent per layer: replicated on every rank
+
+
+def test_qwen3_uses_explicit_head_dim_not_hidden_over_heads():
+    m = M["qwen3-4b"]
+    assert m["head_dim"] == 128 and m["hidden"] // m["q_heads"] == 80
+    assert f.kv_bytes_per_token(m, "bf16") == 147_456
+    assert f.kv_bytes_per_token(M["qwen3-32b"], "bf16") == 262_144
+
+
+def test_gemma2_9b_head_dim_256_and_sliding_layers_capped_at_window():
+    m = M["gemma-2-9b"]
+    assert m["head_dim"] == 256 and m["layer_types"] == {"full": 21, "sliding": 21, "linear": 0}
+    per_layer = 2 * 8 * 256 * 2
+    assert f.kv_bytes_per_token(m, "bf16") == 42 * per_layer == 344_064
+    n = 131_072
+    assert f.seq_kv_bytes(m, "bf16", n) == per_layer * (21 * n + 21 * 4096)
+    assert f.seq_kv_bytes(m, "bf16", n, free_sliding=False) == 42 * per_layer * n == 42 * GIB
+    assert f.seq_kv_bytes(m, "bf16", 1000) == 42 * per_layer * 1000  # under the window: no cap
+
+
+@pytest.mark.parametrize("model,expected", [("llama-3.1-70b", 327_680), ("llama-3.1-405b", 516_096),
+                                            ("qwen2.5-7b", 57_344), ("tinyllama-1.1b", 22_528),
+                                            ("smollm2-135m", 23_040), ("gpt-3-175b", 4_718_592)])
+def test_catalog_table_c2(model, expected):
+    assert f.kv_bytes_per_token(M[model], "bf16") == expected
+
+
+def test_quantized_kv_includes_scales():
+    m = M["llama-3.1-8b"]
+    assert f.vec_bytes(128, "fp8") == 128  # one scale per tensor: nothing per token
+    assert f.vec_bytes(128, "int8") == 128 + 2  # fp16 scale per kv_head and token
+    assert f.vec_bytes(128, "int4") == 64 + 4 * 4  # 4 groups of 32, fp16 scale + zero each
+    assert f.kv_bytes_per_token(m, "int4") == 32 * 2 * 8 * 80
+
+
+def test_weights_use_their_own_dtype_and_moe_keeps_all_experts():
+    mix = M["mixtral-8x7b"]
+    assert f.weight_bytes(mix["params_total"], "bf16") == 2 * 46_702_792_704
+    assert mix["params_active"] < mix["params_total"] / 3
+    r = f.compute(mix, G["h100-sxm"], {"weight_dtype": "fp8", "kv_dtype": "bf16"})
+    assert r["weights_bytes"] == 46_702_792_704 and r["kv_bytes_per_token"] == 131_072
+    assert f.weight_bytes(1000, "int4") == math.ceil(1000 * 4.25 / 8)
+
+
+def test_pages_round_the_last_page_up():
+    assert [f.pages(n, 16) for n in (0, 1, 16, 17, 33)] == [0, 16, 16, 32, 48]
+    table = f.block_table([{"tokens": 33, "request": 4}], 16)[0]
+    assert (table["pages"], table["last_page_tokens"], table["wasted_slots"]) == (3, 1, 15)
+
+
+def test_paged_bytes_round_per_layer_and_sliding_window():
+    m = M["gemma-2-9b"]
+    o = f.normalize({"mode": "paged", "page": 16, "context": 8192})
+    real, reserved = f.slot_bytes(m, o, 4100)
+    lb = 2 * 8 * 256 * 2
+    assert real == lb * (21 * 4100 + 21 * 4096)
+    assert reserved == lb * (21 * 4112 + 21 * 4096)
+
+
+def test_static_mode_reserves_max_context_per_slot():
+    m = M["llama-3.1-8b"]
+    r = f.compute(m, G["h100-sxm"], {"mode": "static", "batch": 4, "context": 1000, "tokens": 50})
+    assert r["kv_reserved_bytes"] == 4 * 1000 * 131_072
+    assert r["kv_real_bytes"] == 4 * 50 * 131_072  # every request is longer than 50 tokens
+    assert r["efficiency"] == pytest.approx(0.05)
+
+
+def test_static_waste_equals_unused_reservation_at_the_end():
+    m = M["llama-3.1-8b"]
+    r = f.compute(m, G["h100-sxm"], {"mode": "static", "batch": 3, "context": 100})
+    lengths = [f.request_length(k, 100) for k in range(3)]
+    assert lengths == [66, 32, 87]  # ceil(100 * (0.1 + 0.9 * frac((k+1) * 0.618...)))
+    assert r["efficiency"] == pytest.approx(sum(lengths) / 300)
+
+
+def test_run_efficiency_matches_a_step_by_step_sum():
+    m = M["gemma-2-9b"]
+    for mode in ("static", "cb", "paged"):
+        o = f.normalize({"mode": mode, "batch": 3, "context": 5000, "page": 16})
+        real = reserved = 0
+        for t in range(1, 5001):
+            st = f.batch_state(m, {**o, "tokens": t})
+            real, reserved = real + st["kv_real"], reserved + st["kv_reserved"]
+        assert f.run_efficiency(m, o) == pytest.approx(real / reserved, rel=1e-12)
+
+
+def test_paper_band_static_inside_paged_above_96_percent():
+    m = M["llama-3.1-8b"]
+    eff = {mode: f.run_efficiency(m, f.normalize({"mode": mode, "batch": 32, "context": 8192}))
+           for mode in f.MODES}
+    assert 0.204 <= eff["static"] <= 0.382
+    assert eff["cb"] < 0.382  # admission over time does not stop max-length reservation
+    assert eff["paged"] > 0.96
+
+
+def test_continuous_batching_admits_new_requests_over_time():
+    st = f.slot_at(0, 100, batch=2, context=100, mode="cb")
+    assert f.request_length(0, 100) == 66
+    assert st == {"tokens": 100 - 66, "request": 2, "done": 1}
+    assert f.slot_at(0, 100, batch=2, context=100, mode="static") == {"tokens": 66, "request": 0, "done": 1}
+
+
+def test_tp_shards_kv_heads_then_replicates():
+    m = M["llama-3.1-8b"]  # 8 kv_heads
+    assert [f.kv_share(m, tp) for tp in (1, 2, 8, 16)] == [1.0, 0.5, 0.125, 0.125]
+    assert f.kv_share(M["smollm2-135m"], 2) == pytest.approx(2 / 3)  # ceil(3 / 2) heads of 3
+    r = f.compute(m, G["h100-sxm"], {"tp": 16, "batch": 1, "context": 1024, "mode": "static"})
+    assert r["per_gpu"]["kv_bytes"] * 16 == 2 * r["kv_reserved_bytes"]  # 16 ranks hold 2 copies
+
+
+def test_gpus_required_is_smallest_power_of_two_that_fits():
+    m = M["llama-3.1-70b"]
+    r = f.compute(m, G["h100-sxm"], {"batch": 1, "context": 1024, "mode": "paged"})
+    assert r["gpus_required"] == 2  # 131.4 GiB of bf16 weights; 65.7 GiB + KV per rank fits 79.65
+    assert f.per_rank_need(m, r["options"], 1, r["kv_reserved_bytes"]) > 81_559 * 2**20
+
+
+def test_flash_workspace_is_transient_and_not_subtracted():
+    m = M["llama-3.1-8b"]
+    on = f.compute(m, G["h100-sxm"], {"batch": 1, "context": 4096, "flash": True})
+    off = f.compute(m, G["h100-sxm"], {"batch": 1, "context": 4096, "flash": False})
+    assert on["total_bytes"] == off["total_bytes"]
+    assert on["flash"]["without_flash"] == 32 * 4096 * 4096 * 2 == 1 * GIB  # 1 GiB, as in reference B3
+    assert on["flash"]["with_flash"] == 32 * 4096 * 4
+
+
+def test_vllm_budget_for_llama_8b_on_h100():
+    m = M["llama-3.1-8b"]
+    r = f.compute(m, G["h100-sxm"], {"engine": "vllm", "activation_gib": 2.0, "context": 131_072})
+    e = r["engine"]
+    avail = 81_559 * 2**20 * 0.9 - 8_030_261_248 * 2 - 2 * GIB
+    assert e["available_kv_bytes"] == pytest.approx(avail)
+    assert e["kv_blocks"] == math.floor(avail / (16 * 131_072))
+    assert e["kv_tokens"] == e["kv_blocks"] * 16
+    assert e["max_concurrency"] == pytest.approx(e["kv_blocks"] / (131_072 / 16))
+    assert 3.3 < e["max_concurrency"] < 3.5  # reference B2: about 3.4 full sequences
+
+
+def test_decode_bound_uses_active_params_and_bandwidth():
+    m = M["mixtral-8x7b"]
+    r = f.compute(m, G["h100-sxm"], {"batch": 1, "context": 1, "mode": "static", "weight_dtype": "bf16"})
+    step = m["params_active"] * 2 + 131_072
+    assert r["decode"]["bytes_per_step"] == step
+    assert r["decode"]["tokens_per_s"] == pytest.approx(3350e9 / step)
+
+
+def test_usable_memory_is_visible_mib_not_marketed_gb():
+    assert f.usable_bytes(G["h100-sxm"]) == 81_559 * 2**20
+    assert f.usable_bytes(G["b200"]) == 192 * 10**9  # not verified: marketed decimal GB
