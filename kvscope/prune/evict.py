@@ -1,0 +1,167 @@
+"""Eviction mechanics: prefill a prompt once, then build pruned copies of its cache and score a
+continuation against them.
+
+Shapes: a keep plan is bool ``[layer, kv_head, position]`` over the prompt (True = kept). Live
+cache tensors are ``[1, kv_head, slot, head_dim]`` in the model's dtype. After eviction a layer
+holds fewer slots than the prompt has tokens, so the continuation always gets explicit
+``position_ids`` starting at the prompt length: its positions do not change when tokens are evicted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from kvscope.capture import cache_from_tensors, run_capture
+from kvscope.errors import UsageError
+from kvscope.models import ModelInfo
+from kvscope.prune.attention import evicting
+from kvscope.quant import KiviSpec, kivi
+from kvscope.snapshot import KVSnapshot
+
+
+@dataclass
+class Prefill:
+    """The prompt, prefilled once. ``keys``/``values``: per layer ``[1, kv_head, P, head_dim]`` in the
+    model's dtype; ``snapshot``: float32 copies with attention received and post-RoPE queries."""
+
+    prompt_ids: torch.Tensor
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    snapshot: KVSnapshot
+    seconds: float
+    scaling: list[float] = field(default_factory=list)
+
+    @property
+    def n_positions(self) -> int:
+        return int(self.prompt_ids.shape[1])
+
+
+@dataclass
+class PrunedCache:
+    """A live cache plus the per-layer keep masks still to apply (layers whose heads keep different
+    numbers of tokens cannot be cut into one rectangular tensor, so they are masked instead)."""
+
+    cache: Any
+    masks: dict[int, torch.Tensor]
+    kv_bytes: int
+    kept_entries: int
+
+
+def prefill(model: Any, tokenizer: Any, info: ModelInfo, prompt_ids: torch.Tensor) -> Prefill:
+    """One forward pass over ``prompt_ids`` ``[1, P]`` recording attention received and queries."""
+    from kvscope.capture import attention_modules
+
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    t0 = time.perf_counter()
+    snap = run_capture(model, prompt_ids, tokenizer, info=info, attention=True, queries=True).snapshot
+    seconds = time.perf_counter() - t0
+    keys = [k[None].to(device=device, dtype=dtype) for k in snap.keys]
+    values = [v[None].to(device=device, dtype=dtype) for v in snap.values]
+    scaling = [float(getattr(m, "scaling", info.head_dim ** -0.5)) for m in attention_modules(model)]
+    return Prefill(prompt_ids, keys, values, snap, seconds, scaling)
+
+
+def n_keep(n: int, ratio: float) -> int:
+    """Tokens kept when a fraction ``ratio`` of ``n`` is removed: ``ceil((1 - ratio) * n)``."""
+    return min(n, math.ceil(round((1.0 - ratio) * n, 9)))
+
+
+def structural_keep(info: ModelInfo, n: int, layers: list[int] | None, heads: list[int] | None) -> torch.Tensor:
+    """Keep plan ``[layer, kv_head, n]`` for layer/head pruning (all prompt positions evicted).
+
+    ``layers`` alone: every kv_head of those layers; ``heads`` with ``layers``: those kv_heads in
+    those layers; ``heads`` alone: those kv_heads in every layer.
+    """
+    keep = torch.ones(info.layers, info.kv_heads, n, dtype=torch.bool)
+    rows = list(layers) if layers else list(range(info.layers))
+    cols = list(heads) if heads else list(range(info.kv_heads))
+    if not layers and not heads:
+        return keep
+    for layer in rows:
+        keep[layer, cols] = False
+    return keep
+
+
+def gather_layer(k: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``k`` ``[1, kv_head, P, d]`` cut to the kept slots ``[1, kv_head, c, d]`` (same count per head)."""
+    counts = keep.sum(-1)
+    c = int(counts[0])
+    idx = keep.nonzero()[:, 1].view(keep.shape[0], c).to(k.device)  # ascending positions per head
+    return torch.gather(k, 2, idx[None, :, :, None].expand(1, keep.shape[0], c, k.shape[-1]))
+
+
+def build_cache(config: Any, pre: Prefill, keep: torch.Tensor | None, mode: str = "auto",
+                quant: KiviSpec | None = None) -> PrunedCache:
+    """A fresh live cache for ``pre`` with ``keep`` applied (``None`` = keep everything).
+
+    ``mode``: ``"remove"`` gathers the kept slots (every head of a layer must keep the same count),
+    ``"mask"`` keeps every slot and masks the evicted ones, ``"auto"`` removes where possible.
+    ``kv_bytes`` = bytes of the kept entries (K and V), or KIVI's packed bytes with ``quant``.
+    """
+    keys, values, masks, total, entries = [], [], {}, 0, 0
+    for layer, (k, v) in enumerate(zip(pre.keys, pre.values)):
+        lk = keep[layer] if keep is not None else torch.ones(k.shape[1], k.shape[2], dtype=torch.bool)
+        counts = lk.sum(-1)
+        rect = bool((counts == counts[0]).all())
+        if (mode == "remove" or quant is not None) and not rect:
+            raise UsageError(f"layer {layer}: its kv_heads keep different numbers of tokens, so the layer can "
+                             "only be masked, not cut (and not quantized); drop --quantize or --prune_heads")
+        if mode != "mask" and rect:
+            k, v = gather_layer(k, lk), gather_layer(v, lk)
+        elif not bool(lk.all()):
+            masks[layer] = lk.to(k.device)
+        kept = int(lk.sum())
+        entries += kept
+        if quant is not None:
+            k, v, nbytes = kivi(k, v, quant)
+            total += nbytes
+        else:
+            total += 2 * kept * k.shape[-1] * k.element_size()
+        keys.append(k)
+        values.append(v)
+    return PrunedCache(cache_from_tensors(config, keys, values), masks, total, entries)
+
+
+def continuation_logits(model: Any, pc: PrunedCache, cont_ids: torch.Tensor, start: int) -> torch.Tensor:
+    """Logits ``[C, vocab]`` (float32) of the continuation ``[1, C]`` at positions ``start ..``,
+    attending to the pruned cache (extended in place by the continuation)."""
+    device = next(model.parameters()).device
+    pos = torch.arange(start, start + cont_ids.shape[1], device=device)[None]
+    with torch.inference_mode(), evicting(model, pc.masks):
+        out = model(input_ids=cont_ids.to(device), position_ids=pos, past_key_values=pc.cache, use_cache=True)
+    return out.logits[0].float()
+
+
+def token_logliks(logits: torch.Tensor, cont_ids: torch.Tensor) -> torch.Tensor:
+    """Log-probability ``[C - 1]`` of continuation tokens 1.. given the previous ones and the cache.
+
+    Token 0 is predicted by the prompt's last position, computed before any pruning, so it is not
+    scored: pruning cannot change it.
+    """
+    logp = torch.log_softmax(logits[:-1].double(), dim=-1)
+    return logp.gather(1, cont_ids[0, 1:].to(logp.device)[:, None])[:, 0].cpu()
+
+
+def perplexity(logliks: torch.Tensor) -> float:
+    """``exp(-mean log p)`` over the scored continuation tokens."""
+    return float(torch.exp(-logliks.mean()))
+
+
+def decode(model: Any, pc: PrunedCache, first: int, start: int, steps: int) -> list[int]:
+    """Greedy decoding of ``steps`` tokens after the continuation, one token per forward pass."""
+    device = next(model.parameters()).device
+    tokens, tok = [], first
+    with torch.inference_mode(), evicting(model, pc.masks):
+        for i in range(steps):
+            out = model(input_ids=torch.tensor([[tok]], device=device),
+                        position_ids=torch.tensor([[start + i]], device=device),
+                        past_key_values=pc.cache, use_cache=True)
+            tok = int(out.logits[0, -1].argmax())
+            tokens.append(tok)
+    return tokens
