@@ -1,0 +1,72 @@
+"""Measured pruning potential: the perplexity change of evicting each layer, or each kv_head of each
+layer, alone (every prompt position of it), on one prefill."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from kvscope.errors import UsageError
+from kvscope.models import ModelInfo
+from kvscope.prune.evict import Prefill, prefill, structural_keep
+from kvscope.prune.lab import Plan, measure
+from kvscope.prune.texts import DEFAULT_CONTINUATION, DEFAULT_PROMPT
+
+KINDS = ("layers", "heads")
+
+
+@dataclass
+class ScanResult:
+    """``ppl`` and ``ppl_change_pct`` are ``[layer]`` (kind ``"layers"``) or ``[layer, kv_head]``."""
+
+    kind: str
+    model: str
+    baseline_ppl: float
+    ppl: np.ndarray
+    ppl_change_pct: np.ndarray
+    prompt_tokens: int
+    scored_tokens: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def encode_texts(tokenizer: Any, info: ModelInfo, prompt: str | None, continuation: str | None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids ``[1, P]`` and ``[1, C]``; the continuation needs at least 2 tokens to score one."""
+    from kvscope.capture import encode_prompt
+
+    ids = encode_prompt(tokenizer, prompt if prompt is not None else DEFAULT_PROMPT, info.max_positions)
+    text = continuation if continuation is not None else DEFAULT_CONTINUATION
+    if not text or not text.strip():
+        raise UsageError("the continuation is empty: pass --continuation TEXT with at least two tokens")
+    cont = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+    if cont.shape[1] < 2:
+        raise UsageError("the continuation must have at least two tokens (the first is predicted before pruning)")
+    if info.max_positions and ids.shape[1] + cont.shape[1] > info.max_positions:
+        raise UsageError(f"prompt + continuation are {ids.shape[1] + cont.shape[1]} tokens; the model takes "
+                         f"at most {info.max_positions}")
+    return ids, cont
+
+
+def scan(model: Any, tokenizer: Any, info: ModelInfo, kind: str = "layers", prompt: str | None = None,
+         continuation: str | None = None, pre: Prefill | None = None,
+         cont_ids: torch.Tensor | None = None) -> ScanResult:
+    """Evict each layer (or each (layer, kv_head)) alone and measure the continuation perplexity."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown scan kind {kind!r}: use layers or heads")
+    if pre is None or cont_ids is None:
+        ids, cont_ids = encode_texts(tokenizer, info, prompt, continuation)
+        pre = prefill(model, tokenizer, info, ids)
+    base = measure(model, pre, cont_ids, Plan("baseline")).ppl
+    n = pre.n_positions
+    shape = (info.layers,) if kind == "layers" else (info.layers, info.kv_heads)
+    ppl = np.zeros(shape)
+    for index in np.ndindex(*shape):
+        heads = [index[1]] if kind == "heads" else None
+        keep = structural_keep(info, n, [index[0]], heads)
+        ppl[index] = measure(model, pre, cont_ids, Plan(str(index), keep)).ppl
+    return ScanResult(kind, info.name, base, ppl, 100.0 * (ppl - base) / base, n, int(cont_ids.shape[1]) - 1)

@@ -1,0 +1,118 @@
+"""Lab, sweep, scan and leave-one-out on the tiny model: numbers agree with direct measurements."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from kvscope.errors import UsageError
+from kvscope.prune.evict import build_cache, continuation_logits, prefill, structural_keep, token_logliks
+from kvscope.prune.lab import Plan, compare, make_plan, measure
+from kvscope.prune.loo import leave_one_out, spearman
+from kvscope.prune.scan import encode_texts, scan
+from kvscope.prune.sweep import sweep, to_csv
+from kvscope.quant import parse_spec
+
+PROMPT = "Mara keeps the lamp. It flashes twice, then once."
+CONT = " Mara keeps it."
+
+
+@pytest.fixture(scope="module")
+def setup(tiny):
+    model, tok, info = tiny
+    ids, cont = encode_texts(tok, info, PROMPT, CONT)
+    return model, tok, info, prefill(model, tok, info, ids), cont
+
+
+def test_compare_reports_both_runs(setup):
+    model, tok, info, pre, cont = setup
+    plan = make_plan(info, pre, layers=[0], heads=None)
+    rep = compare(model, info, pre, cont, plan, repeats=1, decode_tokens=2)
+    assert rep.baseline.kv_bytes == 2 * 2 * pre.n_positions * 16 * 4 * 2  # K+V, 2 layers, 2 kv_heads
+    assert rep.pruned.kv_bytes == rep.baseline.kv_bytes // 2
+    assert rep.changes()["kv_bytes"] == -50.0
+    assert rep.baseline.continuation_ms > 0 and rep.pruned.decode_ms > 0
+    ll = token_logliks(continuation_logits(model, build_cache(model.config, pre, None), cont, pre.n_positions), cont)
+    assert rep.baseline.ppl == math.exp(-float(ll.mean()))
+    assert rep.scored_tokens == cont.shape[1] - 1 == len(rep.baseline.logliks)
+
+
+def test_make_plan_combines_and_validates(setup):
+    _, _, info, pre, _ = setup
+    both = make_plan(info, pre, layers=[1], heads=[0], strategy="streaming", ratio=0.5)
+    assert both.keep[1, 0].sum() == 0 and both.keep[0, 0].sum() == math.ceil(pre.n_positions / 2)
+    with pytest.raises(UsageError, match=r"0\.\.1"):
+        make_plan(info, pre, layers=[2])
+    with pytest.raises(UsageError, match="2 kv_heads .*GQA"):
+        make_plan(info, pre, heads=[2])
+    for bad in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(UsageError, match="between 0 and 1"):
+            make_plan(info, pre, strategy="knorm", ratio=bad)
+    with pytest.raises(UsageError, match="nothing to prune"):
+        make_plan(info, pre)
+
+
+def test_quantization_bytes_and_effect(setup):
+    model, _, info, pre, cont = setup
+    base = measure(model, pre, cont, Plan("baseline"))
+    k8 = measure(model, pre, cont, Plan("K8V8", quant=parse_spec("K8V8")))
+    k2 = measure(model, pre, cont, Plan("K2V2", quant=parse_spec("K2V2")))
+    n, d = pre.n_positions, info.head_dim
+    groups_k = math.ceil(n / 32) * d  # per layer and kv_head: per-channel groups of 32 positions
+    groups_v = n * (d // 16 if d % 32 else d // 32)  # per-token groups of 32 channels (head_dim 16: one)
+    per_head = math.ceil(n * d * 2 / 8) * 2 + 2 * 2 * (groups_k + groups_v)
+    assert k2.kv_bytes == info.layers * info.kv_heads * per_head
+    assert abs(k8.ppl - base.ppl) < abs(k2.ppl - base.ppl)
+
+
+def test_sweep_prefills_once_and_writes_rows(setup):
+    model, _, info, pre, cont = setup
+    res = sweep(model, "tiny", pre, cont, ratios=(0.5,), strategies=["knorm", "random"], quant_specs=("K4V4",))
+    assert [r.method for r in res.rows] == ["baseline", "knorm", "random", "kivi"]
+    assert res.prefills == 1 and res.rows[0].ppl_change_pct == 0.0
+    knorm = res.rows[1]
+    direct = measure(model, pre, cont, make_plan(info, pre, strategy="knorm", ratio=0.5))
+    assert knorm.ppl == direct.ppl and knorm.kv_bytes == direct.kv_bytes
+    assert to_csv(res).splitlines()[0].startswith("method,setting,ratio,ppl")
+
+
+def test_scan_matches_single_evictions(setup):
+    model, tok, info, pre, cont = setup
+    layers = scan(model, tok, info, "layers", pre=pre, cont_ids=cont)
+    heads = scan(model, tok, info, "heads", pre=pre, cont_ids=cont)
+    assert layers.ppl.shape == (2,) and heads.ppl_change_pct.shape == (2, 2)
+    one = measure(model, pre, cont, Plan("l1h0", structural_keep(info, pre.n_positions, [1], [0])))
+    assert heads.ppl[1, 0] == one.ppl
+    assert np.allclose(layers.ppl_change_pct, 100 * (layers.ppl / layers.baseline_ppl - 1))
+    with pytest.raises(UsageError):
+        scan(model, tok, info, "tokens", pre=pre, cont_ids=cont)
+
+
+def test_leave_one_out(setup):
+    model, tok, info, pre, cont = setup
+    res = leave_one_out(model, "tiny", PROMPT, pre, cont)
+    n = pre.n_positions
+    assert res.delta_loglik.shape == (n,) and len(res.tokens) == n
+    keep = torch.ones(info.layers, info.kv_heads, n, dtype=torch.bool)
+    keep[:, :, 3] = False
+    assert res.delta_loglik[3] == measure(model, pre, cont, Plan("x", keep)).loglik - res.baseline_loglik
+    gt = res.ground_truth_json()
+    assert set(gt) == {"model", "prompt", "tokens", "token_ids", "delta_loglik"}
+    assert set(res.spearman) == {"magnitude", "low key norm", "attention received"}
+
+
+def test_spearman_hand_values():
+    assert spearman(np.array([1.0, 2, 3, 4]), np.array([10.0, 20, 30, 40])) == pytest.approx(1.0)
+    assert spearman(np.array([1.0, 2, 3]), np.array([3.0, 2, 1])) == pytest.approx(-1.0)
+    # d = (0, 1, -1): rho = 1 - 6*2/(3*8) = 0.5
+    assert spearman(np.array([1.0, 2, 3]), np.array([1.0, 3, 2])) == pytest.approx(0.5)
+    assert math.isnan(spearman(np.ones(3), np.array([1.0, 2, 3])))
+
+
+def test_continuation_validation(setup):
+    _, tok, info, _, _ = setup
+    with pytest.raises(UsageError, match="continuation is empty"):
+        encode_texts(tok, info, PROMPT, "  ")
+    with pytest.raises(UsageError, match="at least two tokens"):
+        encode_texts(tok, info, PROMPT, "x")
