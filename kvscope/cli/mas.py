@@ -1,0 +1,115 @@
+"""``kvscope mas``: LatentMAS against a single agent and text-based multi-agent collaboration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, load, setup_logging, stderr_console
+
+
+def _opt(name: str, *args: Any, **kwargs: Any):
+    """An option spelled ``--a_b`` as in the original run.py, with ``--a-b`` accepted too."""
+    names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    return click.option(*names, *args, name, **kwargs)
+
+
+OPTIONS = [
+    _opt("method", type=click.Choice(["baseline", "text_mas", "latent_mas", "all"]), required=True,
+         help="Method to run; 'all' runs the three on the same problems and seeds."),
+    click.option("--model_name", "--model", "-m", "model", default="embedded", show_default=True,
+                 help="'embedded' (SmolLM2-135M), 'tiny', a Hugging Face id or a local folder."),
+    _opt("device", default="auto", show_default=True, help="auto, cpu, cuda ..."),
+    _opt("dtype", default=None, help="float32 (CPU default), bfloat16, float16."),
+    _opt("task", type=click.Choice(["arith", "gsm8k"]), default="arith", show_default=True,
+         help="arith: built-in seeded problems; gsm8k: --data FILE.jsonl."),
+    _opt("data", type=click.Path(dir_okay=False, path_type=Path), default=None,
+         help="GSM8K-format JSONL (question, answer ending in '#### N')."),
+    _opt("max_samples", type=int, default=20, show_default=True, help="Problems to run (-1: all)."),
+    _opt("latent_steps", type=int, default=10, show_default=True, help="Latent steps per non-judger agent."),
+    _opt("max_new_tokens", type=click.IntRange(min=1), default=256, show_default=True,
+         help="Decoding budget per decoding agent."),
+    _opt("temperature", type=click.FloatRange(min=0), default=0.6, show_default=True, help="0 = greedy."),
+    _opt("top_p", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True),
+    _opt("seed", type=int, default=42, show_default=True),
+    _opt("generate_bs", type=click.IntRange(min=1), default=1, show_default=True, help="Problems per batch."),
+    _opt("prompt", type=click.Choice(["sequential", "hierarchical"]), default="sequential", show_default=True),
+    _opt("latent_space_realign", is_flag=True, help="Map hidden states through the ridge W_a (else identity)."),
+    _opt("show_heatmaps", is_flag=True, help="Query-to-cache cosine heatmaps, every layer."),
+    _opt("show_heatmaps_singlelayer", is_flag=True, help="The same for the middle layer, min-max normalised."),
+    _opt("knn_filter", is_flag=True, help="Filter the shared cache at each agent transition."),
+    _opt("knn_percentage", type=float, default=0.8, show_default=True, help="Fraction of slots kept, (0, 1]."),
+    _opt("knn_strategy", type=click.Choice(["top", "bottom", "random"]), default="top", show_default=True),
+    _opt("knn_min_keep", type=click.IntRange(min=0), default=5, show_default=True,
+         help="Most recent slots always kept."),
+    _opt("out", type=click.Path(file_okay=False, path_type=Path), default=Path("kvscope-out/mas"),
+         show_default=True, help="Folder for results.json and trace.jsonl."),
+    _opt("charts", type=click.Path(file_okay=False, path_type=Path), default=None,
+         help="Folder for heatmaps (default: OUT/charts)."),
+    click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout."),
+]
+
+
+def with_options(f):
+    for opt in reversed(OPTIONS):
+        f = opt(f)
+    return f
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@with_options
+def mas(**kw: Any) -> None:
+    """Planner, Critic, Refiner and Judger collaborating through one shared KV cache (LatentMAS), against
+    one agent and against agents that exchange text; optional kNN cache filtering and similarity heatmaps.
+
+    \b
+    Examples:
+      kvscope mas --method all --max_samples 5 --max_new_tokens 128
+      kvscope mas --method latent_mas --task gsm8k --data test.jsonl --knn_filter --show_heatmaps
+    """
+    from kvscope.mas.report import run_from_options
+
+    setup_logging(quiet=kw["as_json"])
+    results = run_from_options(kw, load, stderr_console())
+    if kw["as_json"]:
+        emit_json(results)
+        return
+    print_results(results)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """One row per method, then the latent_mas / text_mas ratios and the files written."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"kvscope mas: {results['model']}, task {results['task']}")
+    for col in ("method", "accuracy", "tokens/problem", "tokens by agent (P/C/R/J)",
+                "s/problem (median)", "KV handed/problem"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for name, s in results["methods"].items():
+        agents = "/".join(str(v) for v in s["generated_tokens_per_agent"].values())
+        table.add_row(name, f"{s['accuracy']:.1%} ({s['correct']}/{s['problems']})",
+                      f"{s['generated_tokens_per_problem']:.1f}", agents, f"{s['seconds_per_problem_median']:.2f}",
+                      _human_bytes(s["kv_bytes_handed_per_problem"]))
+    console = Console()
+    console.print(table)
+    r = results.get("ratios")
+    if r:
+        console.print(f"latent_mas vs text_mas: {r['speedup_latent_vs_text']:.2f}x faster, "
+                      f"{r['token_reduction_latent_vs_text']:.1%} fewer generated tokens, accuracy "
+                      f"{r['accuracy_delta_latent_minus_text']:+.1%}")
+    for name, s in results["methods"].items():
+        if s["knn_bytes_before"]:
+            console.print(f"{name} kNN filter: KV {_human_bytes(s['knn_bytes_before'])} -> "
+                          f"{_human_bytes(s['knn_bytes_after'])} over all transitions")
+    click.echo(f"wrote {len(results['files'])} files, first {results['files'][0]}")

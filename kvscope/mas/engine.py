@@ -1,0 +1,201 @@
+"""A hand-written batched forward/decode loop over one shared ``DynamicCache``.
+
+Positions and masks are ours, never derived from the cache length:
+
+- ``CacheState.positions`` ``[batch, slot]`` holds each cache slot's true token position, ``-1`` for a
+  padding slot; the 2-D attention mask is ``positions >= 0``.
+- ``CacheState.lengths`` ``[batch]`` is each row's true length, so new tokens continue from it even after
+  slots were dropped (kNN filtering keeps fewer slots than positions).
+- New segments are left-padded, so every row's last real token sits in the last column; it is still read
+  by index from the row's own mask.
+
+Sampling is temperature + nucleus (top-p; Holtzman et al., ICLR 2020), one seeded ``torch.Generator`` per
+row, so a row samples the same tokens whatever batch it runs in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from kvscope.capture import cache_from_tensors, cache_layer_kv, cache_nbytes
+
+
+@dataclass
+class CacheState:
+    """The shared cache of ``batch`` rows and what each of its slots is."""
+
+    cache: Any
+    positions: torch.Tensor  # [batch, slot] int64, -1 = padding
+    lengths: torch.Tensor  # [batch] int64, true length = next position
+    labels: list[list[str]] = field(default_factory=list)  # per row, per slot: "agent:kind", "" = padding
+
+    @classmethod
+    def empty(cls, model: Any, batch: int) -> "CacheState":
+        from transformers import DynamicCache
+
+        return cls(DynamicCache(config=model.config), torch.empty(batch, 0, dtype=torch.int64),
+                   torch.zeros(batch, dtype=torch.int64), [[] for _ in range(batch)])
+
+    @property
+    def batch(self) -> int:
+        return self.positions.shape[0]
+
+    @property
+    def slots(self) -> int:
+        return self.positions.shape[1]
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return (self.positions >= 0).long()
+
+    def real_slots(self, row: int) -> torch.Tensor:
+        """Slot indices of row ``row`` that hold a real token, ascending."""
+        return torch.nonzero(self.positions[row] >= 0).flatten()
+
+    def nbytes(self) -> int:
+        """Bytes of K and V held by the cache (padding slots included)."""
+        return cache_nbytes(self.cache) if self.slots else 0
+
+    def row_nbytes(self, row: int, n_layers: int) -> int:
+        """Bytes of K and V of row ``row``'s real slots."""
+        if not self.slots:
+            return 0
+        k, _ = cache_layer_kv(self.cache, 0)
+        per_slot = 2 * k.shape[1] * k.shape[3] * k.element_size() * n_layers
+        return per_slot * int((self.positions[row] >= 0).sum())
+
+
+@dataclass
+class StepOutput:
+    hidden: torch.Tensor  # [batch, hidden] last layer, after the final norm, at each row's last real token
+    logits: torch.Tensor  # [batch, vocab] at the same token
+
+
+def forward(model: Any, state: CacheState, new_real: torch.Tensor, label: str, *, input_ids=None,
+            embeds=None) -> StepOutput:
+    """Append ``L`` slots per row (``input_ids`` ``[B, L]`` or ``embeds`` ``[B, L, hidden]``).
+
+    ``new_real`` ``[B, L]`` bool marks real tokens; real ones take positions ``lengths + 0, 1, ...``.
+    """
+    device = next(model.parameters()).device
+    offsets = torch.cumsum(new_real.long(), dim=1) - 1
+    new_pos = torch.where(new_real, state.lengths[:, None] + offsets, torch.full_like(offsets, -1))
+    mask = torch.cat([state.mask, new_real.long()], dim=1)
+    inputs = {"input_ids": input_ids.to(device)} if input_ids is not None else {"inputs_embeds": embeds}
+    with torch.inference_mode():
+        out = model(**inputs, attention_mask=mask.to(device), position_ids=new_pos.clamp(min=0).to(device),
+                    past_key_values=state.cache, use_cache=True, output_hidden_states=True)
+    state.positions = torch.cat([state.positions, new_pos], dim=1)
+    state.lengths = state.lengths + new_real.long().sum(dim=1)
+    for row in range(state.batch):
+        state.labels[row].extend(label if r else "" for r in new_real[row].tolist())
+    last = last_real_index(new_real)
+    rows = torch.arange(state.batch)
+    return StepOutput(out.hidden_states[-1][rows, last].float(), out.logits[rows, last].float())
+
+
+def last_real_index(real: torch.Tensor) -> torch.Tensor:
+    """Column of each row's last True in ``real`` ``[B, L]`` (0 for a row with none)."""
+    cols = torch.arange(real.shape[1]).expand_as(real)
+    return torch.where(real, cols, torch.zeros_like(cols)).max(dim=1).values
+
+
+def append_ids(model: Any, state: CacheState, rows: list[list[int]], label: str, pad_id: int) -> StepOutput:
+    """Append one token list per row, left-padded to the longest."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.int64)
+    real = torch.zeros(len(rows), width, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.int64)
+            real[i, width - len(r):] = True
+    return forward(model, state, real, label, input_ids=ids)
+
+
+def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose probability reaches ``top_p``; renormalise.
+
+    ``probs`` ``[vocab]``. The most likely token is always kept.
+    """
+    if top_p >= 1.0:
+        return probs
+    sorted_p, order = torch.sort(probs, descending=True)
+    before = torch.cumsum(sorted_p, dim=0) - sorted_p  # mass of strictly more likely tokens
+    sorted_p = torch.where(before < top_p, sorted_p, torch.zeros_like(sorted_p))
+    kept = torch.zeros_like(probs).scatter(0, order, sorted_p)
+    return kept / kept.sum()
+
+
+def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
+    """One token id from ``logits`` ``[vocab]``: greedy when ``temperature`` is 0."""
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    probs = top_p_filter(probs, top_p)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+@dataclass
+class Sampling:
+    """Decoding settings; ``generators`` holds one seeded generator per batch row."""
+
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    generators: list[torch.Generator]
+    stop_ids: frozenset[int]
+    pad_id: int
+
+
+def decode(model: Any, state: CacheState, first: StepOutput, sampling: Sampling, label: str) -> list[list[int]]:
+    """Sample up to ``max_new_tokens`` per row, continuing ``state``; a row stops after a stop token.
+
+    Returns each row's generated ids (the stop token included, as a generated token).
+    """
+    out: list[list[int]] = [[] for _ in range(state.batch)]
+    done = [False] * state.batch
+    logits = first.logits
+    for step in range(sampling.max_new_tokens):
+        new, live = [sampling.pad_id] * state.batch, [False] * state.batch
+        for row in range(state.batch):
+            if done[row]:
+                continue
+            new[row] = sample_token(logits[row], sampling.temperature, sampling.top_p, sampling.generators[row])
+            out[row].append(new[row])
+            done[row] = new[row] in sampling.stop_ids
+            live[row] = not done[row]
+        if not any(live) or step == sampling.max_new_tokens - 1:
+            break  # the last sampled tokens need no forward pass
+        real = torch.tensor(live)[:, None]
+        logits = forward(model, state, real, label, input_ids=torch.tensor(new)[:, None]).logits
+    return out
+
+
+def select_slots(model: Any, state: CacheState, keep: list[torch.Tensor], n_layers: int) -> CacheState:
+    """A new state holding, per row, the slots ``keep[row]`` (ascending indices), left-padded to the longest.
+
+    The same indices apply to every layer, K and V; positions and labels move with their slots, and
+    ``lengths`` (the next true position) is unchanged.
+    """
+    width = max(len(k) for k in keep)
+    batch = state.batch
+    gather = torch.zeros(batch, width, dtype=torch.int64)
+    real = torch.zeros(batch, width, dtype=torch.bool)
+    for row, idx in enumerate(keep):
+        gather[row, width - len(idx):] = idx
+        real[row, width - len(idx):] = True
+    keys, values = [], []
+    for layer in range(n_layers):
+        k, v = cache_layer_kv(state.cache, layer)
+        g = gather.to(k.device)[:, None, :, None].expand(-1, k.shape[1], -1, k.shape[3])
+        zero = (~real).to(k.device)[:, None, :, None]
+        keys.append(torch.gather(k, 2, g).masked_fill(zero, 0.0))
+        values.append(torch.gather(v, 2, g).masked_fill(zero, 0.0))
+    positions = torch.where(real, torch.gather(state.positions, 1, gather), torch.full_like(gather, -1))
+    labels = [[state.labels[r][i] if ok else "" for i, ok in zip(gather[r].tolist(), real[r].tolist())]
+              for r in range(batch)]
+    return CacheState(cache_from_tensors(model.config, keys, values), positions, state.lengths.clone(), labels)
+
