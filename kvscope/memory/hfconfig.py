@@ -87,7 +87,11 @@ def layer_counts(text: Any) -> dict[str, int]:
 
 def model_from_config(name: str, trust_remote_code: bool = False) -> dict[str, Any]:
     """A catalog entry (see ``data/models.json``) for the config at ``name``."""
-    cfg = load_config(name, trust_remote_code)
+    return entry_from_config(load_config(name, trust_remote_code), name)
+
+
+def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
+    """A catalog entry for a transformers config object (parameters counted on the meta device)."""
     text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
     total, active = count_parameters(cfg)
     q = text.num_attention_heads
