@@ -1,0 +1,128 @@
+"""``kvscope memory`` on the command line: numbers, export, configs on the meta device, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kvscope.cli import main
+from kvscope.memory import catalog
+from kvscope.memory import formulas as f
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main(["memory", *args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def run_ok(capsys, *args):
+    try:
+        main(["memory", *args])
+    except SystemExit as exc:  # pragma: no cover - a failure shows its message
+        raise AssertionError(capsys.readouterr().err) from exc
+    out = capsys.readouterr()
+    return out.out, out.err
+
+
+def test_json_matches_the_formulas(capsys):
+    out, _ = run_ok(capsys, "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--batch", "32", "--context", "8192",
+                    "--kv-dtype", "fp8", "--mode", "static", "--tp", "2", "--engine", "vllm", "--json")
+    got = json.loads(out)
+    want = f.compute(catalog.models()["llama-3.1-8b"], catalog.gpus()["h100-sxm"],
+                     {"batch": 32, "context": 8192, "kv_dtype": "fp8", "mode": "static", "tp": 2, "engine": "vllm"})
+    assert got["kv_bytes_per_token"] == 65_536 == want["kv_bytes_per_token"]
+    assert got["kv_reserved_bytes"] == 32 * 8192 * 65_536
+    assert got["engine"]["kv_blocks"] == want["engine"]["kv_blocks"] > 0
+    assert got["per_gpu"]["kv_share"] == 0.5 and "slots" not in got
+
+
+def test_block_table_in_paged_mode(capsys):
+    out, _ = run_ok(capsys, "--batch", "2", "--context", "100", "--tokens", "40", "--block-table", "--json")
+    table = json.loads(out)["block_table"]
+    # slot 1's first request (32 tokens) finished at step 32; request 3 entered at step 33
+    assert [(r["request"], r["tokens"], r["pages"], r["last_page_tokens"]) for r in table] == [
+        (0, 40, 3, 8), (3, 8, 1, 8)]
+
+
+def test_table_output_and_list(capsys):
+    out, _ = run_ok(capsys, "--model", "deepseek-v3", "--gpu", "h200", "--batch", "1")
+    assert "70,272 B" in out and "GPUs required" in out
+    out, _ = run_ok(capsys, "--list", "--json")
+    assert "h100-sxm" in json.loads(out)["gpus"]
+
+
+def test_export_writes_one_file(capsys, tmp_path):
+    dest = tmp_path / "memory.html"
+    run_ok(capsys, "--export", str(dest))
+    html = dest.read_text()
+    assert html.startswith("<!doctype html>") and 'id="kv-data"' in html and 'src="app.js"' not in html
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "lama-3.1-8b"], "did you mean llama-3.1-8b"),
+    (["--gpu", "h100"], "h100-sxm, h100-nvl"),
+    (["--batch", "0"], "--batch must be between 1 and 4,096"),
+    (["--batch", "-3"], "--batch must be between"),
+    (["--batch", "100000"], "--batch must be between"),
+    (["--context", "0"], "--context must be between 1 and 10,000,000"),
+    (["--context", "99999999999"], "--context must be between"),
+    (["--kv-dtype", "fp7"], "use one of fp32, bf16, fp16, fp8, int8, int4"),
+    (["--mode", "dynamic"], "use one of static, cb, paged"),
+    (["--engine", "tgi"], "use one of vllm"),
+    (["--tokens", "9000", "--context", "8192"], "--tokens must be between 0 and 8,192"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, args, message):
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_context_above_native_window_warns(capsys):
+    out, err = run_ok(capsys, "--model", "gemma-2-9b", "--context", "131072", "--json")
+    assert "above Gemma-2-9B's native window of 8,192" in err and json.loads(out)["model"] == "gemma-2-9b"
+
+
+def test_unparseable_config_is_a_usage_error(capsys, tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    code, _, err = run(capsys, "--model", str(bad), "--json")
+    assert code == 2 and "cannot parse config" in err
+    bad.write_text('{"hidden_size": 8}')
+    code, _, err = run(capsys, "--model", str(bad), "--json")
+    assert code == 2 and "no 'model_type'" in err
+
+
+def test_config_path_is_counted_on_the_meta_device(capsys, tmp_path, tiny):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(tiny.model.config.to_dict()))
+    out, _ = run_ok(capsys, "--model", str(cfg), "--batch", "1", "--context", "64", "--json", "--mode", "static",
+                    "--kv-dtype", "fp32")
+    got = json.loads(out)
+    assert got["model_entry"]["params_total"] == tiny.info.parameters
+    assert got["kv_bytes_per_token"] == tiny.info.kv_bytes_per_token == 2 * 2 * 2 * 16 * 4
+
+
+def test_moe_config_active_parameters(tmp_path):
+    from transformers import MixtralConfig
+
+    from kvscope.memory.hfconfig import model_from_config
+
+    cfg = MixtralConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=1)
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    m = model_from_config(str(tmp_path / "config.json"))
+    expert_params = 2 * 4 * 3 * 32 * 64  # layers x experts x (gate, up, down) x hidden x intermediate
+    assert m["params_total"] - m["params_active"] == expert_params * 3 // 4
+
+
+def test_json_path_does_not_import_torch():
+    code = ("import sys; from kvscope.cli import main\n"
+            "try:\n main(['memory', '--json', '--batch', '4'])\nexcept SystemExit: pass\n"
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["options"]["batch"] == 4

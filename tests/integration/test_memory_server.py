@@ -1,0 +1,70 @@
+"""The page's server: loopback only, its own files only (no traversal, no listing); the export."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+
+import pytest
+
+from kvscope.memory import catalog
+from kvscope.memory.page import MODULES, bundle_modules, export_html, web_files
+from kvscope.memory.server import serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv, url = serve_in_thread(catalog.page_data())
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def get(server, path, method="GET"):
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, body
+
+
+def test_binds_loopback_only(server):
+    assert server.server_address[0] == "127.0.0.1"
+    others = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {"127.0.0.1"}
+    for ip in others:  # the port is not reachable through any other interface of this machine
+        with pytest.raises(OSError):
+            socket.create_connection((ip, server.server_address[1]), timeout=1).close()
+
+
+def test_serves_index_with_inlined_data_and_modules(server):
+    status, body = get(server, "/")
+    assert status == 200 and b'id="kv-data"' in body and b"llama-3.1-8b" in body
+    for name in MODULES + ("style.css",):
+        assert get(server, f"/{name}")[0] == 200
+    assert get(server, "/app.js?x=1")[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/../formulas.py", "/..%2fformulas.py", "/%2e%2e/catalog.py", "/web/app.js",
+                                  "//etc/passwd", "/../../../../etc/passwd", "/data/", "/data/gpus.json",
+                                  "/web/", "/.", "/nope.js", "/index.html/", "/C:\\windows"])
+def test_no_traversal_and_no_listing(server, path):
+    status, body = get(server, path)
+    assert status == 404 and body == b"not found\n"
+
+
+def test_other_methods_are_refused(server):
+    assert get(server, "/", "POST")[0] == 501
+    assert get(server, "/", "HEAD") == (200, b"")
+
+
+def test_export_inlines_everything():
+    html = export_html(catalog.page_data())
+    assert 'src="' not in html and 'href="style.css"' not in html and "\nimport " not in html
+    assert '<script type="module">' in html and 'id="kv-data"' in html
+    assert "export function" not in bundle_modules()
+
+
+def test_page_weight_under_300_kb():
+    assert sum(len(b) for b in web_files().values()) + len(str(catalog.page_data())) < 300_000
