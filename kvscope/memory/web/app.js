@@ -16,6 +16,13 @@ const LISTS = {
 const DEFAULT = {model: "llama-3.1-8b", gpu: "h100-sxm", batch: 8, context: 8192, tokens: 8192, kv: "bf16",
   w: "bf16", tp: 1, cb: 1, paged: 1, flash: 1, engine: 0};
 const $ = (id) => document.getElementById(id);
+const shown = new Map();
+// Write an element's text or HTML only when it changes (no relayout while playing otherwise).
+function put(id, value, html = false) {
+  if (shown.get(id) === value) return;
+  shown.set(id, value);
+  if (html) $(id).innerHTML = value; else $(id).textContent = value;
+}
 const S = {...DEFAULT};
 let result = null, playing = false, speed = 1, regions = [], lastFrame = performance.now();
 window.kvFrames = 0; // frame counter, read by the benchmark
@@ -99,11 +106,14 @@ function setPlaying(on) {
 }
 
 function syncControls() {
-  for (const id of ["batch", "context", "tp", "kv", "w", "model", "gpu"]) $(id).value = String(S[id]);
-  for (const id of ["cb", "paged", "flash", "engine"]) $(id).setAttribute("aria-pressed", String(!!S[id]));
+  const setValue = (el, v) => { if (el.value !== v) el.value = v; };
+  for (const id of ["batch", "context", "tp", "kv", "w", "model", "gpu"]) setValue($(id), String(S[id]));
+  for (const id of ["cb", "paged", "flash", "engine"]) {
+    if ($(id).getAttribute("aria-pressed") !== String(!!S[id])) $(id).setAttribute("aria-pressed", String(!!S[id]));
+  }
   const slider = $("tokens");
-  slider.max = String(S.context);
-  slider.value = String(Math.round(S.tokens));
+  setValue(slider, String(Math.round(S.tokens)));
+  if (slider.max !== String(S.context)) { slider.max = String(S.context); slider.value = String(Math.round(S.tokens)); }
 }
 
 function update() {
@@ -120,29 +130,29 @@ function effClass(x) { return x > 0.8 ? "good" : x >= 0.5 ? "mid" : "bad"; }
 
 function renderInfo(model, gpu, r) {
   const o = r.options, pg = r.per_gpu, fa = r.flash;
-  $("v-model").textContent = `${model.name} · ${(model.params_total / 1e9).toFixed(model.params_total < 1e10 ? 2 : 1)} B params`;
+  put("v-model", `${model.name} · ${(model.params_total / 1e9).toFixed(model.params_total < 1e10 ? 2 : 1)} B params`);
   const warn = model.native_context && o.context > model.native_context ? ` (above native ${int(model.native_context)})` : "";
-  $("v-context").textContent = `${int(o.tokens)} / ${int(o.context)} tokens${warn}`;
-  $("v-unit").textContent = {static: `${int(o.context)} tokens per slot`, cb: `${int(o.context)} tokens per request`,
-    paged: `${o.page}-token pages`}[o.mode] + (S.flash ? " + SRAM tiles" : "");
-  $("v-total").textContent = `${gib(r.total_bytes)}`;
+  put("v-context", `${int(o.tokens)} / ${int(o.context)} tokens${warn}`);
+  put("v-unit", {static: `${int(o.context)} tokens per slot`, cb: `${int(o.context)} tokens per request`,
+    paged: `${o.page}-token pages`}[o.mode] + (S.flash ? " + SRAM tiles" : ""));
+  put("v-total", `${gib(r.total_bytes)}`);
   const saved = pg.peak_without_flash - pg.peak_with_flash;
-  $("v-peak").innerHTML = S.flash
+  put("v-peak", S.flash
     ? `${gib(pg.peak_with_flash)}<s>${gib(pg.peak_without_flash)}</s><span class="save">-${gib(saved)} (${(100 * saved / pg.peak_without_flash).toFixed(0)} %) with Flash</span>`
-    : `${gib(pg.peak_without_flash)}<span class="save">Flash would save ${gib(saved)}</span>`;
-  $("v-weights").textContent = `${gib(r.weights_bytes)} (${DATA.weight_dtypes[o.weight_dtype].label})`;
-  $("v-kv").innerHTML = `${gib(r.kv_reserved_bytes)} <span class="band">${gib(r.kv_real_bytes)} hold tokens · ${int(r.kv_bytes_per_token)} B/token</span>`;
-  $("v-gpus").textContent = r.gpus_required ? `${r.gpus_required}${r.gpus_required > 1 ? " (tensor parallel)" : ""}` : "more than 1,024";
-  $("v-eff").innerHTML = `<span class="${effClass(r.efficiency)}">${pct(r.efficiency)}</span> now · ${pct(r.run_efficiency)} run<span class="band">paper: 20.4-38.2 % before paging, &gt;96 % paged</span>`;
-  $("v-occ").innerHTML = `<span class="${pg.occupancy > 1 ? "bad" : ""}">${pct(pg.occupancy)}</span> of ${gib(pg.usable_bytes)} (tp ${o.tp})`;
-  $("v-done").textContent = int(r.requests_done);
+    : `${gib(pg.peak_without_flash)}<span class="save">Flash would save ${gib(saved)}</span>`, true);
+  put("v-weights", `${gib(r.weights_bytes)} (${DATA.weight_dtypes[o.weight_dtype].label})`);
+  put("v-kv", `${gib(r.kv_reserved_bytes)} <span class="band">${gib(r.kv_real_bytes)} hold tokens · ${int(r.kv_bytes_per_token)} B/token</span>`, true);
+  put("v-gpus", r.gpus_required ? `${r.gpus_required}${r.gpus_required > 1 ? " (tensor parallel)" : ""}` : "none: no power-of-two TP fits");
+  put("v-eff", `<span class="${effClass(r.efficiency)}">${pct(r.efficiency)}</span> now · ${pct(r.run_efficiency)} run<span class="band">paper: 20.4-38.2 % before paging, &gt;96 % paged</span>`, true);
+  put("v-occ", `<span class="${pg.occupancy > 1 ? "bad" : ""}">${pct(pg.occupancy)}</span> of ${gib(pg.usable_bytes)} (tp ${o.tp})`, true);
+  put("v-done", int(r.requests_done));
   const e = r.engine, box = $("v-engine");
   box.hidden = !e;
   if (e) {
-    box.innerHTML = [["vLLM available KV", gib(Math.max(0, e.available_kv_bytes))],
+    put("v-engine", [["vLLM available KV", gib(Math.max(0, e.available_kv_bytes))],
       ["KV cache size", `${int(e.kv_tokens)} tokens`], ["blocks", int(e.kv_blocks)],
       ["max concurrency", `${e.max_concurrency.toFixed(2)}x @ ${int(o.context)}`],
-      ["activation (estimate)", gib(e.activation_bytes)]].map(([k, v]) => `<div><span>${k}</span><span>${v}</span></div>`).join("");
+      ["activation (estimate)", gib(e.activation_bytes)]].map(([k, v]) => `<div><span>${k}</span><span>${v}</span></div>`).join(""), true);
   }
 }
 
@@ -155,11 +165,11 @@ function renderFormula(model, gpu, r) {
   const scale = b.per === "tensor" ? "" : " (+ scales)";
   const slide = lt.sliding ? `\n${lt.sliding} sliding layers hold min(N, ${int(model.sliding_window)})` : "";
   const fa = r.flash;
-  $("v-formula").textContent = `${per}${scale}\n         = ${int(layers * lb)} B${slide}
+  put("v-formula", `${per}${scale}\n         = ${int(layers * lb)} B${slide}
 weights  = ${(model.params_total / 1e9).toFixed(2)}e9 · ${DATA.weight_dtypes[o.weight_dtype].bits / 8} B = ${gib(r.weights_bytes)}
 η = real / reserved = ${gib(r.kv_real_bytes)} / ${gib(r.kv_reserved_bytes)} = ${pct(r.efficiency)}
 scores (no Flash) = B·H·N²·${fa.score_bytes} = ${o.batch}·${Math.ceil(model.q_heads / o.tp)}·${int(o.tokens)}²·${fa.score_bytes} = ${gib(fa.without_flash)}
-tok/s ≤ BW / bytes per step = ${int(gpu.bandwidth_gbps)} GB/s / ${(r.decode.bytes_per_step / 1e9).toFixed(2)} GB × ${o.batch} = ${int(r.decode.tokens_per_s)}`;
+tok/s ≤ BW / bytes per step = ${int(gpu.bandwidth_gbps)} GB/s / ${(r.decode.bytes_per_step / 1e9).toFixed(2)} GB × ${o.batch} = ${int(r.decode.tokens_per_s)}`);
 }
 
 const PAPERS = [
@@ -170,8 +180,9 @@ const PAPERS = [
 ];
 
 function renderPapers() {
-  $("papers").hidden = !(S.cb || S.paged || S.flash);
-  $("v-papers").innerHTML = PAPERS.filter(([k]) => S[k]).map(([, t, u]) => `<li><a href="${u}" target="_blank" rel="noopener noreferrer">${t}</a></li>`).join("");
+  const hide = !(S.cb || S.paged || S.flash);
+  if ($("papers").hidden !== hide) $("papers").hidden = hide;
+  put("v-papers", PAPERS.filter(([k]) => S[k]).map(([, t, u]) => `<li><a href="${u}" target="_blank" rel="noopener noreferrer">${t}</a></li>`).join(""), true);
 }
 
 let factIndex = 0;
@@ -187,7 +198,7 @@ function factoids() {
 
 function rotateFactoid() {
   const list = factoids();
-  $("v-factoid").textContent = list[factIndex++ % list.length];
+  put("v-factoid", list[factIndex++ % list.length]);
   const left = $("left"), card = $("factoid");
   card.hidden = false;
   card.hidden = left.scrollHeight > left.clientHeight + 1;

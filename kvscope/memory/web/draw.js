@@ -41,13 +41,25 @@ export function segments(scene) {
   return segs;
 }
 
-function cellKind(segs, cum, pos) {
-  let i = 0;
-  while (i < segs.length && cum[i + 1] <= pos) i++;
-  return i < segs.length ? segs[i] : null;
+// The segment under the middle of each of n equal cells of the GPU's memory: one sweep, O(n + segments).
+function cellSegments(segs, cap, n) {
+  const out = new Array(n);
+  let i = 0, end = segs.length ? segs[0].bytes : 0;
+  for (let c = 0; c < n; c++) {
+    const pos = ((c + 0.5) / n) * cap;
+    while (i < segs.length && end <= pos) { i++; end += i < segs.length ? segs[i].bytes : 0; }
+    out[c] = i < segs.length ? segs[i] : null;
+  }
+  return out;
 }
 
-function drawModule(ctx, x, y, w, h, scene, segs, cum, active, label) {
+function cellColor(seg, scene) {
+  if (seg.kind === "weights") return C.weights;
+  if (seg.kind === "unused") return C.grey;
+  return scene.flags.cb ? seqColor(seg.seq) : "#38bdf8";
+}
+
+function drawModule(ctx, x, y, w, h, scene, segs, active, label) {
   ctx.fillStyle = active ? "#101a33" : "#161b26";
   ctx.fillRect(x, y, w, h);
   ctx.strokeStyle = active ? "#3b4a70" : "#2a2f3a";
@@ -60,13 +72,12 @@ function drawModule(ctx, x, y, w, h, scene, segs, cum, active, label) {
     return;
   }
   const pitch = 7, cols = Math.max(1, Math.floor((w - 4) / pitch)), rows = Math.max(1, Math.floor((h - 4) / pitch));
-  const cap = scene.r.per_gpu.usable_bytes, n = cols * rows;
+  const n = cols * rows, cells = cellSegments(segs, scene.r.per_gpu.usable_bytes, n);
+  ctx.strokeStyle = C.free;
   for (let i = 0; i < n; i++) {
-    const seg = cellKind(segs, cum, ((i + 0.5) / n) * cap);
-    const cx = x + 2 + (i % cols) * pitch, cy = y + 2 + Math.floor(i / cols) * pitch;
-    if (!seg) { ctx.strokeStyle = C.free; ctx.strokeRect(cx + 0.5, cy + 0.5, 5, 5); continue; }
-    ctx.fillStyle = seg.kind === "weights" ? C.weights : seg.kind === "unused" ? C.grey
-      : scene.flags.cb ? seqColor(seg.seq) : "#38bdf8";
+    const seg = cells[i], cx = x + 2 + (i % cols) * pitch, cy = y + 2 + Math.floor(i / cols) * pitch;
+    if (!seg) { ctx.strokeRect(cx + 0.5, cy + 0.5, 5, 5); continue; }
+    ctx.fillStyle = cellColor(seg, scene);
     ctx.fillRect(cx, cy, 6, 6);
     if (scene.flags.paged && seg.kind === "kv") {
       ctx.fillStyle = "#0b1020"; ctx.fillRect(cx + 3, cy, 0.8, 6); ctx.fillRect(cx, cy + 3, 6, 0.8);
@@ -118,20 +129,24 @@ function drawChip(ctx, box, scene, time, regions) {
   const dx = box.x + (box.w - die) / 2, dy = box.y + (box.h - die) / 2;
   const mw = Math.min(die * 0.5, (box.w - die) / 2 - 46), gap = 12;
   const mh = (die * 1.1 - gap * (perSide - 1)) / perSide;
-  const segs = segments(scene), cum = [0];
-  segs.forEach((s) => cum.push(cum[cum.length - 1] + s.bytes));
+  const segs = segments(scene);
   const wsFrac = r.flash.without_flash / r.per_gpu.usable_bytes;
   for (let i = 0; i < L.sites; i++) {
     const left = i < perSide, j = left ? i : i - perSide;
     const mx = left ? dx - gap - mw : dx + die + gap, my = dy - die * 0.05 + j * (mh + gap);
     const active = i < L.active; // the last sites are the inactive ones (e.g. the sixth of an H100 SXM)
-    drawModule(ctx, mx, my, mw, mh, scene, segs, cum, active, active ? `${gpu.memory_type} ${i + 1}` : "inactive site");
+    drawModule(ctx, mx, my, mw, mh, scene, segs, active, active ? `${gpu.memory_type} ${i + 1}` : "inactive site");
     if (active && scene.flags.flash) ghost(ctx, left ? mx - 12 : mx + mw + 4, my, 8, mh, wsFrac);
     regions.push({x: mx, y: my, w: mw, h: mh, tip: active
       ? `${gpu.memory_type} ${L.kind === "HBM" ? "stack" : "chip"} ${i + 1} of ${L.active} active. Addresses interleave over all ${L.kind === "HBM" ? "stacks" : "chips"}, so each holds the same mix: purple weights ${gibShort(r.per_gpu.weights_bytes)}, coloured KV ${gibShort(r.per_gpu.kv_bytes)}, grey reserved-but-empty, outlined free.`
       : `Physical HBM site without an active stack: ${gpu.name} uses ${L.active} of ${L.sites}.`});
   }
   drawDie(ctx, dx, dy, die, scene, time);
+  if (r.per_gpu.occupancy > 1) {
+    ctx.fillStyle = C.red; ctx.font = "bold 13px system-ui"; ctx.textAlign = "center";
+    ctx.fillText(`DOES NOT FIT: ${r.per_gpu.occupancy.toFixed(1)}x this GPU's memory per rank`, dx + die / 2, dy + die + 22);
+    ctx.textAlign = "left";
+  }
   regions.push({x: dx, y: dy, w: die, h: die, tip: scene.flags.flash
     ? "FlashAttention computes attention tile by tile in on-chip SRAM (green wave) and keeps only O(N) row statistics in HBM."
     : "Without FlashAttention prefill writes one layer's B x heads x N x N score matrix to HBM (red), then frees it."});
