@@ -192,18 +192,19 @@ function drawLanes(ctx, box, scene, regions) {
   const {r, opts} = scene, T = opts.context, rows = Math.min(r.slots.length, 32);
   const rh = Math.max(3, Math.min(14, (box.h - 18) / rows)), wpx = box.w;
   ctx.fillStyle = C.muted; ctx.font = "11px system-ui";
-  const label = opts.mode === "paged" ? `pages of ${opts.page} tokens` : "max context reserved per slot";
+  const pagePx = (opts.page / T) * wpx, group = Math.max(1, Math.ceil(3 / pagePx));
+  const label = opts.mode === "paged" ? `pages of ${opts.page} tokens${group > 1 ? `, one tick per ${group} pages` : ""}`
+    : "max context reserved per slot";
   ctx.fillText(`Slots over token positions 0-${T.toLocaleString()} (${label})${r.slots.length > rows ? `, first ${rows} of ${r.slots.length}` : ""}`, box.x, box.y + 10);
-  const pagePx = (opts.page / T) * wpx;
   for (let i = 0; i < rows; i++) {
     const st = r.slots[i], y = box.y + 16 + i * rh, real = (st.tokens / T) * wpx;
     const reserved = opts.mode === "paged" ? (Math.ceil(st.tokens / opts.page) * opts.page / T) * wpx : wpx;
     ctx.fillStyle = stripes(ctx, "#6b7280"); ctx.fillRect(box.x, y, reserved, rh - 1);
     ctx.fillStyle = scene.flags.cb ? seqColor(st.request) : "#38bdf8";
     ctx.fillRect(box.x, y, real, rh - 1);
-    if (opts.mode === "paged" && pagePx >= 3) {
+    if (opts.mode === "paged") {
       ctx.fillStyle = "#0b1020";
-      for (let p = pagePx; p < reserved; p += pagePx) ctx.fillRect(box.x + p, y, 1, rh - 1);
+      for (let p = pagePx * group; p < reserved; p += pagePx * group) ctx.fillRect(box.x + p, y, 1, rh - 1);
     }
   }
   regions.push({x: box.x, y: box.y, w: box.w, h: box.h, tip: opts.mode === "static"
