@@ -84,9 +84,12 @@ def summary_rows(model: dict, gpu: dict, r: dict) -> list[tuple[str, str]]:
             ("memory efficiency", f"{r['efficiency']:.1%} now, {r['run_efficiency']:.1%} over the run "
                                   "(paper: 20.4-38.2% before paging)"),
             (f"per GPU (tp {pg['tp']})", f"{_gib(pg['resident_bytes'])} = {pg['occupancy']:.1%} of HBM"),
-            ("GPUs required", str(r["gpus_required"]) if r["gpus_required"] else "none: no power-of-two TP up to 1024 dividing q_heads fits"),
+            ("GPUs required", str(r["gpus_required"]) if r["gpus_required"]
+             else "none: no power-of-two TP up to 1024 dividing q_heads fits"),
             ("prefill scores, 1 layer", f"{_gib(fa['without_flash'])} without Flash, {_gib(fa['with_flash'])} "
-                                        f"with (transient; {'on' if o['flash'] else 'off'})"),
+                                        f"with (transient; Flash {'on' if o['flash'] else 'off'})"),
+            ("prefill peak per GPU", f"{_gib(pg['peak_with_flash'])} with Flash, "
+                                     f"{_gib(pg['peak_without_flash'])} without"),
             ("decode bound", f"{r['decode']['tokens_per_s']:,.0f} tokens/s for the batch "
                              f"({r['decode']['tokens_per_s_per_seq']:,.1f} per sequence)")]
     e = r["engine"]

@@ -252,7 +252,12 @@ def activation_estimate(model: dict, opts: dict, eng: dict) -> float:
 
 
 def engine_budget(model: dict, gpu: dict, opts: dict) -> dict | None:
-    """What vLLM would log at start-up on each of ``tp`` GPUs (None without ``opts['engine']``)."""
+    """What vLLM would log at start-up on each of ``tp`` GPUs (None without ``opts['engine']``).
+
+    available = usable x gpu_memory_utilization - weights / tp - activation peak; blocks of
+    ``block_size`` tokens over every attention layer (sliding layers counted at full size, as when the
+    hybrid allocator is off); max concurrency = blocks / ceil(context / block_size).
+    """
     if not opts.get("engine"):
         return None
     eng, tp = ENGINES[opts["engine"]], opts["tp"]

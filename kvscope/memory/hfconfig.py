@@ -34,8 +34,11 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
             raise UsageError(f"cannot read config {p}: {exc.strerror or exc}") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"cannot parse config {p}: {str(exc).splitlines()[0][:160]}") from None
-    try:
-        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    from kvscope.models import hub_reachable
+
+    try:  # without the hub, only the local cache is read (instead of minutes of retries)
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code,
+                                          local_files_only=not hub_reachable())
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"cannot load config {name!r} (the hub may be unreachable; pass a path to a "

@@ -126,3 +126,24 @@ def test_json_path_does_not_import_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["options"]["batch"] == 4
+
+
+def test_serve_prints_a_loopback_url_and_answers():
+    import http.client
+    import re as _re
+
+    proc = subprocess.Popen([sys.executable, "-m", "kvscope", "memory", "--serve", "--no-browser", "--batch", "4"],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        m = _re.search(r"http://127\.0\.0\.1:(\d+)/(\S*)", line)
+        assert m, line
+        assert "batch=4" in m.group(2) and "model=llama-3.1-8b" in m.group(2)
+        conn = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=5)
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert resp.status == 200 and b"kv-data" in resp.read()
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
