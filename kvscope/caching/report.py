@@ -109,8 +109,8 @@ def run_caching(model: Any, tokenizer: Any, info: Any, prompt: str = DEFAULT_PRO
     decode step with recomputation, time greedy decoding of ``new_tokens`` with and without the cache, and
     continue ``second_prompt`` from ``prompt``'s cached prefix. ``prompt`` needs at least 2 tokens."""
     layer = check_layer(info, layer)
-    if new_tokens < 1:
-        raise UsageError("--new-tokens must be at least 1")
+    if not 1 <= new_tokens < info.max_positions:
+        raise UsageError(f"--new-tokens must be between 1 and {info.max_positions - 1} (the model's max positions)")
     ids1 = encode_prompt(tokenizer, prompt, info.max_positions - new_tokens)
     ids2 = encode_prompt(tokenizer, second_prompt, info.max_positions)
     if ids1.shape[1] < 2:

@@ -57,12 +57,15 @@ def caching(model, device, dtype, trust_remote_code, device_map, prompt, second_
     """
     from kvscope.caching.projections import check_layer
     from kvscope.caching.report import DEFAULT_PROMPT, DEFAULT_SECOND_PROMPT, run_caching
+    from kvscope.errors import UsageError
     from kvscope.fileio import ensure_dir, write_json
     from kvscope.plots.caching import save_all
 
     setup_logging(quiet=as_json)
     first = read_prompt(prompt, None, DEFAULT_PROMPT)
-    second = read_prompt(second_prompt, None, DEFAULT_SECOND_PROMPT)
+    if second_prompt is not None and not second_prompt.strip():
+        raise UsageError("the second prompt is empty: pass --second-prompt TEXT with some text")
+    second = second_prompt or DEFAULT_SECOND_PROMPT
     ensure_dir(out)
     m, tok, facts = load(model, device, dtype, trust_remote_code, device_map)
     check_layer(facts, layer)

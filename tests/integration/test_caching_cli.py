@@ -52,9 +52,10 @@ def test_no_shared_prefix_is_reported_with_the_figure_drawn(tmp_path, capsys):
     (["--layer", "2"], "--layer 2 is out of range: this model has layers 0..1"),
     (["--layer", "-1"], "out of range"),
     (["--prompt", "   "], "prompt is empty"),
-    (["--second-prompt", ""], "prompt is empty"),
+    (["--second-prompt", " "], "second prompt is empty"),
     (["--prompt", "a"], "at least 2 tokens"),
     (["--new-tokens", "0"], "--new-tokens"),
+    (["--new-tokens", "4096"], "--new-tokens must be between 1 and 4095"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, fragment):
     code, _, err = run_cli(BASE + ["--out", str(tmp_path)] + extra, capsys)
