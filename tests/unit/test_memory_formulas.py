@@ -173,3 +173,16 @@ def test_decode_bound_uses_active_params_and_bandwidth():
 def test_usable_memory_is_visible_mib_not_marketed_gb():
     assert f.usable_bytes(G["h100-sxm"]) == 81_559 * 2**20
     assert f.usable_bytes(G["b200"]) == 192 * 10**9  # not verified: marketed decimal GB
+
+
+@pytest.mark.parametrize("model,gib_per_1k", [("qwen3-8b", 0.1373), ("qwen3-32b", 0.2441),
+                                              ("llama-3.1-70b", 0.3052)])
+def test_lmcache_faq_gib_per_thousand_tokens(model, gib_per_1k):
+    """Reference B1/C3: the LMCache FAQ's KV sizes per 1,000 tokens (its "GB" are GiB)."""
+    assert round(f.kv_bytes_per_token(M[model], "bf16") * 1000 / GIB, 4) == gib_per_1k
+
+
+def test_lmcache_faq_capacity_qwen3_8b():
+    """50.32 GiB spare on an H100 holds about 366,400 Qwen3-8B tokens (8.95 x 40,960)."""
+    tokens = 50.32 * GIB / f.kv_bytes_per_token(M["qwen3-8b"], "bf16")
+    assert tokens == pytest.approx(366_400, rel=1e-3) and tokens / 40_960 == pytest.approx(8.95, abs=0.01)
