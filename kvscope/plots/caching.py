@@ -209,7 +209,8 @@ def prefix_reuse(r: Any) -> Any:
         vals = np.array([get(f["fresh"]), get(f["reuse"])]) / 1e9
         bars = bx.bar(["fresh run", "reuse prefix"], vals, bottom=bottom, label=label)
         bottom += vals
-    bx.bar_label(bars, [f"{v:.3f} GFLOP" for v in bottom])
+    bx.bar_label(bars, [f"{v:.4g} GFLOP" for v in bottom])
+    bx.set_ylim(0, float(bottom.max()) * 1.3 or 1.0)
     bx.set_ylabel("matmul GFLOPs (counted)")
     bx.legend(loc="upper right", fontsize=8)
     bx.text(0.02, -0.16, _reuse_text(p), transform=bx.transAxes, va="top", fontsize=9, family="monospace")
