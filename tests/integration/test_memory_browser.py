@@ -238,3 +238,15 @@ def test_hover_shows_tooltip(page, site):
     box = page.locator("#view").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2 - 40, box["y"] + box["height"] * 0.4)
     assert page.locator("#tip").is_visible()
+
+
+def test_step_slider_and_engine_toggle(page, site):
+    open_page(page, site)
+    page.locator("#tokens").fill("1000")
+    want = expected(tokens=1000)
+    assert gib_of(page.locator("#v-kv").inner_text()) == pytest.approx(want["kv_reserved_bytes"] / GIB, rel=0.01)
+    assert page.locator("#v-context").inner_text().startswith("1,000 / 8,192")
+    assert page.locator("#v-engine").is_hidden()
+    page.click("#engine")
+    text = page.locator("#v-engine").inner_text()
+    assert f"{expected(engine='vllm')['engine']['kv_tokens']:,} tokens" in text
