@@ -34,12 +34,12 @@ class ScanResult:
         return dict(self.__dict__)
 
 
-def encode_texts(tokenizer: Any, info: ModelInfo, prompt: str | None, continuation: str | None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_texts(tokenizer: Any, info: ModelInfo, prompt: str | None, continuation: str | None,
+                 truncate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids ``[1, P]`` and ``[1, C]``; the continuation needs at least 2 tokens to score one."""
     from kvscope.capture import encode_prompt
 
-    ids = encode_prompt(tokenizer, prompt if prompt is not None else DEFAULT_PROMPT, info.max_positions)
+    ids = encode_prompt(tokenizer, prompt if prompt is not None else DEFAULT_PROMPT, info.max_positions, truncate)
     text = continuation if continuation is not None else DEFAULT_CONTINUATION
     if not text or not text.strip():
         raise UsageError("the continuation is empty: pass --continuation TEXT with at least two tokens")
