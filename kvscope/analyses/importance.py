@@ -8,9 +8,10 @@ Per token, per layer and kv_head, three proxies of importance:
 
 The reference is attention received per query that can see the key (H2O, Zhang et al. 2023).
 For each layer we take the Spearman correlation between proxy and reference over positions, per
-kv_head, and average over kv_heads. With a leave-one-out ground truth (``delta_loglik`` per token,
-higher = removing the token hurts more), each proxy's per-token mean over layers and kv_heads, and
-attention received, are also correlated with it.
+kv_head, and average over kv_heads. With a leave-one-out ground truth, each proxy's per-token mean over layers and kv_heads, and
+attention received, are also correlated with the loss of removing it, ``-delta_loglik``
+(``kvscope prune --leave-one-out`` writes ``delta_loglik`` = log-likelihood with the token evicted minus
+without eviction, so negative = needed).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ HOLDS = 0.3  # |median Spearman| below this is "no meaningful relation"
 class Importance:
     """``layer_spearman[proxy]``: ``[layer]`` Spearman vs attention received; ``median[proxy]`` over
     layers; ``verdict``: one sentence on "low magnitude = low importance"; ``ground_truth[proxy]``:
-    Spearman vs delta_loglik (also key ``attention``), empty without a ground truth."""
+    Spearman vs ``-delta_loglik`` (also key ``attention``), empty without a ground truth."""
 
     layer_spearman: dict[str, np.ndarray]
     median: dict[str, float]
@@ -84,7 +85,7 @@ def importance(snapshot: KVSnapshot, delta_loglik: np.ndarray | None = None) -> 
     verdict, holds = _verdict(median["magnitude"])
     gt, note = {}, ""
     if delta_loglik is not None:
-        gt, note = _against_ground_truth(scores, reference, np.asarray(delta_loglik, dtype=np.float64))
+        gt, note = _against_ground_truth(scores, reference, -np.asarray(delta_loglik, dtype=np.float64))
     return Importance(per_layer, median, verdict, holds, gt, note)
 
 
@@ -95,4 +96,5 @@ def _against_ground_truth(scores, reference, truth) -> tuple[dict[str, float], s
     with np.errstate(all="ignore"):
         out = {n: spearman(np.nanmean(p, axis=(0, 1)), truth) for n, p in scores.items()}
         out["attention"] = spearman(np.nanmean(reference, axis=(0, 1)), truth)
-    return out, "Spearman of each proxy (mean over layers and kv_heads) with the leave-one-out delta_loglik"
+    return out, ("Spearman of each proxy (mean over layers and kv_heads) with -delta_loglik, the log-likelihood "
+                 "lost when the token is evicted (leave-one-out)")

@@ -75,9 +75,18 @@ def _attention_output(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torc
     return scores.softmax(-1) @ v
 
 
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    denom = float(b.double().norm())
-    return float((a.double() - b.double()).norm()) / denom if denom > 0 else 0.0
+def _sq(x: torch.Tensor) -> float:
+    """Sum of squares, accumulated in float64."""
+    return float(x.square().sum(dtype=torch.float64))
+
+
+def _quantize_all(tensors: list[torch.Tensor], stacked: torch.Tensor | None, bits: int, scheme: str,
+                  group_size: int) -> list[torch.Tensor]:
+    """Each layer's dequantized tensor. Token and channel groups never span layers or kv_heads, so
+    those schemes run once on all layers stacked (same result, far fewer calls)."""
+    if scheme == "tensor" or stacked is None:
+        return [fake_quantize(x, bits, scheme, group_size) for x in tensors]
+    return list(fake_quantize(stacked, bits, scheme, group_size).split(tensors[0].shape[0]))
 
 
 def quantization_error(snapshot: KVSnapshot, bits: tuple[int, ...] = BITS, group_size: int = GROUP_SIZE,
@@ -89,19 +98,20 @@ def quantization_error(snapshot: KVSnapshot, bits: tuple[int, ...] = BITS, group
     if snapshot.queries is None or any(snapshot.keys[l].shape[1] != snapshot.n_positions for l in out_layers):
         out_layers = []
     nq = min(n_queries, snapshot.n_positions)
+    refs = {l: _attention_output(snapshot.queries[l][:, -nq:].float(), snapshot.keys[l].float(),
+                                 snapshot.values[l].float()).double() for l in out_layers}
     tensor, output, per_layer = {}, {}, {}
     for kind, tensors in (("key", snapshot.keys), ("value", snapshot.values)):
+        sq_ref = np.array([_sq(x) for x in tensors])
+        stacked = torch.cat(tensors) if len({t.shape for t in tensors}) == 1 else None
         tensor[kind], output[kind], per_layer[kind] = {}, {}, {}
         for scheme in SCHEMES:
-            sq_err, sq_ref = np.zeros((L, len(bits))), np.zeros(L)
-            out_err = np.full(len(bits), np.nan)
-            for l, x in enumerate(tensors):
-                sq_ref[l] = float(x.double().pow(2).sum())
-                for b, nb in enumerate(bits):
-                    sq_err[l, b] = float((fake_quantize(x, nb, scheme, group_size).double() - x.double()).pow(2).sum())
-            if out_layers:
-                out_err = np.array([_output_error(snapshot, out_layers, kind, nb, scheme, group_size, nq)
-                                    for nb in bits])
+            sq_err, out_err = np.zeros((L, len(bits))), np.full(len(bits), np.nan)
+            for b, nb in enumerate(bits):
+                quantized = _quantize_all(tensors, stacked, nb, scheme, group_size)
+                sq_err[:, b] = [_sq(xq - x) for xq, x in zip(quantized, tensors)]
+                if out_layers:
+                    out_err[b] = _output_error(snapshot, refs, quantized, kind, nq)
             tensor[kind][scheme] = np.sqrt(sq_err.sum(0) / max(sq_ref.sum(), 1e-300))
             per_layer[kind][scheme] = np.sqrt(sq_err / np.maximum(sq_ref, 1e-300)[:, None])
             output[kind][scheme] = out_err
@@ -109,18 +119,14 @@ def quantization_error(snapshot: KVSnapshot, bits: tuple[int, ...] = BITS, group
                              out_layers, nq if out_layers else 0)
 
 
-def _output_error(snapshot: KVSnapshot, layers: list[int], kind: str, bits: int, scheme: str,
-                  group_size: int, nq: int) -> float:
-    """Relative error of the attention output, all sampled layers pooled (Frobenius)."""
+def _output_error(snapshot: KVSnapshot, refs: dict[int, torch.Tensor], quantized: list[torch.Tensor],
+                  kind: str, nq: int) -> float:
+    """Relative error of the attention output, the sampled layers ``refs`` pooled (Frobenius)."""
     num = den = 0.0
-    for l in layers:
+    for l, ref in refs.items():
         q = snapshot.queries[l][:, -nq:].float()
-        k, v = snapshot.keys[l].float(), snapshot.values[l].float()
-        ref = _attention_output(q, k, v).double()
-        if kind == "key":
-            got = _attention_output(q, fake_quantize(k, bits, scheme, group_size), v).double()
-        else:
-            got = _attention_output(q, k, fake_quantize(v, bits, scheme, group_size)).double()
+        k, v = (quantized[l], snapshot.values[l]) if kind == "key" else (snapshot.keys[l], quantized[l])
+        got = _attention_output(q, k.float(), v.float()).double()
         num += float((got - ref).pow(2).sum())
         den += float(ref.pow(2).sum())
     return float(np.sqrt(num / den)) if den > 0 else 0.0

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kvscope.analyses.cache_maps import cache_maps
 from kvscope.analyses.distribution import value_distribution
 from kvscope.analyses.head_specialization import head_specialization
 from kvscope.analyses.importance import importance
@@ -58,6 +59,7 @@ def _quantization(ctx: Context) -> Any:
 
 ANALYSES: dict[str, Analysis] = {
     "sinks": Analysis(lambda c: detect_sinks(c.snapshot, c.options.sink_share)),
+    "cache_maps": Analysis(lambda c: cache_maps(c.snapshot)),
     "layer_stats": Analysis(lambda c: layer_stats(c.snapshot, c.options.sparsity_threshold)),
     "distribution": Analysis(lambda c: value_distribution(c.snapshot)),
     "pca": Analysis(lambda c: pca_by_position(c.snapshot, c.options.layer)),

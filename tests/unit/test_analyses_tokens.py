@@ -86,7 +86,7 @@ def test_importance_signs_follow_planted_norms():
 def test_importance_against_ground_truth_and_mismatch():
     snap = random_snapshot(n=10)
     truth = np.nanmean(snap.mean_attention().numpy(), axis=(0, 1))
-    imp = importance(snap, truth)
+    imp = importance(snap, -truth)  # delta_loglik < 0 = needed
     assert imp.ground_truth["attention"] == pytest.approx(1.0)
     bad = importance(snap, np.zeros(7))
     assert bad.ground_truth == {} and "7 tokens" in bad.ground_truth_note

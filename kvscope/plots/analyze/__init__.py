@@ -1,0 +1,6 @@
+"""Figures of ``kvscope analyze``: one module per figure family, one registry (``FIGURES``)."""
+
+from kvscope.plots.analyze.base import FigureData
+from kvscope.plots.analyze.registry import FIGURES, FigureSpec, render_all
+
+__all__ = ["FIGURES", "FigureData", "FigureSpec", "render_all"]

@@ -1,0 +1,125 @@
+"""Head- and layer-level figures: head specialization, pruning potential, projection weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kvscope.plots.analyze.base import K_COLOR, V_COLOR, FigureData, layer_axis, new_figure
+
+
+def head_specialization(data: FigureData):
+    """Each q_head of one layer placed by look-back distance and attention entropy, coloured by kv_head."""
+    hs = data.results["heads"]
+    fig, axes = new_figure(7.5, 6)
+    ax = axes[0][0]
+    cmap = __import__("matplotlib").colormaps["tab10"]
+    for g in np.unique(hs.kv_head):
+        idx = np.flatnonzero(hs.kv_head == g)
+        ax.scatter(hs.lookback[idx], hs.entropy[idx], s=40 + 260 * hs.first_share[idx], color=cmap(int(g) % 10),
+                   edgecolors="k", alpha=0.8, label=f"kv_head {g} (q_heads {idx.min()}-{idx.max()})")
+        for h in idx:
+            ax.annotate(f"q{h}", (hs.lookback[h], hs.entropy[h]), xytext=(5, 3), textcoords="offset points",
+                        fontsize=8)
+    ax.set_xlabel("mean look-back distance (tokens)")
+    ax.set_ylabel("normalized attention entropy (0 = one key, 1 = uniform)")
+    ax.legend(fontsize=7, title="GQA group (size = share on position 0)", title_fontsize=7)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Head specialization, layer {hs.layer}: features from the recomputed attention pattern\n"
+                 f"(recomputation matches captured attention to {hs.parity:.1e} relative)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _scan_rho(score: np.ndarray, measured) -> str:
+    from kvscope.analyses.stats import spearman
+
+    rho = spearman(np.ravel(score), np.ravel(np.asarray(measured, dtype=float)))
+    return f"Spearman(potential, ppl change) = {rho:+.2f} (a good score is strongly negative)"
+
+
+def pruning_heatmap_by_layer_head(data: FigureData):
+    """Layer x kv_head pruning potential; beside it the measured perplexity change when scanned."""
+    pp = data.results["pruning"]
+    heads = data.scan.get("heads")
+    cols = 2 if heads is not None else 1
+    fig, axes = new_figure(5.5 * cols + 1, max(3.5, 0.22 * pp.head.shape[0] + 1.8), 1, cols)
+    ax = axes[0][0]
+    im = ax.imshow(pp.head, aspect="auto", cmap="Greens", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="pruning potential (1 = writes least)")
+    ax.set_xticks(range(pp.head.shape[1]))
+    ax.set_xlabel("kv_head")
+    ax.set_ylabel("layer")
+    ax.set_title("score: " + ("attention-weighted value norm" if pp.uses_attention else "mean value norm"),
+                 fontsize=9)
+    if heads is not None:
+        ax = axes[0][1]
+        im = ax.imshow(np.asarray(heads, dtype=float), aspect="auto", cmap="Reds", interpolation="nearest")
+        fig.colorbar(im, ax=ax, label="measured perplexity change (%)")
+        ax.set_xlabel("kv_head")
+        ax.set_title("evicting that kv_head (kvscope prune --scan)\n" + _scan_rho(pp.head, heads), fontsize=8)
+    fig.suptitle("Pruning potential per layer and kv_head", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def layer_pruning_potential(data: FigureData):
+    """Bars per layer; measured perplexity change of evicting the layer beside it when scanned."""
+    pp = data.results["pruning"]
+    layers = data.scan.get("layers")
+    rows = 2 if layers is not None else 1
+    fig, axes = new_figure(11, 3.6 * rows, rows, 1)
+    x = np.arange(len(pp.layer))
+    axes[0][0].bar(x, pp.layer, color="#2ca02c")
+    axes[0][0].set_ylabel("pruning potential")
+    axes[0][0].set_ylim(0, 1.05)
+    layer_axis(axes[0][0], len(x))
+    axes[0][0].set_title(pp.definition, fontsize=8)
+    if layers is not None:
+        ax = axes[1][0]
+        ax.bar(x, np.asarray(layers, dtype=float), color="#d62728")
+        ax.set_ylabel("ppl change when evicted (%)")
+        ax.set_yscale("symlog")
+        layer_axis(ax, len(x))
+        ax.set_title("measured: " + _scan_rho(pp.layer, layers), fontsize=8)
+    fig.suptitle("Pruning potential per layer", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def head_pruning_potential(data: FigureData):
+    """Per kv_head index: the potential in every layer (dots) and its mean (bar)."""
+    pp = data.results["pruning"]
+    n_layers, n_heads = pp.head.shape
+    fig, axes = new_figure(max(5, 1.2 * n_heads + 2), 4.2)
+    ax = axes[0][0]
+    ax.bar(range(n_heads), pp.head.mean(axis=0), color="#2ca02c", alpha=0.5, label="mean over layers")
+    jitter = np.linspace(-0.25, 0.25, n_layers) if n_layers > 1 else np.zeros(1)
+    for h in range(n_heads):
+        ax.scatter(h + jitter, pp.head[:, h], s=10, color="k", alpha=0.6, label="one layer" if h == 0 else None)
+    ax.set_xticks(range(n_heads))
+    ax.set_xlabel("kv_head index")
+    ax.set_ylabel("pruning potential")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7)
+    ax.set_title("Pruning potential by kv_head index. Head h of one layer and head h of another are\n"
+                 "different heads: an index has no identity across layers, so read the dots, not the bar.",
+                 fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def weight_magnitude_distribution(data: FigureData):
+    """Histograms of |k_proj| and |v_proj| weights (log-spaced bins), all layers."""
+    w = data.results["weights"]
+    fig, axes = new_figure(12, 4.2, 1, 2)
+    for ax, h, name, color in ((axes[0][0], w.k_proj, "k_proj", K_COLOR), (axes[0][1], w.v_proj, "v_proj", V_COLOR)):
+        ax.stairs(h.counts, h.edges, fill=True, color=color, alpha=0.7)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"|{name} weight|")
+        ax.set_ylabel("count (log)")
+        ax.set_title(f"{name}: {h.n:,} weights, mean |w| {h.mean_abs:.3g}, max {h.max_abs:.3g}, "
+                     f"exact zeros {h.zeros:,}", fontsize=9)
+    fig.suptitle("Projection weight magnitudes (all layers)", fontsize=11)
+    fig.tight_layout()
+    return fig

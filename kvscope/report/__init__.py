@@ -1,0 +1,6 @@
+"""``kvscope analyze`` outputs: ``metrics.json`` (every number the figures show) and ``report.html``."""
+
+from kvscope.report.html import build_report
+from kvscope.report.metrics import SCHEMA_VERSION, build_metrics, headline
+
+__all__ = ["SCHEMA_VERSION", "build_metrics", "build_report", "headline"]

@@ -1,0 +1,109 @@
+"""``kvscope analyze`` end to end on the tiny model, a saved snapshot, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kvscope.plots.analyze import FIGURES
+from tests.helpers import assert_one_line_error, run_cli
+
+ALL_FILES = [f"{stem}.png" for spec in FIGURES.values() for stem in spec.files]
+
+
+def check_metrics(doc: dict, n_tokens: int) -> None:
+    """The metrics.json schema: top-level keys and the numbers the report leads with."""
+    assert doc["schema_version"] == 1 and isinstance(doc["kvscope_version"], str)
+    for key in ("layers", "kv_heads", "q_heads", "head_dim", "name"):
+        assert key in doc["model"]
+    assert doc["prompt"]["tokens"] == n_tokens
+    assert set(doc["figures"]) == set(FIGURES)
+    head = doc["headline"]
+    assert head["tokens"] == n_tokens and isinstance(head["verdict"], str)
+    assert set(head["median_spearman_vs_attention"]) == {"magnitude", "key_norm", "value_norm"}
+    an = doc["analyses"]
+    L, H = doc["model"]["layers"], doc["model"]["kv_heads"]
+    assert len(an["layer_stats"]["sparsity_k"]) == L
+    assert len(an["pruning"]["head"]) == L and len(an["pruning"]["head"][0]) == H
+    assert len(an["tokens"]["tokens"]) == n_tokens and len(an["tokens"]["sink"]) == n_tokens
+    assert an["quantization"]["bits"] == [16, 8, 4, 2] and an["quantization"]["sixteen_bit"] == "float16"
+    assert len(an["importance"]["layer_spearman"]["key_norm"]) == L
+    assert all(isinstance(v, float) for v in doc["timing_s"].values())
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("analyze")
+    from kvscope.cli import main
+
+    main(["analyze", "--model", "tiny", "--prompt", "Alice paid 42 euros. <script>alert('x')</script> Bob!",
+          "--out", str(out), "--jobs", "1", "--json"])
+    return out
+
+
+def test_tiny_run_writes_every_file(tiny_run):
+    for name in ALL_FILES + ["metrics.json", "report.html"]:
+        assert (tiny_run / name).is_file(), name
+    doc = json.loads((tiny_run / "metrics.json").read_text())
+    check_metrics(doc, doc["prompt"]["tokens"])
+    assert all("files" in v for v in doc["figures"].values())
+
+
+def test_report_is_self_contained_and_escapes_script(tiny_run):
+    html = (tiny_run / "report.html").read_text()
+    assert html.count("<script") == 2  # the JSON data element and our own code, nothing injected
+    assert "alert(" not in html.split('<script type="application/json"')[0]
+    assert "http://" not in html and "https://" not in html
+    assert html.count("data:image/png;base64,") == len(FIGURES)
+    for spec in FIGURES.values():
+        assert spec.explanation[:40].replace("'", "&#x27;").replace('"', "&quot;") in html
+
+
+def test_snapshot_without_attention_skips_with_notes(tiny, tmp_path, capsys):
+    from kvscope.capture import capture
+
+    snap = capture(tiny.model, tiny.tokenizer, "The cat sat on the mat.", info=tiny.info)
+    snap.save(tmp_path / "s.kvs")
+    code, out, err = run_cli(["analyze", "--snapshot", str(tmp_path / "s.kvs"), "--out", str(tmp_path / "o"),
+                              "--jobs", "1", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert "no attention data" in doc["figures"]["importance_validation"]["skipped"]
+    assert "no model is loaded" in doc["figures"]["weight_magnitude_distribution"]["skipped"]
+    assert "files" in doc["figures"]["low_importance_tokens"]
+    assert any("No attention data" in w for w in doc["warnings"])
+
+
+def test_ground_truth_is_read_from_the_out_dir(tiny, tmp_path, capsys):
+    from kvscope.capture import encode_prompt
+
+    text = "One two three four five six seven."
+    ids = encode_prompt(tiny.tokenizer, text, 0)[0].tolist()
+    gt = {"model": "tiny", "prompt": text, "tokens": [str(i) for i in ids], "token_ids": ids,
+          "delta_loglik": [-float(i % 5) for i in range(len(ids))]}
+    (tmp_path / "importance_ground_truth.json").write_text(json.dumps(gt))
+    code, _, err = run_cli(["analyze", "--model", "tiny", "--prompt", text, "--out", str(tmp_path),
+                            "--jobs", "1", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(doc["analyses"]["importance"]["ground_truth"]) == {"magnitude", "key_norm", "value_norm", "attention"}
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--prompt", "   "], 2),
+    (["--prompt-file", "/nonexistent/prompt.txt"], 2),
+    (["--prompt", "hi there", "--layer", "7"], 2),
+    (["--prompt", "hi", "--snapshot", "x.kvs"], 2),
+])
+def test_bad_input_is_one_line(argv, expected, tmp_path, capsys):
+    code, _, err = run_cli(["analyze", "--model", "tiny", "--out", str(tmp_path)] + argv, capsys)
+    assert_one_line_error(err, code, expected)
+
+
+def test_unwritable_out_dir(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(["analyze", "--model", "tiny", "--prompt", "hi", "--out", str(blocker / "sub")], capsys)
+    assert_one_line_error(err, code, 2)
+    assert "cannot create output directory" in err

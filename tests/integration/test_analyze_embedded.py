@@ -1,0 +1,42 @@
+"""``kvscope analyze`` on the embedded SmolLM2-135M: every file, the metrics schema, escaping, and
+what the model really does with its lowest-magnitude token."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kvscope.plots.analyze import FIGURES
+from tests.integration.test_analyze_cli import ALL_FILES, check_metrics
+from tests.unit.test_analyses_figures import _png_ok
+
+PROMPT = ("On 3 May, Alice Moreau paid 42 euros for 7 books in Paris. <script>alert('owned')</script> "
+          "She said the price was fair, and the shop owner, Mr. Lee, agreed.")
+
+
+@pytest.mark.embedded
+def test_embedded_analyze(embedded, tmp_path, monkeypatch):
+    import kvscope.models
+
+    monkeypatch.setattr(kvscope.models, "load_model", lambda *a, **k: embedded)
+    from kvscope.cli import main
+
+    main(["analyze", "--prompt", PROMPT, "--out", str(tmp_path), "--json"])
+    for name in ALL_FILES:
+        assert _png_ok(tmp_path / name), name
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    n = doc["prompt"]["tokens"]
+    check_metrics(doc, n)
+    assert doc["model"]["layers"] == 30 and doc["model"]["kv_heads"] == 3
+    assert all("files" in v for v in doc["figures"].values()), doc["figures"]
+    # the recomputed attention of the head-specialization layer matches the captured one
+    assert doc["analyses"]["heads"]["parity"] < 1e-4
+    # SmolLM2's first tokens are attention sinks with the lowest magnitude: the report must say so
+    low = doc["headline"]["lowest_magnitude_token"]
+    assert low["is_sink"] and low["position"] <= 1
+    assert 0 in [s["position"] for s in doc["headline"]["sinks"]]
+    assert any("attention sinks" in w for w in doc["warnings"])
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("<script") == 2 and "alert('owned')" not in html
+    assert html.count("data:image/png;base64,") == len(FIGURES)
