@@ -18,7 +18,7 @@ DEFAULT_CONTINUATION_FILE = "default_continuation.txt"
 def _text(name: str) -> str:
     from importlib import resources
 
-    return resources.files("kvscope.data").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("kvscope").joinpath("data", name).read_text(encoding="utf-8")
 
 
 def _check_layer(layer: int | None, n_layers: int) -> int:

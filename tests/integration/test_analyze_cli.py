@@ -107,3 +107,21 @@ def test_unwritable_out_dir(tmp_path, capsys):
     code, _, err = run_cli(["analyze", "--model", "tiny", "--prompt", "hi", "--out", str(blocker / "sub")], capsys)
     assert_one_line_error(err, code, 2)
     assert "cannot create output directory" in err
+
+
+def test_scan_puts_the_measured_change_beside_the_score(tmp_path, capsys):
+    code, _, err = run_cli(["analyze", "--model", "tiny", "--prompt", "Alice paid 42 euros in Paris.",
+                            "--continuation", " Alice paid 42 euros.", "--scan", "--scan-heads",
+                            "--out", str(tmp_path), "--jobs", "1", "--json"], capsys)
+    assert code == 0, err
+    scan = json.loads((tmp_path / "metrics.json").read_text())["scan"]
+    assert len(scan["layers"]) == 2 and len(scan["heads"]) == 2 and len(scan["heads"][0]) == 2
+    assert scan["baseline_ppl"] > 1 and -1 <= scan["spearman_heads"] <= 1
+
+
+def test_scan_on_a_custom_prompt_needs_a_continuation(tmp_path, capsys):
+    code, _, err = run_cli(["analyze", "--model", "tiny", "--prompt", "Alice paid 42 euros.", "--scan",
+                            "--out", str(tmp_path), "--jobs", "1", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    assert doc["scan"] is None and "--continuation" in doc["skipped_analyses"]["scan"]

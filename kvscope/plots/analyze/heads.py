@@ -37,6 +37,13 @@ def _scan_rho(score: np.ndarray, measured) -> str:
     return f"Spearman(potential, ppl change) = {rho:+.2f} (a good score is strongly negative)"
 
 
+def _grid_ticks(ax, n_layers: int, n_heads: int) -> None:
+    ax.set_xticks(range(n_heads))
+    ax.set_xlabel("kv_head")
+    step = max(1, n_layers // 15)
+    ax.set_yticks(range(0, n_layers, step))
+
+
 def pruning_heatmap_by_layer_head(data: FigureData):
     """Layer x kv_head pruning potential; beside it the measured perplexity change when scanned."""
     pp = data.results["pruning"]
@@ -46,16 +53,17 @@ def pruning_heatmap_by_layer_head(data: FigureData):
     ax = axes[0][0]
     im = ax.imshow(pp.head, aspect="auto", cmap="Greens", vmin=0, vmax=1, interpolation="nearest")
     fig.colorbar(im, ax=ax, label="pruning potential (1 = writes least)")
-    ax.set_xticks(range(pp.head.shape[1]))
-    ax.set_xlabel("kv_head")
+    _grid_ticks(ax, *pp.head.shape)
     ax.set_ylabel("layer")
     ax.set_title("score: " + ("attention-weighted value norm" if pp.uses_attention else "mean value norm"),
                  fontsize=9)
     if heads is not None:
         ax = axes[0][1]
-        im = ax.imshow(np.asarray(heads, dtype=float), aspect="auto", cmap="Reds", interpolation="nearest")
+        measured = np.asarray(heads, dtype=float)
+        lim = max(float(np.abs(measured).max()), 1e-9)
+        im = ax.imshow(measured, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
         fig.colorbar(im, ax=ax, label="measured perplexity change (%)")
-        ax.set_xlabel("kv_head")
+        _grid_ticks(ax, *measured.shape)
         ax.set_title("evicting that kv_head (kvscope prune --scan)\n" + _scan_rho(pp.head, heads), fontsize=8)
     fig.suptitle("Pruning potential per layer and kv_head", fontsize=11)
     fig.tight_layout()

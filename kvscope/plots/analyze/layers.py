@@ -95,6 +95,7 @@ def head_sparsity(data: FigureData):
         ax.set_xlabel("kv_head")
         ax.set_ylabel("layer")
         ax.set_xticks(range(mat.shape[1]))
+        ax.set_yticks(range(0, mat.shape[0], max(1, mat.shape[0] // 15)))
         ax.set_title(f"{name}: % of |x| < {st.threshold:g}", fontsize=10)
         fig.colorbar(im, ax=ax, label="%")
     fig.suptitle(f"Sparsity per layer and kv_head (max {vmax:.3g} %)", fontsize=11)
