@@ -102,6 +102,7 @@ def print_results(results: dict[str, Any]) -> None:
                       f"{s['generated_tokens_per_problem']:.1f}", agents, f"{s['seconds_per_problem_median']:.2f}",
                       _human_bytes(s["kv_bytes_handed_per_problem"]))
     console = Console()
+    console.width = max(console.width, 120)  # keep the per-agent column readable when piped
     console.print(table)
     r = results.get("ratios")
     if r:

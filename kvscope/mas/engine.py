@@ -87,14 +87,15 @@ def forward(model: Any, state: CacheState, new_real: torch.Tensor, label: str, *
     inputs = {"input_ids": input_ids.to(device)} if input_ids is not None else {"inputs_embeds": embeds}
     with torch.inference_mode():
         out = model(**inputs, attention_mask=mask.to(device), position_ids=new_pos.clamp(min=0).to(device),
-                    past_key_values=state.cache, use_cache=True, output_hidden_states=True)
+                    past_key_values=state.cache, use_cache=True, output_hidden_states=True,
+                    logits_to_keep=1)
     state.positions = torch.cat([state.positions, new_pos], dim=1)
     state.lengths = state.lengths + new_real.long().sum(dim=1)
     for row in range(state.batch):
         state.labels[row].extend(label if r else "" for r in new_real[row].tolist())
-    last = last_real_index(new_real)
+    last = last_real_index(new_real)  # left padding: the last column for every row with a real token
     rows = torch.arange(state.batch)
-    return StepOutput(out.hidden_states[-1][rows, last].float(), out.logits[rows, last].float())
+    return StepOutput(out.hidden_states[-1][rows, last].float(), out.logits[:, -1].float())
 
 
 def last_real_index(real: torch.Tensor) -> torch.Tensor:

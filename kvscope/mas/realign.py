@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from kvscope.errors import KvscopeError
+
 log = logging.getLogger("kvscope")
 
 RIDGE_LAMBDA = 1e-5
@@ -93,6 +95,6 @@ def _load_or_build(key: str, w_in: torch.Tensor, w_out: torch.Tensor) -> torch.T
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, suffix=".safetensors") as tmp:
             save_file({"w_a": matrix.contiguous()}, str(tmp))
-    except OSError as exc:
+    except (OSError, KvscopeError) as exc:
         log.warning("could not cache the realignment matrix at %s: %s", path, exc)
     return matrix
