@@ -17,18 +17,23 @@ def compression_pareto(result: Any) -> Any:
     """KV bytes kept (x, MiB) against continuation perplexity change (y, %, symlog), one line per method."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     methods = [m for m in dict.fromkeys(r.method for r in result.rows) if m != "baseline"]
-    for method in methods:
-        rows = sorted((r for r in result.rows if r.method == method), key=lambda r: r.kv_bytes)
+    start = (result.baseline_bytes / MIB, 0.0)
+    for i, method in enumerate(methods):
+        rows = sorted((r for r in result.rows if r.method == method), key=lambda r: -r.kv_bytes)
         style = dict(marker="s", linestyle="--", color="black") if method == "kivi" else dict(marker="o")
-        ax.plot([r.kv_bytes / MIB for r in rows], [r.ppl_change_pct for r in rows], label=method, **style)
-        for r in rows:
-            if method == "kivi" or r.ratio in (0.5, 0.9):
-                ax.annotate(r.setting, (r.kv_bytes / MIB, r.ppl_change_pct), fontsize=7,
-                            textcoords="offset points", xytext=(3, 3))
+        xs, ys = [r.kv_bytes / MIB for r in rows], [r.ppl_change_pct for r in rows]
+        line_x, line_y = ([start[0]] + xs, [start[1]] + ys) if method != "kivi" else (xs, ys)
+        ax.plot(line_x, line_y, label=method, alpha=0.85, **style)
+        if method == "kivi" or i == 0:  # ratios label the first strategy; every line shares its x positions
+            for r, x, y in zip(rows, xs, ys):
+                text = r.setting if method == "kivi" else f"R={r.setting}"
+                ax.annotate(text, (x, y), fontsize=7, textcoords="offset points", xytext=(4, -10))
     ax.scatter([result.baseline_bytes / MIB], [0.0], marker="*", s=160, color="gold", edgecolor="black",
                zorder=5, label=f"baseline (ppl {result.baseline_ppl:.2f})")
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_yscale("symlog", linthresh=1.0)
+    low = min(r.ppl_change_pct for r in result.rows)
+    ax.set_ylim(bottom=min(-2.0, 3 * low), top=3 * max(10.0, max(r.ppl_change_pct for r in result.rows)))
     ax.set_xlabel("KV cache bytes kept for the prompt (MiB; quantized: codes + scales + zeros)")
     ax.set_ylabel("continuation perplexity change (%)")
     ax.set_title(f"{result.model}: eviction strategies and KIVI quantization\n"
@@ -42,7 +47,7 @@ def compression_pareto(result: Any) -> Any:
 def importance_ground_truth(result: Any) -> Any:
     """Top: change in continuation log-likelihood when each prompt token is evicted. Bottom: Spearman of
     each importance proxy against that ground truth."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8.0, 0.12 * len(result.tokens)), 6.5),
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(min(16.0, max(8.0, 0.1 * len(result.tokens))), 6.5),
                                       gridspec_kw={"height_ratios": [2, 1]})
     delta = np.asarray(result.delta_loglik)
     top.bar(np.arange(len(delta)), delta, color=np.where(delta < 0, "tab:red", "tab:blue"), width=0.9)
