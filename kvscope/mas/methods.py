@@ -100,10 +100,13 @@ class ProblemRun:
         return sum(a.kv_bytes_in for a in self.agents)
 
 
-def seeded(seed: int, problem: Problem, role: str) -> torch.Generator:
-    """A generator that depends only on (seed, problem number, role), not on the batch."""
+def seeded(seed: int, problem: Problem, role: str, purpose: int = 0) -> torch.Generator:
+    """A generator that depends only on (seed, problem number, role, purpose), never on the batch.
+
+    ``purpose`` 0 is for sampling tokens, 1 for kNN's random strategy.
+    """
     roles = [a.role for a in AGENTS] + ["baseline"]
-    return torch.Generator().manual_seed(seed * 1_000_003 + problem.index * 101 + roles.index(role))
+    return torch.Generator().manual_seed(seed * 1_000_003 + problem.index * 101 + roles.index(role) * 2 + purpose)
 
 
 def _sampling(s: MasSettings, problems: list[Problem], role: str) -> Sampling:
@@ -173,9 +176,11 @@ def _latent_steps(s: MasSettings, state: CacheState, hidden: torch.Tensor, role:
 def _transition(s: MasSettings, state: CacheState, runs: list[ProblemRun], prompts: list[list[int]],
                 prev: Agent, agent: Agent) -> CacheState:
     """Before ``agent`` reads the cache: kNN-filter it (if asked), record similarities, note the bytes."""
+    if s.knn is None and not s.similarities:
+        return state
     queries = [fold_query(prompt_query(s.model, ids), s.info.head_dim) for ids in prompts]
     if s.knn is not None:
-        gens = [seeded(s.seed, r.problem, agent.role) for r in runs]
+        gens = [seeded(s.seed, r.problem, agent.role, purpose=1) for r in runs]
         state, event = knn_filter(s.model, state, queries, s.knn, s.info.layers, gens)
         for row, run in enumerate(runs):
             run.knn_events.append({"transition": f"{prev.role}_to_{agent.role}",

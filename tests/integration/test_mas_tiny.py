@@ -143,3 +143,21 @@ def test_sampling_is_per_problem_so_batches_agree(tiny):
     other = MasSettings(tiny.model, tiny.tokenizer, tiny.info, latent_steps=1, max_new_tokens=8, temperature=0.9,
                         top_p=0.9, seed=43)
     assert one != [r.text for r in run_method(other, "latent_mas", problems, 1)]
+
+
+def test_text_mas_context_flow_in_both_variants(tiny):
+    from kvscope.mas.prompts import agent_user_text, context_block, encode, render
+
+    tok, q = tiny.tokenizer, "What is 2 + 2?"
+
+    def plain(mode, role, ctx=""):
+        return len(encode(tok, render(tok, agent_user_text(mode, role, q, ctx))))
+
+    for mode in ("sequential", "hierarchical"):
+        run = run_method(settings(tiny, prompt=mode, max_new_tokens=4), "text_mas", [Problem(1, q, "4")])[0]
+        outs = [(n, a.output) for n, a in zip(("Planner", "Critic", "Refiner"), run.agents)]
+        expected = [plain(mode, "planner"), plain(mode, "critic", context_block(outs[:1])),
+                    plain(mode, "refiner", context_block(outs[:2])), plain(mode, "judger", context_block(outs))]
+        if mode == "hierarchical":  # the experts see only the question
+            expected[1:3] = [plain(mode, "critic"), plain(mode, "refiner")]
+        assert [a.prompt_tokens for a in run.agents] == expected
