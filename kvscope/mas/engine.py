@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from kvscope.capture import cache_from_tensors, cache_layer_kv, cache_nbytes
+from kvscope.capture import cache_from_tensors, cache_layer_kv
 
 
 @dataclass
@@ -54,10 +54,6 @@ class CacheState:
     def real_slots(self, row: int) -> torch.Tensor:
         """Slot indices of row ``row`` that hold a real token, ascending."""
         return torch.nonzero(self.positions[row] >= 0).flatten()
-
-    def nbytes(self) -> int:
-        """Bytes of K and V held by the cache (padding slots included)."""
-        return cache_nbytes(self.cache) if self.slots else 0
 
     def row_nbytes(self, row: int, n_layers: int) -> int:
         """Bytes of K and V of row ``row``'s real slots."""

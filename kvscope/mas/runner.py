@@ -14,7 +14,6 @@ import torch
 from kvscope.errors import UsageError
 from kvscope.fileio import to_jsonable, write_json, write_text
 from kvscope.mas.methods import METHODS, MasSettings, ProblemRun
-from kvscope.mas.prompts import AGENTS
 from kvscope.mas.tasks import Problem
 
 Progress = Callable[[str, int, int], None]
@@ -99,7 +98,3 @@ def write_outputs(out_dir: Path, results: dict[str, Any], runs: dict[str, list[P
     """``results.json`` and ``trace.jsonl`` (one line per method and problem), both written atomically."""
     lines = [json.dumps(to_jsonable(trace_record(r)), allow_nan=False) for m in runs for r in runs[m]]
     return [write_json(out_dir / "results.json", results), write_text(out_dir / "trace.jsonl", "\n".join(lines) + "\n")]
-
-
-def agent_roles() -> list[str]:
-    return ["baseline"] + [a.role for a in AGENTS]
