@@ -23,6 +23,8 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
+from kvscope.errors import KvscopeError
+
 NAME = "kvscope_prune"
 _MASKS: contextvars.ContextVar[dict[int, torch.Tensor] | None] = contextvars.ContextVar("kvscope_prune_masks",
                                                                                        default=None)
@@ -57,7 +59,8 @@ def _prune_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     """``AttentionInterface`` entry point: query ``[b, q_head, q, d]``, key/value ``[b, kv_head, k, d]``;
     returns ``([b, q, q_head, d_v], None)`` like transformers' sdpa path."""
     if kwargs.get("s_aux") is not None or kwargs.get("softcap") or kwargs.get("sliding_window"):
-        raise NotImplementedError("kvscope prune supports plain full causal attention only")
+        raise KvscopeError("kvscope prune supports plain full causal attention only (no sliding window, "
+                           "soft-capping or attention sinks)")
     masks = _MASKS.get()
     keep = masks.get(module.layer_idx) if masks else None
     q, k = query.shape[2], key.shape[2]
