@@ -26,6 +26,7 @@ class FigureSpec:
     needs: tuple[str, ...]
     draw: Callable[[FigureData], object]
     title: str
+    palette: bool = False  # PNG stored with a 256-colour palette (noise-like heatmaps shrink ~3x)
 
     @property
     def explanation(self) -> str:
@@ -33,7 +34,7 @@ class FigureSpec:
 
 
 FIGURES: dict[str, FigureSpec] = {s.files[0]: s for s in (
-    FigureSpec(("kv_cache_layers",), ("cache_maps",), layers.kv_cache_layers, "Layer-wise heatmaps"),
+    FigureSpec(("kv_cache_layers",), ("cache_maps",), layers.kv_cache_layers, "Layer-wise heatmaps", palette=True),
     FigureSpec(("kv_cache_statistics", "layer_statistics"), ("layer_stats",), layers.layer_statistics,
                "Layer statistics"),
     FigureSpec(("kv_value_distribution",), ("distribution",), layers.kv_value_distribution, "Value distribution"),
@@ -62,28 +63,36 @@ FIGURES: dict[str, FigureSpec] = {s.files[0]: s for s in (
 )}
 
 
+def _encode(fig, fmt: str, palette: bool) -> bytes:
+    """The figure's file bytes; with ``palette`` a PNG is reduced to 256 colours."""
+    import io
+
+    from kvscope.plots.common import DPI
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight")
+    if not (palette and fmt == "png"):
+        return buf.getvalue()
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(colors=256)
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 def render_one(name: str, data: FigureData, out: Path, fmt: str) -> list[str]:
-    """Draw figure ``name`` and save it under each of its file names; returns the paths written."""
-    from kvscope.plots.common import plt, save_figure
+    """Draw figure ``name`` and save it (atomically) under each of its file names; returns the paths."""
+    from kvscope.fileio import write_bytes
+    from kvscope.plots.common import plt
 
     spec = FIGURES[name]
     fig = spec.draw(data)
-    paths = []
     try:
-        for i, stem in enumerate(spec.files):
-            path = out / f"{stem}.{fmt}"
-            if i == len(spec.files) - 1:
-                save_figure(fig, path, fmt)
-            else:
-                from kvscope.fileio import atomic_path
-                from kvscope.plots.common import DPI
-
-                with atomic_path(path, suffix=f".{fmt}") as tmp:
-                    fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight")
-            paths.append(str(path))
+        payload = _encode(fig, fmt, spec.palette)
     finally:
         plt.close(fig)
-    return paths
+    return [str(write_bytes(out / f"{stem}.{fmt}", payload)) for stem in spec.files]
 
 
 def missing_needs(name: str, data: FigureData, notes: dict[str, str]) -> str | None:

@@ -94,11 +94,18 @@ def token_magnitude_distributions(data: FigureData):
         for box in bp["boxes"]:
             box.set_facecolor(color)
             box.set_alpha(0.4)
+        for j, ty in enumerate(types):
+            sinks = t.by_type[ty][t.sink[t.by_type[ty]]]
+            ax.scatter(np.full(sinks.size, j + 1), vals[sinks], s=70, color=SINK_COLOR, edgecolors="k", zorder=5,
+                       label="attention sink" if sinks.size and not ax.get_legend_handles_labels()[1] else None)
+        if t.sink.any():
+            ax.legend(fontsize=7)
         ax.set_xticks(range(1, len(types) + 1), [f"{ty}\n(n={t.by_type[ty].size})" for ty in types],
                       fontsize=7, rotation=30)
         ax.set_ylabel(f"{name} L2 norm")
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle("Key and value magnitude by token type (mean over layers and kv_heads)", fontsize=11)
+    fig.suptitle("Key and value magnitude by token type (mean over layers and kv_heads)" + _attn_note(t),
+                 fontsize=11)
     fig.tight_layout()
     return fig
 
