@@ -22,7 +22,8 @@ def run_single(model: Any, tok: Any, info: ModelInfo, pre: Prefill, cont_ids: to
 
     plan = make_plan(info, pre, layers, heads, strategy if strategy else None, ratio, spec)
     rep = compare(model, info, pre, cont_ids, plan, repeats=repeats)
-    return {**rep.to_dict(), "prefill_seconds": pre.seconds, "q_heads": info.q_heads}
+    return {**rep.to_dict(), "prefill_seconds": pre.seconds, "q_heads": info.q_heads,
+            "cache_dtype": str(pre.keys[0].dtype).replace("torch.", "")}
 
 
 def run_sweep(model: Any, tok: Any, info: ModelInfo, pre: Prefill, cont_ids: torch.Tensor, *, out: Path,
@@ -90,44 +91,52 @@ def _signed(x: float | None) -> str:
 
 
 def print_result(mode: str, d: dict[str, Any]) -> None:
-    """Rich tables on stdout for each mode's result dict."""
+    """Rich tables on stdout for one mode's result dict."""
     from rich.console import Console
+
+    PRINTERS[mode](Console(), d)
+
+
+def _print_single(console: Any, d: dict[str, Any]) -> None:
     from rich.table import Table
 
-    console = Console()
-    if mode == "single":
-        b, p, ch = d["baseline"], d["pruned"], d["change_pct"]
-        t = Table(title=f"kvscope prune: {d['plan']}  ({d['model']})")
-        for col in ("", "baseline", "pruned", "change"):
-            t.add_column(col, justify="right" if col else "left")
-        t.add_row("continuation perplexity", _fmt(b["ppl"]), _fmt(p["ppl"]), _signed(ch["ppl"]))
-        t.add_row(f"continuation forward (ms, median of {d['repeats']})", _fmt(b["continuation_ms"]),
-                  _fmt(p["continuation_ms"]), _signed(ch["continuation_ms"]))
-        t.add_row(f"decode {d['decode_tokens']} tokens (ms, median)", _fmt(b["decode_ms"]), _fmt(p["decode_ms"]),
-                  _signed(ch["decode_ms"]))
-        t.add_row("KV cache bytes (prompt)", _fmt(b["kv_bytes"]), _fmt(p["kv_bytes"]), _signed(ch["kv_bytes"]))
-        console.print(t)
-        masked = f"; layers {p['masked_layers']} masked (heads keep different counts)" if p["masked_layers"] else ""
-        console.print(f"{d['prompt_tokens']} prompt tokens prefilled once in {d['prefill_seconds']:.2f} s; "
-                      f"{d['scored_tokens']} continuation tokens scored; torch threads {d['torch_threads']}. "
-                      f"Head indices are kv_heads: each serves {d['group_size']} of {d['q_heads']} query heads "
-                      f"(GQA){masked}.")
-    elif mode == "sweep":
-        t = Table(title=f"kvscope prune --sweep ({d['model']}, baseline ppl {d['baseline_ppl']:.3f})")
-        for col in ("method", "setting", "ppl", "ppl change", "KV bytes", "kept"):
-            t.add_column(col)
-        for r in d["rows"]:
-            t.add_row(r["method"], r["setting"], _fmt(r["ppl"]), _signed(r["ppl_change_pct"]), _fmt(r["kv_bytes"]),
-                      f"{100 * r['kv_fraction']:.1f} %")
-        console.print(t)
-        console.print(f"prefill {d['prefill_seconds']:.2f} s (once); {len(d['rows'])} continuation passes "
-                      f"{d['continuation_seconds']:.2f} s. Wrote {', '.join(d['files'])}")
-    elif mode == "scan":
-        _print_scan(console, d)
-    else:
-        rho = ", ".join(f"{k} {v:+.2f}" for k, v in d["spearman"].items())
-        console.print(f"leave-one-out over {len(d['tokens'])} prompt tokens; Spearman vs ground truth: {rho}. "
-                      f"Wrote {', '.join(d['files'])}")
+    b, p, ch = d["baseline"], d["pruned"], d["change_pct"]
+    t = Table(title=f"kvscope prune: {d['plan']}  ({d['model']})")
+    for col in ("", "baseline", "pruned", "change"):
+        t.add_column(col, justify="right" if col else "left")
+    t.add_row("continuation perplexity", _fmt(b["ppl"]), _fmt(p["ppl"]), _signed(ch["ppl"]))
+    t.add_row(f"continuation forward (ms, median of {d['repeats']})", _fmt(b["continuation_ms"]),
+              _fmt(p["continuation_ms"]), _signed(ch["continuation_ms"]))
+    t.add_row(f"decode {d['decode_tokens']} tokens (ms, median)", _fmt(b["decode_ms"]), _fmt(p["decode_ms"]),
+              _signed(ch["decode_ms"]))
+    t.add_row(f"KV cache bytes (prompt, {d['cache_dtype']})", _fmt(b["kv_bytes"]), _fmt(p["kv_bytes"]),
+              _signed(ch["kv_bytes"]))
+    console.print(t)
+    masked = f"; layers {p['masked_layers']} masked (heads keep different counts)" if p["masked_layers"] else ""
+    console.print(f"{d['prompt_tokens']} prompt tokens prefilled once in {d['prefill_seconds']:.2f} s; "
+                  f"{d['scored_tokens']} continuation tokens scored; torch threads {d['torch_threads']}. "
+                  f"Head indices are kv_heads: each serves {d['group_size']} of {d['q_heads']} query heads "
+                  f"(GQA){masked}.")
+
+
+def _print_sweep(console: Any, d: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"kvscope prune --sweep ({d['model']}, baseline ppl {d['baseline_ppl']:.3f})")
+    for col in ("method", "setting", "ppl", "ppl change", "KV bytes", "kept"):
+        t.add_column(col)
+    for r in d["rows"]:
+        t.add_row(r["method"], r["setting"], _fmt(r["ppl"]), _signed(r["ppl_change_pct"]), _fmt(r["kv_bytes"]),
+                  f"{100 * r['kv_fraction']:.1f} %")
+    console.print(t)
+    console.print(f"prefill {d['prefill_seconds']:.2f} s (once); {len(d['rows'])} continuation passes "
+                  f"{d['continuation_seconds']:.2f} s. Wrote {', '.join(d['files'])}")
+
+
+def _print_loo(console: Any, d: dict[str, Any]) -> None:
+    rho = ", ".join(f"{k} {v:+.2f}" for k, v in d["spearman"].items())
+    console.print(f"leave-one-out over {len(d['tokens'])} prompt tokens; Spearman vs ground truth: {rho}. "
+                  f"Wrote {', '.join(d['files'])}")
 
 
 def _print_scan(console: Any, d: dict[str, Any]) -> None:
@@ -147,3 +156,6 @@ def _print_scan(console: Any, d: dict[str, Any]) -> None:
             t.add_row(str(i), *[_signed(float(c)) for c in row])
     console.print(t)
     console.print(f"Wrote {', '.join(d['files'])}")
+
+
+PRINTERS = {"single": _print_single, "sweep": _print_sweep, "scan": _print_scan, "leave_one_out": _print_loo}
