@@ -9,7 +9,9 @@ Spearman's rank correlation, each oriented so that higher means "keep":
 
 - ``magnitude``: mean over layers and kv_heads of mean |K| + mean |V| (the seed's heuristic);
 - ``low key norm``: minus the mean key L2 norm (KNorm, Devoto et al., EMNLP 2024);
-- ``attention received``: summed attention received (H2O, Zhang et al., NeurIPS 2023).
+- ``attention received``: summed attention received (H2O, Zhang et al., NeurIPS 2023);
+- ``mean attention``: attention received per query that could see the token (removes the causal
+  bias towards early tokens, which more queries see).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def proxies(pre: Prefill) -> dict[str, np.ndarray]:
            "low key norm": (-keys.norm(dim=-1).mean(dim=(0, 1))).numpy()}
     if snap.attention_received is not None:
         out["attention received"] = snap.attention_received.double().sum(dim=(0, 1)).numpy()
+        out["mean attention"] = snap.mean_attention().double().mean(dim=(0, 1)).numpy()
     return out
 
 

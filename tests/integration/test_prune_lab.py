@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from kvscope.errors import UsageError
-from kvscope.prune.evict import build_cache, continuation_logits, prefill, structural_keep, token_logliks
+from kvscope.prune.evict import (build_cache, continuation_logits, decode, prefill, structural_keep,
+                                 token_logliks)
 from kvscope.prune.lab import Plan, compare, make_plan, measure
 from kvscope.prune.loo import leave_one_out, spearman
 from kvscope.prune.scan import encode_texts, scan
@@ -99,7 +100,11 @@ def test_leave_one_out(setup):
     assert res.delta_loglik[3] == measure(model, pre, cont, Plan("x", keep)).loglik - res.baseline_loglik
     gt = res.ground_truth_json()
     assert set(gt) == {"model", "prompt", "tokens", "token_ids", "delta_loglik"}
-    assert set(res.spearman) == {"magnitude", "low key norm", "attention received"}
+    assert set(res.spearman) == {"magnitude", "low key norm", "attention received", "mean attention"}
+    snap = pre.snapshot
+    by_hand = sum(float(snap.attention_received[layer, h, 5]) / float(snap.attention_counts[layer, 5])
+                  for layer in range(info.layers) for h in range(info.kv_heads)) / (info.layers * info.kv_heads)
+    assert res.proxies["mean attention"][5] == pytest.approx(by_hand)
 
 
 def test_spearman_hand_values():
@@ -116,3 +121,15 @@ def test_continuation_validation(setup):
         encode_texts(tok, info, PROMPT, "  ")
     with pytest.raises(UsageError, match="at least two tokens"):
         encode_texts(tok, info, PROMPT, "x")
+
+
+def test_decode_continues_at_the_right_positions(setup):
+    model, tok, info, pre, cont = setup
+    pc = build_cache(model.config, pre, None)
+    logits = continuation_logits(model, pc, cont, pre.n_positions)
+    first = int(logits[-1].argmax())
+    ours = decode(model, pc, first, pre.n_positions + cont.shape[1], 4)
+    ids = torch.cat([pre.prompt_ids, cont, torch.tensor([[first]])], 1)
+    with torch.inference_mode():
+        ref = model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=258)[0, ids.shape[1]:].tolist()
+    assert ours == ref
