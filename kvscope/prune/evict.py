@@ -44,12 +44,17 @@ class Prefill:
 @dataclass
 class PrunedCache:
     """A live cache plus the per-layer keep masks still to apply (layers whose heads keep different
-    numbers of tokens cannot be cut into one rectangular tensor, so they are masked instead)."""
+    numbers of tokens cannot be cut into one rectangular tensor, so they are masked instead).
+
+    ``kv_bytes``: the kept entries (or KIVI's packed bytes); ``held_bytes``: the tensors this
+    simulation actually allocates, larger than ``kv_bytes`` only for masked or fake-quantized layers.
+    """
 
     cache: Any
     masks: dict[int, torch.Tensor]
     kv_bytes: int
     kept_entries: int
+    held_bytes: int = 0
 
 
 def prefill(model: Any, tokenizer: Any, info: ModelInfo, prompt_ids: torch.Tensor) -> Prefill:
@@ -104,6 +109,8 @@ def build_cache(config: Any, pre: Prefill, keep: torch.Tensor | None, mode: str 
     ``"mask"`` keeps every slot and masks the evicted ones, ``"auto"`` removes where possible.
     ``kv_bytes`` = bytes of the kept entries (K and V), or KIVI's packed bytes with ``quant``.
     """
+    if quant is not None and mode == "mask":
+        raise UsageError("quantization needs the kept entries cut out (mode 'auto' or 'remove'), not masked")
     keys, values, masks, total, entries = [], [], {}, 0, 0
     for layer, (k, v) in enumerate(zip(pre.keys, pre.values)):
         lk = keep[layer] if keep is not None else torch.ones(k.shape[1], k.shape[2], dtype=torch.bool)
@@ -125,7 +132,8 @@ def build_cache(config: Any, pre: Prefill, keep: torch.Tensor | None, mode: str 
             total += 2 * kept * k.shape[-1] * k.element_size()
         keys.append(k)
         values.append(v)
-    return PrunedCache(cache_from_tensors(config, keys, values), masks, total, entries)
+    held = sum(t.numel() * t.element_size() for t in keys + values)
+    return PrunedCache(cache_from_tensors(config, keys, values), masks, total, entries, held)
 
 
 def continuation_logits(model: Any, pc: PrunedCache, cont_ids: torch.Tensor, start: int) -> torch.Tensor:

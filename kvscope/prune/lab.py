@@ -36,7 +36,7 @@ class Plan:
 @dataclass
 class Measured:
     """One configuration's numbers. ``loglik``: summed log-probability (nats) of the scored tokens;
-    ``kv_bytes``: the prompt cache as kept; latencies in milliseconds (None when not timed)."""
+    ``kv_bytes``: the prompt cache as kept; ``held_bytes``: what the simulation allocates; latencies in milliseconds (None when not timed)."""
 
     label: str
     ppl: float
@@ -44,6 +44,7 @@ class Measured:
     kv_bytes: int
     kept_entries: int
     masked_layers: list[int]
+    held_bytes: int = 0
     continuation_ms: float | None = None
     decode_ms: float | None = None
     logliks: torch.Tensor | None = field(default=None, repr=False)
@@ -105,7 +106,7 @@ def measure(model: Any, pre: Prefill, cont_ids: torch.Tensor, plan: Plan) -> Mea
     pc = build_cache(model.config, pre, plan.keep, quant=plan.quant)
     ll = token_logliks(continuation_logits(model, pc, cont_ids, pre.n_positions), cont_ids)
     return Measured(plan.label, perplexity(ll), float(ll.sum()), pc.kv_bytes, pc.kept_entries, sorted(pc.masks),
-                    logliks=ll)
+                    pc.held_bytes, logliks=ll)
 
 
 def time_plans(model: Any, pre: Prefill, cont_ids: torch.Tensor, plans: list[Plan], repeats: int,

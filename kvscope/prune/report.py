@@ -112,7 +112,9 @@ def _print_single(console: Any, d: dict[str, Any]) -> None:
     t.add_row(f"KV cache bytes (prompt, {d['cache_dtype']})", _fmt(b["kv_bytes"]), _fmt(p["kv_bytes"]),
               _signed(ch["kv_bytes"]))
     console.print(t)
-    masked = f"; layers {p['masked_layers']} masked (heads keep different counts)" if p["masked_layers"] else ""
+    masked = (f". Layers {p['masked_layers']} are masked, not cut (their kv_heads keep different counts): "
+              f"the KV bytes row counts the kept entries, a per-head layout's size, while this simulation "
+              f"holds {p['held_bytes']:,} bytes" if p["masked_layers"] else "")
     console.print(f"{d['prompt_tokens']} prompt tokens prefilled once in {d['prefill_seconds']:.2f} s; "
                   f"{d['scored_tokens']} continuation tokens scored; torch threads {d['torch_threads']}. "
                   f"Head indices are kv_heads: each serves {d['group_size']} of {d['q_heads']} query heads "

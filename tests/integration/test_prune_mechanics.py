@@ -77,6 +77,7 @@ def test_head_pruning_is_masked_and_counts_kept_bytes(setup):
     logits, pc = _score(model, pre, cont, keep)
     assert set(pc.masks) == {1}
     assert pc.kv_bytes == 2 * (keep.numel() - n) * info.head_dim * 4
+    assert pc.held_bytes == 2 * keep.numel() * info.head_dim * 4  # masked: the full tensors stay allocated
     # evicting only kv_head 0 is neither the baseline nor the whole layer
     full, _ = _score(model, pre, cont, structural_keep(info, n, [1], None))
     base, _ = _score(model, pre, cont, None)

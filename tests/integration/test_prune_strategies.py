@@ -114,7 +114,7 @@ def test_kept_bytes_equal_the_cache_tensors(setup):
     model, info, pre, _ = setup
     for name in STRATEGIES:
         pc = build_cache(model.config, pre, get_strategy(name).keep(pre, 0.75))
-        assert pc.masks == {} and pc.kv_bytes == cache_nbytes(pc.cache)
+        assert pc.masks == {} and pc.kv_bytes == cache_nbytes(pc.cache) == pc.held_bytes
         assert pc.kv_bytes == 2 * info.layers * info.kv_heads * n_keep(pre.n_positions, 0.75) * info.head_dim * 4
 
 
