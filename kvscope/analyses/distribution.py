@@ -45,11 +45,11 @@ class ValueDistribution:
 
 def histogram(x: np.ndarray, bins: int = DEFAULT_BINS, outlier_sigma: float = DEFAULT_OUTLIER_SIGMA) -> Histogram:
     """Histogram over symmetric edges ``[-max|x|, max|x|]`` plus kurtosis and outlier share."""
-    x = np.asarray(x, dtype=np.float64).ravel()
+    x = np.asarray(x).ravel()
     lim = float(np.abs(x).max()) if x.size else 1.0
     lim = lim if lim > 0 else 1.0
     counts, edges = np.histogram(x, bins=bins, range=(-lim, lim))
-    mean, std = float(x.mean()), float(x.std())
+    mean, std = float(x.mean(dtype=np.float64)), float(x.std(dtype=np.float64))
     share = float((np.abs(x - mean) > outlier_sigma * std).mean()) if std > 0 else 0.0
     return Histogram(edges=edges, counts=counts, kurtosis=excess_kurtosis(x), outlier_share=share,
                      mean=mean, std=std, min=float(x.min()), max=float(x.max()), n=int(x.size))
@@ -58,8 +58,8 @@ def histogram(x: np.ndarray, bins: int = DEFAULT_BINS, outlier_sigma: float = DE
 def value_distribution(snapshot: KVSnapshot, bins: int = DEFAULT_BINS,
                        outlier_sigma: float = DEFAULT_OUTLIER_SIGMA) -> ValueDistribution:
     """Histograms of every key and every value element (all layers, kv_heads, positions)."""
-    k = np.concatenate([t.reshape(-1).double().numpy() for t in snapshot.keys])
-    v = np.concatenate([t.reshape(-1).double().numpy() for t in snapshot.values])
+    k = np.concatenate([t.reshape(-1).float().numpy() for t in snapshot.keys])
+    v = np.concatenate([t.reshape(-1).float().numpy() for t in snapshot.values])
     return ValueDistribution(
         key=histogram(k, bins, outlier_sigma), value=histogram(v, bins, outlier_sigma),
         outlier_sigma=outlier_sigma,

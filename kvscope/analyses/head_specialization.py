@@ -41,7 +41,7 @@ class HeadSpecialization:
 
 
 def _head_features(q: torch.Tensor, k: torch.Tensor) -> tuple[float, float, float, np.ndarray]:
-    """Features of one q_head: ``q``, ``k`` ``[P, head_dim]`` float64."""
+    """Features of one q_head: ``q``, ``k`` ``[P, head_dim]`` float32 (sums accumulated in float64)."""
     n = q.shape[0]
     look, ent, first = 0.0, 0.0, 0.0
     received = torch.zeros(n, dtype=torch.float64)
@@ -50,12 +50,12 @@ def _head_features(q: torch.Tensor, k: torch.Tensor) -> tuple[float, float, floa
         scores = (q[qi] @ k.T) * q.shape[-1] ** -0.5
         scores = scores.masked_fill(torch.arange(n)[None, :] > qi[:, None], float("-inf"))
         a = scores.softmax(-1)
-        received += a.sum(0)
-        look += float((a * (qi[:, None] - torch.arange(n)[None, :]).clamp(min=0)).sum())
-        h = -(a * torch.log(a.clamp(min=1e-300))).sum(-1)
+        received += a.sum(0, dtype=torch.float64)
+        look += float((a * (qi[:, None] - torch.arange(n)[None, :]).clamp(min=0)).sum(dtype=torch.float64))
+        h = -(a * torch.log(a.clamp(min=1e-30))).sum(-1, dtype=torch.float64)
         norm = torch.log(qi.double() + 1)
         ent += float(torch.where(qi > 0, h / norm.clamp(min=1e-300), torch.zeros_like(h)).sum())
-        first += float(a[:, 0].sum())
+        first += float(a[:, 0].sum(dtype=torch.float64))
     return look / n, ent / max(1, n - 1), first / n, received.numpy()
 
 
@@ -63,7 +63,7 @@ def head_specialization(snapshot: KVSnapshot, layer: int) -> HeadSpecialization:
     """Per-q_head attention features of ``layer``; needs captured queries and a full-length cache."""
     if snapshot.queries is None:
         raise KvscopeError("head specialization needs the captured queries (capture with queries)")
-    q, k = snapshot.queries[layer].double(), snapshot.keys[layer].double()
+    q, k = snapshot.queries[layer].float(), snapshot.keys[layer].float()
     if k.shape[1] != q.shape[1]:
         raise KvscopeError(f"layer {layer} keeps a sliding window; head specialization needs every key")
     group = q.shape[0] // k.shape[0]

@@ -2,7 +2,7 @@
 
 Each position's vector is the concatenation of its kv_heads (``kv_head*head_dim`` values), taken
 post-RoPE as cached, so part of what the first components show is position itself (RoPE rotates
-keys by an angle proportional to position). Computed by SVD of the centred matrix.
+keys by an angle proportional to position). Computed from the eigenvectors of the centred scatter matrix.
 """
 
 from __future__ import annotations
@@ -28,19 +28,23 @@ class PCAResult:
 
 
 def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Top-2 principal coordinates ``[n, 2]`` of rows of ``x`` and their explained-variance shares.
+    """Top-2 principal coordinates ``[n, 2]`` of rows of ``x`` and their explained-variance shares
+    (eigenvectors of the ``dim x dim`` scatter matrix; signs are arbitrary).
 
     Missing components (fewer than 3 rows, or rank < 2) are zero columns with share 0.
     """
     x = np.asarray(x, dtype=np.float64)
     c = x - x.mean(axis=0, keepdims=True)
-    u, s, _ = np.linalg.svd(c, full_matrices=False)
     coords, share = np.zeros((x.shape[0], 2)), np.zeros(2)
-    total = float((s ** 2).sum())
-    m = min(2, s.size)
-    coords[:, :m] = u[:, :m] * s[:m]
+    if x.shape[0] < 2:
+        return coords, share
+    evals, evecs = np.linalg.eigh(c.T @ c)          # [dim] ascending; cheaper than an SVD for P >> dim
+    evals, evecs = np.clip(evals[::-1], 0, None), evecs[:, ::-1]
+    total = float(evals.sum())
+    m = min(2, int((evals > total * 1e-12).sum())) if total > 0 else 0
+    coords[:, :m] = c @ evecs[:, :m]
     if total > 0:
-        share[:m] = s[:m] ** 2 / total
+        share[:m] = evals[:m] / total
     return coords, share
 
 

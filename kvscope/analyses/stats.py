@@ -24,10 +24,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def excess_kurtosis(x: np.ndarray) -> float:
     """Fisher (excess) kurtosis: E[(x-mu)^4]/sigma^4 - 3; 0 for a Gaussian. NaN if constant."""
-    x = np.asarray(x, dtype=np.float64).ravel()
-    c = x - x.mean()
-    var = (c * c).mean()
-    return float((c ** 4).mean() / var ** 2 - 3.0) if var > 0 else float("nan")
+    x = np.asarray(x).ravel()
+    c = x - x.mean(dtype=np.float64)
+    sq = c * c
+    var = float(sq.mean(dtype=np.float64))
+    return float((sq * sq).mean(dtype=np.float64) / var ** 2 - 3.0) if var > 0 else float("nan")
 
 
 def nanmean_or_nan(x: np.ndarray, axis=None):

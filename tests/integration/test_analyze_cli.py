@@ -32,13 +32,22 @@ def check_metrics(doc: dict, n_tokens: int) -> None:
     assert all(isinstance(v, float) for v in doc["timing_s"].values())
 
 
+PROMPT = "Alice paid 42 euros. <script>alert('x')</script> Bob!"
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("analyze")
+def tiny_run(tiny, tmp_path_factory):
+    """One full run: a ground-truth file waiting in the out dir, and a layer + head scan."""
+    from kvscope.capture import encode_prompt
     from kvscope.cli import main
 
-    main(["analyze", "--model", "tiny", "--prompt", "Alice paid 42 euros. <script>alert('x')</script> Bob!",
-          "--out", str(out), "--jobs", "1", "--json"])
+    out = tmp_path_factory.mktemp("analyze")
+    ids = encode_prompt(tiny.tokenizer, PROMPT, 0)[0].tolist()
+    gt = {"model": "tiny", "prompt": PROMPT, "tokens": [str(i) for i in ids], "token_ids": ids,
+          "delta_loglik": [-float(i % 5) for i in range(len(ids))]}
+    (out / "importance_ground_truth.json").write_text(json.dumps(gt))
+    main(["analyze", "--model", "tiny", "--prompt", PROMPT, "--out", str(out), "--jobs", "1", "--json",
+          "--scan", "--scan-heads", "--continuation", " Alice paid 42 euros."])
     return out
 
 
@@ -75,19 +84,11 @@ def test_snapshot_without_attention_skips_with_notes(tiny, tmp_path, capsys):
     assert any("No attention data" in w for w in doc["warnings"])
 
 
-def test_ground_truth_is_read_from_the_out_dir(tiny, tmp_path, capsys):
-    from kvscope.capture import encode_prompt
-
-    text = "One two three four five six seven."
-    ids = encode_prompt(tiny.tokenizer, text, 0)[0].tolist()
-    gt = {"model": "tiny", "prompt": text, "tokens": [str(i) for i in ids], "token_ids": ids,
-          "delta_loglik": [-float(i % 5) for i in range(len(ids))]}
-    (tmp_path / "importance_ground_truth.json").write_text(json.dumps(gt))
-    code, _, err = run_cli(["analyze", "--model", "tiny", "--prompt", text, "--out", str(tmp_path),
-                            "--jobs", "1", "--json"], capsys)
-    assert code == 0, err
-    doc = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(doc["analyses"]["importance"]["ground_truth"]) == {"magnitude", "key_norm", "value_norm", "attention"}
+def test_ground_truth_is_read_from_the_out_dir(tiny_run):
+    doc = json.loads((tiny_run / "metrics.json").read_text())
+    gt = doc["analyses"]["importance"]["ground_truth"]
+    assert set(gt) == {"magnitude", "key_norm", "value_norm", "attention"}
+    assert all(-1 <= v <= 1 for v in gt.values())
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -109,12 +110,8 @@ def test_unwritable_out_dir(tmp_path, capsys):
     assert "cannot create output directory" in err
 
 
-def test_scan_puts_the_measured_change_beside_the_score(tmp_path, capsys):
-    code, _, err = run_cli(["analyze", "--model", "tiny", "--prompt", "Alice paid 42 euros in Paris.",
-                            "--continuation", " Alice paid 42 euros.", "--scan", "--scan-heads",
-                            "--out", str(tmp_path), "--jobs", "1", "--json"], capsys)
-    assert code == 0, err
-    scan = json.loads((tmp_path / "metrics.json").read_text())["scan"]
+def test_scan_puts_the_measured_change_beside_the_score(tiny_run):
+    scan = json.loads((tiny_run / "metrics.json").read_text())["scan"]
     assert len(scan["layers"]) == 2 and len(scan["heads"]) == 2 and len(scan["heads"][0]) == 2
     assert scan["baseline_ppl"] > 1 and -1 <= scan["spearman_heads"] <= 1
 

@@ -11,29 +11,34 @@ from kvscope.plots.analyze.base import K_COLOR, V_COLOR, FigureData, layer_axis,
 
 
 def kv_cache_layers(data: FigureData):
-    """|K| and |V| heatmaps per layer (positions x kv_head*head_dim), shared robust colour scale."""
+    """|K| and |V| heatmaps per layer (positions x kv_head*head_dim), shared robust colour scale.
+
+    All layers of one kind are tiled into a single image (fast to draw whatever the depth)."""
     maps = data.results["cache_maps"]
-    n = len(maps.key)
-    cols = min(6, n)
-    rows = math.ceil(n / cols)
-    fig, axes = new_figure(2.3 * cols + 1, 1.6 * rows * 2 + 0.8, rows * 2, cols, layout="constrained")
-    for kind, mats, vmax, row0, cmap in (("K", maps.key, maps.vmax_k, 0, "viridis"),
-                                         ("V", maps.value, maps.vmax_v, rows, "magma")):
-        for layer, mat in enumerate(mats):
-            ax = axes[row0 + layer // cols][layer % cols]
-            im = ax.imshow(mat, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0, vmax=vmax)
-            for h in range(1, maps.kv_heads):
-                ax.axvline(h * maps.head_dim - 0.5, color="white", lw=0.8, ls="--")
-            ax.set_title(f"{kind} layer {layer}", fontsize=8, pad=2)
-            ax.tick_params(labelsize=6, length=2)
-            ax.set_yticks([0, mat.shape[0] - 1], [0, maps.n_positions - 1])
-            ax.set_xticks([h * maps.head_dim for h in range(maps.kv_heads)])
-        for j in range(n, rows * cols):
-            axes[row0 + j // cols][j % cols].axis("off")
-        fig.colorbar(im, ax=[a for r in axes[row0:row0 + rows] for a in r], fraction=0.02, pad=0.01,
-                     label=f"|{kind}| (clip: 99.5th pct, {vmax:.3g})")
-    fig.suptitle(f"KV cache per layer: rows = positions ({maps.block} per row), columns = kv_head x head_dim "
-                 f"(dashed: kv_head boundaries; x ticks: first channel of each kv_head)", fontsize=10)
+    n, cols = len(maps.key), min(6, len(maps.key))
+    rows, h, w = math.ceil(n / cols), maps.key[0].shape[0], maps.key[0].shape[1]
+    gap = max(2, w // 12)
+    gap_y = max(2, round(gap * h / w * 1.6)) if h > 1 else 2
+    fig, axes = new_figure(2.1 * cols + 1.5, 2 * (1.5 * rows + 0.4), 2, 1, layout="constrained")
+    for ax, kind, mats, vmax, cmap in ((axes[0][0], "K", maps.key, maps.vmax_k, "viridis"),
+                                       (axes[1][0], "V", maps.value, maps.vmax_v, "magma")):
+        img = np.full((rows * (h + gap_y) - gap_y, cols * (w + gap) - gap), np.nan)
+        for i, m in enumerate(mats):
+            r, c = divmod(i, cols)
+            img[r * (h + gap_y): r * (h + gap_y) + m.shape[0], c * (w + gap): c * (w + gap) + w] = m
+            ax.text(c * (w + gap) + 1, r * (h + gap_y) + 0.5, f"{kind}{i}", color="white", fontsize=7,
+                    va="top", ha="left", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"})
+        cm = __import__("matplotlib").colormaps[cmap].resampled(100).with_extremes(bad="white")
+        im = ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cm, vmin=0, vmax=vmax)
+        xs = [c * (w + gap) + hh * maps.head_dim - 0.5 for c in range(cols) for hh in range(1, maps.kv_heads)]
+        ax.vlines(xs, -0.5, img.shape[0] - 0.5, colors="white", linestyles="--", linewidth=0.6)
+        ax.set_xticks([])
+        ax.set_yticks([r * (h + gap_y) for r in range(rows)] + [h - 1],
+                      ["0"] * rows + [str(maps.n_positions - 1)], fontsize=6)
+        ax.set_ylabel("position (each tile: 0 at top)", fontsize=8)
+        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label=f"|{kind}| (clip: 99.5th pct, {vmax:.3g})")
+    fig.suptitle(f"KV cache per layer (tiles, layer number top-left): rows = positions ({maps.block} per row), "
+                 f"columns = kv_head x head_dim, dashed = kv_head boundaries", fontsize=10)
     return fig
 
 

@@ -26,7 +26,7 @@ class FigureSpec:
     needs: tuple[str, ...]
     draw: Callable[[FigureData], object]
     title: str
-    palette: bool = False  # PNG stored with a 256-colour palette (noise-like heatmaps shrink ~3x)
+    palette: bool = False  # PNG stored with a 256-colour palette (for figures drawn with <= ~200 colours)
 
     @property
     def explanation(self) -> str:
