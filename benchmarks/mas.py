@@ -1,7 +1,8 @@
 """Benchmark: baseline vs text_mas vs latent_mas (``kvscope mas --method all``) on the embedded model.
 
 For each task (built-in ``arith`` and the first N GSM8K test problems from ``../shared/data``), the three
-methods run on the same problems with the same seeds, one problem at a time. Per method: accuracy,
+methods run on the same problems with the same seeds, one problem at a time, interleaved (problem 1 with
+every method, then problem 2, ...) so that load changes on a shared machine hit all methods alike. Per method: accuracy,
 generated tokens (all agents), median and mean wall seconds per problem, KV bytes handed between agents.
 The latent_mas / text_mas ratios (speed, tokens) come from the same run. Results go to
 ``benchmarks/results/mas.md`` (rewritten after each task, so a long run leaves partial results).
@@ -33,11 +34,15 @@ def run_task(args: argparse.Namespace, loaded, task: str) -> dict:
     settings = MasSettings(loaded.model, loaded.tokenizer, loaded.info, latent_steps=args.latent_steps,
                            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                            seed=args.seed)
-    summaries = {}
-    for name in method_names("all"):
-        t0 = time.perf_counter()
-        summaries[name] = summarize(run_method(settings, name, problems, 1))
-        print(f"{task} {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    names = method_names("all")
+    runs: dict[str, list] = {name: [] for name in names}
+    t0 = time.perf_counter()
+    for i, problem in enumerate(problems):  # interleaved: a load change on the shared machine hits every method
+        for name in names:
+            runs[name] += run_method(settings, name, [problem], 1)
+        print(f"{task}: {i + 1}/{len(problems)} problems, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
+              flush=True)
+    summaries = {name: summarize(r) for name, r in runs.items()}
     return {"problems": len(problems), "methods": summaries, "ratios": ratios(summaries)}
 
 
@@ -63,12 +68,12 @@ def write(args: argparse.Namespace, results: dict, command: str, elapsed: float)
              f"torch {torch.__version__}, **{torch.get_num_threads()} torch thread(s)**. Sampling at temperature "
              f"{args.temperature}, top-p {args.top_p}, seed {args.seed}; max_new_tokens {args.max_new_tokens} per "
              f"decoding agent; latent_steps {args.latent_steps}; sequential prompts; no realignment; bs 1. "
-             f"One run per method ({elapsed / 60:.0f} min in all), so medians are over problems, not repeats. "
+             f"Methods interleaved per problem; one run ({elapsed / 60:.0f} min in all), so medians are over problems, not repeats. "
              f"{args.note}", ""]
     for task, res in results.items():
         lines += table(task, res)
     lines += ["Reproduce:", "", "```", command, "```", ""]
-    OUT.write_text("\n".join(lines))
+    Path(args.out).write_text("\n".join(lines))
 
 
 def main() -> None:
@@ -82,6 +87,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--note", default="")
+    p.add_argument("--out", default=str(OUT), help="Markdown file to write.")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from kvscope.models import load_model
