@@ -1,7 +1,8 @@
 """Benchmark: wall time and peak RSS of ``kvscope analyze`` on the embedded SmolLM2-135M.
 
 Cases: the built-in default prompt (~213 tokens), drawn with 1 and with 2 figure processes, and a
-2048-token prompt (GSM8K test questions, concatenated and cut at 2048 tokens). Each run is a fresh
+2048-token prompt (GSM8K test questions, concatenated and cut at 2048 tokens); each prompt also with
+the capture on one torch thread (``--threads 1``; the analyses always run on one). Each run is a fresh
 ``kvscope analyze --json`` subprocess with a warm model cache; its step timings (load, capture,
 analysis, plotting, report) come from its own JSON output, and its peak RSS from ``ru_maxrss`` of the
 largest process of that run (the CLI; figure workers are smaller). Medians over ``--repeats`` runs.
@@ -90,6 +91,11 @@ def table(rows: list[dict], repeats: int, threads: int, noisy: str) -> str:
         lines += ["", f"Plotting with 2 processes vs 1 (same session): "
                   f"{one['steps']['plotting'] / max(two['steps']['plotting'], 1e-9):.2f}x faster; "
                   f"whole run {one['wall'] / max(two['wall'], 1e-9):.2f}x."]
+    for size in ("default", "2048 tokens"):
+        a, b = by.get(f"{size}, --jobs 2"), by.get(f"{size}, --jobs 2 --threads 1")
+        if a and b:
+            lines += [f"Capture on 1 torch thread vs the default 2 ({size}): "
+                      f"{a['steps']['capture'] / max(b['steps']['capture'], 1e-9):.2f}x faster."]
     lines += ["", "Wall time includes Python start-up and imports, which the step columns do not.",
               "Targets: default run < 30 s; 2048 tokens < 2 min and < 4 GiB.", "",
               "Reproduce: `OMP_NUM_THREADS=2 .venv/bin/python benchmarks/analyze.py --repeats "
@@ -111,9 +117,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         long_file = Path(tmp) / "long.txt"
         long_file.write_text(long_prompt(), encoding="utf-8")
+        long = ["--prompt-file", str(long_file)]
         rows = [case("default, --jobs 1", ["--out", f"{tmp}/a", "--jobs", "1"], args.repeats),
                 case("default, --jobs 2", ["--out", f"{tmp}/b", "--jobs", "2"], args.repeats),
-                case("2048 tokens, --jobs 2", ["--prompt-file", str(long_file), "--out", f"{tmp}/c", "--jobs", "2"],
+                case("default, --jobs 2 --threads 1", ["--out", f"{tmp}/c", "--threads", "1"], args.repeats),
+                case("2048 tokens, --jobs 2", [*long, "--out", f"{tmp}/d"], args.repeats),
+                case("2048 tokens, --jobs 2 --threads 1", [*long, "--out", f"{tmp}/e", "--threads", "1"],
                      args.repeats)]
     text = table(rows, args.repeats, torch.get_num_threads(), args.noisy)
     print(text)

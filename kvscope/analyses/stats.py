@@ -5,13 +5,23 @@ from __future__ import annotations
 import numpy as np
 
 
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of a 1-D array, ties given their average rank (as Spearman's rho requires)."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    ends = np.r_[starts[1:], xs.size]
+    avg = (starts + ends + 1) / 2.0  # mean of ranks starts+1 .. ends
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat(avg, ends - starts)
+    return ranks
+
+
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman rank correlation of two 1-D arrays (average ranks for ties); NaN pairs dropped.
 
     NaN when fewer than 3 pairs remain or either side is constant.
     """
-    from scipy.stats import rankdata
-
     x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]

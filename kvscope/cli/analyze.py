@@ -30,9 +30,11 @@ from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, model_
 @click.option("--continuation", default=None, help="Text scored by the scan [built in for the default prompt].")
 @click.option("--jobs", type=int, default=min(2, os.cpu_count() or 1), show_default=True,
               help="Processes that draw figures.")
+@click.option("--threads", type=int, default=None,
+              help="Torch threads for the capture [torch's default]. On a busy machine 1 can be far faster.")
 @json_option
 def analyze(model, device, dtype, trust_remote_code, device_map, prompt, prompt_file, truncate, snapshot, out,
-            fmt, layer, sparsity_threshold, ground_truth, do_scan, scan_heads, continuation, jobs, as_json):
+            fmt, layer, sparsity_threshold, ground_truth, do_scan, scan_heads, continuation, jobs, threads, as_json):
     """Analyze the KV cache of PROMPT: 17 figures, metrics.json and a self-contained report.html.
 
     \b
@@ -48,7 +50,7 @@ def analyze(model, device, dtype, trust_remote_code, device_map, prompt, prompt_
                  device_map=device_map, prompt=prompt, prompt_file=prompt_file, truncate=truncate,
                  snapshot=snapshot, out=out, fmt=fmt, layer=layer, sparsity_threshold=sparsity_threshold,
                  ground_truth=ground_truth, do_scan=do_scan, scan_heads=scan_heads, continuation=continuation,
-                 jobs=max(1, jobs))
+                 jobs=max(1, jobs), threads=threads)
     head = result.metrics["headline"]
     written = sum(1 for f in result.metrics["figures"].values() if "files" in f)
     summary = {"out": str(result.out), "model": result.metrics["model"]["name"], "tokens": head["tokens"],

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kvscope.analyses.registry import AnalysisOptions
+from kvscope.analyses.registry import AnalysisOptions, torch_threads
 from kvscope.errors import UsageError
 from kvscope.fileio import ensure_dir
 from kvscope.report.pipeline import GROUND_TRUTH_FILE, AnalyzeRun, analyze_snapshot, load_ground_truth
@@ -50,7 +50,7 @@ def _capture(args: dict[str, Any], timing: dict[str, float]):
     from kvscope.capture import capture
 
     t0 = time.perf_counter()
-    with stderr_console().status("capturing (attention and queries) ..."):
+    with stderr_console().status("capturing (attention and queries) ..."), torch_threads(args.get("threads")):
         snap = capture(model, tok, text, info=info, attention=True, queries=True, truncate=args["truncate"])
     timing["capture"] = time.perf_counter() - t0
     return snap, model, tok, is_default
@@ -81,6 +81,8 @@ def _scan(args, snap, model, tok, is_default, options, timing) -> tuple[dict | N
 
 def run(**args: Any) -> AnalyzeRun:
     """Everything ``kvscope analyze`` does; ``args`` are the CLI options by name."""
+    if args.get("threads") is not None and args["threads"] < 1:
+        raise UsageError(f"--threads must be at least 1, got {args['threads']}")
     out = ensure_dir(args["out"])
     if args["ground_truth"] is not None and not Path(args["ground_truth"]).is_file():
         raise UsageError(f"cannot read ground truth {args['ground_truth']}: no such file")

@@ -92,3 +92,13 @@ def test_pca_recovers_a_line_and_handles_tiny_inputs():
     np.testing.assert_allclose(np.abs(coords[:, 0]), np.abs(t) * np.sqrt(5), atol=1e-9)
     one = pca_by_position(random_snapshot(n=1), 0)
     assert one.key.shape == (1, 2) and np.all(one.key == 0)
+
+
+def test_rankdata_matches_scipy_with_ties():
+    from scipy.stats import rankdata as scipy_rank
+
+    from kvscope.analyses.stats import rankdata
+
+    gen = np.random.default_rng(0)
+    for x in (gen.integers(0, 5, 40).astype(float), gen.normal(size=33), np.array([2.0, 2.0, 2.0])):
+        np.testing.assert_allclose(rankdata(x), scipy_rank(x))
