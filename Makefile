@@ -38,15 +38,15 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 run: install
-	$(BIN)/kvscope info
-	$(BIN)/kvscope capture --prompt "The KV cache holds one key and one value per token, layer and kv_head." \
-		--out kvscope-out/quickstart.kvs --attention
+	$(BIN)/kvscope analyze
 
+# Two workers on two cores, one torch thread each (tests/conftest.py).
 test: install-dev chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
-bench: install-dev
-	$(BIN)/python benchmarks/capture.py
+# Each benchmark writes benchmarks/results/<name>.md; BENCHMARKS.md collects them.
+bench: install-dev chromium
+	for b in capture analyze prune caching memory mas; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) kvscope-out .pytest_cache

@@ -24,6 +24,7 @@ import torch
 
 from kvscope import __version__
 from kvscope.errors import KvscopeError, UsageError
+from kvscope.fileio import current_umask
 from kvscope.models import ModelInfo
 
 FORMAT_VERSION = 1
@@ -128,6 +129,7 @@ class KVSnapshot:
             save_file(tensors, str(tmp / TENSOR_FILE))
             meta = self._meta_json(_sha256(tmp / TENSOR_FILE), sorted(tensors))
             (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700
             _swap_dir(tmp, dest)
         except OSError as exc:
             raise KvscopeError(f"cannot write snapshot {dest}: {exc.strerror or exc}") from None
