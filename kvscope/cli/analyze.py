@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -28,8 +27,8 @@ from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, model_
               help="Also measure the perplexity change of evicting each layer (slow: one scored pass per layer).")
 @click.option("--scan-heads", is_flag=True, help="Also measure each (layer, kv_head): slower.")
 @click.option("--continuation", default=None, help="Text scored by the scan [built in for the default prompt].")
-@click.option("--jobs", type=int, default=min(2, os.cpu_count() or 1), show_default=True,
-              help="Processes that draw figures.")
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Processes that draw figures (2 did not help on a busy 2-core machine; see BENCHMARKS.md).")
 @click.option("--threads", type=int, default=None,
               help="Torch threads for the capture [torch's default]. On a busy machine 1 can be far faster.")
 @json_option
