@@ -19,8 +19,10 @@ from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, model_
               help="Folder for the figures, metrics.json and report.html.")
 @click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png", show_default=True)
 @click.option("--layer", type=int, default=None, help="Layer for PCA and head specialization [middle].")
-@click.option("--sparsity-threshold", type=float, default=1e-5, show_default=True,
+@click.option("--sparsity-threshold", type=click.FloatRange(min=0.0), default=1e-5, show_default=True,
               help="|x| below this counts as zero.")
+@click.option("--sink-share", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.2, show_default=True,
+              help="Attention share (per query that sees the token) above which a token is a sink in a layer.")
 @click.option("--ground-truth", type=click.Path(path_type=Path), default=None,
               help="importance_ground_truth.json from 'kvscope prune --leave-one-out' [OUT/that file if present].")
 @click.option("--scan/--no-scan", "do_scan", default=None,
@@ -33,7 +35,7 @@ from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, model_
               help="Torch threads for the capture [torch's default]. On a busy machine 1 can be far faster.")
 @json_option
 def analyze(model, device, dtype, trust_remote_code, device_map, prompt, prompt_file, truncate, snapshot, out,
-            fmt, layer, sparsity_threshold, ground_truth, do_scan, scan_heads, continuation, jobs, threads, as_json):
+            fmt, layer, sparsity_threshold, sink_share, ground_truth, do_scan, scan_heads, continuation, jobs, threads, as_json):
     """Analyze the KV cache of PROMPT: 17 figures, metrics.json and a self-contained report.html.
 
     \b
@@ -48,6 +50,7 @@ def analyze(model, device, dtype, trust_remote_code, device_map, prompt, prompt_
     result = run(model=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                  device_map=device_map, prompt=prompt, prompt_file=prompt_file, truncate=truncate,
                  snapshot=snapshot, out=out, fmt=fmt, layer=layer, sparsity_threshold=sparsity_threshold,
+                 sink_share=sink_share,
                  ground_truth=ground_truth, do_scan=do_scan, scan_heads=scan_heads, continuation=continuation,
                  jobs=max(1, jobs), threads=threads)
     head = result.metrics["headline"]

@@ -90,11 +90,13 @@ def run(**args: Any) -> AnalyzeRun:
     snap, model, tok, is_default = _capture(args, timing)
     layer = _check_layer(args["layer"], snap.n_layers)
     truth, truth_note = load_ground_truth(args["ground_truth"] or out / GROUND_TRUTH_FILE, snap)
-    options = AnalysisOptions(layer=layer, sparsity_threshold=args["sparsity_threshold"], delta_loglik=truth)
+    options = AnalysisOptions(layer=layer, sparsity_threshold=args["sparsity_threshold"],
+                              sink_share=args.get("sink_share", 0.2), delta_loglik=truth)
     scan, notes = _scan(args, snap, model, tok, is_default, options, timing)
     if truth_note and truth is None:
         notes["ground_truth"] = truth_note
-    run_options = {"layer": layer, "sparsity_threshold": args["sparsity_threshold"], "format": args["fmt"],
+    run_options = {"layer": layer, "sparsity_threshold": args["sparsity_threshold"],
+                   "sink_share": options.sink_share, "format": args["fmt"],
                    "default_prompt": is_default, "snapshot": str(args["snapshot"]) if args["snapshot"] else None,
                    "ground_truth": truth_note or None}
     from kvscope.cli.common import stderr_console
