@@ -45,12 +45,23 @@ def _figures(figures: dict[str, dict], specs: dict) -> str:
     return "\n".join(parts)
 
 
+def _short(value: Any) -> Any:
+    """Floats to 4 significant digits, for display only (metrics.json keeps every digit)."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _short(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_short(v) for v in value]
+    return value
+
+
 def _headline_rows(head: dict[str, Any]) -> str:
     rows = []
     for key, value in head.items():
         if key == "verdict":
             continue
-        shown = json.dumps(to_jsonable(value), ensure_ascii=False)
+        shown = json.dumps(_short(to_jsonable(value)), ensure_ascii=False)
         rows.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(shown)}</td></tr>")
     return '<table class="head">' + "".join(rows) + "</table>"
 
