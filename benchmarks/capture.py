@@ -7,7 +7,7 @@ Modes, all on the embedded SmolLM2-135M (float32, CPU):
 - ``capture``: ``run_capture`` without attention (K/V copied out as float32);
 - ``attention``: ``run_capture(attention=True)``: attention received per key, chunked.
 
-Usage: ``python benchmarks/capture.py [--sizes 512 2048 8192] [--repeats 3] [--out FILE.md]``
+Usage: ``python benchmarks/capture.py [--sizes 512 2048 8192] [--repeats 3] [--threads N] [--out FILE.md]``
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def worker(mode: str, n: int, repeats: int) -> dict:
     from kvscope.capture import run_capture
     from kvscope.models import load_model
 
+    if os.environ.get("KVSCOPE_BENCH_THREADS"):
+        torch.set_num_threads(int(os.environ["KVSCOPE_BENCH_THREADS"]))
     t1 = time.perf_counter()
     model, tok, info = load_model("embedded")
     load_s = time.perf_counter() - t1
@@ -109,11 +111,14 @@ def main() -> None:
     ap.add_argument("--worker", nargs=2, metavar=("MODE", "N"))
     ap.add_argument("--sizes", nargs="+", type=int, default=[512, 2048, 8192])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads in each worker [torch's default]")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "capture.md")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.repeats)))
         return
+    if args.threads:
+        os.environ["KVSCOPE_BENCH_THREADS"] = str(args.threads)
     results = []
     for n in args.sizes:
         for mode in ("forward", "capture", "attention"):

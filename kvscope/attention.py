@@ -26,7 +26,6 @@ import torch
 NAME = "kvscope_capture"
 SCORE_BUDGET = 1 << 25  # floats in one chunk of attention scores (128 MiB in float32)
 _ACTIVE: contextvars.ContextVar["AttentionRecorder | None"] = contextvars.ContextVar("kvscope_rec", default=None)
-_registered = False
 
 
 class AttentionRecorder:
@@ -170,17 +169,38 @@ def _recording_attention(module: Any, query: torch.Tensor, key: torch.Tensor, va
     return out.transpose(1, 2).contiguous(), None
 
 
-def register() -> None:
-    """Register the recording attention (and its boolean mask builder) with transformers, once."""
-    global _registered
-    if _registered:
+_REGISTERED: set[str] = set()
+
+
+def register_attention(name: str, fn: Any, mask_builder: Any) -> None:
+    """Register ``fn`` with transformers' ``AttentionInterface`` (and ``mask_builder`` with its
+    ``AttentionMaskInterface``) under ``name``, once per process."""
+    if name in _REGISTERED:
         return
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers.masking_utils import AttentionMaskInterface
 
-    AttentionInterface.register(NAME, _recording_attention)
-    AttentionMaskInterface.register(NAME, sdpa_mask)
-    _registered = True
+    AttentionInterface.register(name, fn)
+    AttentionMaskInterface.register(name, mask_builder)
+    _REGISTERED.add(name)
+
+
+@contextlib.contextmanager
+def routed(model: Any, name: str) -> Iterator[None]:
+    """Run ``model``'s attention through the registered ``name``; restore the previous one on exit."""
+    previous = model.config._attn_implementation
+    model.set_attn_implementation(name)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(previous)
+
+
+def register() -> None:
+    """Register the recording attention with a boolean (sdpa-style) mask builder."""
+    from transformers.masking_utils import sdpa_mask
+
+    register_attention(NAME, _recording_attention, sdpa_mask)
 
 
 @contextlib.contextmanager
@@ -194,11 +214,9 @@ def recording(model: Any, recorder: AttentionRecorder | None) -> Iterator[Attent
         yield None
         return
     register()
-    previous = model.config._attn_implementation
     token = _ACTIVE.set(recorder)
-    model.set_attn_implementation(NAME)
     try:
-        yield recorder
+        with routed(model, NAME):
+            yield recorder
     finally:
         _ACTIVE.reset(token)
-        model.set_attn_implementation(previous)

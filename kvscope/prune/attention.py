@@ -23,12 +23,12 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
+from kvscope.attention import register_attention, routed
 from kvscope.errors import KvscopeError
 
 NAME = "kvscope_prune"
 _MASKS: contextvars.ContextVar[dict[int, torch.Tensor] | None] = contextvars.ContextVar("kvscope_prune_masks",
                                                                                        default=None)
-_registered = False
 
 
 def causal_keep(q: int, k: int, device: Any = None) -> torch.Tensor:
@@ -78,15 +78,7 @@ def _no_mask(*_args: Any, **_kwargs: Any) -> None:
 
 def register() -> None:
     """Register the attention function and its (empty) mask builder with transformers, once."""
-    global _registered
-    if _registered:
-        return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface
-
-    AttentionInterface.register(NAME, _prune_attention)
-    AttentionMaskInterface.register(NAME, _no_mask)
-    _registered = True
+    register_attention(NAME, _prune_attention, _no_mask)
 
 
 @contextlib.contextmanager
@@ -97,11 +89,9 @@ def evicting(model: Any, masks: dict[int, torch.Tensor] | None = None) -> Iterat
     previous attention implementation is restored on exit.
     """
     register()
-    previous = model.config._attn_implementation
     token = _MASKS.set(masks or None)
-    model.set_attn_implementation(NAME)
     try:
-        yield
+        with routed(model, NAME):
+            yield
     finally:
         _MASKS.reset(token)
-        model.set_attn_implementation(previous)
