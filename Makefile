@@ -47,6 +47,7 @@ test: install-dev chromium
 # Each benchmark writes benchmarks/results/<name>.md; BENCHMARKS.md collects them.
 bench: install-dev chromium
 	for b in capture analyze prune caching memory mas; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	cat benchmarks/results/*.md > BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) kvscope-out .pytest_cache
