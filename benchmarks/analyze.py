@@ -24,24 +24,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+sys.path.insert(0, str(ROOT / "benchmarks"))
 KVSCOPE = str(Path(sys.executable).with_name("kvscope"))
 STEPS = ("load", "capture", "analysis", "plotting", "report")
 
 
 def long_prompt(n: int = 2048) -> str:
     """GSM8K questions joined until ``n`` tokens, cut back to exactly ``n`` token ids and decoded."""
+    from capture import prompt_ids  # the same GSM8K prompt builder as benchmarks/capture.py
+
     from kvscope.models import load_model
 
     _, tok, _ = load_model("embedded")
-    text = []
-    with open(GSM8K, encoding="utf-8") as f:
-        for line in f:
-            text.append(json.loads(line)["question"])
-            ids = tok("\n\n".join(text)).input_ids
-            if len(ids) >= n:
-                return tok.decode(ids[:n])
-    raise SystemExit("GSM8K ran out before reaching the requested length")
+    return tok.decode(prompt_ids(tok, n)[0])
 
 
 def child(argv: list[str]) -> None:

@@ -78,7 +78,7 @@ def _allowed(mask: torch.Tensor | None, s: int, e: int, kend: int, offset: int, 
     return m > torch.finfo(m.dtype).min / 2  # additive float mask: 0 = visible, very negative = hidden
 
 
-def chunked_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+def chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       mask: torch.Tensor | None, scaling: float, softcap: float | None = None,
                       chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Causal GQA attention plus what each key receives. Shapes: query ``[b, q_head, q, d]``,
@@ -162,7 +162,7 @@ def _recording_attention(module: Any, query: torch.Tensor, key: torch.Tensor, va
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
     if rec is not None and rec.want_queries:
         rec.queries[module.layer_idx] = query[0].detach().to(device="cpu", dtype=torch.float32, copy=True)
-    out, received, counts = chunked_attention(module, query, key, value, attention_mask, scaling,
+    out, received, counts = chunked_attention(query, key, value, attention_mask, scaling,
                                               kwargs.get("softcap"), rec.chunk if rec else None)
     if rec is not None and rec.want_attention:
         rec.add(module.layer_idx, received.cpu(), counts.cpu())

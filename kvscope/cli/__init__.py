@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from kvscope import __version__
+from kvscope.cli.common import CONTEXT_SETTINGS
 from kvscope.errors import KvscopeError
 
 # name -> "module:attribute" of a click.Command. A command whose module is absent is not listed.
@@ -29,7 +30,6 @@ COMMANDS: dict[str, str] = {
     "mas": "kvscope.cli.mas:mas",
 }
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class LazyGroup(click.Group):
@@ -47,7 +47,7 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
 
-@click.group(cls=LazyGroup, context_settings=CONTEXT)
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="kvscope")
 def cli() -> None:
     """See, measure and shrink the KV cache of a transformer language model.
