@@ -89,3 +89,42 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     return obj
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``dest``; on success it replaces ``dest`` whole.
+
+    A multi-file output (analyze, bench, caching, mas) is written into the yielded folder, so ``dest``
+    never mixes two runs: it holds the complete old output until the new one is swapped in. On any
+    exception the temporary folder is removed and ``dest`` is left as it was.
+    """
+    import shutil
+
+    dest = Path(dest)
+    parent = dest.parent if str(dest.parent) else Path(".")
+    ensure_dir(parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
+    except OSError as exc:
+        raise UsageError(f"cannot write {dest}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~current_umask())
+        replace_dir(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def replace_dir(src: Path, dest: Path) -> None:
+    """Move folder ``src`` onto ``dest`` (removing what ``dest`` held before)."""
+    import shutil
+
+    if dest.is_dir() and not dest.is_symlink():
+        old = dest.with_name(f".{dest.name}.old.{os.getpid()}")
+        os.replace(dest, old)
+        os.replace(src, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dest)
