@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from kvscope.caching.projections import hooked_forward, manual_attention
-from kvscope.capture import cache_layer_kv
+from kvscope.capturing import cache_layer_kv
 
 
 @dataclass

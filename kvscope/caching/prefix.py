@@ -17,7 +17,7 @@ import torch
 
 from kvscope.caching.flops import FlopModel, prefix_savings
 from kvscope.caching.projections import hooked_forward, manual_attention
-from kvscope.capture import cache_from_tensors, cache_layer_kv
+from kvscope.capturing import cache_from_tensors, cache_layer_kv
 
 LOGIT_TOLERANCE = 1e-3  # absolute, on float32 logits (observed differences are ~1e-5)
 

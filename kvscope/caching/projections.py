@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import torch
 
-from kvscope.capture import attention_modules
+from kvscope.capturing import attention_modules
 from kvscope.errors import KvscopeError, UsageError
 
 

@@ -12,7 +12,7 @@ from kvscope.caching.decode import DecodeComparison, GenerationTrace, decode_ste
 from kvscope.caching.flops import FlopModel, generation_flops
 from kvscope.caching.prefix import PrefixReuse, prefix_reuse
 from kvscope.caching.projections import LayerProjections, check_layer, hooked_forward, manual_attention
-from kvscope.capture import encode_prompt, token_strings
+from kvscope.capturing import encode_prompt, token_strings
 from kvscope.errors import UsageError
 
 DEFAULT_PROMPT = ("You are a concise geography assistant. Answer in one short sentence. "

@@ -27,7 +27,7 @@ def capture(model, device, dtype, trust_remote_code, device_map, prompt, prompt_
     Example:
       kvscope capture --prompt "The cat sat on the mat." --out cat.kvs --attention
     """
-    from kvscope.capture import capture as run
+    from kvscope.capturing import capture as run
     from kvscope.errors import UsageError
 
     setup_logging(quiet=as_json)

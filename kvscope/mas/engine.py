@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from kvscope.capture import cache_from_tensors, cache_layer_kv
+from kvscope.capturing import cache_from_tensors, cache_layer_kv
 
 
 @dataclass

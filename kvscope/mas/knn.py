@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from kvscope.capture import cache_layer_kv
+from kvscope.capturing import cache_layer_kv
 from kvscope.errors import UsageError
 from kvscope.mas.engine import CacheState, select_slots
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from kvscope.capture import cache_from_tensors, run_capture
+from kvscope.capturing import cache_from_tensors, run_capture
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo
 from kvscope.prune.attention import evicting
@@ -59,7 +59,7 @@ class PrunedCache:
 
 def prefill(model: Any, tokenizer: Any, info: ModelInfo, prompt_ids: torch.Tensor) -> Prefill:
     """One forward pass over ``prompt_ids`` ``[1, P]`` recording attention received and queries."""
-    from kvscope.capture import attention_modules
+    from kvscope.capturing import attention_modules
 
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device

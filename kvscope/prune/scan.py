@@ -37,7 +37,7 @@ class ScanResult:
 def encode_texts(tokenizer: Any, info: ModelInfo, prompt: str | None, continuation: str | None,
                  truncate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids ``[1, P]`` and ``[1, C]``; the continuation needs at least 2 tokens to score one."""
-    from kvscope.capture import encode_prompt
+    from kvscope.capturing import encode_prompt
 
     ids = encode_prompt(tokenizer, prompt if prompt is not None else DEFAULT_PROMPT, info.max_positions, truncate)
     text = continuation if continuation is not None else DEFAULT_CONTINUATION

@@ -47,7 +47,7 @@ def _capture(args: dict[str, Any], timing: dict[str, float]):
     model, tok, info = load(args["model"], args["device"], args["dtype"], args["trust_remote_code"],
                             args["device_map"])
     timing["load"] = time.perf_counter() - t0
-    from kvscope.capture import capture
+    from kvscope.capturing import capture
 
     t0 = time.perf_counter()
     with stderr_console().status("capturing (attention and queries) ..."), torch_threads(args.get("threads")):

@@ -38,7 +38,7 @@ PROMPT = "Alice paid 42 euros. <script>alert('x')</script> Bob!"
 @pytest.fixture(scope="module")
 def tiny_run(tiny, tmp_path_factory):
     """One full run: a ground-truth file waiting in the out dir, and a layer + head scan."""
-    from kvscope.capture import encode_prompt
+    from kvscope.capturing import encode_prompt
     from kvscope.cli import main
 
     out = tmp_path_factory.mktemp("analyze")
@@ -70,7 +70,7 @@ def test_report_is_self_contained_and_escapes_script(tiny_run):
 
 
 def test_snapshot_without_attention_skips_with_notes(tiny, tmp_path, capsys):
-    from kvscope.capture import capture
+    from kvscope.capturing import capture
 
     snap = capture(tiny.model, tiny.tokenizer, "The cat sat on the mat.", info=tiny.info)
     snap.save(tmp_path / "s.kvs")

@@ -7,7 +7,7 @@ import torch
 
 from kvscope.caching import (FlopModel, decode_step, greedy, hooked_forward, manual_attention, prefix_reuse,
                              span_flops)
-from kvscope.capture import cache_layer_kv
+from kvscope.capturing import cache_layer_kv
 
 TEXT = "The KV cache keeps every past key and value."
 

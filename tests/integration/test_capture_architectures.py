@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvscope.capture import run_capture
+from kvscope.capturing import run_capture
 from kvscope.models import byte_tokenizer, describe
 
 SMALL = dict(vocab_size=260, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

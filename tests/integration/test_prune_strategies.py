@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from kvscope.capture import cache_nbytes
+from kvscope.capturing import cache_nbytes
 from kvscope.errors import UsageError
 from kvscope.prune.evict import build_cache, n_keep, prefill
 from kvscope.prune.strategies import STRATEGIES, get_strategy
