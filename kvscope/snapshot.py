@@ -6,16 +6,17 @@ A layer whose cache keeps fewer slots than there are tokens (a sliding window) h
 ``keys[layer].shape[1]`` positions; ``layer_positions(layer)`` says which.
 
 On disk a snapshot is a folder ``NAME.kvs/`` with ``tensors.safetensors`` and ``snapshot.json``
-(``format_version``, model facts, token strings and a SHA-256 of the tensor file). Never pickle.
+(``format_version`` 2: model facts, token strings, SHA-256 of the tensor file and of the manifest
+itself), written atomically and read by a validating loader: see ``kvscope.snapshot_format`` for the
+format, the checks, and how version-1 snapshots load. Never pickle.
 """
 
 from __future__ import annotations
 
-import hashlib
+import html
 import json
+import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,12 @@ import torch
 
 from kvscope import __version__
 from kvscope.errors import KvscopeError, UsageError
-from kvscope.fileio import current_umask
 from kvscope.models import ModelInfo
+from kvscope.snapshot_format import (FORMAT_VERSION, LAYERED, MAX_META_BYTES, META_FILE, SINGLE, TENSOR_FILE,
+                                     nonfinite_names, read_manifest, read_tensors, seal, sha256_file)
 
-FORMAT_VERSION = 1
-TENSOR_FILE = "tensors.safetensors"
-META_FILE = "snapshot.json"
-_LAYERED = ("keys", "values", "pre_rope_keys", "queries")
-_SINGLE = ("token_ids", "special", "positions", "attention_received", "attention_counts")
+log = logging.getLogger("kvscope")
+__all__ = ["KVSnapshot", "FORMAT_VERSION", "META_FILE", "TENSOR_FILE"]
 
 
 @dataclass
@@ -98,65 +97,85 @@ class KVSnapshot:
         """Bytes of the K and V tensors held (float32 copies)."""
         return sum(t.numel() * t.element_size() for t in self.keys + self.values)
 
+    # ------------------------------------------------------------------ notebooks
+    def summary(self) -> list[tuple[str, str]]:
+        """(name, value) rows describing the snapshot, for ``__repr__`` and ``_repr_html_``."""
+        lengths = sorted({t.shape[1] for t in self.keys})
+        held = str(lengths[0]) if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]} (sliding window)"
+        extras = [n for n, v in (("attention", self.attention_received), ("pre_rope_keys", self.pre_rope_keys),
+                                 ("queries", self.queries)) if v is not None]
+        preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return [("model", self.info.name), ("tokens", str(self.n_positions)),
+                ("layers x kv_heads x head_dim", f"{self.n_layers} x {self.info.kv_heads} x {self.info.head_dim}"),
+                ("positions held per layer", held), ("KV bytes (float32)", f"{self.nbytes():,}"),
+                ("extras", ", ".join(extras) or "none"), ("text", repr(preview))]
+
+    def __repr__(self) -> str:
+        s = dict(self.summary())
+        return (f"KVSnapshot(model={self.info.name!r}, tokens={self.n_positions}, layers={self.n_layers}, "
+                f"kv_heads={self.info.kv_heads}, head_dim={self.info.head_dim}, extras=[{s['extras']}])")
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+                       f"{html.escape(v)}</td></tr>" for k, v in self.summary())
+        return f"<table><caption>KVSnapshot</caption>{rows}</table>"
+
     # ------------------------------------------------------------------ files
     def tensor_dict(self) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
-        for name in _LAYERED:
+        for name in LAYERED:
             for i, t in enumerate(getattr(self, name) or []):
                 out[f"{name}.{i}"] = t.detach().to("cpu").contiguous()
-        for name in _SINGLE:
+        for name in SINGLE:
             t = getattr(self, name)
             if t is not None:
                 out[name] = t.detach().to("cpu").contiguous()
         return out
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``path`` (a ``.kvs`` folder) atomically: a reader sees the old one or the new one."""
+        """Write ``path`` (a ``.kvs`` folder) atomically: it holds the complete old or the complete new
+        snapshot at every instant, even if the process is killed (``kvscope.fileio.atomic_dir``)."""
         from safetensors.torch import save_file
 
+        from kvscope.fileio import atomic_dir
+
         dest = Path(path)
-        parent = dest.parent if str(dest.parent) else Path(".")
-        if not parent.is_dir():
-            raise UsageError(f"cannot write snapshot {dest}: directory {parent} does not exist")
-        if dest.exists() and not (dest / META_FILE).is_file():
+        if os.path.lexists(dest) and not (dest.is_dir() and (dest / META_FILE).is_file()):
             raise UsageError(f"cannot write snapshot {dest}: it exists and is not a kvscope snapshot")
+        tensors = self.tensor_dict()
         try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
-        except OSError as exc:
-            raise UsageError(f"cannot write snapshot {dest}: {exc.strerror or exc}") from None
-        try:
-            tensors = self.tensor_dict()
-            save_file(tensors, str(tmp / TENSOR_FILE))
-            meta = self._meta_json(_sha256(tmp / TENSOR_FILE), sorted(tensors))
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700
-            _swap_dir(tmp, dest)
+            with atomic_dir(dest, make_parents=False) as tmp:
+                save_file(tensors, str(tmp / TENSOR_FILE))
+                meta = self._manifest(tmp / TENSOR_FILE, tensors)
+                text = json.dumps(meta, indent=1, allow_nan=False)
+                if len(text.encode("utf-8")) > MAX_META_BYTES:
+                    raise UsageError(f"cannot write snapshot {dest}: its text and tokens exceed "
+                                     f"{MAX_META_BYTES:,} bytes of {META_FILE}")
+                (tmp / META_FILE).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise KvscopeError(f"cannot write snapshot {dest}: {exc.strerror or exc}") from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return dest
 
-    def _meta_json(self, digest: str, names: list[str]) -> dict[str, Any]:
-        return {
+    def _manifest(self, tensor_file: Path, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return seal({
             "format_version": FORMAT_VERSION, "kvscope_version": __version__,
             "layout": "keys[layer][kv_head, position, head_dim], post-RoPE, float32",
             "model": self.info.to_dict(), "text": self.text, "tokens": list(self.tokens),
-            "n_layers": self.n_layers, "tensors": names, "sha256": digest, "meta": self.meta,
-        }
+            "n_layers": self.n_layers, "tensors": sorted(tensors),
+            "files": {TENSOR_FILE: {"sha256": sha256_file(tensor_file), "bytes": tensor_file.stat().st_size}},
+            "nonfinite": nonfinite_names(tensors), "meta": self.meta,
+        })
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "KVSnapshot":
-        """Read a snapshot written by ``save``; any damage raises a one-line ``KvscopeError``."""
+        """Read and validate a snapshot (format 1 or 2). A damaged or edited one raises
+        ``CorruptSnapshotError`` ("snapshot PATH is corrupted: WHAT", exit 2) before any large allocation."""
         src = Path(path)
-        meta = _read_meta(src)
-        tensors = _read_tensors(src, meta)
-        missing = [n for n in meta["tensors"] if n not in tensors]
-        missing += [n for n in ("token_ids", "special", "positions") if n not in tensors]
-        missing += [f"{kv}.{i}" for kv in ("keys", "values") for i in range(meta["n_layers"])
-                    if f"{kv}.{i}" not in tensors]
-        if missing:
-            raise KvscopeError(f"snapshot {src} is missing tensor(s): {', '.join(sorted(set(missing)))}")
+        meta = read_manifest(src)
+        tensors = read_tensors(src, meta)
+        flagged = meta.get("nonfinite") or []
+        if flagged:
+            log.warning("snapshot %s holds NaN or infinite values in %s", src, ", ".join(flagged[:4]))
         return cls._from_parts(meta, tensors)
 
     @classmethod
@@ -166,64 +185,8 @@ class KVSnapshot:
         def layered(name: str) -> list[torch.Tensor] | None:
             return [t[f"{name}.{i}"] for i in range(n)] if f"{name}.0" in t else None
 
-        snap = cls(keys=layered("keys"), values=layered("values"), token_ids=t["token_ids"],
+        return cls(keys=layered("keys"), values=layered("values"), token_ids=t["token_ids"],
                    tokens=list(meta["tokens"]), special=t["special"], positions=t["positions"],
-                   info=ModelInfo.from_dict(meta["model"]), text=meta.get("text", ""),
-                   pre_rope_keys=layered("pre_rope_keys"), queries=layered("queries"),
-                   attention_received=t.get("attention_received"),
+                   info=ModelInfo.from_dict(meta["model"]), text=meta["text"], pre_rope_keys=layered("pre_rope_keys"),
+                   queries=layered("queries"), attention_received=t.get("attention_received"),
                    attention_counts=t.get("attention_counts"), meta=meta.get("meta", {}))
-        if len(snap.tokens) != snap.n_positions:
-            raise KvscopeError("snapshot is inconsistent: token strings and token ids differ in count")
-        return snap
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _swap_dir(new: Path, dest: Path) -> None:
-    """Move folder ``new`` onto ``dest``, replacing an older snapshot there."""
-    if not dest.exists():
-        os.replace(new, dest)
-        return
-    old = dest.with_name(f".{dest.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(dest, old)
-    os.replace(new, dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _read_meta(src: Path) -> dict[str, Any]:
-    if not src.is_dir() or not (src / META_FILE).is_file():
-        raise UsageError(f"{src} is not a kvscope snapshot (expected a folder with {META_FILE})")
-    try:
-        meta = json.loads((src / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise KvscopeError(f"snapshot {src} is corrupted: {META_FILE} is not valid JSON ({exc})") from None
-    version = meta.get("format_version") if isinstance(meta, dict) else None
-    if version != FORMAT_VERSION:
-        raise KvscopeError(f"snapshot {src} has format_version {version!r}; this kvscope "
-                           f"({__version__}) reads format_version {FORMAT_VERSION}")
-    for key in ("model", "tokens", "n_layers", "tensors", "sha256"):
-        if key not in meta:
-            raise KvscopeError(f"snapshot {src} is corrupted: {META_FILE} lacks {key!r}")
-    return meta
-
-
-def _read_tensors(src: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = src / TENSOR_FILE
-    if not path.is_file():
-        raise KvscopeError(f"snapshot {src} is missing {TENSOR_FILE}")
-    if _sha256(path) != meta["sha256"]:
-        raise KvscopeError(f"snapshot {src} is corrupted: {TENSOR_FILE} does not match its checksum")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise KvscopeError(f"snapshot {src} is corrupted: {exc}") from None

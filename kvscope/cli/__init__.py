@@ -1,23 +1,26 @@
 """The ``kvscope`` command line: a thin click shell over the library, one module per command.
 
 Commands are listed in ``COMMANDS`` and imported only when used, so ``kvscope memory`` answers
-without importing torch. Errors: a usage error exits 2, a failure at run time exits 1, each with
-one line on stderr and no traceback (``KVSCOPE_DEBUG=1`` shows one).
+without importing torch. Errors: a usage error exits 2, a failure at run time exits 1, Ctrl+C 130,
+each with one line on stderr and no traceback (``KVSCOPE_DEBUG=1`` shows one); see ``main``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
+import signal
 import sys
-from typing import Any
+import threading
+from typing import Any, Iterator
 
 import click
 
 from kvscope import __version__
 from kvscope.cli.common import CONTEXT_SETTINGS
-from kvscope.errors import KvscopeError
+from kvscope.errors import KvscopeError, Terminated
 
 # name -> "module:attribute" of a click.Command. A command whose module is absent is not listed.
 COMMANDS: dict[str, str] = {
@@ -68,15 +71,48 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _raise_terminated(signum: int, _frame: Any) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _termination_as_exception() -> Iterator[None]:
+    """While the CLI runs, SIGTERM and SIGHUP raise ``Terminated`` (a BaseException, like Ctrl+C's
+    KeyboardInterrupt), so every ``with`` block removes its temporaries; old handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    old = {s: signal.signal(s, _raise_terminated) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry point with kvscope's exit-code and one-line error conventions."""
+    """Console-script entry point with kvscope's error policy.
+
+    Exit codes: 0 success; 2 a caller's mistake (bad option value, unreadable or invalid input file,
+    invalid model config, corrupted snapshot), one sentence naming the option or file; 1 a failure at run
+    time; 130 Ctrl+C; 128 + N on signal N (SIGTERM 143, SIGHUP 129). Always one line on stderr, never a
+    traceback (``KVSCOPE_DEBUG=1`` shows one for unexpected errors).
+    """
     debug = os.environ.get("KVSCOPE_DEBUG") == "1"
     try:
-        return cli.main(args=argv, prog_name="kvscope", standalone_mode=False)
+        with _termination_as_exception():
+            return cli.main(args=argv, prog_name="kvscope", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click turns Ctrl+C (and EOF at a prompt) into Abort
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            _fail("interrupted", 130)
         _fail("aborted", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Terminated as exc:
+        _fail(f"terminated by {exc}", 128 + exc.signum)
     except click.UsageError as exc:
         hint = f" (see 'kvscope {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
         _fail(f"{exc.format_message()}{hint}", 2)
@@ -86,11 +122,23 @@ def main(argv: list[str] | None = None) -> Any:
         if debug:
             raise
         _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
     except MemoryError:
         _fail("out of memory; try a shorter prompt or a smaller model", 1)
+    except OSError as exc:
+        if debug:
+            raise
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        _fail(f"input/output error{where}: {exc.strerror or exc}", 1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
         if debug:
             raise
-        _fail(f"{type(exc).__name__}: {exc} (set KVSCOPE_DEBUG=1 for a traceback)", 1)
+        _fail(_runtime_message(exc), 1)
+
+
+def _runtime_message(exc: Exception) -> str:
+    """One line for an unexpected failure; known run-time families get a plain sentence."""
+    name = type(exc).__name__
+    if name == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+        return "the accelerator ran out of memory; try a shorter prompt, --dtype bfloat16 or --device cpu"
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"internal error ({name}: {first}); please report it (set KVSCOPE_DEBUG=1 for a traceback)"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, load, model_options, print_table,
-                                prompt_options, read_prompt, setup_logging)
+from kvscope.cli.common import (CONTEXT_SETTINGS, check_model_options, check_snapshot_out, emit_json, json_option,
+                                load, model_options, print_table, prompt_options, read_prompt, setup_logging,
+                                stderr_console)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -28,15 +29,12 @@ def capture(model, device, dtype, trust_remote_code, device_map, prompt, prompt_
       kvscope capture --prompt "The cat sat on the mat." --out cat.kvs --attention
     """
     from kvscope.capturing import capture as run
-    from kvscope.errors import UsageError
 
     setup_logging(quiet=as_json)
+    check_snapshot_out(out)
+    check_model_options(device, dtype)
     text = read_prompt(prompt, prompt_file)
-    if out.exists() and not (out / "snapshot.json").is_file():
-        raise UsageError(f"cannot write snapshot {out}: it exists and is not a kvscope snapshot")
     m, tok, facts = load(model, device, dtype, trust_remote_code, device_map)
-    from kvscope.cli.common import stderr_console
-
     with stderr_console().status("capturing ..."):
         snap = run(m, tok, text, info=facts, attention=attention, pre_rope=pre_rope, queries=queries,
                    truncate=truncate)

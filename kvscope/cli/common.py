@@ -1,6 +1,11 @@
 """Options and helpers shared by the command modules.
 
 Results go to stdout (a rich table, or JSON with ``--json``); progress and warnings go to stderr.
+
+Validation helpers every command uses before it loads a model or creates a file (each raises a
+one-line ``UsageError``, exit 2, naming the option): ``read_prompt`` / ``read_text_input`` (input
+files: regular, at most 50 MB, UTF-8), ``check_utf8``, ``check_device``, ``check_model_options``,
+``check_out_dir`` / ``check_out_file`` (create nothing) and ``check_snapshot_out``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, Callable
 import click
 
 from kvscope.errors import UsageError
+from kvscope.fileio import check_out_dir, check_out_file, check_utf8, read_text_input  # noqa: F401 (shared)
 
 F = Callable[..., Any]
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -73,25 +79,54 @@ def prompt_options(f: F) -> F:
     f = click.option("--truncate", is_flag=True,
                      help="Cut a prompt longer than the model's max positions (with a warning).")(f)
     f = click.option("--prompt-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="Read the prompt from a UTF-8 text file.")(f)
+                     help="Read the prompt from a UTF-8 text file (a regular file, at most 50 MB).")(f)
     return click.option("-p", "--prompt", default=None, help="Prompt text.")(f)
 
 
 def read_prompt(prompt: str | None, prompt_file: Path | None, default: str | None = None) -> str:
-    """The prompt text from ``--prompt`` or ``--prompt-file`` (not both), else ``default``."""
+    """The prompt text from ``--prompt`` or ``--prompt-file`` (not both), else ``default``.
+
+    ``--prompt-file`` goes through ``read_text_input`` (regular file, at most 50 MB, UTF-8); a
+    ``--prompt`` whose bytes were not UTF-8 is refused. Every failure is a ``UsageError`` naming the option.
+    """
     if prompt is not None and prompt_file is not None:
         raise UsageError("give either --prompt or --prompt-file, not both")
     if prompt_file is not None:
-        try:
-            text = prompt_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise UsageError(f"cannot read prompt file {prompt_file}: {reason}") from None
+        text = read_text_input(prompt_file, "--prompt-file")
     else:
-        text = prompt if prompt is not None else default
+        text = check_utf8(prompt, "--prompt") if prompt is not None else default
     if text is None or not text.strip():
         raise UsageError("the prompt is empty: pass --prompt TEXT or --prompt-file FILE with some text")
     return text
+
+
+def check_device(device: str, option: str = "--device") -> str:
+    """Validate a ``--device`` value before any model loads (``UsageError`` naming ``option``)."""
+    from kvscope.models import resolve_device
+
+    try:
+        return resolve_device(device)
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("--device", option, 1)) from None
+
+
+def check_model_options(device: str, dtype: str | None) -> None:
+    """``--device`` and ``--dtype`` checked before any model loads or any file is created."""
+    from kvscope.models import resolve_dtype
+
+    resolve_dtype(dtype, check_device(device))
+
+
+def check_snapshot_out(out: Path, option: str = "--out") -> Path:
+    """A snapshot destination: its folder exists and is writable, and ``out`` is absent or a snapshot."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write snapshot {option} {out}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write snapshot {option} {out}: directory {parent} is not writable")
+    if os.path.lexists(out) and not (out.is_dir() and (out / "snapshot.json").is_file()):
+        raise UsageError(f"cannot write snapshot {out}: it exists and is not a kvscope snapshot")
+    return out
 
 
 def load(model: str, device: str = "auto", dtype: str | None = None, trust_remote_code: bool = False,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, json_option, load, model_options, print_table, setup_logging
+from kvscope.cli.common import (CONTEXT_SETTINGS, check_model_options, emit_json, json_option, load, model_options,
+                                print_table, setup_logging)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -18,6 +19,7 @@ def info(model, device, dtype, trust_remote_code, device_map, as_json):
       kvscope info --model embedded --json
     """
     setup_logging(quiet=as_json)
+    check_model_options(device, dtype)
     facts = load(model, device, dtype, trust_remote_code, device_map).info
     if as_json:
         emit_json(facts.to_dict() | {"group_size": facts.group_size})

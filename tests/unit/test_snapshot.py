@@ -101,7 +101,7 @@ def test_unknown_format_version(tmp_path):
 def test_missing_tensor_is_named(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from kvscope.snapshot import _sha256
+    from kvscope.snapshot_format import seal, sha256_file
 
     make_snapshot().save(tmp_path / "s.kvs")
     folder = tmp_path / "s.kvs"
@@ -109,9 +109,11 @@ def test_missing_tensor_is_named(tmp_path):
     del tensors["values.1"]
     save_file(tensors, str(folder / TENSOR_FILE))
     meta = json.loads((folder / META_FILE).read_text())
-    meta["sha256"] = _sha256(folder / TENSOR_FILE)
-    (folder / META_FILE).write_text(json.dumps(meta))
-    with pytest.raises(KvscopeError, match="missing tensor.*values.1"):
+    meta["files"][TENSOR_FILE] = {"sha256": sha256_file(folder / TENSOR_FILE),
+                                  "bytes": (folder / TENSOR_FILE).stat().st_size}
+    meta["tensors"] = sorted(tensors)
+    (folder / META_FILE).write_text(json.dumps(seal(meta)))
+    with pytest.raises(KvscopeError, match="corrupted: missing tensor.*values.1"):
         KVSnapshot.load(folder)
 
 
