@@ -62,13 +62,18 @@ def read_text_input(path: str | os.PathLike, option: str, limit: int = MAX_INPUT
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise UsageError(f"cannot read {where}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise UsageError(f"cannot read {where}: not a regular file (folders, FIFOs and devices are refused)")
         if st.st_size > limit:
             raise UsageError(f"cannot read {where}: {st.st_size:,} bytes is over the limit of {limit:,}")
-        data = f.read(limit + 1)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {where}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise UsageError(f"cannot read {where}: it grew over the limit of {limit:,} bytes while being read")
     try:

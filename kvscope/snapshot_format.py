@@ -193,7 +193,11 @@ def expected_shapes(meta: dict[str, Any], names: list[str]) -> dict[str, tuple]:
     for i in range(n):
         rules |= {f"keys.{i}": (kv, None, d), f"values.{i}": (kv, None, d),
                   f"pre_rope_keys.{i}": (kv, p, d), f"queries.{i}": (q, p, d)}
-    return {name: rules[name] for name in names}
+    unknown = sorted(set(names) - set(rules))
+    if unknown:
+        raise KeyError(unknown[0])
+    wanted = set(names)
+    return {name: rule for name, rule in rules.items() if name in wanted}
 
 
 def read_header(path: Path, size: int, src: Path) -> dict[str, dict[str, Any]]:
@@ -219,8 +223,11 @@ def read_header(path: Path, size: int, src: Path) -> dict[str, dict[str, Any]]:
 
 
 def _check_entry(name: str, entry: Any, data_bytes: int, src: Path) -> None:
-    ok = (isinstance(entry, dict) and entry.get("dtype") in DTYPES and isinstance(entry.get("shape"), list)
-          and all(type(s) is int and 0 <= s <= MAX_POSITIONS * 64 for s in entry["shape"])
+    if isinstance(entry, dict) and entry.get("dtype") not in DTYPES:
+        raise CorruptSnapshotError(src, f"tensor {name[:60]} has unsupported dtype {str(entry.get('dtype'))[:12]} "
+                                        "(keys and values must be F32, F16 or BF16)")
+    ok = (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
+          and all(type(s) is int and 0 <= s < 2**40 for s in entry["shape"])
           and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
           and all(type(o) is int for o in entry["data_offsets"]))
     if not ok:
