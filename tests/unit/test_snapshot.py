@@ -138,3 +138,30 @@ def test_mean_attention_divides_by_counts():
     snap = make_snapshot()
     expected = snap.attention_received / snap.attention_counts.unsqueeze(1).float()
     assert torch.allclose(snap.mean_attention(), expected)
+
+
+@pytest.mark.parametrize("step", ["tmp", "written", "swap", "swapped"])
+def test_crash_during_save_leaves_old_or_new_snapshot(tmp_path, step):
+    import os
+
+    import kvscope.fileio as fileio
+    from tests.unit.test_fileio import crash_in_child
+
+    dest = tmp_path / "s.kvs"
+    old, new = make_snapshot(True), make_snapshot(False)
+    old.save(dest)
+    crash_in_child(step, lambda: new.save(dest))
+    fileio.clean_stale(dest)  # what the next run does first
+    loaded = KVSnapshot.load(dest)  # complete: validated, checksums match
+    assert_identical(old if step in ("tmp", "written", "swap") else new, loaded)
+    assert os.listdir(tmp_path) == ["s.kvs"]
+
+
+def test_repr_is_short_and_html_is_a_table():
+    snap = make_snapshot()
+    text = repr(snap)
+    assert text == ("KVSnapshot(model='synthetic', tokens=5, layers=2, kv_heads=2, head_dim=3, "
+                    "extras=[attention, pre_rope_keys, queries])")
+    html = snap._repr_html_()
+    assert html.startswith("<table>") and "&lt;script&gt;" in html and "<script>" not in html
+    assert "<td style='text-align:left'>2 x 2 x 3</td>" in html
