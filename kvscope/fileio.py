@@ -11,7 +11,8 @@ Writing (Linux semantics, process crashes; power-loss durability would need fsyn
   crash between the two leaves the backup, which the next run moves back before doing anything else.
 - Temporaries are named ``.NAME.PID-XXXX.tmp`` (PID of the writer). A run writing ``NAME`` first removes
   the temporaries of writers that are no longer alive (stale ones from a crash or a kill), so none
-  accumulates. A folder created for the output is removed again when the run fails.
+  accumulates; those of kvscope 0.1 (``.NAME.XXXXXXXX[.tmp]``, ``.NAME.old[.PID]``, no PID to check)
+  once they are an hour old. A folder created for the output is removed again when the run fails.
 
 Reading: ``read_text_input(path, option)`` accepts only a regular file under ``MAX_INPUT_BYTES`` that is
 valid UTF-8 (FIFOs, devices such as ``/dev/zero`` and folders are refused before any read).
@@ -36,6 +37,7 @@ from kvscope.errors import UsageError
 MAX_INPUT_BYTES = 50 * 1024 * 1024  # prompt, continuation and data files: 50 MB
 RENAME_EXCHANGE = 2  # from <linux/fs.h>
 AT_FDCWD = -100
+LEGACY_AGE_S = 3600  # temporaries named by kvscope 0.1 (no PID) are removed once this old
 
 # Tests set this to a function called with the name of each write step ("tmp", "written", "swap",
 # "moved-old", "swapped"); raising (or os._exit) there simulates a crash between two steps.
@@ -175,6 +177,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _older_than(p: Path, seconds: float) -> bool:
+    import time
+
+    try:
+        return time.time() - os.lstat(p).st_mtime > seconds
+    except OSError:
+        return False
+
+
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)
@@ -196,12 +207,16 @@ def clean_stale(dest: str | os.PathLike) -> list[Path]:
         names = os.listdir(parent)
     except OSError:
         return removed
-    for name in sorted(names, key=lambda n: not n.endswith("-old.tmp")):  # backups first
-        m = pattern.match(name)
-        if m is None or _pid_alive(int(m.group(1))):
+    legacy = re.compile(rf"^\.{re.escape(dest.name)}\.(old(\.\d+)?|[a-z0-9_]{{8}}(\.tmp|\.\w+)?)$")
+    for name in sorted(names, key=lambda n: "old" not in n):  # backups first
+        m, old = pattern.match(name), legacy.match(name)
+        if m is not None and _pid_alive(int(m.group(1))):
+            continue
+        if m is None and (old is None or not _older_than(parent / name, LEGACY_AGE_S)):
             continue
         p = parent / name
-        if m.group(2) == "old" and not os.path.lexists(dest):
+        is_backup = m.group(2) == "old" if m else (old.group(1) == "old" or old.group(2) is not None)
+        if is_backup and not os.path.lexists(dest):
             with contextlib.suppress(OSError):
                 os.rename(p, dest)  # a crash between the fallback's two renames: put the old output back
                 continue

@@ -25,6 +25,7 @@ import torch
 
 from kvscope import __version__
 from kvscope.errors import KvscopeError, UsageError
+from kvscope.fileio import to_jsonable
 from kvscope.models import ModelInfo
 from kvscope.snapshot_format import (FORMAT_VERSION, LAYERED, MAX_META_BYTES, META_FILE, SINGLE, TENSOR_FILE,
                                      nonfinite_names, read_manifest, read_tensors, seal, sha256_file)
@@ -163,7 +164,7 @@ class KVSnapshot:
             "model": self.info.to_dict(), "text": self.text, "tokens": list(self.tokens),
             "n_layers": self.n_layers, "tensors": sorted(tensors),
             "files": {TENSOR_FILE: {"sha256": sha256_file(tensor_file), "bytes": tensor_file.stat().st_size}},
-            "nonfinite": nonfinite_names(tensors), "meta": self.meta,
+            "nonfinite": nonfinite_names(tensors), "meta": to_jsonable(self.meta),
         })
 
     @classmethod

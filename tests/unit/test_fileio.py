@@ -214,3 +214,15 @@ def test_output_checks_create_nothing(tmp_path):
     with pytest.raises(UsageError, match="is a folder"):
         check_out_file(tmp_path, "--export")
     assert os.listdir(tmp_path) == ["file"]
+
+
+def test_temporaries_of_kvscope_0_1_go_once_an_hour_old(tmp_path):
+    dest = tmp_path / "s.kvs"
+    for name in (".s.kvs.old", ".s.kvs.ab12cd_e", ".s.kvs.oldabcde", ".s.kvs.x1y2z3w4.tmp", ".s.kvs.fresh123"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text(name)
+        if name != ".s.kvs.fresh123":
+            os.utime(tmp_path / name, (1, 1))
+    clean_stale(dest)
+    assert (dest / "f").read_text() == ".s.kvs.old"  # the old code's backup, put back where it belongs
+    assert sorted(os.listdir(tmp_path)) == [".s.kvs.fresh123", "s.kvs"]
