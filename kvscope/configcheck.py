@@ -82,7 +82,7 @@ def check_model_folder(path: Path) -> None:
         raise UsageError(f"invalid model config {path / 'config.json'}: not a JSON object")
     check_config(cfg, str(path / "config.json"))
     names = os.listdir(path)
-    if not any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in names):
+    if not any(n.endswith((".safetensors", ".safetensors.index.json")) for n in names):
         pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
         what = f"only pickle weights ({', '.join(pickles[:2])})" if pickles else "no *.safetensors weights"
         raise UsageError(f"--model {path} holds {what}; kvscope loads safetensors only "

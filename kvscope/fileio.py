@@ -29,8 +29,9 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from kvscope.errors import UsageError
 

@@ -165,7 +165,7 @@ def test_memory_stays_bounded_for_every_variant(tmp_path):
     )
     (tmp_path / "ok").mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env,
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False, capture_output=True, text=True, env=env,
                           cwd=env["PYTHONPATH"], timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
