@@ -32,7 +32,7 @@ def capture(model, device, dtype, trust_remote_code, device_map, prompt, prompt_
 
     setup_logging(quiet=as_json)
     check_snapshot_out(out)
-    check_model_options(device, dtype)
+    check_model_options(device, dtype, device_map)
     text = read_prompt(prompt, prompt_file)
     m, tok, facts = load(model, device, dtype, trust_remote_code, device_map)
     with stderr_console().status("capturing ..."):

@@ -110,11 +110,16 @@ def check_device(device: str, option: str = "--device") -> str:
         raise UsageError(str(exc).replace("--device", option, 1)) from None
 
 
-def check_model_options(device: str, dtype: str | None) -> None:
-    """``--device`` and ``--dtype`` checked before any model loads or any file is created."""
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def check_model_options(device: str, dtype: str | None, device_map: str | None = None) -> None:
+    """``--device``, ``--dtype`` and ``--device-map`` checked before any model loads or any file is created."""
     from kvscope.models import resolve_dtype
 
     resolve_dtype(dtype, check_device(device))
+    if device_map is not None and device_map not in DEVICE_MAPS:
+        raise UsageError(f"unknown --device-map {device_map[:40]!r}: use one of {', '.join(DEVICE_MAPS)}")
 
 
 def check_snapshot_out(out: Path, option: str = "--out") -> Path:

@@ -19,7 +19,7 @@ def info(model, device, dtype, trust_remote_code, device_map, as_json):
       kvscope info --model embedded --json
     """
     setup_logging(quiet=as_json)
-    check_model_options(device, dtype)
+    check_model_options(device, dtype, device_map)
     facts = load(model, device, dtype, trust_remote_code, device_map).info
     if as_json:
         emit_json(facts.to_dict() | {"group_size": facts.group_size})

@@ -91,6 +91,8 @@ CASES: list[tuple[list[str], str]] = [
     (["info", *T, "--device", "cpu:1"], "unknown --device 'cpu:1'"),
     (["info", *T, "--device", "cuda;rm"], "unknown --device"),
     (["info", *T, "--dtype", "float8"], "unknown dtype 'float8'"),
+    (["info", *T, "--device-map", "everywhere"], "unknown --device-map 'everywhere'"),
+    (["capture", *T, "--prompt", "hi", "-o", "{new}.kvs", "--device-map", "x"], "unknown --device-map"),
     (["info", *T, "--bogus"], "No such option"),
     (["info", "--model", "{in}/zero_heads"], "num_attention_heads = 0 must be at least 1"),
     (["info", "--model", "{in}/negative_hidden"], "hidden_size = -64 must be at least 1"),
