@@ -1,6 +1,6 @@
 """The ``.kvs`` folder format and its validating reader (used by ``KVSnapshot.save`` and ``.load``).
 
-A snapshot folder holds exactly two regular files (no symbolic links):
+A snapshot folder holds two regular files (other files are ignored; a symbolic link anywhere in it is refused):
 
 - ``tensors.safetensors``: the tensors (see ``KVSnapshot``), never pickle.
 - ``snapshot.json``, the manifest: ``format_version`` 2, model facts, token strings, ``n_layers``, the
