@@ -144,20 +144,20 @@ def prune(model, device, dtype, trust_remote_code, device_map, prompt, prompt_fi
     text = read_prompt(prompt, prompt_file, default=DEFAULT_PROMPT)
     m, tok, info = load(model, device, dtype, trust_remote_code, device_map)
     common = dict(info=info, truncate=truncate)
-    with stderr_console().status(f"measuring ({mode.replace('_', ' ')}) ..."):
-        if mode == "single":
+    files: list[Path] = []
+    if mode == "single":  # a status line; the longer modes show counted progress (kvscope.progress)
+        with stderr_console().status("measuring ..."):
             result = api.compare_pruning(m, tok, text, continuation, chosen, ratio, layers=layers, heads=heads,
                                          quantize=spec, repeats=repeats, **common)
-            files: list[Path] = []
-        elif mode == "sweep":
-            result = api.sweep_pruning(m, tok, text, continuation, quiet=as_json, **common)
-            files = report.save_sweep(result, out)
-        elif mode == "scan":
-            result = api.scan_pruning(m, tok, text, continuation, scan, quiet=as_json, **common)
-            files = report.save_scan(result, out)
-        else:
-            result = api.token_importance(m, tok, text, continuation, quiet=as_json, **common)
-            files = report.save_loo(result, out)
+    elif mode == "sweep":
+        result = api.sweep_pruning(m, tok, text, continuation, quiet=as_json, **common)
+        files = report.save_sweep(result, out)
+    elif mode == "scan":
+        result = api.scan_pruning(m, tok, text, continuation, scan, quiet=as_json, **common)
+        files = report.save_scan(result, out)
+    else:
+        result = api.token_importance(m, tok, text, continuation, quiet=as_json, **common)
+        files = report.save_loo(result, out)
     data = _as_dict(mode, result, files)
     if as_json:
         emit_json(data)

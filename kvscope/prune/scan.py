@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvscope.analyses.pruning_potential import pruning_potential
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo
 from kvscope.progress import track
@@ -75,6 +74,16 @@ def scan(model: Any, tokenizer: Any, info: ModelInfo, kind: str = "layers", prom
         heads = [index[1]] if kind == "heads" else None
         keep = structural_keep(info, n, [index[0]], heads)
         ppl[index] = measure(model, pre, cont_ids, Plan(str(index), keep)).ppl
-    pot = pruning_potential(pre.snapshot)
+    predicted, definition = _predicted(pre, kind)
     return ScanResult(kind, info.name, base, ppl, 100.0 * (ppl - base) / base, n, int(cont_ids.shape[1]) - 1,
-                      pot.layer if kind == "layers" else pot.head, pot.definition)
+                      predicted, definition)
+
+
+def _predicted(pre: Prefill, kind: str) -> tuple[np.ndarray | None, str]:
+    """Analyze's predicted pruning potential for the same prompt, when that module is installed."""
+    try:
+        from kvscope.analyses.pruning_potential import pruning_potential
+    except ImportError:
+        return None, "kvscope.analyses.pruning_potential is not installed"
+    pot = pruning_potential(pre.snapshot)
+    return (pot.layer if kind == "layers" else pot.head), pot.definition
