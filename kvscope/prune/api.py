@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from kvscope.errors import UsageError
 from kvscope.models import ModelInfo, describe
 from kvscope.prune.evict import Prefill, count_forwards, prefill
 from kvscope.prune.lab import PruneResult, check_indices, check_ratio, compare, make_plan
@@ -25,7 +26,6 @@ from kvscope.prune.scan import KINDS, ScanResult, encode_texts, scan
 from kvscope.prune.strategies import Strategy, make_strategy
 from kvscope.prune.sweep import QUANT_SPECS, RATIOS, SweepResult, sweep
 from kvscope.quant import KiviSpec, parse_spec
-from kvscope.errors import UsageError
 
 
 def _info(model: Any, info: ModelInfo | None) -> ModelInfo:

@@ -116,3 +116,11 @@ def test_empty_continuation(capsys):
     code, _, err = run_cli(["prune", "-m", "tiny", "--continuation", "  ", "--prune_layers", "0"], capsys)
     assert_one_line_error(err, code, 2)
     assert "continuation is empty" in err
+
+
+def test_out_that_is_a_file_is_refused_before_loading(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    code, _, err = run_cli(["prune", "-m", "no-such-model", "--sweep", "--out", str(target)], capsys)
+    assert_one_line_error(err, code, 2)
+    assert "is a file, not a folder" in err and target.read_text() == "x"
