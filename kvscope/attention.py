@@ -220,3 +220,25 @@ def recording(model: Any, recorder: AttentionRecorder | None) -> Iterator[Attent
             yield recorder
     finally:
         _ACTIVE.reset(token)
+
+
+def causal_visible(q: int, k: int, device: Any = None) -> torch.Tensor:
+    """Bool ``[q, k]``: the ``q`` queries are the last ``q`` of ``k`` positions ("bottom-right" causal
+    alignment), so query ``i`` sees keys ``0 .. k - q + i``."""
+    return torch.arange(k, device=device)[None, :] <= torch.arange(q, device=device)[:, None] + (k - q)
+
+
+def last_query_probs(queries: torch.Tensor, keys: torch.Tensor, scaling: float, w: int) -> torch.Tensor:
+    """Causal softmax attention of the last ``w`` queries, float64, GQA-grouped.
+
+    ``queries`` ``[q_head, position, head_dim]`` (post-RoPE), ``keys`` ``[kv_head, position, head_dim]``;
+    q_head ``h`` reads kv_head ``h // group``. ``scaling`` is the model's (``module.scaling``).
+    Returns ``[kv_head, group, w, position]``: each row sums to 1 over the keys its query can see.
+    """
+    hq, n, _ = queries.shape
+    hkv = keys.shape[0]
+    g = hq // hkv
+    scores = torch.einsum("hqd,hkd->hqk", queries[:, n - w:].double(), keys.double().repeat_interleave(g, 0))
+    hidden = ~causal_visible(w, n, queries.device)
+    probs = torch.softmax((scores * scaling).masked_fill(hidden, float("-inf")), dim=-1)
+    return probs.view(hkv, g, w, n)

@@ -16,7 +16,9 @@ KIVI (Liu et al., "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache
 quantizes keys per-channel and values per-token, in groups, and keeps a window of the most recent
 tokens in full precision: ``kivi(keys, values, KiviSpec(...))``. Its byte count includes the packed
 codes (``ceil(elements * bits / 8)`` per tensor), one scale and one zero per group (float16 by
-default, and the dequantization uses those rounded statistics) and the full-precision window.
+default, and the dequantization uses those rounded statistics) and the full-precision residual
+(keys: the last ``T mod R`` tokens, values: the last ``min(T, R)``, R = 128 by default, following
+the paper's code), counted at the cache's dtype and at float16.
 """
 
 from __future__ import annotations
@@ -128,52 +130,81 @@ _SPEC = re.compile(r"^K(\d+)V(\d+)(?:[-_]?G(\d+))?(?:[-_]?R(\d+))?$", re.IGNOREC
 class KiviSpec:
     """``K{key_bits}V{value_bits}[G{group_size}][R{residual}]``, e.g. ``K4V2``, ``K2V2G32R64``.
 
-    ``residual`` = most recent tokens kept in full precision (KIVI's residual window; 0 = none).
+    ``residual`` = KIVI's ``residual_length`` R (default 128, as in the paper's code; ``R0`` = none):
+    of a prompt of T tokens, keys keep the last ``T mod R`` tokens in full precision (keys are
+    quantized per-channel in whole blocks of R tokens) and values the last ``min(T, R)``.
     """
 
     key_bits: int
     value_bits: int
     group_size: int = 32
-    residual: int = 0
+    residual: int = 128
 
     @property
     def label(self) -> str:
-        extra = f"R{self.residual}" if self.residual else ""
-        return f"K{self.key_bits}V{self.value_bits}G{self.group_size}{extra}"
+        return f"K{self.key_bits}V{self.value_bits}G{self.group_size}R{self.residual}"
+
+    def full_precision(self, n: int) -> tuple[int, int]:
+        """Tokens kept in full precision out of ``n``: ``(keys, values)`` = ``(n mod R, min(n, R))``."""
+        if self.residual == 0:
+            return 0, 0
+        return n % self.residual, min(n, self.residual)
 
 
 def parse_spec(spec: str) -> KiviSpec:
     """Parse a ``--quantize`` spec; raise a one-line ``UsageError`` when it cannot be parsed."""
     m = _SPEC.match((spec or "").strip())
     if not m:
-        raise UsageError(f"cannot parse quantize spec {spec!r}: expected K<bits>V<bits>[G<group>][R<recent>], "
-                         "e.g. K4V2, K2V2G32 or K2V2G32R64 (bits 1..8)")
+        raise UsageError(f"cannot parse quantize spec {spec!r}: expected K<bits>V<bits>[G<group>][R<residual>], "
+                         "e.g. K4V2, K2V2G32 or K2V2G32R64 (bits 1..8, residual default 128, R0 = none)")
     kb, vb = int(m.group(1)), int(m.group(2))
     group = int(m.group(3)) if m.group(3) else 32
     if not (1 <= kb <= 8 and 1 <= vb <= 8):
         raise UsageError(f"quantize spec {spec!r}: bits must be in 1..8")
     if group < 1:
         raise UsageError(f"quantize spec {spec!r}: group size must be at least 1")
-    return KiviSpec(kb, vb, group, int(m.group(4)) if m.group(4) else 0)
+    return KiviSpec(kb, vb, group, int(m.group(4)) if m.group(4) else 128)
+
+
+@dataclass
+class KiviLayer:
+    """One layer after KIVI: dequantized ``keys``/``values`` (input shape and dtype) and their size.
+
+    ``nbytes``: codes + scales/zeros + the full-precision tokens at the input's dtype; ``nbytes_fp16``:
+    the same with the full-precision tokens stored in float16 (what a float16 deployment holds).
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    nbytes: int
+    nbytes_fp16: int
+
+
+def kivi_layer(keys: torch.Tensor, values: torch.Tensor, spec: KiviSpec,
+               stats_dtype: torch.dtype = torch.float16) -> KiviLayer:
+    """KIVI fake-quantization of one layer's ``keys``/``values`` ``[..., position, head_dim]``.
+
+    Keys: per-channel, groups of ``spec.group_size`` positions. Values: per-token, groups of
+    ``spec.group_size`` channels (the whole head_dim when it does not divide it). The full-precision
+    residual follows ``spec.full_precision``: keys keep the last ``T mod R`` tokens, values the last
+    ``min(T, R)``. Scales and zeros are stored (and used) in ``stats_dtype``.
+    """
+    n = keys.shape[-2]
+    k_full, v_full = spec.full_precision(n)
+    d = values.shape[-1]
+    vgroup = spec.group_size if d % spec.group_size == 0 else None
+    kq = quantize_with_stats(keys[..., :n - k_full, :], spec.key_bits, "channel", spec.group_size, stats_dtype)
+    vq = quantize_with_stats(values[..., :n - v_full, :], spec.value_bits, "token", vgroup, stats_dtype)
+    full = keys[..., n - k_full:, :].numel() + values[..., n - v_full:, :].numel()
+    packed = kq.nbytes + vq.nbytes
+    return KiviLayer(torch.cat([kq.tensor, keys[..., n - k_full:, :]], dim=-2),
+                     torch.cat([vq.tensor, values[..., n - v_full:, :]], dim=-2),
+                     packed + full * keys.element_size(), packed + full * 2)
 
 
 def kivi(keys: torch.Tensor, values: torch.Tensor, spec: KiviSpec,
          stats_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """KIVI fake-quantization of one layer's ``keys``/``values`` ``[..., position, head_dim]``.
-
-    Keys: per-channel, groups of ``spec.group_size`` positions. Values: per-token, groups of
-    ``spec.group_size`` channels (the whole head_dim when it does not divide it). The last
-    ``spec.residual`` positions stay exact. Returns ``(keys, values, bytes)`` where bytes counts
-    codes, scales and zeros (``stats_dtype``) and the full-precision window at the input's dtype.
-    """
-    n = keys.shape[-2]
-    cut = max(0, n - spec.residual)
-    d = values.shape[-1]
-    vgroup = spec.group_size if d % spec.group_size == 0 else None
-    kq = quantize_with_stats(keys[..., :cut, :], spec.key_bits, "channel", spec.group_size, stats_dtype)
-    vq = quantize_with_stats(values[..., :cut, :], spec.value_bits, "token", vgroup, stats_dtype)
-    k_full, v_full = keys[..., cut:, :], values[..., cut:, :]
-    full_bytes = k_full.numel() * k_full.element_size() + v_full.numel() * v_full.element_size()
-    k_out = torch.cat([kq.tensor, k_full], dim=-2)
-    v_out = torch.cat([vq.tensor, v_full], dim=-2)
-    return k_out, v_out, kq.nbytes + vq.nbytes + full_bytes
+    """``(keys, values, bytes)`` of :func:`kivi_layer` (bytes with the full-precision tokens at the
+    input's dtype)."""
+    out = kivi_layer(keys, values, spec, stats_dtype)
+    return out.keys, out.values, out.nbytes

@@ -1,4 +1,8 @@
-"""``kvscope prune``: evict or quantize a prompt's KV cache and measure what it costs."""
+"""``kvscope prune``: evict or quantize a prompt's KV cache and measure what it costs.
+
+A thin client of ``kvscope.prune.api`` (``compare_pruning``, ``sweep_pruning``, ``scan_pruning``,
+``token_importance``): it checks the flags, loads the model, calls one function and prints its result.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,19 @@ import click
 from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, load, model_options, prompt_options,
                                 read_prompt, setup_logging, stderr_console)
 from kvscope.errors import UsageError
+from kvscope.prune.strategies import STRATEGIES, setting_defaults, summaries
 
-HELP = """Prefill a prompt once, evict (or quantize) part of its KV cache, then score a continuation
+
+def _strategy_lines() -> str:
+    width = max(len(n) for n in STRATEGIES)
+    lines = []
+    for name, summary in summaries().items():
+        settings = ", ".join(f"{k}={v}" for k, v in setting_defaults(name).items())
+        lines.append(f"    {name:<{width}}  {summary}\n    {'':<{width}}  settings: {settings}")
+    return "\n".join(lines)
+
+
+HELP = f"""Prefill a prompt once, evict (or quantize) part of its KV cache, then score a continuation
 against the pruned cache and compare with the unpruned baseline.
 
 \b
@@ -27,16 +42,25 @@ Semantics:
   * Head indices are kv_head indices: with GQA each one serves a group of query heads
     (3 per kv_head on the embedded SmolLM2-135M).
   * Reported for baseline and pruned, with the % change: continuation perplexity; latency of the
-    continuation forward and of decoding 32 tokens after it (median of --repeats after a
-    warm-up, each against its own cache); KV bytes held for the prompt, from the tensors kept.
-  * --strategy NAME --ratio R evicts a fraction R of the prompt tokens per kv_head
-    (knorm, streaming, h2o, snapkv, magnitude, random). --quantize K4V2[G32][R64] applies KIVI:
-    keys per-channel, values per-token, groups of G, the last R tokens in full precision.
+    continuation forward and of decoding 32 tokens after it (median and min-max of --repeats after
+    a warm-up, each against its own cache; a change within the spread is noise); KV bytes held for
+    the prompt, from the tensors kept.
+  * --strategy NAME --ratio R evicts a fraction R of the prompt tokens per kv_head, with
+    --setting KEY=VALUE for the strategy's conventions (defaults below; rounding=ceil keeps
+    ceil((1-R)*n) tokens, floor keeps floor((1-R)*n); snapkv's window is 32, some use 64; knorm
+    skips no layers, its authors' code skips 2). {len(STRATEGIES)} strategies:
+{_strategy_lines()}
+  * --quantize K4V2[G32][R128] applies KIVI: keys per-channel, values per-token, groups of G;
+    as in the paper's code, keys keep the last T mod R tokens and values the last R in full
+    precision (R 128 by default, R0 = none). Bytes are reported at the cache's dtype and float16.
+  * One prompt and one continuation are an example, not a ranking: a strategy that wins on one
+    text loses on another. Compare strategies over many samples, with intervals: kvscope bench.
 
 \b
 Examples:
   kvscope prune --prune_layers 0,1,2 --prune_heads 2,3
   kvscope prune --strategy knorm --ratio 0.5
+  kvscope prune --strategy snapkv --ratio 0.5 --setting window=64 --setting rounding=floor
   kvscope prune --quantize K4V2
   kvscope prune --sweep --out kvscope-out          # compression_pareto.png, sweep.csv, sweep.json
   kvscope prune --scan layers --out kvscope-out    # prune_scan_layers.png/.json
@@ -56,18 +80,22 @@ def parse_indices(text: str | None, flag: str) -> list[int] | None:
     return sorted(set(values))
 
 
-def _check_modes(flags: dict[str, Any]) -> str:
-    """Which mode runs: sweep, scan, loo or single; refuse contradictory flag sets."""
-    modes = [m for m in ("sweep", "scan", "leave_one_out") if flags[m]]
+def _check_modes(layers: Any, heads: Any, strategy: Any, ratio: Any, quantize: Any, repeats: int, sweep: bool,
+                 scan: Any, loo: bool, settings: tuple[str, ...]) -> str:
+    """Which mode runs: sweep, scan, leave_one_out or single; refuse contradictory flag sets."""
+    modes = [m for m, on in (("sweep", sweep), ("scan", scan), ("leave_one_out", loo)) if on]
     if len(modes) > 1:
         raise UsageError("use only one of --sweep, --scan and --leave-one-out")
-    pruning = [f"--{n}" for n in ("prune_layers", "prune_heads", "strategy", "quantize") if flags[n] is not None]
+    given = {"prune_layers": layers, "prune_heads": heads, "strategy": strategy, "quantize": quantize}
+    pruning = [f"--{n}" for n, v in given.items() if v is not None]
     if modes and pruning:
         raise UsageError(f"--{modes[0].replace('_', '-')} chooses its own configurations; drop {', '.join(pruning)}")
-    if flags["ratio"] is not None and flags["strategy"] is None:
+    if ratio is not None and strategy is None:
         raise UsageError("--ratio needs --strategy NAME")
-    if flags["repeats"] < 1:
-        raise UsageError(f"--repeats must be at least 1, got {flags['repeats']}")
+    if settings and strategy is None:
+        raise UsageError("--setting needs --strategy NAME")
+    if repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {repeats}")
     return modes[0] if modes else "single"
 
 
@@ -77,10 +105,12 @@ def _check_modes(flags: dict[str, Any]) -> str:
 @click.option("--continuation", default=None, help="Text scored against the pruned cache (default: built-in).")
 @click.option("--prune_layers", "--prune-layers", "prune_layers", default=None, help="Layers to evict, e.g. 0,1,2.")
 @click.option("--prune_heads", "--prune-heads", "prune_heads", default=None, help="kv_heads to evict, e.g. 2,3.")
-@click.option("--strategy", default=None, help="Token eviction: knorm, streaming, h2o, snapkv, magnitude, random.")
+@click.option("--strategy", default=None, help=f"Token eviction: {', '.join(STRATEGIES)}.")
 @click.option("--ratio", type=float, default=None, help="Fraction of prompt tokens removed, in (0, 1). [0.5]")
-@click.option("--quantize", default=None, help="KIVI spec K<bits>V<bits>[G<group>][R<recent>], e.g. K4V2.")
-@click.option("--repeats", type=int, default=5, show_default=True, help="Timed runs (median) after a warm-up.")
+@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A strategy setting, e.g. window=64, rounding=floor, skip_layers=2 (repeatable).")
+@click.option("--quantize", default=None, help="KIVI spec K<bits>V<bits>[G<group>][R<residual>], e.g. K4V2.")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed runs (median, min-max) after a warm-up.")
 @click.option("--sweep", is_flag=True, help="Every strategy at 0.25/0.5/0.75/0.9 plus K8V8/K4V4/K2V2.")
 @click.option("--scan", type=click.Choice(["layers", "heads"]), default=None,
               help="Evict each layer (or kv_head) alone and measure the perplexity change.")
@@ -90,51 +120,57 @@ def _check_modes(flags: dict[str, Any]) -> str:
               help="Folder for figures and data (--sweep, --scan, --leave-one-out).")
 @json_option
 def prune(model, device, dtype, trust_remote_code, device_map, prompt, prompt_file, truncate, continuation,
-          prune_layers, prune_heads, strategy, ratio, quantize, repeats, sweep, scan, leave_one_out, out, as_json):
-    from kvscope.prune import report
-
-    setup_logging(quiet=as_json)
-    flags = dict(prune_layers=prune_layers, prune_heads=prune_heads, strategy=strategy, ratio=ratio,
-                 quantize=quantize, repeats=repeats, sweep=sweep, scan=scan, leave_one_out=leave_one_out)
-    mode = _check_modes(flags)
-    layers, heads = parse_indices(prune_layers, "--prune_layers"), parse_indices(prune_heads, "--prune_heads")
-    spec = _validate_cheap(strategy, ratio, quantize)
-    if continuation is not None and not continuation.strip():
-        raise UsageError("the continuation is empty: pass --continuation TEXT with at least two tokens")
-    from kvscope.prune.texts import DEFAULT_PROMPT
-
-    text = read_prompt(prompt, prompt_file, default=DEFAULT_PROMPT)
-    m, tok, info = load(model, device, dtype, trust_remote_code, device_map)
-    if layers or heads:
-        from kvscope.prune.lab import check_indices
-
-        check_indices(info, layers, heads)
-    from kvscope.prune.evict import prefill
-    from kvscope.prune.scan import encode_texts
-
-    ids, cont_ids = encode_texts(tok, info, text, continuation, truncate=truncate)
-    with stderr_console().status("prefilling the prompt ..."):
-        pre = prefill(m, tok, info, ids)
-    run = {"single": report.run_single, "sweep": report.run_sweep, "scan": report.run_scan,
-           "leave_one_out": report.run_loo}[mode]
-    with stderr_console().status(f"measuring ({mode.replace('_', ' ')}) ..."):
-        result = run(m, tok, info, pre, cont_ids, text=text, out=out, layers=layers, heads=heads,
-                     strategy=strategy, ratio=0.5 if ratio is None else ratio, spec=spec, repeats=repeats,
-                     kind=scan)
-    if as_json:
-        emit_json(result)
-    else:
-        report.print_result(mode, result)
-
-
-def _validate_cheap(strategy: str | None, ratio: float | None, quantize: str | None):
-    """Check what needs no model (strategy name, ratio, quantize spec) before loading one."""
+          prune_layers, prune_heads, strategy, ratio, settings, quantize, repeats, sweep, scan, leave_one_out, out,
+          as_json):
+    from kvscope.prune import api, report
     from kvscope.prune.lab import check_ratio
-    from kvscope.prune.strategies import get_strategy
+    from kvscope.prune.strategies import make_strategy, parse_settings
+    from kvscope.prune.texts import DEFAULT_PROMPT
     from kvscope.quant import parse_spec
 
-    if strategy is not None:
-        get_strategy(strategy)
-    if ratio is not None:
+    setup_logging(quiet=as_json)
+    mode = _check_modes(prune_layers, prune_heads, strategy, ratio, quantize, repeats, sweep, scan, leave_one_out,
+                        settings)
+    layers, heads = parse_indices(prune_layers, "--prune_layers"), parse_indices(prune_heads, "--prune_heads")
+    ratio = 0.5 if ratio is None else ratio
+    chosen = make_strategy(strategy, **parse_settings(strategy, settings)) if strategy else None
+    if chosen is not None:
         check_ratio(ratio)
-    return parse_spec(quantize) if quantize is not None else None
+    spec = parse_spec(quantize) if quantize is not None else None
+    if continuation is not None and not continuation.strip():
+        raise UsageError("the continuation is empty: pass --continuation TEXT with at least two tokens")
+    if mode != "single" and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    text = read_prompt(prompt, prompt_file, default=DEFAULT_PROMPT)
+    m, tok, info = load(model, device, dtype, trust_remote_code, device_map)
+    common = dict(info=info, truncate=truncate)
+    files: list[Path] = []
+    if mode == "single":  # a status line; the longer modes show counted progress (kvscope.progress)
+        with stderr_console().status("measuring ..."):
+            result = api.compare_pruning(m, tok, text, continuation, chosen, ratio, layers=layers, heads=heads,
+                                         quantize=spec, repeats=repeats, **common)
+    elif mode == "sweep":
+        result = api.sweep_pruning(m, tok, text, continuation, quiet=as_json, **common)
+        files = report.save_sweep(result, out)
+    elif mode == "scan":
+        result = api.scan_pruning(m, tok, text, continuation, scan, quiet=as_json, **common)
+        files = report.save_scan(result, out)
+    else:
+        result = api.token_importance(m, tok, text, continuation, quiet=as_json, **common)
+        files = report.save_loo(result, out)
+    data = _as_dict(mode, result, files)
+    if as_json:
+        emit_json(data)
+    else:
+        from kvscope.cli.prune_tables import print_result
+
+        print_result(mode, data)
+
+
+def _as_dict(mode: str, result: Any, files: list[Path]) -> dict[str, Any]:
+    """The JSON of a mode's result (what --json prints and the tables read)."""
+    if mode == "leave_one_out":
+        d = {**result.ground_truth_json(), "baseline_loglik": result.baseline_loglik, "spearman": result.spearman}
+    else:
+        d = result.to_dict()
+    return {**d, "files": [str(f) for f in files]} if mode != "single" else d

@@ -36,10 +36,10 @@ def compression_pareto(result: Any) -> Any:
     ax.set_ylim(bottom=min(-2.0, 3 * low), top=3 * max(10.0, max(r.ppl_change_pct for r in result.rows)))
     ax.set_xlabel("KV cache bytes kept for the prompt (MiB; quantized: codes + scales + zeros)")
     ax.set_ylabel("continuation perplexity change (%)")
-    ax.set_title(f"{result.model}: eviction strategies and KIVI quantization\n"
-                 f"{result.prompt_tokens} prompt tokens, {result.scored_tokens} scored continuation tokens, "
+    ax.set_title(f"{result.model}: eviction strategies and KIVI quantization on one text (an example, not a "
+                 f"ranking)\n{result.prompt_tokens} prompt tokens, {result.scored_tokens} scored continuation tokens, "
                  "one prefill", fontsize=9)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=7, ncol=3)
     ax.grid(alpha=0.3)
     return fig
 
@@ -91,7 +91,7 @@ def scan_figure(result: Any, predicted: np.ndarray | None, definition: str = "")
             axes[0, 1].set_ylabel("predicted pruning potential (1 = safest)")
         else:
             _heatmap(fig, axes[0, 1], pred, "predicted pruning potential")
-        from kvscope.prune.loo import spearman
+        from kvscope.analyses.stats import spearman
 
         rho = spearman(pred.ravel(), -measured.ravel())
         axes[0, 1].set_title(f"predicted by kvscope analyze; Spearman vs −measured: {rho:+.2f}", fontsize=9)

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 
-from kvscope.attention import register_attention, routed
+from kvscope.attention import causal_visible, register_attention, routed
 from kvscope.errors import KvscopeError
 
 NAME = "kvscope_prune"
@@ -31,9 +31,7 @@ _MASKS: contextvars.ContextVar[dict[int, torch.Tensor] | None] = contextvars.Con
                                                                                        default=None)
 
 
-def causal_keep(q: int, k: int, device: Any = None) -> torch.Tensor:
-    """Bool ``[q, k]``: query ``i`` (the ``k - q + i``-th key) sees keys ``0 .. k - q + i``."""
-    return torch.arange(k, device=device)[None, :] <= torch.arange(q, device=device)[:, None] + (k - q)
+causal_keep = causal_visible  # bool [q, k]: query i (the (k - q + i)-th key) sees keys 0 .. k - q + i
 
 
 def build_mask(q: int, k: int, group: int, keep: torch.Tensor | None, device: Any = None) -> torch.Tensor | None:
@@ -66,7 +64,7 @@ def _prune_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     q, k = query.shape[2], key.shape[2]
     group = query.shape[1] // key.shape[1]
     mask = build_mask(q, k, group, keep, query.device)
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling,
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling,  # model's scaling
                                          enable_gqa=group > 1)
     return out.transpose(1, 2).contiguous(), None
 

@@ -9,18 +9,20 @@ holds fewer slots than the prompt has tokens, so the continuation always gets ex
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
 from kvscope.capturing import cache_from_tensors, run_capture
+from kvscope.compat import cache_keyword, forward
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo
 from kvscope.prune.attention import evicting
-from kvscope.quant import KiviSpec, kivi
+from kvscope.quant import KiviSpec, kivi_layer
 from kvscope.snapshot import KVSnapshot
 
 
@@ -35,6 +37,7 @@ class Prefill:
     snapshot: KVSnapshot
     seconds: float
     scaling: list[float] = field(default_factory=list)
+    forward_passes: int = 1  # prefill forwards counted while building it (count_forwards)
 
     @property
     def n_positions(self) -> int:
@@ -46,8 +49,9 @@ class PrunedCache:
     """A live cache plus the per-layer keep masks still to apply (layers whose heads keep different
     numbers of tokens cannot be cut into one rectangular tensor, so they are masked instead).
 
-    ``kv_bytes``: the kept entries (or KIVI's packed bytes); ``held_bytes``: the tensors this
-    simulation actually allocates, larger than ``kv_bytes`` only for masked or fake-quantized layers.
+    ``kv_bytes``: the kept entries (or KIVI's packed bytes) at the cache's dtype; ``kv_bytes_fp16``: the
+    same stored in float16 (KIVI: its full-precision residual in float16); ``held_bytes``: the tensors
+    this simulation actually allocates, larger than ``kv_bytes`` only for masked or fake-quantized layers.
     """
 
     cache: Any
@@ -55,6 +59,38 @@ class PrunedCache:
     kv_bytes: int
     kept_entries: int
     held_bytes: int = 0
+    kv_bytes_fp16: int = 0
+
+
+@dataclass
+class ForwardCount:
+    """Forward passes of a model counted by :func:`count_forwards`: ``prefills`` received no cache (a
+    prompt processed from scratch), ``cached`` extended an existing cache."""
+
+    prefills: int = 0
+    cached: int = 0
+
+
+@contextlib.contextmanager
+def count_forwards(model: Any) -> Iterator[ForwardCount]:
+    """Count ``model``'s forward calls inside the block with a forward pre-hook (removed on exit)."""
+    count = ForwardCount()
+    key = cache_keyword(model)
+
+    def hook(_module: Any, args: tuple, kwargs: dict) -> None:
+        cache = kwargs.get(key, kwargs.get("past_key_values"))
+        pos = kwargs.get("position_ids")
+        fresh = (cache is None or not cache.get_seq_length()) and (pos is None or int(pos.min()) == 0)
+        if fresh:
+            count.prefills += 1
+        else:
+            count.cached += 1
+
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield count
+    finally:
+        handle.remove()
 
 
 def prefill(model: Any, tokenizer: Any, info: ModelInfo, prompt_ids: torch.Tensor) -> Prefill:
@@ -64,17 +100,26 @@ def prefill(model: Any, tokenizer: Any, info: ModelInfo, prompt_ids: torch.Tenso
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
     t0 = time.perf_counter()
-    snap = run_capture(model, prompt_ids, tokenizer, info=info, attention=True, queries=True).snapshot
+    with count_forwards(model) as count:
+        snap = run_capture(model, prompt_ids, tokenizer, info=info, attention=True, queries=True).snapshot
     seconds = time.perf_counter() - t0
     keys = [k[None].to(device=device, dtype=dtype) for k in snap.keys]
     values = [v[None].to(device=device, dtype=dtype) for v in snap.values]
     scaling = [float(getattr(m, "scaling", info.head_dim ** -0.5)) for m in attention_modules(model)]
-    return Prefill(prompt_ids, keys, values, snap, seconds, scaling)
+    return Prefill(prompt_ids, keys, values, snap, seconds, scaling, count.prefills)
 
 
-def n_keep(n: int, ratio: float) -> int:
-    """Tokens kept when a fraction ``ratio`` of ``n`` is removed: ``ceil((1 - ratio) * n)``."""
-    return min(n, math.ceil(round((1.0 - ratio) * n, 9)))
+ROUNDINGS = ("ceil", "floor")
+
+
+def n_keep(n: int, ratio: float, rounding: str = "ceil") -> int:
+    """Tokens kept when a fraction ``ratio`` of ``n`` is removed: ``ceil((1 - ratio) * n)`` by default
+    (never evicts more than asked), ``floor`` with ``rounding="floor"`` (kvpress's ``int(n * (1 - r))``).
+    The product is rounded to 9 decimals first so that ``(1 - 0.7) * 10`` counts as 3."""
+    if rounding not in ROUNDINGS:
+        raise UsageError(f"unknown budget rounding {rounding!r}: use ceil or floor")
+    exact = round((1.0 - ratio) * n, 9)
+    return min(n, math.ceil(exact) if rounding == "ceil" else math.floor(exact))
 
 
 def structural_keep(info: ModelInfo, n: int, layers: list[int] | None, heads: list[int] | None) -> torch.Tensor:
@@ -111,7 +156,7 @@ def build_cache(config: Any, pre: Prefill, keep: torch.Tensor | None, mode: str 
     """
     if quant is not None and mode == "mask":
         raise UsageError("quantization needs the kept entries cut out (mode 'auto' or 'remove'), not masked")
-    keys, values, masks, total, entries = [], [], {}, 0, 0
+    keys, values, masks, total, entries, fp16 = [], [], {}, 0, 0, 0
     for layer, (k, v) in enumerate(zip(pre.keys, pre.values)):
         lk = keep[layer] if keep is not None else torch.ones(k.shape[1], k.shape[2], dtype=torch.bool)
         counts = lk.sum(-1)
@@ -126,14 +171,16 @@ def build_cache(config: Any, pre: Prefill, keep: torch.Tensor | None, mode: str 
         kept = int(lk.sum())
         entries += kept
         if quant is not None:
-            k, v, nbytes = kivi(k, v, quant)
-            total += nbytes
+            layer_q = kivi_layer(k, v, quant)
+            k, v = layer_q.keys, layer_q.values
+            total, fp16 = total + layer_q.nbytes, fp16 + layer_q.nbytes_fp16
         else:
             total += 2 * kept * k.shape[-1] * k.element_size()
+            fp16 += 2 * kept * k.shape[-1] * 2
         keys.append(k)
         values.append(v)
     held = sum(t.numel() * t.element_size() for t in keys + values)
-    return PrunedCache(cache_from_tensors(config, keys, values), masks, total, entries, held)
+    return PrunedCache(cache_from_tensors(config, keys, values), masks, total, entries, held, fp16)
 
 
 def continuation_logits(model: Any, pc: PrunedCache, cont_ids: torch.Tensor, start: int) -> torch.Tensor:
@@ -142,7 +189,7 @@ def continuation_logits(model: Any, pc: PrunedCache, cont_ids: torch.Tensor, sta
     device = next(model.parameters()).device
     pos = torch.arange(start, start + cont_ids.shape[1], device=device)[None]
     with torch.inference_mode(), evicting(model, pc.masks):
-        out = model(input_ids=cont_ids.to(device), position_ids=pos, past_key_values=pc.cache, use_cache=True)
+        out = forward(model, pc.cache, input_ids=cont_ids.to(device), position_ids=pos, use_cache=True)
     return out.logits[0].float()
 
 
@@ -167,9 +214,8 @@ def decode(model: Any, pc: PrunedCache, first: int, start: int, steps: int) -> l
     tokens, tok = [], first
     with torch.inference_mode(), evicting(model, pc.masks):
         for i in range(steps):
-            out = model(input_ids=torch.tensor([[tok]], device=device),
-                        position_ids=torch.tensor([[start + i]], device=device),
-                        past_key_values=pc.cache, use_cache=True)
+            out = forward(model, pc.cache, input_ids=torch.tensor([[tok]], device=device),
+                          position_ids=torch.tensor([[start + i]], device=device), use_cache=True)
             tok = int(out.logits[0, -1].argmax())
             tokens.append(tok)
     return tokens

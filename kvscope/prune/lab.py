@@ -20,7 +20,7 @@ from kvscope.errors import UsageError
 from kvscope.models import ModelInfo
 from kvscope.prune.evict import (Prefill, build_cache, continuation_logits, decode, perplexity, structural_keep,
                                  token_logliks)
-from kvscope.prune.strategies import get_strategy
+from kvscope.prune.strategies import Strategy, make_strategy
 from kvscope.quant import KiviSpec
 
 
@@ -36,7 +36,9 @@ class Plan:
 @dataclass
 class Measured:
     """One configuration's numbers. ``loglik``: summed log-probability (nats) of the scored tokens;
-    ``kv_bytes``: the prompt cache as kept; ``held_bytes``: what the simulation allocates; latencies in milliseconds (None when not timed)."""
+    ``kv_bytes``: the prompt cache as kept (``kv_bytes_fp16``: stored in float16); ``held_bytes``: what
+    the simulation allocates; latencies in milliseconds (None when not timed): the median, and
+    ``*_ms_range`` its spread ``[min, max]`` over the repeats."""
 
     label: str
     ppl: float
@@ -45,8 +47,11 @@ class Measured:
     kept_entries: int
     masked_layers: list[int]
     held_bytes: int = 0
+    kv_bytes_fp16: int = 0
     continuation_ms: float | None = None
     decode_ms: float | None = None
+    continuation_ms_range: tuple[float, float] | None = None
+    decode_ms_range: tuple[float, float] | None = None
     logliks: torch.Tensor | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,8 +86,9 @@ def check_ratio(ratio: float) -> None:
 
 
 def make_plan(info: ModelInfo, pre: Prefill, layers: list[int] | None = None, heads: list[int] | None = None,
-              strategy: str | None = None, ratio: float = 0.5, quant: KiviSpec | None = None) -> Plan:
-    """Combine layer/head eviction, a token strategy and quantization into one plan (evictions AND)."""
+              strategy: str | Strategy | None = None, ratio: float = 0.5, quant: KiviSpec | None = None) -> Plan:
+    """Combine layer/head eviction, a token strategy (a registered name, or a strategy made with
+    ``make_strategy``) and quantization into one plan (evictions AND)."""
     check_indices(info, layers, heads)
     parts, keep = [], None
     if layers or heads:
@@ -91,9 +97,9 @@ def make_plan(info: ModelInfo, pre: Prefill, layers: list[int] | None = None, he
         parts += [f"kv_heads {','.join(map(str, heads))}"] if heads else []
     if strategy:
         check_ratio(ratio)
-        chosen = get_strategy(strategy).keep(pre, ratio)
-        keep = chosen if keep is None else keep & chosen
-        parts.append(f"{strategy} {ratio:g}")
+        chosen = make_strategy(strategy) if isinstance(strategy, str) else strategy
+        keep = chosen.keep(pre, ratio) if keep is None else keep & chosen.keep(pre, ratio)
+        parts.append(f"{chosen.label} {ratio:g}")
     if quant is not None:
         parts.append(quant.label)
     if not parts:
@@ -106,12 +112,12 @@ def measure(model: Any, pre: Prefill, cont_ids: torch.Tensor, plan: Plan) -> Mea
     pc = build_cache(model.config, pre, plan.keep, quant=plan.quant)
     ll = token_logliks(continuation_logits(model, pc, cont_ids, pre.n_positions), cont_ids)
     return Measured(plan.label, perplexity(ll), float(ll.sum()), pc.kv_bytes, pc.kept_entries, sorted(pc.masks),
-                    pc.held_bytes, logliks=ll)
+                    pc.held_bytes, pc.kv_bytes_fp16, logliks=ll)
 
 
 def time_plans(model: Any, pre: Prefill, cont_ids: torch.Tensor, plans: list[Plan], repeats: int,
-               decode_tokens: int) -> list[tuple[float, float]]:
-    """Per plan, median milliseconds of the continuation pass and of decoding ``decode_tokens`` after it.
+               decode_tokens: int) -> list[tuple[list[float], list[float]]]:
+    """Per plan, the milliseconds of each timed continuation pass and of decoding ``decode_tokens`` after it.
 
     The plans are run in turn within each repeat (so a noisy moment hits all of them), after one
     untimed warm-up round.
@@ -128,12 +134,32 @@ def time_plans(model: Any, pre: Prefill, cont_ids: torch.Tensor, plans: list[Pla
             t2 = time.perf_counter()
             if i:
                 times[j].append((1e3 * (t1 - t0), 1e3 * (t2 - t1)))
-    return [(statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts)) for ts in times]
+    return [([t[0] for t in ts], [t[1] for t in ts]) for ts in times]
+
+
+def set_timings(m: Measured, continuation: list[float], decoding: list[float]) -> None:
+    """Store the medians and ``[min, max]`` spreads of the timed runs on ``m``."""
+    m.continuation_ms, m.decode_ms = statistics.median(continuation), statistics.median(decoding)
+    m.continuation_ms_range = (min(continuation), max(continuation))
+    m.decode_ms_range = (min(decoding), max(decoding))
+
+
+def overlap(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool | None:
+    """Whether two ``[min, max]`` spreads overlap (a difference of medians within the noise)."""
+    if a is None or b is None:
+        return None
+    return a[0] <= b[1] and b[0] <= a[1]
 
 
 @dataclass
-class PruneReport:
-    """Baseline and pruned runs of one plan, with the setting they were measured in."""
+class PruneResult:
+    """Baseline and pruned runs of one plan on one prompt and continuation, with the setting they were
+    measured in. One text is an example, not a ranking: compare strategies with ``kvscope bench``.
+
+    ``changes()``: percent change pruned vs baseline; ``within_spread()``: for each latency, whether the
+    two runs' ``[min, max]`` spreads overlap (the difference is then within the noise). ``prefills``:
+    prefill forward passes counted while measuring (one: every configuration reuses it).
+    """
 
     model: str
     plan: str
@@ -147,26 +173,54 @@ class PruneReport:
     torch_threads: int
     kv_heads: int
     group_size: int
+    q_heads: int = 0
+    cache_dtype: str = ""
+    prefill_seconds: float = 0.0
+    prefills: int = 1
+    settings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def changes(self) -> dict[str, float | None]:
         """Percent change pruned vs baseline of perplexity, latencies and KV bytes."""
         b, p = self.baseline, self.pruned
         return {"ppl": pct(p.ppl, b.ppl), "continuation_ms": pct(p.continuation_ms, b.continuation_ms),
-                "decode_ms": pct(p.decode_ms, b.decode_ms), "kv_bytes": pct(p.kv_bytes, b.kv_bytes)}
+                "decode_ms": pct(p.decode_ms, b.decode_ms), "kv_bytes": pct(p.kv_bytes, b.kv_bytes),
+                "kv_bytes_fp16": pct(p.kv_bytes_fp16, b.kv_bytes_fp16)}
+
+    def within_spread(self) -> dict[str, bool | None]:
+        """Per latency, True when baseline and pruned ``[min, max]`` overlap (None when not timed)."""
+        b, p = self.baseline, self.pruned
+        return {"continuation_ms": overlap(b.continuation_ms_range, p.continuation_ms_range),
+                "decode_ms": overlap(b.decode_ms_range, p.decode_ms_range)}
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k not in ("baseline", "pruned")}
         return {**d, "baseline": self.baseline.to_dict(), "pruned": self.pruned.to_dict(),
-                "change_pct": self.changes()}
+                "change_pct": self.changes(), "within_spread": self.within_spread()}
+
+    def __repr__(self) -> str:
+        ch = self.changes()
+        return (f"PruneResult({self.plan!r} on {self.model}: ppl {self.baseline.ppl:.3f} -> {self.pruned.ppl:.3f} "
+                f"({ch['ppl']:+.1f} %), KV bytes {ch['kv_bytes']:+.1f} %; one text, an example, not a ranking)")
+
+    def _repr_html_(self) -> str:
+        from kvscope.prune.html import prune_result_html
+
+        return prune_result_html(self)
+
+
+PruneReport = PruneResult  # the earlier name
 
 
 def compare(model: Any, info: ModelInfo, pre: Prefill, cont_ids: torch.Tensor, plan: Plan, repeats: int = 5,
-            decode_tokens: int = 32) -> PruneReport:
+            decode_tokens: int = 32) -> PruneResult:
     """Measure the baseline (nothing evicted) and ``plan`` on the same prefill; timings interleaved."""
     base, pruned = measure(model, pre, cont_ids, Plan("baseline")), measure(model, pre, cont_ids, plan)
     if repeats > 0:
-        (base.continuation_ms, base.decode_ms), (pruned.continuation_ms, pruned.decode_ms) = time_plans(
-            model, pre, cont_ids, [Plan("baseline"), plan], repeats, decode_tokens)
-    return PruneReport(info.name, plan.label, base, pruned, pre.n_positions, int(cont_ids.shape[1]),
+        timed = time_plans(model, pre, cont_ids, [Plan("baseline"), plan], repeats, decode_tokens)
+        for m, (cont_ms, dec_ms) in zip((base, pruned), timed):
+            set_timings(m, cont_ms, dec_ms)
+    return PruneResult(info.name, plan.label, base, pruned, pre.n_positions, int(cont_ids.shape[1]),
                        int(cont_ids.shape[1]) - 1, repeats, decode_tokens, torch.get_num_threads(),
-                       info.kv_heads, info.group_size)
+                       info.kv_heads, info.group_size, info.q_heads, str(pre.keys[0].dtype).replace("torch.", ""),
+                       pre.seconds, pre.forward_passes)

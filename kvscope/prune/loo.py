@@ -7,7 +7,8 @@ kept) and the continuation is scored again: ``delta_loglik[p]`` = summed continu
 The proxies that cheap eviction policies use are then ranked against this ground truth with
 Spearman's rank correlation, each oriented so that higher means "keep":
 
-- ``magnitude``: mean over layers and kv_heads of mean |K| + mean |V| (the seed's heuristic);
+- ``magnitude``: mean over layers and kv_heads of (||k||2 + ||v||2) / 2 (``kvscope.scores.magnitude``);
+- ``mean_abs``: the same mean of mean |k| + mean |v| (the seed's heuristic, ``kvscope.scores.mean_abs``);
 - ``low key norm``: minus the mean key L2 norm (KNorm, Devoto et al., EMNLP 2024);
 - ``attention received``: summed attention received (H2O, Zhang et al., NeurIPS 2023);
 - ``mean attention``: attention received per query that could see the token (removes the causal
@@ -22,8 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from kvscope.analyses.stats import spearman
+from kvscope.progress import track
 from kvscope.prune.evict import Prefill
 from kvscope.prune.lab import Plan, measure
+from kvscope.scores import magnitude, mean_abs
 
 
 @dataclass
@@ -50,7 +54,8 @@ def proxies(pre: Prefill) -> dict[str, np.ndarray]:
     """Per-position importance proxies ``[position]``, higher = keep (see the module docstring)."""
     snap = pre.snapshot
     keys, values = torch.stack(snap.keys).double(), torch.stack(snap.values).double()  # [L, H, P, d]
-    out = {"magnitude": (keys.abs().mean(-1) + values.abs().mean(-1)).mean(dim=(0, 1)).numpy(),
+    out = {"magnitude": magnitude(keys, values).mean(dim=(0, 1)).numpy(),
+           "mean_abs": mean_abs(keys, values).mean(dim=(0, 1)).numpy(),
            "low key norm": (-keys.norm(dim=-1).mean(dim=(0, 1))).numpy()}
     if snap.attention_received is not None:
         out["attention received"] = snap.attention_received.double().sum(dim=(0, 1)).numpy()
@@ -58,22 +63,15 @@ def proxies(pre: Prefill) -> dict[str, np.ndarray]:
     return out
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rho (average ranks for ties); NaN when either input is constant."""
-    from scipy.stats import spearmanr
-
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
-
-
-def leave_one_out(model: Any, model_name: str, prompt: str, pre: Prefill, cont_ids: torch.Tensor) -> LooResult:
-    """Evict each prompt token in turn from every layer and kv_head and record the loglik change."""
+def leave_one_out(model: Any, model_name: str, prompt: str, pre: Prefill, cont_ids: torch.Tensor,
+                  quiet: bool = False) -> LooResult:
+    """Evict each prompt token in turn from every layer and kv_head and record the loglik change
+    (progress on stderr in a terminal unless ``quiet``)."""
     base = measure(model, pre, cont_ids, Plan("baseline")).loglik
     n = pre.n_positions
     snap = pre.snapshot
     delta = np.zeros(n)
-    for p in range(n):
+    for p in track(range(n), "leave-one-out: prompt tokens", quiet=quiet):
         keep = torch.ones(snap.n_layers, snap.keys[0].shape[0], n, dtype=torch.bool)
         keep[:, :, p] = False
         delta[p] = measure(model, pre, cont_ids, Plan(f"-{p}", keep)).loglik - base

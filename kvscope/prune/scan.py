@@ -11,6 +11,7 @@ import torch
 
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo
+from kvscope.progress import track
 from kvscope.prune.evict import Prefill, prefill, structural_keep
 from kvscope.prune.lab import Plan, measure
 from kvscope.prune.texts import DEFAULT_CONTINUATION, DEFAULT_PROMPT
@@ -20,7 +21,8 @@ KINDS = ("layers", "heads")
 
 @dataclass
 class ScanResult:
-    """``ppl`` and ``ppl_change_pct`` are ``[layer]`` (kind ``"layers"``) or ``[layer, kv_head]``."""
+    """``ppl`` and ``ppl_change_pct`` are ``[layer]`` (kind ``"layers"``) or ``[layer, kv_head]``;
+    ``predicted_potential``: analyze's predicted pruning potential for the same prompt (same shape)."""
 
     kind: str
     model: str
@@ -29,6 +31,8 @@ class ScanResult:
     ppl_change_pct: np.ndarray
     prompt_tokens: int
     scored_tokens: int
+    predicted_potential: np.ndarray | None = None
+    predicted_definition: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -54,8 +58,9 @@ def encode_texts(tokenizer: Any, info: ModelInfo, prompt: str | None, continuati
 
 def scan(model: Any, tokenizer: Any, info: ModelInfo, kind: str = "layers", prompt: str | None = None,
          continuation: str | None = None, pre: Prefill | None = None,
-         cont_ids: torch.Tensor | None = None) -> ScanResult:
-    """Evict each layer (or each (layer, kv_head)) alone and measure the continuation perplexity."""
+         cont_ids: torch.Tensor | None = None, quiet: bool = False) -> ScanResult:
+    """Evict each layer (or each (layer, kv_head)) alone and measure the continuation perplexity
+    (progress on stderr in a terminal unless ``quiet``)."""
     if kind not in KINDS:
         raise UsageError(f"unknown scan kind {kind!r}: use layers or heads")
     if pre is None or cont_ids is None:
@@ -65,8 +70,20 @@ def scan(model: Any, tokenizer: Any, info: ModelInfo, kind: str = "layers", prom
     n = pre.n_positions
     shape = (info.layers,) if kind == "layers" else (info.layers, info.kv_heads)
     ppl = np.zeros(shape)
-    for index in np.ndindex(*shape):
+    for index in track(list(np.ndindex(*shape)), f"scan {kind}", quiet=quiet):
         heads = [index[1]] if kind == "heads" else None
         keep = structural_keep(info, n, [index[0]], heads)
         ppl[index] = measure(model, pre, cont_ids, Plan(str(index), keep)).ppl
-    return ScanResult(kind, info.name, base, ppl, 100.0 * (ppl - base) / base, n, int(cont_ids.shape[1]) - 1)
+    predicted, definition = _predicted(pre, kind)
+    return ScanResult(kind, info.name, base, ppl, 100.0 * (ppl - base) / base, n, int(cont_ids.shape[1]) - 1,
+                      predicted, definition)
+
+
+def _predicted(pre: Prefill, kind: str) -> tuple[np.ndarray | None, str]:
+    """Analyze's predicted pruning potential for the same prompt, when that module is installed."""
+    try:
+        from kvscope.analyses.pruning_potential import pruning_potential
+    except ImportError:
+        return None, "kvscope.analyses.pruning_potential is not installed"
+    pot = pruning_potential(pre.snapshot)
+    return (pot.layer if kind == "layers" else pot.head), pot.definition

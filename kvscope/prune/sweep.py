@@ -2,7 +2,10 @@
 
 The prompt is prefilled once (by the caller, ``evict.prefill``); each configuration then costs one
 continuation pass against a pruned or quantized copy of that cache. ``prefill_seconds`` and
-``continuation_seconds`` record where the time went.
+``continuation_seconds`` record where the time went; ``prefills`` counts the prefill forward passes
+that really ran (the caller's, plus any during the sweep: none), with a forward hook.
+
+One text is an example, not a ranking: ``kvscope bench`` compares strategies over many samples.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from typing import Any
 
 import torch
 
-from kvscope.prune.evict import Prefill
+from kvscope.progress import track
+from kvscope.prune.evict import Prefill, count_forwards
 from kvscope.prune.lab import Plan, measure, pct
-from kvscope.prune.strategies import STRATEGIES, get_strategy
-from kvscope.quant import parse_spec
+from kvscope.prune.strategies import STRATEGIES, Strategy, make_strategy
+from kvscope.quant import KiviSpec, parse_spec
 
 RATIOS = (0.25, 0.5, 0.75, 0.9)
 QUANT_SPECS = ("K8V8", "K4V4", "K2V2")
@@ -24,7 +28,8 @@ QUANT_SPECS = ("K8V8", "K4V4", "K2V2")
 
 @dataclass
 class SweepRow:
-    """One configuration: ``method`` is a strategy name or ``"kivi"``; ``setting`` its ratio or spec."""
+    """One configuration: ``method`` is a strategy label or ``"kivi"``; ``setting`` its ratio or spec.
+    ``kv_fraction``: of the baseline's bytes at the cache's dtype; ``kv_fraction_fp16``: both in float16."""
 
     method: str
     setting: str
@@ -34,11 +39,14 @@ class SweepRow:
     kv_bytes: int
     kv_fraction: float
     seconds: float
+    kv_bytes_fp16: int = 0
+    kv_fraction_fp16: float = 1.0
 
 
 @dataclass
 class SweepResult:
-    """Rows (baseline first), the prefill time and the summed continuation-pass time, in seconds."""
+    """Rows (baseline first), the prefill time and the summed continuation-pass time, in seconds;
+    ``prefills``: prefill forward passes counted; ``warnings``: the strategies' guardrail messages."""
 
     model: str
     baseline_ppl: float
@@ -50,43 +58,63 @@ class SweepResult:
     continuation_seconds: float
     prefills: int = 1
     torch_threads: int = field(default_factory=torch.get_num_threads)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["rows"] = [r.__dict__ for r in self.rows]
         return d
 
+    def __repr__(self) -> str:
+        return (f"SweepResult({self.model}: {len(self.rows)} configurations on {self.prompt_tokens} prompt tokens, "
+                f"{self.prefills} prefill(s), baseline ppl {self.baseline_ppl:.3f}; one text, an example, not a ranking)")
+
+    def _repr_html_(self) -> str:
+        from kvscope.prune.html import sweep_result_html
+
+        return sweep_result_html(self)
+
 
 def _row(model: Any, pre: Prefill, cont_ids: torch.Tensor, plan: Plan, method: str, setting: str,
-         ratio: float | None, base: tuple[float, int] | None) -> SweepRow:
+         ratio: float | None, base: tuple[float, int, int] | None) -> SweepRow:
     t0 = time.perf_counter()
     m = measure(model, pre, cont_ids, plan)
     seconds = time.perf_counter() - t0
-    ppl0, bytes0 = base or (m.ppl, m.kv_bytes)
-    return SweepRow(method, setting, ratio, m.ppl, pct(m.ppl, ppl0), m.kv_bytes, m.kv_bytes / bytes0, seconds)
+    ppl0, bytes0, fp16_0 = base or (m.ppl, m.kv_bytes, m.kv_bytes_fp16)
+    return SweepRow(method, setting, ratio, m.ppl, pct(m.ppl, ppl0), m.kv_bytes, m.kv_bytes / bytes0, seconds,
+                    m.kv_bytes_fp16, m.kv_bytes_fp16 / fp16_0)
 
 
 def sweep(model: Any, model_name: str, pre: Prefill, cont_ids: torch.Tensor, ratios=RATIOS,
-          strategies=None, quant_specs=QUANT_SPECS) -> SweepResult:
-    """Baseline, then each strategy x ratio, then each KIVI spec, all against ``pre``'s cache."""
-    base = _row(model, pre, cont_ids, Plan("baseline"), "baseline", "none", 0.0, None)
-    rows = [base]
-    ref = (base.ppl, base.kv_bytes)
-    for name in strategies or list(STRATEGIES):
-        strategy = get_strategy(name)
-        for r in ratios:
-            plan = Plan(f"{name} {r:g}", strategy.keep(pre, r))
-            rows.append(_row(model, pre, cont_ids, plan, name, f"{r:g}", r, ref))
-    for spec in quant_specs:
-        q = parse_spec(spec)
-        rows.append(_row(model, pre, cont_ids, Plan(q.label, quant=q), "kivi", q.label, None, ref))
+          strategies: list[str | Strategy] | None = None, quant_specs: list[str | KiviSpec] = QUANT_SPECS,
+          quiet: bool = False) -> SweepResult:
+    """Baseline, then each strategy x ratio, then each KIVI spec, all against ``pre``'s cache.
+
+    ``strategies``: registered names or strategies made with ``make_strategy`` (default: every one).
+    """
+    chosen = [make_strategy(s) if isinstance(s, str) else s for s in (strategies or list(STRATEGIES))]
+    specs = [parse_spec(q) if isinstance(q, str) else q for q in quant_specs]
+    configs = [(s, r) for s in chosen for r in ratios] + [(q, None) for q in specs]
+    with count_forwards(model) as count:
+        base = _row(model, pre, cont_ids, Plan("baseline"), "baseline", "none", 0.0, None)
+        rows, ref = [base], (base.ppl, base.kv_bytes, base.kv_bytes_fp16)
+        for what, r in track(configs, "sweep: configurations", quiet=quiet):
+            if isinstance(what, KiviSpec):
+                rows.append(_row(model, pre, cont_ids, Plan(what.label, quant=what), "kivi", what.label, None, ref))
+            else:
+                plan = Plan(f"{what.label} {r:g}", what.keep(pre, r))
+                rows.append(_row(model, pre, cont_ids, plan, what.label, f"{r:g}", r, ref))
+    layers = len(pre.keys)
+    warnings = [w for s in chosen for r in ratios for w in s.warnings(pre.n_positions, r, layers=layers)]
     return SweepResult(model_name, base.ppl, base.kv_bytes, rows, pre.n_positions, int(cont_ids.shape[1]) - 1,
-                       pre.seconds, sum(r.seconds for r in rows))
+                       pre.seconds, sum(r.seconds for r in rows), pre.forward_passes + count.prefills,
+                       warnings=warnings)
 
 
 def to_csv(result: SweepResult) -> str:
     """The rows as CSV text (header first)."""
-    cols = ["method", "setting", "ratio", "ppl", "ppl_change_pct", "kv_bytes", "kv_fraction", "seconds"]
+    cols = ["method", "setting", "ratio", "ppl", "ppl_change_pct", "kv_bytes", "kv_fraction", "seconds",
+            "kv_bytes_fp16", "kv_fraction_fp16"]
     lines = [",".join(cols)]
     for r in result.rows:
         lines.append(",".join("" if getattr(r, c) is None else str(getattr(r, c)) for c in cols))

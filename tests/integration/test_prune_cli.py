@@ -7,6 +7,7 @@ import json
 import pytest
 from PIL import Image
 
+from kvscope.prune.strategies import STRATEGIES
 from tests.helpers import assert_one_line_error, run_cli
 
 BASE = ["prune", "-m", "tiny", "--prompt", "The lamp flashes twice, then once.", "--continuation",
@@ -26,24 +27,48 @@ def test_seed_flags_as_written_and_dash_spellings(capsys):
 
 
 def test_table_output_mentions_gqa(capsys):
-    code, out, err = run_cli(BASE + ["--strategy", "knorm", "--ratio", "0.5"], capsys)
+    code, out, err = run_cli(BASE + ["--strategy", "snapkv", "--ratio", "0.75", "--setting", "window=16"], capsys)
     assert code == 0, err
-    assert "continuation perplexity" in out and "KV cache bytes" in out
-    assert "kv_heads: each serves 2 of 4 query heads" in " ".join(out.split())
+    assert "perplexity" in out and "KV cache bytes" in out and "float16" in out
+    flat = " ".join(out.split())
+    assert "kv_heads: each serves 2 of 4 query heads" in flat and "snapkv(window=16) 0.75" in flat
+    assert "an example, not a ranking" in flat and "kvscope bench" in flat
+    assert "warning: snapkv(window=16): budget 9 tokens < observation window 16" in flat  # 34 tokens
+
+
+def test_help_says_one_text_is_an_example(capsys):
+    code, out, _ = run_cli(["prune", "--help"], capsys)
+    flat = " ".join(out.split())
+    assert code == 0 and "an example, not a ranking" in flat and "kvscope bench" in flat
+    assert f"{len(STRATEGIES)} strategies" in flat and all(name in flat for name in STRATEGIES)
+
+
+def test_json_latency_spread_and_strategy_settings(capsys):
+    code, out, err = run_cli(BASE + ["--strategy", "snapkv", "--ratio", "0.5", "--setting", "window=64",
+                                     "--setting", "rounding=floor", "--repeats", "3", "--json"], capsys)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["settings"] == {"strategy": "snapkv", "ratio": 0.5, "rounding": "floor", "window": 64, "kernel": 5,
+                             "sinks": 4}
+    lo, hi = d["baseline"]["continuation_ms_range"]
+    assert lo <= d["baseline"]["continuation_ms"] <= hi
+    assert isinstance(d["within_spread"]["decode_ms"], bool) and d["prefills"] == 1
+    assert any("observation window 34" in w for w in d["warnings"])  # the prompt is shorter than 64
 
 
 def test_quantize_json(capsys):
-    code, out, err = run_cli(BASE + ["--quantize", "K4V2", "--json"], capsys)
+    code, out, err = run_cli(BASE + ["--quantize", "K4V2R0", "--json"], capsys)
     assert code == 0, err
     d = json.loads(out)
-    assert d["plan"] == "K4V2G32" and d["pruned"]["kv_bytes"] < d["baseline"]["kv_bytes"] / 4
+    assert d["plan"] == "K4V2G32R0" and d["pruned"]["kv_bytes"] < d["baseline"]["kv_bytes"] / 4
+    assert d["pruned"]["kv_bytes_fp16"] == d["pruned"]["kv_bytes"]  # no full-precision residual left
 
 
 def test_sweep_scan_loo_write_files(tmp_path, capsys):
     code, out, err = run_cli(BASE + ["--sweep", "--out", str(tmp_path), "--json"], capsys)
     assert code == 0, err
     rows = json.loads(out)["rows"]
-    assert len(rows) == 1 + 6 * 4 + 3
+    assert len(rows) == 1 + len(STRATEGIES) * 4 + 3
     assert (tmp_path / "sweep.csv").read_text().count("\n") == len(rows) + 1
     assert json.loads((tmp_path / "sweep.json").read_text())["prefills"] == 1
     code, out, err = run_cli(BASE + ["--scan", "heads", "--out", str(tmp_path)], capsys)
@@ -65,7 +90,14 @@ def test_sweep_scan_loo_write_files(tmp_path, capsys):
     (["--prune_layers", "a,b"], "comma-separated integers"),
     (["--strategy", "knorm", "--ratio", "1.0"], "between 0 and 1"),
     (["--strategy", "knorm", "--ratio", "0"], "between 0 and 1"),
-    (["--strategy", "tova"], "knorm, streaming, h2o, snapkv, magnitude, random"),
+    (["--strategy", "quest"], ", ".join(STRATEGIES)),
+    (["--strategy", "snapkv", "--setting", "window=abc"], "window must be int"),
+    (["--strategy", "snapkv", "--setting", "window=0"], "window must be at least 1"),
+    (["--strategy", "snapkv", "--setting", "kernel=4"], "kernel must be odd"),
+    (["--strategy", "knorm", "--setting", "window=8"], "knorm takes KEY=VALUE with KEY one of rounding, skip_layers"),
+    (["--strategy", "knorm", "--setting", "rounding=up"], "rounding must be ceil or floor"),
+    (["--strategy", "adakv", "--setting", "floor=1.5"], "floor must be in [0, 1]"),
+    (["--prune_layers", "0", "--setting", "window=8"], "--setting needs --strategy"),
     (["--quantize", "K4"], "cannot parse quantize spec"),
     (["--quantize", "int4"], "cannot parse quantize spec"),
     (["--ratio", "0.5"], "--ratio needs --strategy"),
@@ -84,3 +116,11 @@ def test_empty_continuation(capsys):
     code, _, err = run_cli(["prune", "-m", "tiny", "--continuation", "  ", "--prune_layers", "0"], capsys)
     assert_one_line_error(err, code, 2)
     assert "continuation is empty" in err
+
+
+def test_out_that_is_a_file_is_refused_before_loading(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    code, _, err = run_cli(["prune", "-m", "no-such-model", "--sweep", "--out", str(target)], capsys)
+    assert_one_line_error(err, code, 2)
+    assert "is a file, not a folder" in err and target.read_text() == "x"

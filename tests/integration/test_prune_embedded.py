@@ -23,8 +23,8 @@ def test_embedded_masking_removal_and_quantization(embedded):
     masked = continuation_logits(model, build_cache(model.config, pre, keep, "mask"), cont, n)
     torch.testing.assert_close(removed, masked, atol=1e-4, rtol=1e-4)
     base = measure(model, pre, cont, Plan("baseline"))
-    k8 = measure(model, pre, cont, Plan("K8V8", quant=parse_spec("K8V8")))
-    k2 = measure(model, pre, cont, Plan("K2V2", quant=parse_spec("K2V2")))
+    k8 = measure(model, pre, cont, Plan("K8V8", quant=parse_spec("K8V8R0")))
+    k2 = measure(model, pre, cont, Plan("K2V2", quant=parse_spec("K2V2R0")))
     assert base.kv_bytes == 2 * 30 * 3 * n * 64 * 4
     assert abs(k8.ppl / base.ppl - 1) < 0.02 and k2.ppl > k8.ppl
     assert k2.kv_bytes < k8.kv_bytes < base.kv_bytes / 3

@@ -10,7 +10,7 @@ from kvscope.errors import UsageError
 from kvscope.prune.evict import (build_cache, continuation_logits, decode, prefill, structural_keep,
                                  token_logliks)
 from kvscope.prune.lab import Plan, compare, make_plan, measure
-from kvscope.prune.loo import leave_one_out, spearman
+from kvscope.prune.loo import leave_one_out
 from kvscope.prune.scan import encode_texts, scan
 from kvscope.prune.sweep import sweep, to_csv
 from kvscope.quant import parse_spec
@@ -57,21 +57,38 @@ def test_make_plan_combines_and_validates(setup):
 def test_quantization_bytes_and_effect(setup):
     model, _, info, pre, cont = setup
     base = measure(model, pre, cont, Plan("baseline"))
-    k8 = measure(model, pre, cont, Plan("K8V8", quant=parse_spec("K8V8")))
-    k2 = measure(model, pre, cont, Plan("K2V2", quant=parse_spec("K2V2")))
+    k8 = measure(model, pre, cont, Plan("K8V8", quant=parse_spec("K8V8R0")))
+    k2 = measure(model, pre, cont, Plan("K2V2", quant=parse_spec("K2V2R0")))
     n, d = pre.n_positions, info.head_dim
     groups_k = math.ceil(n / 32) * d  # per layer and kv_head: per-channel groups of 32 positions
     groups_v = n * (d // 16 if d % 32 else d // 32)  # per-token groups of 32 channels (head_dim 16: one)
     per_head = math.ceil(n * d * 2 / 8) * 2 + 2 * 2 * (groups_k + groups_v)
-    assert k2.kv_bytes == info.layers * info.kv_heads * per_head
+    assert k2.kv_bytes == k2.kv_bytes_fp16 == info.layers * info.kv_heads * per_head
     assert abs(k8.ppl - base.ppl) < abs(k2.ppl - base.ppl)
+    # the default residual R = 128 is longer than this prompt: everything stays in full precision
+    r128 = measure(model, pre, cont, Plan("K2V2R128", quant=parse_spec("K2V2")))
+    assert r128.ppl == base.ppl and r128.kv_bytes_fp16 == base.kv_bytes_fp16 == base.kv_bytes // 2
 
 
 def test_sweep_prefills_once_and_writes_rows(setup):
-    model, _, info, pre, cont = setup
-    res = sweep(model, "tiny", pre, cont, ratios=(0.5,), strategies=["knorm", "random"], quant_specs=("K4V4",))
-    assert [r.method for r in res.rows] == ["baseline", "knorm", "random", "kivi"]
-    assert res.prefills == 1 and res.rows[0].ppl_change_pct == 0.0
+    model, tok, info, pre, cont = setup
+    calls = []  # an independent count: every forward call, with whether it extended a non-empty cache
+
+    def record(_mod, _args, kw):
+        cache = kw.get("cache", kw.get("past_key_values"))
+        calls.append(cache is not None and cache.get_seq_length() > 0)
+
+    hook = model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        fresh = prefill(model, tok, info, pre.prompt_ids)
+        res = sweep(model, "tiny", fresh, cont, ratios=(0.5, 0.75), strategies=["knorm", "random"],
+                    quant_specs=("K4V4",))
+    finally:
+        hook.remove()
+    assert [r.method for r in res.rows] == ["baseline", "knorm", "knorm", "random", "random", "kivi"]
+    assert calls.count(True) == len(res.rows)  # one continuation pass per configuration
+    assert res.prefills == len(calls) - len(res.rows) == 1  # and the one prefill, counted
+    assert res.rows[0].ppl_change_pct == 0.0
     knorm = res.rows[1]
     direct = measure(model, pre, cont, make_plan(info, pre, strategy="knorm", ratio=0.5))
     assert knorm.ppl == direct.ppl and knorm.kv_bytes == direct.kv_bytes
@@ -100,19 +117,15 @@ def test_leave_one_out(setup):
     assert res.delta_loglik[3] == measure(model, pre, cont, Plan("x", keep)).loglik - res.baseline_loglik
     gt = res.ground_truth_json()
     assert set(gt) == {"model", "prompt", "tokens", "token_ids", "delta_loglik"}
-    assert set(res.spearman) == {"magnitude", "low key norm", "attention received", "mean attention"}
+    assert set(res.spearman) == {"magnitude", "mean_abs", "low key norm", "attention received", "mean attention"}
+    keys, values = pre.snapshot.keys, pre.snapshot.values
+    by_hand_mean_abs = sum(float(keys[layer][h, 5].abs().mean() + values[layer][h, 5].abs().mean())
+                           for layer in range(info.layers) for h in range(info.kv_heads)) / (info.layers * info.kv_heads)
+    assert res.proxies["mean_abs"][5] == pytest.approx(by_hand_mean_abs)
     snap = pre.snapshot
     by_hand = sum(float(snap.attention_received[layer, h, 5]) / float(snap.attention_counts[layer, 5])
                   for layer in range(info.layers) for h in range(info.kv_heads)) / (info.layers * info.kv_heads)
     assert res.proxies["mean attention"][5] == pytest.approx(by_hand)
-
-
-def test_spearman_hand_values():
-    assert spearman(np.array([1.0, 2, 3, 4]), np.array([10.0, 20, 30, 40])) == pytest.approx(1.0)
-    assert spearman(np.array([1.0, 2, 3]), np.array([3.0, 2, 1])) == pytest.approx(-1.0)
-    # d = (0, 1, -1): rho = 1 - 6*2/(3*8) = 0.5
-    assert spearman(np.array([1.0, 2, 3]), np.array([1.0, 3, 2])) == pytest.approx(0.5)
-    assert math.isnan(spearman(np.ones(3), np.array([1.0, 2, 3])))
 
 
 def test_continuation_validation(setup):

@@ -62,7 +62,7 @@ def _sweep():
 
 def test_csv_round_trip():
     lines = to_csv(_sweep()).splitlines()
-    assert lines[0] == "method,setting,ratio,ppl,ppl_change_pct,kv_bytes,kv_fraction,seconds"
+    assert lines[0] == "method,setting,ratio,ppl,ppl_change_pct,kv_bytes,kv_fraction,seconds,kv_bytes_fp16,kv_fraction_fp16"
     assert lines[3].split(",")[:3] == ["knorm", "0.5", "0.5"] and lines[4].split(",")[2] == ""
 
 
@@ -79,3 +79,71 @@ def test_figures_render(tmp_path):
                       ("n", scan_figure(layers, None))]:
         path = save_figure(fig, tmp_path / f"{name}.png")
         assert path.stat().st_size > 5000
+
+
+# ----------------------------------------------------------------------------- strategy registry
+
+from kvscope.prune.evict import n_keep  # noqa: E402
+from kvscope.prune.strategies import (STRATEGIES, make_strategy, parse_settings, setting_defaults,  # noqa: E402
+                                      split_budget, summaries)
+
+
+def test_registry_makes_strategies_by_name_with_settings():
+    s = make_strategy("snapkv", window=64, rounding="floor")
+    assert (s.window, s.kernel, s.rounding) == (64, 5, "floor") and s.label == "snapkv(rounding=floor, window=64)"
+    assert make_strategy("snapkv").label == "snapkv" and make_strategy("random", seed=3).seed == 3
+    assert list(summaries()) == list(STRATEGIES) and all(summaries().values())
+    assert {"tova", "pyramidkv", "adakv"} <= set(STRATEGIES)
+    assert setting_defaults("knorm") == {"rounding": "ceil", "skip_layers": 0}
+    with pytest.raises(UsageError, match="snapkv has no setting seed: it takes rounding, window, kernel, sinks"):
+        make_strategy("snapkv", seed=1)
+    with pytest.raises(UsageError, match="window must be int"):
+        make_strategy("snapkv", window=32.5)
+    with pytest.raises(UsageError, match="sinks must be at least 0"):
+        make_strategy("streaming", sinks=-1)
+    with pytest.raises(UsageError, match="beta must be at least 1"):
+        make_strategy("pyramidkv", beta=0.5)
+
+
+def test_parse_settings_converts_by_type():
+    assert parse_settings("pyramidkv", ["window=64", "beta=10", "rounding=floor"]) == {
+        "window": 64, "beta": 10.0, "rounding": "floor"}
+    assert parse_settings("knorm", ["skip-layers=2"]) == {"skip_layers": 2}
+    for bad in (["window"], ["nope=1"]):
+        with pytest.raises(UsageError, match="takes KEY=VALUE"):
+            parse_settings("snapkv", bad)
+
+
+def test_n_keep_rounding():
+    assert n_keep(10, 0.25) == 8 and n_keep(10, 0.25, "floor") == 7
+    assert n_keep(10, 0.7, "floor") == 3 and n_keep(3, 0.9, "floor") == 0 and n_keep(3, 0.9) == 1
+    with pytest.raises(UsageError, match="ceil or floor"):
+        n_keep(10, 0.5, "round")
+
+
+def test_split_budget_hand_values():
+    assert split_budget([19.5, 0.5], 20, 96) == [20, 0]  # ties in the remainder go to the lower index
+    assert split_budget([1, 1, 1], 7, 3) == [3, 2, 2]
+    assert split_budget([150, 50], 200, 120) == [120, 80]  # capped at 120, the excess moves over
+    assert split_budget([0, 0], 3, 2) == [2, 1]
+    with pytest.raises(UsageError):
+        split_budget([1, 1], 5, 2)
+
+
+def test_warnings_are_guardrails():
+    assert make_strategy("snapkv").warnings(1000, 0.5) == []
+    assert "observation window 32" in make_strategy("snapkv").warnings(100, 0.9)[0]
+    assert make_strategy("snapkv", window=8).warnings(100, 0.9) == []
+    assert "keeps 0 of 3" in make_strategy("knorm", rounding="floor").warnings(3, 0.9)[0]
+    assert "layers 0..1 are kept whole" in make_strategy("knorm", skip_layers=2).warnings(100, 0.5)[0]
+    assert "no recent window" in make_strategy("streaming").warnings(10, 0.7)[0]
+    (msg,) = make_strategy("pyramidkv").warnings(1000, 0.5, layers=30)
+    assert "of 30 layers keep fewer tokens than the observation window 32 (down to 25)" in msg
+    assert make_strategy("pyramidkv", beta=1.0).warnings(1000, 0.5, layers=30) == []
+
+
+def test_result_html_escapes_text():
+    from kvscope.prune.html import table_html
+
+    html = table_html("<b>t</b>", ["a"], [["<script>x</script>"]], ["1 < 2"])
+    assert "<script>" not in html and "&lt;script&gt;" in html and "1 &lt; 2" in html

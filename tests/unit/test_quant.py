@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kvscope.errors import UsageError
-from kvscope.quant import KiviSpec, kivi, parse_spec, quantize, quantize_with_stats, round_to_dtype
+from kvscope.quant import KiviSpec, kivi, kivi_layer, parse_spec, quantize, quantize_with_stats, round_to_dtype
 
 
 def _grid(shape, bits, lo=-1.5, step=0.25):
@@ -92,24 +92,41 @@ def test_round_to_dtype():
 
 
 def test_parse_spec():
-    assert parse_spec("K4V2") == KiviSpec(4, 2, 32, 0)
+    assert parse_spec("K4V2") == KiviSpec(4, 2, 32, 128)  # KIVI's defaults: group 32, residual 128
     assert parse_spec("k2v2g16r64") == KiviSpec(2, 2, 16, 64)
-    assert parse_spec("K8V8-G64") == KiviSpec(8, 8, 64, 0)
+    assert parse_spec("K8V8-G64") == KiviSpec(8, 8, 64, 128)
+    assert parse_spec("K4V4R0").residual == 0 and parse_spec("K4V2").label == "K4V2G32R128"
     for bad in ["", "K4", "V2K4", "K0V2", "K9V2", "K4V2G0", "4bit", "K4V2X"]:
         with pytest.raises(UsageError):
             parse_spec(bad)
 
 
-def test_kivi_layout_residual_and_bytes():
+def test_kivi_residual_follows_the_paper_code():
+    # T = 10 tokens, R = 4: keys keep the last 10 mod 4 = 2 in full precision, values the last 4
     torch.manual_seed(0)
     k, v = torch.randn(1, 2, 10, 8), torch.randn(1, 2, 10, 8)
-    spec = KiviSpec(2, 4, group_size=4, residual=3)
-    kq, vq, nbytes = kivi(k, v, spec)
-    assert torch.equal(kq[..., 7:, :], k[..., 7:, :]) and torch.equal(vq[..., 7:, :], v[..., 7:, :])
-    assert torch.allclose(kq[..., :7, :], quantize(k[..., :7, :], 2, "channel", 4), atol=2e-3)
-    # codes: 2*7*8 elements at 2 and 4 bits; stats: keys 2 heads x 8 channels x 2 groups,
-    # values 2 heads x 7 positions x 2 groups, 2 float16 numbers each; window: 2*3*8*2 float32
-    expected = (112 * 2 + 7) // 8 + 112 * 4 // 8 + (32 + 28) * 2 * 2 + 2 * 48 * 4
-    assert nbytes == expected
+    spec = KiviSpec(2, 4, group_size=4, residual=4)
+    assert spec.full_precision(10) == (2, 4) and spec.full_precision(8) == (0, 4)
+    assert spec.full_precision(3) == (3, 3) and KiviSpec(2, 2, residual=0).full_precision(10) == (0, 0)
+    out = kivi_layer(k, v, spec)
+    assert torch.equal(out.keys[..., 8:, :], k[..., 8:, :]) and torch.equal(out.values[..., 6:, :], v[..., 6:, :])
+    assert not torch.equal(out.keys[..., 7, :], k[..., 7, :]) and not torch.equal(out.values[..., 5, :], v[..., 5, :])
+    assert torch.allclose(out.keys[..., :8, :], quantize(k[..., :8, :], 2, "channel", 4), atol=2e-3)
+    # keys: 2*8*8 codes at 2 bits = 32 B, 2 heads x 8 channels x 2 groups x 2 float16 = 128 B
+    # values: 2*6*8 codes at 4 bits = 48 B, 2 heads x 6 tokens x 2 groups x 2 float16 = 96 B
+    # full precision: keys 2*2*8 + values 2*4*8 = 96 elements, 4 bytes each (float32) or 2 (float16)
+    assert out.nbytes == 32 + 128 + 48 + 96 + 96 * 4
+    assert out.nbytes_fp16 == 32 + 128 + 48 + 96 + 96 * 2
+    assert kivi(k, v, spec)[2] == out.nbytes
+    # shorter than R: nothing is quantized
+    short = kivi_layer(k[..., :3, :], v[..., :3, :], spec)
+    assert torch.equal(short.keys, k[..., :3, :]) and torch.equal(short.values, v[..., :3, :])
+
+
+def test_kivi_without_residual_quantizes_everything():
+    torch.manual_seed(0)
+    k, v = torch.randn(1, 2, 10, 8), torch.randn(1, 2, 10, 8)
+    out = kivi_layer(k, v, KiviSpec(2, 4, group_size=4, residual=0))
+    assert (out.keys - k).abs()[..., -1, :].max() > 0 and out.nbytes == out.nbytes_fp16
     # the float16 statistics are really used: not bit-identical to exact statistics in general
-    assert (kq[..., :7, :] - k[..., :7, :]).abs().max() > 0
+    assert torch.allclose(out.keys, quantize(k, 2, "channel", 4), atol=2e-3)
