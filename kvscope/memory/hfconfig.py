@@ -26,14 +26,11 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
     if p.suffix == ".json" or p.exists():
         try:
             raw = json.loads(p.read_text(encoding="utf-8"))
-            if not isinstance(raw, dict) or "model_type" not in raw:
-                raise ValueError("no 'model_type' key")
-            mt = raw.pop("model_type")
-            return AutoConfig.for_model(mt, **raw)
         except OSError as exc:
             raise UsageError(f"cannot read config {p}: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise UsageError(f"cannot parse config {p}: {str(exc).splitlines()[0][:160]}") from None
+        return config_from_dict(raw, str(p))
     from kvscope.models import hub_reachable
 
     try:  # without the hub, only the local cache is read (instead of minutes of retries)
@@ -43,6 +40,29 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"cannot load config {name!r} (the hub may be unreachable; pass a path to a "
                          f"config.json): {first}") from None
+
+
+def config_from_dict(raw: Any, where: str) -> Any:
+    """A transformers config from a ``config.json``'s dict (``model_type`` picks the class)."""
+    from transformers import AutoConfig
+
+    try:
+        if not isinstance(raw, dict) or "model_type" not in raw:
+            raise ValueError("no 'model_type' key")
+        raw = dict(raw)
+        return AutoConfig.for_model(raw.pop("model_type"), **raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot parse config {where}: {str(exc).splitlines()[0][:160]}") from None
+
+
+def display_name(name: str) -> str:
+    """What the page and the catalog show for ``name``: a hub id as is, a local path as its folder name
+    only (the page never embeds an absolute local path)."""
+    p = Path(name)
+    if not (p.suffix == ".json" or p.exists() or p.is_absolute() or name.startswith(".")):
+        return name
+    folder = p.parent if p.suffix == ".json" else p
+    return folder.name or p.stem or "config"
 
 
 def count_parameters(cfg: Any) -> tuple[int, int]:
@@ -101,8 +121,10 @@ def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
     kv_lora = getattr(text, "kv_lora_rank", None)
     counts = layer_counts(text)
     inter = getattr(text, "intermediate_size", None) or 4 * text.hidden_size
+    shown = display_name(name)
+    local = shown != name
     return {
-        "id": name, "name": Path(name).parent.name if name.endswith(".json") else name, "hf_id": name,
+        "id": shown, "name": shown, "hf_id": None if local else name,
         "layers": text.num_hidden_layers, "hidden": text.hidden_size, "q_heads": q,
         "kv_heads": getattr(text, "num_key_value_heads", None) or q,
         "head_dim": getattr(text, "head_dim", None) or text.hidden_size // q,
@@ -112,6 +134,7 @@ def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
         "params_total": total, "params_active": active,
         "tied_embeddings": bool(getattr(text, "tie_word_embeddings", False)),
         "native_context": int(getattr(text, "max_position_embeddings", 0) or 0),
-        "verified": True, "source": f"{name}; parameters counted on the meta device",
+        "verified": True, "source": f"{'a local config.json' if local else name}; parameters counted on the meta "
+                                    "device",
         "checked": datetime.date.today().isoformat(),
     }
