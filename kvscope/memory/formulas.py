@@ -243,4 +243,8 @@ def normalize(opts: dict | None) -> dict:
     return o
 
 
-from kvscope.memory.budget import compute  # noqa: E402,F401  (compute needs the functions above)
+def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
+    """Every number of one state: ``kvscope.memory.budget.compute`` (kept here, the module of record)."""
+    from kvscope.memory.budget import compute as _compute
+
+    return _compute(model, gpu, opts)

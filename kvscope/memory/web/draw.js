@@ -238,6 +238,15 @@ function drawGauge(ctx, x, y, w, h, scene, regions) {
   const spike = scene.r.flash.without_flash, sTop = px(used + spike), sBot = px(used);
   ctx.fillStyle = scene.flags.flash ? stripes(ctx, "rgba(239,68,68,0.6)") : "rgba(239,68,68,0.5)";
   ctx.fillRect(x + w * 0.25, top + hh - sTop, w * 0.5, sTop - sBot);
+  const e = scene.r.engine;
+  if (e) { // vLLM's budget: the KV pool between its non-KV memory and total x utilization
+    const lo = px(e.requested_bytes - Math.max(0, e.available_kv_bytes)), hi = px(e.requested_bytes);
+    ctx.fillStyle = stripes(ctx, "rgba(45,212,191,0.9)", 6); ctx.fillRect(x - 14, top + hh - hi, 10, hi - lo);
+    ctx.fillStyle = "#2dd4bf"; ctx.fillRect(x - 16, top + hh - hi - 1, w + 20, 2);
+    ctx.save(); ctx.translate(x - 18, top + hh - (hi + lo) / 2); ctx.rotate(-Math.PI / 2);
+    ctx.fillText("vLLM KV pool", 0, 0); ctx.restore();
+    regions.push({x: x - 16, y: top + hh - hi, w: 14, h: hi - lo, tip: `vLLM's KV pool on this GPU: ${fmtBytes(Math.max(0, e.available_kv_bytes))} = CUDA total × ${e.gpu_memory_utilization} − weights − activation − non-torch, communication and CUDA-graph memory; ${e.kv_tokens.toLocaleString("en-US")} tokens.`});
+  }
   ctx.fillStyle = pg.peak_without_flash > cap ? C.red : C.muted;
   ctx.fillText(`${(100 * pg.occupancy).toFixed(0)}%`, x + w / 2, top + hh + 12);
   ctx.textAlign = "left";
