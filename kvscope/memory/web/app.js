@@ -36,6 +36,7 @@ function putNodes(id, key, parts) {
   }));
 }
 const S = {...DEFAULT};
+let lastUpdate = 0, shownStep = -1;
 let result = null, playing = false, speed = 1, regions = [], dot = null, stamp = 0, lastFrame = performance.now();
 window.kvFrames = 0; // frame counter, read by the benchmark
 
@@ -280,16 +281,17 @@ function setupTooltips(canvas) {
   });
 }
 
-function paint(now) {
+function paint(now, full = false) {
   const canvas = $("view"), dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
   if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
     canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+    full = true;
   }
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ({regions, dot} = drawScene(ctx, w, h, {model: MODELS.get(S.model), gpu: GPUS.get(S.gpu), r: result,
-    opts: result.options, stamp, flags: {cb: !!S.cb, paged: !!S.paged, flash: !!S.flash}}, now));
+    opts: result.options, live: playing ? S.tokens : result.options.tokens, stamp, flags: {cb: !!S.cb, paged: !!S.paged, flash: !!S.flash}}, now, full));
   return canvas;
 }
 
@@ -297,9 +299,10 @@ function frame(now) {
   const dt = Math.min(0.1, (now - lastFrame) / 1000);
   lastFrame = now;
   if (playing) {
-    const before = Math.round(S.tokens);
     S.tokens = Math.min(S.context, S.tokens + dt * speed * S.context / 20);
-    if (Math.round(S.tokens) !== before) update();
+    // numbers and memory cells follow the step at 8 Hz (a full repaint each); the dot, particles, tiles
+    // and banner animate every frame
+    if (Math.round(S.tokens) !== shownStep && now - lastUpdate >= 125) { update(); lastUpdate = now; shownStep = Math.round(S.tokens); }
     if (S.tokens >= S.context) setPlaying(false);
   }
   paint(now);
@@ -313,6 +316,6 @@ update();
 setInterval(() => { factIndex += 1; refreshFactoid(); }, 6000);
 setupTooltips($("view"));
 // For tests: draw at a fixed animation time and return the pixels as a data URL; the dot's position.
-window.kvscope = {state: S, result: () => result, setPlaying, set, snapshot: (t) => paint(t).toDataURL(),
-  dot: () => dot, regions: () => regions};
+window.kvscope = {state: S, result: () => result, setPlaying, set, snapshot: (t) => paint(t, true).toDataURL(),
+  dot: () => dot, regions: () => regions, paint};
 requestAnimationFrame(frame);

@@ -30,6 +30,19 @@ function stripes(ctx, color, size = 8) {
   return p;
 }
 
+// A pattern of one dark 1-px tick every `period` px (page boundaries in the lanes).
+function ticks(ctx, period) {
+  const key = `ticks/${period}`;
+  if (!patterns.has(key)) {
+    const c = document.createElement("canvas");
+    c.width = period; c.height = 1;
+    const g = c.getContext("2d");
+    g.fillStyle = "#0b1020"; g.fillRect(period - 1, 0, 1, 1);
+    patterns.set(key, ctx.createPattern(c, "repeat"));
+  }
+  return patterns.get(key);
+}
+
 export function fmtBytes(b) {
   const units = [["TiB", 2 ** 40], ["GiB", GIB], ["MiB", 2 ** 20]];
   const [u, s] = units.find(([, size]) => Math.abs(b) >= size) || units[2];
@@ -267,10 +280,7 @@ function drawLanes(ctx, box, scene, regions) {
     ctx.fillStyle = stripes(ctx, "#6b7280"); ctx.fillRect(box.x, y, reserved, rh - 1);
     ctx.fillStyle = st.idle ? seqColor(st.request, 0.3) : scene.flags.cb ? seqColor(st.request) : C.kv;
     ctx.fillRect(box.x, y, real, rh - 1);
-    if (opts.mode === "paged") {
-      ctx.fillStyle = "#0b1020";
-      for (let p = pagePx * group; p < reserved; p += pagePx * group) ctx.fillRect(box.x + p, y, 1, rh - 1);
-    }
+    if (opts.mode === "paged") { ctx.fillStyle = ticks(ctx, Math.max(3, Math.round(pagePx * group))); ctx.fillRect(box.x, y, reserved, rh - 1); }
   }
   regions.push({x: box.x, y: box.y, w: box.w, h: box.h, tip: opts.mode === "static"
     ? "Static batching: each slot reserves the maximum context (grey stripes); a finished request (faded) keeps its tokens until the whole batch ends: that is waste too."
@@ -291,30 +301,39 @@ function drawBanner(ctx, W, scene, time) {
 }
 
 // The context diagonal and its dot, drawn last so nothing hides them.
-function drawDiagonal(ctx, W, H, opts) {
+function diagonalGeometry(W, H, opts) {
   const frac = opts.context ? opts.tokens / opts.context : 0, x0 = 14, y0 = H - 14, x1 = W - 14, y1 = 14;
-  ctx.strokeStyle = "rgba(163,230,53,0.55)"; ctx.lineWidth = 2;
-  ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke(); ctx.lineWidth = 1;
   const x = x0 + frac * (x1 - x0), y = y0 - frac * (y0 - y1);
-  ctx.fillStyle = "#0b1020"; ctx.beginPath(); ctx.arc(x, y, 9, 0, 2 * Math.PI); ctx.fill();
-  ctx.fillStyle = C.dot; ctx.beginPath(); ctx.arc(x, y, 7, 0, 2 * Math.PI); ctx.fill();
   const label = `context ${Math.round(opts.tokens).toLocaleString("en-US")} / ${opts.context.toLocaleString("en-US")}`;
-  ctx.font = "bold 12px system-ui";
-  const tw = ctx.measureText(label).width, lx = Math.min(x + 14, W - tw - 10), ly = Math.max(y - 10, 30);
-  ctx.fillStyle = "rgba(11,16,32,0.85)"; ctx.fillRect(lx - 4, ly - 13, tw + 8, 18);
-  ctx.fillStyle = C.dot; ctx.fillText(label, lx, ly);
-  return {x, y, r: 7};
+  const tw = 7.2 * label.length, lx = Math.min(x + 14, W - tw - 10), ly = Math.max(y - 10, 30);
+  return {x0, y0, x1, y1, x, y, label, lx, ly, box: {x: Math.min(x - 10, lx - 6), y: Math.min(y - 10, ly - 15),
+    w: Math.max(x + 10, lx + tw + 6) - Math.min(x - 10, lx - 6), h: Math.max(y + 10, ly + 6) - Math.min(y - 10, ly - 15)}};
 }
 
-export function drawScene(ctx, W, H, scene, time) {
+function drawDiagonal(ctx, d) {
+  ctx.strokeStyle = "rgba(163,230,53,0.55)"; ctx.lineWidth = 2;
+  ctx.beginPath(); ctx.moveTo(d.x0, d.y0); ctx.lineTo(d.x1, d.y1); ctx.stroke(); ctx.lineWidth = 1;
+  ctx.fillStyle = "#0b1020"; ctx.beginPath(); ctx.arc(d.x, d.y, 9, 0, 2 * Math.PI); ctx.fill();
+  ctx.fillStyle = C.dot; ctx.beginPath(); ctx.arc(d.x, d.y, 7, 0, 2 * Math.PI); ctx.fill();
+  ctx.font = "bold 12px system-ui";
+  const tw = ctx.measureText(d.label).width;
+  ctx.fillStyle = "rgba(11,16,32,0.85)"; ctx.fillRect(d.lx - 4, d.ly - 13, tw + 8, 18);
+  ctx.fillStyle = C.dot; ctx.fillText(d.label, d.lx, d.ly);
+}
+
+const frameState = {dot: null};
+
+// Each frame repaints only what moves (banner, die, particle lanes, the dot) from the cached layer, then
+// the moving parts, then the diagonal and dot on top; a state change repaints the whole canvas.
+export function drawScene(ctx, W, H, scene, time, full = false) {
   const n = Math.max(scene.opts.tp, scene.r.gpus_required || 1);
   const multi = n > 1 ? 72 : 0;
   const chipBox = {x: 20, y: 60 + multi, w: W - 120, h: H * 0.58 - multi};
   const geo = chipGeometry(chipBox, scene.gpu);
-  const key = `${W}|${H}|${ctx.getTransform().a}|${scene.stamp}`; // stamp: bumped by every state change
+  const dpr = ctx.getTransform().a;
+  const key = `${W}|${H}|${dpr}|${scene.stamp}`; // stamp: bumped by every state change
   if (layer.key !== key || !layer.canvas) {
     layer.canvas = layer.canvas || document.createElement("canvas");
-    const dpr = ctx.getTransform().a;
     layer.canvas.width = Math.round(W * dpr); layer.canvas.height = Math.round(H * dpr);
     const g = layer.canvas.getContext("2d");
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -323,14 +342,29 @@ export function drawScene(ctx, W, H, scene, time) {
     drawChipLayer(g, geo, scene, layer.regions);
     drawGauge(g, W - 80, 60, 50, H * 0.58, scene, layer.regions);
     drawLanes(g, {x: 20, y: 70 + H * 0.58, w: W - 40, h: H * 0.42 - 80}, scene, layer.regions);
-    layer.key = key;
+    layer.key = key; full = true;
   }
-  ctx.clearRect(0, 0, W, H);
-  ctx.drawImage(layer.canvas, 0, 0, W, H);
-  drawBanner(ctx, W, scene, time);
-  drawDieLive(ctx, geo.dx, geo.dy, geo.die, scene, time);
-  particles(ctx, geo, time, scene);
-  const dot = drawDiagonal(ctx, W, H, scene.opts);
-  const regions = [...layer.regions, {x: dot.x - 12, y: dot.y - 12, w: 24, h: 24, tip: "The diagonal is the context: token i attends to tokens 1..i (a triangle). The dot marks the current step over the maximum context."}];
-  return {regions, dot};
+  const d = diagonalGeometry(W, H, {...scene.opts, tokens: scene.live ?? scene.opts.tokens}); // the dot moves every frame
+  const bw = Math.min(460, W * 0.5) + 10, stripW = geo.gap + 22;
+  const dirty = full ? [{x: 0, y: 0, w: W, h: H}] : [
+    {x: (W - bw) / 2, y: 2, w: bw, h: 58}, {x: geo.dx, y: geo.dy, w: geo.die, h: geo.die},
+    {x: geo.dx - stripW + 6, y: geo.dy, w: stripW, h: geo.die}, {x: geo.dx + geo.die - 6, y: geo.dy, w: stripW, h: geo.die},
+    d.box, ...(frameState.dot ? [frameState.dot] : [])];
+  for (const r of dirty) {
+    const x = Math.max(0, Math.floor(r.x)), y = Math.max(0, Math.floor(r.y));
+    const w = Math.min(W, Math.ceil(r.x + r.w)) - x, h = Math.min(H, Math.ceil(r.y + r.h)) - y;
+    if (w <= 0 || h <= 0) continue;
+    ctx.save();
+    if (!full) { ctx.beginPath(); ctx.rect(x, y, w, h); ctx.clip(); }
+    ctx.clearRect(x, y, w, h);
+    ctx.drawImage(layer.canvas, x * dpr, y * dpr, w * dpr, h * dpr, x, y, w, h);
+    drawBanner(ctx, W, scene, time);
+    drawDieLive(ctx, geo.dx, geo.dy, geo.die, scene, time);
+    particles(ctx, geo, time, scene);
+    drawDiagonal(ctx, d);
+    ctx.restore();
+  }
+  frameState.dot = d.box;
+  const regions = [...layer.regions, {x: d.x - 12, y: d.y - 12, w: 24, h: 24, tip: "The diagonal is the context: token i attends to tokens 1..i (a triangle). The dot marks the current step over the maximum context."}];
+  return {regions, dot: {x: d.x, y: d.y, r: 7}};
 }
