@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import platform
 import statistics
 import subprocess
@@ -135,7 +136,7 @@ def main() -> None:
         server.server_close()
     cli = [wall(CLI) for _ in range(max(5, a.repeats))]
     bare = [wall([sys.executable, "-c", "pass"]) for _ in range(max(5, a.repeats))]
-    lines = ["# kvscope memory: page weight, frame rate, CLI latency", "",
+    lines = ["## kvscope memory: page weight, frame rate against the original, CLI latency (`benchmarks/memory.py`)", "",
              f"Machine: {platform.machine()}, {platform.python_version()}, 2 cores shared with other engineers' jobs "
              "(noisy); headless Debian chromium, software rendering (--disable-gpu), 1920x1080; frames counted by "
              "an init script wrapping requestAnimationFrame on both pages; the pages alternate within each repeat. "
@@ -157,7 +158,12 @@ def main() -> None:
               f"{', '.join(f'{v * 1000:.0f}' for v in bare)} | - |",
               f"| ratio CLI / bare interpreter | {statistics.median(cli) / statistics.median(bare):.1f}x | - | - |", "",
               "Reproduce: `.venv/bin/python benchmarks/memory.py --repeats 3 --seconds 4 "
-              "--original ../shared/reference/kvcache-view-original/inference.html`"]
+              "--original ../shared/reference/kvcache-view-original/inference.html`", "",
+              "The original is LMCache/kvcache-view's `inference.html` (the seed's page) set to batch 128 with CB, "
+              "PA and FA on and playing; ours is the same state, playing. Both run in the same browser, alternating; "
+              f"load average at the end: {os.getloadavg()[0]:.1f} on 2 cores, so absolute frame rates are noisy and "
+              "the per-repeat ratio is the comparison. While playing, our page repaints memory cells and numbers at "
+              "8 Hz and the moving parts (dot, particles, SRAM tiles, banner) every frame."]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

@@ -86,8 +86,8 @@ class MemoryEstimate:
 
 def fmt_bytes(b: float) -> str:
     """Binary units with thousands separators: '16.00 GiB', '1.25 TiB', '131,070.00 GiB' never."""
-    for unit, size in (("TiB", 2**40), ("GiB", GIB), ("MiB", 2**20)):
-        if abs(b) >= size or unit == "MiB":
+    for unit, size in (("TiB", 2**40), ("GiB", GIB), ("MiB", 2**20), ("KiB", 1024)):
+        if abs(b) >= size or unit == "KiB":
             return f"{b / size:,.2f} {unit}"
     return f"{b:,.0f} B"  # pragma: no cover
 

@@ -167,6 +167,13 @@ def test_batch_one_at_128k_shows_16_gib_and_gpus_from_the_peak(page, site):
     open_page(page, site, "?batch=1&context=131072&tokens=10")
     assert page.locator("#k-full").inner_text() == "KV for 1 × 131,072"
     assert page.locator("#v-full").inner_text() == "16.00 GiB"
+    page.evaluate("window.kvscope.set('tokens', 131072)")
+    assert page.locator("#v-full").inner_text() == "16.00 GiB"
+    assert "1.02 TiB" in page.locator("#v-peak").inner_text()  # with the 128K score matrix: TiB, not "1045 GiB"
+    assert "−1,023.98 GiB" in page.locator("#v-peak").inner_text()  # thousands separators
+    few = page.evaluate("window.kvscope.particles()")
+    page.select_option("#batch", "128")
+    assert page.evaluate("window.kvscope.particles()") > few  # more bytes per step, denser particles
     open_page(page, site, "?model=llama-3.1-70b&batch=64&context=32768")
     assert page.locator("#v-gpus").inner_text().startswith("8 (tensor parallel) at the peak")
     tips = [r["tip"] for r in page.evaluate("window.kvscope.regions()")]
@@ -190,12 +197,16 @@ def test_each_toggle_changes_the_picture_and_cb_raises_efficiency(page, site):
     shots, eff = [page.evaluate("window.kvscope.snapshot(1000)")], {}
     assert page.evaluate("window.kvscope.snapshot(1000)") == shots[0]  # deterministic at a fixed time
     eff["static"] = gib_of(page.locator("#v-eff").inner_text())
+    formulas = [page.locator("#v-formula").inner_text()]
     for button, mode in (("#cb", "cb"), ("#paged", "paged"), ("#flash", None), ("#engine", None)):
         page.click(button)
         shots.append(page.evaluate("window.kvscope.snapshot(1000)"))
         assert differing_pixels(shots[-2], shots[-1]) > 500, button
+        formulas.append(page.locator("#v-formula").inner_text())
         if mode:
             eff[mode] = gib_of(page.locator("#v-eff").inner_text())
+    assert len(set(formulas[:4])) == 4  # static, CB, paged, Flash off: the formula box changes with the mode
+    assert "⌈n/16⌉·16" in formulas[2] and "⌈" not in formulas[0] + formulas[1]
     for mode, got in eff.items():
         assert got == pytest.approx(100 * expected(batch=32, mode=mode)["run_efficiency"], abs=0.06), mode
     assert eff["static"] < eff["cb"] < eff["paged"]
@@ -301,6 +312,8 @@ def test_hover_shows_tooltips(page, site):
     box = page.locator("#view").bounding_box()
     page.mouse.move(box["x"] + stack["x"] + stack["w"] / 2, box["y"] + stack["y"] + stack["h"] - 4)
     assert "left and right of the die" in page.locator("#tip").inner_text()
+    die = next(r for r in page.evaluate("window.kvscope.regions()") if "bandwidth" in r["tip"])
+    assert die["w"] == die["h"]  # the die carries the bandwidth indicator
 
 
 def test_factoid_refreshes_on_every_change(page, site):

@@ -2,7 +2,7 @@
 // Every text reaches the DOM through textContent or new Option(): no string is ever parsed as HTML.
 
 import {configure, compute, layerBytesPerToken} from "./formulas.js";
-import {drawScene, fmtBytes} from "./draw.js";
+import {drawScene, fmtBytes, particleCount} from "./draw.js";
 
 const DATA = JSON.parse(document.getElementById("kv-data").textContent);
 configure(DATA);
@@ -317,5 +317,5 @@ setInterval(() => { factIndex += 1; refreshFactoid(); }, 6000);
 setupTooltips($("view"));
 // For tests: draw at a fixed animation time and return the pixels as a data URL; the dot's position.
 window.kvscope = {state: S, result: () => result, setPlaying, set, snapshot: (t) => paint(t, true).toDataURL(),
-  dot: () => dot, regions: () => regions, paint};
+  dot: () => dot, regions: () => regions, paint, particles: () => particleCount({r: result})};
 requestAnimationFrame(frame);

@@ -44,8 +44,8 @@ function ticks(ctx, period) {
 }
 
 export function fmtBytes(b) {
-  const units = [["TiB", 2 ** 40], ["GiB", GIB], ["MiB", 2 ** 20]];
-  const [u, s] = units.find(([, size]) => Math.abs(b) >= size) || units[2];
+  const units = [["TiB", 2 ** 40], ["GiB", GIB], ["MiB", 2 ** 20], ["KiB", 1024]];
+  const [u, s] = units.find(([, size]) => Math.abs(b) >= size) || units[3];
   return `${(b / s).toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2})} ${u}`;
 }
 
@@ -212,13 +212,15 @@ function drawChipLayer(ctx, geo, scene, regions) {
   }
 }
 
-// One small package per GPU (up to 16 drawn), each with its stacks filled to its rank's peak share.
+// One small package per GPU (up to 16 drawn), each with its stacks filled to its rank's share at the peak
+// when the run is split over n = max(tp, GPUs required) ranks.
 function drawMultiGPU(ctx, box, scene, n, regions) {
-  const {gpu, r} = scene, shown = Math.min(n, 16), cap = r.per_gpu.usable_bytes;
+  const {gpu, r, model} = scene, shown = Math.min(n, 16), cap = r.per_gpu.usable_bytes;
   const w = Math.min(92, (box.w - 10) / shown - 8), h = box.h - 18;
-  const wFrac = Math.min(1, r.per_gpu.weights_bytes / cap), kvFrac = Math.min(1 - wFrac, Math.max(0, r.capacity.per_gpu_peak_bytes - r.per_gpu.weights_bytes) / cap);
+  const weights = r.weights_bytes / n, kv = r.capacity.kv_peak_bytes * kvShare(model, n);
+  const wFrac = Math.min(1, weights / cap), kvFrac = Math.min(1 - wFrac, kv / cap);
   ctx.fillStyle = C.muted; ctx.font = "11px system-ui";
-  ctx.fillText(`${n} × ${gpu.name} (tensor parallel): each rank holds 1/${scene.opts.tp} of the weights and its kv_heads${n > shown ? `; ${shown} of ${n} drawn` : ""}`, box.x, box.y + 10);
+  ctx.fillText(`${n} × ${gpu.name} (tensor parallel): each holds 1/${n} of the weights and ${model.mla ? "a copy of the MLA latent" : "its share of kv_heads"}, at the workload peak${n > shown ? `; ${shown} of ${n} drawn` : ""}`, box.x, box.y + 10);
   for (let g = 0; g < shown; g++) {
     const x = box.x + g * (w + 8), y = box.y + 16, die = Math.min(h, w * 0.45), sw = (w - die) / 2 - 3;
     ctx.fillStyle = C.die; ctx.fillRect(x + sw + 3, y + (h - die) / 2, die, die);
@@ -229,7 +231,7 @@ function drawMultiGPU(ctx, box, scene, n, regions) {
     }
     ctx.fillStyle = C.text; ctx.font = "10px system-ui"; ctx.textAlign = "center";
     ctx.fillText(`GPU ${g}`, x + w / 2, y + h / 2 + 3); ctx.textAlign = "left";
-    regions.push({x, y, w, h, tip: `GPU ${g} of ${n}: weights ${fmtBytes(r.per_gpu.weights_bytes)} and KV ${fmtBytes(r.capacity.per_gpu_peak_bytes - r.per_gpu.weights_bytes)} at the workload peak, of ${fmtBytes(cap)}.`});
+    regions.push({x, y, w, h, tip: `GPU ${g} of ${n}: weights ${fmtBytes(weights)} and KV ${fmtBytes(kv)} at the workload peak, of ${fmtBytes(cap)}.`});
   }
 }
 
