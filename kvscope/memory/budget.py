@@ -7,9 +7,22 @@ from __future__ import annotations
 
 import math
 
-from kvscope.memory.formulas import (ENGINES, GIB, MAX_TP, MIB, PAPER_BAND, batch_state, kv_bytes_per_token,
-                                     kv_share, layer_bytes_per_token, normalize, pages, request_length,
-                                     run_efficiency, slot_bytes, weight_bytes)
+from kvscope.memory.formulas import (
+    ENGINES,
+    GIB,
+    MAX_TP,
+    MIB,
+    PAPER_BAND,
+    batch_state,
+    kv_bytes_per_token,
+    kv_share,
+    layer_bytes_per_token,
+    normalize,
+    request_length,
+    run_efficiency,
+    slot_bytes,
+    weight_bytes,
+)
 
 
 def flash_workspace(model: dict, opts: dict, tp: int) -> dict:

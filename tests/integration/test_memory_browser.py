@@ -359,8 +359,8 @@ def test_hostile_model_folder_names_are_inert_in_export_and_serve(browser, tmp_p
         for target in (export.as_uri(), url):
             pg = browser.new_page()
             dialogs, errors = [], []
-            pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.on("dialog", lambda d, seen=dialogs: (seen.append(d.message), d.dismiss()))
+            pg.on("pageerror", lambda e, seen=errors: seen.append(str(e)))
             pg.goto(target)
             wait_ready(pg)
             assert pg.locator("#model").input_value() == name  # the page works, on that model
