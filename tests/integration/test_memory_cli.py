@@ -121,6 +121,16 @@ def test_library_entry_point_is_what_the_cli_prints(capsys):
         estimate_memory("llama-3.1-8b", "h100-sxm", batch=0)
 
 
+def test_library_accepts_a_config_dict():
+    from kvscope.memory import estimate_memory
+
+    cfg = {"model_type": "llama", "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+    est = estimate_memory(cfg, "t4", batch=3, context=64)
+    assert est.numbers["kv_bytes_per_token"] == 2 * 2 * 2 * 8 * 2  # K+V, layers, kv_heads, head_dim, bf16
+    assert est.kv_bytes == 3 * 64 * 128 and est.model["params_total"] > 0
+
+
 def test_context_above_native_window_warns(capsys):
     out, err = run_ok(capsys, "--model", "gemma-2-9b", "--context", "131072", "--json")
     assert "above Gemma-2-9B's native window of 8,192" in err and json.loads(out)["model"] == "gemma-2-9b"
