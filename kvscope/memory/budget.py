@@ -25,6 +25,9 @@ from kvscope.memory.formulas import (
 )
 
 
+NUMPY_ABOVE = 100_000  # slot x step evaluations above which the paged peak uses numpy
+
+
 def flash_workspace(model: dict, opts: dict, tp: int) -> dict:
     """Transient per-layer prefill workspace on one rank for ``batch`` prompts of ``tokens`` tokens."""
     q = math.ceil(model["q_heads"] / tp)
@@ -68,8 +71,12 @@ def _paged_bytes(model: dict, opts: dict, held):
     """Reserved KV bytes of slots holding ``held`` tokens in pages (an int or a numpy int64 array)."""
     lt, lb, p = model["layer_types"], layer_bytes_per_token(model, opts["kv_dtype"]), opts["page"]
     w = model.get("sliding_window") if opts["free_sliding"] else None
-    windowed = (held if not w else (held if isinstance(held, int) and held <= w else
-                                    __import__("numpy").minimum(held, w)))
+    if not w:
+        windowed = held
+    elif isinstance(held, int):
+        windowed = min(held, w)
+    else:
+        windowed = held.clip(max=w)  # a numpy array
     return lb * (lt["full"] * (-(-held // p) * p) + lt["sliding"] * (-(-windowed // p) * p))
 
 
@@ -80,24 +87,41 @@ def workload_peak(model: dict, opts: dict) -> tuple[int, int]:
     T, B = opts["context"], opts["batch"]
     if opts["mode"] != "paged":
         return B * slot_bytes(model, opts, T)[1], 1
-    import numpy as np
-
-    segs = []
+    segs, ends = [], {T}
     for s in range(B):
         k, start, starts, lens = s, 1, [], []
         while start <= T:
             n = request_length(k, T)
             starts.append(start)
             lens.append(n)
+            ends.add(min(start + n - 1, T))
             start, k = start + n, k + B
-        segs.append((np.array(starts, dtype=np.int64), np.array(lens, dtype=np.int64)))
-    steps = np.unique(np.concatenate([np.minimum(a + n - 1, T) for a, n in segs] + [np.array([T])]))
+        segs.append((starts, lens))
+    steps = sorted(ends)
+    if B * len(steps) > NUMPY_ABOVE:  # large runs: vectorised (numpy is imported only then)
+        return _peak_numpy(model, opts, segs, steps)
+    total = [0] * len(steps)
+    for starts, lens in segs:
+        i = 0
+        for j, t in enumerate(steps):  # steps ascend: walk this slot's requests alongside
+            while i + 1 < len(starts) and starts[i + 1] <= t:
+                i += 1
+            total[j] += _paged_bytes(model, opts, min(t - starts[i] + 1, lens[i]))
+    best = max(range(len(steps)), key=lambda j: (total[j], -j))  # the first step reaching the maximum
+    return total[best], steps[best]
+
+
+def _peak_numpy(model: dict, opts: dict, segs: list, steps: list) -> tuple[int, int]:
+    import numpy as np
+
+    at = np.array(steps, dtype=np.int64)
     total = np.zeros(len(steps), dtype=np.int64)
     for starts, lens in segs:
-        i = np.searchsorted(starts, steps, side="right") - 1  # the request running at each step
-        total += _paged_bytes(model, opts, np.minimum(steps - starts[i] + 1, lens[i]))
-    best = int(np.argmax(total))  # the first step reaching the maximum
-    return int(total[best]), int(steps[best])
+        a, n = np.array(starts, dtype=np.int64), np.array(lens, dtype=np.int64)
+        i = np.searchsorted(a, at, side="right") - 1  # the request running at each step
+        total += _paged_bytes(model, opts, np.minimum(at - a[i] + 1, n[i]))
+    best = int(np.argmax(total))
+    return int(total[best]), int(at[best])
 
 
 def capacity(model: dict, gpu: dict, o: dict, weights: int) -> dict:

@@ -1,6 +1,7 @@
 """GPU memory of LLM inference: the one place where kvscope's memory numbers are defined.
 
-``web/formulas.js`` mirrors every function here line for line (the page and the CLI must agree;
+``web/formulas.js`` mirrors every function here and in ``budget`` (capacity, GPUs required, the vLLM
+budget, ``compute``) line for line (the page and the CLI must agree;
 ``tests/integration/test_memory_browser.py`` evaluates shared test vectors in chromium). Both work on
 plain dicts: a *model* and a *gpu* are entries of ``data/models.json`` / ``data/gpus.json`` and the
 options are ``DEFAULTS`` updated by the caller. Bytes are exact counts; GiB = 2**30 bytes, GB = 10**9.
@@ -18,16 +19,18 @@ Definitions (references in brackets):
   lengths spread evenly over 10-100 % of the context. One step adds one token to every running request.
   *static*: each of ``batch`` slots runs one request and keeps it until the whole batch ends; every slot
   reserves ``context`` tokens, and the tokens of a finished request that the slot still holds are waste
-  (they serve no request), exactly like the reserved-but-empty rest of the slot. *cb* (continuous batching, Orca, OSDI'22): a slot admits the next request
-  (``k + batch``) the step after its request finishes; each admitted request still reserves ``context``.
+  (they serve no request), exactly like the reserved-but-empty rest of the slot. *cb* (continuous
+  batching, Orca, OSDI'22): a slot admits the next request (``k + batch``) the step after its request
+  finishes; each admitted request still reserves ``context``.
   *paged* (vLLM PagedAttention, Kwon et al., SOSP'23): cb scheduling, KV held in ``page``-token pages,
   the last page rounded up.
-- Capacity: ``kv_full`` is every slot holding ``context`` tokens ("KV for batch x context", what a fixed
-  batch must be able to hold); ``kv_peak`` is the most KV the synthetic workload ever reserves (the same
-  for static and cb, which reserve up front; the largest page total for paged). GPUs required come from
-  the peak; the step state is only the animated view.
-- Memory efficiency: KV bytes holding tokens of running requests / KV bytes reserved (equal to the slot ratio when all
-  layers store the same bytes per token). Kwon et al. measured 20.4-38.2 % before paging, < 4 % waste with.
+- Capacity (``budget.capacity``): ``kv_full`` is every slot holding ``context`` tokens ("KV for batch
+  x context", what a fixed batch must be able to hold); ``kv_peak`` is the most KV the synthetic
+  workload ever reserves (the same for static and cb, which reserve up front; the largest page total for
+  paged). GPUs required come from the peak; the step state is only the animated view.
+- Memory efficiency: KV bytes holding tokens of running requests / KV bytes reserved (equal to the slot
+  ratio when all layers store the same bytes per token). Kwon et al. measured 20.4-38.2 % before paging,
+  < 4 % waste with.
 - FlashAttention [Dao et al., arXiv 2205.14135; FA-2, arXiv 2307.08691]: without it, prefill
   materialises ``batch * q_heads * N**2`` scores in one layer at a time (transient, never resident);
   with it only the fp32 log-sum-exp ``batch * q_heads * N * 4`` bytes reach HBM.

@@ -171,6 +171,13 @@ def test_paged_peak_equals_brute_force_over_every_step_and_sets_gpus_required():
     assert cap["gpus_required_full"] is None  # 640 GiB over 8 kv_heads: TP alone cannot hold it
 
 
+def test_paged_peak_is_the_same_with_and_without_numpy(monkeypatch):
+    m, o = M["gemma-2-9b"], f.normalize({"mode": "paged", "batch": 300, "context": 9000})
+    vectorised = b.workload_peak(m, o)
+    monkeypatch.setattr(b, "NUMPY_ABOVE", 10**12)
+    assert b.workload_peak(m, o) == vectorised
+
+
 def test_gpus_required_is_smallest_power_of_two_that_fits():
     m = M["llama-3.1-70b"]
     r = f.compute(m, G["h100-sxm"], {"batch": 1, "context": 1024, "mode": "paged"})
