@@ -46,13 +46,20 @@ def config_from_dict(raw: Any, where: str) -> Any:
     """A transformers config from a ``config.json``'s dict (``model_type`` picks the class)."""
     from transformers import AutoConfig
 
+    if not isinstance(raw, dict) or "model_type" not in raw:
+        raise UsageError(f"cannot parse config {where}: no 'model_type' key")
+    try:  # the shared plausibility check (kvscope.configcheck, from the hardening round) when present
+        from kvscope.configcheck import check_config
+    except ImportError:  # pragma: no cover - a tree without it still gets the checks below
+        check_config = None
+    if check_config is not None:
+        check_config(raw, where)
     try:
-        if not isinstance(raw, dict) or "model_type" not in raw:
-            raise ValueError("no 'model_type' key")
         raw = dict(raw)
         return AutoConfig.for_model(raw.pop("model_type"), **raw)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"cannot parse config {where}: {str(exc).splitlines()[0][:160]}") from None
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types for a bad field
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot parse config {where}: {first}") from None
 
 
 def display_name(name: str) -> str:
@@ -73,7 +80,7 @@ def count_parameters(cfg: Any) -> tuple[int, int]:
     try:
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(cfg)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError, RuntimeError) as exc:
         raise UsageError(f"cannot build model type {cfg.model_type!r} from its config: "
                          f"{str(exc).splitlines()[0][:160]}") from None
     unique = {id(p): p for p in model.parameters()}
@@ -116,6 +123,11 @@ def model_from_config(name: str, trust_remote_code: bool = False) -> dict[str, A
 def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
     """A catalog entry for a transformers config object (parameters counted on the meta device)."""
     text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    for field in ("num_hidden_layers", "num_attention_heads", "hidden_size"):
+        value = getattr(text, field, None)
+        if type(value) is not int or value < 1:
+            raise UsageError(f"invalid model config {display_name(name)}: {field} = {value!r} must be an integer "
+                             "of at least 1")
     total, active = count_parameters(cfg)
     q = text.num_attention_heads
     kv_lora = getattr(text, "kv_lora_rank", None)

@@ -146,6 +146,16 @@ def test_unparseable_config_is_a_usage_error(capsys, tmp_path):
     assert code == 2 and "no 'model_type'" in err
 
 
+@pytest.mark.parametrize("change,field", [({"num_attention_heads": 0}, "num_attention_heads"),
+                                          ({"num_hidden_layers": "2"}, "num_hidden_layers")])
+def test_broken_config_fields_are_one_line_exit_2(capsys, tmp_path, change, field):
+    cfg = {"model_type": "llama", "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, **change}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    code, _, err = run(capsys, "--model", str(tmp_path / "config.json"), "--json")
+    assert code == 2 and field in err and err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_config_path_is_counted_on_the_meta_device(capsys, tmp_path, tiny):
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(tiny.model.config.to_dict()))
