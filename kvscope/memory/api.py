@@ -107,12 +107,13 @@ def _choice(name: str, value: str, valid: list[str]) -> str:
     return value
 
 
-def build_options(model: dict, *, batch: int, context: int, tokens: int | None, kv_dtype: str,
+def build_options(*, batch: int, context: int, tokens: int | None, kv_dtype: str,
                   weight_dtype: str, mode: str, flash: bool, tp: int, page: int, engine: str | None,
                   keep_sliding: bool, gpu_memory_utilization: float, max_num_batched_tokens: int,
                   max_num_seqs: int, activation_gib: float | None, cuda_graph_gib: float | None
                   ) -> tuple[dict, list[str]]:
-    """Validated options (``formulas.DEFAULTS`` keys) and warnings; a bad value raises ``UsageError``."""
+    """Validated options (``formulas.DEFAULTS`` keys); a bad value raises ``UsageError``. Needs no model,
+    so every option is checked before a config is read or counted."""
     from kvscope.memory import formulas as f
 
     lim = f.ENGINE_LIMITS
@@ -128,13 +129,7 @@ def build_options(model: dict, *, batch: int, context: int, tokens: int | None, 
     for name, v in (("activation-gib", activation_gib), ("cuda-graph-gib", cuda_graph_gib)):
         if v is not None:
             _range(name, v, *lim[name.replace("-", "_")], integer=False)
-    warnings = []
-    native = model.get("native_context") or 0
-    if native and context > native:
-        warnings.append(f"context {context:,} is above {model['name']}'s native window of {native:,} tokens")
-    if model["q_heads"] % tp:
-        warnings.append(f"tp {tp} does not divide {model['q_heads']} query heads; engines such as vLLM refuse this")
-    opts = f.normalize({
+    return f.normalize({
         "batch": batch, "context": context, "tokens": tokens,
         "kv_dtype": _choice("kv-dtype", kv_dtype, list(f.KV_DTYPES)),
         "weight_dtype": _choice("weight-dtype", weight_dtype, list(f.WEIGHT_DTYPES)),
@@ -143,7 +138,16 @@ def build_options(model: dict, *, batch: int, context: int, tokens: int | None, 
         "free_sliding": not keep_sliding, "gpu_memory_utilization": float(gpu_memory_utilization),
         "max_num_batched_tokens": max_num_batched_tokens, "max_num_seqs": max_num_seqs,
         "activation_gib": activation_gib, "cuda_graph_gib": cuda_graph_gib})
-    return opts, warnings
+
+
+def warnings_for(model: dict, opts: dict) -> list[str]:
+    """What is allowed but probably not meant: a context above the native window, tp not dividing heads."""
+    out, native = [], model.get("native_context") or 0
+    if native and opts["context"] > native:
+        out.append(f"context {opts['context']:,} is above {model['name']}'s native window of {native:,} tokens")
+    if model["q_heads"] % opts["tp"]:
+        out.append(f"tp {opts['tp']} does not divide {model['q_heads']} query heads; engines such as vLLM refuse this")
+    return out
 
 
 def resolve_model(model: Any, trust_remote_code: bool = False) -> dict[str, Any]:
@@ -183,12 +187,14 @@ def estimate_memory(model: Any = "llama-3.1-8b", gpu: Any = "h100-sxm", batch: i
     workspace and, with ``engine="vllm"``, the KV budget vLLM would log at start-up. Pure: no I/O."""
     from kvscope.memory import formulas as f
 
-    m, g = resolve_model(model, trust_remote_code), resolve_gpu(gpu)
-    opts, warnings = build_options(
-        m, batch=batch, context=context, tokens=tokens, kv_dtype=kv_dtype, weight_dtype=weight_dtype, mode=mode,
+    opts = build_options(
+        batch=batch, context=context, tokens=tokens, kv_dtype=kv_dtype, weight_dtype=weight_dtype, mode=mode,
         flash=flash, tp=tp, page=page, engine=engine, keep_sliding=keep_sliding,
         gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
         max_num_seqs=max_num_seqs, activation_gib=activation_gib, cuda_graph_gib=cuda_graph_gib)
+    g = resolve_gpu(gpu)  # names before the config: an unknown GPU never waits for torch
+    m = resolve_model(model, trust_remote_code)
+    warnings = warnings_for(m, opts)
     numbers = f.compute(m, g, opts)
     slots = numbers.pop("slots")
     return MemoryEstimate(model=m, gpu=g, options=opts, numbers=numbers, slots=slots, warnings=warnings)
