@@ -14,109 +14,73 @@ from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, json_option
 from kvscope.errors import UsageError
 
 
-
 def warn(message: str) -> None:
     """One warning line on stderr (no logging setup: that would import transformers)."""
     click.echo(f"kvscope: warning: {message}", err=True)
 
-CALC_OPTIONS = ("model", "gpu", "batch", "context", "tokens", "kv_dtype", "weight_dtype", "mode", "flash", "tp",
-                "page", "engine", "activation_gib", "keep_sliding", "block_table")
+
+# the parameters that make a calculation (or open the page on them): names as click passes them
+CALC_OPTIONS = ("model_name", "gpu_name", "batch", "context", "tokens", "kv_dtype", "weight_dtype", "mode", "flash",
+                "tp", "page", "engine", "activation_gib", "keep_sliding", "block_table", "gpu_memory_utilization",
+                "max_num_batched_tokens", "max_num_seqs", "cuda_graph_gib")
 
 
-def _choices(name: str) -> list[str]:
-    from kvscope.memory import formulas as f
-
-    return list({"kv": f.KV_DTYPES, "w": f.WEIGHT_DTYPES, "mode": f.MODES, "engine": f.ENGINES}[name])
-
-
-def _check_range(name: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise UsageError(f"--{name} must be between {low:,} and {high:,} (got {value:,})")
-
-
-def _choice(name: str, value: str, valid: list[str]) -> str:
-    if value not in valid:
-        raise UsageError(f"--{name} {value!r} is not valid: use one of {', '.join(valid)}")
-    return value
-
-
-def build_options(model: dict, batch, context, tokens, kv_dtype, weight_dtype, mode, flash, tp, page, engine,
-                  activation_gib, keep_sliding) -> dict:
-    """Validated calculator options (``formulas.DEFAULTS`` keys); warnings go to stderr."""
-    from kvscope.memory import formulas as f
-
-    _check_range("batch", batch, 1, f.MAX_BATCH)
-    _check_range("context", context, 1, f.MAX_CONTEXT)
-    _check_range("tp", tp, 1, f.MAX_TP)
-    _check_range("page", page, 1, 4096)
-    if tokens is not None:
-        _check_range("tokens", tokens, 0, context)
-    if activation_gib is not None and activation_gib < 0:
-        raise UsageError("--activation-gib must be zero or positive")
-    native = model.get("native_context") or 0
-    if native and context > native:
-        warn(f"context {context:,} is above {model['name']}'s native window of {native:,} tokens")
-    if model["q_heads"] % tp:
-        warn(f"tp {tp} does not divide {model['q_heads']} query heads; engines such as vLLM refuse this")
-    return f.normalize({"batch": batch, "context": context, "tokens": tokens,
-                        "kv_dtype": _choice("kv-dtype", kv_dtype, _choices("kv")),
-                        "weight_dtype": _choice("weight-dtype", weight_dtype, _choices("w")),
-                        "mode": _choice("mode", mode, _choices("mode")), "flash": flash, "tp": tp, "page": page,
-                        "engine": _choice("engine", engine, _choices("engine")) if engine else None,
-                        "activation_gib": activation_gib, "free_sliding": not keep_sliding})
-
-
-def _gib(b: float) -> str:
-    return f"{b / 2**30:,.2f} GiB"
-
-
-def summary_rows(model: dict, gpu: dict, r: dict) -> list[tuple[str, str]]:
+def summary_rows(est) -> list[tuple[str, str]]:
     """The info panel as (name, value) rows for the terminal."""
-    o, pg, fa = r["options"], r["per_gpu"], r["flash"]
+    from kvscope.memory.api import fmt_bytes as fb
+
+    model, gpu, r = est.model, est.gpu, est.numbers
+    o, pg, fa, cap = r["options"], r["per_gpu"], r["flash"], r["capacity"]
+    gpus = (str(cap["gpus_required"]) if cap["gpus_required"]
+            else "none: no power-of-two TP up to 1024 dividing q_heads fits")
+    full = str(cap["gpus_required_full"]) if cap["gpus_required_full"] else "none with TP alone"
     rows = [("model", f"{model['name']} ({model['params_total'] / 1e9:,.2f} B params, "
                       f"{model['params_active'] / 1e9:,.2f} B active)"),
-            ("GPU", f"{gpu['name']}: {_gib(pg['usable_bytes'])} usable"),
-            ("batch x context", f"{o['batch']} x {o['context']:,} tokens (step {o['tokens']:,}), mode {o['mode']}"),
+            ("GPU", f"{gpu['name']}: {fb(pg['usable_bytes'])} usable"),
+            ("batch x context", f"{o['batch']:,} x {o['context']:,} tokens, mode {o['mode']}"),
             ("KV per token", f"{r['kv_bytes_per_token']:,} B ({o['kv_dtype']})"),
-            ("weights", f"{_gib(r['weights_bytes'])} ({o['weight_dtype']})"),
-            ("KV reserved / real", f"{_gib(r['kv_reserved_bytes'])} / {_gib(r['kv_real_bytes'])}"),
-            ("total resident", _gib(r["total_bytes"])),
-            ("memory efficiency", f"{r['efficiency']:.1%} now, {r['run_efficiency']:.1%} over the run "
-                                  "(paper: 20.4-38.2% before paging)"),
-            (f"per GPU (tp {pg['tp']})", f"{_gib(pg['resident_bytes'])} = {pg['occupancy']:.1%} of HBM"),
-            ("GPUs required", str(r["gpus_required"]) if r["gpus_required"]
-             else "none: no power-of-two TP up to 1024 dividing q_heads fits"),
-            ("prefill scores, 1 layer", f"{_gib(fa['without_flash'])} without Flash, {_gib(fa['with_flash'])} "
+            ("weights", f"{fb(r['weights_bytes'])} ({o['weight_dtype']})"),
+            (f"KV for {o['batch']:,} x {o['context']:,}", f"{fb(cap['kv_full_bytes'])} (every slot full; "
+                                                          f"GPUs: {full})"),
+            ("KV at workload peak", f"{fb(cap['kv_peak_bytes'])} at step {cap['peak_step']:,} ({cap['basis']})"),
+            ("total at peak", fb(cap["total_peak_bytes"])),
+            (f"per GPU at peak (tp {pg['tp']})", f"{fb(cap['per_gpu_peak_bytes'])} = {cap['occupancy_peak']:.1%} "
+                                                 "of its memory"),
+            ("GPUs required (peak)", gpus),
+            ("memory efficiency", f"{r['run_efficiency']:.1%} over the run, {r['efficiency']:.1%} at step "
+                                  f"{o['tokens']:,} (paper: 20.4-38.2% before paging)"),
+            ("prefill scores, 1 layer", f"{fb(fa['without_flash'])} without Flash, {fb(fa['with_flash'])} "
                                         f"with (transient; Flash {'on' if o['flash'] else 'off'})"),
-            ("prefill peak per GPU", f"{_gib(pg['peak_with_flash'])} with Flash, "
-                                     f"{_gib(pg['peak_without_flash'])} without"),
+            ("prefill peak per GPU", f"{fb(pg['peak_with_flash'])} with Flash, {fb(pg['peak_without_flash'])} "
+                                     "without"),
             ("decode bound", f"{r['decode']['tokens_per_s']:,.0f} tokens/s for the batch "
                              f"({r['decode']['tokens_per_s_per_seq']:,.1f} per sequence)")]
     e = r["engine"]
     if e:
-        rows += [(f"{e['engine']}: available KV", f"{e['available_kv_bytes'] / 2**30:,.2f} GiB "
-                                                   f"(util {e['gpu_memory_utilization']}, activation estimate "
-                                                   f"{_gib(e['activation_bytes'])})"),
+        total = "logged" if e["cuda_total_measured"] else "nvidia-smi less 450 MiB, estimate"
+        act = "given" if e["activation_measured"] else f"estimate for {e['max_num_batched_tokens']:,} tokens"
+        rows += [(f"{e['engine']}: budget", f"{fb(e['cuda_total_bytes'])} CUDA total ({total}) x "
+                                            f"{e['gpu_memory_utilization']} = {fb(e['requested_bytes'])}"),
+                 (f"{e['engine']}: minus", f"weights {fb(e['weights_bytes'])}, activation {fb(e['activation_bytes'])} "
+                                           f"({act}), non-torch {fb(e['non_torch_bytes'])}, communication "
+                                           f"{fb(e['comm_bytes'])}, CUDA graphs {fb(e['cuda_graph_bytes'])}"),
+                 (f"{e['engine']}: available KV", fb(e["available_kv_bytes"])),
                  (f"{e['engine']}: KV cache size", f"{e['kv_tokens']:,} tokens, {e['kv_blocks']:,} blocks"),
                  (f"{e['engine']}: max concurrency", f"{e['max_concurrency']:.2f}x at {o['context']:,} tokens")]
     return rows
 
 
-def calculate(model_name, gpu_name, trust_remote_code, block_table, as_json, **kw) -> None:
+def calculate(est, block_table: bool, as_json: bool) -> None:
     from kvscope.cli.common import print_table
-    from kvscope.memory import catalog, formulas
+    from kvscope.memory import formulas
 
-    model = catalog.model(model_name, trust_remote_code=trust_remote_code)
-    gpu = catalog.gpu(gpu_name)
-    opts = build_options(model, **kw)
-    result = formulas.compute(model, gpu, opts)
-    slots = result.pop("slots")
+    result = est.to_dict()
     if block_table:
-        result["block_table"] = formulas.block_table(slots, opts["page"])
+        result["block_table"] = formulas.block_table(est.slots, est.options["page"])
     if as_json:
-        emit_json({"model_entry": model, "gpu_entry": gpu, **result})
+        emit_json(result)
     else:
-        print_table("kvscope memory", summary_rows(model, gpu, result))
+        print_table("kvscope memory", summary_rows(est))
 
 
 def serve(port: int, open_browser: bool, data: dict, query: str) -> None:
@@ -146,7 +110,7 @@ def serve(port: int, open_browser: bool, data: dict, query: str) -> None:
 @click.option("-g", "--gpu", "gpu_name", default="h100-sxm", show_default=True, help="Catalog id (see --list).")
 @click.option("-b", "--batch", default=8, show_default=True, type=int, help="Sequences in the batch (slots).")
 @click.option("-c", "--context", default=8192, show_default=True, type=int, help="Maximum tokens per sequence.")
-@click.option("--tokens", default=None, type=int, help="Step of the run (default: --context, the end).")
+@click.option("--tokens", default=None, type=int, help="Step of the run drawn (default: --context, the end).")
 @click.option("--kv-dtype", default="bf16", show_default=True, help="bf16, fp16, fp32, fp8, int8, int4.")
 @click.option("--weight-dtype", default="bf16", show_default=True, help="bf16, fp16, fp32, fp8, int8, int4.")
 @click.option("--mode", default="paged", show_default=True, help="static, cb (continuous batching), paged.")
@@ -154,7 +118,13 @@ def serve(port: int, open_browser: bool, data: dict, query: str) -> None:
 @click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel GPUs.")
 @click.option("--page", default=16, show_default=True, type=int, help="Tokens per KV page (paged mode).")
 @click.option("--engine", default=None, help="Budget like an engine at start-up: vllm.")
-@click.option("--activation-gib", default=None, type=float, help="Engine activation peak (default: estimate).")
+@click.option("--gpu-memory-utilization", default=0.9, show_default=True, type=float,
+              help="vLLM: fraction of the CUDA-visible total it may use.")
+@click.option("--max-num-batched-tokens", default=8192, show_default=True, type=int,
+              help="vLLM: tokens of the profiling forward (sets the activation estimate).")
+@click.option("--max-num-seqs", default=256, show_default=True, type=int, help="vLLM: sequences per step.")
+@click.option("--activation-gib", default=None, type=float, help="vLLM: the logged activation peak (else estimated).")
+@click.option("--cuda-graph-gib", default=None, type=float, help="vLLM: CUDA-graph memory (default 0.5 GiB).")
 @click.option("--keep-sliding", is_flag=True, help="Sliding-window layers keep every token (engine frees none).")
 @click.option("--block-table", is_flag=True, help="With --json: per-slot pages and last-page fill.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow a hub config's own Python code.")
@@ -171,8 +141,9 @@ def memory(ctx, model_name, gpu_name, trust_remote_code, block_table, export, fo
     """GPU memory of LLM inference: weights, KV cache, batching, paging and FlashAttention.
 
     \b
-    Without calculator options it serves an interactive page on 127.0.0.1; with them it prints the
-    same numbers the page shows (same definitions, kvscope/memory/formulas.py).
+    Without calculator options it serves an interactive page on 127.0.0.1; --model or --gpu alone
+    open it on that model/GPU. With other options (or --json) it prints the numbers the page shows
+    (kvscope.memory.estimate_memory).
     \b
     Examples:
       kvscope memory                                  # open the page
@@ -180,37 +151,49 @@ def memory(ctx, model_name, gpu_name, trust_remote_code, block_table, export, fo
       kvscope memory --model llama-3.1-8b --gpu h100-sxm --batch 32 --context 8192 --kv-dtype fp8 --json
       kvscope memory --model qwen3-8b --engine vllm   # what vLLM would log at start-up
     """
-    from kvscope.memory import catalog
+    from kvscope.memory.api import estimate_memory
 
     if list_catalog:
         return _list(as_json)
-    explicit = any(ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE for n in CALC_OPTIONS)
-    if export is not None or force_serve or not (explicit or as_json):
-        extra = [] if catalog.lookup_or_none(model_name) else [catalog.model(model_name, trust_remote_code)]
-        data = catalog.page_data(extra)
-        if export is not None:
-            from kvscope.fileio import write_text
-            from kvscope.memory.page import export_html
-
-            write_text(export, export_html(data))
-            click.echo(f"kvscope memory: wrote {export}", err=True)
-            return None
-        return serve(port, not no_browser, data, _query(model_name, gpu_name, kw) if explicit else "")
-    calculate(model_name, gpu_name, trust_remote_code, block_table, as_json, **kw)
-    return None
-
-
-def _query(model_name: str, gpu_name: str, kw: dict) -> str:
-    """URL query carrying the options, read by the page (state lives in the URL)."""
-    from urllib.parse import urlencode
-
+    if [bool(as_json), export is not None, force_serve].count(True) > 1:
+        raise UsageError("--json, --export and --serve are different outputs: choose one")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65,535 (got {port:,})")
+    given = {n for n in CALC_OPTIONS if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+    est = estimate_memory(model_name, gpu_name, trust_remote_code=trust_remote_code, **kw)  # validates all
+    for w in est.warnings:
+        warn(w)
+    page = export is not None or force_serve or not (given - {"model_name", "gpu_name"} or as_json)
+    if not page:
+        return calculate(est, block_table, as_json)
     from kvscope.memory import catalog
 
-    mode = kw["mode"]
-    q = {"model": catalog.model(model_name)["id"], "gpu": catalog.gpu(gpu_name)["id"], "batch": kw["batch"],
-         "context": kw["context"], "kv": kw["kv_dtype"], "w": kw["weight_dtype"],
-         "cb": int(mode != "static"), "paged": int(mode == "paged"), "flash": int(kw["flash"]), "tp": kw["tp"]}
-    return "?" + urlencode(q)
+    extra = [] if catalog.lookup_or_none(model_name) else [est.model]
+    initial = _initial(est, kw) if given else {}
+    data = catalog.page_data(extra, initial)
+    if export is not None:
+        from kvscope.fileio import write_text
+        from kvscope.memory.page import export_html
+
+        write_text(export, export_html(data))
+        click.echo(f"kvscope memory: wrote {export}", err=True)
+        return None
+    from urllib.parse import urlencode
+
+    return serve(port, not no_browser, data, "?" + urlencode(initial) if initial else "")
+
+
+def _initial(est, kw: dict) -> dict:
+    """The page's starting state (its URL parameters), from validated options."""
+    o = est.options
+    q = {"model": est.model["id"], "gpu": est.gpu["id"], "batch": o["batch"], "context": o["context"],
+         "kv": o["kv_dtype"], "w": o["weight_dtype"], "cb": int(o["mode"] != "static"),
+         "paged": int(o["mode"] == "paged"), "flash": int(o["flash"]), "tp": o["tp"],
+         "engine": int(bool(o["engine"])), "util": o["gpu_memory_utilization"],
+         "mnbt": o["max_num_batched_tokens"], "mns": o["max_num_seqs"]}
+    if kw.get("tokens") is not None:
+        q["tokens"] = o["tokens"]
+    return q
 
 
 def _list(as_json: bool) -> None:

@@ -1,6 +1,7 @@
 """GPU memory of LLM inference: the one place where kvscope's memory numbers are defined.
 
-``web/formulas.js`` mirrors every function here line for line (the page and the CLI must agree;
+``web/formulas.js`` mirrors every function here and in ``budget`` (capacity, GPUs required, the vLLM
+budget, ``compute``) line for line (the page and the CLI must agree;
 ``tests/integration/test_memory_browser.py`` evaluates shared test vectors in chromium). Both work on
 plain dicts: a *model* and a *gpu* are entries of ``data/models.json`` / ``data/gpus.json`` and the
 options are ``DEFAULTS`` updated by the caller. Bytes are exact counts; GiB = 2**30 bytes, GB = 10**9.
@@ -17,12 +18,19 @@ Definitions (references in brackets):
 - Workload: request ``k`` has ``ceil(context * r_k)`` tokens with ``r_k = 0.1 + 0.9 * frac((k+1)/phi)``,
   lengths spread evenly over 10-100 % of the context. One step adds one token to every running request.
   *static*: each of ``batch`` slots runs one request and keeps it until the whole batch ends; every slot
-  reserves ``context`` tokens. *cb* (continuous batching, Orca, OSDI'22): a slot admits the next request
-  (``k + batch``) the step after its request finishes; each admitted request still reserves ``context``.
+  reserves ``context`` tokens, and the tokens of a finished request that the slot still holds are waste
+  (they serve no request), exactly like the reserved-but-empty rest of the slot. *cb* (continuous
+  batching, Orca, OSDI'22): a slot admits the next request (``k + batch``) the step after its request
+  finishes; each admitted request still reserves ``context``.
   *paged* (vLLM PagedAttention, Kwon et al., SOSP'23): cb scheduling, KV held in ``page``-token pages,
   the last page rounded up.
-- Memory efficiency: KV bytes holding real tokens / KV bytes reserved (equal to the slot ratio when all
-  layers store the same bytes per token). Kwon et al. measured 20.4-38.2 % before paging, < 4 % waste with.
+- Capacity (``budget.capacity``): ``kv_full`` is every slot holding ``context`` tokens ("KV for batch
+  x context", what a fixed batch must be able to hold); ``kv_peak`` is the most KV the synthetic
+  workload ever reserves (the same for static and cb, which reserve up front; the largest page total for
+  paged). GPUs required come from the peak; the step state is only the animated view.
+- Memory efficiency: KV bytes holding tokens of running requests / KV bytes reserved (equal to the slot
+  ratio when all layers store the same bytes per token). Kwon et al. measured 20.4-38.2 % before paging,
+  < 4 % waste with.
 - FlashAttention [Dao et al., arXiv 2205.14135; FA-2, arXiv 2307.08691]: without it, prefill
   materialises ``batch * q_heads * N**2`` scores in one layer at a time (transient, never resident);
   with it only the fp32 log-sum-exp ``batch * q_heads * N * 4`` bytes reach HBM.
@@ -63,11 +71,19 @@ WEIGHT_DTYPES: dict[str, dict[str, Any]] = {
 MODES = {"static": "static batching, max context reserved per slot",
          "cb": "continuous batching, max context reserved per request",
          "paged": "continuous batching + paged KV (PagedAttention)"}
-ENGINES = {"vllm": {"gpu_memory_utilization": 0.9, "block_size": 16, "max_num_batched_tokens": 8192,
-                    "max_num_seqs": 256, "non_torch_gib": 0.25}}
+# vLLM's start-up budget (vllm/worker/gpu_worker.py, determine_available_memory). non_torch_gib: CUDA
+# context, cuBLAS workspace and other memory outside torch's allocator (0.25-0.35 GiB in logged start-ups);
+# comm_gib: NCCL / custom all-reduce buffers on each rank when tp > 1 (estimate); cuda_graph_gib: graph
+# capture, subtracted from the budget by vLLM >= 0.11 (older versions captured after sizing the cache: 0).
+ENGINES = {"vllm": {"block_size": 16, "non_torch_gib": 0.35, "comm_gib": 0.125, "cuda_graph_gib": 0.5,
+                    "driver_reserve_mib": 450}}
+ENGINE_LIMITS = {"gpu_memory_utilization": (0.01, 1.0), "max_num_batched_tokens": (1, 10_000_000),
+                 "max_num_seqs": (1, 65_536), "activation_gib": (0.0, 1e6), "cuda_graph_gib": (0.0, 1e6)}
 DEFAULTS: dict[str, Any] = {"batch": 8, "context": 8192, "tokens": None, "kv_dtype": "bf16",
                             "weight_dtype": "bf16", "mode": "paged", "flash": True, "tp": 1, "page": 16,
-                            "free_sliding": True, "engine": None, "activation_gib": None}
+                            "free_sliding": True, "engine": None, "activation_gib": None,
+                            "gpu_memory_utilization": 0.9, "max_num_batched_tokens": 8192, "max_num_seqs": 256,
+                            "cuda_graph_gib": None}
 PAPER_BAND = {"used_before_paging": [0.204, 0.382], "waste_with_paging_below": 0.04}
 
 
@@ -131,15 +147,16 @@ def request_length(k: int, context: int) -> int:
 
 
 def slot_at(slot: int, step: int, batch: int, context: int, mode: str) -> dict:
-    """State of ``slot`` after ``step`` steps: tokens held, request id, requests finished in it."""
+    """State of ``slot`` after ``step`` steps: tokens held, request id, requests finished in it, and
+    ``idle``: the request finished and its tokens wait for the batch to end (static only)."""
     if mode == "static":
         n = request_length(slot, context)
-        return {"tokens": min(step, n), "request": slot, "done": 1 if step >= n else 0}
+        return {"tokens": min(step, n), "request": slot, "done": 1 if step >= n else 0, "idle": step > n}
     k, start, done = slot, 1, 0
     while True:
         n = request_length(k, context)
         if step < start + n:
-            return {"tokens": max(0, step - start + 1), "request": k, "done": done}
+            return {"tokens": max(0, step - start + 1), "request": k, "done": done, "idle": False}
         start, k, done = start + n, k + batch, done + 1
 
 
@@ -160,12 +177,13 @@ def _sum_pages(m: int, w: int | None, page: int) -> int:
     return page * page * q * (q + 1) // 2 + r * (q + 1) * page
 
 
-def slot_bytes(model: dict, opts: dict, n: int) -> tuple[int, int]:
-    """(real, reserved) KV bytes of one slot holding ``n`` tokens under ``opts['mode']``."""
+def slot_bytes(model: dict, opts: dict, n: int, idle: bool = False) -> tuple[int, int]:
+    """(real, reserved) KV bytes of one slot holding ``n`` tokens under ``opts['mode']``; an ``idle``
+    slot (a finished request held until the static batch ends) holds no real tokens."""
     lt, lb = model["layer_types"], layer_bytes_per_token(model, opts["kv_dtype"])
     free = opts["free_sliding"]
     w = model.get("sliding_window") if free else None
-    real = lb * (lt["full"] * n + lt["sliding"] * (min(n, w) if w else n))
+    real = 0 if idle else lb * (lt["full"] * n + lt["sliding"] * (min(n, w) if w else n))
     if opts["mode"] == "paged":
         p = opts["page"]
         return real, lb * (lt["full"] * pages(n, p) + lt["sliding"] * pages(min(n, w) if w else n, p))
@@ -189,8 +207,7 @@ def run_efficiency(model: dict, opts: dict) -> float:
                 reserved += lt["full"] * _sum_pages(m, None, opts["page"]) + lt["sliding"] * _sum_pages(
                     m, w, opts["page"])
             if mode == "static":
-                real += (T - m) * (lt["full"] * m + lt["sliding"] * (min(m, w) if w else m))
-                break
+                break  # held after it finished: reserved, not real
             start, k = start + n, k + B
         if mode != "paged":
             reserved += T * (lt["full"] * T + lt["sliding"] * (min(T, w) if w else T))
@@ -203,121 +220,10 @@ def batch_state(model: dict, opts: dict) -> dict:
     slots, real, reserved, done = [], 0, 0, 0
     for s in range(opts["batch"]):
         st = slot_at(s, step, opts["batch"], opts["context"], opts["mode"])
-        r, v = slot_bytes(model, opts, st["tokens"])
+        r, v = slot_bytes(model, opts, st["tokens"], st["idle"])
         slots.append(st)
         real, reserved, done = real + r, reserved + v, done + st["done"]
     return {"slots": slots, "kv_real": real, "kv_reserved": reserved, "requests_done": done}
-
-
-def flash_workspace(model: dict, opts: dict, tp: int) -> dict:
-    """Transient per-layer prefill workspace on one rank for ``batch`` prompts of ``tokens`` tokens."""
-    q = math.ceil(model["q_heads"] / tp)
-    n, b = opts["tokens"], opts["batch"]
-    score = 4 if opts["weight_dtype"] == "fp32" else 2
-    without = b * q * n * n * score
-    with_fa = b * q * n * 4
-    return {"without_flash": without, "with_flash": with_fa, "saved": without - with_fa,
-            "score_bytes": score}
-
-
-def usable_bytes(gpu: dict) -> int:
-    """Memory one GPU exposes: nvidia-smi MiB when verified, else the marketed decimal GB."""
-    mib = gpu.get("visible_mib")
-    return mib * MIB if mib else gpu["memory_gb"] * 10**9
-
-
-def per_rank_need(model: dict, opts: dict, tp: int, kv_reserved: int) -> float:
-    """Resident bytes on one of ``tp`` ranks: its weight shard plus its KV share."""
-    return weight_bytes(model["params_total"], opts["weight_dtype"]) / tp + kv_reserved * kv_share(model, tp)
-
-
-def gpus_required(model: dict, gpu: dict, opts: dict, kv_reserved: int) -> int | None:
-    """Smallest power-of-two tp dividing q_heads whose per-rank need fits one GPU (None if > MAX_TP)."""
-    cap, tp = usable_bytes(gpu), 1
-    while tp <= MAX_TP:
-        if model["q_heads"] % tp == 0 and per_rank_need(model, opts, tp, kv_reserved) <= cap:
-            return tp
-        tp *= 2
-    return None
-
-
-def activation_estimate(model: dict, opts: dict, eng: dict) -> float:
-    """Engine activation peak (bytes), an estimate: M*(4*hidden + 3*intermediate/tp)*2 B + fp32 logits
-    of max_num_seqs rows + non-torch memory. vLLM measures this instead; ``activation_gib`` overrides."""
-    if opts.get("activation_gib") is not None:
-        return opts["activation_gib"] * GIB
-    m = eng["max_num_batched_tokens"]
-    mlp = model["hidden"] * 4 + model["intermediate"] * 3 / opts["tp"]
-    return m * mlp * 2 + eng["max_num_seqs"] * model["vocab"] * 4 + eng["non_torch_gib"] * GIB
-
-
-def engine_budget(model: dict, gpu: dict, opts: dict) -> dict | None:
-    """What vLLM would log at start-up on each of ``tp`` GPUs (None without ``opts['engine']``).
-
-    available = usable x gpu_memory_utilization - weights / tp - activation peak; blocks of
-    ``block_size`` tokens over every attention layer (sliding layers counted at full size, as when the
-    hybrid allocator is off); max concurrency = blocks / ceil(context / block_size).
-    """
-    if not opts.get("engine"):
-        return None
-    eng, tp = ENGINES[opts["engine"]], opts["tp"]
-    requested = usable_bytes(gpu) * eng["gpu_memory_utilization"]
-    weights = weight_bytes(model["params_total"], opts["weight_dtype"]) / tp
-    act = activation_estimate(model, opts, eng)
-    avail = requested - weights - act
-    per_block = eng["block_size"] * kv_bytes_per_token(model, opts["kv_dtype"]) * kv_share(model, tp)
-    blocks = max(0, math.floor(avail / per_block)) if avail > 0 else 0
-    per_req = math.ceil(opts["context"] / eng["block_size"])
-    return {"engine": opts["engine"], **eng, "requested_bytes": requested, "weights_bytes": weights,
-            "activation_bytes": act, "available_kv_bytes": avail, "kv_blocks": blocks,
-            "kv_tokens": blocks * eng["block_size"], "max_concurrency": blocks / per_req}
-
-
-def decode_bound(model: dict, gpu: dict, opts: dict, kv_real: int) -> dict:
-    """Upper bound on decode tokens/s from bandwidth: one step reads the active weights and live KV."""
-    tp = opts["tp"]
-    step = weight_bytes(model["params_active"], opts["weight_dtype"]) / tp + kv_real * kv_share(model, tp)
-    bw = gpu["bandwidth_gbps"] * 1e9
-    running = opts["batch"]
-    return {"bytes_per_step": step, "step_seconds": step / bw, "tokens_per_s": running * bw / step,
-            "tokens_per_s_per_seq": bw / step}
-
-
-def normalize(opts: dict | None) -> dict:
-    """``DEFAULTS`` updated with ``opts``; ``tokens`` defaults to ``context``."""
-    o = {**DEFAULTS, **(opts or {})}
-    if o["tokens"] is None:
-        o["tokens"] = o["context"]
-    return o
-
-
-def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
-    """Every number the page and ``kvscope memory`` show, for one state. See the module docstring."""
-    o = normalize(opts)
-    st = batch_state(model, o)
-    tp = o["tp"]
-    weights = weight_bytes(model["params_total"], o["weight_dtype"])
-    kv_rank = st["kv_reserved"] * kv_share(model, tp)
-    resident_rank = weights / tp + kv_rank
-    fa = flash_workspace(model, o, tp)
-    return {
-        "model": model["id"], "gpu": gpu["id"], "options": o,
-        "layer_bytes_per_token": layer_bytes_per_token(model, o["kv_dtype"]),
-        "kv_bytes_per_token": kv_bytes_per_token(model, o["kv_dtype"]),
-        "weights_bytes": weights, "kv_real_bytes": st["kv_real"], "kv_reserved_bytes": st["kv_reserved"],
-        "total_bytes": weights + st["kv_reserved"],
-        "per_gpu": {"tp": tp, "kv_share": kv_share(model, tp), "weights_bytes": weights / tp,
-                    "kv_bytes": kv_rank, "resident_bytes": resident_rank, "usable_bytes": usable_bytes(gpu),
-                    "occupancy": resident_rank / usable_bytes(gpu),
-                    "peak_without_flash": resident_rank + fa["without_flash"],
-                    "peak_with_flash": resident_rank + fa["with_flash"]},
-        "efficiency": st["kv_real"] / st["kv_reserved"] if st["kv_reserved"] else 0.0,
-        "run_efficiency": run_efficiency(model, o),
-        "requests_done": st["requests_done"], "slots": st["slots"],
-        "flash": fa, "gpus_required": gpus_required(model, gpu, o, st["kv_reserved"]),
-        "engine": engine_budget(model, gpu, o), "decode": decode_bound(model, gpu, o, st["kv_real"]),
-        "paper_band": PAPER_BAND,
-    }
 
 
 def block_table(slots: list[dict], page: int) -> list[dict]:
@@ -330,3 +236,18 @@ def block_table(slots: list[dict], page: int) -> list[dict]:
                     "last_page_tokens": n - (blocks - 1) * page if blocks else 0,
                     "wasted_slots": blocks * page - n})
     return out
+
+
+def normalize(opts: dict | None) -> dict:
+    """``DEFAULTS`` updated with ``opts``; ``tokens`` defaults to ``context``."""
+    o = {**DEFAULTS, **(opts or {})}
+    if o["tokens"] is None:
+        o["tokens"] = o["context"]
+    return o
+
+
+def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
+    """Every number of one state: ``kvscope.memory.budget.compute`` (kept here, the module of record)."""
+    from kvscope.memory.budget import compute as _compute
+
+    return _compute(model, gpu, opts)

@@ -26,14 +26,11 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
     if p.suffix == ".json" or p.exists():
         try:
             raw = json.loads(p.read_text(encoding="utf-8"))
-            if not isinstance(raw, dict) or "model_type" not in raw:
-                raise ValueError("no 'model_type' key")
-            mt = raw.pop("model_type")
-            return AutoConfig.for_model(mt, **raw)
         except OSError as exc:
             raise UsageError(f"cannot read config {p}: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise UsageError(f"cannot parse config {p}: {str(exc).splitlines()[0][:160]}") from None
+        return config_from_dict(raw, str(p))
     from kvscope.models import hub_reachable
 
     try:  # without the hub, only the local cache is read (instead of minutes of retries)
@@ -45,6 +42,36 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
                          f"config.json): {first}") from None
 
 
+def config_from_dict(raw: Any, where: str) -> Any:
+    """A transformers config from a ``config.json``'s dict (``model_type`` picks the class)."""
+    from transformers import AutoConfig
+
+    if not isinstance(raw, dict) or "model_type" not in raw:
+        raise UsageError(f"cannot parse config {where}: no 'model_type' key")
+    try:  # the shared plausibility check (kvscope.configcheck, from the hardening round) when present
+        from kvscope.configcheck import check_config
+    except ImportError:  # pragma: no cover - a tree without it still gets the checks below
+        check_config = None
+    if check_config is not None:
+        check_config(raw, where)
+    try:
+        raw = dict(raw)
+        return AutoConfig.for_model(raw.pop("model_type"), **raw)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types for a bad field
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot parse config {where}: {first}") from None
+
+
+def display_name(name: str) -> str:
+    """What the page and the catalog show for ``name``: a hub id as is, a local path as its folder name
+    only (the page never embeds an absolute local path)."""
+    p = Path(name)
+    if not (p.suffix == ".json" or p.exists() or p.is_absolute() or name.startswith(".")):
+        return name
+    folder = p.parent if p.suffix == ".json" else p
+    return folder.name or p.stem or "config"
+
+
 def count_parameters(cfg: Any) -> tuple[int, int]:
     """(total, active) parameters of ``cfg`` built on the meta device."""
     import torch
@@ -53,7 +80,7 @@ def count_parameters(cfg: Any) -> tuple[int, int]:
     try:
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(cfg)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError, RuntimeError) as exc:
         raise UsageError(f"cannot build model type {cfg.model_type!r} from its config: "
                          f"{str(exc).splitlines()[0][:160]}") from None
     unique = {id(p): p for p in model.parameters()}
@@ -96,13 +123,20 @@ def model_from_config(name: str, trust_remote_code: bool = False) -> dict[str, A
 def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
     """A catalog entry for a transformers config object (parameters counted on the meta device)."""
     text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    for field in ("num_hidden_layers", "num_attention_heads", "hidden_size"):
+        value = getattr(text, field, None)
+        if type(value) is not int or value < 1:
+            raise UsageError(f"invalid model config {display_name(name)}: {field} = {value!r} must be an integer "
+                             "of at least 1")
     total, active = count_parameters(cfg)
     q = text.num_attention_heads
     kv_lora = getattr(text, "kv_lora_rank", None)
     counts = layer_counts(text)
     inter = getattr(text, "intermediate_size", None) or 4 * text.hidden_size
+    shown = display_name(name)
+    local = shown != name
     return {
-        "id": name, "name": Path(name).parent.name if name.endswith(".json") else name, "hf_id": name,
+        "id": shown, "name": shown, "hf_id": None if local else name,
         "layers": text.num_hidden_layers, "hidden": text.hidden_size, "q_heads": q,
         "kv_heads": getattr(text, "num_key_value_heads", None) or q,
         "head_dim": getattr(text, "head_dim", None) or text.hidden_size // q,
@@ -112,6 +146,7 @@ def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
         "params_total": total, "params_active": active,
         "tied_embeddings": bool(getattr(text, "tie_word_embeddings", False)),
         "native_context": int(getattr(text, "max_position_embeddings", 0) or 0),
-        "verified": True, "source": f"{name}; parameters counted on the meta device",
+        "verified": True, "source": f"{'a local config.json' if local else name}; parameters counted on the meta "
+                                    "device",
         "checked": datetime.date.today().isoformat(),
     }

@@ -2,6 +2,9 @@
 
 It binds 127.0.0.1 (never a public interface) and answers only for the files of ``web/`` known at
 start, by exact name: no directory listing, no path that could leave the folder, GET and HEAD only.
+Only requests whose Host header is ``127.0.0.1:PORT`` or ``localhost:PORT`` are answered (a page on
+another origin cannot reach it through DNS rebinding); every answer carries the page's
+Content-Security-Policy; a client that hangs up mid-answer is dropped quietly.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from kvscope.memory.page import render_index, web_files
+from kvscope.memory.page import CSP, render_index, web_files
 
 HOST = "127.0.0.1"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -30,7 +33,13 @@ def make_handler(files: dict[str, bytes]) -> type[http.server.BaseHTTPRequestHan
         server_version = "kvscope"
         sys_version = ""
 
+        def _host_ok(self) -> bool:
+            port = self.server.server_address[1]
+            return self.headers.get("Host", "").lower() in (f"127.0.0.1:{port}", f"localhost:{port}")
+
         def _resolve(self) -> tuple[int, bytes, str]:
+            if not self._host_ok():
+                return 421, b"misdirected request: use http://127.0.0.1:PORT/\n", "text/plain; charset=utf-8"
             path = urlsplit(self.path).path
             name = "index.html" if path == "/" else path[1:] if path.startswith("/") else ""
             if name not in files:
@@ -44,9 +53,17 @@ def make_handler(files: dict[str, bytes]) -> type[http.server.BaseHTTPRequestHan
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Security-Policy", CSP)
+            self.send_header("Referrer-Policy", "no-referrer")
             self.end_headers()
             if body:
                 self.wfile.write(data)
+
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):
+                self.close_connection = True  # the client hung up: nothing to answer
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             self._send(True)
@@ -60,13 +77,23 @@ def make_handler(files: dict[str, bytes]) -> type[http.server.BaseHTTPRequestHan
     return Handler
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """Drops clients that hang up without printing a traceback (socketserver prints one by default)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def make_server(data: dict[str, Any], port: int = 0) -> http.server.ThreadingHTTPServer:
     """A server on 127.0.0.1:``port`` (0 picks a free port) for the page with ``data`` inlined."""
     files = web_files()
     files["index.html"] = render_index(data).encode("utf-8")
-    server = http.server.ThreadingHTTPServer((HOST, port), make_handler(files))
-    server.daemon_threads = True
-    return server
+    return QuietServer((HOST, port), make_handler(files))
 
 
 def serve_in_thread(data: dict[str, Any], port: int = 0) -> tuple[http.server.ThreadingHTTPServer, str]:

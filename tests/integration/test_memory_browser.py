@@ -61,9 +61,18 @@ def gib_of(text: str) -> float:
     return float(re.search(r"[\d,]+(?:\.\d+)?", text).group(0).replace(",", ""))
 
 
+def wait_ready(pg, timeout_s=15.0):
+    """Poll until the page has drawn a few frames (wait_for_function evaluates a string: the CSP forbids it)."""
+    for _ in range(int(timeout_s / 0.05)):
+        if pg.evaluate("window.kvscope ? window.kvFrames : 0") > 2:
+            return
+        pg.wait_for_timeout(50)
+    raise AssertionError("the page never drew")
+
+
 def open_page(pg, site, query=""):
     pg.goto(site + query)
-    pg.wait_for_function("window.kvscope && window.kvFrames > 2")
+    wait_ready(pg)
 
 
 def test_loads_offline_without_errors_or_foreign_requests(page, site):
@@ -83,8 +92,9 @@ def test_export_is_self_contained(browser, tmp_path):
     urls, errors = [], []
     pg.on("request", lambda r: urls.append(r.url))
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)  # CSP violations too
     pg.goto(path.as_uri())
-    pg.wait_for_function("window.kvscope && window.kvFrames > 2")
+    wait_ready(pg)
     assert errors == [] and urls == [path.as_uri()]
     pg.close()
 
@@ -94,9 +104,11 @@ def test_js_formulas_match_python_vectors(page, site, tmp_path):
     gpus = catalog.gpus()
     for i, model in enumerate(catalog.models().values()):
         for j, opts in enumerate([{"mode": "static", "batch": 3, "context": 5000, "tokens": 1234},
-                                  {"mode": "cb", "batch": 16, "context": 8192, "kv_dtype": "int4", "tp": 4},
+                                  {"mode": "cb", "batch": 16, "context": 8192, "kv_dtype": "int4", "tp": 4,
+                                   "engine": "vllm", "activation_gib": 1.5, "gpu_memory_utilization": 0.8},
                                   {"mode": "paged", "batch": 128, "context": 131072, "kv_dtype": "fp8",
-                                   "weight_dtype": "int4", "engine": "vllm", "tp": 16},
+                                   "weight_dtype": "int4", "engine": "vllm", "tp": 16, "max_num_seqs": 64,
+                                   "max_num_batched_tokens": 2048, "cuda_graph_gib": 0},
                                   {"mode": "paged", "batch": 7, "context": 1_000_000, "page": 32,
                                    "free_sliding": False, "kv_dtype": "int8", "weight_dtype": "fp32"}]):
             gpu = list(gpus.values())[(i + j) % len(gpus)]
@@ -137,17 +149,35 @@ def expected(model="llama-3.1-8b", gpu="h100-sxm", **opts):
 
 
 @pytest.mark.parametrize("control,value,opts,field,key", [
-    ("#batch", "32", {"batch": 32}, "#v-kv", "kv_reserved_bytes"),
-    ("#context", "131072", {"context": 131072}, "#v-kv", "kv_reserved_bytes"),
+    ("#batch", "32", {"batch": 32}, "#v-full", "kv_full_bytes"),
+    ("#context", "131072", {"context": 131072}, "#v-full", "kv_full_bytes"),
     ("#model", "qwen3-4b", {"model": "qwen3-4b"}, "#v-weights", "weights_bytes"),
-    ("#kv", "fp8", {"kv_dtype": "fp8"}, "#v-kv", "kv_reserved_bytes"),
+    ("#kv", "fp8", {"kv_dtype": "fp8"}, "#v-kvpeak", "kv_peak_bytes"),
     ("#w", "int4", {"weight_dtype": "int4"}, "#v-weights", "weights_bytes"),
 ])
 def test_each_control_sets_the_expected_number(page, site, control, value, opts, field, key):
     open_page(page, site)
     page.select_option(control, value)
-    want = expected(**opts)[key] / GIB
-    assert gib_of(page.locator(field).inner_text()) == pytest.approx(want, rel=0.01)
+    r = expected(**opts)
+    want = r["capacity"][key] if key in r["capacity"] else r[key]
+    assert gib_of(page.locator(field).inner_text()) == pytest.approx(want / GIB, rel=0.01)
+
+
+def test_batch_one_at_128k_shows_16_gib_and_gpus_from_the_peak(page, site):
+    open_page(page, site, "?batch=1&context=131072&tokens=10")
+    assert page.locator("#k-full").inner_text() == "KV for 1 × 131,072"
+    assert page.locator("#v-full").inner_text() == "16.00 GiB"
+    page.evaluate("window.kvscope.set('tokens', 131072)")
+    assert page.locator("#v-full").inner_text() == "16.00 GiB"
+    assert "1.02 TiB" in page.locator("#v-peak").inner_text()  # with the 128K score matrix: TiB, not "1045 GiB"
+    assert "−1,023.98 GiB" in page.locator("#v-peak").inner_text()  # thousands separators
+    few = page.evaluate("window.kvscope.particles()")
+    page.select_option("#batch", "128")
+    assert page.evaluate("window.kvscope.particles()") > few  # more bytes per step, denser particles
+    open_page(page, site, "?model=llama-3.1-70b&batch=64&context=32768")
+    assert page.locator("#v-gpus").inner_text().startswith("8 (tensor parallel) at the peak")
+    tips = [r["tip"] for r in page.evaluate("window.kvscope.regions()")]
+    assert sum(t.startswith("GPU ") and " of 8:" in t for t in tips) == 8  # every GPU drawn
 
 
 def test_gpu_and_tp_controls_change_occupancy_and_gpus_required(page, site):
@@ -155,49 +185,76 @@ def test_gpu_and_tp_controls_change_occupancy_and_gpus_required(page, site):
     page.select_option("#model", "llama-3.1-70b")
     assert page.locator("#v-gpus").inner_text().startswith("2")
     page.select_option("#gpu", "h200")
-    assert page.locator("#v-gpus").inner_text() == "1"
+    assert page.locator("#v-gpus").inner_text().startswith("1 at the peak")
     page.select_option("#tp", "4")
-    occ = expected("llama-3.1-70b", "h200", tp=4)["per_gpu"]["occupancy"]
+    occ = expected("llama-3.1-70b", "h200", tp=4)["capacity"]["occupancy_peak"]
     assert gib_of(page.locator("#v-occ").inner_text()) == pytest.approx(100 * occ, abs=0.06)
 
 
-def test_mode_toggles_change_efficiency_and_drawing(page, site):
-    open_page(page, site, "?batch=32")
-    shots = {"paged": page.evaluate("window.kvscope.snapshot(1000)")}
-    eff = {"paged": page.locator("#v-eff").inner_text()}
-    page.click("#paged")
-    shots["cb"], eff["cb"] = page.evaluate("window.kvscope.snapshot(1000)"), page.locator("#v-eff").inner_text()
-    page.click("#cb")
-    shots["static"], eff["static"] = page.evaluate("window.kvscope.snapshot(1000)"), page.locator("#v-eff").inner_text()
-    for mode in ("paged", "cb", "static"):
-        want = 100 * expected(batch=32, mode=mode)["efficiency"]
-        assert gib_of(eff[mode]) == pytest.approx(want, abs=0.06), mode
-    assert len(set(shots.values())) == 3
-    assert "?" in page.url and "paged=0" in page.url and "cb=0" in page.url
+def test_each_toggle_changes_the_picture_and_cb_raises_efficiency(page, site):
+    """README example (batch 32, 8K): static -> CB -> paged -> Flash off -> vLLM, each snapshot differs."""
+    open_page(page, site, "?batch=32&cb=0&paged=0")
+    shots, eff = [page.evaluate("window.kvscope.snapshot(1000)")], {}
+    assert page.evaluate("window.kvscope.snapshot(1000)") == shots[0]  # deterministic at a fixed time
+    eff["static"] = gib_of(page.locator("#v-eff").inner_text())
+    formulas = [page.locator("#v-formula").inner_text()]
+    for button, mode in (("#cb", "cb"), ("#paged", "paged"), ("#flash", None), ("#engine", None)):
+        page.click(button)
+        shots.append(page.evaluate("window.kvscope.snapshot(1000)"))
+        assert differing_pixels(shots[-2], shots[-1]) > 500, button
+        formulas.append(page.locator("#v-formula").inner_text())
+        if mode:
+            eff[mode] = gib_of(page.locator("#v-eff").inner_text())
+    assert len(set(formulas[:4])) == 4  # static, CB, paged, Flash off: the formula box changes with the mode
+    assert "⌈n/16⌉·16" in formulas[2] and "⌈" not in formulas[0] + formulas[1]
+    for mode, got in eff.items():
+        assert got == pytest.approx(100 * expected(batch=32, mode=mode)["run_efficiency"], abs=0.06), mode
+    assert eff["static"] < eff["cb"] < eff["paged"]
+    assert "paged=1" in page.url and "flash=0" in page.url and "engine=1" in page.url
 
 
-def test_flash_toggle_draws_banner_and_strikethrough(page, site):
+def image(data_url: str):
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
+
+
+def differing_pixels(a: str, b: str) -> int:
+    from PIL import ImageChops
+
+    diff = ImageChops.difference(image(a), image(b)).convert("L").point(lambda v: 255 if v > 24 else 0)
+    return sum(diff.histogram()[255:])
+
+
+def test_flash_toggle_draws_banner_ghosts_and_strikethrough(page, site):
     open_page(page, site)
     on, total_on = page.evaluate("window.kvscope.snapshot(0)"), page.locator("#v-total").inner_text()
     assert page.locator("#v-peak s").count() == 1
+    ghosts = [r for r in page.evaluate("window.kvscope.regions()") if r["tip"].startswith("SAVED")]
+    assert len(ghosts) == 5 and "GiB" in ghosts[0]["tip"]  # one per active HBM stack of an H100
     page.click("#flash")
     off, total_off = page.evaluate("window.kvscope.snapshot(0)"), page.locator("#v-total").inner_text()
     assert page.locator("#v-peak s").count() == 0 and on != off
-    # the banner's red sits at the top centre only when Flash is on
+    assert not [r for r in page.evaluate("window.kvscope.regions()") if r["tip"].startswith("SAVED")]
     assert banner_red(on) and not banner_red(off)
-    # the saving is transient: resident memory is the same with and without Flash
-    assert total_on == total_off
-    assert gib_of(total_on) == pytest.approx(expected()["total_bytes"] / GIB, rel=0.01)
-    peak = expected()["per_gpu"]
-    assert gib_of(page.locator("#v-peak").inner_text()) == pytest.approx(peak["peak_without_flash"] / GIB, rel=0.01)
+    assert total_on == total_off  # the saving is transient: resident memory is the same
+    assert gib_of(total_on) == pytest.approx(expected()["capacity"]["total_peak_bytes"] / GIB, rel=0.01)
 
 
 def banner_red(data_url: str) -> bool:
-    from PIL import Image
-
-    img = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
+    img = image(data_url)
     r, g, b = img.getpixel((img.width // 2 - 150, 14))
     return r > 150 and g < 60 and b < 60
+
+
+def test_dot_is_visible_at_every_sampled_step(page, site):
+    open_page(page, site, "?batch=128")
+    for frac in (0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1):
+        page.evaluate("(t) => window.kvscope.set('tokens', t)", round(8192 * frac))
+        img = image(page.evaluate("window.kvscope.snapshot(500)"))
+        dot = page.evaluate("window.kvscope.dot()")
+        r, g, b = img.getpixel((round(dot["x"]), round(dot["y"])))
+        assert (r, g, b) == (217, 249, 157), (frac, dot, (r, g, b))  # the dot colour, nothing drawn over it
 
 
 def test_play_animates_and_pause_stops(page, site):
@@ -214,13 +271,33 @@ def test_play_animates_and_pause_stops(page, site):
     assert f"tokens={round(held)}" in page.url
 
 
-def test_url_state_is_restored(page, site):
+def test_url_state_is_restored_and_clamped(page, site):
     open_page(page, site, "?model=gemma-2-9b&gpu=l4&batch=4&context=4096&cb=0&paged=0&flash=0&kv=fp8")
     assert page.locator("#model").input_value() == "gemma-2-9b"
     assert page.locator("#gpu").input_value() == "l4"
     assert page.locator("#flash").get_attribute("aria-pressed") == "false"
     want = expected("gemma-2-9b", "l4", batch=4, context=4096, mode="static", kv_dtype="fp8")
-    assert gib_of(page.locator("#v-kv").inner_text()) == pytest.approx(want["kv_reserved_bytes"] / GIB, rel=0.01)
+    assert gib_of(page.locator("#v-full").inner_text()) == pytest.approx(want["capacity"]["kv_full_bytes"] / GIB,
+                                                                         rel=0.01)
+    open_page(page, site, "?tp=0&batch=-5&context=1e99&tokens=NaN&util=7")
+    state = page.evaluate("window.kvscope.state")
+    assert (state["tp"], state["batch"], state["context"], state["util"]) == (1, 1, 10_000_000, 1)
+    text = page.locator("#left").inner_text()
+    assert "NaN" not in text and "∞" not in text and "Infinity" not in text
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1366, 768)])
+def test_left_column_scrolls_when_it_does_not_fit(browser, site, size):
+    pg = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    open_page(pg, site)
+    left = pg.locator("#left")
+    assert left.evaluate("e => e.scrollHeight > e.clientHeight + 20")
+    box = left.bounding_box()
+    pg.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    pg.mouse.wheel(0, 2000)  # a user's wheel, which an overflow: hidden column would ignore
+    pg.wait_for_timeout(300)
+    assert left.evaluate("e => e.scrollTop") > 0 and pg.locator("#factoid").is_visible()
+    pg.close()
 
 
 def test_screenshot_is_not_blank(page, site):
@@ -231,22 +308,74 @@ def test_screenshot_is_not_blank(page, site):
     assert len(img.getcolors(maxcolors=1 << 24)) > 200
 
 
-def test_hover_shows_tooltip(page, site):
+def test_hover_shows_tooltips(page, site):
     open_page(page, site)
     page.hover("#flash")
     assert "FlashAttention" in page.locator("#tip").inner_text()
+    stack = next(r for r in page.evaluate("window.kvscope.regions()") if r["tip"].startswith("HBM3 stack"))
     box = page.locator("#view").bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2 - 40, box["y"] + box["height"] * 0.4)
-    assert page.locator("#tip").is_visible()
+    page.mouse.move(box["x"] + stack["x"] + stack["w"] / 2, box["y"] + stack["y"] + stack["h"] - 4)
+    assert "left and right of the die" in page.locator("#tip").inner_text()
+    die = next(r for r in page.evaluate("window.kvscope.regions()") if "bandwidth" in r["tip"])
+    assert die["w"] == die["h"]  # the die carries the bandwidth indicator
+
+
+def test_factoid_refreshes_on_every_change(page, site):
+    open_page(page, site)
+    before = page.locator("#v-factoid").inner_text()
+    page.select_option("#gpu", "h200")
+    after = page.locator("#v-factoid").inner_text()
+    assert before != after and "4,800 GB/s" in after
 
 
 def test_step_slider_and_engine_toggle(page, site):
     open_page(page, site)
     page.locator("#tokens").fill("1000")
-    want = expected(tokens=1000)
-    assert gib_of(page.locator("#v-kv").inner_text()) == pytest.approx(want["kv_reserved_bytes"] / GIB, rel=0.01)
     assert page.locator("#v-context").inner_text().startswith("1,000 / 8,192")
+    reserved = expected(tokens=1000)["kv_reserved_bytes"]
+    assert f"1,000: {reserved / 2**20:,.2f} MiB reserved" in page.locator("#v-basis").inner_text()
     assert page.locator("#v-engine").is_hidden()
     page.click("#engine")
     text = page.locator("#v-engine").inner_text()
     assert f"{expected(engine='vllm')['engine']['kv_tokens']:,} tokens" in text
+
+
+HOSTILE = ["<img src=x onerror=alert(1)>", "<!--<script>"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_model_folder_names_are_inert_in_export_and_serve(browser, tmp_path, name, capsys):
+    """Issue 11: a folder name reached innerHTML (script ran) or broke the data element (page died)."""
+    from kvscope.cli import main
+    from kvscope.memory.hfconfig import model_from_config
+    from kvscope.memory.server import serve_in_thread
+
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TINY_CONFIG))
+    export = tmp_path / "page.html"
+    main(["memory", "--model", str(folder), "--export", str(export)])
+    html = export.read_text()
+    assert str(tmp_path) not in html and name not in html  # no local path; the name only as JSON escapes
+    entry = model_from_config(str(folder))
+    server, url = serve_in_thread(catalog.page_data([entry], {"model": entry["id"]}))
+    try:
+        for target in (export.as_uri(), url):
+            pg = browser.new_page()
+            dialogs, errors = [], []
+            pg.on("dialog", lambda d, seen=dialogs: (seen.append(d.message), d.dismiss()))
+            pg.on("pageerror", lambda e, seen=errors: seen.append(str(e)))
+            pg.goto(target)
+            wait_ready(pg)
+            assert pg.locator("#model").input_value() == name  # the page works, on that model
+            assert pg.locator("#v-model").inner_text().startswith(name)
+            assert pg.locator("img").count() == 0 and not dialogs and not errors, target
+            pg.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+TINY_CONFIG = {"model_type": "llama", "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64,
+               "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+               "max_position_embeddings": 256}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -81,6 +82,55 @@ def test_bad_input_is_one_line_exit_2(capsys, args, message):
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--json", "--export", "x.html"], "choose one"),
+    (["--serve", "--json"], "choose one"),
+    (["--serve", "--export", "x.html"], "choose one"),
+    (["--activation-gib", "nan", "--json"], "--activation-gib must be a finite number"),
+    (["--activation-gib", "inf", "--json"], "--activation-gib must be a finite number"),
+    (["--gpu-memory-utilization", "1.5", "--json"], "--gpu-memory-utilization must be between"),
+    (["--max-num-seqs", "0", "--json"], "--max-num-seqs must be between"),
+    (["--port", "99999"], "--port must be between 0 and 65,535"),
+    (["--port", "-1"], "--port must be between"),
+])
+def test_conflicts_non_finite_numbers_and_bad_ports_exit_2(capsys, args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *args)
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_json_reports_capacity_at_the_peak_and_every_slot_full(capsys):
+    out, _ = run_ok(capsys, "--model", "llama-3.1-70b", "--batch", "64", "--context", "32768", "--json")
+    cap = json.loads(out)["capacity"]
+    assert cap["basis"].startswith("workload peak") and cap["kv_full_bytes"] == 640 * 2**30
+    assert cap["gpus_required"] == json.loads(out)["gpus_required"] == 8
+    out, _ = run_ok(capsys, "--batch", "1", "--context", "131072", "--json")
+    assert json.loads(out)["capacity"]["kv_full_bytes"] == 16 * 2**30
+
+
+def test_library_entry_point_is_what_the_cli_prints(capsys):
+    from kvscope.memory import estimate_memory
+
+    est = estimate_memory("llama-3.1-8b", "h100-sxm", batch=1, context=131_072)
+    assert est.kv_bytes == 16 * 2**30 and est.gpus_required == 1
+    assert "16.00 GiB" in repr(est) and "<table>" in est._repr_html_()
+    out, _ = run_ok(capsys, "--batch", "1", "--context", "131072", "--json")
+    assert json.loads(out) == json.loads(json.dumps(est.to_dict()))
+    with pytest.raises(Exception, match="--batch must be between"):
+        estimate_memory("llama-3.1-8b", "h100-sxm", batch=0)
+
+
+def test_library_accepts_a_config_dict():
+    from kvscope.memory import estimate_memory
+
+    cfg = {"model_type": "llama", "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+    est = estimate_memory(cfg, "t4", batch=3, context=64)
+    assert est.numbers["kv_bytes_per_token"] == 2 * 2 * 2 * 8 * 2  # K+V, layers, kv_heads, head_dim, bf16
+    assert est.kv_bytes == 3 * 64 * 128 and est.model["params_total"] > 0
+
+
 def test_context_above_native_window_warns(capsys):
     out, err = run_ok(capsys, "--model", "gemma-2-9b", "--context", "131072", "--json")
     assert "above Gemma-2-9B's native window of 8,192" in err and json.loads(out)["model"] == "gemma-2-9b"
@@ -94,6 +144,16 @@ def test_unparseable_config_is_a_usage_error(capsys, tmp_path):
     bad.write_text('{"hidden_size": 8}')
     code, _, err = run(capsys, "--model", str(bad), "--json")
     assert code == 2 and "no 'model_type'" in err
+
+
+@pytest.mark.parametrize("change,field", [({"num_attention_heads": 0}, "num_attention_heads"),
+                                          ({"num_hidden_layers": "2"}, "num_hidden_layers")])
+def test_broken_config_fields_are_one_line_exit_2(capsys, tmp_path, change, field):
+    cfg = {"model_type": "llama", "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, **change}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    code, _, err = run(capsys, "--model", str(tmp_path / "config.json"), "--json")
+    assert code == 2 and field in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_config_path_is_counted_on_the_meta_device(capsys, tmp_path, tiny):
@@ -126,6 +186,53 @@ def test_json_path_does_not_import_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["options"]["batch"] == 4
+
+
+def serve_proc(*args):
+    return subprocess.Popen([sys.executable, "-m", "kvscope", "memory", "--no-browser", *args],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def test_model_or_gpu_alone_open_the_page_on_it():
+    import re as _re
+
+    proc = serve_proc("--model", "qwen3-8b", "--gpu", "h200")
+    try:
+        line = proc.stderr.readline()
+        assert _re.search(r"http://127\.0\.0\.1:\d+/\?model=qwen3-8b&gpu=h200&", line), line
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_unknown_gpu_exits_2_before_any_server_starts():
+    res = subprocess.run([sys.executable, "-m", "kvscope", "memory", "--no-browser", "--gpu", "nope"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "unknown GPU 'nope'" in res.stderr and "serving" not in res.stderr
+    assert res.stderr.count("\n") == 1
+
+
+def test_clients_that_hang_up_leave_no_traceback():
+    import re as _re
+    import socket
+    import struct
+
+    proc = serve_proc()
+    try:
+        port = int(_re.search(r"127\.0\.0\.1:(\d+)/", proc.stderr.readline()).group(1))
+        for _ in range(40):  # ask for the page, then reset the connection without reading it
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            s.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 200  # still serving
+        conn.close()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err, err
 
 
 def test_serve_prints_a_loopback_url_and_answers():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 
 import pytest
@@ -20,14 +21,34 @@ def server():
     srv.server_close()
 
 
-def get(server, path, method="GET"):
-    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
-    conn.putrequest(method, path, skip_accept_encoding=True)
+def get(server, path, method="GET", host=None, headers=False):
+    port = server.server_address[1]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    conn.putheader("Host", f"127.0.0.1:{port}" if host is None else host)
     conn.endheaders()
     resp = conn.getresponse()
     body = resp.read()
     conn.close()
-    return resp.status, body
+    return (resp.status, body, dict(resp.getheaders())) if headers else (resp.status, body)
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:{port}", "127.0.0.1", "127.0.0.1:1",
+                                  "localhost.attacker.example:{port}", ""])
+def test_foreign_host_headers_are_refused(server, host):
+    """DNS rebinding: a page on attacker.example resolving to 127.0.0.1 must get nothing."""
+    status, body = get(server, "/", host=host.format(port=server.server_address[1]))
+    assert status == 421 and b"kv-data" not in body
+
+
+def test_loopback_hosts_are_answered_with_a_csp(server):
+    port = server.server_address[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+        status, body, headers = get(server, "/", host=host, headers=True)
+        assert status == 200 and b"kv-data" in body
+        csp = headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe" not in csp
+        assert b'http-equiv="Content-Security-Policy"' in body
 
 
 def test_binds_loopback_only(server):
@@ -57,6 +78,16 @@ def test_no_traversal_and_no_listing(server, path):
 def test_other_methods_are_refused(server):
     assert get(server, "/", "POST")[0] == 501
     assert get(server, "/", "HEAD") == (200, b"")
+
+
+def test_data_element_cannot_be_closed_or_commented_by_any_string():
+    from kvscope.memory.page import data_script
+
+    hostile = {"name": "</script><script>alert(1)</script><!--<script>&amp;"}
+    html = data_script(hostile)
+    inner = html[html.index(">") + 1:html.rindex("</script>")]
+    assert "<" not in inner and ">" not in inner and "&" not in inner
+    assert json.loads(inner) == hostile
 
 
 def test_export_inlines_everything():

@@ -1,4 +1,4 @@
-// Mirror of kvscope/memory/formulas.py, function for function (read its docstring for the
+// Mirror of kvscope/memory/formulas.py and budget.py, function for function (read its docstring for the
 // definitions and references). The dtype, engine and default tables come from the Python side through
 // configure(data); tests evaluate shared vectors written by Python against this module in chromium.
 
@@ -57,12 +57,12 @@ export function requestLength(k, context) {
 export function slotAt(slot, step, batch, context, mode) {
   if (mode === "static") {
     const n = requestLength(slot, context);
-    return {tokens: Math.min(step, n), request: slot, done: step >= n ? 1 : 0};
+    return {tokens: Math.min(step, n), request: slot, done: step >= n ? 1 : 0, idle: step > n};
   }
   let k = slot, start = 1, done = 0;
   for (;;) {
     const n = requestLength(k, context);
-    if (step < start + n) return {tokens: Math.max(0, step - start + 1), request: k, done};
+    if (step < start + n) return {tokens: Math.max(0, step - start + 1), request: k, done, idle: false};
     start += n; k += batch; done += 1;
   }
 }
@@ -76,10 +76,10 @@ function sumPages(m, w, page) {
   return page * page * q * (q + 1) / 2 + r * (q + 1) * page;
 }
 
-export function slotBytes(model, opts, n) {
+export function slotBytes(model, opts, n, idle = false) {
   const lt = model.layer_types, lb = layerBytesPerToken(model, opts.kv_dtype);
   const w = opts.free_sliding ? model.sliding_window : null;
-  const real = lb * (lt.full * n + lt.sliding * (w ? Math.min(n, w) : n));
+  const real = idle ? 0 : lb * (lt.full * n + lt.sliding * (w ? Math.min(n, w) : n));
   if (opts.mode === "paged") {
     const p = opts.page;
     return [real, lb * (lt.full * pages(n, p) + lt.sliding * pages(w ? Math.min(n, w) : n, p))];
@@ -102,10 +102,7 @@ export function runEfficiency(model, opts) {
       if (mode === "paged") {
         reserved += lt.full * sumPages(m, null, opts.page) + lt.sliding * sumPages(m, w, opts.page);
       }
-      if (mode === "static") {
-        real += (T - m) * (lt.full * m + lt.sliding * (w ? Math.min(m, w) : m));
-        break;
-      }
+      if (mode === "static") break; // held after it finished: reserved, not real
       start += n; k += B;
     }
     if (mode !== "paged") reserved += T * (lt.full * T + lt.sliding * (w ? Math.min(T, w) : T));
@@ -118,7 +115,7 @@ export function batchState(model, opts) {
   let real = 0, reserved = 0, done = 0;
   for (let s = 0; s < opts.batch; s++) {
     const st = slotAt(s, opts.tokens, opts.batch, opts.context, opts.mode);
-    const [r, v] = slotBytes(model, opts, st.tokens);
+    const [r, v] = slotBytes(model, opts, st.tokens, st.idle);
     slots.push(st);
     real += r; reserved += v; done += st.done;
   }
@@ -136,6 +133,10 @@ export function usableBytes(gpu) {
   return gpu.visible_mib ? gpu.visible_mib * MIB : gpu.memory_gb * 1e9;
 }
 
+export function cudaTotalBytes(gpu) {
+  return gpu.cuda_total_mib ? gpu.cuda_total_mib * MIB : usableBytes(gpu) - TABLES.engines.vllm.driver_reserve_mib * MIB;
+}
+
 export function perRankNeed(model, opts, tp, kvReserved) {
   return weightBytes(model.params_total, opts.weight_dtype) / tp + kvReserved * kvShare(model, tp);
 }
@@ -148,24 +149,76 @@ export function gpusRequired(model, gpu, opts, kvReserved) {
   return null;
 }
 
-export function activationEstimate(model, opts, eng) {
+function pagedBytes(model, opts, held) {
+  const lt = model.layer_types, lb = layerBytesPerToken(model, opts.kv_dtype), p = opts.page;
+  const w = opts.free_sliding ? model.sliding_window : null;
+  return lb * (lt.full * pages(held, p) + lt.sliding * pages(w ? Math.min(held, w) : held, p));
+}
+
+export function workloadPeak(model, opts) {
+  const T = opts.context, B = opts.batch;
+  if (opts.mode !== "paged") return [B * slotBytes(model, opts, T)[1], 1];
+  const segs = [], ends = new Set([T]);
+  for (let s = 0; s < B; s++) {
+    const starts = [], lens = [];
+    for (let k = s, start = 1; start <= T; k += B) {
+      const n = requestLength(k, T);
+      starts.push(start); lens.push(n); ends.add(Math.min(start + n - 1, T));
+      start += n;
+    }
+    segs.push([starts, lens]);
+  }
+  const steps = [...ends].sort((a, b) => a - b), total = new Float64Array(steps.length);
+  for (const [starts, lens] of segs) {
+    let i = 0;
+    for (let j = 0; j < steps.length; j++) {
+      while (i + 1 < starts.length && starts[i + 1] <= steps[j]) i++;
+      total[j] += pagedBytes(model, opts, Math.min(steps[j] - starts[i] + 1, lens[i]));
+    }
+  }
+  let best = 0;
+  for (let j = 1; j < steps.length; j++) if (total[j] > total[best]) best = j;
+  return [total[best], steps[best]];
+}
+
+export function capacity(model, gpu, o, weights) {
+  const full = o.batch * slotBytes(model, o, o.context)[1];
+  const [peak, step] = workloadPeak(model, o);
+  const tp = o.tp, share = kvShare(model, tp);
+  const basis = o.mode === "paged" ? "workload peak (paged: the most pages held at once)"
+    : "every slot reserves the full context from its first step";
+  return {basis, peak_step: step, kv_full_bytes: full, kv_peak_bytes: peak,
+    total_full_bytes: weights + full, total_peak_bytes: weights + peak,
+    per_gpu_peak_bytes: weights / tp + peak * share, per_gpu_full_bytes: weights / tp + full * share,
+    occupancy_peak: (weights / tp + peak * share) / usableBytes(gpu),
+    gpus_required: gpusRequired(model, gpu, o, peak), gpus_required_full: gpusRequired(model, gpu, o, full)};
+}
+
+export function activationEstimate(model, opts) {
   if (opts.activation_gib !== null && opts.activation_gib !== undefined) return opts.activation_gib * GIB;
+  const m = opts.max_num_batched_tokens;
   const mlp = model.hidden * 4 + model.intermediate * 3 / opts.tp;
-  return eng.max_num_batched_tokens * mlp * 2 + eng.max_num_seqs * model.vocab * 4 + eng.non_torch_gib * GIB;
+  return m * mlp * 2 + Math.min(opts.max_num_seqs, m) * model.vocab * 4;
 }
 
 export function engineBudget(model, gpu, opts) {
   if (!opts.engine) return null;
   const eng = TABLES.engines[opts.engine], tp = opts.tp;
-  const requested = usableBytes(gpu) * eng.gpu_memory_utilization;
+  const total = cudaTotalBytes(gpu), requested = total * opts.gpu_memory_utilization;
   const weights = weightBytes(model.params_total, opts.weight_dtype) / tp;
-  const act = activationEstimate(model, opts, eng);
-  const avail = requested - weights - act;
+  const act = activationEstimate(model, opts);
+  const nonTorch = eng.non_torch_gib * GIB, comm = tp > 1 ? eng.comm_gib * GIB : 0;
+  const graphs = (opts.cuda_graph_gib === null || opts.cuda_graph_gib === undefined ? eng.cuda_graph_gib : opts.cuda_graph_gib) * GIB;
+  const avail = requested - weights - act - nonTorch - comm - graphs;
   const perBlock = eng.block_size * kvBytesPerToken(model, opts.kv_dtype) * kvShare(model, tp);
   const blocks = avail > 0 ? Math.max(0, Math.floor(avail / perBlock)) : 0;
   const perReq = Math.ceil(opts.context / eng.block_size);
-  return {engine: opts.engine, ...eng, requested_bytes: requested, weights_bytes: weights,
-    activation_bytes: act, available_kv_bytes: avail, kv_blocks: blocks,
+  return {engine: opts.engine, block_size: eng.block_size, cuda_total_bytes: total,
+    cuda_total_measured: !!gpu.cuda_total_mib, gpu_memory_utilization: opts.gpu_memory_utilization,
+    max_num_batched_tokens: opts.max_num_batched_tokens, max_num_seqs: opts.max_num_seqs,
+    requested_bytes: requested, weights_bytes: weights, activation_bytes: act,
+    activation_measured: opts.activation_gib !== null && opts.activation_gib !== undefined, non_torch_bytes: nonTorch,
+    comm_bytes: comm, cuda_graph_bytes: graphs, available_kv_bytes: avail, kv_blocks: blocks,
     kv_tokens: blocks * eng.block_size, max_concurrency: blocks / perReq};
 }
 
@@ -183,6 +236,14 @@ export function normalize(opts) {
   return o;
 }
 
+// capacity depends on everything but the step: cached for the animation
+let capKey = null, capValue = null;
+function cachedCapacity(model, gpu, o, weights) {
+  const key = JSON.stringify([model.id, model.params_total, gpu.id, {...o, tokens: 0}]);
+  if (key !== capKey) { capKey = key; capValue = capacity(model, gpu, o, weights); }
+  return capValue;
+}
+
 export function compute(model, gpu, opts) {
   const o = normalize(opts);
   const st = batchState(model, o), tp = o.tp;
@@ -190,19 +251,20 @@ export function compute(model, gpu, opts) {
   const kvRank = st.kv_reserved * kvShare(model, tp);
   const residentRank = weights / tp + kvRank;
   const fa = flashWorkspace(model, o, tp);
+  const cap = cachedCapacity(model, gpu, o, weights);
   return {
     model: model.id, gpu: gpu.id, options: o,
     layer_bytes_per_token: layerBytesPerToken(model, o.kv_dtype),
     kv_bytes_per_token: kvBytesPerToken(model, o.kv_dtype),
-    weights_bytes: weights, kv_real_bytes: st.kv_real, kv_reserved_bytes: st.kv_reserved,
+    weights_bytes: weights, capacity: cap, gpus_required: cap.gpus_required,
+    kv_real_bytes: st.kv_real, kv_reserved_bytes: st.kv_reserved,
     total_bytes: weights + st.kv_reserved,
     per_gpu: {tp, kv_share: kvShare(model, tp), weights_bytes: weights / tp, kv_bytes: kvRank,
       resident_bytes: residentRank, usable_bytes: usableBytes(gpu), occupancy: residentRank / usableBytes(gpu),
-      peak_without_flash: residentRank + fa.without_flash, peak_with_flash: residentRank + fa.with_flash},
+      peak_without_flash: cap.per_gpu_peak_bytes + fa.without_flash, peak_with_flash: cap.per_gpu_peak_bytes + fa.with_flash},
     efficiency: st.kv_reserved ? st.kv_real / st.kv_reserved : 0.0,
     run_efficiency: runEfficiency(model, o),
-    requests_done: st.requests_done, slots: st.slots,
-    flash: fa, gpus_required: gpusRequired(model, gpu, o, st.kv_reserved),
+    requests_done: st.requests_done, slots: st.slots, flash: fa,
     engine: engineBudget(model, gpu, o), decode: decodeBound(model, gpu, o, st.kv_real),
     paper_band: {used_before_paging: [0.204, 0.382], waste_with_paging_below: 0.04},
   };

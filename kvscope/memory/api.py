@@ -1,0 +1,200 @@
+"""``estimate_memory``: the library entry point of ``kvscope memory`` (the CLI is a thin client of it).
+
+    >>> import kvscope as ks
+    >>> est = ks.estimate_memory("llama-3.1-8b", "h100-sxm", batch=1, context=131_072)
+    >>> est.kv_bytes / 2**30
+    16.0
+
+``model`` is a catalog name, a path to a ``config.json`` (or its folder), a hub id, a config dict, a
+transformers config or a loaded model (its ``.config``). Counting a config imports torch (meta device).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvscope.errors import UsageError
+
+GIB = 2**30
+
+
+@dataclass
+class MemoryEstimate:
+    """Every number of one state (``numbers``: see ``kvscope.memory.budget.compute``) with its inputs.
+
+    ``kv_bytes`` is the KV cache for every slot full (batch x context); ``kv_peak_bytes`` the most the
+    workload reserves at once; ``gpus_required`` rests on the peak. Bytes are exact; GiB = 2**30 bytes.
+    """
+
+    model: dict[str, Any]
+    gpu: dict[str, Any]
+    options: dict[str, Any]
+    numbers: dict[str, Any]
+    slots: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def capacity(self) -> dict[str, Any]:
+        return self.numbers["capacity"]
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.capacity["kv_full_bytes"]
+
+    @property
+    def kv_peak_bytes(self) -> int:
+        return self.capacity["kv_peak_bytes"]
+
+    @property
+    def gpus_required(self) -> int | None:
+        return self.capacity["gpus_required"]
+
+    @property
+    def efficiency(self) -> float:
+        """KV token-steps of running requests / token-steps reserved, over the whole run."""
+        return self.numbers["run_efficiency"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: catalog entries, options and every number (without the per-slot states)."""
+        return {"model_entry": self.model, "gpu_entry": self.gpu, **self.numbers}
+
+    def summary(self) -> list[tuple[str, str]]:
+        """The headline as (name, value) rows."""
+        o, cap = self.options, self.capacity
+        gpus = str(cap["gpus_required"]) if cap["gpus_required"] else "none with tensor parallelism alone"
+        return [("model / GPU", f"{self.model['name']} on {self.gpu['name']}"),
+                (f"KV for {o['batch']:,} x {o['context']:,}", fmt_bytes(cap["kv_full_bytes"])),
+                ("KV at workload peak", f"{fmt_bytes(cap['kv_peak_bytes'])} (step {cap['peak_step']:,})"),
+                ("weights", fmt_bytes(self.numbers["weights_bytes"])),
+                ("GPUs required (peak)", gpus),
+                ("efficiency over the run", f"{self.efficiency:.1%} ({o['mode']})")]
+
+    def __repr__(self) -> str:
+        o, cap = self.options, self.capacity
+        return (f"MemoryEstimate({self.model['name']} on {self.gpu['name']}, {o['batch']:,} x {o['context']:,} "
+                f"tokens, {o['mode']}: KV {fmt_bytes(cap['kv_full_bytes'])}, peak {fmt_bytes(cap['kv_peak_bytes'])}, "
+                f"GPUs {cap['gpus_required']})")
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                       for k, v in self.summary())
+        return f"<table><caption>kvscope memory estimate</caption>{rows}</table>"
+
+
+def fmt_bytes(b: float) -> str:
+    """Binary units with thousands separators: '16.00 GiB', '1.25 TiB', '131,070.00 GiB' never."""
+    for unit, size in (("TiB", 2**40), ("GiB", GIB), ("MiB", 2**20), ("KiB", 1024)):
+        if abs(b) >= size or unit == "KiB":
+            return f"{b / size:,.2f} {unit}"
+    return f"{b:,.0f} B"  # pragma: no cover
+
+
+def _range(name: str, value: Any, low: float, high: float, integer: bool = True) -> Any:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
+        raise UsageError(f"--{name} must be a finite {'integer' if integer else 'number'} (got {value!r})")
+    if not low <= value <= high:
+        raise UsageError(f"--{name} must be between {low:,} and {high:,} (got {value:,})")
+    return value
+
+
+def _choice(name: str, value: str, valid: list[str]) -> str:
+    if value not in valid:
+        raise UsageError(f"--{name} {value!r} is not valid: use one of {', '.join(valid)}")
+    return value
+
+
+def build_options(*, batch: int, context: int, tokens: int | None, kv_dtype: str,
+                  weight_dtype: str, mode: str, flash: bool, tp: int, page: int, engine: str | None,
+                  keep_sliding: bool, gpu_memory_utilization: float, max_num_batched_tokens: int,
+                  max_num_seqs: int, activation_gib: float | None, cuda_graph_gib: float | None
+                  ) -> tuple[dict, list[str]]:
+    """Validated options (``formulas.DEFAULTS`` keys); a bad value raises ``UsageError``. Needs no model,
+    so every option is checked before a config is read or counted."""
+    from kvscope.memory import formulas as f
+
+    lim = f.ENGINE_LIMITS
+    _range("batch", batch, 1, f.MAX_BATCH)
+    _range("context", context, 1, f.MAX_CONTEXT)
+    _range("tp", tp, 1, f.MAX_TP)
+    _range("page", page, 1, 4096)
+    if tokens is not None:
+        _range("tokens", tokens, 0, context)
+    _range("gpu-memory-utilization", gpu_memory_utilization, *lim["gpu_memory_utilization"], integer=False)
+    _range("max-num-batched-tokens", max_num_batched_tokens, *lim["max_num_batched_tokens"])
+    _range("max-num-seqs", max_num_seqs, *lim["max_num_seqs"])
+    for name, v in (("activation-gib", activation_gib), ("cuda-graph-gib", cuda_graph_gib)):
+        if v is not None:
+            _range(name, v, *lim[name.replace("-", "_")], integer=False)
+    return f.normalize({
+        "batch": batch, "context": context, "tokens": tokens,
+        "kv_dtype": _choice("kv-dtype", kv_dtype, list(f.KV_DTYPES)),
+        "weight_dtype": _choice("weight-dtype", weight_dtype, list(f.WEIGHT_DTYPES)),
+        "mode": _choice("mode", mode, list(f.MODES)), "flash": bool(flash), "tp": tp, "page": page,
+        "engine": _choice("engine", engine, list(f.ENGINES)) if engine else None,
+        "free_sliding": not keep_sliding, "gpu_memory_utilization": float(gpu_memory_utilization),
+        "max_num_batched_tokens": max_num_batched_tokens, "max_num_seqs": max_num_seqs,
+        "activation_gib": activation_gib, "cuda_graph_gib": cuda_graph_gib})
+
+
+def warnings_for(model: dict, opts: dict) -> list[str]:
+    """What is allowed but probably not meant: a context above the native window, tp not dividing heads."""
+    out, native = [], model.get("native_context") or 0
+    if native and opts["context"] > native:
+        out.append(f"context {opts['context']:,} is above {model['name']}'s native window of {native:,} tokens")
+    if model["q_heads"] % opts["tp"]:
+        out.append(f"tp {opts['tp']} does not divide {model['q_heads']} query heads; engines such as vLLM refuse this")
+    return out
+
+
+def resolve_model(model: Any, trust_remote_code: bool = False) -> dict[str, Any]:
+    """A catalog entry for ``model`` (see the module docstring for what it may be)."""
+    from kvscope.memory import catalog
+
+    if isinstance(model, str):
+        return catalog.model(model, trust_remote_code=trust_remote_code)
+    if isinstance(model, dict) and "layer_types" in model and "params_total" in model:
+        return dict(model)  # already a catalog entry
+    from kvscope.memory.hfconfig import config_from_dict, entry_from_config
+
+    cfg = getattr(model, "config", model)
+    if isinstance(cfg, dict):
+        cfg = config_from_dict(cfg, "config dict")
+    if not hasattr(cfg, "num_hidden_layers") and not hasattr(cfg, "get_text_config"):
+        raise UsageError(f"cannot read a model from {type(model).__name__}: pass a catalog name, a config "
+                         "path, a config dict or a transformers config/model")
+    return entry_from_config(cfg, getattr(cfg, "_name_or_path", "") or getattr(cfg, "model_type", "model"))
+
+
+def resolve_gpu(gpu: Any) -> dict[str, Any]:
+    from kvscope.memory import catalog
+
+    return dict(gpu) if isinstance(gpu, dict) else catalog.gpu(str(gpu))
+
+
+def estimate_memory(model: Any = "llama-3.1-8b", gpu: Any = "h100-sxm", batch: int = 8, context: int = 8192, *,
+                    tokens: int | None = None, kv_dtype: str = "bf16", weight_dtype: str = "bf16",
+                    mode: str = "paged", flash: bool = True, tp: int = 1, page: int = 16,
+                    engine: str | None = None, keep_sliding: bool = False, gpu_memory_utilization: float = 0.9,
+                    max_num_batched_tokens: int = 8192, max_num_seqs: int = 256,
+                    activation_gib: float | None = None, cuda_graph_gib: float | None = None,
+                    trust_remote_code: bool = False) -> MemoryEstimate:
+    """GPU memory of serving ``model`` on ``gpu``: weights, KV for batch x context and at the workload's
+    peak, GPUs required, efficiency of static / continuous batching / paging, FlashAttention's transient
+    workspace and, with ``engine="vllm"``, the KV budget vLLM would log at start-up. Pure: no I/O."""
+    from kvscope.memory import formulas as f
+
+    opts = build_options(
+        batch=batch, context=context, tokens=tokens, kv_dtype=kv_dtype, weight_dtype=weight_dtype, mode=mode,
+        flash=flash, tp=tp, page=page, engine=engine, keep_sliding=keep_sliding,
+        gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
+        max_num_seqs=max_num_seqs, activation_gib=activation_gib, cuda_graph_gib=cuda_graph_gib)
+    g = resolve_gpu(gpu)  # names before the config: an unknown GPU never waits for torch
+    m = resolve_model(model, trust_remote_code)
+    warnings = warnings_for(m, opts)
+    numbers = f.compute(m, g, opts)
+    slots = numbers.pop("slots")
+    return MemoryEstimate(model=m, gpu=g, options=opts, numbers=numbers, slots=slots, warnings=warnings)
