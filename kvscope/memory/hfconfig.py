@@ -48,12 +48,9 @@ def config_from_dict(raw: Any, where: str) -> Any:
 
     if not isinstance(raw, dict) or "model_type" not in raw:
         raise UsageError(f"cannot parse config {where}: no 'model_type' key")
-    try:  # the shared plausibility check (kvscope.configcheck, from the hardening round) when present
-        from kvscope.configcheck import check_config
-    except ImportError:  # pragma: no cover - a tree without it still gets the checks below
-        check_config = None
-    if check_config is not None:
-        check_config(raw, where)
+    from kvscope.configcheck import check_config
+
+    check_config(raw, where)
     try:
         raw = dict(raw)
         return AutoConfig.for_model(raw.pop("model_type"), **raw)
