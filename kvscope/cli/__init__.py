@@ -71,6 +71,7 @@ def _fail(message: str, code: int) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point with kvscope's exit-code and one-line error conventions."""
     debug = os.environ.get("KVSCOPE_DEBUG") == "1"
+    os.environ["MPLBACKEND"] = "Agg"  # the CLI draws headless; the library itself never picks a backend
     try:
         return cli.main(args=argv, prog_name="kvscope", standalone_mode=False)
     except click.exceptions.Exit as exc:
