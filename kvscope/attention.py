@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
 NAME = "kvscope_capture"
 SCORE_BUDGET = 1 << 25  # floats in one chunk of attention scores (128 MiB in float32)
-_ACTIVE: contextvars.ContextVar["AttentionRecorder | None"] = contextvars.ContextVar("kvscope_rec", default=None)
+_ACTIVE: contextvars.ContextVar[AttentionRecorder | None] = contextvars.ContextVar("kvscope_rec", default=None)
 
 
 class AttentionRecorder:

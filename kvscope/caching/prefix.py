@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from kvscope.caching.flops import FlopModel, prefix_savings
 from kvscope.attention import causal_attention
+from kvscope.caching.flops import FlopModel, prefix_savings
 from kvscope.caching.projections import hooked_forward
 from kvscope.capturing import cache_from_tensors, cache_layer_kv
 from kvscope.compat import forward

@@ -16,8 +16,9 @@ and attention is recomputed by hand (``kvscope.attention.causal_attention``) so 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
+from kvscope.attention import causal_attention
 from kvscope.caching.decode import DecodeComparison, GenerationTrace, decode_step, timed_generation
 from kvscope.caching.flops import FlopModel, generation_flops
 from kvscope.caching.prefix import PrefixReuse, prefix_reuse
-from kvscope.attention import causal_attention
 from kvscope.caching.projections import LayerProjections, check_layer, hooked_forward
 from kvscope.capturing import encode_prompt, token_strings
 from kvscope.errors import UsageError

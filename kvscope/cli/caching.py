@@ -6,8 +6,17 @@ from pathlib import Path
 
 import click
 
-from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, load, model_options, print_table,
-                                read_prompt, setup_logging, stderr_console)
+from kvscope.cli.common import (
+    CONTEXT_SETTINGS,
+    emit_json,
+    json_option,
+    load,
+    model_options,
+    print_table,
+    read_prompt,
+    setup_logging,
+    stderr_console,
+)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from kvscope.caching.prefix import common_prefix
 from kvscope.attention import causal_attention
+from kvscope.caching.prefix import common_prefix
 from kvscope.caching.projections import apply_rope, rotate_half
 
 
