@@ -87,8 +87,8 @@ def causal_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Te
     (or keys that survived an eviction) is passed with its ``q_positions`` ``[Q]`` / ``k_positions`` ``[K]``.
     ``scaling`` is the model's (``layer_scalings``), ``head_dim ** -0.5`` only where the model uses that.
 
-    Returns ``(out [q_head, Q, head_dim] or None, probs [q_head, Q, K])`` as float32. A query that sees no
-    key gets a zero row.
+    Returns ``(out [q_head, Q, head_dim] or None, probs [q_head, Q, K])`` in ``dtype`` (float64 by default, a
+    reference; pass ``torch.float32`` for speed). A query that sees no key gets a zero row.
     """
     hq, hkv = queries.shape[0], keys.shape[0]
     if hq % hkv:
@@ -99,8 +99,8 @@ def causal_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Te
     scores = torch.einsum("hqd,hkd->hqk", queries.to(dtype), keys.to(dtype)[kv_of]) * scaling
     hidden = (kpos[None, :] > qpos[:, None]).to(scores.device)
     probs = torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1).nan_to_num_(0.0)
-    out = None if values is None else torch.einsum("hqk,hkd->hqd", probs, values.to(dtype)[kv_of]).float()
-    return out, probs.float()
+    out = None if values is None else torch.einsum("hqk,hkd->hqd", probs, values.to(dtype)[kv_of])
+    return out, probs
 
 
 def layer_scalings(model: Any) -> list[float]:

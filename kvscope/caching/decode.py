@@ -74,7 +74,7 @@ def decode_step(model: Any, info: Any, input_ids: torch.Tensor, layer: int, toke
         "cached_keys_vs_full_keys": _max_abs(k_cache, full.k_post),
         "logits_cached_vs_full": _max_abs(out_step.logits[0, -1], out_full.logits[0, -1]),
     }
-    return DecodeComparison(layer=layer, tokens=tokens, probs_cached=p_cached[:, 0], probs_full=p_full,
+    return DecodeComparison(layer=layer, tokens=tokens, probs_cached=p_cached[:, 0].float(), probs_full=p_full.float(),
                             cached_slots_before=before, step_query_rows=step.q_post.shape[1], diffs=diffs)
 
 

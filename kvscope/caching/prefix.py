@@ -118,4 +118,4 @@ def prefix_reuse(model: Any, info: Any, ids1: torch.Tensor, ids2: torch.Tensor, 
         logits_match=diff <= LOGIT_TOLERANCE, flops=prefix_savings(FlopModel.from_model(model, info), n2, reused),
         seconds_fresh=median_seconds(fresh, repeats), seconds_reuse=median_seconds(reuse, repeats),
         seconds_cache_copy=median_seconds(lambda: prefix_cache(model, cache1, info.layers, reused), repeats),
-        layer=layer, attention=probs.mean(0))
+        layer=layer, attention=probs.mean(0).float())

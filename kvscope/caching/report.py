@@ -214,7 +214,7 @@ def explain_caching(model: Any, tokenizer: Any, prompt: str = DEFAULT_PROMPT, se
     fm = FlopModel.from_model(model, info)
     work = {mode: generation_flops(fm, ids1.shape[1], new_tokens, mode) for mode in (True, False)}
     return CachingReport(
-        info=info, layer=layer, tokens=tokens1, projections=proj, probs=probs,
+        info=info, layer=layer, tokens=tokens1, projections=proj, probs=probs.float(),
         manual_vs_model=float((out - proj.o_in).abs().max()),
         decode=decode_step(model, info, ids1, layer, tokens1), generation=generation, work=work,
         prefix=prefix_reuse(model, info, ids1, ids2, layer,
