@@ -50,7 +50,8 @@ def test_tour_matches_its_twin():
 
 @pytest.mark.embedded
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="needs ks.analyze (analyze branch), ks.compare_pruning (strategies branch), "
+                   reason="needs ks.analyze (analyze branch), ks.compare_pruning (strategies branch), a short "
+                          "KVSnapshot repr (hardening branch), "
                           "ks.estimate_memory (memory branch): remove this mark after merging")
 def test_tour_runs_offline_on_the_embedded_model(tmp_path):
     from kvscope.plots.analyze.registry import FIGURES
