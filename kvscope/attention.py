@@ -1,4 +1,11 @@
-"""A recording attention function: the model's usual attention output, plus what we measure.
+"""Attention over KV tensors: the one causal GQA helper, and a recording attention function.
+
+:func:`causal_attention` is kvscope's single implementation of causal grouped-query attention over
+snapshot-layout tensors (queries ``[q_head, position, head_dim]``, keys/values ``[kv_head, position,
+head_dim]``), with the model's own scaling (:func:`layer_scalings`). Every analysis, strategy and check
+that recomputes attention calls it.
+
+The rest of the module is a recording attention function: the model's usual attention output, plus what we measure.
 
 Registered with transformers' ``AttentionInterface`` under ``"kvscope_capture"`` (once, on first
 use, never at import). While a ``recording(model, recorder)`` block is active, every attention call
@@ -19,13 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
 NAME = "kvscope_capture"
 SCORE_BUDGET = 1 << 25  # floats in one chunk of attention scores (128 MiB in float32)
-_ACTIVE: contextvars.ContextVar["AttentionRecorder | None"] = contextvars.ContextVar("kvscope_rec", default=None)
+_ACTIVE: contextvars.ContextVar[AttentionRecorder | None] = contextvars.ContextVar("kvscope_rec", default=None)
 
 
 class AttentionRecorder:
@@ -65,6 +73,41 @@ class AttentionRecorder:
         if not self.want_queries or len(self.queries) != self.n_layers:
             return None
         return [self.queries[i] for i in range(self.n_layers)]
+
+
+def causal_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None, scaling: float, *,
+                     q_positions: torch.Tensor | None = None, k_positions: torch.Tensor | None = None,
+                     dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Causal GQA attention: ``softmax(q k^T * scaling + causal mask) v``, computed in ``dtype``.
+
+    ``queries`` ``[q_head, Q, head_dim]``; ``keys`` and ``values`` ``[kv_head, K, head_dim]`` (``values`` may
+    be None when only the probabilities are wanted). q_head ``h`` reads kv_head ``h // (q_heads // kv_heads)``
+    (transformers' ``repeat_kv``). A query at position ``p`` sees the keys at positions ``<= p``; positions
+    default to ``0..K-1`` for the keys and the last ``Q`` of them for the queries, so a chunk of queries
+    (or keys that survived an eviction) is passed with its ``q_positions`` ``[Q]`` / ``k_positions`` ``[K]``.
+    ``scaling`` is the model's (``layer_scalings``), ``head_dim ** -0.5`` only where the model uses that.
+
+    Returns ``(out [q_head, Q, head_dim] or None, probs [q_head, Q, K])`` in ``dtype`` (float64 by default, a
+    reference; pass ``torch.float32`` for speed). A query that sees no key gets a zero row.
+    """
+    hq, hkv = queries.shape[0], keys.shape[0]
+    if hq % hkv:
+        raise ValueError(f"{hq} query heads cannot share {hkv} kv_heads evenly")
+    kpos = torch.arange(keys.shape[1]) if k_positions is None else k_positions.cpu()
+    qpos = kpos[-queries.shape[1]:] if q_positions is None else q_positions.cpu()
+    kv_of = torch.arange(hq, device=keys.device) // (hq // hkv)
+    scores = torch.einsum("hqd,hkd->hqk", queries.to(dtype), keys.to(dtype)[kv_of]) * scaling
+    hidden = (kpos[None, :] > qpos[:, None]).to(scores.device)
+    probs = torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1).nan_to_num_(0.0)
+    out = None if values is None else torch.einsum("hqk,hkd->hqd", probs, values.to(dtype)[kv_of])
+    return out, probs
+
+
+def layer_scalings(model: Any) -> list[float]:
+    """The factor each layer multiplies ``q·k`` by (its attention module's ``scaling``), in layer order."""
+    from kvscope.capturing import attention_modules
+
+    return [float(m.scaling) for m in attention_modules(model)]
 
 
 def _allowed(mask: torch.Tensor | None, s: int, e: int, kend: int, offset: int, device) -> torch.Tensor:

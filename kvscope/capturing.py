@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from kvscope import __version__
 from kvscope.attention import AttentionRecorder, recording
+from kvscope.compat import forward, output_cache
 from kvscope.errors import KvscopeError, UsageError
 from kvscope.models import ModelInfo, describe
 from kvscope.snapshot import KVSnapshot
@@ -113,12 +115,6 @@ def cache_from_tensors(config: Any, keys: list[torch.Tensor], values: list[torch
     return cache
 
 
-def clone_cache(config: Any, cache: Any, n_layers: int) -> Any:
-    """A deep copy of a live cache (same dtype and device)."""
-    kv = [cache_layer_kv(cache, layer) for layer in range(n_layers)]
-    return cache_from_tensors(config, [k for k, _ in kv], [v for _, v in kv])
-
-
 @contextlib.contextmanager
 def pre_rope_hooks(model: Any, store: dict[int, torch.Tensor], kv_heads: int, head_dim: int) -> Iterator[None]:
     """Record each layer's pre-RoPE keys ``[kv_head, position, head_dim]`` into ``store``."""
@@ -163,9 +159,8 @@ def run_capture(model: Any, input_ids: torch.Tensor, tokenizer: Any, *, info: Mo
     cache = DynamicCache(config=model.config)
     hooks = pre_rope_hooks(model, pre, info.kv_heads, info.head_dim) if pre_rope else contextlib.nullcontext()
     with torch.inference_mode(), hooks, recording(model, rec if (attention or queries) else None):
-        out = model(input_ids=ids, past_key_values=cache, use_cache=True,
-                    logits_to_keep=0 if keep_logits else 1)
-    snap = _build_snapshot(out.past_key_values, ids[0].tolist(), tokenizer, info, rec, pre, text)
+        out = forward(model, cache, input_ids=ids, use_cache=True, logits_to_keep=0 if keep_logits else 1)
+    snap = _build_snapshot(output_cache(out), ids[0].tolist(), tokenizer, info, rec, pre, text)
     return CaptureResult(snap, out.logits[0].detach().to(device="cpu", dtype=torch.float32, copy=True))
 
 

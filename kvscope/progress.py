@@ -8,7 +8,8 @@ Library callers get the same behaviour: nothing is printed into a pipe or a log 
 from __future__ import annotations
 
 import sys
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 

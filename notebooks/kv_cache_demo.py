@@ -32,14 +32,14 @@
 import os
 from pathlib import Path
 
-from kvscope.caching import (decode_step, greedy, hooked_forward, manual_attention, prefix_reuse,
-                             run_caching)
-from kvscope.models import load_model
-from kvscope.plots.caching import save_all
+import kvscope as ks
+from kvscope.attention import causal_attention
+from kvscope.caching import decode_step, greedy, hooked_forward, prefix_reuse
+from kvscope.compat import output_cache
 
 OUT = Path(os.environ.get("KVSCOPE_DEMO_OUT", "kv_cache_demo_out"))
 NEW_TOKENS = int(os.environ.get("KVSCOPE_DEMO_TOKENS", "16"))
-model, tokenizer, info = load_model("embedded")
+model, tokenizer, info = ks.load_model("embedded")
 print(f"{info.layers} layers, {info.q_heads} q_heads, {info.kv_heads} kv_heads, head_dim {info.head_dim}; "
       f"q_head h reads kv_head h // {info.group_size}")
 
@@ -64,7 +64,7 @@ for name in ("q_pre", "k_pre", "v", "o_in"):
 # %%
 from kvscope.capturing import cache_layer_kv  # noqa: E402
 
-cached_keys, cached_values = cache_layer_kv(out.past_key_values, LAYER)
+cached_keys, cached_values = cache_layer_kv(output_cache(out), LAYER)
 print("post-RoPE keys vs cache:", float((proj.k_post - cached_keys[0]).abs().max()))
 print("pre-RoPE keys vs cache: ", float((proj.k_pre - cached_keys[0]).abs().max()), "(not what is cached)")
 print("norm change through RoPE:", float((proj.k_pre.norm(dim=-1) - proj.k_post.norm(dim=-1)).abs().max()))
@@ -75,8 +75,8 @@ print("norm change through RoPE:", float((proj.k_pre.norm(dim=-1) - proj.k_post.
 # the o_proj input. Without RoPE (the original demo's mistake) it does not.
 
 # %%
-mine, probs = manual_attention(proj.q_post, proj.k_post, proj.v, proj.scaling)
-no_rope, _ = manual_attention(proj.q_pre, proj.k_pre, proj.v, proj.scaling)
+mine, probs = causal_attention(proj.q_post, proj.k_post, proj.v, proj.scaling)
+no_rope, _ = causal_attention(proj.q_pre, proj.k_pre, proj.v, proj.scaling)
 print("with RoPE, max |Δ| vs o_proj input:   ", float((mine - proj.o_in).abs().max()))
 print("without RoPE, max |Δ| vs o_proj input:", float((no_rope - proj.o_in).abs().max()))
 
@@ -116,12 +116,11 @@ print(f"logits vs a fresh run: max |Δ| = {reuse.logits_max_abs_diff:.1e}; "
 
 # %% [markdown]
 # ## All figures at once
-# `run_caching` does all of the above (and times it with repeats); `save_all` draws the six figures
-# that `kvscope caching` writes.
+# `ks.explain_caching` does all of the above (and times it with repeats); `report.save` writes the six
+# figures and `caching.json` that `kvscope caching` writes, and the report shows itself in a notebook.
 
 # %%
-report = run_caching(model, tokenizer, info, PROMPT, SECOND, LAYER, new_tokens=NEW_TOKENS, repeats=1)
-OUT.mkdir(parents=True, exist_ok=True)
-for path in save_all(report, OUT):
+report = ks.explain_caching(model, tokenizer, PROMPT, SECOND, layer=LAYER, new_tokens=NEW_TOKENS, repeats=1)
+for path in report.save(OUT):
     print(path)
 assert report.manual_vs_model < 1e-4 and report.generation_tokens_equal and report.prefix.logits_match

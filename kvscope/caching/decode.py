@@ -15,8 +15,11 @@ from typing import Any
 
 import torch
 
-from kvscope.caching.projections import hooked_forward, manual_attention
+from kvscope.attention import causal_attention
+from kvscope.caching.projections import hooked_forward
 from kvscope.capturing import cache_layer_kv
+from kvscope.compat import forward
+from kvscope.progress import track
 
 
 @dataclass
@@ -55,14 +58,14 @@ def decode_step(model: Any, info: Any, input_ids: torch.Tensor, layer: int, toke
     device = next(model.parameters()).device
     cache = DynamicCache(config=model.config)
     with torch.inference_mode():
-        model(input_ids=input_ids[:, :-1].to(device), past_key_values=cache, use_cache=True, logits_to_keep=1)
+        forward(model, cache, input_ids=input_ids[:, :-1].to(device), use_cache=True, logits_to_keep=1)
     before = cache.get_seq_length()
-    step, out_step = hooked_forward(model, info, input_ids[:, -1:], layer, past_key_values=cache, use_cache=True)
+    step, out_step = hooked_forward(model, info, input_ids[:, -1:], layer, cache, use_cache=True)
     keys, values = cache_layer_kv(cache, layer)
     k_cache, v_cache = keys[0].float().cpu(), values[0].float().cpu()
-    o_cached, p_cached = manual_attention(step.q_post, k_cache, v_cache, step.scaling)
+    o_cached, p_cached = causal_attention(step.q_post, k_cache, v_cache, step.scaling)
     full, out_full = hooked_forward(model, info, input_ids, layer, use_cache=False)
-    o_full, p_full = manual_attention(full.q_post, full.k_post, full.v, full.scaling)
+    o_full, p_full = causal_attention(full.q_post, full.k_post, full.v, full.scaling)
     diffs = {
         "attention_row_cached_vs_full": _max_abs(p_cached[:, 0], p_full[:, -1]),
         "manual_vs_model_cached_step": _max_abs(o_cached, step.o_in),
@@ -71,7 +74,7 @@ def decode_step(model: Any, info: Any, input_ids: torch.Tensor, layer: int, toke
         "cached_keys_vs_full_keys": _max_abs(k_cache, full.k_post),
         "logits_cached_vs_full": _max_abs(out_step.logits[0, -1], out_full.logits[0, -1]),
     }
-    return DecodeComparison(layer=layer, tokens=tokens, probs_cached=p_cached[:, 0], probs_full=p_full,
+    return DecodeComparison(layer=layer, tokens=tokens, probs_cached=p_cached[:, 0].float(), probs_full=p_full.float(),
                             cached_slots_before=before, step_query_rows=step.q_post.shape[1], diffs=diffs)
 
 
@@ -97,10 +100,7 @@ def greedy(model: Any, input_ids: torch.Tensor, new_tokens: int, use_cache: bool
     with torch.inference_mode():
         for _ in range(new_tokens):
             t0 = time.perf_counter()
-            if use_cache:
-                logits = model(input_ids=feed, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
-            else:
-                logits = model(input_ids=feed, use_cache=False, logits_to_keep=1).logits
+            logits = forward(model, cache, input_ids=feed, use_cache=use_cache, logits_to_keep=1).logits
             nxt = logits[:, -1].argmax(-1, keepdim=True)
             seconds.append(time.perf_counter() - t0)
             tokens.append(int(nxt))
@@ -110,14 +110,15 @@ def greedy(model: Any, input_ids: torch.Tensor, new_tokens: int, use_cache: bool
     return GenerationTrace(use_cache, tokens, seconds, lengths)
 
 
-def timed_generation(model: Any, input_ids: torch.Tensor, new_tokens: int, repeats: int = 3
-                     ) -> dict[bool, GenerationTrace]:
+def timed_generation(model: Any, input_ids: torch.Tensor, new_tokens: int, repeats: int = 3,
+                     quiet: bool = False) -> dict[bool, GenerationTrace]:
     """``greedy`` with and without the cache, ``repeats`` times each after one short warm-up, interleaved;
-    returns one trace per mode whose ``step_seconds`` are per-step medians over the repeats."""
+    returns one trace per mode whose ``step_seconds`` are per-step medians over the repeats. Progress
+    (``kvscope.progress.track``) shows on a terminal unless ``quiet``."""
     greedy(model, input_ids, min(2, new_tokens), True)
     greedy(model, input_ids, min(2, new_tokens), False)
     runs: dict[bool, list[GenerationTrace]] = {True: [], False: []}
-    for _ in range(max(1, repeats)):
+    for _ in track(range(max(1, repeats)), "timing decoding with and without the cache", quiet=quiet):
         for mode in (True, False):
             runs[mode].append(greedy(model, input_ids, new_tokens, mode))
     out = {}

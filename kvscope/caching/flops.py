@@ -32,7 +32,7 @@ class FlopModel:
     vocab: int
 
     @classmethod
-    def from_model(cls, model: Any, info: Any) -> "FlopModel":
+    def from_model(cls, model: Any, info: Any) -> FlopModel:
         cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
         return cls(layers=info.layers, hidden=info.hidden_size, q_heads=info.q_heads, kv_heads=info.kv_heads,
                    head_dim=info.head_dim, intermediate=int(cfg.intermediate_size), vocab=info.vocab_size)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
+from kvscope.attention import causal_attention
 from kvscope.caching.flops import FlopModel, prefix_savings
-from kvscope.caching.projections import hooked_forward, manual_attention
+from kvscope.caching.projections import hooked_forward
 from kvscope.capturing import cache_from_tensors, cache_layer_kv
+from kvscope.compat import forward
 
 LOGIT_TOLERANCE = 1e-3  # absolute, on float32 logits (observed differences are ~1e-5)
 
@@ -84,8 +87,8 @@ def continue_from(model: Any, cache: Any, input_ids: torch.Tensor, start: int, l
     device = next(model.parameters()).device
     n = input_ids.shape[1]
     with torch.inference_mode():
-        return model(input_ids=input_ids[:, start:].to(device), past_key_values=cache, use_cache=True,
-                     position_ids=torch.arange(start, n, device=device).unsqueeze(0), logits_to_keep=logits_to_keep)
+        return forward(model, cache, input_ids=input_ids[:, start:].to(device), use_cache=True,
+                       position_ids=torch.arange(start, n, device=device).unsqueeze(0), logits_to_keep=logits_to_keep)
 
 
 def prefix_reuse(model: Any, info: Any, ids1: torch.Tensor, ids2: torch.Tensor, layer: int,
@@ -102,7 +105,7 @@ def prefix_reuse(model: Any, info: Any, ids1: torch.Tensor, ids2: torch.Tensor, 
     reuse_logits = continue_from(model, prefix_cache(model, cache1, info.layers, reused), ids2, reused).logits[0]
     fresh_proj, fresh_out = hooked_forward(model, info, ids2, layer, use_cache=False)
     diff = float((reuse_logits.float() - fresh_out.logits[0, reused:].float()).abs().max())
-    _, probs = manual_attention(fresh_proj.q_post, fresh_proj.k_post, fresh_proj.v, fresh_proj.scaling)
+    _, probs = causal_attention(fresh_proj.q_post, fresh_proj.k_post, None, fresh_proj.scaling)
 
     def fresh() -> None:
         continue_from(model, DynamicCache(config=model.config), ids2, 0, logits_to_keep=1)
@@ -115,4 +118,4 @@ def prefix_reuse(model: Any, info: Any, ids1: torch.Tensor, ids2: torch.Tensor, 
         logits_match=diff <= LOGIT_TOLERANCE, flops=prefix_savings(FlopModel.from_model(model, info), n2, reused),
         seconds_fresh=median_seconds(fresh, repeats), seconds_reuse=median_seconds(reuse, repeats),
         seconds_cache_copy=median_seconds(lambda: prefix_cache(model, cache1, info.layers, reused), repeats),
-        layer=layer, attention=probs.mean(0))
+        layer=layer, attention=probs.mean(0).float())

@@ -10,18 +10,20 @@ The Llama attention block (Touvron et al., 2023) computes, for hidden states ``x
 where ``group = q_heads // kv_heads`` (grouped-query attention, Ainslie et al., EMNLP 2023). The cache
 stores ``k'`` (post-RoPE) and ``v``. Here forward hooks record ``q``, ``k``, ``v`` (pre-RoPE) and the
 o_proj *input* (the model's own attention output), RoPE is applied with the model's own rotary module,
-and attention is recomputed by hand so that the two can be compared.
+and attention is recomputed by hand (``kvscope.attention.causal_attention``) so that the two can be compared.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from kvscope.capturing import attention_modules
+from kvscope.compat import forward
 from kvscope.errors import KvscopeError, UsageError
 
 
@@ -77,28 +79,6 @@ def rope_tables(model: Any, positions: torch.Tensor, head_dim: int) -> tuple[tor
     return cos[0].float().cpu(), sin[0].float().cpu()
 
 
-def manual_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float,
-                     q_positions: torch.Tensor | None = None,
-                     k_positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal GQA attention by hand. ``q [q_head, Q, d]``, ``k``/``v`` ``[kv_head, K, d]``.
-
-    A query at position ``p`` sees keys at positions ``<= p`` (defaults: keys ``0..K-1``, queries the last
-    ``Q`` of them). q_head ``h`` reads kv_head ``h // (q_heads // kv_heads)``. Returns
-    ``(out [q_head, Q, d_v], probs [q_head, Q, K])``, computed in float64 for use as a reference.
-    """
-    hq, hkv = q.shape[0], k.shape[0]
-    if hq % hkv:
-        raise UsageError(f"{hq} query heads cannot share {hkv} kv_heads evenly")
-    kpos = torch.arange(k.shape[1]) if k_positions is None else k_positions
-    qpos = kpos[-q.shape[1]:] if q_positions is None else q_positions
-    kv_of = torch.arange(hq) // (hq // hkv)
-    scores = torch.einsum("hqd,hkd->hqk", q.double(), k.double()[kv_of]) * scaling
-    scores = scores.masked_fill(kpos[None, None, :] > qpos[None, :, None], float("-inf"))
-    probs = torch.softmax(scores, dim=-1)
-    out = torch.einsum("hqk,hkd->hqd", probs, v.double()[kv_of])
-    return out.float(), probs.float()
-
-
 def _heads(x: torch.Tensor, head_dim: int) -> torch.Tensor:
     """``[1, P, heads * head_dim] -> [heads, P, head_dim]`` float32 CPU copy."""
     x = x[0].detach().to(device="cpu", dtype=torch.float32, copy=True)
@@ -134,21 +114,21 @@ def check_layer(info: Any, layer: int | None) -> int:
     return layer
 
 
-def hooked_forward(model: Any, info: Any, input_ids: torch.Tensor, layer: int, **forward_kwargs: Any
-                   ) -> tuple[LayerProjections, Any]:
-    """Run ``model(input_ids, **forward_kwargs)`` with hooks on ``layer``; return its projections and output.
+def hooked_forward(model: Any, info: Any, input_ids: torch.Tensor, layer: int, cache: Any = None,
+                   **forward_kwargs: Any) -> tuple[LayerProjections, Any]:
+    """Run ``model(input_ids, **forward_kwargs)`` on top of ``cache`` (if any) with hooks on ``layer``; return its
+    projections and output (whose cache ``compat.output_cache`` reads).
 
     ``position_ids`` in ``forward_kwargs`` (default ``past_length + arange(P)``) set the RoPE positions.
     """
-    past = forward_kwargs.get("past_key_values")
-    start = past.get_seq_length() if past is not None else 0
+    start = cache.get_seq_length() if cache is not None else 0
     n = input_ids.shape[1]
     pos = forward_kwargs.get("position_ids")
     positions = (pos[0].cpu() if pos is not None else torch.arange(start, start + n)).to(torch.int64)
     store: dict[str, torch.Tensor] = {}
     device = next(model.parameters()).device
     with torch.inference_mode(), projection_hooks(model, layer, info.head_dim, store):
-        out = model(input_ids=input_ids.to(device), **forward_kwargs)
+        out = forward(model, cache, input_ids=input_ids.to(device), **forward_kwargs)
     cos, sin = rope_tables(model, positions, info.head_dim)
     attn = attention_modules(model)[layer]
     proj = LayerProjections(layer=layer, q_pre=store["q"], k_pre=store["k"], v=store["v"], o_in=store["o"],

@@ -1,19 +1,27 @@
-"""``run_caching``: every measurement behind ``kvscope caching`` in one pure function (no file I/O)."""
+"""``explain_caching``: every measurement behind ``kvscope caching`` in one function, and its result.
+
+``explain_caching`` does no file I/O; ``CachingReport.save(dir)`` writes the figures and ``caching.json``
+(what ``kvscope caching`` writes), and in a notebook the report shows itself as a table and its figures.
+"""
 
 from __future__ import annotations
 
+import html
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from kvscope.attention import causal_attention
 from kvscope.caching.decode import DecodeComparison, GenerationTrace, decode_step, timed_generation
 from kvscope.caching.flops import FlopModel, generation_flops
 from kvscope.caching.prefix import PrefixReuse, prefix_reuse
-from kvscope.caching.projections import LayerProjections, check_layer, hooked_forward, manual_attention
+from kvscope.caching.projections import LayerProjections, check_layer, hooked_forward
 from kvscope.capturing import encode_prompt, token_strings
 from kvscope.errors import UsageError
+from kvscope.models import describe
 
 DEFAULT_PROMPT = ("You are a concise geography assistant. Answer in one short sentence. "
                   "Question: What is the capital of France?")
@@ -66,6 +74,48 @@ class CachingReport:
                 "kv_bytes_at_max_positions_gqa": i.kv_bytes_per_token * i.max_positions,
                 "kv_bytes_at_max_positions_mha": mha * i.max_positions}
 
+    def __repr__(self) -> str:
+        d = self.decode.diffs
+        return (f"CachingReport(model={self.info.name!r}, layer={self.layer}, tokens={len(self.tokens)}, "
+                f"manual_vs_model={self.manual_vs_model:.1e}, "
+                f"cached_vs_full_logits={d['logits_cached_vs_full']:.1e}, "
+                f"speedup_last_step={self.speedups()['last_step']:.1f}x, "
+                f"prefix_reused={self.prefix.reused}/{len(self.prefix.tokens2)})")
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """``(name, value)`` rows: parity checks, speedups and the share of compute a reused prefix saves."""
+        return summary_rows(self.to_dict())
+
+    def figures(self) -> dict[str, Any]:
+        """Every figure of ``kvscope.plots.caching.FIGURES``, drawn now: file name -> matplotlib Figure."""
+        from kvscope.plots.caching import FIGURES
+
+        return {name: draw(self) for name, draw in FIGURES.items()}
+
+    def save(self, out: str | Path) -> list[Path]:
+        """Write the figures and ``caching.json`` into folder ``out``, swapped in whole (``atomic_dir``).
+
+        Returns the final paths; ``caching.json`` lists them under ``files``.
+        """
+        from kvscope.fileio import atomic_dir, write_json
+        from kvscope.plots.caching import FIGURES, save_all
+
+        out = Path(out)
+        names = [*FIGURES, "caching.json"]
+        data = {**self.to_dict(), "files": [str(out / n) for n in names]}
+        with atomic_dir(out) as tmp:
+            save_all(self, tmp)
+            write_json(tmp / "caching.json", data)
+        return [out / n for n in names]
+
+    def _repr_html_(self) -> str:
+        from kvscope.plots.common import figure_html
+
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                       for k, v in self.summary_rows())
+        figs = "".join(figure_html(f) for f in self.figures().values())
+        return f"<table><caption>kvscope caching: {html.escape(self.info.name)}</caption>{rows}</table>{figs}"
+
     def to_dict(self) -> dict[str, Any]:
         """Every number for ``caching.json`` (no tensors beyond small lists)."""
         p, d, r = self.projections, self.decode, self.prefix
@@ -102,13 +152,55 @@ def _norm_change(pre: torch.Tensor, post: torch.Tensor) -> float:
     return float(((a - b).abs() / a.clamp_min(1e-12)).max())
 
 
-def run_caching(model: Any, tokenizer: Any, info: Any, prompt: str = DEFAULT_PROMPT,
-                second_prompt: str = DEFAULT_SECOND_PROMPT, layer: int | None = None, new_tokens: int = 32,
-                repeats: int = 3) -> CachingReport:
-    """Hook ``layer`` (default: the middle one) on ``prompt``, rebuild its attention by hand, compare one cached
-    decode step with recomputation, time greedy decoding of ``new_tokens`` with and without the cache, and
-    continue ``second_prompt`` from ``prompt``'s cached prefix. ``prompt`` needs at least 2 tokens."""
+def summary_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary table of a ``CachingReport.to_dict()``: max abs differences, speedups, compute reused."""
+    dec, gen, pre = d["decode_step"], d["generation"], d["prefix_reuse"]
+    diffs, sp = dec["max_abs_diff"], gen["speedup"]
+    reuse = (f"{pre['reused_tokens']}/{pre['prompt2_tokens']} tokens, {pre['flops']['share_total']:.1%} of FLOPs "
+             f"({pre['flops']['share_attention']:.1%} of attention)" if pre["reused_tokens"]
+             else "0 tokens (no shared prefix)")
+    return [
+        ("layer", str(d["layer"])),
+        ("attention by hand vs o_proj input", f"{d['projections']['manual_attention_vs_o_proj_input_max_abs']:.1e}"),
+        ("cached decode step vs recompute", f"attention {diffs['attention_row_cached_vs_full']:.1e}, "
+                                            f"logits {diffs['logits_cached_vs_full']:.1e}"),
+        ("greedy tokens equal (cache / none)", f"{gen['tokens_equal']} ({gen['new_tokens']} tokens)"),
+        ("speedup with cache", f"last step {sp['last_step']:.1f}x, total {sp['total']:.1f}x"),
+        ("prefix reused", reuse),
+        ("prefix time fresh / reuse", f"{pre['seconds_fresh'] * 1e3:.1f} / {pre['seconds_reuse'] * 1e3:.1f} ms"),
+        ("reused logits vs fresh run", f"{pre['logits_max_abs_diff']:.1e} "
+                                       f"({'match' if pre['logits_match'] else 'MISMATCH'})"),
+    ]
+
+
+def check_second_prompt(second_prompt: str | None) -> str:
+    """``second_prompt``, or the default when None; an empty or blank one is a ``UsageError``."""
+    if second_prompt is None:
+        return DEFAULT_SECOND_PROMPT
+    if not second_prompt.strip():
+        raise UsageError("the second prompt is empty: pass --second-prompt TEXT with some text")
+    return second_prompt
+
+
+def explain_caching(model: Any, tokenizer: Any, prompt: str = DEFAULT_PROMPT, second_prompt: str | None = None, *,
+                    layer: int | None = None, new_tokens: int = 32, repeats: int = 3, info: Any = None,
+                    quiet: bool = False) -> CachingReport:
+    """Show KV caching at work on ``model`` (any loaded Llama-style HF causal LM) and check it.
+
+    Hooks ``layer`` (default: the middle one) on ``prompt``, rebuilds its attention by hand, compares one
+    cached decode step with recomputation, times greedy decoding of ``new_tokens`` with and without the cache
+    (``repeats`` interleaved runs, medians), and continues ``second_prompt`` from ``prompt``'s cached prefix.
+    ``prompt`` needs at least 2 tokens. ``info`` defaults to ``describe(model)``; ``quiet`` hides progress.
+
+    >>> import kvscope as ks
+    >>> model, tok, info = ks.load_model("tiny")
+    >>> report = ks.explain_caching(model, tok, "Hello cache", "Hello world", new_tokens=4, repeats=1)
+    >>> report.manual_vs_model < 1e-4, report.generation_tokens_equal, report.prefix.reused  # "Hello " is shared
+    (True, True, 6)
+    """
+    info = info or describe(model, type(model).__name__)
     layer = check_layer(info, layer)
+    second_prompt = check_second_prompt(second_prompt)
     if not 1 <= new_tokens < info.max_positions:
         raise UsageError(f"--new-tokens must be between 1 and {info.max_positions - 1} (the model's max positions)")
     ids1 = encode_prompt(tokenizer, prompt, info.max_positions - new_tokens)
@@ -117,12 +209,12 @@ def run_caching(model: Any, tokenizer: Any, info: Any, prompt: str = DEFAULT_PRO
         raise UsageError("the prompt needs at least 2 tokens (one to cache, one to decode)")
     tokens1 = token_strings(tokenizer, ids1[0].tolist())[0]
     proj, _ = hooked_forward(model, info, ids1, layer, use_cache=False)
-    out, probs = manual_attention(proj.q_post, proj.k_post, proj.v, proj.scaling)
-    generation = timed_generation(model, ids1, new_tokens, repeats)
+    out, probs = causal_attention(proj.q_post, proj.k_post, proj.v, proj.scaling)
+    generation = timed_generation(model, ids1, new_tokens, repeats, quiet=quiet)
     fm = FlopModel.from_model(model, info)
     work = {mode: generation_flops(fm, ids1.shape[1], new_tokens, mode) for mode in (True, False)}
     return CachingReport(
-        info=info, layer=layer, tokens=tokens1, projections=proj, probs=probs,
+        info=info, layer=layer, tokens=tokens1, projections=proj, probs=probs.float(),
         manual_vs_model=float((out - proj.o_in).abs().max()),
         decode=decode_step(model, info, ids1, layer, tokens1), generation=generation, work=work,
         prefix=prefix_reuse(model, info, ids1, ids2, layer,

@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> Any:
     traceback (``KVSCOPE_DEBUG=1`` shows one for unexpected errors).
     """
     debug = os.environ.get("KVSCOPE_DEBUG") == "1"
+    os.environ["MPLBACKEND"] = "Agg"  # the CLI draws headless; the library itself never picks a backend
     try:
         with _termination_as_exception():
             return cli.main(args=argv, prog_name="kvscope", standalone_mode=False)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from matplotlib.colors import PowerNorm
@@ -162,7 +163,7 @@ def kv_cache_speedup(r: Any) -> Any:
     bx.set_ylabel("cumulative matmul GFLOPs (counted)")
     bx.set_title(f"Total work to reach length n; measured total time ratio {s['total']:.1f}×", fontsize=9)
     twin = bx.twinx()
-    for mode, (label, colour) in styles.items():
+    for mode, (_label, colour) in styles.items():
         tr = r.generation[mode]
         twin.plot(tr.lengths, np.cumsum(tr.step_seconds), ":", color=colour, alpha=0.8)
     twin.set_ylabel("cumulative measured seconds (dotted)")

@@ -1,17 +1,18 @@
-"""Shared plotting helpers: a headless backend, atomic saving, and legible token labels."""
+"""Shared plotting helpers: atomic saving and legible token labels.
+
+No backend is chosen here: a notebook keeps its inline backend, and the CLI picks Agg itself.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")  # headless: never open a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from kvscope.fileio import atomic_path  # noqa: E402
+from kvscope.fileio import atomic_path
 
 DPI = 110
 
@@ -26,6 +27,18 @@ def save_figure(fig: Any, path: str | Path, fmt: str | None = None) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def figure_html(fig: Any, close: bool = True) -> str:
+    """``fig`` as an inline ``<img>`` (PNG, base64) for a result's ``_repr_html_``; closes it unless told not to."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    finally:
+        if close:
+            plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" style="max-width:100%"/>'
 
 
 def token_label(text: str, limit: int = 12) -> str:

@@ -57,10 +57,26 @@ def test_no_shared_prefix_is_reported_with_the_figure_drawn(tmp_path, capsys):
     (["--new-tokens", "0"], "--new-tokens"),
     (["--new-tokens", "4096"], "--new-tokens must be between 1 and 4095"),
 ])
-def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, fragment):
-    code, _, err = run_cli(BASE + ["--out", str(tmp_path)] + extra, capsys)
+def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, capsys, extra, fragment):
+    out = tmp_path / "out"
+    code, _, err = run_cli(BASE + ["--out", str(out)] + extra, capsys)
     assert_one_line_error(err, code, 2)
     assert fragment in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_that_is_a_file_is_refused_before_loading(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    code, _, err = run_cli(BASE + ["--out", str(tmp_path / "f")], capsys)
+    assert_one_line_error(err, code, 2)
+    assert "is a file" in err and (tmp_path / "f").read_text() == "x"
+
+
+def test_a_second_run_replaces_the_folder_whole(tmp_path, capsys):
+    (tmp_path / "stale.txt").write_text("old run")
+    code, _, err = run_cli(BASE + ["--out", str(tmp_path), "--prompt", "ab cd", "--second-prompt", "ab ce"], capsys)
+    assert code == 0, err
+    assert not (tmp_path / "stale.txt").exists() and (tmp_path / "caching.json").is_file()
 
 
 def test_help_has_an_example(capsys):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvscope.caching import decode_step, greedy, hooked_forward, manual_attention, prefix_reuse
+from kvscope.attention import causal_attention
+from kvscope.caching import decode_step, greedy, hooked_forward, prefix_reuse
 
 pytestmark = pytest.mark.embedded
 TEXT = "Rotary embeddings turn each key by an angle that grows with its position."
@@ -18,7 +19,7 @@ def test_attention_by_hand_matches_every_layer(embedded):
     for layer in range(info.layers):
         proj, _ = hooked_forward(model, info, ids, layer, use_cache=False)
         assert proj.q_pre.shape == (9, ids.shape[1], 64) and proj.k_pre.shape == (3, ids.shape[1], 64)
-        out, _ = manual_attention(proj.q_post, proj.k_post, proj.v, proj.scaling)
+        out, _ = causal_attention(proj.q_post, proj.k_post, proj.v, proj.scaling)
         worst = max(worst, float((out - proj.o_in).abs().max()))
     assert worst < 1e-4
 

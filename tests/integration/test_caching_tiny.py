@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvscope.caching import (FlopModel, decode_step, greedy, hooked_forward, manual_attention, prefix_reuse,
-                             span_flops)
+from kvscope.attention import causal_attention
+from kvscope.caching import FlopModel, decode_step, greedy, hooked_forward, prefix_reuse, span_flops
 from kvscope.capturing import cache_layer_kv
+from kvscope.compat import forward, output_cache
 
 TEXT = "The KV cache keeps every past key and value."
 
@@ -21,9 +22,9 @@ def test_attention_by_hand_matches_o_proj_input(tiny, layer):
     model, tok, info = tiny
     proj, out = hooked_forward(model, info, ids_of(tok, TEXT), layer, use_cache=True)
     assert proj.q_pre.shape == (4, 44, 16) and proj.k_pre.shape == proj.v.shape == (2, 44, 16)
-    o, _ = manual_attention(proj.q_post, proj.k_post, proj.v, proj.scaling)
+    o, _ = causal_attention(proj.q_post, proj.k_post, proj.v, proj.scaling)
     assert (o - proj.o_in).abs().max() < 1e-4
-    keys, values = cache_layer_kv(out.past_key_values, layer)
+    keys, values = cache_layer_kv(output_cache(out), layer)
     assert torch.allclose(proj.k_post, keys[0], atol=1e-6) and torch.equal(proj.v, values[0])
     assert not torch.allclose(proj.k_pre, proj.k_post, atol=1e-3)  # RoPE did move the keys
 
@@ -32,8 +33,8 @@ def test_wrong_physics_does_not_match(tiny):
     """The checks can fail: pre-RoPE keys, or a wrong q_head -> kv_head map, miss the model's output."""
     model, tok, info = tiny
     proj, _ = hooked_forward(model, info, ids_of(tok, TEXT), 1, use_cache=False)
-    no_rope, _ = manual_attention(proj.q_pre, proj.k_pre, proj.v, proj.scaling)
-    swapped, _ = manual_attention(proj.q_post, proj.k_post.flip(0), proj.v.flip(0), proj.scaling)
+    no_rope, _ = causal_attention(proj.q_pre, proj.k_pre, proj.v, proj.scaling)
+    swapped, _ = causal_attention(proj.q_post, proj.k_post.flip(0), proj.v.flip(0), proj.scaling)
     assert (no_rope - proj.o_in).abs().max() > 1e-3
     assert (swapped - proj.o_in).abs().max() > 1e-3
 
@@ -74,8 +75,9 @@ def test_prefix_reuse_logits_match_a_fresh_run(tiny, second, shared):
 
 def test_corrupted_prefix_is_caught(tiny):
     """Reusing a cache at the wrong positions changes the logits (the parity check can fail)."""
-    from kvscope.caching.prefix import continue_from, prefix_cache
     from transformers import DynamicCache
+
+    from kvscope.caching.prefix import continue_from, prefix_cache
 
     model, tok, info = tiny
     ids = ids_of(tok, TEXT)
@@ -85,8 +87,8 @@ def test_corrupted_prefix_is_caught(tiny):
     good = continue_from(model, prefix_cache(model, cache, info.layers, 20), ids, 20).logits[0]
     shifted = prefix_cache(model, cache, info.layers, 20)
     with torch.inference_mode():
-        bad = model(input_ids=ids[:, 20:], past_key_values=shifted, use_cache=True,
-                    position_ids=torch.arange(25, 25 + ids.shape[1] - 20)[None]).logits[0]
+        bad = forward(model, shifted, input_ids=ids[:, 20:], use_cache=True,
+                      position_ids=torch.arange(25, 25 + ids.shape[1] - 20)[None]).logits[0]
     assert (good - fresh).abs().max() < 1e-4 and (bad - fresh).abs().max() > 1e-3
 
 
@@ -106,5 +108,35 @@ def test_linear_flops_match_torch_flop_counter(tiny):
     finally:
         model.set_attn_implementation("sdpa")
     rectangle = fm.layers * fm.attention_per_key * n * n  # eager's Q·Kᵀ and P·V over all n x n pairs
+    # Some transformers releases build the RoPE angles with a matmul (inv_freq x positions); not a layer's work.
+    rope = sum(sum(ops.values()) for name, ops in counter.get_flop_counts().items() if name.endswith("rotary_emb"))
     closed = span_flops(fm, 0, n)
-    assert counter.get_total_flops() - rectangle == closed["total"] - closed["attention"]
+    assert counter.get_total_flops() - rectangle - rope == closed["total"] - closed["attention"]
+
+
+def test_explain_caching_report_repr_html_and_save(tiny, tmp_path):
+    import kvscope as ks
+    from kvscope.plots.caching import FIGURES
+
+    model, tok, info = tiny
+    r = ks.explain_caching(model, tok, "ab cd", "ab ce", layer=1, new_tokens=3, repeats=1)
+    text = repr(r)
+    assert text.startswith("CachingReport(model='LlamaForCausalLM', layer=1, tokens=") and len(text) < 300
+    assert "prefix_reused=4/5" in text and "tensor" not in text
+    page = r._repr_html_()
+    assert page.count("<img src=\"data:image/png;base64,") == len(FIGURES) and "speedup with cache" in page
+    files = r.save(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*FIGURES, "caching.json"])
+    assert [p.name for p in files] == [*FIGURES, "caching.json"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+def test_explain_caching_refuses_bad_arguments(tiny):
+    import kvscope as ks
+    from kvscope.errors import UsageError
+
+    model, tok, _ = tiny
+    for kwargs, fragment in [({"layer": 2}, "out of range"), ({"second_prompt": " "}, "second prompt is empty"),
+                             ({"new_tokens": 0}, "--new-tokens")]:
+        with pytest.raises(UsageError, match=fragment):
+            ks.explain_caching(model, tok, "ab cd", **kwargs)

@@ -36,3 +36,35 @@ def test_twin_runs_offline_on_the_embedded_model(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(
         ["attention_projections.png", "attention_patterns.png", "gqa_mapping.png", "kv_caching_comparison.png",
          "kv_cache_speedup.png", "prefix_reuse.png"])
+
+
+TOUR = ROOT / "notebooks" / "kvscope_tour.py"
+TOUR_NOTEBOOK = ROOT / "notebooks" / "kvscope_tour.ipynb"
+
+
+def test_tour_matches_its_twin():
+    jupytext = pytest.importorskip("jupytext")
+    py, nb = jupytext.read(TOUR), jupytext.read(TOUR_NOTEBOOK)
+    assert [(c.cell_type, c.source) for c in py.cells] == [(c.cell_type, c.source) for c in nb.cells]
+
+
+@pytest.mark.embedded
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="needs ks.analyze (analyze branch), ks.compare_pruning (strategies branch), a short "
+                          "KVSnapshot repr (hardening branch), "
+                          "ks.estimate_memory (memory branch): remove this mark after merging")
+def test_tour_runs_offline_on_the_embedded_model(tmp_path):
+    from kvscope.plots.analyze.registry import FIGURES
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    run = subprocess.run([sys.executable, str(TOUR)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line)
+    assert lines["model"].startswith("30 layers, 9 q_heads, 3 kv_heads")
+    assert lines["snapshot"].startswith("KVSnapshot(") and len(lines["snapshot"]) < 300
+    assert int(lines["figures"]) == len(FIGURES)
+    for name in ("snapkv", "streaming"):
+        full, half = (float(x.split()[0]) for x in lines[name].split("perplexity ")[1].split(", "))
+        assert 1 < full < half < 1e4  # evicting half of the cache costs perplexity on this continuation
+    assert "llama" in lines["memory"].lower()

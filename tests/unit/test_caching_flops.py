@@ -29,7 +29,7 @@ def brute_force(fm: FlopModel, computed: list[int], n_keys: int, logits: int = 1
     return 2 * macs
 
 
-@pytest.mark.parametrize("start,end", [(s, e) for e in range(0, 7) for s in range(0, e + 1)])
+@pytest.mark.parametrize("start,end", [(s, e) for e in range(7) for s in range(e + 1)])
 def test_span_flops_equals_brute_force(start, end):
     assert span_flops(SMALL, start, end)["total"] == brute_force(SMALL, list(range(start, end)), end)
 
