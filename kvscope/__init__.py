@@ -24,10 +24,10 @@ API: dict[str, str] = {
     "capture": "kvscope.capturing:capture",
     "analyze": "kvscope.report.api:analyze",
     "compare": "kvscope.report.api:compare",
-    "compare_pruning": "kvscope.prune.lab:compare_pruning",
+    "compare_pruning": "kvscope.prune.api:compare_pruning",
     "bench": "kvscope.evaluation:bench",
     "explain_caching": "kvscope.caching:explain_caching",
-    "estimate_memory": "kvscope.memory:estimate_memory",
+    "estimate_memory": "kvscope.memory.api:estimate_memory",
     "run_mas": "kvscope.mas:run_mas",
     "KVSnapshot": "kvscope.snapshot:KVSnapshot",
 }

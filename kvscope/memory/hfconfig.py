@@ -77,6 +77,7 @@ def count_parameters(cfg: Any) -> tuple[int, int]:
     try:
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(cfg)
+            model.tie_weights()  # transformers 5.0's from_config on meta leaves tied embeddings untied
     except (ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError, RuntimeError) as exc:
         raise UsageError(f"cannot build model type {cfg.model_type!r} from its config: "
                          f"{str(exc).splitlines()[0][:160]}") from None

@@ -50,7 +50,6 @@ def test_analyze_in_memory_then_save_writes_the_clis_files(embedded, tmp_path, c
     assert json.loads((api / "metrics.json").read_text()) == json.loads((cli / "metrics.json").read_text())
 
 
-@pending("strategies branch", "compare_pruning")
 def test_compare_pruning(embedded):
     model, tokenizer, _ = embedded
     lab = ks.compare_pruning(model, tokenizer, PROMPT, CONTINUATION, strategy="snapkv", ratio=0.5)

