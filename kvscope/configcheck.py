@@ -87,3 +87,26 @@ def check_model_folder(path: Path) -> None:
         what = f"only pickle weights ({', '.join(pickles[:2])})" if pickles else "no *.safetensors weights"
         raise UsageError(f"--model {path} holds {what}; kvscope loads safetensors only "
                          "(pickle can run code): convert the weights with save_pretrained(safe_serialization=True)")
+
+
+def config_facts(cfg: Any) -> dict[str, Any]:
+    """The one reader of a transformers config into attention facts (its text config for multimodal models).
+
+    Returns ``layers``, ``q_heads``, ``kv_heads``, ``head_dim``, ``hidden_size``, ``vocab_size``,
+    ``rope_theta`` (None without RoPE), ``max_positions`` (0 when unknown) and ``tied_embeddings``; used by
+    ``kvscope.models.describe`` (a loaded model) and ``kvscope.memory`` (a config alone).
+    """
+    text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    q_heads = text.num_attention_heads
+    rope = getattr(text, "rope_parameters", None) or {}
+    theta = rope.get("rope_theta") if isinstance(rope, dict) else None
+    theta = theta if theta is not None else getattr(text, "rope_theta", None)
+    return {
+        "layers": text.num_hidden_layers, "q_heads": q_heads,
+        "kv_heads": getattr(text, "num_key_value_heads", None) or q_heads,
+        "head_dim": getattr(text, "head_dim", None) or text.hidden_size // q_heads,
+        "hidden_size": text.hidden_size, "vocab_size": text.vocab_size,
+        "rope_theta": float(theta) if theta is not None else None,
+        "max_positions": int(getattr(text, "max_position_embeddings", 0) or 0),
+        "tied_embeddings": bool(getattr(text, "tie_word_embeddings", False)),
+    }

@@ -90,24 +90,15 @@ def dtype_bytes(dtype: str) -> int:
 
 def describe(model: Any, name: str) -> ModelInfo:
     """Build a ``ModelInfo`` from a transformers causal-LM's config and weights."""
+    from kvscope.configcheck import config_facts
+
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    q_heads = cfg.num_attention_heads
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or q_heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // q_heads
+    facts = config_facts(model.config)
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-    rope = getattr(cfg, "rope_parameters", None) or {}
-    theta = rope.get("rope_theta") if isinstance(rope, dict) else None
-    theta = theta if theta is not None else getattr(cfg, "rope_theta", None)
     params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-    return ModelInfo(
-        name=name, architecture=cfg.model_type, layers=cfg.num_hidden_layers, q_heads=q_heads,
-        kv_heads=kv_heads, head_dim=head_dim, hidden_size=cfg.hidden_size, vocab_size=cfg.vocab_size,
-        rope_theta=float(theta) if theta is not None else None,
-        max_positions=int(getattr(cfg, "max_position_embeddings", 0) or 0), dtype=dtype,
-        parameters=int(params),
-        kv_bytes_per_token=2 * cfg.num_hidden_layers * kv_heads * head_dim * dtype_bytes(dtype),
-        tied_embeddings=bool(getattr(cfg, "tie_word_embeddings", False)),
-    )
+    kv_bytes = 2 * facts["layers"] * facts["kv_heads"] * facts["head_dim"] * dtype_bytes(dtype)
+    return ModelInfo(name=name, architecture=cfg.model_type, dtype=dtype, parameters=int(params),
+                     kv_bytes_per_token=kv_bytes, **facts)
 
 
 def cache_dir() -> Path:

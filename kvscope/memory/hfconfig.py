@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kvscope.configcheck import check_config, config_facts
 from kvscope.errors import UsageError
 
 
@@ -48,8 +49,6 @@ def config_from_dict(raw: Any, where: str) -> Any:
 
     if not isinstance(raw, dict) or "model_type" not in raw:
         raise UsageError(f"cannot parse config {where}: no 'model_type' key")
-    from kvscope.configcheck import check_config
-
     check_config(raw, where)
     try:
         raw = dict(raw)
@@ -127,7 +126,7 @@ def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
             raise UsageError(f"invalid model config {display_name(name)}: {field} = {value!r} must be an integer "
                              "of at least 1")
     total, active = count_parameters(cfg)
-    q = text.num_attention_heads
+    facts = config_facts(cfg)
     kv_lora = getattr(text, "kv_lora_rank", None)
     counts = layer_counts(text)
     inter = getattr(text, "intermediate_size", None) or 4 * text.hidden_size
@@ -135,15 +134,13 @@ def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
     local = shown != name
     return {
         "id": shown, "name": shown, "hf_id": None if local else name,
-        "layers": text.num_hidden_layers, "hidden": text.hidden_size, "q_heads": q,
-        "kv_heads": getattr(text, "num_key_value_heads", None) or q,
-        "head_dim": getattr(text, "head_dim", None) or text.hidden_size // q,
-        "intermediate": int(inter), "vocab": text.vocab_size, "layer_types": counts,
+        "layers": facts["layers"], "hidden": facts["hidden_size"], "q_heads": facts["q_heads"],
+        "kv_heads": facts["kv_heads"], "head_dim": facts["head_dim"],
+        "intermediate": int(inter), "vocab": facts["vocab_size"], "layer_types": counts,
         "sliding_window": getattr(text, "sliding_window", None) if counts["sliding"] else None,
         "mla": {"rank": kv_lora, "rope": text.qk_rope_head_dim} if kv_lora else None,
         "params_total": total, "params_active": active,
-        "tied_embeddings": bool(getattr(text, "tie_word_embeddings", False)),
-        "native_context": int(getattr(text, "max_position_embeddings", 0) or 0),
+        "tied_embeddings": facts["tied_embeddings"], "native_context": facts["max_positions"],
         "verified": True, "source": f"{'a local config.json' if local else name}; parameters counted on the meta "
                                     "device",
         "checked": datetime.date.today().isoformat(),
