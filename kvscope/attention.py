@@ -220,3 +220,19 @@ def recording(model: Any, recorder: AttentionRecorder | None) -> Iterator[Attent
             yield recorder
     finally:
         _ACTIVE.reset(token)
+
+
+def causal_probs(query: torch.Tensor, key: torch.Tensor, scaling: float,
+                 softcap: float | None = None) -> torch.Tensor:
+    """Causal GQA softmax over snapshot tensors, the one helper the analyses use: ``query``
+    ``[q_head, q, d]`` (the LAST ``q`` of the ``k`` positions), ``key`` ``[kv_head, k, d]`` -> probabilities
+    ``[q_head, q, k]`` float32. ``scaling`` is the model's own score scale (``module.scaling``), and
+    ``softcap`` its logit soft-capping (``tanh(s / c) * c``) when it has one. q_head ``h`` reads kv_head
+    ``h // group``."""
+    g = query.shape[0] // key.shape[0]
+    scores = torch.matmul(query.float(), key.float().repeat_interleave(g, 0).transpose(-1, -2)) * scaling
+    if softcap:
+        scores = torch.tanh(scores / softcap) * softcap
+    q, k = query.shape[1], key.shape[1]
+    hidden = torch.arange(k)[None, :] > torch.arange(k - q, k)[:, None]
+    return scores.masked_fill(hidden, float("-inf")).softmax(-1)

@@ -178,7 +178,7 @@ def kv_pca_by_position(data: FigureData):
             ax.legend(fontsize=7)
         ax.set_xlabel(f"PC1 ({share[0] * 100:.1f} % of variance)")
         ax.set_ylabel(f"PC2 ({share[1] * 100:.1f} %)")
-        ax.set_title(f"{name}, layer {p.layer} (post-RoPE)", fontsize=10)
+        ax.set_title(f"{name}, layer {p.layer}" + (" (keys post-RoPE)" if name == "keys" else ""), fontsize=10)
         fig.colorbar(sc, ax=ax, label="position")
     fig.suptitle("PCA of per-position cache vectors (kv_heads concatenated)" + _attn_note(t), fontsize=11)
     fig.tight_layout()
@@ -186,30 +186,51 @@ def kv_pca_by_position(data: FigureData):
 
 
 def importance_validation(data: FigureData):
-    """Spearman of each importance proxy with attention received, per layer; ground truth if given."""
+    """Position-controlled correlation of each proxy with attention per layer; both references beside it."""
+    from kvscope.analyses.importance import CONTROL, layer_median
+
     imp = data.results["importance"]
-    fig, axes = new_figure(12, 4.8, 1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    fig, axes = new_figure(12, 5, 1, 2, gridspec_kw={"width_ratios": [2, 1]})
     ax = axes[0][0]
-    names = {"magnitude": "magnitude (||k||+||v||)/2", "key_norm": "KNorm (-||k||)", "value_norm": "||v||"}
-    for name, rho in imp.layer_spearman.items():
-        ax.plot(np.arange(len(rho)), rho, "o-", ms=3, label=f"{names[name]}: median {imp.median[name]:+.2f}")
+    med = layer_median(imp)
+    for name, rho in imp.layer_partial.items():
+        ax.plot(np.arange(len(rho)), rho, "o-", ms=3, label=f"{PROXY_NAMES[name]}: median {med[name]:+.2f}")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylim(-1.05, 1.05)
     layer_axis(ax, len(rho))
-    ax.set_ylabel("Spearman rho with attention received")
+    ax.set_ylabel(f"{CONTROL}\nwith attention received", fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    ax.set_title(imp.verdict, fontsize=8, wrap=True)
-    ax = axes[0][1]
-    if imp.ground_truth:
-        keys = list(imp.ground_truth)
-        ax.barh(range(len(keys)), [imp.ground_truth[k] for k in keys], color="#2ca02c")
-        ax.set_yticks(range(len(keys)), keys)
-        ax.set_xlim(-1, 1)
-        ax.axvline(0, color="grey", lw=0.8)
-        ax.set_title("Spearman with the log-likelihood lost\nwhen the token is evicted (leave-one-out)", fontsize=8)
-    else:
-        no_data(ax, imp.ground_truth_note or "no leave-one-out ground truth\n(kvscope prune --leave-one-out)")
-    fig.suptitle("Do the importance proxies predict attention received?", fontsize=11)
+    ax.set_title(_wrap(imp.verdict), fontsize=8)
+    _reference_bars(axes[0][1], imp.partial, imp.ground_truth_note)
+    fig.suptitle("Do the importance proxies predict importance once position is controlled for?", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+PROXY_NAMES = {"magnitude": "magnitude (||k||+||v||)/2", "key_norm": "KNorm (-||k||)", "value_norm": "||v||",
+               "attention": "attention received"}
+
+
+def _wrap(text: str, width: int = 110) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def _reference_bars(ax, partial: dict[str, dict[str, float]], note: str = "") -> None:
+    """Horizontal bars: partial rho of each proxy with each reference present."""
+    names = list(PROXY_NAMES)
+    refs = [r for r in ("leave_one_out", "attention") if r in partial]
+    h = 0.8 / len(refs)
+    for j, ref in enumerate(refs):
+        vals = [partial[ref].get(n, np.nan) for n in names]
+        ax.barh(np.arange(len(names)) + j * h, np.nan_to_num(vals), h,
+                label="vs leave-one-out" if ref == "leave_one_out" else "vs attention received")
+    ax.set_yticks(np.arange(len(names)) + h * (len(refs) - 1) / 2, [PROXY_NAMES[n] for n in names], fontsize=7)
+    ax.set_xlim(-1, 1)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.legend(fontsize=7)
+    extra = f"\n({note})" if note else ("" if "leave_one_out" in partial else
+                                        "\n(no leave-one-out file: kvscope prune --leave-one-out)")
+    ax.set_title("partial Spearman given position, over tokens" + extra, fontsize=8)
