@@ -138,7 +138,7 @@ def analyze(model, device, dtype, trust_remote_code, device_map, prompt, prompt_
                                      cache_scale=cache_scale, cache_norm=cache_norm, scan_layers=bool(do_scan),
                                      scan_heads=scan_heads, continuation=cont, **kw)
             else:
-                result = api.analyze_texts(loaded.model, loaded.tokenizer, texts, truncate=truncate,
+                result = api.analyze_texts(loaded.model, loaded.tokenizer, texts, info=loaded.info, truncate=truncate,
                                            quiet=as_json, **kw)
     t0 = time.perf_counter()
     with atomic_dir(out) as tmp:

@@ -229,12 +229,12 @@ def analyze_many(snapshots: Iterable[KVSnapshot], *, model: Any = None, layer: i
                          token_data(runs[0]) if "tokens" in runs[0] else None)
 
 
-def analyze_texts(model: Any, tokenizer: Any, texts: list[str], *, truncate: bool = False, quiet: bool = True,
-                  **kw: Any) -> AnalyzeResult:
+def analyze_texts(model: Any, tokenizer: Any, texts: list[str], *, info: Any = None, truncate: bool = False,
+                  quiet: bool = True, **kw: Any) -> AnalyzeResult:
     """Capture each text (attention and queries) and analyze them together; one text = :func:`analyze`."""
     from kvscope.capturing import capture
 
-    snaps = (capture(model, tokenizer, t, attention=True, queries=True, truncate=truncate) for t in texts)
+    snaps = (capture(model, tokenizer, t, info=info, attention=True, queries=True, truncate=truncate) for t in texts)
     if len(texts) == 1:
         return analyze(next(snaps), model=model, tokenizer=tokenizer, quiet=quiet, **kw)
     return analyze_many(snaps, model=model, quiet=quiet, total=len(texts), **kw)
