@@ -159,11 +159,21 @@ def test_many_prompts_give_intervals(tiny, tmp_path, capsys):
     assert code == 0, err
     doc = json.loads((tmp_path / "many" / "metrics.json").read_text())
     assert doc["headline"]["prompts"] == 3 and "over 3 prompts" in doc["headline"]["verdict"]
-    mean, low, high = doc["headline"]["magnitude_vs_reference"]
-    assert low <= mean <= high
-    assert ("inconclusive" in doc["headline"]["verdict"]) == (low <= 0 <= high)
     drawn = [n for n, v in doc["figures"].items() if "files" in v]
     assert drawn == [n for n, s in FIGURES.items() if s.draw_many is not None]
+
+
+def test_many_snapshots_verdict_has_an_interval_and_says_inconclusive_across_zero():
+    from kvscope.report.api import analyze
+    from tests.unit.test_analyses_synth import random_snapshot
+
+    result = analyze([random_snapshot(layers=2, n=40, d=8, seed=s) for s in range(5)])
+    mean, low, high = result.metrics["headline"]["magnitude_vs_reference"]
+    assert low <= mean <= high and result.metrics["headline"]["verdict_reference"] == "attention"
+    assert ("inconclusive" in result.verdict) == (low <= 0 <= high)
+    rhos = result.metrics["aggregate"]["correlations"]["attention"]["magnitude"]
+    assert len(rhos) == 5 and mean == pytest.approx(sum(rhos) / 5)
+    assert set(result.figures) == {n for n, s in FIGURES.items() if s.draw_many is not None}
 
 
 def test_default_prompt_set_loads_offline():
