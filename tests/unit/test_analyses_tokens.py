@@ -153,3 +153,12 @@ def test_sink_needs_a_majority_of_layers():
 def test_head_features_need_queries():
     with pytest.raises(KvscopeError):
         head_specialization(random_snapshot(queries=False), 0)
+
+
+def test_lowest_and_highest_rankings_are_the_ends_of_magnitude():
+    snap = random_snapshot(layers=2, kv_heads=2, n=30, d=8, seed=4)
+    table = token_table(snap, detect_sinks(snap), n_rank=5)
+    rest = np.setdiff1d(np.arange(30), np.r_[table.lowest, table.highest])
+    assert table.magnitude[table.lowest].max() <= table.magnitude[rest].min()
+    assert table.magnitude[table.highest].min() >= table.magnitude[rest].max()
+    assert table.magnitude[table.lowest[0]] == table.magnitude.min()
