@@ -4,7 +4,6 @@ values are exact, group sizes matter, and next-token KL needs the model (skipped
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from kvscope.analyses.quantization import BITS, quantization_error

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kvscope.plots.analyze.base import K_COLOR, SINK_COLOR, V_COLOR, FigureData, layer_axis, new_figure, no_data
+from kvscope.plots.analyze.base import K_COLOR, SINK_COLOR, V_COLOR, FigureData, layer_axis, new_figure, no_data, wrap
 
 
 def _band(ax, band, color, label, marker="o") -> None:
@@ -85,9 +85,7 @@ def importance(data: FigureData):
     ax.set_xlim(-1, 1)
     ax.set_xlabel("partial Spearman given position (dots: prompts; diamond: mean, bar: 95 % interval)")
     ax.legend(fontsize=7)
-    import textwrap
-
-    ax.set_title("\n".join(textwrap.wrap(m.verdict, 120)), fontsize=8)
+    ax.set_title(wrap(m.verdict, 120), fontsize=8)
     fig.suptitle("Importance proxies over " + _n(data), fontsize=10)
     fig.tight_layout()
     return fig

@@ -58,6 +58,13 @@ def label_points(ax, x: np.ndarray, y: np.ndarray, idx: np.ndarray, tokens: list
                     arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5} if near else None)
 
 
+def wrap(text: str, width: int = 110) -> str:
+    """``text`` broken into lines of at most ``width`` characters (titles and notes)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
 def no_data(ax, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
     ax.set_xticks([])

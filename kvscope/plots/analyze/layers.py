@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from kvscope.plots.analyze.base import K_COLOR, V_COLOR, FigureData, layer_axis, new_figure, no_data
+from kvscope.plots.analyze.base import K_COLOR, V_COLOR, FigureData, layer_axis, new_figure, no_data, wrap
 
 
 def _norm(scale: str, vmax: float, maps, log: bool):
@@ -140,7 +140,7 @@ def kv_quantization_error(data: FigureData):
         for row, (table, what, note) in enumerate(rows):
             ax = axes[row][col]
             if note and note in q.notes:
-                no_data(ax, _wrap_note(q.notes[note]))
+                no_data(ax, wrap(q.notes[note], 60))
                 continue
             for var in q.variants:
                 y = table[kind][var]
@@ -164,9 +164,3 @@ def kv_quantization_error(data: FigureData):
 
 
 VARIANT_STYLE = {"tensor": "o-", "token": "s-", "channel": "^-"}
-
-
-def _wrap_note(text: str) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, 60))

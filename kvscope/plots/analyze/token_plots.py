@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kvscope.plots.analyze.base import (K_COLOR, SINK_COLOR, V_COLOR, FigureData, label_points, layer_axis,
-                                        mark_sinks, new_figure, no_data)
+                                        mark_sinks, new_figure, no_data, wrap)
 from kvscope.plots.common import token_label
 from kvscope.tokens import TOKEN_TYPES
 
@@ -201,7 +201,7 @@ def importance_validation(data: FigureData):
     ax.set_ylabel(f"{CONTROL}\nwith attention received", fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    ax.set_title(_wrap(imp.verdict), fontsize=8)
+    ax.set_title(wrap(imp.verdict), fontsize=8)
     _reference_bars(axes[0][1], imp.partial, imp.ground_truth_note)
     fig.suptitle("Do the importance proxies predict importance once position is controlled for?", fontsize=11)
     fig.tight_layout()
@@ -210,12 +210,6 @@ def importance_validation(data: FigureData):
 
 PROXY_NAMES = {"magnitude": "magnitude (||k||+||v||)/2", "key_norm": "KNorm (-||k||)", "value_norm": "||v||",
                "attention": "attention received"}
-
-
-def _wrap(text: str, width: int = 110) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width))
 
 
 def _reference_bars(ax, partial: dict[str, dict[str, float]], note: str = "") -> None:
