@@ -126,25 +126,33 @@ def analyze(model, device, dtype, trust_remote_code, device_map, prompt, prompt_
     else:
         loaded = load(model, device, dtype, trust_remote_code, device_map)
         timing["load"] = time.perf_counter() - t0
-        with torch_threads(threads), stderr_console().status("capturing and analyzing ..."):
-            if len(texts) == 1:
-                from kvscope.capturing import capture
-
-                snap = capture(loaded.model, loaded.tokenizer, texts[0], info=loaded.info, attention=True,
-                               queries=True, truncate=truncate)
-                timing["capture"] = time.perf_counter() - t0 - timing["load"]
-                cont = continuation or (_text("default_continuation.txt") if is_default else None)
-                result = api.analyze(snap, model=loaded.model, tokenizer=loaded.tokenizer, ground_truth=truth,
-                                     cache_scale=cache_scale, cache_norm=cache_norm, scan_layers=bool(do_scan),
-                                     scan_heads=scan_heads, continuation=cont, **kw)
+        with torch_threads(threads):
+            if len(texts) > 1:
+                result = api.analyze_texts(loaded.model, loaded.tokenizer, texts, info=loaded.info,
+                                           truncate=truncate, quiet=as_json, **kw)
             else:
-                result = api.analyze_texts(loaded.model, loaded.tokenizer, texts, info=loaded.info, truncate=truncate,
-                                           quiet=as_json, **kw)
+                cont = continuation or (_text("default_continuation.txt") if is_default else None)
+                result = _one_text(loaded, texts[0], truncate, timing, dict(
+                    ground_truth=truth, cache_scale=cache_scale, cache_norm=cache_norm, scan_layers=bool(do_scan),
+                    scan_heads=scan_heads, continuation=cont, **kw))
     t0 = time.perf_counter()
     with atomic_dir(out) as tmp:
         result.save(tmp)
     timing = {**timing, **result.timing, "report": time.perf_counter() - t0}
     _summary(result, out, timing, as_json)
+
+
+def _one_text(loaded, text: str, truncate: bool, timing: dict[str, float], kw: dict):
+    """Capture one prompt (attention and queries) and analyze it with the model at hand."""
+    from kvscope.capturing import capture
+    from kvscope.report import api
+
+    with stderr_console().status("capturing and analyzing ..."):
+        t0 = time.perf_counter()
+        snap = capture(loaded.model, loaded.tokenizer, text, info=loaded.info, attention=True, queries=True,
+                       truncate=truncate)
+        timing["capture"] = time.perf_counter() - t0
+        return api.analyze(snap, model=loaded.model, tokenizer=loaded.tokenizer, **kw)
 
 
 def _summary(result, out: Path, timing: dict[str, float], as_json: bool) -> None:

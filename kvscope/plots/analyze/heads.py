@@ -142,6 +142,9 @@ def weight_magnitude_distribution(data: FigureData):
         ax.set_ylabel("count (log)")
         ax.set_title(f"{name}: {h.n:,} weights, mean |w| {h.mean_abs:.3g}, max {h.max_abs:.3g}, "
                      f"exact zeros {h.zeros:,}", fontsize=9)
-    fig.suptitle("Projection weight magnitudes (all layers)", fontsize=11)
+    gguf = "GGUF" in str(data.meta.get("model", ""))
+    fig.suptitle("Projection weight magnitudes (all layers)" + ("\nthese weights come from a 4-bit GGUF file: the "
+                 "histogram shows its quantization grid (at most 16 values per block of 32), not trained weights"
+                 if gguf else ""), fontsize=10)
     fig.tight_layout()
     return fig

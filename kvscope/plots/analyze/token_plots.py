@@ -63,12 +63,12 @@ def token_importance_comparison(data: FigureData):
     ax.scatter(t.key_norm, t.value_norm, color="#dddddd", s=_size(len(t.tokens)), label="other tokens")
     color = t.attention if t.has_attention else None
     for idx, marker, name in ((t.highest, "o", "highest magnitude"), (t.lowest, "X", "lowest magnitude")):
-        kw = {"c": color[idx], "cmap": "viridis", "vmin": np.nanmin(color), "vmax": np.nanmax(color)} \
+        kw = {"c": color[idx], "cmap": "viridis", "vmin": np.nanmin(color), "vmax": _clip_limit(color, t.sink)} \
             if color is not None else {"color": "tab:blue" if marker == "o" else "tab:red"}
         sc = ax.scatter(t.key_norm[idx], t.value_norm[idx], marker=marker, s=70, edgecolors="k",
                         linewidths=0.5, label=name, **kw)
     if color is not None:
-        fig.colorbar(sc, ax=ax, label="attention received per query")
+        fig.colorbar(sc, ax=ax, extend="max", label="attention received per query (clipped at the non-sink 95th pct)")
     mark_sinks(ax, t.key_norm, t.value_norm, t.sink)
     label_points(ax, t.key_norm, t.value_norm, np.concatenate([t.highest[:5], t.lowest[:5]]), t.tokens)
     ax.set_xlabel("key L2 norm")
@@ -77,6 +77,13 @@ def token_importance_comparison(data: FigureData):
     ax.set_title("High vs low magnitude tokens, coloured by attention received" + _attn_note(t), fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _clip_limit(values: np.ndarray, sink: np.ndarray) -> float:
+    """Colour limit: the 95th percentile of the non-sink tokens, so one sink does not wash out the rest
+    (the colour bar is clipped there; the sinks are ringed instead)."""
+    rest = values[~sink & np.isfinite(values)]
+    return float(np.percentile(rest, 95)) if rest.size else float(np.nanmax(values))
 
 
 def _present_types(t) -> list[str]:
