@@ -40,7 +40,9 @@ def child(root: str, argv: list[str]) -> None:
         raise SystemExit(proc.stderr)
     summary = json.loads(proc.stdout)
     summary["wall_s"] = wall
-    summary["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    summary["peak_rss_mib"] = usage.ru_maxrss / 1024
+    summary["cpu_s"] = usage.ru_utime + usage.ru_stime  # less sensitive to other jobs than wall time
     print(json.dumps(summary))
 
 
@@ -54,6 +56,7 @@ def one_run(root: str, argv: list[str]) -> dict:
 def summarize(name: str, runs: list[dict]) -> dict:
     walls = [r["wall_s"] for r in runs]
     return {"case": name, "tokens": runs[0]["tokens"], "wall": statistics.median(walls),
+            "cpu": statistics.median(r["cpu_s"] for r in runs),
             "spread": (min(walls), max(walls)), "rss": max(r["peak_rss_mib"] for r in runs),
             "figures": runs[0]["figures"], "runs": len(runs)}
 
@@ -65,13 +68,15 @@ def table(rows: list[dict], ratio: float, load: str, base: str, repeats: int) ->
         f"warm model cache; median of {repeats} fresh-process runs per case (min-max in brackets), the two "
         f"single-prompt cases run alternately. Load average during the run: {load} on 2 cores shared with "
         "other engineers' jobs, so absolute times are inflated and noisy; compare rows of this run only.", "",
-        "| case | tokens | figures | wall s (median) | min-max | peak RSS MiB |", "|---|---|---:|---:|---:|---:|"]
+        "| case | tokens | figures | wall s (median) | min-max | CPU s (median) | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         tokens = r["tokens"] if isinstance(r["tokens"], int) else f"{len(r['tokens'])} prompts, {sum(r['tokens'])} total"
         lines.append(f"| {r['case']} | {tokens} | {r['figures']} | {r['wall']:.1f} | "
-                     f"{r['spread'][0]:.1f}-{r['spread'][1]:.1f} | {r['rss']:.0f} |")
+                     f"{r['spread'][0]:.1f}-{r['spread'][1]:.1f} | {r['cpu']:.1f} | {r['rss']:.0f} |")
     lines += ["", f"Single-prompt default run, this commit over {base} (same session, alternating): "
-              f"**{ratio:.2f}x** the wall time (above 1 = slower).", "",
+              f"**{ratio[0]:.2f}x** the median wall time and **{ratio[1]:.2f}x** the median CPU time "
+              "(user + system; above 1 = slower).", "",
               "Targets: `--prompts default` under 3 minutes and 4 GiB; the single-prompt run no slower than before.",
               "", "Reproduce: `git archive a2e5e01 | tar -x -C /tmp/analyze_base && "
               "python benchmarks/analyze.py --base /tmp/analyze_base --repeats 3`", ""]
@@ -94,7 +99,8 @@ def main() -> None:
     load = f"{os.getloadavg()[0]:.1f}"
     rows = [summarize("default prompt, this commit", now), summarize(f"default prompt, {args.base_name}", old),
             summarize("--prompts default (9 texts), this commit", many)]
-    text = table(rows, rows[0]["wall"] / rows[1]["wall"], load, args.base_name, args.repeats)
+    ratio = (rows[0]["wall"] / rows[1]["wall"], rows[0]["cpu"] / rows[1]["cpu"])
+    text = table(rows, ratio, load, args.base_name, args.repeats)
     args.out.write_text(text)
     print(text)
 
