@@ -41,21 +41,22 @@ def kv_cache_layers(data: FigureData):
         img = np.full((px_h - gap_y, px_w - gap), np.nan)
         for i, m in enumerate(mats):
             r, c = divmod(i, cols)
-            tile = m / per[i] * vmax if scale == "layer" and per[i] > 0 else m
+            tile = m / per[i] if scale == "layer" else m  # per layer: in units of the layer's own limit
             img[r * (h + gap_y): r * (h + gap_y) + m.shape[0], c * (w + gap): c * (w + gap) + w] = tile
             ax.text(c * (w + gap) + 1, r * (h + gap_y) + 0.5, f"{kind}{i}", color="white", fontsize=7,
                     va="top", ha="left", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"})
         cm = __import__("matplotlib").colormaps[cmap].resampled(100).with_extremes(bad="white")
-        im = ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cm, norm=_norm(scale, vmax, maps, log))
+        top = 1.0 if scale == "layer" else vmax
+        im = ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cm, norm=_norm(scale, top, maps, log))
         xs = [c * (w + gap) + hh * maps.head_dim - 0.5 for c in range(cols) for hh in range(1, maps.kv_heads)]
         ax.vlines(xs, -0.5, img.shape[0] - 0.5, colors="white", linestyles="--", linewidth=0.6)
         ax.set_xticks([])
         ax.set_yticks([r * (h + gap_y) for r in range(rows)] + [h - 1],
                       ["0"] * rows + [str(maps.n_positions - 1)], fontsize=6)
         ax.set_ylabel("position (each tile: 0 at top)", fontsize=8)
-        what = "each layer scaled to its own 99.5th pct" if scale == "layer" else f"shared 99.5th pct {vmax:.3g}"
-        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01,
-                     label=f"|{kind}| ({'log, ' if log else ''}clipped: {what})")
+        what = (f"|{kind}| / the layer's 99.5th pct" if scale == "layer"
+                else f"|{kind}| (shared limit: 99.5th pct, {vmax:.3g})")
+        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label=f"{what}{', log' if log else ''}, clipped")
     rows_are = "one row per position" if maps.block == 1 else f"max |x| over blocks of {maps.block} positions"
     fig.suptitle(f"KV cache per layer (tiles, layer number top-left): {rows_are}; "
                  f"columns = kv_head x head_dim, dashed = kv_head boundaries", fontsize=10)
