@@ -11,6 +11,7 @@ import click
 from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, model_options, print_table,
                                 prompt_options, setup_logging, stderr_console)
 from kvscope.plots.analyze import FIGURES
+from kvscope.report.prompts import default_prompts
 
 
 def _text(name: str) -> str:
@@ -62,7 +63,8 @@ def _layers_before_loading(model: str) -> int:
 @prompt_options
 @click.option("--prompts", default=None,
               help="Many prompts: a JSONL file with a 'text' field per line, a folder of .txt files, or "
-                   "'default' (9 built-in texts). Figures are aggregated with 95 % bootstrap intervals.")
+                   f"'default' ({len(default_prompts())} built-in texts). Figures are aggregated with 95 % "
+                   "bootstrap intervals.")
 @click.option("--snapshot", type=click.Path(path_type=Path), default=None,
               help="Analyze a saved .kvs capture instead (no model is loaded).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-out"), show_default=True,
