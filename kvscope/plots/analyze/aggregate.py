@@ -102,13 +102,14 @@ def quantization(data: FigureData):
             drawn = False
             for var in q["variants"]:
                 e = q[kind][var]
-                mean, lo, hi = e[err]
-                if not np.isfinite(mean).any():
+                ok = np.isfinite(e[err][0])  # KL: only some bit widths
+                if not ok.any():
                     continue
                 drawn = True
-                x = e["effective_bits"]
-                ax.errorbar(x, np.maximum(mean, 1e-12), yerr=[np.maximum(mean - lo, 0), np.maximum(hi - mean, 0)],
-                            fmt="o-", ms=3, capsize=2, label=var)
+                mean, lo, hi = (np.asarray(a)[ok] for a in e[err])
+                ax.errorbar(e["effective_bits"][ok], np.maximum(mean, 1e-12),
+                            yerr=[np.maximum(mean - lo, 0), np.maximum(hi - mean, 0)], fmt="o-", ms=3, capsize=2,
+                            label=var)
             if not drawn:
                 no_data(ax, q["notes"].get(err, "not measured"))
                 continue

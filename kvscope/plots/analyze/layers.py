@@ -144,10 +144,10 @@ def kv_quantization_error(data: FigureData):
                 no_data(ax, wrap(q.notes[note], 60))
                 continue
             for var in q.variants:
-                y = table[kind][var]
-                if np.isfinite(y).any():
-                    ax.plot(q.effective_bits[kind][var], np.maximum(y, 1e-12), VARIANT_STYLE.get(var.split("/")[0], "o-"),
-                            ms=4, label=var)
+                y, ok = table[kind][var], np.isfinite(table[kind][var])  # KL: only some bit widths
+                if ok.any():
+                    ax.plot(q.effective_bits[kind][var][ok], np.maximum(y[ok], 1e-12),
+                            VARIANT_STYLE.get(var.split("/")[0], "o-"), ms=4, label=var)
             if row == 0:
                 ax.plot([16], [max(q.float16[kind], 1e-12)], "k*", ms=9, label="float16")
             ax.set_yscale("log")
