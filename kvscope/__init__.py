@@ -23,7 +23,7 @@ API: dict[str, str] = {
     "load_model": "kvscope.models:load_model",
     "capture": "kvscope.capturing:capture",
     "analyze": "kvscope.report.api:analyze",
-    "compare": "kvscope.report.api:compare",
+    "compare": "kvscope.report.compare:compare",
     "compare_pruning": "kvscope.prune.api:compare_pruning",
     "bench": "kvscope.evaluation:bench",
     "explain_caching": "kvscope.caching:explain_caching",

@@ -77,6 +77,7 @@ class AttentionRecorder:
 
 def causal_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None, scaling: float, *,
                      q_positions: torch.Tensor | None = None, k_positions: torch.Tensor | None = None,
+                     softcap: float | None = None,
                      dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Causal GQA attention: ``softmax(q k^T * scaling + causal mask) v``, computed in ``dtype``.
 
@@ -85,7 +86,8 @@ def causal_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Te
     (transformers' ``repeat_kv``). A query at position ``p`` sees the keys at positions ``<= p``; positions
     default to ``0..K-1`` for the keys and the last ``Q`` of them for the queries, so a chunk of queries
     (or keys that survived an eviction) is passed with its ``q_positions`` ``[Q]`` / ``k_positions`` ``[K]``.
-    ``scaling`` is the model's (``layer_scalings``), ``head_dim ** -0.5`` only where the model uses that.
+    ``scaling`` is the model's (``layer_scalings``), ``head_dim ** -0.5`` only where the model uses that;
+    ``softcap`` its logit soft-capping (``tanh(s / c) * c``, Gemma 2) when it has one.
 
     Returns ``(out [q_head, Q, head_dim] or None, probs [q_head, Q, K])`` in ``dtype`` (float64 by default, a
     reference; pass ``torch.float32`` for speed). A query that sees no key gets a zero row.
@@ -97,6 +99,8 @@ def causal_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Te
     qpos = kpos[-queries.shape[1]:] if q_positions is None else q_positions.cpu()
     kv_of = torch.arange(hq, device=keys.device) // (hq // hkv)
     scores = torch.einsum("hqd,hkd->hqk", queries.to(dtype), keys.to(dtype)[kv_of]) * scaling
+    if softcap:
+        scores = torch.tanh(scores / softcap) * softcap
     hidden = (kpos[None, :] > qpos[:, None]).to(scores.device)
     probs = torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1).nan_to_num_(0.0)
     out = None if values is None else torch.einsum("hqk,hkd->hqd", probs, values.to(dtype)[kv_of])
@@ -272,16 +276,19 @@ def causal_visible(q: int, k: int, device: Any = None) -> torch.Tensor:
 
 
 def last_query_probs(queries: torch.Tensor, keys: torch.Tensor, scaling: float, w: int) -> torch.Tensor:
-    """Causal softmax attention of the last ``w`` queries, float64, GQA-grouped.
+    """Probabilities of the last ``w`` queries (:func:`causal_attention`, float64), grouped by kv_head.
 
-    ``queries`` ``[q_head, position, head_dim]`` (post-RoPE), ``keys`` ``[kv_head, position, head_dim]``;
-    q_head ``h`` reads kv_head ``h // group``. ``scaling`` is the model's (``module.scaling``).
+    ``queries`` ``[q_head, position, head_dim]`` (post-RoPE), ``keys`` ``[kv_head, position, head_dim]``.
     Returns ``[kv_head, group, w, position]``: each row sums to 1 over the keys its query can see.
     """
-    hq, n, _ = queries.shape
-    hkv = keys.shape[0]
-    g = hq // hkv
-    scores = torch.einsum("hqd,hkd->hqk", queries[:, n - w:].double(), keys.double().repeat_interleave(g, 0))
-    hidden = ~causal_visible(w, n, queries.device)
-    probs = torch.softmax((scores * scaling).masked_fill(hidden, float("-inf")), dim=-1)
-    return probs.view(hkv, g, w, n)
+    n = queries.shape[1]
+    _, probs = causal_attention(queries[:, n - w:], keys, None, scaling)
+    return probs.view(keys.shape[0], queries.shape[0] // keys.shape[0], w, n)
+
+
+def causal_probs(query: torch.Tensor, key: torch.Tensor, scaling: float,
+                 softcap: float | None = None) -> torch.Tensor:
+    """Float32 probabilities ``[q_head, q, k]`` of :func:`causal_attention` for ``query`` ``[q_head, q, d]``
+    (the LAST ``q`` of the ``k`` positions of ``key`` ``[kv_head, k, d]``), with the model's own ``scaling``
+    and logit ``softcap``: the form the analyses use."""
+    return causal_attention(query, key, None, scaling, softcap=softcap, dtype=torch.float32)[1]

@@ -1,9 +1,14 @@
-"""Down-sampled |K| and |V| maps per layer for the cache heatmaps: positions x (kv_head*head_dim).
+"""|K| and |V| maps per layer for the cache heatmaps: positions x (kv_head*head_dim).
 
-Long inputs are reduced to at most ``max_rows`` rows by averaging |x| over blocks of consecutive
-positions (a mean of magnitudes, so a channel that is large everywhere still shows as a stripe).
-The colour limit is shared by every layer: the ``percentile`` of all |x| of that kind, so a few
-outlier channels saturate (and show as stripes) without washing out the rest.
+Every position is shown: up to ``max_rows`` positions each get their own row (the figure is sized so
+each row gets at least one pixel row). Longer inputs are aggregated explicitly into blocks of ``block``
+consecutive positions with the **maximum** of |x| over the block (so a single large position still
+shows; the figure's label says "max |x| over blocks of N positions").
+
+Colour limits: ``vmax_k``/``vmax_v`` are shared by all layers; ``layer_vmax_k``/``layer_vmax_v`` are
+per layer (each the ``percentile`` of that layer's |x|), for the per-layer colour scale. Clipping at a
+percentile keeps one dominant token or channel from washing out the rest; ``dominance`` says how far
+the largest element exceeds the limit (the figure switches to a log scale when asked or when it is > 20).
 """
 
 from __future__ import annotations
@@ -21,29 +26,30 @@ PERCENTILE = 99.5
 
 @dataclass(frozen=True)
 class CacheMaps:
-    """``key``/``value``: per layer ``[rows, kv_head*head_dim]`` block means of |x|; ``block``:
-    positions per row; ``vmax_k``/``vmax_v``: shared colour limits; ``head_dim``, ``kv_heads``."""
+    """``key``/``value``: per layer ``[rows, kv_head*head_dim]`` |x| (row = one position, or the max over
+    a block of ``block`` positions); colour limits shared and per layer; ``dominance``: max |x| / limit."""
 
     key: list[np.ndarray]
     value: list[np.ndarray]
     block: int
     vmax_k: float
     vmax_v: float
+    layer_vmax_k: list[float]
+    layer_vmax_v: list[float]
+    dominance: float
     head_dim: int
     kv_heads: int
     n_positions: int
 
 
-def block_mean_abs(x: torch.Tensor, block: int) -> np.ndarray:
-    """``x`` ``[kv_head, P, head_dim]`` -> ``[ceil(P/block), kv_head*head_dim]`` block means of |x|."""
+def block_max_abs(x: torch.Tensor, block: int) -> np.ndarray:
+    """``x`` ``[kv_head, P, head_dim]`` -> ``[ceil(P/block), kv_head*head_dim]``: max |x| per block of rows."""
     h, n, d = x.shape
-    flat = x.abs().permute(1, 0, 2).reshape(n, h * d).double()
+    flat = x.abs().permute(1, 0, 2).reshape(n, h * d).float()
     rows = -(-n // block)
     pad = rows * block - n
-    sums = torch.nn.functional.pad(flat, (0, 0, 0, pad)).reshape(rows, block, h * d).sum(1)
-    counts = torch.full((rows, 1), float(block), dtype=torch.float64)
-    counts[-1] = block - pad
-    return (sums / counts).numpy()
+    padded = torch.nn.functional.pad(flat, (0, 0, 0, pad))  # zeros never win a max of |x|
+    return padded.reshape(rows, block, h * d).amax(1).numpy()
 
 
 def _limit(tensors: list[torch.Tensor]) -> float:
@@ -57,8 +63,12 @@ def _limit(tensors: list[torch.Tensor]) -> float:
 def cache_maps(snapshot: KVSnapshot, max_rows: int = MAX_ROWS) -> CacheMaps:
     """Heatmap data for every layer; see the module doc."""
     block = max(1, -(-snapshot.n_positions // max_rows))
-    return CacheMaps(key=[block_mean_abs(t, block) for t in snapshot.keys],
-                     value=[block_mean_abs(t, block) for t in snapshot.values], block=block,
-                     vmax_k=_limit(snapshot.keys), vmax_v=_limit(snapshot.values),
+    vk, vv = _limit(snapshot.keys), _limit(snapshot.values)
+    top = max(float(max(t.abs().max() for t in snapshot.keys)) / vk,
+              float(max(t.abs().max() for t in snapshot.values)) / vv)
+    return CacheMaps(key=[block_max_abs(t, block) for t in snapshot.keys],
+                     value=[block_max_abs(t, block) for t in snapshot.values], block=block,
+                     vmax_k=vk, vmax_v=vv, layer_vmax_k=[_limit([t]) for t in snapshot.keys],
+                     layer_vmax_v=[_limit([t]) for t in snapshot.values], dominance=top,
                      head_dim=snapshot.keys[0].shape[-1], kv_heads=snapshot.keys[0].shape[0],
                      n_positions=snapshot.n_positions)

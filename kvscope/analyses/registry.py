@@ -55,7 +55,15 @@ class Analysis:
 def _quantization(ctx: Context) -> Any:
     from kvscope.analyses.quantization import quantization_error
 
-    return quantization_error(ctx.snapshot)
+    return quantization_error(ctx.snapshot, model=ctx.model)
+
+
+def _heads(ctx: Context) -> Any:
+    from kvscope.analyses.attn import attention_spec
+
+    sinks = ctx.results.get("sinks")
+    found = sinks.positions.tolist() if sinks is not None and sinks.detected else None
+    return head_specialization(ctx.snapshot, ctx.options.layer, found, attention_spec(ctx.snapshot, ctx.model))
 
 
 ANALYSES: dict[str, Analysis] = {
@@ -67,7 +75,7 @@ ANALYSES: dict[str, Analysis] = {
     "tokens": Analysis(lambda c: token_table(c.snapshot, c.results["sinks"], c.options.n_rank)),
     "pruning": Analysis(lambda c: pruning_potential(c.snapshot)),
     "importance": Analysis(lambda c: importance(c.snapshot, c.options.delta_loglik), ("attention",)),
-    "heads": Analysis(lambda c: head_specialization(c.snapshot, c.options.layer), ("queries",)),
+    "heads": Analysis(_heads, ("queries",)),
     "quantization": Analysis(_quantization),
     "weights": Analysis(lambda c: weight_magnitudes(*projection_weights(c.model)), ("model",)),
 }

@@ -1,35 +1,84 @@
-"""Small statistics helpers shared by the analyses (numpy in, numpy out)."""
+"""Small statistics helpers shared by the analyses (numpy in, numpy out).
+
+``spearman`` is the ONE Spearman of kvscope (analyze and prune import it from here): a thin wrapper of
+``scipy.stats.spearmanr`` with one NaN rule. ``partial_spearman`` controls for a third variable
+(position); ``bootstrap_ci`` gives the 95 % percentile interval of a mean over samples (prompts).
+"""
 
 from __future__ import annotations
 
+
 import numpy as np
 
-
-def rankdata(x: np.ndarray) -> np.ndarray:
-    """1-based ranks of a 1-D array, ties given their average rank (as Spearman's rho requires)."""
-    order = np.argsort(x, kind="stable")
-    xs = x[order]
-    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
-    ends = np.r_[starts[1:], xs.size]
-    avg = (starts + ends + 1) / 2.0  # mean of ranks starts+1 .. ends
-    ranks = np.empty(x.size)
-    ranks[order] = np.repeat(avg, ends - starts)
-    return ranks
+MIN_PAIRS = 3
+CONFIDENCE = 0.95
+N_BOOT = 2000
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation of two 1-D arrays (average ranks for ties); NaN pairs dropped.
+def spearman(x, y) -> float:
+    """Spearman rank correlation of two 1-D arrays (average ranks for ties), by ``scipy.stats.spearmanr``.
 
-    NaN when fewer than 3 pairs remain or either side is constant.
+    NaN rule (the only one in kvscope): pairs where either side is NaN or infinite are dropped; the
+    result is NaN when fewer than 3 pairs remain or either remaining side is constant.
     """
     x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
-    if x.size < 3:
+    if x.size < MIN_PAIRS or np.all(x == x[0]) or np.all(y == y[0]):
         return float("nan")
-    rx, ry = rankdata(x) - (x.size + 1) / 2, rankdata(y) - (y.size + 1) / 2
-    denom = np.sqrt((rx * rx).sum() * (ry * ry).sum())
-    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y).statistic)
+
+
+def rankdata(x) -> np.ndarray:
+    """1-based average ranks of a 1-D array (``scipy.stats.rankdata``)."""
+    from scipy.stats import rankdata as _rank
+
+    return _rank(np.asarray(x, dtype=np.float64))
+
+
+def partial_spearman(x, y, z) -> float:
+    """Spearman correlation of ``x`` and ``y`` controlling for ``z``: the partial correlation of their
+    ranks, ``(r_xy - r_xz r_yz) / sqrt((1 - r_xz^2)(1 - r_yz^2))`` (Kendall & Stuart; the first-order
+    partial correlation formula applied to Spearman's rho). Same NaN rule as :func:`spearman`; also
+    NaN when ``x`` or ``y`` is a perfect monotone function of ``z``.
+    """
+    x, y, z = (np.asarray(a, dtype=np.float64).ravel() for a in (x, y, z))
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
+    x, y, z = x[keep], y[keep], z[keep]
+    rxy, rxz, ryz = spearman(x, y), spearman(x, z), spearman(y, z)
+    denom = (1 - rxz ** 2) * (1 - ryz ** 2)
+    if not np.isfinite(denom) or denom <= 1e-12:
+        return float("nan")
+    return float((rxy - rxz * ryz) / np.sqrt(denom))
+
+
+def bootstrap_ci(samples, confidence: float = CONFIDENCE, n_boot: int = N_BOOT,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of ``samples`` (NaN dropped) and its percentile-bootstrap interval.
+
+    Resamples the values with replacement ``n_boot`` times (fixed ``seed``, so reruns agree) and takes
+    the ``(1-confidence)/2`` and ``(1+confidence)/2`` quantiles of the resampled means. One sample gives
+    an interval of zero width ``(x, x, x)``; none gives NaNs.
+    """
+    x = np.asarray(samples, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    return float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def bootstrap_bands(rows, confidence: float = CONFIDENCE, n_boot: int = N_BOOT,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rows`` ``[sample, k]`` (e.g. prompts x layers) -> ``(mean, low, high)`` ``[k]``, each column
+    by :func:`bootstrap_ci` (the same resampled prompts for every column)."""
+    rows = np.asarray(rows, dtype=np.float64)
+    out = np.array([bootstrap_ci(rows[:, j], confidence, n_boot, seed) for j in range(rows.shape[1])])
+    return out[:, 0], out[:, 1], out[:, 2]
 
 
 def excess_kurtosis(x: np.ndarray) -> float:
@@ -47,3 +96,14 @@ def nanmean_or_nan(x: np.ndarray, axis=None):
     count = np.isfinite(x).sum(axis=axis)
     total = np.where(np.isfinite(x), x, 0.0).sum(axis=axis)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def nanmedian_or_nan(x) -> float:
+    """Median of the finite values, NaN when there are none (no warning)."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else float("nan")
+
+
+__all__ = ["bootstrap_bands", "bootstrap_ci", "excess_kurtosis", "nanmean_or_nan", "nanmedian_or_nan",
+           "partial_spearman", "rankdata", "spearman"]

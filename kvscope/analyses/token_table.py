@@ -2,7 +2,7 @@
 the token figures use.
 
 Norms are per kv_head L2 norms averaged over layers and kv_heads (RoPE-invariant). ``magnitude`` is
-their mean, (||k|| + ||v||) / 2. ``attention`` is the attention received per query that can see the
+``kvscope.scores.magnitude`` = (||k||₂ + ||v||₂) / 2, averaged the same way. ``attention`` is the attention received per query that can see the
 token, averaged over layers and kv_heads (NaN without attention data).
 """
 
@@ -45,7 +45,9 @@ class TokenTable:
 def token_table(snapshot: KVSnapshot, sinks: Sinks, n_rank: int = 10) -> TokenTable:
     """Build the table; ``n_rank`` tokens are ranked at each end (fewer when the prompt is short)."""
     norms = token_norms(snapshot)
-    mag = (norms.key_token + norms.value_token) / 2
+    from kvscope.analyses.importance import proxies
+
+    mag = nanmean_or_nan(proxies(snapshot)["magnitude"], axis=(0, 1))
     if snapshot.has_attention:
         attn = nanmean_or_nan(snapshot.mean_attention().double().numpy(), axis=(0, 1))
     else:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "info": "kvscope.cli.info:info",
     "capture": "kvscope.cli.capture:capture",
     "analyze": "kvscope.cli.analyze:analyze",
+    "compare": "kvscope.cli.compare:compare",
     "prune": "kvscope.cli.prune:prune",
     "caching": "kvscope.cli.caching:caching",
     "memory": "kvscope.cli.memory:memory",

@@ -23,25 +23,23 @@ def safe_json(obj: Any) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def _image(path: str) -> str:
-    p = Path(path)
-    data = base64.b64encode(p.read_bytes()).decode("ascii")
-    return f"data:{MIME.get(p.suffix.lstrip('.'), 'application/octet-stream')};base64,{data}"
+def data_uri(payload: bytes, fmt: str) -> str:
+    return f"data:{MIME.get(fmt, 'application/octet-stream')};base64,{base64.b64encode(payload).decode('ascii')}"
 
 
-def _figures(figures: dict[str, dict], specs: dict) -> str:
+def _figures(figures: dict[str, dict], specs: dict, images: dict[str, str]) -> str:
     parts = []
     for name, status in figures.items():
         spec = specs[name]
         title = html.escape(spec.title)
         files = ", ".join(html.escape(Path(f).name) for f in status.get("files", []))
-        if "files" in status:
+        if "files" in status and name in images:
             parts.append(f'<figure id="{html.escape(name)}"><h3>{title} <small>({files})</small></h3>'
-                         f'<img alt="{html.escape(name)}" src="{_image(status["files"][0])}">'
+                         f'<img alt="{html.escape(name)}" src="{images[name]}">'
                          f"<figcaption>{html.escape(spec.explanation)}</figcaption></figure>")
         else:
             parts.append(f'<figure id="{html.escape(name)}"><h3>{title}</h3><p class="skipped">Not drawn: '
-                         f"{html.escape(status['skipped'])}</p></figure>")
+                         f"{html.escape(status.get('skipped', 'no image'))}</p></figure>")
     return "\n".join(parts)
 
 
@@ -66,7 +64,8 @@ def _headline_rows(head: dict[str, Any]) -> str:
     return '<table class="head">' + "".join(rows) + "</table>"
 
 
-def build_report(metrics: dict[str, Any], token_data: dict[str, Any], specs: dict) -> str:
+def build_report(metrics: dict[str, Any], token_data: dict[str, Any], specs: dict,
+                 images: dict[str, str] | None = None) -> str:
     """The report's HTML text. ``token_data``: per-token lists (tokens, types, key_norm, value_norm,
     magnitude, attention, sink); ``specs``: the figure registry (titles and explanations)."""
     template = resources.files("kvscope.report").joinpath("template.html").read_text(encoding="utf-8")
@@ -78,7 +77,7 @@ def build_report(metrics: dict[str, Any], token_data: dict[str, Any], specs: dic
     fills = {
         "title": html.escape(f"{metrics['model']['name']} ({metrics['prompt']['tokens']} tokens)"),
         "verdict": html.escape(verdict), "warnings": warnings, "headline": _headline_rows(head),
-        "colorby": colorby, "figures": _figures(metrics["figures"], specs),
+        "colorby": colorby, "figures": _figures(metrics["figures"], specs, images or {}),
         "version": html.escape(metrics["kvscope_version"]),
         "data": safe_json({"tokens": token_data, "headline": head}),
     }

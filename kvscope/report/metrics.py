@@ -15,7 +15,7 @@ import numpy as np
 from kvscope import __version__
 from kvscope.snapshot import KVSnapshot
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FEW_TOKENS = 16
 
 
@@ -46,9 +46,15 @@ def headline(snapshot: KVSnapshot, results: dict[str, Any]) -> dict[str, Any]:
     if "sinks" in results and results["sinks"].detected:
         out["sinks"] = [{"position": int(p), "token": snapshot.tokens[p]} for p in results["sinks"].positions]
     if "importance" in results:
+        from kvscope.analyses.importance import layer_median
+
         imp = results["importance"]
         out["verdict"] = imp.verdict
-        out["median_spearman_vs_attention"] = imp.median
+        out["verdict_reference"] = imp.reference
+        out["verdict_control"] = imp.control
+        out["verdict_rho"] = imp.rho
+        out["references_disagree"] = imp.disagree
+        out["median_partial_spearman_vs_attention"] = layer_median(imp)
     if "layer_stats" in results:
         st = results["layer_stats"]
         out["sparsity_pct"] = {"key": float(st.sparsity_k.mean() * 100), "value": float(st.sparsity_v.mean() * 100)}
@@ -60,8 +66,12 @@ def headline(snapshot: KVSnapshot, results: dict[str, Any]) -> dict[str, Any]:
     if "quantization" in results:
         q = results["quantization"]
         i = q.bits.index(4) if 4 in q.bits else -1
-        out["kivi_4bit_output_error"] = {"key_per_channel": float(q.output["key"]["channel"][i]),
-                                         "value_per_token": float(q.output["value"]["token"][i])}
+        tok = next(v for v in q.variants if v.startswith("token/"))
+        out["kivi_4bit"] = {"value_variant": tok, "key_channel_output_error": float(q.output["key"]["channel/g32"][i]),
+                            "value_token_output_error": float(q.output["value"][tok][i]),
+                            "key_channel_kl": float(q.kl["key"]["channel/g32"][i]),
+                            "value_token_kl": float(q.kl["value"][tok][i]),
+                            "effective_bits": float(q.effective_bits["key"]["channel/g32"][i])}
     if "tokens" in results:
         t = results["tokens"]
         low = int(t.lowest[0])
@@ -86,7 +96,7 @@ def warnings_for(snapshot: KVSnapshot, results: dict[str, Any], notes: dict[str,
     if st is not None and max(st.sparsity_k.max(), st.sparsity_v.max()) < 0.01:
         out.append(f"The cache is dense: under 1 % of elements are below {st.threshold:g} in every layer.")
     hs = results.get("heads")
-    if hs is not None and np.isfinite(hs.parity) and hs.parity > 1e-3:
+    if hs is not None and np.isfinite(hs.parity) and hs.parity > 1e-3 and hs.scaling_source != "model":
         out.append(f"Recomputed attention differs from the captured one by {hs.parity:.1e} (relative): this "
                    "model may scale or mask scores differently; head specialization is approximate.")
     out += [f"{name}: {note}" for name, note in notes.items()]
@@ -94,17 +104,38 @@ def warnings_for(snapshot: KVSnapshot, results: dict[str, Any], notes: dict[str,
 
 
 def build_metrics(snapshot: KVSnapshot, results: dict[str, Any], notes: dict[str, str], figures: dict,
-                  options: dict[str, Any], timing: dict[str, float], scan: dict[str, Any] | None) -> dict:
-    """The whole ``metrics.json`` document (plain Python; ``fileio.write_json`` converts arrays)."""
+                  options: dict[str, Any], scan: dict[str, Any] | None) -> dict:
+    """The whole ``metrics.json`` document (plain Python; ``fileio.write_json`` converts arrays). Timings
+    are not in it (they are on the result and in the CLI's summary), so two saves are identical."""
     return {
         "schema_version": SCHEMA_VERSION, "kvscope_version": __version__,
         "model": snapshot.info.to_dict(),
         "prompt": {"tokens": snapshot.n_positions, "characters": len(snapshot.text)},
-        "options": options, "timing_s": timing,
+        "options": options,
         "headline": headline(snapshot, results),
         "warnings": warnings_for(snapshot, results, notes),
         "figures": figures,
         "analyses": {name: _analysis_dict(name, r) for name, r in results.items()},
         "skipped_analyses": notes,
         "scan": scan,
+    }
+
+
+def build_many_metrics(snapshots_info: list[dict[str, Any]], model: dict[str, Any], many: Any, notes: dict[str, str],
+                       figures: dict, options: dict[str, Any]) -> dict:
+    """``metrics.json`` of a many-prompt run: per-prompt summaries and the aggregate with intervals."""
+    head = {"prompts": many.n_prompts, "tokens": many.tokens, "verdict": many.verdict,
+            "verdict_reference": many.reference, "verdict_control": "partial Spearman given position",
+            "verdict_kind": many.kind, "references_disagree": many.disagree,
+            "interval": "95 % percentile bootstrap over prompts (2000 resamples, seed 0)",
+            "magnitude_vs_reference": many.intervals.get(many.reference, {}).get("magnitude"),
+            "sinks": many.sinks}
+    return {
+        "schema_version": SCHEMA_VERSION, "kvscope_version": __version__, "model": model,
+        "prompt": {"prompts": many.n_prompts, "tokens": many.tokens}, "options": options,
+        "headline": head, "warnings": [f"{k}: {v}" for k, v in notes.items()], "figures": figures,
+        "per_prompt": snapshots_info,
+        "aggregate": {"layer_bands": {k: {"mean": v[0], "low": v[1], "high": v[2]} for k, v in many.layer_bands.items()},
+                      "correlations": many.correlations, "intervals": many.intervals,
+                      "quantization": many.quantization, "sinks": many.sinks},
     }

@@ -33,7 +33,7 @@ def _report(tmp_path):
         snap.queries[l][:, :, 0] = 1.0
         snap.attention_received[l] = causal_attention(snap.queries[l], keys[l]).sum(1).reshape(1, 2, n).sum(1)
     ctx = run_all(snap, AnalysisOptions(layer=0))
-    metrics = build_metrics(snap, ctx.results, ctx.notes, {}, {}, {}, None)
+    metrics = build_metrics(snap, ctx.results, ctx.notes, {}, {}, None)
     path = tmp_path / "report.html"
     path.write_text(build_report(metrics, token_data(ctx.results), FIGURES), encoding="utf-8")
     return path

@@ -14,22 +14,22 @@ ALL_FILES = [f"{stem}.png" for spec in FIGURES.values() for stem in spec.files]
 
 def check_metrics(doc: dict, n_tokens: int) -> None:
     """The metrics.json schema: top-level keys and the numbers the report leads with."""
-    assert doc["schema_version"] == 1 and isinstance(doc["kvscope_version"], str)
+    assert doc["schema_version"] == 2 and isinstance(doc["kvscope_version"], str)
     for key in ("layers", "kv_heads", "q_heads", "head_dim", "name"):
         assert key in doc["model"]
     assert doc["prompt"]["tokens"] == n_tokens
     assert set(doc["figures"]) == set(FIGURES)
     head = doc["headline"]
     assert head["tokens"] == n_tokens and isinstance(head["verdict"], str)
-    assert set(head["median_spearman_vs_attention"]) == {"magnitude", "key_norm", "value_norm"}
+    assert set(head["median_partial_spearman_vs_attention"]) == {"magnitude", "key_norm", "value_norm"}
+    assert head["verdict_control"] == "partial Spearman given position"
     an = doc["analyses"]
     L, H = doc["model"]["layers"], doc["model"]["kv_heads"]
     assert len(an["layer_stats"]["sparsity_k"]) == L
     assert len(an["pruning"]["head"]) == L and len(an["pruning"]["head"][0]) == H
     assert len(an["tokens"]["tokens"]) == n_tokens and len(an["tokens"]["sink"]) == n_tokens
-    assert an["quantization"]["bits"] == [16, 8, 4, 2] and an["quantization"]["sixteen_bit"] == "float16"
-    assert len(an["importance"]["layer_spearman"]["key_norm"]) == L
-    assert all(isinstance(v, float) for v in doc["timing_s"].values())
+    assert an["quantization"]["bits"] == [8, 4, 3, 2] and an["quantization"]["sixteen_bit"] == "float16"
+    assert len(an["importance"]["layer_partial"]["key_norm"]) == L
 
 
 PROMPT = "Alice paid 42 euros. <script>alert('x')</script> Bob!"
@@ -46,7 +46,7 @@ def tiny_run(tiny, tmp_path_factory):
     gt = {"model": "tiny", "prompt": PROMPT, "tokens": [str(i) for i in ids], "token_ids": ids,
           "delta_loglik": [-float(i % 5) for i in range(len(ids))]}
     (out / "importance_ground_truth.json").write_text(json.dumps(gt))
-    main(["analyze", "--model", "tiny", "--prompt", PROMPT, "--out", str(out), "--jobs", "1", "--json",
+    main(["analyze", "--model", "tiny", "--prompt", PROMPT, "--out", str(out), "--json",
           "--scan", "--scan-heads", "--continuation", " Alice paid 42 euros."])
     return out
 
@@ -75,7 +75,7 @@ def test_snapshot_without_attention_skips_with_notes(tiny, tmp_path, capsys):
     snap = capture(tiny.model, tiny.tokenizer, "The cat sat on the mat.", info=tiny.info)
     snap.save(tmp_path / "s.kvs")
     code, out, err = run_cli(["analyze", "--snapshot", str(tmp_path / "s.kvs"), "--out", str(tmp_path / "o"),
-                              "--jobs", "1", "--json"], capsys)
+                              "--json"], capsys)
     assert code == 0, err
     doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert "no attention data" in doc["figures"]["importance_validation"]["skipped"]
@@ -86,9 +86,12 @@ def test_snapshot_without_attention_skips_with_notes(tiny, tmp_path, capsys):
 
 def test_ground_truth_is_read_from_the_out_dir(tiny_run):
     doc = json.loads((tiny_run / "metrics.json").read_text())
-    gt = doc["analyses"]["importance"]["ground_truth"]
+    assert doc["headline"]["verdict_reference"] == "leave_one_out"
+    assert "leave-one-out" in doc["headline"]["verdict"]
+    gt = doc["analyses"]["importance"]["partial"]["leave_one_out"]
     assert set(gt) == {"magnitude", "key_norm", "value_norm", "attention"}
-    assert all(-1 <= v <= 1 for v in gt.values())
+    assert all(v is None or -1 <= v <= 1 for v in gt.values())
+    assert (tiny_run / "importance_ground_truth.json").is_file()  # kept when the out dir is replaced
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -98,8 +101,86 @@ def test_ground_truth_is_read_from_the_out_dir(tiny_run):
     (["--prompt", "hi", "--snapshot", "x.kvs"], 2),
 ])
 def test_bad_input_is_one_line(argv, expected, tmp_path, capsys):
-    code, _, err = run_cli(["analyze", "--model", "tiny", "--out", str(tmp_path)] + argv, capsys)
+    code, _, err = run_cli(["analyze", "--model", "tiny", "--out", str(tmp_path / "out")] + argv, capsys)
     assert_one_line_error(err, code, expected)
+    assert not (tmp_path / "out").exists()
+
+
+def _prompts_cases(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "notext.jsonl").write_text('{"prompt": "hi"}\n')
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "a.md").write_text("hi")
+    return {"empty.jsonl": "is empty", "notext.jsonl": "no non-empty \"text\"", "folder": "no .txt files"}
+
+
+def test_bad_prompts_and_layer_fail_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import kvscope.models
+
+    def no_load(*a, **k):
+        raise AssertionError("the model must not load")
+
+    monkeypatch.setattr(kvscope.models, "load_model", no_load)
+    for name, message in _prompts_cases(tmp_path).items():
+        code, _, err = run_cli(["analyze", "--prompts", str(tmp_path / name), "--out", str(tmp_path / "out")], capsys)
+        assert_one_line_error(err, code, 2)
+        assert message in err, err
+    code, _, err = run_cli(["analyze", "--layer", "30", "--out", str(tmp_path / "out")], capsys)
+    assert_one_line_error(err, code, 2)
+    assert "30 layers" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_library_save_writes_what_the_cli_writes(tiny, tmp_path, capsys):
+    """``kvscope.analyze(snap).save(dir)`` and ``kvscope analyze --snapshot`` give the same files."""
+    from kvscope.capturing import capture
+    from kvscope.report.api import analyze
+
+    snap = capture(tiny.model, tiny.tokenizer, PROMPT, info=tiny.info, attention=True, queries=True)
+    snap.save(tmp_path / "s.kvs")
+    code, _, err = run_cli(["analyze", "--snapshot", str(tmp_path / "s.kvs"), "--out", str(tmp_path / "cli"),
+                            "--json"], capsys)
+    assert code == 0, err
+    result = analyze(snap)
+    assert "figures" in repr(result) and "<img" in result._repr_html_()
+    result.save(tmp_path / "lib")
+    cli_files = sorted(p.name for p in (tmp_path / "cli").iterdir())
+    assert cli_files == sorted(p.name for p in (tmp_path / "lib").iterdir())
+    assert (tmp_path / "cli" / "metrics.json").read_bytes() == (tmp_path / "lib" / "metrics.json").read_bytes()
+    assert set(result.figures) <= set(FIGURES) and result.metrics["headline"]["verdict"] == result.verdict
+
+
+def test_many_prompts_give_intervals(tiny, tmp_path, capsys):
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in
+                                                 ["Alice paid 42 euros in Paris.", "def f(x):\n    return x + 1",
+                                                  "Tom said: call me at 9."]))
+    code, out, err = run_cli(["analyze", "--model", "tiny", "--prompts", str(tmp_path / "p.jsonl"), "--out",
+                              str(tmp_path / "many"), "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "many" / "metrics.json").read_text())
+    assert doc["headline"]["prompts"] == 3 and "over 3 prompts" in doc["headline"]["verdict"]
+    drawn = [n for n, v in doc["figures"].items() if "files" in v]
+    assert drawn == [n for n, s in FIGURES.items() if s.draw_many is not None]
+
+
+def test_many_snapshots_verdict_has_an_interval_and_says_inconclusive_across_zero():
+    from kvscope.report.api import analyze
+    from tests.unit.test_analyses_synth import random_snapshot
+
+    result = analyze([random_snapshot(layers=2, n=40, d=8, seed=s) for s in range(5)])
+    mean, low, high = result.metrics["headline"]["magnitude_vs_reference"]
+    assert low <= mean <= high and result.metrics["headline"]["verdict_reference"] == "attention"
+    assert ("inconclusive" in result.verdict) == (low <= 0 <= high)
+    rhos = result.metrics["aggregate"]["correlations"]["attention"]["magnitude"]
+    assert len(rhos) == 5 and mean == pytest.approx(sum(rhos) / 5)
+    assert set(result.figures) == {n for n, s in FIGURES.items() if s.draw_many is not None}
+
+
+def test_default_prompt_set_loads_offline():
+    from kvscope.report.prompts import load_prompts
+
+    texts = load_prompts("default")
+    assert len(texts) >= 8 and len(set(texts)) == len(texts) and all(len(t) > 200 for t in texts)
 
 
 def test_unwritable_out_dir(tmp_path, capsys):
@@ -118,7 +199,7 @@ def test_scan_puts_the_measured_change_beside_the_score(tiny_run):
 
 def test_scan_on_a_custom_prompt_needs_a_continuation(tmp_path, capsys):
     code, _, err = run_cli(["analyze", "--model", "tiny", "--prompt", "Alice paid 42 euros.", "--scan",
-                            "--out", str(tmp_path), "--jobs", "1", "--json"], capsys)
+                            "--out", str(tmp_path), "--json"], capsys)
     assert code == 0, err
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert doc["scan"] is None and "--continuation" in doc["skipped_analyses"]["scan"]

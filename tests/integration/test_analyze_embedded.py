@@ -30,8 +30,14 @@ def test_embedded_analyze(embedded, tmp_path, monkeypatch):
     check_metrics(doc, n)
     assert doc["model"]["layers"] == 30 and doc["model"]["kv_heads"] == 3
     assert all("files" in v for v in doc["figures"].values()), doc["figures"]
-    # the recomputed attention of the head-specialization layer matches the captured one
-    assert doc["analyses"]["heads"]["parity"] < 1e-4
+    # the recomputed attention (model's own scale) matches the captured one in every layer
+    assert doc["analyses"]["heads"]["parity"] < 1e-4 and doc["analyses"]["heads"]["scaling_source"] == "model"
+    # the look-back is measured on non-sink attention, for every layer and q_head
+    assert len(doc["analyses"]["heads"]["lookback"]) == 30 and len(doc["analyses"]["heads"]["lookback"][0]) == 9
+    # end-to-end next-token KL of quantization (bits 8, 4, 3, 2; measured at 4 and 2): larger at 2 bits
+    kl = doc["analyses"]["quantization"]["kl"]["key"]["channel/g32"]
+    assert 0 <= kl[1] < kl[3]
+    assert doc["headline"]["verdict_reference"] == "attention" and "partial Spearman" in doc["headline"]["verdict"]
     # SmolLM2's first tokens are attention sinks with the lowest magnitude: the report must say so
     low = doc["headline"]["lowest_magnitude_token"]
     assert low["is_sink"] and low["position"] <= 1

@@ -139,14 +139,18 @@ CASES: list[tuple[list[str], str]] = [
     (["analyze", "--snapshot", "{in}/corrupt.kvs", "--out", "{out}"], "is corrupted: snapshot.json does not match"),
     (["analyze", "--snapshot", "{in}/missing.kvs", "--out", "{out}"], "is not a kvscope snapshot"),
     (["analyze", "--snapshot", "{in}/plain_dir", "--out", "{out}"], "is not a kvscope snapshot"),
-    (["analyze", "--snapshot", "{in}/ok.kvs", "--prompt", "hi", "--out", "{out}"], "not both"),
+    (["analyze", "--snapshot", "{in}/ok.kvs", "--prompt", "hi", "--out", "{out}"], "give only one of"),
     (["analyze", "--snapshot", "{in}/ok.kvs", "--layer", "9", "--out", "{out}"], "unknown --layer 9"),
     (["analyze", "--snapshot", "{in}/ok.kvs", "--ground-truth", "{in}/missing.json", "--out", "{out}"],
      "cannot read ground truth"),
     (["analyze", "--format", "jpg"], "'jpg' is not one of"),
     (["analyze", "--sink-share", "0"], "--sink-share"),
     (["analyze", "--sparsity-threshold", "-1"], "--sparsity-threshold"),
-    (["analyze", "--jobs", "abc"], "'abc' is not a valid integer"),
+    (["analyze", "--threads", "abc"], "'abc' is not a valid integer"),
+    (["analyze", "--prompts", "{in}/missing.jsonl", "--out", "{out}"], "missing.jsonl"),
+    (["compare", "{in}/ok.kvs"], "Missing argument"),
+    (["compare", "{in}/ok.kvs", "{in}/missing.kvs", "--out", "{new}"], "is not a kvscope snapshot"),
+    (["compare", "{in}/ok.kvs", "{in}/corrupt.kvs", "--out", "{new}"], "is corrupted"),
     (["analyze", *T, "--threads", "0", "--out", "{out}"], "--threads must be at least 1"),
     (["analyze", *T, "--prompt-file", "/dev/zero", "--out", "{out}"], "not a regular file"),
     (["analyze", *T, "--prompt-file", "{in}/bad_utf8.txt", "--out", "{out}"], "not valid UTF-8"),
@@ -228,7 +232,7 @@ SKIPPED: list[tuple[list[str], str, str]] = [
 
 
 # Branches merged into main: their cases join the table.
-MERGED = {"memory"}
+MERGED = {"memory", "analyze", "caching"}
 CASES += [(a, f) for a, f, b in SKIPPED if b in MERGED]
 SKIPPED = [c for c in SKIPPED if c[2] not in MERGED]
 

@@ -31,7 +31,6 @@ def test_capture_takes_a_users_model_and_tokenizer(embedded):
     assert snap.attention_received is not None and snap.attention_received.shape[:2] == (30, 3)
 
 
-@pending("analyze branch", "analyze")
 def test_analyze_in_memory_then_save_writes_the_clis_files(embedded, tmp_path, capsys):
     from matplotlib.figure import Figure
 

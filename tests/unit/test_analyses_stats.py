@@ -94,11 +94,35 @@ def test_pca_recovers_a_line_and_handles_tiny_inputs():
     assert one.key.shape == (1, 2) and np.all(one.key == 0)
 
 
-def test_rankdata_matches_scipy_with_ties():
-    from scipy.stats import rankdata as scipy_rank
+def test_spearman_is_scipy_with_one_nan_rule():
+    from scipy.stats import spearmanr
 
-    from kvscope.analyses.stats import rankdata
+    x, y = np.array([3.0, 1, 4, 1, 5, 9, 2, 6]), np.array([2.0, 7, 1, 8, 2, 8, 1, 8])
+    assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic)
+    x2, y2 = np.r_[x, np.nan], np.r_[y, 3.0]
+    assert spearman(x2, y2) == pytest.approx(spearman(x, y))  # NaN pairs dropped
 
-    gen = np.random.default_rng(0)
-    for x in (gen.integers(0, 5, 40).astype(float), gen.normal(size=33), np.array([2.0, 2.0, 2.0])):
-        np.testing.assert_allclose(rankdata(x), scipy_rank(x))
+
+def test_partial_spearman_removes_a_shared_position_trend():
+    from kvscope.analyses.stats import partial_spearman
+
+    rng = np.random.default_rng(0)
+    pos = np.arange(400.0)
+    a, b = pos + rng.normal(0, 40, 400), pos + rng.normal(0, 40, 400)
+    assert spearman(a, b) > 0.8 and abs(partial_spearman(a, b, pos)) < 0.15
+
+
+def test_bootstrap_interval_against_a_hand_computation():
+    from kvscope.analyses.stats import bootstrap_ci
+
+    x = np.array([0.1, 0.4, -0.2, 0.3, 0.0])
+    mean, lo, hi = bootstrap_ci(x, n_boot=4000, seed=1)
+    # by hand: the same resampling, written out with numpy
+    rng = np.random.default_rng(1)
+    means = x[rng.integers(0, 5, size=(4000, 5))].mean(axis=1)
+    assert mean == pytest.approx(0.12)
+    assert (lo, hi) == pytest.approx((np.quantile(means, 0.025), np.quantile(means, 0.975)))
+    # and the normal approximation agrees roughly: mean +- 1.96 * sd / sqrt(n)
+    half = 1.96 * x.std() / np.sqrt(5)
+    assert lo == pytest.approx(0.12 - half, abs=0.06) and hi == pytest.approx(0.12 + half, abs=0.06)
+    assert bootstrap_ci([0.5]) == (0.5, 0.5, 0.5)

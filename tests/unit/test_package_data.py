@@ -19,8 +19,6 @@ tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "kvscope"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-# Imports that another branch removes; the lead empties this after merging.
-PENDING_IMPORTS = {"sklearn": "analyze branch (own stop-word list in kvscope/tokens.py)"}
 
 
 def _data_files() -> set[str]:
@@ -76,7 +74,7 @@ def _third_party_imports() -> set[str]:
 def test_every_imported_package_is_declared():
     dists = importlib.metadata.packages_distributions()
     missing = {}
-    for name in _third_party_imports() - set(PENDING_IMPORTS):
+    for name in _third_party_imports():
         dist = {d.lower().replace("_", "-") for d in dists.get(name, [name])}
         if not dist & _declared():
             missing[name] = sorted(dist)
@@ -86,8 +84,3 @@ def test_every_imported_package_is_declared():
 def test_no_unused_dependencies():
     assert {"psutil", "scikit-learn"} & _declared() == set()
     assert "pillow" in _declared()  # kvscope/plots/analyze imports PIL directly
-
-
-def test_pending_imports_are_still_pending():
-    """Once the analyze branch is merged this fails: empty PENDING_IMPORTS."""
-    assert set(PENDING_IMPORTS) <= _third_party_imports()

@@ -1,6 +1,6 @@
 """Figures of ``kvscope analyze``: one module per figure family, one registry (``FIGURES``)."""
 
 from kvscope.plots.analyze.base import FigureData
-from kvscope.plots.analyze.registry import FIGURES, FigureSpec, render_all
+from kvscope.plots.analyze.registry import FIGURES, FigureSpec, draw_figures, encode
 
-__all__ = ["FIGURES", "FigureData", "FigureSpec", "render_all"]
+__all__ = ["FIGURES", "FigureData", "FigureSpec", "draw_figures", "encode"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from kvscope.plots.common import plt, token_label
+from kvscope.plots.common import token_label
 
 K_COLOR, V_COLOR = "#1f77b4", "#d62728"
 SINK_COLOR = "#ff7f0e"
@@ -27,8 +27,13 @@ class FigureData:
     scan: dict[str, Any] = field(default_factory=dict)
 
 
-def new_figure(width: float, height: float, rows: int = 1, cols: int = 1, **kw):
-    return plt.subplots(rows, cols, figsize=(width, height), squeeze=False, **kw)
+def new_figure(width: float, height: float, rows: int = 1, cols: int = 1, layout: str | None = None, **kw):
+    """``(fig, axes[row][col])``: a ``matplotlib.figure.Figure`` made without pyplot, so no global
+    figure list, no backend switch and nothing to close (it is freed with its last reference)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout=layout)
+    return fig, fig.subplots(rows, cols, squeeze=False, **kw)
 
 
 def mark_sinks(ax, x: np.ndarray, y: np.ndarray, sink: np.ndarray, label: bool = True) -> None:
@@ -39,10 +44,25 @@ def mark_sinks(ax, x: np.ndarray, y: np.ndarray, sink: np.ndarray, label: bool =
 
 
 def label_points(ax, x: np.ndarray, y: np.ndarray, idx: np.ndarray, tokens: list[str], limit: int = 12) -> None:
-    """Annotate up to ``limit`` points with their token text (escaped for matplotlib)."""
+    """Annotate up to ``limit`` points with their token text (escaped for matplotlib). Labels of points
+    that lie close together (within 6 % of the data range) are stacked downwards with a leader line
+    instead of printed on top of each other."""
+    fx = np.ptp(x[np.isfinite(x)]) or 1.0 if np.isfinite(x).any() else 1.0
+    fy = np.ptp(y[np.isfinite(y)]) or 1.0 if np.isfinite(y).any() else 1.0
+    placed: list[tuple[float, float]] = []
     for i in list(idx)[:limit]:
-        ax.annotate(f"{token_label(tokens[i])} @{i}", (x[i], y[i]), xytext=(4, 4),
-                    textcoords="offset points", fontsize=7, alpha=0.9)
+        near = sum(1 for px, py in placed if abs(px - x[i]) / fx < 0.06 and abs(py - y[i]) / fy < 0.06)
+        placed.append((x[i], y[i]))
+        ax.annotate(f"{token_label(tokens[i])} @{i}", (x[i], y[i]), xytext=(6, 4 - 10 * near),
+                    textcoords="offset points", fontsize=7, alpha=0.9,
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5} if near else None)
+
+
+def wrap(text: str, width: int = 110) -> str:
+    """``text`` broken into lines of at most ``width`` characters (titles and notes)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def no_data(ax, message: str) -> None:

@@ -8,24 +8,38 @@ from kvscope.plots.analyze.base import K_COLOR, V_COLOR, FigureData, layer_axis,
 
 
 def head_specialization(data: FigureData):
-    """Each q_head of one layer placed by look-back distance and attention entropy, coloured by kv_head."""
+    """Left: q_heads of the chosen layer by sink share (x) and look-back on non-sink attention (y).
+    Right: every layer x q_head, look-back and sink share as two heatmaps."""
     hs = data.results["heads"]
-    fig, axes = new_figure(7.5, 6)
+    l = hs.layer
+    fig, axes = new_figure(15, max(5.5, 0.2 * hs.lookback.shape[0] + 2), 1, 3,
+                           gridspec_kw={"width_ratios": [1.3, 1, 1]})
     ax = axes[0][0]
     cmap = __import__("matplotlib").colormaps["tab10"]
     for g in np.unique(hs.kv_head):
         idx = np.flatnonzero(hs.kv_head == g)
-        ax.scatter(hs.lookback[idx], hs.entropy[idx], s=40 + 260 * hs.first_share[idx], color=cmap(int(g) % 10),
-                   edgecolors="k", alpha=0.8, label=f"kv_head {g} (q_heads {idx.min()}-{idx.max()})")
+        ax.scatter(hs.sink_share[l, idx], hs.lookback[l, idx], s=60, color=cmap(int(g) % 10), edgecolors="k",
+                   alpha=0.85, label=f"kv_head {g} (q_heads {idx.min()}-{idx.max()})")
         for h in idx:
-            ax.annotate(f"q{h}", (hs.lookback[h], hs.entropy[h]), xytext=(5, 3), textcoords="offset points",
-                        fontsize=8)
-    ax.set_xlabel("mean look-back distance (tokens)")
-    ax.set_ylabel("normalized attention entropy (0 = one key, 1 = uniform)")
-    ax.legend(fontsize=7, title="GQA group (size = share on position 0)", title_fontsize=7)
+            ax.annotate(f"q{h}", (hs.sink_share[l, h], hs.lookback[l, h]), xytext=(5, 3),
+                        textcoords="offset points", fontsize=8)
+    ax.set_xlabel(f"share of attention on the sinks {hs.sinks[:4]}")
+    ax.set_ylabel("mean look-back of non-sink attention (tokens)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.legend(fontsize=7, title="GQA group", title_fontsize=7)
     ax.grid(alpha=0.3)
-    ax.set_title(f"Head specialization, layer {hs.layer}: features from the recomputed attention pattern\n"
-                 f"(recomputation matches captured attention to {hs.parity:.1e} relative)", fontsize=9)
+    ax.set_title(f"layer {l}: recomputed attention (scale: {hs.scaling_source}; "
+                 f"matches capture to {hs.parity:.1e})", fontsize=8)
+    for ax, mat, name, cm in ((axes[0][1], hs.lookback, "look-back, non-sink (tokens)", "viridis"),
+                              (axes[0][2], hs.sink_share, "sink share", "Oranges")):
+        im = ax.imshow(mat, aspect="auto", cmap=cm, interpolation="nearest")
+        fig.colorbar(im, ax=ax, label=name)
+        ax.set_xlabel("q_head")
+        ax.set_ylabel("layer")
+        ax.set_yticks(range(0, mat.shape[0], max(1, mat.shape[0] // 15)))
+        ax.set_title(f"every layer: {name}", fontsize=9)
+    fig.suptitle("Head specialization: look-back measured without the sink, sink share as its own axis",
+                 fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -128,6 +142,9 @@ def weight_magnitude_distribution(data: FigureData):
         ax.set_ylabel("count (log)")
         ax.set_title(f"{name}: {h.n:,} weights, mean |w| {h.mean_abs:.3g}, max {h.max_abs:.3g}, "
                      f"exact zeros {h.zeros:,}", fontsize=9)
-    fig.suptitle("Projection weight magnitudes (all layers)", fontsize=11)
+    gguf = "GGUF" in str(data.meta.get("model", ""))
+    fig.suptitle("Projection weight magnitudes (all layers)" + ("\nthese weights come from a 4-bit GGUF file: the "
+                 "histogram shows its quantization grid (at most 16 values per block of 32), not trained weights"
+                 if gguf else ""), fontsize=10)
     fig.tight_layout()
     return fig

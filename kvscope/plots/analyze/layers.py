@@ -7,37 +7,58 @@ import math
 
 import numpy as np
 
-from kvscope.plots.analyze.base import K_COLOR, V_COLOR, FigureData, layer_axis, new_figure, no_data
+from kvscope.plots.analyze.base import K_COLOR, V_COLOR, FigureData, layer_axis, new_figure, no_data, wrap
+
+
+def _norm(scale: str, vmax: float, maps, log: bool):
+    from matplotlib.colors import LogNorm, Normalize
+
+    if log:
+        return LogNorm(vmin=max(vmax * 1e-3, 1e-12), vmax=vmax, clip=True)
+    return Normalize(vmin=0, vmax=vmax, clip=True)
 
 
 def kv_cache_layers(data: FigureData):
-    """|K| and |V| heatmaps per layer (positions x kv_head*head_dim), shared robust colour scale.
+    """|K| and |V| heatmaps per layer (positions x kv_head*head_dim). Every position gets at least one
+    pixel row (the figure is sized from the pixel count) or rows are explicit block maxima (labelled).
+    Colour per layer (default: each tile scaled by its own 99.5th percentile) or shared; log when asked
+    or when one element exceeds the clip limit more than 20-fold."""
+    from kvscope.plots.common import DPI
 
-    All layers of one kind are tiled into a single image (fast to draw whatever the depth)."""
     maps = data.results["cache_maps"]
+    scale, log = data.meta.get("cache_scale", "layer"), data.meta.get("cache_norm", "auto")
+    log = log == "log" or (log == "auto" and maps.dominance > 20)
     n, cols = len(maps.key), min(6, len(maps.key))
     rows, h, w = math.ceil(n / cols), maps.key[0].shape[0], maps.key[0].shape[1]
-    gap = max(2, w // 12)
-    gap_y = max(2, round(gap * h / w * 1.6)) if h > 1 else 2
-    fig, axes = new_figure(2.1 * cols + 1.5, 2 * (1.5 * rows + 0.4), 2, 1, layout="constrained")
-    for ax, kind, mats, vmax, cmap in ((axes[0][0], "K", maps.key, maps.vmax_k, "viridis"),
-                                       (axes[1][0], "V", maps.value, maps.vmax_v, "magma")):
-        img = np.full((rows * (h + gap_y) - gap_y, cols * (w + gap) - gap), np.nan)
+    gap, gap_y = 3, 3
+    px_h, px_w = rows * (h + gap_y), cols * (w + gap)
+    height = max(2 * (1.5 * rows + 0.4), 2 * (px_h * 1.15 / DPI) + 1.2)  # >= 1 pixel per row
+    width = max(2.1 * cols + 1.5, px_w * 1.15 / DPI + 1.5)
+    fig, axes = new_figure(width, height, 2, 1, layout="constrained")
+    for ax, kind, mats, vmax, per, cmap in (
+            (axes[0][0], "K", maps.key, maps.vmax_k, maps.layer_vmax_k, "viridis"),
+            (axes[1][0], "V", maps.value, maps.vmax_v, maps.layer_vmax_v, "magma")):
+        img = np.full((px_h - gap_y, px_w - gap), np.nan)
         for i, m in enumerate(mats):
             r, c = divmod(i, cols)
-            img[r * (h + gap_y): r * (h + gap_y) + m.shape[0], c * (w + gap): c * (w + gap) + w] = m
+            tile = m / per[i] if scale == "layer" else m  # per layer: in units of the layer's own limit
+            img[r * (h + gap_y): r * (h + gap_y) + m.shape[0], c * (w + gap): c * (w + gap) + w] = tile
             ax.text(c * (w + gap) + 1, r * (h + gap_y) + 0.5, f"{kind}{i}", color="white", fontsize=7,
                     va="top", ha="left", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"})
         cm = __import__("matplotlib").colormaps[cmap].resampled(100).with_extremes(bad="white")
-        im = ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cm, vmin=0, vmax=vmax)
+        top = 1.0 if scale == "layer" else vmax
+        im = ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cm, norm=_norm(scale, top, maps, log))
         xs = [c * (w + gap) + hh * maps.head_dim - 0.5 for c in range(cols) for hh in range(1, maps.kv_heads)]
         ax.vlines(xs, -0.5, img.shape[0] - 0.5, colors="white", linestyles="--", linewidth=0.6)
         ax.set_xticks([])
         ax.set_yticks([r * (h + gap_y) for r in range(rows)] + [h - 1],
                       ["0"] * rows + [str(maps.n_positions - 1)], fontsize=6)
         ax.set_ylabel("position (each tile: 0 at top)", fontsize=8)
-        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label=f"|{kind}| (clip: 99.5th pct, {vmax:.3g})")
-    fig.suptitle(f"KV cache per layer (tiles, layer number top-left): rows = positions ({maps.block} per row), "
+        what = (f"|{kind}| / the layer's 99.5th pct" if scale == "layer"
+                else f"|{kind}| (shared limit: 99.5th pct, {vmax:.3g})")
+        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label=f"{what}{', log' if log else ''}, clipped")
+    rows_are = "one row per position" if maps.block == 1 else f"max |x| over blocks of {maps.block} positions"
+    fig.suptitle(f"KV cache per layer (tiles, layer number top-left): {rows_are}; "
                  f"columns = kv_head x head_dim, dashed = kv_head boundaries", fontsize=10)
     return fig
 
@@ -109,31 +130,38 @@ def head_sparsity(data: FigureData):
 
 
 def kv_quantization_error(data: FigureData):
-    """Relative tensor error and attention-output error vs bits, per scheme, keys and values."""
+    """Error against effective bits per element (codes + float16 scales/zeros): tensor, attention output
+    and next-token KL, keys and values, every scheme and group size."""
     q = data.results["quantization"]
-    fig, axes = new_figure(12, 7.5, 2, 2)
-    styles = {"tensor": ("o-", "per-tensor"), "token": ("s-", "per-token"),
-              "channel": ("^-", f"per-channel (groups of {q.group_size} positions)")}
-    labels = [f"{b}\n({q.sixteen_bit})" if b == 16 else str(b) for b in q.bits]
+    fig, axes = new_figure(12, 10, 3, 2)
+    rows = ((q.tensor, "||x_q - x|| / ||x||", ""),
+            (q.output, "||o_q - o|| / ||o|| (attention output)", "output"),
+            (q.kl, "next-token KL (nats)", "kl"))
     for col, kind in enumerate(("key", "value")):
-        for row, (table, what) in enumerate(((q.tensor, "||x_q - x|| / ||x||"),
-                                             (q.output, "||o_q - o|| / ||o|| (attention output)"))):
+        for row, (table, what, note) in enumerate(rows):
             ax = axes[row][col]
-            if row == 1 and not q.output_layers:
-                no_data(ax, "attention-output error needs captured queries")
+            if note and note in q.notes:
+                no_data(ax, wrap(q.notes[note], 60))
                 continue
-            for scheme in q.schemes:
-                style, name = styles[scheme]
-                ax.plot(range(len(q.bits)), np.maximum(table[kind][scheme], 1e-12), style, label=name, ms=4)
+            for var in q.variants:
+                y, ok = table[kind][var], np.isfinite(table[kind][var])  # KL: only some bit widths
+                if ok.any():
+                    ax.plot(q.effective_bits[kind][var][ok], np.maximum(y[ok], 1e-12),
+                            VARIANT_STYLE.get(var.split("/")[0], "o-"), ms=4, label=var)
+            if row == 0:
+                ax.plot([16], [max(q.float16[kind], 1e-12)], "k*", ms=9, label="float16")
             ax.set_yscale("log")
-            ax.set_xticks(range(len(q.bits)), labels)
-            ax.set_xlabel("bits")
+            ax.set_xlabel("effective bits per element (codes + float16 scale and zero)")
             ax.set_ylabel(what, fontsize=8)
             ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=7)
-            extra = f", layers {q.output_layers}, last {q.n_queries} queries" if row == 1 else ", all layers"
-            ax.set_title(f"{kind}s quantized{extra}", fontsize=9)
-    fig.suptitle("Quantization error (16 = float16 rounding; 8/4/2 = asymmetric min-max integer grids). "
-                 "KIVI: keys per-channel, values per-token", fontsize=10)
+            ax.legend(fontsize=6, ncol=2)
+            ax.set_title(f"{kind}s quantized" + (f", layers {q.output_layers}, last {q.n_queries} queries"
+                                                   if row == 1 else f", last {q.n_kl} positions" if row == 2 else ""),
+                         fontsize=9)
+    fig.suptitle(f"Quantization at equal cost: bits {list(q.bits)} per scheme; token/g32 and channel/g32 pay "
+                 "the same +1 bit per element for their statistics", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+VARIANT_STYLE = {"tensor": "o-", "token": "s-", "channel": "^-"}

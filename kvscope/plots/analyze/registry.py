@@ -1,21 +1,21 @@
-"""The registry of analyze figures: file names, the analyses each needs, how to read it.
+"""The registry of analyze figures: file names, the analyses each needs, how to draw it from one
+prompt (``draw``) and from many (``draw_many``, absent for views that only make sense on one prompt),
+and how to read it (``explanation``). Counts anywhere come from ``FIGURES``.
 
-``render_all`` draws every figure whose analyses are present (in a process pool when asked) and
-returns, per figure, the files written or the reason it was skipped. A figure that fails to draw is
-reported as skipped with the error; it never stops the others.
+``draw_figures`` returns ``matplotlib.figure.Figure`` objects made without pyplot; ``encode`` turns
+one into file bytes. A figure that fails to draw is reported as skipped with the error.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-from kvscope.plots.analyze import heads, layers, token_plots
+from kvscope.plots.analyze import aggregate, heads, layers, token_plots
 from kvscope.plots.analyze.base import FigureData
 from kvscope.plots.analyze.explanations import EXPLANATIONS
+
+SINGLE_ONLY = "a view of one prompt's tokens; run with --prompt (or analyze one snapshot) to see it"
 
 
 @dataclass(frozen=True)
@@ -26,51 +26,52 @@ class FigureSpec:
     needs: tuple[str, ...]
     draw: Callable[[FigureData], object]
     title: str
+    explanation: str
+    draw_many: Callable[[FigureData], object] | None = None
     palette: bool = False  # PNG stored with a 256-colour palette (for figures drawn with <= ~200 colours)
 
-    @property
-    def explanation(self) -> str:
-        return EXPLANATIONS[self.files[0]]
+
+def _spec(files, needs, draw, title, draw_many=None, palette=False) -> FigureSpec:
+    return FigureSpec(files, needs, draw, title, EXPLANATIONS[files[0]], draw_many, palette)
 
 
 FIGURES: dict[str, FigureSpec] = {s.files[0]: s for s in (
-    FigureSpec(("kv_cache_layers",), ("cache_maps",), layers.kv_cache_layers, "Layer-wise heatmaps", palette=True),
-    FigureSpec(("kv_cache_statistics", "layer_statistics"), ("layer_stats",), layers.layer_statistics,
-               "Layer statistics"),
-    FigureSpec(("kv_value_distribution",), ("distribution",), layers.kv_value_distribution, "Value distribution"),
-    FigureSpec(("kv_pca_by_position",), ("pca", "tokens"), token_plots.kv_pca_by_position, "PCA by position"),
-    FigureSpec(("head_specialization",), ("heads",), heads.head_specialization, "Head specialization"),
-    FigureSpec(("kv_quantization_error",), ("quantization",), layers.kv_quantization_error, "Quantization error"),
-    FigureSpec(("low_importance_tokens",), ("tokens",), token_plots.low_importance_tokens, "Low-magnitude tokens"),
-    FigureSpec(("token_importance_comparison",), ("tokens",), token_plots.token_importance_comparison,
-               "High vs low magnitude tokens"),
-    FigureSpec(("token_magnitude_distributions",), ("tokens",), token_plots.token_magnitude_distributions,
-               "Magnitude by token type"),
-    FigureSpec(("token_magnitudes",), ("tokens",), token_plots.token_magnitudes, "Magnitude by position"),
-    FigureSpec(("token_key_value_scatter",), ("tokens",), token_plots.token_key_value_scatter,
-               "Key vs value magnitude"),
-    FigureSpec(("head_sparsity",), ("layer_stats",), layers.head_sparsity, "Sparsity per head"),
-    FigureSpec(("pruning_heatmap_by_layer_head",), ("pruning",), heads.pruning_heatmap_by_layer_head,
-               "Pruning potential per head"),
-    FigureSpec(("layer_pruning_potential",), ("pruning",), heads.layer_pruning_potential,
-               "Pruning potential per layer"),
-    FigureSpec(("head_pruning_potential",), ("pruning",), heads.head_pruning_potential,
-               "Pruning potential by head index"),
-    FigureSpec(("weight_magnitude_distribution",), ("weights",), heads.weight_magnitude_distribution,
-               "Projection weights"),
-    FigureSpec(("importance_validation",), ("importance",), token_plots.importance_validation,
-               "Importance proxies vs attention"),
+    _spec(("kv_cache_layers",), ("cache_maps",), layers.kv_cache_layers, "Layer-wise heatmaps", palette=True),
+    _spec(("kv_cache_statistics", "layer_statistics"), ("layer_stats",), layers.layer_statistics,
+          "Layer statistics", aggregate.layer_statistics),
+    _spec(("kv_value_distribution",), ("distribution",), layers.kv_value_distribution, "Value distribution"),
+    _spec(("kv_pca_by_position",), ("pca", "tokens"), token_plots.kv_pca_by_position, "PCA by position"),
+    _spec(("head_specialization",), ("heads",), heads.head_specialization, "Head specialization",
+          aggregate.head_specialization),
+    _spec(("kv_quantization_error",), ("quantization",), layers.kv_quantization_error, "Quantization error",
+          aggregate.quantization),
+    _spec(("low_importance_tokens",), ("tokens",), token_plots.low_importance_tokens, "Low-magnitude tokens"),
+    _spec(("token_importance_comparison",), ("tokens",), token_plots.token_importance_comparison,
+          "High vs low magnitude tokens"),
+    _spec(("token_magnitude_distributions",), ("tokens",), token_plots.token_magnitude_distributions,
+          "Magnitude by token type", aggregate.token_types),
+    _spec(("token_magnitudes",), ("tokens",), token_plots.token_magnitudes, "Magnitude by position"),
+    _spec(("token_key_value_scatter",), ("tokens",), token_plots.token_key_value_scatter, "Key vs value magnitude"),
+    _spec(("head_sparsity",), ("layer_stats",), layers.head_sparsity, "Sparsity per head"),
+    _spec(("pruning_heatmap_by_layer_head",), ("pruning",), heads.pruning_heatmap_by_layer_head,
+          "Pruning potential per head"),
+    _spec(("layer_pruning_potential",), ("pruning",), heads.layer_pruning_potential, "Pruning potential per layer"),
+    _spec(("head_pruning_potential",), ("pruning",), heads.head_pruning_potential, "Pruning potential by head index"),
+    _spec(("weight_magnitude_distribution",), ("weights",), heads.weight_magnitude_distribution,
+          "Projection weights"),
+    _spec(("importance_validation",), ("importance",), token_plots.importance_validation,
+          "Importance proxies vs references", aggregate.importance),
 )}
 
 
-def _encode(fig, fmt: str, palette: bool) -> bytes:
+def encode(fig, fmt: str, palette: bool = False) -> bytes:
     """The figure's file bytes; with ``palette`` a PNG is reduced to 256 colours."""
     import io
 
     from kvscope.plots.common import DPI
 
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight", metadata=_metadata(fmt))
     if not (palette and fmt == "png"):
         return buf.getvalue()
     from PIL import Image
@@ -81,57 +82,34 @@ def _encode(fig, fmt: str, palette: bool) -> bytes:
     return out.getvalue()
 
 
-def render_one(name: str, data: FigureData, out: Path, fmt: str) -> list[str]:
-    """Draw figure ``name`` and save it (atomically) under each of its file names; returns the paths."""
-    from kvscope.fileio import write_bytes
-    from kvscope.plots.common import plt
+def _metadata(fmt: str) -> dict:
+    """No creation dates in the files, so two saves of one result are byte-identical."""
+    return {"Date": None} if fmt == "svg" else {}
 
+
+def missing_needs(name: str, data: FigureData, notes: dict[str, str], many: bool = False) -> str | None:
+    """Why figure ``name`` cannot be drawn (an analysis was skipped, or no many-prompt view), else None."""
     spec = FIGURES[name]
-    fig = spec.draw(data)
-    try:
-        payload = _encode(fig, fmt, spec.palette)
-    finally:
-        plt.close(fig)
-    return [str(write_bytes(out / f"{stem}.{fmt}", payload)) for stem in spec.files]
-
-
-def missing_needs(name: str, data: FigureData, notes: dict[str, str]) -> str | None:
-    """Why figure ``name`` cannot be drawn (its analysis was skipped), else None."""
-    for need in FIGURES[name].needs:
+    if many and spec.draw_many is None:
+        return SINGLE_ONLY
+    for need in spec.needs:
         if need not in data.results:
             return notes.get(need, f"analysis {need!r} did not run")
     return None
 
 
-def render_all(data: FigureData, out: Path, fmt: str = "png", notes: dict[str, str] | None = None,
-               jobs: int = 1) -> dict[str, dict]:
-    """Draw every figure; ``{name: {"files": [...]} or {"skipped": reason}}`` in registry order."""
+def draw_figures(data: FigureData, notes: dict[str, str] | None = None,
+                 many: bool = False) -> tuple[dict[str, object], dict[str, str]]:
+    """``({name: Figure}, {name: why skipped})`` in registry order."""
     notes = notes or {}
-    status: dict[str, dict] = {}
-    todo = []
-    for name in FIGURES:
-        why = missing_needs(name, data, notes)
+    figures, skipped = {}, {}
+    for name, spec in FIGURES.items():
+        why = missing_needs(name, data, notes, many)
         if why:
-            status[name] = {"skipped": why}
-        else:
-            todo.append(name)
-    if jobs > 1 and len(todo) > 1:
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {name: pool.submit(render_one, name, data, out, fmt) for name in todo}
-            results = {name: _outcome(f.result) for name, f in futures.items()}
-    else:
-        results = {name: _outcome(lambda n=name: render_one(n, data, out, fmt)) for name in todo}
-    status.update(results)
-    return {name: status[name] for name in FIGURES}
-
-
-def _outcome(call) -> dict:
-    from kvscope.errors import UsageError
-
-    try:
-        return {"files": call()}
-    except UsageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one figure's failure must not stop the report
-        return {"skipped": f"failed to draw: {type(exc).__name__}: {exc}"}
+            skipped[name] = why
+            continue
+        try:
+            figures[name] = (spec.draw_many if many else spec.draw)(data)
+        except Exception as exc:  # noqa: BLE001 - one figure's failure must not stop the report
+            skipped[name] = f"failed to draw: {type(exc).__name__}: {exc}"
+    return figures, skipped

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kvscope.plots.analyze.base import (K_COLOR, SINK_COLOR, V_COLOR, FigureData, label_points, layer_axis,
-                                        mark_sinks, new_figure, no_data)
+                                        mark_sinks, new_figure, no_data, wrap)
 from kvscope.plots.common import token_label
 from kvscope.tokens import TOKEN_TYPES
 
@@ -63,12 +63,12 @@ def token_importance_comparison(data: FigureData):
     ax.scatter(t.key_norm, t.value_norm, color="#dddddd", s=_size(len(t.tokens)), label="other tokens")
     color = t.attention if t.has_attention else None
     for idx, marker, name in ((t.highest, "o", "highest magnitude"), (t.lowest, "X", "lowest magnitude")):
-        kw = {"c": color[idx], "cmap": "viridis", "vmin": np.nanmin(color), "vmax": np.nanmax(color)} \
+        kw = {"c": color[idx], "cmap": "viridis", "vmin": np.nanmin(color), "vmax": _clip_limit(color, t.sink)} \
             if color is not None else {"color": "tab:blue" if marker == "o" else "tab:red"}
         sc = ax.scatter(t.key_norm[idx], t.value_norm[idx], marker=marker, s=70, edgecolors="k",
                         linewidths=0.5, label=name, **kw)
     if color is not None:
-        fig.colorbar(sc, ax=ax, label="attention received per query")
+        fig.colorbar(sc, ax=ax, extend="max", label="attention received per query (clipped at the non-sink 95th pct)")
     mark_sinks(ax, t.key_norm, t.value_norm, t.sink)
     label_points(ax, t.key_norm, t.value_norm, np.concatenate([t.highest[:5], t.lowest[:5]]), t.tokens)
     ax.set_xlabel("key L2 norm")
@@ -77,6 +77,13 @@ def token_importance_comparison(data: FigureData):
     ax.set_title("High vs low magnitude tokens, coloured by attention received" + _attn_note(t), fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _clip_limit(values: np.ndarray, sink: np.ndarray) -> float:
+    """Colour limit: the 95th percentile of the non-sink tokens, so one sink does not wash out the rest
+    (the colour bar is clipped there; the sinks are ringed instead)."""
+    rest = values[~sink & np.isfinite(values)]
+    return float(np.percentile(rest, 95)) if rest.size else float(np.nanmax(values))
 
 
 def _present_types(t) -> list[str]:
@@ -178,7 +185,7 @@ def kv_pca_by_position(data: FigureData):
             ax.legend(fontsize=7)
         ax.set_xlabel(f"PC1 ({share[0] * 100:.1f} % of variance)")
         ax.set_ylabel(f"PC2 ({share[1] * 100:.1f} %)")
-        ax.set_title(f"{name}, layer {p.layer} (post-RoPE)", fontsize=10)
+        ax.set_title(f"{name}, layer {p.layer}" + (" (keys post-RoPE)" if name == "keys" else ""), fontsize=10)
         fig.colorbar(sc, ax=ax, label="position")
     fig.suptitle("PCA of per-position cache vectors (kv_heads concatenated)" + _attn_note(t), fontsize=11)
     fig.tight_layout()
@@ -186,30 +193,45 @@ def kv_pca_by_position(data: FigureData):
 
 
 def importance_validation(data: FigureData):
-    """Spearman of each importance proxy with attention received, per layer; ground truth if given."""
+    """Position-controlled correlation of each proxy with attention per layer; both references beside it."""
+    from kvscope.analyses.importance import CONTROL, layer_median
+
     imp = data.results["importance"]
-    fig, axes = new_figure(12, 4.8, 1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    fig, axes = new_figure(12, 5, 1, 2, gridspec_kw={"width_ratios": [2, 1]})
     ax = axes[0][0]
-    names = {"magnitude": "magnitude (||k||+||v||)/2", "key_norm": "KNorm (-||k||)", "value_norm": "||v||"}
-    for name, rho in imp.layer_spearman.items():
-        ax.plot(np.arange(len(rho)), rho, "o-", ms=3, label=f"{names[name]}: median {imp.median[name]:+.2f}")
+    med = layer_median(imp)
+    for name, rho in imp.layer_partial.items():
+        ax.plot(np.arange(len(rho)), rho, "o-", ms=3, label=f"{PROXY_NAMES[name]}: median {med[name]:+.2f}")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylim(-1.05, 1.05)
     layer_axis(ax, len(rho))
-    ax.set_ylabel("Spearman rho with attention received")
+    ax.set_ylabel(f"{CONTROL}\nwith attention received", fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    ax.set_title(imp.verdict, fontsize=8, wrap=True)
-    ax = axes[0][1]
-    if imp.ground_truth:
-        keys = list(imp.ground_truth)
-        ax.barh(range(len(keys)), [imp.ground_truth[k] for k in keys], color="#2ca02c")
-        ax.set_yticks(range(len(keys)), keys)
-        ax.set_xlim(-1, 1)
-        ax.axvline(0, color="grey", lw=0.8)
-        ax.set_title("Spearman with the log-likelihood lost\nwhen the token is evicted (leave-one-out)", fontsize=8)
-    else:
-        no_data(ax, imp.ground_truth_note or "no leave-one-out ground truth\n(kvscope prune --leave-one-out)")
-    fig.suptitle("Do the importance proxies predict attention received?", fontsize=11)
+    ax.set_title(wrap(imp.verdict), fontsize=8)
+    _reference_bars(axes[0][1], imp.partial, imp.ground_truth_note)
+    fig.suptitle("Do the importance proxies predict importance once position is controlled for?", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+PROXY_NAMES = {"magnitude": "magnitude (||k||+||v||)/2", "key_norm": "KNorm (-||k||)", "value_norm": "||v||",
+               "attention": "attention received"}
+
+
+def _reference_bars(ax, partial: dict[str, dict[str, float]], note: str = "") -> None:
+    """Horizontal bars: partial rho of each proxy with each reference present."""
+    names = list(PROXY_NAMES)
+    refs = [r for r in ("leave_one_out", "attention") if r in partial]
+    h = 0.8 / len(refs)
+    for j, ref in enumerate(refs):
+        vals = [partial[ref].get(n, np.nan) for n in names]
+        ax.barh(np.arange(len(names)) + j * h, np.nan_to_num(vals), h,
+                label="vs leave-one-out" if ref == "leave_one_out" else "vs attention received")
+    ax.set_yticks(np.arange(len(names)) + h * (len(refs) - 1) / 2, [PROXY_NAMES[n] for n in names], fontsize=7)
+    ax.set_xlim(-1, 1)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.legend(fontsize=7)
+    extra = f"\n({note})" if note else ("" if "leave_one_out" in partial else
+                                        "\n(no leave-one-out file: kvscope prune --leave-one-out)")
+    ax.set_title("partial Spearman given position, over tokens" + extra, fontsize=8)

@@ -1,0 +1,38 @@
+"""``kvscope compare A.kvs B.kvs``: two snapshots side by side, a thin client of ``kvscope.report.compare``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, json_option, print_table, setup_logging
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("snapshot_a", type=click.Path(path_type=Path))
+@click.argument("snapshot_b", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-compare"), show_default=True,
+              help="Folder for the figures, metrics.json and report.html (replaced whole).")
+@json_option
+def compare(snapshot_a, snapshot_b, out, as_json):
+    """Compare two saved snapshots: per-layer statistics, sinks, outlier channels, quantization error.
+
+    \b
+    Example:
+      kvscope compare story.kvs code.kvs --out story-vs-code
+    """
+    from kvscope.fileio import atomic_dir
+    from kvscope.report.compare import compare as run
+    from kvscope.snapshot import KVSnapshot
+
+    setup_logging(quiet=as_json)
+    a, b = KVSnapshot.load(snapshot_a), KVSnapshot.load(snapshot_b)
+    result = run(a, b, labels=(snapshot_a.name, snapshot_b.name))
+    with atomic_dir(out) as tmp:
+        result.save(tmp)
+    summary = {"out": str(out), **result.metrics["summary"], "report": str(out / "report.html")}
+    if as_json:
+        emit_json(summary)
+    else:
+        print_table("kvscope compare", list(summary.items()))
