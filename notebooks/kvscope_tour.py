@@ -41,7 +41,7 @@ print(f"model: {info.layers} layers, {info.q_heads} q_heads, {info.kv_heads} kv_
 TEXT = ("On a cold morning in March, Dr. Amara Okafor walked into the small library in Lisbon with 3 notebooks "
         "and a question: why do some words matter more than others? Her colleague had counted 1,482 sentences "
         "by hand and found that 'the', 'of' and 'and' appeared in almost all of them.")
-snap = ks.capture(model, tokenizer, TEXT, attention=True)
+snap = ks.capture(model, tokenizer, TEXT, attention=True, queries=True)
 print("snapshot:", repr(snap))
 snap
 
@@ -51,7 +51,7 @@ snap
 # written unless you call `result.save("out/")`, which writes what `kvscope analyze` writes.
 
 # %%
-result = ks.analyze(snap)
+result = ks.analyze(snap, model=model)
 print("figures:", len(result.figures))
 print("verdict:", result.verdict)
 result
@@ -77,7 +77,9 @@ result.figures["head_specialization"]
 # %% [markdown]
 # ## 3. Evict half of the cache, two ways
 # `ks.compare_pruning` prefills the prompt, evicts the cache with a strategy, then scores a continuation with
-# the full cache and with the evicted one. Perplexity tells what the eviction cost.
+# the full cache and with the evicted one. Perplexity tells what the eviction cost on this one text: an example,
+# not a ranking (on a short text an eviction can even lower it). `kvscope bench` ranks strategies over many
+# samples, with intervals.
 
 # %%
 PROMPT = TEXT
