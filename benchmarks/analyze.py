@@ -33,8 +33,23 @@ def child(root: str, argv: list[str]) -> None:
     env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "kvscope", "analyze", "--json", "--threads", "1",
-                               "--out", str(Path(tmp) / "out"), *argv], capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kvscope",
+                "analyze",
+                "--json",
+                "--threads",
+                "1",
+                "--out",
+                str(Path(tmp) / "out"),
+                *argv,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(proc.stderr)
@@ -48,38 +63,56 @@ def child(root: str, argv: list[str]) -> None:
 
 def one_run(root: str, argv: list[str]) -> dict:
     """A fresh middle process per run, so ``RUSAGE_CHILDREN`` holds this run only."""
-    out = subprocess.run([sys.executable, __file__, "--child", root, *argv], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, __file__, "--child", root, *argv], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def summarize(name: str, runs: list[dict]) -> dict:
     walls = [r["wall_s"] for r in runs]
-    return {"case": name, "tokens": runs[0]["tokens"], "wall": statistics.median(walls),
-            "cpu": statistics.median(r["cpu_s"] for r in runs),
-            "spread": (min(walls), max(walls)), "rss": max(r["peak_rss_mib"] for r in runs),
-            "figures": runs[0]["figures"], "runs": len(runs)}
+    return {
+        "case": name,
+        "tokens": runs[0]["tokens"],
+        "wall": statistics.median(walls),
+        "cpu": statistics.median(r["cpu_s"] for r in runs),
+        "spread": (min(walls), max(walls)),
+        "rss": max(r["peak_rss_mib"] for r in runs),
+        "figures": runs[0]["figures"],
+        "runs": len(runs),
+    }
 
 
 def table(rows: list[dict], ratio: float, load: str, base: str, repeats: int) -> str:
     lines = [
-        "## kvscope analyze: wall time and peak memory", "",
+        "## kvscope analyze: wall time and peak memory",
+        "",
         f"Embedded SmolLM2-135M-Instruct, float32, CPU, torch threads 1 (`--threads 1`, OMP_NUM_THREADS=1), "
         f"warm model cache; median of {repeats} fresh-process runs per case (min-max in brackets), the two "
         f"single-prompt cases run alternately. Load average during the run: {load} on 2 cores shared with "
-        "other engineers' jobs, so absolute times are inflated and noisy; compare rows of this run only.", "",
+        "other engineers' jobs, so absolute times are inflated and noisy; compare rows of this run only.",
+        "",
         "| case | tokens | figures | wall s (median) | min-max | CPU s (median) | peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|"]
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        tokens = r["tokens"] if isinstance(r["tokens"], int) else f"{len(r['tokens'])} prompts, {sum(r['tokens'])} total"
-        lines.append(f"| {r['case']} | {tokens} | {r['figures']} | {r['wall']:.1f} | "
-                     f"{r['spread'][0]:.1f}-{r['spread'][1]:.1f} | {r['cpu']:.1f} | {r['rss']:.0f} |")
-    lines += ["", f"Single-prompt default run, this commit over {base} (same session, alternating): "
-              f"**{ratio[0]:.2f}x** the median wall time and **{ratio[1]:.2f}x** the median CPU time "
-              "(user + system; above 1 = slower).", "",
-              "Targets: `--prompts default` under 3 minutes and 4 GiB; the single-prompt run no slower than before.",
-              "", "Reproduce: `git archive a2e5e01 | tar -x -C /tmp/analyze_base && "
-              "python benchmarks/analyze.py --base /tmp/analyze_base --repeats 3`", ""]
+        tokens = (
+            r["tokens"] if isinstance(r["tokens"], int) else f"{len(r['tokens'])} prompts, {sum(r['tokens'])} total"
+        )
+        lines.append(
+            f"| {r['case']} | {tokens} | {r['figures']} | {r['wall']:.1f} | "
+            f"{r['spread'][0]:.1f}-{r['spread'][1]:.1f} | {r['cpu']:.1f} | {r['rss']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Single-prompt default run, this commit over {base} (same session, alternating): "
+        f"**{ratio[0]:.2f}x** the median wall time and **{ratio[1]:.2f}x** the median CPU time "
+        "(user + system; above 1 = slower).",
+        "",
+        "Targets: `--prompts default` under 3 minutes and 4 GiB; the single-prompt run no slower than before.",
+        "",
+        "Reproduce: `git archive a2e5e01 | tar -x -C /tmp/analyze_base && "
+        "python benchmarks/analyze.py --base /tmp/analyze_base --repeats 3`",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -97,8 +130,11 @@ def main() -> None:
         old.append(one_run(args.base, []))
     many = [one_run(str(ROOT), ["--prompts", "default"]) for _ in range(args.many_repeats)]
     load = f"{os.getloadavg()[0]:.1f}"
-    rows = [summarize("default prompt, this commit", now), summarize(f"default prompt, {args.base_name}", old),
-            summarize("--prompts default (9 texts), this commit", many)]
+    rows = [
+        summarize("default prompt, this commit", now),
+        summarize(f"default prompt, {args.base_name}", old),
+        summarize("--prompts default (9 texts), this commit", many),
+    ]
     ratio = (rows[0]["wall"] / rows[1]["wall"], rows[0]["cpu"] / rows[1]["cpu"])
     text = table(rows, ratio, load, args.base_name, args.repeats)
     args.out.write_text(text)

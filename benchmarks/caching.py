@@ -58,8 +58,11 @@ def with_cache(model, ids, new_tokens: int, repeats: int) -> dict:
     greedy(model, ids, 2, True)
     runs = [greedy(model, ids, new_tokens + 1, True) for _ in range(repeats)]
     decode = [sum(r.step_seconds[1:]) for r in runs]  # step 0 is the prefill + first token
-    return {"prefill_s": statistics.median(r.step_seconds[0] for r in runs),
-            "tok_s": new_tokens / statistics.median(decode), "tokens": runs[0].tokens}
+    return {
+        "prefill_s": statistics.median(r.step_seconds[0] for r in runs),
+        "tok_s": new_tokens / statistics.median(decode),
+        "tokens": runs[0].tokens,
+    }
 
 
 def forward_seconds(model, n: int, repeats: int) -> float:
@@ -99,8 +102,10 @@ def row(model, tok, info, p: int, args, bw: float, wbytes: int) -> dict:
 
 def table(rows: list[dict], args, bw: float, wbytes: int, threads: int, cmd: str, load: tuple[float, float]) -> str:
     lines = [
-        "## KV caching: decode with and without the cache (`benchmarks/caching.py`)", "",
-        f"Command: `{cmd}`", "",
+        "## KV caching: decode with and without the cache (`benchmarks/caching.py`)",
+        "",
+        f"Command: `{cmd}`",
+        "",
         f"Embedded SmolLM2-135M, float32, CPU, torch threads = {threads}. Greedy decoding of {args.new_tokens} "
         f"tokens after a GSM8K prompt of P tokens. With the cache: median of {args.repeats} runs after a warm-up "
         "(tokens/s over the decode steps; prefill apart). Without the cache: full forwards timed at "
@@ -108,7 +113,8 @@ def table(rows: list[dict], args, bw: float, wbytes: int, threads: int, cmd: str
         "other steps interpolated linearly; where a full no-cache run was also made, both are shown.",
         f"Measured copy bandwidth: {bw / 1e9:.2f} GB/s (read + write, 512 MiB float32 `copy_`, median of 5). "
         f"Weight bytes read per token: {wbytes / 1e6:.0f} MB (tied embedding counted once). The bound is "
-        "bandwidth ÷ (weight bytes + KV-cache bytes at the middle of the decode).", "",
+        "bandwidth ÷ (weight bytes + KV-cache bytes at the middle of the decode).",
+        "",
         "| prompt P | prefill s | with cache tok/s | without cache tok/s | speedup | bound tok/s (weights + KV) | "
         "with cache ÷ bound |",
         "|---:|---:|---:|---:|---:|---:|---:|",
@@ -117,14 +123,20 @@ def table(rows: list[dict], args, bw: float, wbytes: int, threads: int, cmd: str
         wo = f"{r['nocache_est_tok_s']:.2f} (est.)"
         if "nocache_full_tok_s" in r:
             wo += f", {r['nocache_full_tok_s']:.2f} (full run)"
-        lines.append(f"| {r['p']} | {r['cache_prefill_s']:.2f} | {r['cache_tok_s']:.1f} | {wo} | "
-                     f"{r['cache_tok_s'] / r['nocache_est_tok_s']:.1f}× | {r['bound_tok_s']:.1f} | "
-                     f"{r['cache_tok_s'] / r['bound_tok_s']:.2f} |")
+        lines.append(
+            f"| {r['p']} | {r['cache_prefill_s']:.2f} | {r['cache_tok_s']:.1f} | {wo} | "
+            f"{r['cache_tok_s'] / r['nocache_est_tok_s']:.1f}× | {r['bound_tok_s']:.1f} | "
+            f"{r['cache_tok_s'] / r['bound_tok_s']:.2f} |"
+        )
     eq = [r["tokens_equal"] for r in rows if "tokens_equal" in r]
-    lines += ["", f"Weights-only bound: {rows[0]['bound_weights_tok_s']:.1f} tok/s. Greedy tokens with and without "
-              f"the cache identical in the full runs: {all(eq) if eq else 'not run'}. The machine was shared with "
-              f"other jobs (1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end, on "
-              f"{os.cpu_count()} cores): absolute numbers are noisy, ratios within a row less so.", ""]
+    lines += [
+        "",
+        f"Weights-only bound: {rows[0]['bound_weights_tok_s']:.1f} tok/s. Greedy tokens with and without "
+        f"the cache identical in the full runs: {all(eq) if eq else 'not run'}. The machine was shared with "
+        f"other jobs (1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end, on "
+        f"{os.cpu_count()} cores): absolute numbers are noisy, ratios within a row less so.",
+        "",
+    ]
     return "\n".join(lines)
 
 

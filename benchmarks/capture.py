@@ -72,8 +72,15 @@ def worker(mode: str, n: int, repeats: int) -> dict:
                 times.append(time.perf_counter() - t)
             del out
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    return {"mode": mode, "n": n, "times": times, "peak_rss_gib": rss, "load_s": load_s, "import_s": import_s,
-            "threads": torch.get_num_threads()}
+    return {
+        "mode": mode,
+        "n": n,
+        "times": times,
+        "peak_rss_gib": rss,
+        "load_s": load_s,
+        "import_s": import_s,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def spawn(mode: str, n: int, repeats: int) -> dict:
@@ -85,10 +92,13 @@ def spawn(mode: str, n: int, repeats: int) -> dict:
 def table(results: list[dict], loads: list[float], imports: list[float], repeats: int, cmd: str) -> str:
     threads = results[0]["threads"]
     lines = [
-        "## Capture (`benchmarks/capture.py`)", "",
-        f"Command: `{cmd}`", "",
+        "## Capture (`benchmarks/capture.py`)",
+        "",
+        f"Command: `{cmd}`",
+        "",
         f"Embedded SmolLM2-135M, float32, CPU, torch threads = {threads}, median of {repeats} runs after a "
-        "warm-up, each mode in its own process (peak RSS = that whole process: model + run).", "",
+        "warm-up, each mode in its own process (peak RSS = that whole process: model + run).",
+        "",
         "| tokens | bare forward s | capture s | capture+attention s | attention ÷ forward | "
         "peak RSS forward GiB | peak RSS capture GiB | peak RSS attention GiB |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -97,12 +107,18 @@ def table(results: list[dict], loads: list[float], imports: list[float], repeats
     for n in sorted({r["n"] for r in results}):
         f, c, a = (by[(m, n)] for m in ("forward", "capture", "attention"))
         med = {k: statistics.median(v["times"]) for k, v in (("f", f), ("c", c), ("a", a))}
-        lines.append(f"| {n} | {med['f']:.2f} | {med['c']:.2f} | {med['a']:.2f} | {med['a'] / med['f']:.2f}× | "
-                     f"{f['peak_rss_gib']:.2f} | {c['peak_rss_gib']:.2f} | {a['peak_rss_gib']:.2f} |")
-    lines += ["", f"Warm embedded-model load (from the safetensors cache, `load_model(\"embedded\")`): median "
-              f"{statistics.median(loads):.2f} s over {len(loads)} processes (min {min(loads):.2f}, "
-              f"max {max(loads):.2f}); importing torch and transformers first takes a further median "
-              f"{statistics.median(imports):.2f} s in a fresh process.", ""]
+        lines.append(
+            f"| {n} | {med['f']:.2f} | {med['c']:.2f} | {med['a']:.2f} | {med['a'] / med['f']:.2f}× | "
+            f"{f['peak_rss_gib']:.2f} | {c['peak_rss_gib']:.2f} | {a['peak_rss_gib']:.2f} |"
+        )
+    lines += [
+        "",
+        f'Warm embedded-model load (from the safetensors cache, `load_model("embedded")`): median '
+        f"{statistics.median(loads):.2f} s over {len(loads)} processes (min {min(loads):.2f}, "
+        f"max {max(loads):.2f}); importing torch and transformers first takes a further median "
+        f"{statistics.median(imports):.2f} s in a fresh process.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -123,8 +139,11 @@ def main() -> None:
     for n in args.sizes:
         for mode in ("forward", "capture", "attention"):
             results.append(spawn(mode, n, args.repeats))
-            print(f"{mode:9s} n={n:5d} median {statistics.median(results[-1]['times']):.2f} s "
-                  f"rss {results[-1]['peak_rss_gib']:.2f} GiB", file=sys.stderr)
+            print(
+                f"{mode:9s} n={n:5d} median {statistics.median(results[-1]['times']):.2f} s "
+                f"rss {results[-1]['peak_rss_gib']:.2f} GiB",
+                file=sys.stderr,
+            )
     loads = [r["load_s"] for r in results]
     imports = [r["import_s"] for r in results]
     cmd = "python benchmarks/capture.py " + " ".join(sys.argv[1:])

@@ -39,8 +39,9 @@ _ACTIVE: contextvars.ContextVar[AttentionRecorder | None] = contextvars.ContextV
 class AttentionRecorder:
     """Per-layer accumulators filled by the recording attention function."""
 
-    def __init__(self, n_layers: int, want_attention: bool = True, want_queries: bool = False,
-                 chunk: int | None = None) -> None:
+    def __init__(
+        self, n_layers: int, want_attention: bool = True, want_queries: bool = False, chunk: int | None = None
+    ) -> None:
         self.n_layers = n_layers
         self.want_attention = want_attention
         self.want_queries = want_queries
@@ -75,10 +76,17 @@ class AttentionRecorder:
         return [self.queries[i] for i in range(self.n_layers)]
 
 
-def causal_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None, scaling: float, *,
-                     q_positions: torch.Tensor | None = None, k_positions: torch.Tensor | None = None,
-                     softcap: float | None = None,
-                     dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor | None, torch.Tensor]:
+def causal_attention(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor | None,
+    scaling: float,
+    *,
+    q_positions: torch.Tensor | None = None,
+    k_positions: torch.Tensor | None = None,
+    softcap: float | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Causal GQA attention: ``softmax(q k^T * scaling + causal mask) v``, computed in ``dtype``.
 
     ``queries`` ``[q_head, Q, head_dim]``; ``keys`` and ``values`` ``[kv_head, K, head_dim]`` (``values`` may
@@ -96,7 +104,7 @@ def causal_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Te
     if hq % hkv:
         raise ValueError(f"{hq} query heads cannot share {hkv} kv_heads evenly")
     kpos = torch.arange(keys.shape[1]) if k_positions is None else k_positions.cpu()
-    qpos = kpos[-queries.shape[1]:] if q_positions is None else q_positions.cpu()
+    qpos = kpos[-queries.shape[1] :] if q_positions is None else q_positions.cpu()
     kv_of = torch.arange(hq, device=keys.device) // (hq // hkv)
     scores = torch.einsum("hqd,hkd->hqk", queries.to(dtype), keys.to(dtype)[kv_of]) * scaling
     if softcap:
@@ -125,9 +133,15 @@ def _allowed(mask: torch.Tensor | None, s: int, e: int, kend: int, offset: int, 
     return m > torch.finfo(m.dtype).min / 2  # additive float mask: 0 = visible, very negative = hidden
 
 
-def chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                      mask: torch.Tensor | None, scaling: float, softcap: float | None = None,
-                      chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def chunked_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    scaling: float,
+    softcap: float | None = None,
+    chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Causal GQA attention plus what each key receives. Shapes: query ``[b, q_head, q, d]``,
     key/value ``[b, kv_head, k, d]``; returns output ``[b, q_head, q, d_v]``, received
     ``[kv_head, k]`` and counts ``[k]`` (float32, batch row 0).
@@ -137,21 +151,29 @@ def chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     per query chunk turns ``exp(score - lse)`` into column sums. Anything else (a cache offset, a
     padding or sliding-window mask, soft-capping, GPU) takes the general chunked softmax.
     """
-    fast = (mask is None and softcap is None and query.shape[2] == key.shape[2] and query.device.type == "cpu"
-            and query.dtype == torch.float32 and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"))
+    fast = (
+        mask is None
+        and softcap is None
+        and query.shape[2] == key.shape[2]
+        and query.device.type == "cpu"
+        and query.dtype == torch.float32
+        and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+    )
     if fast:
         return _prefill_flash(query, key, value, scaling, chunk)
     return _chunked_softmax(query, key, value, mask, scaling, softcap, chunk)
 
 
-def _prefill_flash(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
-                   chunk: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _prefill_flash(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float, chunk: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     b, hq, n, d = query.shape
     hkv = key.shape[1]
     g = hq // hkv
     k_rep, v_rep = (key.repeat_interleave(g, 1), value.repeat_interleave(g, 1)) if g > 1 else (key, value)
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        query, k_rep, v_rep, 0.0, True, attn_mask=None, scale=scaling)[:2]
+        query, k_rep, v_rep, 0.0, True, attn_mask=None, scale=scaling
+    )[:2]
     del k_rep, v_rep
     # scores - lse in one matmul: q' = [q * scale, -lse], k' = [k, 1]
     q_aug = torch.cat([query[:1] * scaling, -lse[:1, ..., None].to(query.dtype)], -1).view(hkv, g, n, d + 1)
@@ -169,9 +191,15 @@ def _prefill_flash(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
     return out, received, counts
 
 
-def _chunked_softmax(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None,
-                     scaling: float, softcap: float | None, chunk: int | None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _chunked_softmax(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    scaling: float,
+    softcap: float | None,
+    chunk: int | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     b, hq, q, d = query.shape
     hkv, k = key.shape[1], key.shape[2]
     g = hq // hkv
@@ -199,9 +227,16 @@ def _chunked_softmax(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     return out, received, counts
 
 
-def _recording_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                         attention_mask: torch.Tensor | None, scaling: float | None = None,
-                         dropout: float = 0.0, **kwargs: Any) -> tuple[torch.Tensor, None]:
+def _recording_attention(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
     """The ``AttentionInterface`` entry point; returns ``([b, q, q_head, d_v], None)`` like eager."""
     rec = _ACTIVE.get()
     if kwargs.get("s_aux") is not None:
@@ -209,8 +244,9 @@ def _recording_attention(module: Any, query: torch.Tensor, key: torch.Tensor, va
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
     if rec is not None and rec.want_queries:
         rec.queries[module.layer_idx] = query[0].detach().to(device="cpu", dtype=torch.float32, copy=True)
-    out, received, counts = chunked_attention(query, key, value, attention_mask, scaling,
-                                              kwargs.get("softcap"), rec.chunk if rec else None)
+    out, received, counts = chunked_attention(
+        query, key, value, attention_mask, scaling, kwargs.get("softcap"), rec.chunk if rec else None
+    )
     if rec is not None and rec.want_attention:
         rec.add(module.layer_idx, received.cpu(), counts.cpu())
     return out.transpose(1, 2).contiguous(), None
@@ -282,12 +318,11 @@ def last_query_probs(queries: torch.Tensor, keys: torch.Tensor, scaling: float, 
     Returns ``[kv_head, group, w, position]``: each row sums to 1 over the keys its query can see.
     """
     n = queries.shape[1]
-    _, probs = causal_attention(queries[:, n - w:], keys, None, scaling)
+    _, probs = causal_attention(queries[:, n - w :], keys, None, scaling)
     return probs.view(keys.shape[0], queries.shape[0] // keys.shape[0], w, n)
 
 
-def causal_probs(query: torch.Tensor, key: torch.Tensor, scaling: float,
-                 softcap: float | None = None) -> torch.Tensor:
+def causal_probs(query: torch.Tensor, key: torch.Tensor, scaling: float, softcap: float | None = None) -> torch.Tensor:
     """Float32 probabilities ``[q_head, q, k]`` of :func:`causal_attention` for ``query`` ``[q_head, q, d]``
     (the LAST ``q`` of the ``k`` positions of ``key`` ``[kv_head, k, d]``), with the model's own ``scaling``
     and logit ``softcap``: the form the analyses use."""

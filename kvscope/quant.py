@@ -67,7 +67,7 @@ def _minmax(x: torch.Tensor, bits: int, dims: tuple[int, ...], stats_dtype: torc
     xf = x.float()
     lo = xf.amin(dim=dims, keepdim=True)
     hi = xf.amax(dim=dims, keepdim=True)
-    levels = 2 ** bits - 1
+    levels = 2**bits - 1
     scale = (hi - lo) / levels
     if stats_dtype is not None:  # the statistics as they would be stored
         lo, scale = lo.to(stats_dtype).float(), scale.to(stats_dtype).float()
@@ -77,8 +77,9 @@ def _minmax(x: torch.Tensor, bits: int, dims: tuple[int, ...], stats_dtype: torc
     return out.to(x.dtype)
 
 
-def quantize_with_stats(x: torch.Tensor, bits: int, scheme: str, group_size: int | None = None,
-                        stats_dtype: torch.dtype | None = None) -> Quantized:
+def quantize_with_stats(
+    x: torch.Tensor, bits: int, scheme: str, group_size: int | None = None, stats_dtype: torch.dtype | None = None
+) -> Quantized:
     """Quantize-dequantize ``x`` ``[..., position, head_dim]`` and count its bytes.
 
     ``stats_dtype`` (e.g. ``torch.float16``) rounds each scale and zero to that dtype before
@@ -155,8 +156,10 @@ def parse_spec(spec: str) -> KiviSpec:
     """Parse a ``--quantize`` spec; raise a one-line ``UsageError`` when it cannot be parsed."""
     m = _SPEC.match((spec or "").strip())
     if not m:
-        raise UsageError(f"cannot parse quantize spec {spec!r}: expected K<bits>V<bits>[G<group>][R<residual>], "
-                         "e.g. K4V2, K2V2G32 or K2V2G32R64 (bits 1..8, residual default 128, R0 = none)")
+        raise UsageError(
+            f"cannot parse quantize spec {spec!r}: expected K<bits>V<bits>[G<group>][R<residual>], "
+            "e.g. K4V2, K2V2G32 or K2V2G32R64 (bits 1..8, residual default 128, R0 = none)"
+        )
     kb, vb = int(m.group(1)), int(m.group(2))
     group = int(m.group(3)) if m.group(3) else 32
     if not (1 <= kb <= 8 and 1 <= vb <= 8):
@@ -180,8 +183,9 @@ class KiviLayer:
     nbytes_fp16: int
 
 
-def kivi_layer(keys: torch.Tensor, values: torch.Tensor, spec: KiviSpec,
-               stats_dtype: torch.dtype = torch.float16) -> KiviLayer:
+def kivi_layer(
+    keys: torch.Tensor, values: torch.Tensor, spec: KiviSpec, stats_dtype: torch.dtype = torch.float16
+) -> KiviLayer:
     """KIVI fake-quantization of one layer's ``keys``/``values`` ``[..., position, head_dim]``.
 
     Keys: per-channel, groups of ``spec.group_size`` positions. Values: per-token, groups of
@@ -193,17 +197,21 @@ def kivi_layer(keys: torch.Tensor, values: torch.Tensor, spec: KiviSpec,
     k_full, v_full = spec.full_precision(n)
     d = values.shape[-1]
     vgroup = spec.group_size if d % spec.group_size == 0 else None
-    kq = quantize_with_stats(keys[..., :n - k_full, :], spec.key_bits, "channel", spec.group_size, stats_dtype)
-    vq = quantize_with_stats(values[..., :n - v_full, :], spec.value_bits, "token", vgroup, stats_dtype)
-    full = keys[..., n - k_full:, :].numel() + values[..., n - v_full:, :].numel()
+    kq = quantize_with_stats(keys[..., : n - k_full, :], spec.key_bits, "channel", spec.group_size, stats_dtype)
+    vq = quantize_with_stats(values[..., : n - v_full, :], spec.value_bits, "token", vgroup, stats_dtype)
+    full = keys[..., n - k_full :, :].numel() + values[..., n - v_full :, :].numel()
     packed = kq.nbytes + vq.nbytes
-    return KiviLayer(torch.cat([kq.tensor, keys[..., n - k_full:, :]], dim=-2),
-                     torch.cat([vq.tensor, values[..., n - v_full:, :]], dim=-2),
-                     packed + full * keys.element_size(), packed + full * 2)
+    return KiviLayer(
+        torch.cat([kq.tensor, keys[..., n - k_full :, :]], dim=-2),
+        torch.cat([vq.tensor, values[..., n - v_full :, :]], dim=-2),
+        packed + full * keys.element_size(),
+        packed + full * 2,
+    )
 
 
-def kivi(keys: torch.Tensor, values: torch.Tensor, spec: KiviSpec,
-         stats_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor, int]:
+def kivi(
+    keys: torch.Tensor, values: torch.Tensor, spec: KiviSpec, stats_dtype: torch.dtype = torch.float16
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """``(keys, values, bytes)`` of :func:`kivi_layer` (bytes with the full-precision tokens at the
     input's dtype)."""
     out = kivi_layer(keys, values, spec, stats_dtype)

@@ -27,8 +27,19 @@ from kvscope import __version__
 from kvscope.errors import KvscopeError, UsageError
 from kvscope.fileio import to_jsonable
 from kvscope.models import ModelInfo
-from kvscope.snapshot_format import (FORMAT_VERSION, LAYERED, MAX_META_BYTES, META_FILE, SINGLE, TENSOR_FILE,
-                                     nonfinite_names, read_manifest, read_tensors, seal, sha256_file)
+from kvscope.snapshot_format import (
+    FORMAT_VERSION,
+    LAYERED,
+    MAX_META_BYTES,
+    META_FILE,
+    SINGLE,
+    TENSOR_FILE,
+    nonfinite_names,
+    read_manifest,
+    read_tensors,
+    seal,
+    sha256_file,
+)
 
 log = logging.getLogger("kvscope")
 __all__ = ["KVSnapshot", "FORMAT_VERSION", "META_FILE", "TENSOR_FILE"]
@@ -77,7 +88,7 @@ class KVSnapshot:
 
     def layer_positions(self, layer: int) -> torch.Tensor:
         """Absolute positions ``[P_l]`` held by ``layer``'s slots (the last P_l tokens)."""
-        return self.positions[self.positions.shape[0] - self.keys[layer].shape[1]:]
+        return self.positions[self.positions.shape[0] - self.keys[layer].shape[1] :]
 
     def stacked(self, which: str = "keys") -> torch.Tensor:
         """``[layer, kv_head, position, head_dim]``; only when every layer holds every position."""
@@ -103,22 +114,39 @@ class KVSnapshot:
         """(name, value) rows describing the snapshot, for ``__repr__`` and ``_repr_html_``."""
         lengths = sorted({t.shape[1] for t in self.keys})
         held = str(lengths[0]) if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]} (sliding window)"
-        extras = [n for n, v in (("attention", self.attention_received), ("pre_rope_keys", self.pre_rope_keys),
-                                 ("queries", self.queries)) if v is not None]
+        extras = [
+            n
+            for n, v in (
+                ("attention", self.attention_received),
+                ("pre_rope_keys", self.pre_rope_keys),
+                ("queries", self.queries),
+            )
+            if v is not None
+        ]
         preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        return [("model", self.info.name), ("tokens", str(self.n_positions)),
-                ("layers x kv_heads x head_dim", f"{self.n_layers} x {self.info.kv_heads} x {self.info.head_dim}"),
-                ("positions held per layer", held), ("KV bytes (float32)", f"{self.nbytes():,}"),
-                ("extras", ", ".join(extras) or "none"), ("text", repr(preview))]
+        return [
+            ("model", self.info.name),
+            ("tokens", str(self.n_positions)),
+            ("layers x kv_heads x head_dim", f"{self.n_layers} x {self.info.kv_heads} x {self.info.head_dim}"),
+            ("positions held per layer", held),
+            ("KV bytes (float32)", f"{self.nbytes():,}"),
+            ("extras", ", ".join(extras) or "none"),
+            ("text", repr(preview)),
+        ]
 
     def __repr__(self) -> str:
         s = dict(self.summary())
-        return (f"KVSnapshot(model={self.info.name!r}, tokens={self.n_positions}, layers={self.n_layers}, "
-                f"kv_heads={self.info.kv_heads}, head_dim={self.info.head_dim}, extras=[{s['extras']}])")
+        return (
+            f"KVSnapshot(model={self.info.name!r}, tokens={self.n_positions}, layers={self.n_layers}, "
+            f"kv_heads={self.info.kv_heads}, head_dim={self.info.head_dim}, extras=[{s['extras']}])"
+        )
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
-                       f"{html.escape(v)}</td></tr>" for k, v in self.summary())
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+            f"{html.escape(v)}</td></tr>"
+            for k, v in self.summary()
+        )
         return f"<table><caption>KVSnapshot</caption>{rows}</table>"
 
     # ------------------------------------------------------------------ files
@@ -150,25 +178,34 @@ class KVSnapshot:
                 meta = self._manifest(tmp / TENSOR_FILE, tensors)
                 text = json.dumps(meta, indent=1, allow_nan=False)
                 if len(text.encode("utf-8")) > MAX_META_BYTES:
-                    raise UsageError(f"cannot write snapshot {dest}: its text and tokens exceed "
-                                     f"{MAX_META_BYTES:,} bytes of {META_FILE}")
+                    raise UsageError(
+                        f"cannot write snapshot {dest}: its text and tokens exceed "
+                        f"{MAX_META_BYTES:,} bytes of {META_FILE}"
+                    )
                 (tmp / META_FILE).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise KvscopeError(f"cannot write snapshot {dest}: {exc.strerror or exc}") from None
         return dest
 
     def _manifest(self, tensor_file: Path, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-        return seal({
-            "format_version": FORMAT_VERSION, "kvscope_version": __version__,
-            "layout": "keys[layer][kv_head, position, head_dim], post-RoPE, float32",
-            "model": self.info.to_dict(), "text": self.text, "tokens": list(self.tokens),
-            "n_layers": self.n_layers, "tensors": sorted(tensors),
-            "files": {TENSOR_FILE: {"sha256": sha256_file(tensor_file), "bytes": tensor_file.stat().st_size}},
-            "nonfinite": nonfinite_names(tensors), "meta": to_jsonable(self.meta),
-        })
+        return seal(
+            {
+                "format_version": FORMAT_VERSION,
+                "kvscope_version": __version__,
+                "layout": "keys[layer][kv_head, position, head_dim], post-RoPE, float32",
+                "model": self.info.to_dict(),
+                "text": self.text,
+                "tokens": list(self.tokens),
+                "n_layers": self.n_layers,
+                "tensors": sorted(tensors),
+                "files": {TENSOR_FILE: {"sha256": sha256_file(tensor_file), "bytes": tensor_file.stat().st_size}},
+                "nonfinite": nonfinite_names(tensors),
+                "meta": to_jsonable(self.meta),
+            }
+        )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "KVSnapshot":
+    def load(cls, path: str | os.PathLike) -> KVSnapshot:
         """Read and validate a snapshot (format 1 or 2). A damaged or edited one raises
         ``CorruptSnapshotError`` ("snapshot PATH is corrupted: WHAT", exit 2) before any large allocation."""
         src = Path(path)
@@ -180,14 +217,24 @@ class KVSnapshot:
         return cls._from_parts(meta, tensors)
 
     @classmethod
-    def _from_parts(cls, meta: dict[str, Any], t: dict[str, torch.Tensor]) -> "KVSnapshot":
+    def _from_parts(cls, meta: dict[str, Any], t: dict[str, torch.Tensor]) -> KVSnapshot:
         n = meta["n_layers"]
 
         def layered(name: str) -> list[torch.Tensor] | None:
             return [t[f"{name}.{i}"] for i in range(n)] if f"{name}.0" in t else None
 
-        return cls(keys=layered("keys"), values=layered("values"), token_ids=t["token_ids"],
-                   tokens=list(meta["tokens"]), special=t["special"], positions=t["positions"],
-                   info=ModelInfo.from_dict(meta["model"]), text=meta["text"], pre_rope_keys=layered("pre_rope_keys"),
-                   queries=layered("queries"), attention_received=t.get("attention_received"),
-                   attention_counts=t.get("attention_counts"), meta=meta.get("meta", {}))
+        return cls(
+            keys=layered("keys"),
+            values=layered("values"),
+            token_ids=t["token_ids"],
+            tokens=list(meta["tokens"]),
+            special=t["special"],
+            positions=t["positions"],
+            info=ModelInfo.from_dict(meta["model"]),
+            text=meta["text"],
+            pre_rope_keys=layered("pre_rope_keys"),
+            queries=layered("queries"),
+            attention_received=t.get("attention_received"),
+            attention_counts=t.get("attention_counts"),
+            meta=meta.get("meta", {}),
+        )

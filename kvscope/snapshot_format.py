@@ -49,10 +49,22 @@ MAX_POSITIONS = 10_000_000
 FLOAT_DTYPES = {"F32": 4, "F16": 2, "BF16": 2}
 DTYPES = {**FLOAT_DTYPES, "I64": 8, "BOOL": 1}
 _INT_NAMES = {"token_ids": "I64", "positions": "I64", "special": "BOOL", "attention_counts": "I64"}
-_INFO_TYPES = {"name": str, "architecture": str, "layers": int, "q_heads": int, "kv_heads": int,
-               "head_dim": int, "hidden_size": int, "vocab_size": int, "rope_theta": (float, int, type(None)),
-               "max_positions": int, "dtype": str, "parameters": int, "kv_bytes_per_token": int,
-               "tied_embeddings": bool}
+_INFO_TYPES = {
+    "name": str,
+    "architecture": str,
+    "layers": int,
+    "q_heads": int,
+    "kv_heads": int,
+    "head_dim": int,
+    "hidden_size": int,
+    "vocab_size": int,
+    "rope_theta": (float, int, type(None)),
+    "max_positions": int,
+    "dtype": str,
+    "parameters": int,
+    "kv_bytes_per_token": int,
+    "tied_embeddings": bool,
+}
 
 
 def sha256_file(path: Path) -> str:
@@ -109,8 +121,10 @@ def read_manifest(src: Path) -> dict[str, Any]:
     if type(version) is not int or version not in READABLE_VERSIONS:
         from kvscope import __version__
 
-        raise UsageError(f"snapshot {src} has format_version {version!r}; this kvscope ({__version__}) "
-                         f"reads format_version {', '.join(map(str, READABLE_VERSIONS))}")
+        raise UsageError(
+            f"snapshot {src} has format_version {version!r}; this kvscope ({__version__}) "
+            f"reads format_version {', '.join(map(str, READABLE_VERSIONS))}"
+        )
     if version >= 2 and meta.get("manifest_sha256") != manifest_digest(meta):
         raise CorruptSnapshotError(src, f"{META_FILE} does not match its checksum (manifest_sha256)")
     check_fields(meta, src)
@@ -144,8 +158,9 @@ def check_model(model: Any, src: Path) -> None:
         if not low <= model[key] <= high:
             raise CorruptSnapshotError(src, f"model.{key} = {model[key]:,} is outside [{low:,}, {high:,}]")
     if model["q_heads"] % model["kv_heads"]:
-        raise CorruptSnapshotError(src, f"model.q_heads {model['q_heads']} is not a multiple of kv_heads "
-                                        f"{model['kv_heads']}")
+        raise CorruptSnapshotError(
+            src, f"model.q_heads {model['q_heads']} is not a multiple of kv_heads {model['kv_heads']}"
+        )
     theta = model["rope_theta"]
     if theta is not None and not (math.isfinite(theta) and theta > 0):
         raise CorruptSnapshotError(src, f"model.rope_theta = {theta} is not a positive number")
@@ -188,11 +203,20 @@ def expected_shapes(meta: dict[str, Any], names: list[str]) -> dict[str, tuple]:
     (a sliding-window layer holds 1..P positions). Raises ``KeyError`` for a name not in the format."""
     m, n, p = meta["model"], meta["n_layers"], len(meta["tokens"])
     kv, q, d = m["kv_heads"], m["q_heads"], m["head_dim"]
-    rules: dict[str, tuple] = {"token_ids": (p,), "special": (p,), "positions": (p,),
-                               "attention_received": (n, kv, p), "attention_counts": (n, p)}
+    rules: dict[str, tuple] = {
+        "token_ids": (p,),
+        "special": (p,),
+        "positions": (p,),
+        "attention_received": (n, kv, p),
+        "attention_counts": (n, p),
+    }
     for i in range(n):
-        rules |= {f"keys.{i}": (kv, None, d), f"values.{i}": (kv, None, d),
-                  f"pre_rope_keys.{i}": (kv, p, d), f"queries.{i}": (q, p, d)}
+        rules |= {
+            f"keys.{i}": (kv, None, d),
+            f"values.{i}": (kv, None, d),
+            f"pre_rope_keys.{i}": (kv, p, d),
+            f"queries.{i}": (q, p, d),
+        }
     unknown = sorted(set(names) - set(rules))
     if unknown:
         raise KeyError(unknown[0])
@@ -224,12 +248,19 @@ def read_header(path: Path, size: int, src: Path) -> dict[str, dict[str, Any]]:
 
 def _check_entry(name: str, entry: Any, data_bytes: int, src: Path) -> None:
     if isinstance(entry, dict) and entry.get("dtype") not in DTYPES:
-        raise CorruptSnapshotError(src, f"tensor {name[:60]} has unsupported dtype {str(entry.get('dtype'))[:12]} "
-                                        "(keys and values must be F32, F16 or BF16)")
-    ok = (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
-          and all(type(s) is int and 0 <= s < 2**40 for s in entry["shape"])
-          and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
-          and all(type(o) is int for o in entry["data_offsets"]))
+        raise CorruptSnapshotError(
+            src,
+            f"tensor {name[:60]} has unsupported dtype {str(entry.get('dtype'))[:12]} "
+            "(keys and values must be F32, F16 or BF16)",
+        )
+    ok = (
+        isinstance(entry, dict)
+        and isinstance(entry.get("shape"), list)
+        and all(type(s) is int and 0 <= s < 2**40 for s in entry["shape"])
+        and isinstance(entry.get("data_offsets"), list)
+        and len(entry["data_offsets"]) == 2
+        and all(type(o) is int for o in entry["data_offsets"])
+    )
     if not ok:
         raise CorruptSnapshotError(src, f"tensor {name[:60]!r} has an invalid header entry")
     start, end = entry["data_offsets"]
@@ -286,8 +317,9 @@ def check_values(tensors: dict[str, Any], meta: dict[str, Any], src: Path) -> No
     flagged = set(meta.get("nonfinite", []))
     for name, t in tensors.items():
         if t.is_floating_point() and name not in flagged and not bool(torch.isfinite(t).all()):
-            raise CorruptSnapshotError(src, f"tensor {name} holds NaN or infinite values that "
-                                            f"{META_FILE} does not record")
+            raise CorruptSnapshotError(
+                src, f"tensor {name} holds NaN or infinite values that {META_FILE} does not record"
+            )
     for i in range(meta["n_layers"]):
         if tensors[f"keys.{i}"].shape != tensors[f"values.{i}"].shape:
             raise CorruptSnapshotError(src, f"keys.{i} and values.{i} differ in shape")

@@ -23,7 +23,8 @@ TOKEN_TYPES = ("number", "punctuation", "stopword", "proper_noun", "special", "w
 
 # Function words of English, written for kvscope: articles, determiners, pronouns, auxiliaries and
 # modal verbs, prepositions, conjunctions and common adverbs of degree, time and place.
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a an the this that these those some any each every either neither no none all both few many much more
 most other another such own same several enough
 i me my mine myself we us our ours ourselves you your yours yourself yourselves he him his himself she
@@ -38,7 +39,8 @@ per since through throughout till to toward towards under underneath until up up
 and or but nor so yet if then else than because although though while whereas unless whether once
 when where why how however therefore thus hence also too very just only even still already again ever
 never not here there now always often sometimes seldom rather quite almost perhaps maybe indeed
-""".split())
+""".split()
+)
 
 
 def stopwords() -> frozenset[str]:
@@ -83,8 +85,16 @@ def words(tokens: list[str], special: list[bool] | None = None) -> list[list[int
     groups: list[list[int]] = []
     for i, (text, sp) in enumerate(zip(tokens, special)):
         prev = tokens[i - 1] if i else ""
-        joins = (groups and not sp and not special[i - 1] and text and not text[0].isspace()
-                 and prev and prev[-1].isalnum() and text[0].isalnum())
+        joins = (
+            groups
+            and not sp
+            and not special[i - 1]
+            and text
+            and not text[0].isspace()
+            and prev
+            and prev[-1].isalnum()
+            and text[0].isalnum()
+        )
         if joins:
             groups[-1].append(i)
         else:

@@ -40,8 +40,10 @@ from kvscope.compat import output_cache
 OUT = Path(os.environ.get("KVSCOPE_DEMO_OUT", "kv_cache_demo_out"))
 NEW_TOKENS = int(os.environ.get("KVSCOPE_DEMO_TOKENS", "16"))
 model, tokenizer, info = ks.load_model("embedded")
-print(f"{info.layers} layers, {info.q_heads} q_heads, {info.kv_heads} kv_heads, head_dim {info.head_dim}; "
-      f"q_head h reads kv_head h // {info.group_size}")
+print(
+    f"{info.layers} layers, {info.q_heads} q_heads, {info.kv_heads} kv_heads, head_dim {info.head_dim}; "
+    f"q_head h reads kv_head h // {info.group_size}"
+)
 
 # %% [markdown]
 # ## 1. Hook the projections of one layer
@@ -109,10 +111,14 @@ SECOND = "You are a concise geography assistant. Question: What is the capital o
 ids2 = tokenizer(SECOND, return_tensors="pt").input_ids
 reuse = prefix_reuse(model, info, ids, ids2, LAYER, ([], []), repeats=3)
 f = reuse.flops
-print(f"reused {reuse.reused} of {ids2.shape[1]} tokens; FLOPs saved {f['share_total']:.1%} "
-      f"(attention triangle: {f['share_attention']:.1%})")
-print(f"logits vs a fresh run: max |Δ| = {reuse.logits_max_abs_diff:.1e}; "
-      f"time {reuse.seconds_fresh * 1e3:.0f} ms fresh, {reuse.seconds_reuse * 1e3:.0f} ms reusing")
+print(
+    f"reused {reuse.reused} of {ids2.shape[1]} tokens; FLOPs saved {f['share_total']:.1%} "
+    f"(attention triangle: {f['share_attention']:.1%})"
+)
+print(
+    f"logits vs a fresh run: max |Δ| = {reuse.logits_max_abs_diff:.1e}; "
+    f"time {reuse.seconds_fresh * 1e3:.0f} ms fresh, {reuse.seconds_reuse * 1e3:.0f} ms reusing"
+)
 
 # %% [markdown]
 # ## All figures at once

@@ -38,9 +38,11 @@ print(f"model: {info.layers} layers, {info.q_heads} q_heads, {info.kv_heads} kv_
 # exactly as the model cached them, plus the attention each key received (summed over queries and q_heads).
 
 # %%
-TEXT = ("On a cold morning in March, Dr. Amara Okafor walked into the small library in Lisbon with 3 notebooks "
-        "and a question: why do some words matter more than others? Her colleague had counted 1,482 sentences "
-        "by hand and found that 'the', 'of' and 'and' appeared in almost all of them.")
+TEXT = (
+    "On a cold morning in March, Dr. Amara Okafor walked into the small library in Lisbon with 3 notebooks "
+    "and a question: why do some words matter more than others? Her colleague had counted 1,482 sentences "
+    "by hand and found that 'the', 'of' and 'and' appeared in almost all of them."
+)
 snap = ks.capture(model, tokenizer, TEXT, attention=True, queries=True)
 print("snapshot:", repr(snap))
 snap
@@ -84,8 +86,10 @@ result.figures["head_specialization"]
 # %%
 PROMPT = TEXT
 CONTINUATION = " Her colleague had counted 1,482 sentences by hand."
-pruned = {name: ks.compare_pruning(model, tokenizer, PROMPT, CONTINUATION, strategy=name, ratio=0.5)
-          for name in ("snapkv", "streaming")}
+pruned = {
+    name: ks.compare_pruning(model, tokenizer, PROMPT, CONTINUATION, strategy=name, ratio=0.5)
+    for name in ("snapkv", "streaming")
+}
 for name, lab in pruned.items():
     print(f"{name}: perplexity {lab.baseline.ppl:.3f} with the full cache, {lab.pruned.ppl:.3f} with half of it")
 pruned["snapkv"]

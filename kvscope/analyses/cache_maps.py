@@ -64,11 +64,19 @@ def cache_maps(snapshot: KVSnapshot, max_rows: int = MAX_ROWS) -> CacheMaps:
     """Heatmap data for every layer; see the module doc."""
     block = max(1, -(-snapshot.n_positions // max_rows))
     vk, vv = _limit(snapshot.keys), _limit(snapshot.values)
-    top = max(float(max(t.abs().max() for t in snapshot.keys)) / vk,
-              float(max(t.abs().max() for t in snapshot.values)) / vv)
-    return CacheMaps(key=[block_max_abs(t, block) for t in snapshot.keys],
-                     value=[block_max_abs(t, block) for t in snapshot.values], block=block,
-                     vmax_k=vk, vmax_v=vv, layer_vmax_k=[_limit([t]) for t in snapshot.keys],
-                     layer_vmax_v=[_limit([t]) for t in snapshot.values], dominance=top,
-                     head_dim=snapshot.keys[0].shape[-1], kv_heads=snapshot.keys[0].shape[0],
-                     n_positions=snapshot.n_positions)
+    top = max(
+        float(max(t.abs().max() for t in snapshot.keys)) / vk, float(max(t.abs().max() for t in snapshot.values)) / vv
+    )
+    return CacheMaps(
+        key=[block_max_abs(t, block) for t in snapshot.keys],
+        value=[block_max_abs(t, block) for t in snapshot.values],
+        block=block,
+        vmax_k=vk,
+        vmax_v=vv,
+        layer_vmax_k=[_limit([t]) for t in snapshot.keys],
+        layer_vmax_v=[_limit([t]) for t in snapshot.values],
+        dominance=top,
+        head_dim=snapshot.keys[0].shape[-1],
+        kv_heads=snapshot.keys[0].shape[0],
+        n_positions=snapshot.n_positions,
+    )

@@ -51,17 +51,29 @@ def histogram(x: np.ndarray, bins: int = DEFAULT_BINS, outlier_sigma: float = DE
     counts, edges = np.histogram(x, bins=bins, range=(-lim, lim))
     mean, std = float(x.mean(dtype=np.float64)), float(x.std(dtype=np.float64))
     share = float((np.abs(x - mean) > outlier_sigma * std).mean()) if std > 0 else 0.0
-    return Histogram(edges=edges, counts=counts, kurtosis=excess_kurtosis(x), outlier_share=share,
-                     mean=mean, std=std, min=float(x.min()), max=float(x.max()), n=int(x.size))
+    return Histogram(
+        edges=edges,
+        counts=counts,
+        kurtosis=excess_kurtosis(x),
+        outlier_share=share,
+        mean=mean,
+        std=std,
+        min=float(x.min()),
+        max=float(x.max()),
+        n=int(x.size),
+    )
 
 
-def value_distribution(snapshot: KVSnapshot, bins: int = DEFAULT_BINS,
-                       outlier_sigma: float = DEFAULT_OUTLIER_SIGMA) -> ValueDistribution:
+def value_distribution(
+    snapshot: KVSnapshot, bins: int = DEFAULT_BINS, outlier_sigma: float = DEFAULT_OUTLIER_SIGMA
+) -> ValueDistribution:
     """Histograms of every key and every value element (all layers, kv_heads, positions)."""
     k = np.concatenate([t.reshape(-1).float().numpy() for t in snapshot.keys])
     v = np.concatenate([t.reshape(-1).float().numpy() for t in snapshot.values])
     return ValueDistribution(
-        key=histogram(k, bins, outlier_sigma), value=histogram(v, bins, outlier_sigma),
+        key=histogram(k, bins, outlier_sigma),
+        value=histogram(v, bins, outlier_sigma),
         outlier_sigma=outlier_sigma,
         layer_kurtosis_k=np.array([excess_kurtosis(t.numpy()) for t in snapshot.keys]),
-        layer_kurtosis_v=np.array([excess_kurtosis(t.numpy()) for t in snapshot.values]))
+        layer_kurtosis_v=np.array([excess_kurtosis(t.numpy()) for t in snapshot.values]),
+    )

@@ -65,8 +65,15 @@ def pattern_features(a: torch.Tensor, sinks: list[int], offset: int = 0) -> np.n
     look = (free * dist).sum(1) / mass.clamp(min=1e-300)
     has_look = eligible & (mass > 1e-12)
     h = -(a * torch.log(a.clamp(min=1e-300))).sum(1) / torch.log(qi[:, 0] + 1).clamp(min=1e-300)
-    return np.array([float(look[has_look].sum()), float(has_look.sum()), float((1 - mass)[eligible].sum()),
-                     float(h[eligible].sum()), float(eligible.sum())])
+    return np.array(
+        [
+            float(look[has_look].sum()),
+            float(has_look.sum()),
+            float((1 - mass)[eligible].sum()),
+            float(h[eligible].sum()),
+            float(eligible.sum()),
+        ]
+    )
 
 
 def _layer(q: torch.Tensor, k: torch.Tensor, scaling: float, softcap, sinks: list[int]):
@@ -83,8 +90,9 @@ def _layer(q: torch.Tensor, k: torch.Tensor, scaling: float, softcap, sinks: lis
     return sums, received
 
 
-def head_specialization(snapshot: KVSnapshot, layer: int, sinks: list[int] | None = None,
-                        spec: AttentionSpec | None = None) -> HeadSpecialization:
+def head_specialization(
+    snapshot: KVSnapshot, layer: int, sinks: list[int] | None = None, spec: AttentionSpec | None = None
+) -> HeadSpecialization:
     """Per-(layer, q_head) features; ``layer`` picks the scatter view. Needs captured queries."""
     if snapshot.queries is None:
         raise KvscopeError("head specialization needs the captured queries (capture with queries)")
@@ -105,7 +113,14 @@ def head_specialization(snapshot: KVSnapshot, layer: int, sinks: list[int] | Non
             mine = received.reshape(k.shape[0], hq // k.shape[0], -1).sum(1).numpy()
             ref = snapshot.attention_received[l].double().numpy()
             parity = max(parity, float(np.abs(mine - ref).max() / max(np.abs(ref).max(), 1e-12)))
-    return HeadSpecialization(layer=layer, kv_head=np.arange(hq) // (hq // snapshot.keys[0].shape[0]),
-                              lookback=look, sink_share=share, entropy=ent, sinks=sinks,
-                              parity=parity if snapshot.has_attention else float("nan"),
-                              scaling_source=spec.source, skipped_layers=skipped)
+    return HeadSpecialization(
+        layer=layer,
+        kv_head=np.arange(hq) // (hq // snapshot.keys[0].shape[0]),
+        lookback=look,
+        sink_share=share,
+        entropy=ent,
+        sinks=sinks,
+        parity=parity if snapshot.has_attention else float("nan"),
+        scaling_source=spec.source,
+        skipped_layers=skipped,
+    )

@@ -35,8 +35,10 @@ from kvscope.scores import magnitude
 from kvscope.snapshot import KVSnapshot
 
 PROXIES = ("magnitude", "key_norm", "value_norm")
-REFERENCES = {"leave_one_out": "leave-one-out ground truth (-delta_loglik, kvscope prune --leave-one-out)",
-              "attention": "attention received per query that can see the token"}
+REFERENCES = {
+    "leave_one_out": "leave-one-out ground truth (-delta_loglik, kvscope prune --leave-one-out)",
+    "attention": "attention received per query that can see the token",
+}
 HOLDS = 0.3  # |rho| below this is "no meaningful relation"
 CONTROL = "partial Spearman given position"
 
@@ -74,7 +76,7 @@ def proxies(snapshot: KVSnapshot) -> dict[str, np.ndarray]:
 
 
 def classify(rho: float, low: float | None = None, high: float | None = None) -> str:
-    """"holds", "inverted", "does not hold", "inconclusive" (interval spans 0) or "unknown"."""
+    """ "holds", "inverted", "does not hold", "inconclusive" (interval spans 0) or "unknown"."""
     if not np.isfinite(rho):
         return "unknown"
     if low is not None and high is not None and low <= 0 <= high:
@@ -84,13 +86,22 @@ def classify(rho: float, low: float | None = None, high: float | None = None) ->
 
 def sentence(kind: str, reference: str, rho: float, interval: tuple[float, float] | None, n_prompts: int) -> str:
     """The verdict sentence: what it rests on, the number and its interval."""
-    ci = f", 95 % bootstrap interval [{interval[0]:+.2f}, {interval[1]:+.2f}] over {n_prompts} prompts" \
-        if interval else " on one prompt (an example, not a finding)"
-    what = {"holds": "holds", "inverted": "is inverted (low-magnitude tokens matter more)",
-            "does not hold": "does not hold (|rho| < 0.3)", "inconclusive": "is inconclusive (the interval spans 0)",
-            "unknown": "cannot be judged (too few tokens)"}[kind]
-    return (f"\"Low magnitude = low importance\" {what}: {CONTROL} of magnitude with the {REFERENCES[reference]} "
-            f"is {rho:+.2f}{ci}.")
+    ci = (
+        f", 95 % bootstrap interval [{interval[0]:+.2f}, {interval[1]:+.2f}] over {n_prompts} prompts"
+        if interval
+        else " on one prompt (an example, not a finding)"
+    )
+    what = {
+        "holds": "holds",
+        "inverted": "is inverted (low-magnitude tokens matter more)",
+        "does not hold": "does not hold (|rho| < 0.3)",
+        "inconclusive": "is inconclusive (the interval spans 0)",
+        "unknown": "cannot be judged (too few tokens)",
+    }[kind]
+    return (
+        f'"Low magnitude = low importance" {what}: {CONTROL} of magnitude with the {REFERENCES[reference]} '
+        f"is {rho:+.2f}{ci}."
+    )
 
 
 def _per_layer(proxy: np.ndarray, ref: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -120,8 +131,7 @@ def importance(snapshot: KVSnapshot, delta_loglik: np.ndarray | None = None) -> 
     if delta_loglik is not None:
         truth = -np.asarray(delta_loglik, dtype=np.float64)
         if truth.shape[0] != snapshot.n_positions:
-            note = (f"ground truth has {truth.shape[0]} tokens but the snapshot has {snapshot.n_positions}; "
-                    "not compared")
+            note = f"ground truth has {truth.shape[0]} tokens but the snapshot has {snapshot.n_positions}; not compared"
         else:
             partial["leave_one_out"], raw["leave_one_out"] = _against(scores, truth, pos)
             partial["leave_one_out"]["attention"] = partial_spearman(nanmean_or_nan(att, axis=(0, 1)), truth, pos)
@@ -133,10 +143,21 @@ def importance(snapshot: KVSnapshot, delta_loglik: np.ndarray | None = None) -> 
     disagree = "leave_one_out" in partial and classify(partial["attention"]["magnitude"]) != kind
     verdict = sentence(kind, reference, rho, None, 1)
     if disagree:
-        verdict += (f" The references disagree: against attention received it is "
-                    f"{partial['attention']['magnitude']:+.2f} ({classify(partial['attention']['magnitude'])}).")
-    return Importance(partial, raw, layer, reference, rho, verdict, None if kind == "unknown" else kind == "holds",
-                      ground_truth_note=note, disagree=disagree)
+        verdict += (
+            f" The references disagree: against attention received it is "
+            f"{partial['attention']['magnitude']:+.2f} ({classify(partial['attention']['magnitude'])})."
+        )
+    return Importance(
+        partial,
+        raw,
+        layer,
+        reference,
+        rho,
+        verdict,
+        None if kind == "unknown" else kind == "holds",
+        ground_truth_note=note,
+        disagree=disagree,
+    )
 
 
 def layer_median(imp: Importance) -> dict[str, float]:
@@ -144,5 +165,15 @@ def layer_median(imp: Importance) -> dict[str, float]:
     return {n: nanmedian_or_nan(r) for n, r in imp.layer_partial.items()}
 
 
-__all__ = ["CONTROL", "HOLDS", "PROXIES", "REFERENCES", "Importance", "classify", "importance", "layer_median",
-           "proxies", "sentence"]
+__all__ = [
+    "CONTROL",
+    "HOLDS",
+    "PROXIES",
+    "REFERENCES",
+    "Importance",
+    "classify",
+    "importance",
+    "layer_median",
+    "proxies",
+    "sentence",
+]

@@ -30,9 +30,9 @@ class LayerStats:
     threshold: float
     sparsity_k: np.ndarray
     sparsity_v: np.ndarray
-    head_sparsity_k: np.ndarray    # [layer, kv_head]
-    head_sparsity_v: np.ndarray    # [layer, kv_head]
-    kv_norm_spearman: np.ndarray   # [layer], mean over kv_heads
+    head_sparsity_k: np.ndarray  # [layer, kv_head]
+    head_sparsity_v: np.ndarray  # [layer, kv_head]
+    kv_norm_spearman: np.ndarray  # [layer], mean over kv_heads
     head_kv_norm_spearman: np.ndarray  # [layer, kv_head]
     std_k: np.ndarray
     std_v: np.ndarray
@@ -40,7 +40,7 @@ class LayerStats:
     mean_abs_v: np.ndarray
     channel_mean_abs_k: np.ndarray  # [layer, kv_head*head_dim]
     channel_mean_abs_v: np.ndarray
-    outlier_ratio_k: np.ndarray     # [layer] max channel / median channel of mean |x|
+    outlier_ratio_k: np.ndarray  # [layer] max channel / median channel of mean |x|
     outlier_ratio_v: np.ndarray
 
 
@@ -66,13 +66,23 @@ def layer_stats(snapshot: KVSnapshot, threshold: float = DEFAULT_SPARSITY_THRESH
     """All statistics above; ``threshold`` is the |x| below which an element counts as zero."""
     k, v = _per_layer(snapshot.keys, threshold), _per_layer(snapshot.values, threshold)
     kn, vn = layer_norms(snapshot, "keys"), layer_norms(snapshot, "values")
-    head_rho = np.array([[spearman(kn[l, h], vn[l, h]) for h in range(kn.shape[1])]
-                         for l in range(kn.shape[0])])
+    head_rho = np.array([[spearman(kn[l, h], vn[l, h]) for h in range(kn.shape[1])] for l in range(kn.shape[0])])
     with np.errstate(all="ignore"):
         rho = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in head_rho])
-    return LayerStats(threshold=threshold, sparsity_k=k["sp"], sparsity_v=v["sp"],
-                      head_sparsity_k=k["hsp"], head_sparsity_v=v["hsp"], kv_norm_spearman=rho,
-                      head_kv_norm_spearman=head_rho, std_k=k["std"], std_v=v["std"],
-                      mean_abs_k=k["mabs"], mean_abs_v=v["mabs"], channel_mean_abs_k=k["ch"],
-                      channel_mean_abs_v=v["ch"], outlier_ratio_k=_outlier_ratio(k["ch"]),
-                      outlier_ratio_v=_outlier_ratio(v["ch"]))
+    return LayerStats(
+        threshold=threshold,
+        sparsity_k=k["sp"],
+        sparsity_v=v["sp"],
+        head_sparsity_k=k["hsp"],
+        head_sparsity_v=v["hsp"],
+        kv_norm_spearman=rho,
+        head_kv_norm_spearman=head_rho,
+        std_k=k["std"],
+        std_v=v["std"],
+        mean_abs_k=k["mabs"],
+        mean_abs_v=v["mabs"],
+        channel_mean_abs_k=k["ch"],
+        channel_mean_abs_v=v["ch"],
+        outlier_ratio_k=_outlier_ratio(k["ch"]),
+        outlier_ratio_v=_outlier_ratio(v["ch"]),
+    )

@@ -34,7 +34,7 @@ def layer_norms(snapshot: KVSnapshot, which: str) -> np.ndarray:
     out = np.full((snapshot.n_layers, heads, n), np.nan, dtype=np.float64)
     for layer, t in enumerate(tensors):
         norms = t.double().norm(dim=-1).numpy()
-        out[layer, :, n - norms.shape[1]:] = norms
+        out[layer, :, n - norms.shape[1] :] = norms
     return out
 
 
@@ -42,5 +42,4 @@ def token_norms(snapshot: KVSnapshot) -> TokenNorms:
     """Key and value L2 norms per layer, kv_head and position, and their per-token means."""
     k = layer_norms(snapshot, "keys")
     v = layer_norms(snapshot, "values")
-    return TokenNorms(key=k, value=v, key_token=np.nanmean(k, axis=(0, 1)),
-                      value_token=np.nanmean(v, axis=(0, 1)))
+    return TokenNorms(key=k, value=v, key_token=np.nanmean(k, axis=(0, 1)), value_token=np.nanmean(v, axis=(0, 1)))

@@ -65,8 +65,7 @@ def _layer_bands(runs: list[dict[str, Any]]) -> dict[str, Band]:
 def _correlations(runs: list[dict[str, Any]]) -> tuple[dict, dict, str]:
     imps = [r["importance"] for r in runs if "importance" in r]
     refs = [ref for ref in REFERENCES if imps and all(ref in i.partial for i in imps)]
-    corr = {ref: {p: np.array([i.partial[ref][p] for i in imps]) for p in (*PROXIES, "attention")}
-            for ref in refs}
+    corr = {ref: {p: np.array([i.partial[ref][p] for i in imps]) for p in (*PROXIES, "attention")} for ref in refs}
     ivals = {ref: {p: bootstrap_ci(v) for p, v in d.items()} for ref, d in corr.items()}
     return corr, ivals, refs[0] if refs else ""
 
@@ -94,8 +93,12 @@ def _sinks(runs: list[dict[str, Any]]) -> dict[str, Any]:
     first = np.array([0 in s.positions.tolist() for s in found], dtype=float)
     count = np.array([s.positions.size for s in found], dtype=float)
     share = np.array([float(s.layer_share[:, 0].mean()) for s in found])
-    return {"prompts": len(found), "first_token_is_sink": int(first.sum()),
-            "sinks_per_prompt": bootstrap_ci(count), "first_token_share": bootstrap_ci(share)}
+    return {
+        "prompts": len(found),
+        "first_token_is_sink": int(first.sum()),
+        "sinks_per_prompt": bootstrap_ci(count),
+        "first_token_share": bootstrap_ci(share),
+    }
 
 
 def _quantization(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -130,7 +133,17 @@ def aggregate(runs: list[dict[str, Any]], tokens: list[int]) -> ManyPrompts:
     """Aggregate the per-prompt analysis results ``runs`` (each ``{name: result}``) of ``len(tokens)`` prompts."""
     corr, ivals, ref = _correlations(runs)
     verdict, kind, disagree = _verdict(ivals, ref, len(runs))
-    return ManyPrompts(n_prompts=len(runs), tokens=list(tokens), layer_bands=_layer_bands(runs),
-                       correlations=corr, intervals=ivals, reference=ref, verdict=verdict, kind=kind,
-                       disagree=disagree, sinks=_sinks(runs), quantization=_quantization(runs),
-                       type_norms=_type_norms(runs))
+    return ManyPrompts(
+        n_prompts=len(runs),
+        tokens=list(tokens),
+        layer_bands=_layer_bands(runs),
+        correlations=corr,
+        intervals=ivals,
+        reference=ref,
+        verdict=verdict,
+        kind=kind,
+        disagree=disagree,
+        sinks=_sinks(runs),
+        quantization=_quantization(runs),
+        type_norms=_type_norms(runs),
+    )

@@ -38,7 +38,7 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     coords, share = np.zeros((x.shape[0], 2)), np.zeros(2)
     if x.shape[0] < 2:
         return coords, share
-    evals, evecs = np.linalg.eigh(c.T @ c)          # [dim] ascending; cheaper than an SVD for P >> dim
+    evals, evecs = np.linalg.eigh(c.T @ c)  # [dim] ascending; cheaper than an SVD for P >> dim
     evals, evecs = np.clip(evals[::-1], 0, None), evecs[:, ::-1]
     total = float(evals.sum())
     m = min(2, int((evals > total * 1e-12).sum())) if total > 0 else 0
@@ -54,5 +54,11 @@ def pca_by_position(snapshot: KVSnapshot, layer: int) -> PCAResult:
     v = snapshot.values[layer].permute(1, 0, 2).reshape(snapshot.values[layer].shape[1], -1).numpy()
     kc, ke = pca_2d(k)
     vc, ve = pca_2d(v)
-    return PCAResult(layer=layer, key=kc, value=vc, key_explained=ke, value_explained=ve,
-                     positions=snapshot.layer_positions(layer).numpy())
+    return PCAResult(
+        layer=layer,
+        key=kc,
+        value=vc,
+        key_explained=ke,
+        value_explained=ve,
+        positions=snapshot.layer_positions(layer).numpy(),
+    )

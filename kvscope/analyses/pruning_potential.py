@@ -28,10 +28,14 @@ import numpy as np
 from kvscope.analyses.magnitudes import layer_norms
 from kvscope.snapshot import KVSnapshot
 
-DEFINITION_ATTENTION = ("1 - c/max(c), c = attention-weighted mean value L2 norm of the kv_head "
-                        "(sum_j A_j ||v_j|| / sum_j A_j, A = attention received); 1 = writes least")
-DEFINITION_FALLBACK = ("1 - c/max(c), c = mean value L2 norm of the kv_head (no attention captured: "
-                       "every key weighted uniformly); 1 = smallest values")
+DEFINITION_ATTENTION = (
+    "1 - c/max(c), c = attention-weighted mean value L2 norm of the kv_head "
+    "(sum_j A_j ||v_j|| / sum_j A_j, A = attention received); 1 = writes least"
+)
+DEFINITION_FALLBACK = (
+    "1 - c/max(c), c = mean value L2 norm of the kv_head (no attention captured: "
+    "every key weighted uniformly); 1 = smallest values"
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,10 @@ def pruning_potential(snapshot: KVSnapshot) -> PruningPotential:
     top = c.max() if c.size and c.max() > 0 else 1.0
     layer_c = c.mean(axis=1)
     layer_top = layer_c.max() if layer_c.size and layer_c.max() > 0 else 1.0
-    return PruningPotential(layer=1.0 - layer_c / layer_top, head=1.0 - c / top,
-                            definition=DEFINITION_ATTENTION if used else DEFINITION_FALLBACK,
-                            contribution=c, uses_attention=used)
+    return PruningPotential(
+        layer=1.0 - layer_c / layer_top,
+        head=1.0 - c / top,
+        definition=DEFINITION_ATTENTION if used else DEFINITION_FALLBACK,
+        contribution=c,
+        uses_attention=used,
+    )

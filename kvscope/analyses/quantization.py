@@ -21,7 +21,8 @@ Errors (0 = exact):
   and soft-capping (``kvscope.analyses.attn``), quantizing only K or only V;
 - ``kl``: end to end, the next-token KL divergence ``KL(p || p_q)`` in nats, mean over the last
   ``n_kl`` positions, when those are decoded by the model from a cache of the earlier positions that is
-  unquantized (p) or quantized (p_q); for the equal-cost variants (``KL_VARIANTS``) at 4 and 2 bits. Needs the model; skipped, with the reason, without it or when a
+  unquantized (p) or quantized (p_q); for the equal-cost variants (``KL_VARIANTS``) at 4 and 2 bits.
+  Needs the model; skipped, with the reason, without it or when a
   layer keeps a sliding window (the snapshot then lacks the evicted positions a prefix cache needs).
 """
 
@@ -107,30 +108,47 @@ def _output_layers(snapshot: KVSnapshot, spec: AttentionSpec, n_layers: int) -> 
     if snapshot.queries is None:
         return [], "attention-output error skipped: the snapshot has no queries (capture with queries)"
     full = full_layers(snapshot)
-    picked = sorted({full[int(round(x))] for x in np.linspace(0, len(full) - 1, min(n_layers, len(full)))}) \
-        if full else []
+    picked = (
+        sorted({full[int(round(x))] for x in np.linspace(0, len(full) - 1, min(n_layers, len(full)))}) if full else []
+    )
     if spec.source != "model" and picked:
         gap = parity(snapshot, picked[0], spec)
         if np.isfinite(gap) and gap > PARITY_LIMIT:
-            return [], (f"attention-output error skipped: recomputing attention with the default scale "
-                        f"head_dim**-0.5 differs from the captured attention by {gap:.1e} (relative), so this "
-                        "model uses another score scale or soft-capping; analyze with the model loaded")
+            return [], (
+                f"attention-output error skipped: recomputing attention with the default scale "
+                f"head_dim**-0.5 differs from the captured attention by {gap:.1e} (relative), so this "
+                "model uses another score scale or soft-capping; analyze with the model loaded"
+            )
     return picked, ""
 
 
-def quantization_error(snapshot: KVSnapshot, bits: tuple[int, ...] = BITS, n_queries: int = 64,
-                       n_layers: int = 6, model: Any = None, n_kl: int = 4) -> QuantizationError:
+def quantization_error(
+    snapshot: KVSnapshot,
+    bits: tuple[int, ...] = BITS,
+    n_queries: int = 64,
+    n_layers: int = 6,
+    model: Any = None,
+    n_kl: int = 4,
+) -> QuantizationError:
     """Effective bits, tensor, attention-output and (with ``model``) next-token KL errors; module doc."""
     spec = attention_spec(snapshot, model)
     variants = variants_for(snapshot.keys[0].shape[-1])
     out_layers, out_note = _output_layers(snapshot, spec, n_layers)
     nq = min(n_queries, snapshot.n_positions)
-    refs = {l: _attention_output(snapshot.queries[l][:, -nq:], snapshot.keys[l], snapshot.values[l], spec, l)
-            for l in out_layers}
+    refs = {
+        l: _attention_output(snapshot.queries[l][:, -nq:], snapshot.keys[l], snapshot.values[l], spec, l)
+        for l in out_layers
+    }
     kl_run = _kl_runner(snapshot, model, n_kl)
     notes = {k: v for k, v in (("output", out_note), ("kl", kl_run if isinstance(kl_run, str) else "")) if v}
-    wanted = [(kind, nb, var) for kind in ("key", "value") for var in variants if var in KL_VARIANTS
-              for nb in bits if nb in KL_BITS]
+    wanted = [
+        (kind, nb, var)
+        for kind in ("key", "value")
+        for var in variants
+        if var in KL_VARIANTS
+        for nb in bits
+        if nb in KL_BITS
+    ]
     kl_values = kl_run(wanted) if callable(kl_run) else {}
     eff, ten, out, kl, f16 = {}, {}, {}, {}, {}
     for kind, tensors in (("key", snapshot.keys), ("value", snapshot.values)):
@@ -148,8 +166,19 @@ def quantization_error(snapshot: KVSnapshot, bits: tuple[int, ...] = BITS, n_que
                     o[b] = _output_error(snapshot, refs, quantized, kind, nq, spec)
                 d[b] = kl_values.get((kind, nb, var), np.nan)
             eff[kind][var], ten[kind][var], out[kind][var], kl[kind][var] = e, t, o, d
-    return QuantizationError(tuple(bits), variants, eff, ten, out, kl, f16, out_layers,
-                             nq if out_layers else 0, n_kl if callable(kl_run) else 0, notes=notes)
+    return QuantizationError(
+        tuple(bits),
+        variants,
+        eff,
+        ten,
+        out,
+        kl,
+        f16,
+        out_layers,
+        nq if out_layers else 0,
+        n_kl if callable(kl_run) else 0,
+        notes=notes,
+    )
 
 
 def _output_error(snapshot, refs, quantized, kind, nq, spec) -> float:
@@ -169,9 +198,11 @@ def _kl_runner(snapshot: KVSnapshot, model: Any, n_kl: int):
         return "next-token KL skipped: no model is loaded (analyzing a saved snapshot)"
     windowed = [l for l in range(snapshot.n_layers) if l not in full_layers(snapshot)]
     if windowed:
-        return (f"next-token KL skipped: layer {windowed[0]} keeps a sliding window of "
-                f"{snapshot.keys[windowed[0]].shape[1]} positions, so the snapshot lacks the positions a "
-                "prefix cache would need")
+        return (
+            f"next-token KL skipped: layer {windowed[0]} keeps a sliding window of "
+            f"{snapshot.keys[windowed[0]].shape[1]} positions, so the snapshot lacks the positions a "
+            "prefix cache would need"
+        )
     if snapshot.n_positions < 2:
         return "next-token KL skipped: fewer than 2 tokens"
     m = min(n_kl, snapshot.n_positions - 1)
@@ -183,7 +214,7 @@ def _kl_runner(snapshot: KVSnapshot, model: Any, n_kl: int):
         """KL of every ``(kind, bits, variant)``, decoded in batches (row 0 of each batch: unquantized)."""
         out: dict[tuple[str, int, str], float] = {}
         for s in range(0, len(configs), batch):
-            part = configs[s:s + batch]
+            part = configs[s : s + batch]
             ks, vs = [[t] for t in prefix_k], [[t] for t in prefix_v]
             for kind, bits, variant in part:
                 quantized, _ = _quantize_layers(prefix_k if kind == "key" else prefix_v, bits, variant)
@@ -207,8 +238,9 @@ def _decode_logprobs(model: Any, snapshot: KVSnapshot, keys, values, cut: int) -
 
     p = next(model.parameters())
     n = keys[0].shape[0]
-    cache = cache_from_tensors(model.config, [k.to(p.device, p.dtype) for k in keys],
-                               [v.to(p.device, p.dtype) for v in values])
+    cache = cache_from_tensors(
+        model.config, [k.to(p.device, p.dtype) for k in keys], [v.to(p.device, p.dtype) for v in values]
+    )
     ids = snapshot.token_ids[cut:][None].expand(n, -1).to(p.device)
     pos = torch.arange(cut, snapshot.n_positions, device=p.device)[None].expand(n, -1)
     with torch.inference_mode():

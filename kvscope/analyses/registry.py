@@ -7,8 +7,9 @@ it never fails the run. Later analyses can read earlier results (``ctx.results``
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -88,8 +89,11 @@ _NEED_NOTES = {
 
 
 def _missing(ctx: Context, needs: tuple[str, ...]) -> str | None:
-    have = {"attention": ctx.snapshot.has_attention, "queries": ctx.snapshot.queries is not None,
-            "model": ctx.model is not None}
+    have = {
+        "attention": ctx.snapshot.has_attention,
+        "queries": ctx.snapshot.queries is not None,
+        "model": ctx.model is not None,
+    }
     for need in needs:
         if not have[need]:
             return _NEED_NOTES[need]
@@ -112,8 +116,9 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def run_all(snapshot: KVSnapshot, options: AnalysisOptions, model: Any = None,
-            only: list[str] | None = None) -> Context:
+def run_all(
+    snapshot: KVSnapshot, options: AnalysisOptions, model: Any = None, only: list[str] | None = None
+) -> Context:
     """Run every registered analysis (or ``only`` those); results and skip notes in the context.
 
     On one torch thread: the analyses are many small tensor ops, and on a busy 2-core machine two

@@ -41,8 +41,7 @@ def uniform_share(n: int) -> np.ndarray:
     return tail / (n - np.arange(n))
 
 
-def detect_sinks(snapshot: KVSnapshot, share: float = DEFAULT_SINK_SHARE,
-                 factor: float = DEFAULT_SINK_FACTOR) -> Sinks:
+def detect_sinks(snapshot: KVSnapshot, share: float = DEFAULT_SINK_SHARE, factor: float = DEFAULT_SINK_FACTOR) -> Sinks:
     """Sink positions by the rule in the module doc; empty when there is no attention data."""
     if not snapshot.has_attention:
         empty = np.zeros((0, 0))

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
 MIN_PAIRS = 3
@@ -48,14 +47,15 @@ def partial_spearman(x, y, z) -> float:
     keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
     x, y, z = x[keep], y[keep], z[keep]
     rxy, rxz, ryz = spearman(x, y), spearman(x, z), spearman(y, z)
-    denom = (1 - rxz ** 2) * (1 - ryz ** 2)
+    denom = (1 - rxz**2) * (1 - ryz**2)
     if not np.isfinite(denom) or denom <= 1e-12:
         return float("nan")
     return float((rxy - rxz * ryz) / np.sqrt(denom))
 
 
-def bootstrap_ci(samples, confidence: float = CONFIDENCE, n_boot: int = N_BOOT,
-                 seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ci(
+    samples, confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0
+) -> tuple[float, float, float]:
     """``(mean, low, high)``: the mean of ``samples`` (NaN dropped) and its percentile-bootstrap interval.
 
     Resamples the values with replacement ``n_boot`` times (fixed ``seed``, so reruns agree) and takes
@@ -72,8 +72,9 @@ def bootstrap_ci(samples, confidence: float = CONFIDENCE, n_boot: int = N_BOOT,
     return float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
-def bootstrap_bands(rows, confidence: float = CONFIDENCE, n_boot: int = N_BOOT,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bootstrap_bands(
+    rows, confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``rows`` ``[sample, k]`` (e.g. prompts x layers) -> ``(mean, low, high)`` ``[k]``, each column
     by :func:`bootstrap_ci` (the same resampled prompts for every column)."""
     rows = np.asarray(rows, dtype=np.float64)
@@ -87,7 +88,7 @@ def excess_kurtosis(x: np.ndarray) -> float:
     c = x - x.mean(dtype=np.float64)
     sq = c * c
     var = float(sq.mean(dtype=np.float64))
-    return float((sq * sq).mean(dtype=np.float64) / var ** 2 - 3.0) if var > 0 else float("nan")
+    return float((sq * sq).mean(dtype=np.float64) / var**2 - 3.0) if var > 0 else float("nan")
 
 
 def nanmean_or_nan(x: np.ndarray, axis=None):
@@ -105,5 +106,13 @@ def nanmedian_or_nan(x) -> float:
     return float(np.median(x)) if x.size else float("nan")
 
 
-__all__ = ["bootstrap_bands", "bootstrap_ci", "excess_kurtosis", "nanmean_or_nan", "nanmedian_or_nan",
-           "partial_spearman", "rankdata", "spearman"]
+__all__ = [
+    "bootstrap_bands",
+    "bootstrap_ci",
+    "excess_kurtosis",
+    "nanmean_or_nan",
+    "nanmedian_or_nan",
+    "partial_spearman",
+    "rankdata",
+    "spearman",
+]

@@ -2,8 +2,8 @@
 the token figures use.
 
 Norms are per kv_head L2 norms averaged over layers and kv_heads (RoPE-invariant). ``magnitude`` is
-``kvscope.scores.magnitude`` = (||k||₂ + ||v||₂) / 2, averaged the same way. ``attention`` is the attention received per query that can see the
-token, averaged over layers and kv_heads (NaN without attention data).
+``kvscope.scores.magnitude`` = (||k||₂ + ||v||₂) / 2, averaged the same way. ``attention`` is the
+attention received per query that can see the token, averaged over layers and kv_heads (NaN without attention data).
 """
 
 from __future__ import annotations
@@ -58,7 +58,16 @@ def token_table(snapshot: KVSnapshot, sinks: Sinks, n_rank: int = 10) -> TokenTa
     order = np.argsort(mag, kind="stable")
     k = min(n_rank, max(1, snapshot.n_positions // 2))
     by_type = {t: np.array([i for i, x in enumerate(types) if x == t], dtype=np.int64) for t in TOKEN_TYPES}
-    return TokenTable(tokens=list(snapshot.tokens), types=types, key_norm=norms.key_token,
-                      value_norm=norms.value_token, magnitude=mag, attention=attn, sink=sink,
-                      lowest=order[:k], highest=order[::-1][:k], by_type=by_type,
-                      has_attention=snapshot.has_attention)
+    return TokenTable(
+        tokens=list(snapshot.tokens),
+        types=types,
+        key_norm=norms.key_token,
+        value_norm=norms.value_token,
+        magnitude=mag,
+        attention=attn,
+        sink=sink,
+        lowest=order[:k],
+        highest=order[::-1][:k],
+        by_type=by_type,
+        has_attention=snapshot.has_attention,
+    )

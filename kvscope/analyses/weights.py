@@ -41,10 +41,16 @@ def weight_hist(weights: list[torch.Tensor], bins: int = DEFAULT_BINS) -> Weight
     hi = hi if hi > lo else lo * 10
     counts, edges = np.histogram(nz, bins=np.geomspace(lo, hi * (1 + 1e-9), bins + 1))
     signed = np.concatenate([w.detach().float().reshape(-1).cpu().numpy() for w in weights])
-    return WeightHist(edges=edges, counts=counts, zeros=int(flat.size - nz.size), mean_abs=float(flat.mean()),
-                      max_abs=float(flat.max()), kurtosis=excess_kurtosis(signed),
-                      layer_mean_abs=np.array([float(w.detach().float().abs().mean()) for w in weights]),
-                      n=int(flat.size))
+    return WeightHist(
+        edges=edges,
+        counts=counts,
+        zeros=int(flat.size - nz.size),
+        mean_abs=float(flat.mean()),
+        max_abs=float(flat.max()),
+        kurtosis=excess_kurtosis(signed),
+        layer_mean_abs=np.array([float(w.detach().float().abs().mean()) for w in weights]),
+        n=int(flat.size),
+    )
 
 
 def projection_weights(model) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

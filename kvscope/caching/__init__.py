@@ -16,7 +16,24 @@ from kvscope.caching.prefix import PrefixReuse, common_prefix, prefix_reuse
 from kvscope.caching.projections import LayerProjections, apply_rope, hooked_forward, rope_tables
 from kvscope.caching.report import CachingReport, explain_caching
 
-__all__ = ["CachingReport", "DecodeComparison", "FlopModel", "GenerationTrace", "LayerProjections", "PrefixReuse",
-           "apply_rope", "common_prefix", "decode_step", "explain_caching", "generation_flops", "greedy",
-           "hooked_forward", "prefix_reuse", "prefix_savings", "rope_tables", "span_flops", "timed_generation",
-           "triangle"]
+__all__ = [
+    "CachingReport",
+    "DecodeComparison",
+    "FlopModel",
+    "GenerationTrace",
+    "LayerProjections",
+    "PrefixReuse",
+    "apply_rope",
+    "common_prefix",
+    "decode_step",
+    "explain_caching",
+    "generation_flops",
+    "greedy",
+    "hooked_forward",
+    "prefix_reuse",
+    "prefix_savings",
+    "rope_tables",
+    "span_flops",
+    "timed_generation",
+    "triangle",
+]

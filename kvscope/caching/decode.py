@@ -74,8 +74,15 @@ def decode_step(model: Any, info: Any, input_ids: torch.Tensor, layer: int, toke
         "cached_keys_vs_full_keys": _max_abs(k_cache, full.k_post),
         "logits_cached_vs_full": _max_abs(out_step.logits[0, -1], out_full.logits[0, -1]),
     }
-    return DecodeComparison(layer=layer, tokens=tokens, probs_cached=p_cached[:, 0].float(), probs_full=p_full.float(),
-                            cached_slots_before=before, step_query_rows=step.q_post.shape[1], diffs=diffs)
+    return DecodeComparison(
+        layer=layer,
+        tokens=tokens,
+        probs_cached=p_cached[:, 0].float(),
+        probs_full=p_full.float(),
+        cached_slots_before=before,
+        step_query_rows=step.q_post.shape[1],
+        diffs=diffs,
+    )
 
 
 @dataclass
@@ -110,8 +117,9 @@ def greedy(model: Any, input_ids: torch.Tensor, new_tokens: int, use_cache: bool
     return GenerationTrace(use_cache, tokens, seconds, lengths)
 
 
-def timed_generation(model: Any, input_ids: torch.Tensor, new_tokens: int, repeats: int = 3,
-                     quiet: bool = False) -> dict[bool, GenerationTrace]:
+def timed_generation(
+    model: Any, input_ids: torch.Tensor, new_tokens: int, repeats: int = 3, quiet: bool = False
+) -> dict[bool, GenerationTrace]:
     """``greedy`` with and without the cache, ``repeats`` times each after one short warm-up, interleaved;
     returns one trace per mode whose ``step_seconds`` are per-step medians over the repeats. Progress
     (``kvscope.progress.track``) shows on a terminal unless ``quiet``."""

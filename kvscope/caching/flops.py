@@ -34,8 +34,15 @@ class FlopModel:
     @classmethod
     def from_model(cls, model: Any, info: Any) -> FlopModel:
         cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-        return cls(layers=info.layers, hidden=info.hidden_size, q_heads=info.q_heads, kv_heads=info.kv_heads,
-                   head_dim=info.head_dim, intermediate=int(cfg.intermediate_size), vocab=info.vocab_size)
+        return cls(
+            layers=info.layers,
+            hidden=info.hidden_size,
+            q_heads=info.q_heads,
+            kv_heads=info.kv_heads,
+            head_dim=info.head_dim,
+            intermediate=int(cfg.intermediate_size),
+            vocab=info.vocab_size,
+        )
 
     @property
     def projection_per_token(self) -> int:
@@ -74,10 +81,12 @@ def span_flops(fm: FlopModel, start: int, end: int, logits: int = 1) -> dict[str
     if not 0 <= start <= end:
         raise ValueError(f"need 0 <= start <= end, got {start}, {end}")
     n = end - start
-    parts = {"projections": n * fm.layers * fm.projection_per_token,
-             "mlp": n * fm.layers * fm.mlp_per_token,
-             "attention": fm.layers * fm.attention_per_key * (triangle(end) - triangle(start)),
-             "lm_head": logits * fm.lm_head if n else 0}
+    parts = {
+        "projections": n * fm.layers * fm.projection_per_token,
+        "mlp": n * fm.layers * fm.mlp_per_token,
+        "attention": fm.layers * fm.attention_per_key * (triangle(end) - triangle(start)),
+        "lm_head": logits * fm.lm_head if n else 0,
+    }
     parts["total"] = sum(parts.values())
     return parts
 
@@ -91,10 +100,14 @@ def prefix_savings(fm: FlopModel, prompt_len: int, reused: int) -> dict[str, Any
     fresh = span_flops(fm, 0, prompt_len)
     reuse = span_flops(fm, reused, prompt_len)
     saved = {k: fresh[k] - reuse[k] for k in fresh}
-    return {"fresh": fresh, "reuse": reuse, "saved": saved,
-            "share_total": saved["total"] / fresh["total"] if fresh["total"] else 0.0,
-            "share_attention": saved["attention"] / fresh["attention"] if fresh["attention"] else 0.0,
-            "share_tokens": reused / prompt_len if prompt_len else 0.0}
+    return {
+        "fresh": fresh,
+        "reuse": reuse,
+        "saved": saved,
+        "share_total": saved["total"] / fresh["total"] if fresh["total"] else 0.0,
+        "share_attention": saved["attention"] / fresh["attention"] if fresh["attention"] else 0.0,
+        "share_tokens": reused / prompt_len if prompt_len else 0.0,
+    }
 
 
 def generation_flops(fm: FlopModel, prompt_len: int, new_tokens: int, use_cache: bool) -> list[int]:

@@ -87,12 +87,25 @@ def continue_from(model: Any, cache: Any, input_ids: torch.Tensor, start: int, l
     device = next(model.parameters()).device
     n = input_ids.shape[1]
     with torch.inference_mode():
-        return forward(model, cache, input_ids=input_ids[:, start:].to(device), use_cache=True,
-                       position_ids=torch.arange(start, n, device=device).unsqueeze(0), logits_to_keep=logits_to_keep)
+        return forward(
+            model,
+            cache,
+            input_ids=input_ids[:, start:].to(device),
+            use_cache=True,
+            position_ids=torch.arange(start, n, device=device).unsqueeze(0),
+            logits_to_keep=logits_to_keep,
+        )
 
 
-def prefix_reuse(model: Any, info: Any, ids1: torch.Tensor, ids2: torch.Tensor, layer: int,
-                 tokens: tuple[list[str], list[str]], repeats: int = 5) -> PrefixReuse:
+def prefix_reuse(
+    model: Any,
+    info: Any,
+    ids1: torch.Tensor,
+    ids2: torch.Tensor,
+    layer: int,
+    tokens: tuple[list[str], list[str]],
+    repeats: int = 5,
+) -> PrefixReuse:
     """Cache prompt 1 (``ids1 [1, n1]``), continue prompt 2 (``ids2 [1, n2]``) from the shared prefix, and
     check its logits against a fresh run of prompt 2; count the FLOPs saved and time both ways."""
     from transformers import DynamicCache
@@ -114,8 +127,16 @@ def prefix_reuse(model: Any, info: Any, ids1: torch.Tensor, ids2: torch.Tensor, 
         continue_from(model, prefix_cache(model, cache1, info.layers, reused), ids2, reused, logits_to_keep=1)
 
     return PrefixReuse(
-        tokens1=tokens[0], tokens2=tokens[1], shared=shared, reused=reused, logits_max_abs_diff=diff,
-        logits_match=diff <= LOGIT_TOLERANCE, flops=prefix_savings(FlopModel.from_model(model, info), n2, reused),
-        seconds_fresh=median_seconds(fresh, repeats), seconds_reuse=median_seconds(reuse, repeats),
+        tokens1=tokens[0],
+        tokens2=tokens[1],
+        shared=shared,
+        reused=reused,
+        logits_max_abs_diff=diff,
+        logits_match=diff <= LOGIT_TOLERANCE,
+        flops=prefix_savings(FlopModel.from_model(model, info), n2, reused),
+        seconds_fresh=median_seconds(fresh, repeats),
+        seconds_reuse=median_seconds(reuse, repeats),
         seconds_cache_copy=median_seconds(lambda: prefix_cache(model, cache1, info.layers, reused), repeats),
-        layer=layer, attention=probs.mean(0).float())
+        layer=layer,
+        attention=probs.mean(0).float(),
+    )

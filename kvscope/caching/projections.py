@@ -92,12 +92,18 @@ def projection_hooks(model: Any, layer: int, head_dim: int, store: dict[str, tor
     Each call overwrites the previous one, so after a forward ``store`` holds the last call's tensors.
     """
     attn = attention_modules(model)[layer]
-    targets = {"q": getattr(attn, "q_norm", None) or attn.q_proj, "k": getattr(attn, "k_norm", None) or attn.k_proj,
-               "v": attn.v_proj}
-    handles = [mod.register_forward_hook(lambda _m, _i, out, n=name: store.__setitem__(n, _heads(out, head_dim)))
-               for name, mod in targets.items()]
-    handles.append(attn.o_proj.register_forward_pre_hook(
-        lambda _m, args: store.__setitem__("o", _heads(args[0], head_dim))))
+    targets = {
+        "q": getattr(attn, "q_norm", None) or attn.q_proj,
+        "k": getattr(attn, "k_norm", None) or attn.k_proj,
+        "v": attn.v_proj,
+    }
+    handles = [
+        mod.register_forward_hook(lambda _m, _i, out, n=name: store.__setitem__(n, _heads(out, head_dim)))
+        for name, mod in targets.items()
+    ]
+    handles.append(
+        attn.o_proj.register_forward_pre_hook(lambda _m, args: store.__setitem__("o", _heads(args[0], head_dim)))
+    )
     try:
         yield
     finally:
@@ -114,8 +120,9 @@ def check_layer(info: Any, layer: int | None) -> int:
     return layer
 
 
-def hooked_forward(model: Any, info: Any, input_ids: torch.Tensor, layer: int, cache: Any = None,
-                   **forward_kwargs: Any) -> tuple[LayerProjections, Any]:
+def hooked_forward(
+    model: Any, info: Any, input_ids: torch.Tensor, layer: int, cache: Any = None, **forward_kwargs: Any
+) -> tuple[LayerProjections, Any]:
     """Run ``model(input_ids, **forward_kwargs)`` on top of ``cache`` (if any) with hooks on ``layer``; return its
     projections and output (whose cache ``compat.output_cache`` reads).
 
@@ -131,7 +138,15 @@ def hooked_forward(model: Any, info: Any, input_ids: torch.Tensor, layer: int, c
         out = forward(model, cache, input_ids=input_ids.to(device), **forward_kwargs)
     cos, sin = rope_tables(model, positions, info.head_dim)
     attn = attention_modules(model)[layer]
-    proj = LayerProjections(layer=layer, q_pre=store["q"], k_pre=store["k"], v=store["v"], o_in=store["o"],
-                            q_post=apply_rope(store["q"], cos, sin), k_post=apply_rope(store["k"], cos, sin),
-                            positions=positions, scaling=float(attn.scaling))
+    proj = LayerProjections(
+        layer=layer,
+        q_pre=store["q"],
+        k_pre=store["k"],
+        v=store["v"],
+        o_in=store["o"],
+        q_post=apply_rope(store["q"], cos, sin),
+        k_post=apply_rope(store["k"], cos, sin),
+        positions=positions,
+        scaling=float(attn.scaling),
+    )
     return proj, out

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import click
 
-from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, model_options, print_table,
-                                prompt_options, setup_logging, stderr_console)
+from kvscope.cli.common import (
+    CONTEXT_SETTINGS,
+    emit_json,
+    json_option,
+    model_options,
+    print_table,
+    prompt_options,
+    setup_logging,
+    stderr_console,
+)
 from kvscope.plots.analyze import FIGURES
 from kvscope.report.prompts import default_prompts
 
@@ -24,8 +32,16 @@ def _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads
     """Every check that needs no model: runs before anything is loaded or written."""
     from kvscope.errors import UsageError
 
-    given = [n for n, v in (("--prompt", prompt), ("--prompt-file", prompt_file), ("--prompts", prompts),
-                            ("--snapshot", snapshot)) if v is not None]
+    given = [
+        n
+        for n, v in (
+            ("--prompt", prompt),
+            ("--prompt-file", prompt_file),
+            ("--prompts", prompts),
+            ("--snapshot", snapshot),
+        )
+        if v is not None
+    ]
     if len(given) > 1:
         raise UsageError(f"give only one of {', '.join(given)}")
     if threads is not None and threads < 1:
@@ -54,43 +70,110 @@ def _layers_before_loading(model: str) -> int:
         cfg = AutoConfig.from_pretrained(model)
         cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
         return int(cfg.num_hidden_layers)
-    except Exception as exc:  # noqa: BLE001 - an unknown model fails at load time with its own message
+    except Exception as exc:
         raise UsageError(f"cannot read the config of {model} to check --layer: {exc}") from None
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @model_options
 @prompt_options
-@click.option("--prompts", default=None,
-              help="Many prompts: a JSONL file with a 'text' field per line, a folder of .txt files, or "
-                   f"'default' ({len(default_prompts())} built-in texts). Figures are aggregated with 95 % "
-                   "bootstrap intervals.")
-@click.option("--snapshot", type=click.Path(path_type=Path), default=None,
-              help="Analyze a saved .kvs capture instead (no model is loaded).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-out"), show_default=True,
-              help="Folder for the figures, metrics.json and report.html (replaced whole).")
+@click.option(
+    "--prompts",
+    default=None,
+    help="Many prompts: a JSONL file with a 'text' field per line, a folder of .txt files, or "
+    f"'default' ({len(default_prompts())} built-in texts). Figures are aggregated with 95 % "
+    "bootstrap intervals.",
+)
+@click.option(
+    "--snapshot",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Analyze a saved .kvs capture instead (no model is loaded).",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("kvscope-out"),
+    show_default=True,
+    help="Folder for the figures, metrics.json and report.html (replaced whole).",
+)
 @click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png", show_default=True)
 @click.option("--layer", type=int, default=None, help="Layer for PCA and the head scatter [middle].")
-@click.option("--sparsity-threshold", type=click.FloatRange(min=0.0), default=1e-5, show_default=True,
-              help="|x| below this counts as zero.")
-@click.option("--sink-share", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.2, show_default=True,
-              help="Attention share (per query that sees the token) above which a token is a sink in a layer.")
-@click.option("--cache-scale", type=click.Choice(["layer", "shared"]), default="layer", show_default=True,
-              help="Colour scale of the cache heatmaps: one per layer, or one shared by all layers.")
-@click.option("--cache-norm", type=click.Choice(["auto", "clip", "log"]), default="auto", show_default=True,
-              help="Linear clipped at the 99.5th percentile, log, or auto (log when one element dominates).")
-@click.option("--ground-truth", type=click.Path(path_type=Path), default=None,
-              help="importance_ground_truth.json from 'kvscope prune --leave-one-out' [OUT/that file if present].")
-@click.option("--scan/--no-scan", "do_scan", default=None,
-              help="Also measure the perplexity change of evicting each layer (slow: one scored pass per layer).")
+@click.option(
+    "--sparsity-threshold",
+    type=click.FloatRange(min=0.0),
+    default=1e-5,
+    show_default=True,
+    help="|x| below this counts as zero.",
+)
+@click.option(
+    "--sink-share",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.2,
+    show_default=True,
+    help="Attention share (per query that sees the token) above which a token is a sink in a layer.",
+)
+@click.option(
+    "--cache-scale",
+    type=click.Choice(["layer", "shared"]),
+    default="layer",
+    show_default=True,
+    help="Colour scale of the cache heatmaps: one per layer, or one shared by all layers.",
+)
+@click.option(
+    "--cache-norm",
+    type=click.Choice(["auto", "clip", "log"]),
+    default="auto",
+    show_default=True,
+    help="Linear clipped at the 99.5th percentile, log, or auto (log when one element dominates).",
+)
+@click.option(
+    "--ground-truth",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="importance_ground_truth.json from 'kvscope prune --leave-one-out' [OUT/that file if present].",
+)
+@click.option(
+    "--scan/--no-scan",
+    "do_scan",
+    default=None,
+    help="Also measure the perplexity change of evicting each layer (slow: one scored pass per layer).",
+)
 @click.option("--scan-heads", is_flag=True, help="Also measure each (layer, kv_head): slower.")
 @click.option("--continuation", default=None, help="Text scored by the scan [built in for the default prompt].")
-@click.option("--threads", type=int, default=None,
-              help="Torch threads for the capture [torch's default]. On a busy machine 1 can be far faster.")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Torch threads for the capture [torch's default]. On a busy machine 1 can be far faster.",
+)
 @json_option
-def analyze(model, device, dtype, trust_remote_code, device_map, prompt, prompt_file, truncate, prompts, snapshot,
-            out, fmt, layer, sparsity_threshold, sink_share, cache_scale, cache_norm, ground_truth, do_scan,
-            scan_heads, continuation, threads, as_json):
+def analyze(
+    model,
+    device,
+    dtype,
+    trust_remote_code,
+    device_map,
+    prompt,
+    prompt_file,
+    truncate,
+    prompts,
+    snapshot,
+    out,
+    fmt,
+    layer,
+    sparsity_threshold,
+    sink_share,
+    cache_scale,
+    cache_norm,
+    ground_truth,
+    do_scan,
+    scan_heads,
+    continuation,
+    threads,
+    as_json,
+):
     """Analyze the KV cache of PROMPT: every figure, metrics.json and a self-contained report.html.
 
     \b
@@ -123,20 +206,40 @@ def analyze(model, device, dtype, trust_remote_code, device_map, prompt, prompt_
 
         snap = KVSnapshot.load(snapshot)
         timing["load"] = time.perf_counter() - t0
-        result = api.analyze(snap, ground_truth=truth, cache_scale=cache_scale, cache_norm=cache_norm,
-                             scan_layers=bool(do_scan), scan_heads=scan_heads, **kw)
+        result = api.analyze(
+            snap,
+            ground_truth=truth,
+            cache_scale=cache_scale,
+            cache_norm=cache_norm,
+            scan_layers=bool(do_scan),
+            scan_heads=scan_heads,
+            **kw,
+        )
     else:
         loaded = load(model, device, dtype, trust_remote_code, device_map)
         timing["load"] = time.perf_counter() - t0
         with torch_threads(threads):
             if len(texts) > 1:
-                result = api.analyze_texts(loaded.model, loaded.tokenizer, texts, info=loaded.info,
-                                           truncate=truncate, quiet=as_json, **kw)
+                result = api.analyze_texts(
+                    loaded.model, loaded.tokenizer, texts, info=loaded.info, truncate=truncate, quiet=as_json, **kw
+                )
             else:
                 cont = continuation or (_text("default_continuation.txt") if is_default else None)
-                result = _one_text(loaded, texts[0], truncate, timing, dict(
-                    ground_truth=truth, cache_scale=cache_scale, cache_norm=cache_norm, scan_layers=bool(do_scan),
-                    scan_heads=scan_heads, continuation=cont, **kw))
+                result = _one_text(
+                    loaded,
+                    texts[0],
+                    truncate,
+                    timing,
+                    dict(
+                        ground_truth=truth,
+                        cache_scale=cache_scale,
+                        cache_norm=cache_norm,
+                        scan_layers=bool(do_scan),
+                        scan_heads=scan_heads,
+                        continuation=cont,
+                        **kw,
+                    ),
+                )
     t0 = time.perf_counter()
     with atomic_dir(out) as tmp:
         result.save(tmp)
@@ -151,8 +254,9 @@ def _one_text(loaded, text: str, truncate: bool, timing: dict[str, float], kw: d
 
     with stderr_console().status("capturing and analyzing ..."):
         t0 = time.perf_counter()
-        snap = capture(loaded.model, loaded.tokenizer, text, info=loaded.info, attention=True, queries=True,
-                       truncate=truncate)
+        snap = capture(
+            loaded.model, loaded.tokenizer, text, info=loaded.info, attention=True, queries=True, truncate=truncate
+        )
         timing["capture"] = time.perf_counter() - t0
         return api.analyze(snap, model=loaded.model, tokenizer=loaded.tokenizer, **kw)
 
@@ -163,9 +267,15 @@ def _summary(result, out: Path, timing: dict[str, float], as_json: bool) -> None
     m = result.metrics
     written = sum(1 for f in m["figures"].values() if "files" in f)
     size = m["prompt"].get("tokens")
-    summary = {"out": str(out), "model": m["model"]["name"], "tokens": size,
-               "figures": f"{written} of {len(FIGURES)}", "report": str(out / "report.html"),
-               "verdict": result.verdict, "seconds": {k: round(v, 2) for k, v in timing.items()}}
+    summary = {
+        "out": str(out),
+        "model": m["model"]["name"],
+        "tokens": size,
+        "figures": f"{written} of {len(FIGURES)}",
+        "report": str(out / "report.html"),
+        "verdict": result.verdict,
+        "seconds": {k: round(v, 2) for k, v in timing.items()},
+    }
     if as_json:
         emit_json(summary)
     else:

@@ -21,19 +21,40 @@ from kvscope.cli.common import (
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @model_options
-@click.option("-p", "--prompt", default=None, help="First prompt (cached, decoded, drawn). Default: a geography "
-                                                    "question behind a short system prompt.")
+@click.option(
+    "-p",
+    "--prompt",
+    default=None,
+    help="First prompt (cached, decoded, drawn). Default: a geography question behind a short system prompt.",
+)
 @click.option("--second-prompt", default=None, help="Second prompt, continued from the first one's cached prefix.")
 @click.option("--layer", type=int, default=None, help="Layer to hook and draw. Default: the middle layer.")
-@click.option("--new-tokens", type=click.IntRange(1, 4096), default=32, show_default=True,
-              help="Tokens to decode greedily, with and without the cache, for the timing figure.")
-@click.option("--repeats", type=click.IntRange(1, 50), default=3, show_default=True,
-              help="Timed runs per measurement (medians are reported).")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("kvscope-out/caching"),
-              show_default=True, help="Folder for the six figures and caching.json.")
+@click.option(
+    "--new-tokens",
+    type=click.IntRange(1, 4096),
+    default=32,
+    show_default=True,
+    help="Tokens to decode greedily, with and without the cache, for the timing figure.",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(1, 50),
+    default=3,
+    show_default=True,
+    help="Timed runs per measurement (medians are reported).",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("kvscope-out/caching"),
+    show_default=True,
+    help="Folder for the six figures and caching.json.",
+)
 @json_option
-def caching(model, device, dtype, trust_remote_code, device_map, prompt, second_prompt, layer, new_tokens,
-            repeats, out, as_json):
+def caching(
+    model, device, dtype, trust_remote_code, device_map, prompt, second_prompt, layer, new_tokens, repeats, out, as_json
+):
     """Show KV caching at work, and check it: projections, attention by hand (RoPE, GQA), one cached
     decode step against recomputation, greedy decoding with and without the cache, prefix reuse.
 
@@ -50,8 +71,9 @@ def caching(model, device, dtype, trust_remote_code, device_map, prompt, second_
     second = check_second_prompt(second_prompt)
     m, tok, facts = load(model, device, dtype, trust_remote_code, device_map)
     check_layer(facts, layer)
-    report = explain_caching(m, tok, first, second, layer=layer, new_tokens=new_tokens, repeats=repeats, info=facts,
-                             quiet=as_json)
+    report = explain_caching(
+        m, tok, first, second, layer=layer, new_tokens=new_tokens, repeats=repeats, info=facts, quiet=as_json
+    )
     files = report.save(out)
     if as_json:
         emit_json({**report.to_dict(), "files": [str(p) for p in files]})

@@ -6,22 +6,51 @@ from pathlib import Path
 
 import click
 
-from kvscope.cli.common import (CONTEXT_SETTINGS, check_model_options, check_snapshot_out, emit_json, json_option,
-                                load, model_options, print_table, prompt_options, read_prompt, setup_logging,
-                                stderr_console)
+from kvscope.cli.common import (
+    CONTEXT_SETTINGS,
+    check_model_options,
+    check_snapshot_out,
+    emit_json,
+    json_option,
+    load,
+    model_options,
+    print_table,
+    prompt_options,
+    read_prompt,
+    setup_logging,
+    stderr_console,
+)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @model_options
 @prompt_options
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Snapshot folder to write, e.g. run.kvs (written atomically).")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Snapshot folder to write, e.g. run.kvs (written atomically).",
+)
 @click.option("--attention", is_flag=True, help="Also record attention received per key (bounded memory).")
 @click.option("--pre-rope", is_flag=True, help="Also record keys before RoPE (hook on k_proj / k_norm).")
 @click.option("--queries", is_flag=True, help="Also record per-layer post-RoPE query vectors.")
 @json_option
-def capture(model, device, dtype, trust_remote_code, device_map, prompt, prompt_file, truncate, out,
-            attention, pre_rope, queries, as_json):
+def capture(
+    model,
+    device,
+    dtype,
+    trust_remote_code,
+    device_map,
+    prompt,
+    prompt_file,
+    truncate,
+    out,
+    attention,
+    pre_rope,
+    queries,
+    as_json,
+):
     """Capture the KV cache of PROMPT (post-RoPE keys and values, float32) into a snapshot.
 
     \b
@@ -36,13 +65,20 @@ def capture(model, device, dtype, trust_remote_code, device_map, prompt, prompt_
     text = read_prompt(prompt, prompt_file)
     m, tok, facts = load(model, device, dtype, trust_remote_code, device_map)
     with stderr_console().status("capturing ..."):
-        snap = run(m, tok, text, info=facts, attention=attention, pre_rope=pre_rope, queries=queries,
-                   truncate=truncate)
+        snap = run(m, tok, text, info=facts, attention=attention, pre_rope=pre_rope, queries=queries, truncate=truncate)
         path = snap.save(out)
-    summary = {"snapshot": str(path), "model": facts.name, "tokens": snap.n_positions,
-               "layers": snap.n_layers, "kv_heads": facts.kv_heads, "head_dim": facts.head_dim,
-               "kv_bytes_float32": snap.nbytes(), "attention": snap.has_attention,
-               "pre_rope": snap.pre_rope_keys is not None, "queries": snap.queries is not None}
+    summary = {
+        "snapshot": str(path),
+        "model": facts.name,
+        "tokens": snap.n_positions,
+        "layers": snap.n_layers,
+        "kv_heads": facts.kv_heads,
+        "head_dim": facts.head_dim,
+        "kv_bytes_float32": snap.nbytes(),
+        "attention": snap.has_attention,
+        "pre_rope": snap.pre_rope_keys is not None,
+        "queries": snap.queries is not None,
+    }
     if as_json:
         emit_json(summary)
     else:

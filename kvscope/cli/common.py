@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -57,9 +58,15 @@ def setup_logging(quiet: bool = False) -> None:
 def model_options(f: F) -> F:
     """``--model``, ``--device``, ``--dtype``, ``--trust-remote-code``, ``--device-map``."""
     opts = [
-        click.option("-m", "--model", "model", default="embedded", show_default=True, envvar="KVSCOPE_MODEL",
-                     help="'embedded' (SmolLM2-135M, offline), 'tiny' (random GQA Llama), "
-                          "a Hugging Face id or a local folder."),
+        click.option(
+            "-m",
+            "--model",
+            "model",
+            default="embedded",
+            show_default=True,
+            envvar="KVSCOPE_MODEL",
+            help="'embedded' (SmolLM2-135M, offline), 'tiny' (random GQA Llama), a Hugging Face id or a local folder.",
+        ),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps ..."),
         click.option("--dtype", default=None, help="float32 (CPU default), bfloat16 (GPU default), float16."),
         click.option("--trust-remote-code", is_flag=True, help="Allow a hub model's own Python code to run."),
@@ -76,10 +83,15 @@ def json_option(f: F) -> F:
 
 def prompt_options(f: F) -> F:
     """``--prompt`` / ``--prompt-file`` / ``--truncate``."""
-    f = click.option("--truncate", is_flag=True,
-                     help="Cut a prompt longer than the model's max positions (with a warning).")(f)
-    f = click.option("--prompt-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="Read the prompt from a UTF-8 text file (a regular file, at most 50 MB).")(f)
+    f = click.option(
+        "--truncate", is_flag=True, help="Cut a prompt longer than the model's max positions (with a warning)."
+    )(f)
+    f = click.option(
+        "--prompt-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Read the prompt from a UTF-8 text file (a regular file, at most 50 MB).",
+    )(f)
     return click.option("-p", "--prompt", default=None, help="Prompt text.")(f)
 
 
@@ -134,14 +146,18 @@ def check_snapshot_out(out: Path, option: str = "--out") -> Path:
     return out
 
 
-def load(model: str, device: str = "auto", dtype: str | None = None, trust_remote_code: bool = False,
-         device_map: str | None = None):
+def load(
+    model: str,
+    device: str = "auto",
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+    device_map: str | None = None,
+):
     """``load_model`` with a status line on stderr."""
     from kvscope.models import load_model
 
     with stderr_console().status(f"loading model {model} ..."):
-        return load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                          device_map=device_map)
+        return load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, device_map=device_map)
 
 
 def emit_json(obj: Any) -> None:

@@ -12,8 +12,14 @@ from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, json_option, print_t
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("snapshot_a", type=click.Path(path_type=Path))
 @click.argument("snapshot_b", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-compare"), show_default=True,
-              help="Folder for the figures, metrics.json and report.html (replaced whole).")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("kvscope-compare"),
+    show_default=True,
+    help="Folder for the figures, metrics.json and report.html (replaced whole).",
+)
 @json_option
 def compare(snapshot_a, snapshot_b, out, as_json):
     """Compare two saved snapshots: per-layer statistics, sinks, outlier channels, quantization error.

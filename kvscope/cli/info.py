@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import click
 
-from kvscope.cli.common import (CONTEXT_SETTINGS, check_model_options, emit_json, json_option, load, model_options,
-                                print_table, setup_logging)
+from kvscope.cli.common import (
+    CONTEXT_SETTINGS,
+    check_model_options,
+    emit_json,
+    json_option,
+    load,
+    model_options,
+    print_table,
+    setup_logging,
+)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

@@ -20,9 +20,27 @@ def warn(message: str) -> None:
 
 
 # the parameters that make a calculation (or open the page on them): names as click passes them
-CALC_OPTIONS = ("model_name", "gpu_name", "batch", "context", "tokens", "kv_dtype", "weight_dtype", "mode", "flash",
-                "tp", "page", "engine", "activation_gib", "keep_sliding", "block_table", "gpu_memory_utilization",
-                "max_num_batched_tokens", "max_num_seqs", "cuda_graph_gib")
+CALC_OPTIONS = (
+    "model_name",
+    "gpu_name",
+    "batch",
+    "context",
+    "tokens",
+    "kv_dtype",
+    "weight_dtype",
+    "mode",
+    "flash",
+    "tp",
+    "page",
+    "engine",
+    "activation_gib",
+    "keep_sliding",
+    "block_table",
+    "gpu_memory_utilization",
+    "max_num_batched_tokens",
+    "max_num_seqs",
+    "cuda_graph_gib",
+)
 
 
 def summary_rows(est) -> list[tuple[str, str]]:
@@ -31,42 +49,67 @@ def summary_rows(est) -> list[tuple[str, str]]:
 
     model, gpu, r = est.model, est.gpu, est.numbers
     o, pg, fa, cap = r["options"], r["per_gpu"], r["flash"], r["capacity"]
-    gpus = (str(cap["gpus_required"]) if cap["gpus_required"]
-            else "none: no power-of-two TP up to 1024 dividing q_heads fits")
+    gpus = (
+        str(cap["gpus_required"])
+        if cap["gpus_required"]
+        else "none: no power-of-two TP up to 1024 dividing q_heads fits"
+    )
     full = str(cap["gpus_required_full"]) if cap["gpus_required_full"] else "none with TP alone"
-    rows = [("model", f"{model['name']} ({model['params_total'] / 1e9:,.2f} B params, "
-                      f"{model['params_active'] / 1e9:,.2f} B active)"),
-            ("GPU", f"{gpu['name']}: {fb(pg['usable_bytes'])} usable"),
-            ("batch x context", f"{o['batch']:,} x {o['context']:,} tokens, mode {o['mode']}"),
-            ("KV per token", f"{r['kv_bytes_per_token']:,} B ({o['kv_dtype']})"),
-            ("weights", f"{fb(r['weights_bytes'])} ({o['weight_dtype']})"),
-            (f"KV for {o['batch']:,} x {o['context']:,}", f"{fb(cap['kv_full_bytes'])} (every slot full; "
-                                                          f"GPUs: {full})"),
-            ("KV at workload peak", f"{fb(cap['kv_peak_bytes'])} at step {cap['peak_step']:,} ({cap['basis']})"),
-            ("total at peak", fb(cap["total_peak_bytes"])),
-            (f"per GPU at peak (tp {pg['tp']})", f"{fb(cap['per_gpu_peak_bytes'])} = {cap['occupancy_peak']:.1%} "
-                                                 "of its memory"),
-            ("GPUs required (peak)", gpus),
-            ("memory efficiency", f"{r['run_efficiency']:.1%} over the run, {r['efficiency']:.1%} at step "
-                                  f"{o['tokens']:,} (paper: 20.4-38.2% before paging)"),
-            ("prefill scores, 1 layer", f"{fb(fa['without_flash'])} without Flash, {fb(fa['with_flash'])} "
-                                        f"with (transient; Flash {'on' if o['flash'] else 'off'})"),
-            ("prefill peak per GPU", f"{fb(pg['peak_with_flash'])} with Flash, {fb(pg['peak_without_flash'])} "
-                                     "without"),
-            ("decode bound", f"{r['decode']['tokens_per_s']:,.0f} tokens/s for the batch "
-                             f"({r['decode']['tokens_per_s_per_seq']:,.1f} per sequence)")]
+    rows = [
+        (
+            "model",
+            f"{model['name']} ({model['params_total'] / 1e9:,.2f} B params, "
+            f"{model['params_active'] / 1e9:,.2f} B active)",
+        ),
+        ("GPU", f"{gpu['name']}: {fb(pg['usable_bytes'])} usable"),
+        ("batch x context", f"{o['batch']:,} x {o['context']:,} tokens, mode {o['mode']}"),
+        ("KV per token", f"{r['kv_bytes_per_token']:,} B ({o['kv_dtype']})"),
+        ("weights", f"{fb(r['weights_bytes'])} ({o['weight_dtype']})"),
+        (f"KV for {o['batch']:,} x {o['context']:,}", f"{fb(cap['kv_full_bytes'])} (every slot full; GPUs: {full})"),
+        ("KV at workload peak", f"{fb(cap['kv_peak_bytes'])} at step {cap['peak_step']:,} ({cap['basis']})"),
+        ("total at peak", fb(cap["total_peak_bytes"])),
+        (
+            f"per GPU at peak (tp {pg['tp']})",
+            f"{fb(cap['per_gpu_peak_bytes'])} = {cap['occupancy_peak']:.1%} of its memory",
+        ),
+        ("GPUs required (peak)", gpus),
+        (
+            "memory efficiency",
+            f"{r['run_efficiency']:.1%} over the run, {r['efficiency']:.1%} at step "
+            f"{o['tokens']:,} (paper: 20.4-38.2% before paging)",
+        ),
+        (
+            "prefill scores, 1 layer",
+            f"{fb(fa['without_flash'])} without Flash, {fb(fa['with_flash'])} "
+            f"with (transient; Flash {'on' if o['flash'] else 'off'})",
+        ),
+        ("prefill peak per GPU", f"{fb(pg['peak_with_flash'])} with Flash, {fb(pg['peak_without_flash'])} without"),
+        (
+            "decode bound",
+            f"{r['decode']['tokens_per_s']:,.0f} tokens/s for the batch "
+            f"({r['decode']['tokens_per_s_per_seq']:,.1f} per sequence)",
+        ),
+    ]
     e = r["engine"]
     if e:
         total = "logged" if e["cuda_total_measured"] else "nvidia-smi less 450 MiB, estimate"
         act = "given" if e["activation_measured"] else f"estimate for {e['max_num_batched_tokens']:,} tokens"
-        rows += [(f"{e['engine']}: budget", f"{fb(e['cuda_total_bytes'])} CUDA total ({total}) x "
-                                            f"{e['gpu_memory_utilization']} = {fb(e['requested_bytes'])}"),
-                 (f"{e['engine']}: minus", f"weights {fb(e['weights_bytes'])}, activation {fb(e['activation_bytes'])} "
-                                           f"({act}), non-torch {fb(e['non_torch_bytes'])}, communication "
-                                           f"{fb(e['comm_bytes'])}, CUDA graphs {fb(e['cuda_graph_bytes'])}"),
-                 (f"{e['engine']}: available KV", fb(e["available_kv_bytes"])),
-                 (f"{e['engine']}: KV cache size", f"{e['kv_tokens']:,} tokens, {e['kv_blocks']:,} blocks"),
-                 (f"{e['engine']}: max concurrency", f"{e['max_concurrency']:.2f}x at {o['context']:,} tokens")]
+        rows += [
+            (
+                f"{e['engine']}: budget",
+                f"{fb(e['cuda_total_bytes'])} CUDA total ({total}) x "
+                f"{e['gpu_memory_utilization']} = {fb(e['requested_bytes'])}",
+            ),
+            (
+                f"{e['engine']}: minus",
+                f"weights {fb(e['weights_bytes'])}, activation {fb(e['activation_bytes'])} "
+                f"({act}), non-torch {fb(e['non_torch_bytes'])}, communication "
+                f"{fb(e['comm_bytes'])}, CUDA graphs {fb(e['cuda_graph_bytes'])}",
+            ),
+            (f"{e['engine']}: available KV", fb(e["available_kv_bytes"])),
+            (f"{e['engine']}: KV cache size", f"{e['kv_tokens']:,} tokens, {e['kv_blocks']:,} blocks"),
+            (f"{e['engine']}: max concurrency", f"{e['max_concurrency']:.2f}x at {o['context']:,} tokens"),
+        ]
     return rows
 
 
@@ -105,8 +148,14 @@ def serve(port: int, open_browser: bool, data: dict, query: str) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("-m", "--model", "model_name", default="llama-3.1-8b", show_default=True,
-              help="Catalog id (see --list), a path to a config.json, or a Hugging Face id.")
+@click.option(
+    "-m",
+    "--model",
+    "model_name",
+    default="llama-3.1-8b",
+    show_default=True,
+    help="Catalog id (see --list), a path to a config.json, or a Hugging Face id.",
+)
 @click.option("-g", "--gpu", "gpu_name", default="h100-sxm", show_default=True, help="Catalog id (see --list).")
 @click.option("-b", "--batch", default=8, show_default=True, type=int, help="Sequences in the batch (slots).")
 @click.option("-c", "--context", default=8192, show_default=True, type=int, help="Maximum tokens per sequence.")
@@ -118,26 +167,53 @@ def serve(port: int, open_browser: bool, data: dict, query: str) -> None:
 @click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel GPUs.")
 @click.option("--page", default=16, show_default=True, type=int, help="Tokens per KV page (paged mode).")
 @click.option("--engine", default=None, help="Budget like an engine at start-up: vllm.")
-@click.option("--gpu-memory-utilization", default=0.9, show_default=True, type=float,
-              help="vLLM: fraction of the CUDA-visible total it may use.")
-@click.option("--max-num-batched-tokens", default=8192, show_default=True, type=int,
-              help="vLLM: tokens of the profiling forward (sets the activation estimate).")
+@click.option(
+    "--gpu-memory-utilization",
+    default=0.9,
+    show_default=True,
+    type=float,
+    help="vLLM: fraction of the CUDA-visible total it may use.",
+)
+@click.option(
+    "--max-num-batched-tokens",
+    default=8192,
+    show_default=True,
+    type=int,
+    help="vLLM: tokens of the profiling forward (sets the activation estimate).",
+)
 @click.option("--max-num-seqs", default=256, show_default=True, type=int, help="vLLM: sequences per step.")
 @click.option("--activation-gib", default=None, type=float, help="vLLM: the logged activation peak (else estimated).")
 @click.option("--cuda-graph-gib", default=None, type=float, help="vLLM: CUDA-graph memory (default 0.5 GiB).")
 @click.option("--keep-sliding", is_flag=True, help="Sliding-window layers keep every token (engine frees none).")
 @click.option("--block-table", is_flag=True, help="With --json: per-slot pages and last-page fill.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow a hub config's own Python code.")
-@click.option("--export", "export", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the page as one self-contained HTML file.")
+@click.option(
+    "--export",
+    "export",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the page as one self-contained HTML file.",
+)
 @click.option("--serve", "force_serve", is_flag=True, help="Serve the page starting at the given options.")
 @click.option("--port", default=0, type=int, help="Port for the page (default: a free one).")
 @click.option("--no-browser", is_flag=True, help="Serve without opening a browser.")
 @click.option("--list", "list_catalog", is_flag=True, help="List the catalog's models, GPUs and dtypes.")
 @json_option
 @click.pass_context
-def memory(ctx, model_name, gpu_name, trust_remote_code, block_table, export, force_serve, port, no_browser,
-           list_catalog, as_json, **kw):
+def memory(
+    ctx,
+    model_name,
+    gpu_name,
+    trust_remote_code,
+    block_table,
+    export,
+    force_serve,
+    port,
+    no_browser,
+    list_catalog,
+    as_json,
+    **kw,
+):
     """GPU memory of LLM inference: weights, KV cache, batching, paging and FlashAttention.
 
     \b
@@ -186,11 +262,22 @@ def memory(ctx, model_name, gpu_name, trust_remote_code, block_table, export, fo
 def _initial(est, kw: dict) -> dict:
     """The page's starting state (its URL parameters), from validated options."""
     o = est.options
-    q = {"model": est.model["id"], "gpu": est.gpu["id"], "batch": o["batch"], "context": o["context"],
-         "kv": o["kv_dtype"], "w": o["weight_dtype"], "cb": int(o["mode"] != "static"),
-         "paged": int(o["mode"] == "paged"), "flash": int(o["flash"]), "tp": o["tp"],
-         "engine": int(bool(o["engine"])), "util": o["gpu_memory_utilization"],
-         "mnbt": o["max_num_batched_tokens"], "mns": o["max_num_seqs"]}
+    q = {
+        "model": est.model["id"],
+        "gpu": est.gpu["id"],
+        "batch": o["batch"],
+        "context": o["context"],
+        "kv": o["kv_dtype"],
+        "w": o["weight_dtype"],
+        "cb": int(o["mode"] != "static"),
+        "paged": int(o["mode"] == "paged"),
+        "flash": int(o["flash"]),
+        "tp": o["tp"],
+        "engine": int(bool(o["engine"])),
+        "util": o["gpu_memory_utilization"],
+        "mnbt": o["max_num_batched_tokens"],
+        "mns": o["max_num_seqs"],
+    }
     if kw.get("tokens") is not None:
         q["tokens"] = o["tokens"]
     return q
@@ -200,9 +287,14 @@ def _list(as_json: bool) -> None:
     from kvscope.cli.common import print_table
     from kvscope.memory import catalog, formulas
 
-    listing = {"models": list(catalog.models()), "gpus": list(catalog.gpus()), "kv_dtypes": list(formulas.KV_DTYPES),
-               "weight_dtypes": list(formulas.WEIGHT_DTYPES), "modes": list(formulas.MODES),
-               "engines": list(formulas.ENGINES)}
+    listing = {
+        "models": list(catalog.models()),
+        "gpus": list(catalog.gpus()),
+        "kv_dtypes": list(formulas.KV_DTYPES),
+        "weight_dtypes": list(formulas.WEIGHT_DTYPES),
+        "modes": list(formulas.MODES),
+        "engines": list(formulas.ENGINES),
+    }
     if as_json:
         emit_json(listing)
     else:

@@ -11,8 +11,17 @@ from typing import Any
 
 import click
 
-from kvscope.cli.common import (CONTEXT_SETTINGS, emit_json, json_option, load, model_options, prompt_options,
-                                read_prompt, setup_logging, stderr_console)
+from kvscope.cli.common import (
+    CONTEXT_SETTINGS,
+    emit_json,
+    json_option,
+    load,
+    model_options,
+    prompt_options,
+    read_prompt,
+    setup_logging,
+    stderr_console,
+)
 from kvscope.errors import UsageError
 from kvscope.prune.strategies import STRATEGIES, setting_defaults, summaries
 
@@ -80,8 +89,18 @@ def parse_indices(text: str | None, flag: str) -> list[int] | None:
     return sorted(set(values))
 
 
-def _check_modes(layers: Any, heads: Any, strategy: Any, ratio: Any, quantize: Any, repeats: int, sweep: bool,
-                 scan: Any, loo: bool, settings: tuple[str, ...]) -> str:
+def _check_modes(
+    layers: Any,
+    heads: Any,
+    strategy: Any,
+    ratio: Any,
+    quantize: Any,
+    repeats: int,
+    sweep: bool,
+    scan: Any,
+    loo: bool,
+    settings: tuple[str, ...],
+) -> str:
     """Which mode runs: sweep, scan, leave_one_out or single; refuse contradictory flag sets."""
     modes = [m for m, on in (("sweep", sweep), ("scan", scan), ("leave_one_out", loo)) if on]
     if len(modes) > 1:
@@ -107,21 +126,61 @@ def _check_modes(layers: Any, heads: Any, strategy: Any, ratio: Any, quantize: A
 @click.option("--prune_heads", "--prune-heads", "prune_heads", default=None, help="kv_heads to evict, e.g. 2,3.")
 @click.option("--strategy", default=None, help=f"Token eviction: {', '.join(STRATEGIES)}.")
 @click.option("--ratio", type=float, default=None, help="Fraction of prompt tokens removed, in (0, 1). [0.5]")
-@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
-              help="A strategy setting, e.g. window=64, rounding=floor, skip_layers=2 (repeatable).")
+@click.option(
+    "--setting",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A strategy setting, e.g. window=64, rounding=floor, skip_layers=2 (repeatable).",
+)
 @click.option("--quantize", default=None, help="KIVI spec K<bits>V<bits>[G<group>][R<residual>], e.g. K4V2.")
 @click.option("--repeats", type=int, default=5, show_default=True, help="Timed runs (median, min-max) after a warm-up.")
 @click.option("--sweep", is_flag=True, help="Every strategy at 0.25/0.5/0.75/0.9 plus K8V8/K4V4/K2V2.")
-@click.option("--scan", type=click.Choice(["layers", "heads"]), default=None,
-              help="Evict each layer (or kv_head) alone and measure the perplexity change.")
-@click.option("--leave-one-out", "--leave_one_out", "leave_one_out", is_flag=True,
-              help="Evict each prompt token in turn; write importance_ground_truth.png/.json.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-out"), show_default=True,
-              help="Folder for figures and data (--sweep, --scan, --leave-one-out).")
+@click.option(
+    "--scan",
+    type=click.Choice(["layers", "heads"]),
+    default=None,
+    help="Evict each layer (or kv_head) alone and measure the perplexity change.",
+)
+@click.option(
+    "--leave-one-out",
+    "--leave_one_out",
+    "leave_one_out",
+    is_flag=True,
+    help="Evict each prompt token in turn; write importance_ground_truth.png/.json.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("kvscope-out"),
+    show_default=True,
+    help="Folder for figures and data (--sweep, --scan, --leave-one-out).",
+)
 @json_option
-def prune(model, device, dtype, trust_remote_code, device_map, prompt, prompt_file, truncate, continuation,
-          prune_layers, prune_heads, strategy, ratio, settings, quantize, repeats, sweep, scan, leave_one_out, out,
-          as_json):
+def prune(
+    model,
+    device,
+    dtype,
+    trust_remote_code,
+    device_map,
+    prompt,
+    prompt_file,
+    truncate,
+    continuation,
+    prune_layers,
+    prune_heads,
+    strategy,
+    ratio,
+    settings,
+    quantize,
+    repeats,
+    sweep,
+    scan,
+    leave_one_out,
+    out,
+    as_json,
+):
     from kvscope.prune import api, report
     from kvscope.prune.lab import check_ratio
     from kvscope.prune.strategies import make_strategy, parse_settings
@@ -129,8 +188,9 @@ def prune(model, device, dtype, trust_remote_code, device_map, prompt, prompt_fi
     from kvscope.quant import parse_spec
 
     setup_logging(quiet=as_json)
-    mode = _check_modes(prune_layers, prune_heads, strategy, ratio, quantize, repeats, sweep, scan, leave_one_out,
-                        settings)
+    mode = _check_modes(
+        prune_layers, prune_heads, strategy, ratio, quantize, repeats, sweep, scan, leave_one_out, settings
+    )
     layers, heads = parse_indices(prune_layers, "--prune_layers"), parse_indices(prune_heads, "--prune_heads")
     ratio = 0.5 if ratio is None else ratio
     chosen = make_strategy(strategy, **parse_settings(strategy, settings)) if strategy else None
@@ -147,8 +207,19 @@ def prune(model, device, dtype, trust_remote_code, device_map, prompt, prompt_fi
     files: list[Path] = []
     if mode == "single":  # a status line; the longer modes show counted progress (kvscope.progress)
         with stderr_console().status("measuring ..."):
-            result = api.compare_pruning(m, tok, text, continuation, chosen, ratio, layers=layers, heads=heads,
-                                         quantize=spec, repeats=repeats, **common)
+            result = api.compare_pruning(
+                m,
+                tok,
+                text,
+                continuation,
+                chosen,
+                ratio,
+                layers=layers,
+                heads=heads,
+                quantize=spec,
+                repeats=repeats,
+                **common,
+            )
     elif mode == "sweep":
         result = api.sweep_pruning(m, tok, text, continuation, quiet=as_json, **common)
         files = report.save_sweep(result, out)

@@ -49,23 +49,31 @@ def _print_single(console: Any, d: dict[str, Any]) -> None:
         t.add_column(col, justify="right" if col else "left")
     t.add_row("continuation perplexity", _fmt(b["ppl"]), _fmt(p["ppl"]), _signed(ch["ppl"]))
     within = d["within_spread"]
-    for key, label in (("continuation_ms", "continuation forward ms"),
-                       ("decode_ms", f"decode {d['decode_tokens']} tokens ms")):
+    for key, label in (
+        ("continuation_ms", "continuation forward ms"),
+        ("decode_ms", f"decode {d['decode_tokens']} tokens ms"),
+    ):
         note = " (within spread)" if within[key] else ""
         t.add_row(label, _ms(b, key), _ms(p, key), _signed(ch[key]) + note)
-    t.add_row(f"KV cache bytes ({d['cache_dtype']})", _fmt(b["kv_bytes"]), _fmt(p["kv_bytes"]),
-              _signed(ch["kv_bytes"]))
-    t.add_row("KV cache bytes (float16)", _fmt(b["kv_bytes_fp16"]), _fmt(p["kv_bytes_fp16"]),
-              _signed(ch["kv_bytes_fp16"]))
+    t.add_row(f"KV cache bytes ({d['cache_dtype']})", _fmt(b["kv_bytes"]), _fmt(p["kv_bytes"]), _signed(ch["kv_bytes"]))
+    t.add_row(
+        "KV cache bytes (float16)", _fmt(b["kv_bytes_fp16"]), _fmt(p["kv_bytes_fp16"]), _signed(ch["kv_bytes_fp16"])
+    )
     console.print(t)
-    masked = (f". Layers {p['masked_layers']} are masked, not cut (their kv_heads keep different counts): "
-              f"the KV bytes row counts the kept entries, a per-head layout's size, while this simulation "
-              f"holds {p['held_bytes']:,} bytes" if p["masked_layers"] else "")
-    console.print(f"{d['prompt_tokens']} prompt tokens prefilled {d['prefills']} time(s) in {d['prefill_seconds']:.2f} s; "
-                  f"{d['scored_tokens']} continuation tokens scored; torch threads {d['torch_threads']}. "
-                  f"Head indices are kv_heads: each serves {d['group_size']} of {d['q_heads']} query heads "
-                  f"(GQA){masked}. Latencies: median (min-max) of {d['repeats']} runs; a change within "
-                  "the spread is noise. KV bytes: the prompt's cache as kept.")
+    masked = (
+        f". Layers {p['masked_layers']} are masked, not cut (their kv_heads keep different counts): "
+        f"the KV bytes row counts the kept entries, a per-head layout's size, while this simulation "
+        f"holds {p['held_bytes']:,} bytes"
+        if p["masked_layers"]
+        else ""
+    )
+    console.print(
+        f"{d['prompt_tokens']} prompt tokens prefilled {d['prefills']} time(s) in {d['prefill_seconds']:.2f} s; "
+        f"{d['scored_tokens']} continuation tokens scored; torch threads {d['torch_threads']}. "
+        f"Head indices are kv_heads: each serves {d['group_size']} of {d['q_heads']} query heads "
+        f"(GQA){masked}. Latencies: median (min-max) of {d['repeats']} runs; a change within "
+        "the spread is noise. KV bytes: the prompt's cache as kept."
+    )
     _notes(console, d)
 
 
@@ -76,18 +84,29 @@ def _print_sweep(console: Any, d: dict[str, Any]) -> None:
     for col in ("method", "setting", "ppl", "ppl change", "KV bytes", "kept", "kept (float16)"):
         t.add_column(col)
     for r in d["rows"]:
-        t.add_row(r["method"], r["setting"], _fmt(r["ppl"]), _signed(r["ppl_change_pct"]), _fmt(r["kv_bytes"]),
-                  f"{100 * r['kv_fraction']:.1f} %", f"{100 * r['kv_fraction_fp16']:.1f} %")
+        t.add_row(
+            r["method"],
+            r["setting"],
+            _fmt(r["ppl"]),
+            _signed(r["ppl_change_pct"]),
+            _fmt(r["kv_bytes"]),
+            f"{100 * r['kv_fraction']:.1f} %",
+            f"{100 * r['kv_fraction_fp16']:.1f} %",
+        )
     console.print(t)
-    console.print(f"{d['prefills']} prefill(s), {d['prefill_seconds']:.2f} s; {len(d['rows'])} continuation passes "
-                  f"{d['continuation_seconds']:.2f} s. Wrote {', '.join(d['files'])}")
+    console.print(
+        f"{d['prefills']} prefill(s), {d['prefill_seconds']:.2f} s; {len(d['rows'])} continuation passes "
+        f"{d['continuation_seconds']:.2f} s. Wrote {', '.join(d['files'])}"
+    )
     _notes(console, d)
 
 
 def _print_loo(console: Any, d: dict[str, Any]) -> None:
     rho = ", ".join(f"{k} {v:+.2f}" for k, v in d["spearman"].items())
-    console.print(f"leave-one-out over {len(d['tokens'])} prompt tokens; Spearman vs ground truth: {rho}. "
-                  f"Wrote {', '.join(d['files'])}")
+    console.print(
+        f"leave-one-out over {len(d['tokens'])} prompt tokens; Spearman vs ground truth: {rho}. "
+        f"Wrote {', '.join(d['files'])}"
+    )
 
 
 def _print_scan(console: Any, d: dict[str, Any]) -> None:

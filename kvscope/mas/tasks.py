@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from kvscope.errors import UsageError
 from kvscope.mas.answers import gsm8k_gold
@@ -48,8 +48,9 @@ def arith_problem(rng: random.Random, level: int) -> tuple[str, int]:
     if level >= 3:
         parts = rng.choice([d for d in (2, 3, 4, 5) if total % d == 0])
         gift = rng.randint(1, min(9, total // parts))
-        text += (f" {name} splits all the {item} into {parts} equal groups, keeps one group"
-                 f" and gives {gift} of those away.")
+        text += (
+            f" {name} splits all the {item} into {parts} equal groups, keeps one group and gives {gift} of those away."
+        )
         total = total // parts - gift
     text += f" How many {item} does {name} have now?"
     return text, total
@@ -95,8 +96,11 @@ def _parse_gsm8k_line(line: str, number: int, path: Path, index: int) -> Problem
     except json.JSONDecodeError as exc:
         log.warning("%s line %d: not valid JSON (%s); skipped", path, number, exc.msg)
         return None
-    if not isinstance(item, dict) or not isinstance(item.get("question"), str) or not isinstance(
-            item.get("answer"), str):
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("question"), str)
+        or not isinstance(item.get("answer"), str)
+    ):
         log.warning("%s line %d: needs string fields 'question' and 'answer'; skipped", path, number)
         return None
     gold = gsm8k_gold(item["answer"])
@@ -121,8 +125,9 @@ def load_gsm8k(max_samples: int, seed: int, data: Path | None = None) -> list[Pr
         raise UsageError(f"--task gsm8k needs --data FILE.jsonl (GSM8K format) here: {why}")
     rows = datasets.load_dataset("openai/gsm8k", "main", split="test")
     n = len(rows) if max_samples < 0 else min(max_samples, len(rows))
-    return [Problem(index=i + 1, question=rows[i]["question"], gold=gsm8k_gold(rows[i]["answer"]) or "")
-            for i in range(n)]
+    return [
+        Problem(index=i + 1, question=rows[i]["question"], gold=gsm8k_gold(rows[i]["answer"]) or "") for i in range(n)
+    ]
 
 
 TASKS: dict[str, Callable[..., list[Problem]]] = {"arith": load_arith, "gsm8k": load_gsm8k}

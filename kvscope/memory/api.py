@@ -65,22 +65,28 @@ class MemoryEstimate:
         """The headline as (name, value) rows."""
         o, cap = self.options, self.capacity
         gpus = str(cap["gpus_required"]) if cap["gpus_required"] else "none with tensor parallelism alone"
-        return [("model / GPU", f"{self.model['name']} on {self.gpu['name']}"),
-                (f"KV for {o['batch']:,} x {o['context']:,}", fmt_bytes(cap["kv_full_bytes"])),
-                ("KV at workload peak", f"{fmt_bytes(cap['kv_peak_bytes'])} (step {cap['peak_step']:,})"),
-                ("weights", fmt_bytes(self.numbers["weights_bytes"])),
-                ("GPUs required (peak)", gpus),
-                ("efficiency over the run", f"{self.efficiency:.1%} ({o['mode']})")]
+        return [
+            ("model / GPU", f"{self.model['name']} on {self.gpu['name']}"),
+            (f"KV for {o['batch']:,} x {o['context']:,}", fmt_bytes(cap["kv_full_bytes"])),
+            ("KV at workload peak", f"{fmt_bytes(cap['kv_peak_bytes'])} (step {cap['peak_step']:,})"),
+            ("weights", fmt_bytes(self.numbers["weights_bytes"])),
+            ("GPUs required (peak)", gpus),
+            ("efficiency over the run", f"{self.efficiency:.1%} ({o['mode']})"),
+        ]
 
     def __repr__(self) -> str:
         o, cap = self.options, self.capacity
-        return (f"MemoryEstimate({self.model['name']} on {self.gpu['name']}, {o['batch']:,} x {o['context']:,} "
-                f"tokens, {o['mode']}: KV {fmt_bytes(cap['kv_full_bytes'])}, peak {fmt_bytes(cap['kv_peak_bytes'])}, "
-                f"GPUs {cap['gpus_required']})")
+        return (
+            f"MemoryEstimate({self.model['name']} on {self.gpu['name']}, {o['batch']:,} x {o['context']:,} "
+            f"tokens, {o['mode']}: KV {fmt_bytes(cap['kv_full_bytes'])}, peak {fmt_bytes(cap['kv_peak_bytes'])}, "
+            f"GPUs {cap['gpus_required']})"
+        )
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                       for k, v in self.summary())
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in self.summary()
+        )
         return f"<table><caption>kvscope memory estimate</caption>{rows}</table>"
 
 
@@ -107,11 +113,25 @@ def _choice(name: str, value: str, valid: list[str]) -> str:
     return value
 
 
-def build_options(*, batch: int, context: int, tokens: int | None, kv_dtype: str,
-                  weight_dtype: str, mode: str, flash: bool, tp: int, page: int, engine: str | None,
-                  keep_sliding: bool, gpu_memory_utilization: float, max_num_batched_tokens: int,
-                  max_num_seqs: int, activation_gib: float | None, cuda_graph_gib: float | None
-                  ) -> tuple[dict, list[str]]:
+def build_options(
+    *,
+    batch: int,
+    context: int,
+    tokens: int | None,
+    kv_dtype: str,
+    weight_dtype: str,
+    mode: str,
+    flash: bool,
+    tp: int,
+    page: int,
+    engine: str | None,
+    keep_sliding: bool,
+    gpu_memory_utilization: float,
+    max_num_batched_tokens: int,
+    max_num_seqs: int,
+    activation_gib: float | None,
+    cuda_graph_gib: float | None,
+) -> tuple[dict, list[str]]:
     """Validated options (``formulas.DEFAULTS`` keys); a bad value raises ``UsageError``. Needs no model,
     so every option is checked before a config is read or counted."""
     from kvscope.memory import formulas as f
@@ -129,15 +149,26 @@ def build_options(*, batch: int, context: int, tokens: int | None, kv_dtype: str
     for name, v in (("activation-gib", activation_gib), ("cuda-graph-gib", cuda_graph_gib)):
         if v is not None:
             _range(name, v, *lim[name.replace("-", "_")], integer=False)
-    return f.normalize({
-        "batch": batch, "context": context, "tokens": tokens,
-        "kv_dtype": _choice("kv-dtype", kv_dtype, list(f.KV_DTYPES)),
-        "weight_dtype": _choice("weight-dtype", weight_dtype, list(f.WEIGHT_DTYPES)),
-        "mode": _choice("mode", mode, list(f.MODES)), "flash": bool(flash), "tp": tp, "page": page,
-        "engine": _choice("engine", engine, list(f.ENGINES)) if engine else None,
-        "free_sliding": not keep_sliding, "gpu_memory_utilization": float(gpu_memory_utilization),
-        "max_num_batched_tokens": max_num_batched_tokens, "max_num_seqs": max_num_seqs,
-        "activation_gib": activation_gib, "cuda_graph_gib": cuda_graph_gib})
+    return f.normalize(
+        {
+            "batch": batch,
+            "context": context,
+            "tokens": tokens,
+            "kv_dtype": _choice("kv-dtype", kv_dtype, list(f.KV_DTYPES)),
+            "weight_dtype": _choice("weight-dtype", weight_dtype, list(f.WEIGHT_DTYPES)),
+            "mode": _choice("mode", mode, list(f.MODES)),
+            "flash": bool(flash),
+            "tp": tp,
+            "page": page,
+            "engine": _choice("engine", engine, list(f.ENGINES)) if engine else None,
+            "free_sliding": not keep_sliding,
+            "gpu_memory_utilization": float(gpu_memory_utilization),
+            "max_num_batched_tokens": max_num_batched_tokens,
+            "max_num_seqs": max_num_seqs,
+            "activation_gib": activation_gib,
+            "cuda_graph_gib": cuda_graph_gib,
+        }
+    )
 
 
 def warnings_for(model: dict, opts: dict) -> list[str]:
@@ -164,8 +195,10 @@ def resolve_model(model: Any, trust_remote_code: bool = False) -> dict[str, Any]
     if isinstance(cfg, dict):
         cfg = config_from_dict(cfg, "config dict")
     if not hasattr(cfg, "num_hidden_layers") and not hasattr(cfg, "get_text_config"):
-        raise UsageError(f"cannot read a model from {type(model).__name__}: pass a catalog name, a config "
-                         "path, a config dict or a transformers config/model")
+        raise UsageError(
+            f"cannot read a model from {type(model).__name__}: pass a catalog name, a config "
+            "path, a config dict or a transformers config/model"
+        )
     return entry_from_config(cfg, getattr(cfg, "_name_or_path", "") or getattr(cfg, "model_type", "model"))
 
 
@@ -175,23 +208,51 @@ def resolve_gpu(gpu: Any) -> dict[str, Any]:
     return dict(gpu) if isinstance(gpu, dict) else catalog.gpu(str(gpu))
 
 
-def estimate_memory(model: Any = "llama-3.1-8b", gpu: Any = "h100-sxm", batch: int = 8, context: int = 8192, *,
-                    tokens: int | None = None, kv_dtype: str = "bf16", weight_dtype: str = "bf16",
-                    mode: str = "paged", flash: bool = True, tp: int = 1, page: int = 16,
-                    engine: str | None = None, keep_sliding: bool = False, gpu_memory_utilization: float = 0.9,
-                    max_num_batched_tokens: int = 8192, max_num_seqs: int = 256,
-                    activation_gib: float | None = None, cuda_graph_gib: float | None = None,
-                    trust_remote_code: bool = False) -> MemoryEstimate:
+def estimate_memory(
+    model: Any = "llama-3.1-8b",
+    gpu: Any = "h100-sxm",
+    batch: int = 8,
+    context: int = 8192,
+    *,
+    tokens: int | None = None,
+    kv_dtype: str = "bf16",
+    weight_dtype: str = "bf16",
+    mode: str = "paged",
+    flash: bool = True,
+    tp: int = 1,
+    page: int = 16,
+    engine: str | None = None,
+    keep_sliding: bool = False,
+    gpu_memory_utilization: float = 0.9,
+    max_num_batched_tokens: int = 8192,
+    max_num_seqs: int = 256,
+    activation_gib: float | None = None,
+    cuda_graph_gib: float | None = None,
+    trust_remote_code: bool = False,
+) -> MemoryEstimate:
     """GPU memory of serving ``model`` on ``gpu``: weights, KV for batch x context and at the workload's
     peak, GPUs required, efficiency of static / continuous batching / paging, FlashAttention's transient
     workspace and, with ``engine="vllm"``, the KV budget vLLM would log at start-up. Pure: no I/O."""
     from kvscope.memory import formulas as f
 
     opts = build_options(
-        batch=batch, context=context, tokens=tokens, kv_dtype=kv_dtype, weight_dtype=weight_dtype, mode=mode,
-        flash=flash, tp=tp, page=page, engine=engine, keep_sliding=keep_sliding,
-        gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
-        max_num_seqs=max_num_seqs, activation_gib=activation_gib, cuda_graph_gib=cuda_graph_gib)
+        batch=batch,
+        context=context,
+        tokens=tokens,
+        kv_dtype=kv_dtype,
+        weight_dtype=weight_dtype,
+        mode=mode,
+        flash=flash,
+        tp=tp,
+        page=page,
+        engine=engine,
+        keep_sliding=keep_sliding,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_num_batched_tokens=max_num_batched_tokens,
+        max_num_seqs=max_num_seqs,
+        activation_gib=activation_gib,
+        cuda_graph_gib=cuda_graph_gib,
+    )
     g = resolve_gpu(gpu)  # names before the config: an unknown GPU never waits for torch
     m = resolve_model(model, trust_remote_code)
     warnings = warnings_for(m, opts)

@@ -24,7 +24,6 @@ from kvscope.memory.formulas import (
     weight_bytes,
 )
 
-
 NUMPY_ABOVE = 100_000  # slot x step evaluations above which the paged peak uses numpy
 
 
@@ -35,8 +34,7 @@ def flash_workspace(model: dict, opts: dict, tp: int) -> dict:
     score = 4 if opts["weight_dtype"] == "fp32" else 2
     without = b * q * n * n * score
     with_fa = b * q * n * 4
-    return {"without_flash": without, "with_flash": with_fa, "saved": without - with_fa,
-            "score_bytes": score}
+    return {"without_flash": without, "with_flash": with_fa, "saved": without - with_fa, "score_bytes": score}
 
 
 def usable_bytes(gpu: dict) -> int:
@@ -130,14 +128,24 @@ def capacity(model: dict, gpu: dict, o: dict, weights: int) -> dict:
     full = o["batch"] * slot_bytes(model, o, o["context"])[1]
     peak, step = workload_peak(model, o)
     tp, share = o["tp"], kv_share(model, o["tp"])
-    basis = ("workload peak (paged: the most pages held at once)" if o["mode"] == "paged"
-             else "every slot reserves the full context from its first step")
-    return {"basis": basis, "peak_step": step, "kv_full_bytes": full, "kv_peak_bytes": peak,
-            "total_full_bytes": weights + full, "total_peak_bytes": weights + peak,
-            "per_gpu_peak_bytes": weights / tp + peak * share, "per_gpu_full_bytes": weights / tp + full * share,
-            "occupancy_peak": (weights / tp + peak * share) / usable_bytes(gpu),
-            "gpus_required": gpus_required(model, gpu, o, peak),
-            "gpus_required_full": gpus_required(model, gpu, o, full)}
+    basis = (
+        "workload peak (paged: the most pages held at once)"
+        if o["mode"] == "paged"
+        else "every slot reserves the full context from its first step"
+    )
+    return {
+        "basis": basis,
+        "peak_step": step,
+        "kv_full_bytes": full,
+        "kv_peak_bytes": peak,
+        "total_full_bytes": weights + full,
+        "total_peak_bytes": weights + peak,
+        "per_gpu_peak_bytes": weights / tp + peak * share,
+        "per_gpu_full_bytes": weights / tp + full * share,
+        "occupancy_peak": (weights / tp + peak * share) / usable_bytes(gpu),
+        "gpus_required": gpus_required(model, gpu, o, peak),
+        "gpus_required_full": gpus_required(model, gpu, o, full),
+    }
 
 
 def activation_estimate(model: dict, opts: dict) -> float:
@@ -173,14 +181,26 @@ def engine_budget(model: dict, gpu: dict, opts: dict) -> dict | None:
     per_block = eng["block_size"] * kv_bytes_per_token(model, opts["kv_dtype"]) * kv_share(model, tp)
     blocks = max(0, math.floor(avail / per_block)) if avail > 0 else 0
     per_req = math.ceil(opts["context"] / eng["block_size"])
-    return {"engine": opts["engine"], "block_size": eng["block_size"], "cuda_total_bytes": total,
-            "cuda_total_measured": bool(gpu.get("cuda_total_mib")),
-            "gpu_memory_utilization": opts["gpu_memory_utilization"],
-            "max_num_batched_tokens": opts["max_num_batched_tokens"], "max_num_seqs": opts["max_num_seqs"],
-            "requested_bytes": requested, "weights_bytes": weights, "activation_bytes": act,
-            "activation_measured": opts.get("activation_gib") is not None, "non_torch_bytes": non_torch,
-            "comm_bytes": comm, "cuda_graph_bytes": graphs, "available_kv_bytes": avail, "kv_blocks": blocks,
-            "kv_tokens": blocks * eng["block_size"], "max_concurrency": blocks / per_req}
+    return {
+        "engine": opts["engine"],
+        "block_size": eng["block_size"],
+        "cuda_total_bytes": total,
+        "cuda_total_measured": bool(gpu.get("cuda_total_mib")),
+        "gpu_memory_utilization": opts["gpu_memory_utilization"],
+        "max_num_batched_tokens": opts["max_num_batched_tokens"],
+        "max_num_seqs": opts["max_num_seqs"],
+        "requested_bytes": requested,
+        "weights_bytes": weights,
+        "activation_bytes": act,
+        "activation_measured": opts.get("activation_gib") is not None,
+        "non_torch_bytes": non_torch,
+        "comm_bytes": comm,
+        "cuda_graph_bytes": graphs,
+        "available_kv_bytes": avail,
+        "kv_blocks": blocks,
+        "kv_tokens": blocks * eng["block_size"],
+        "max_concurrency": blocks / per_req,
+    }
 
 
 def decode_bound(model: dict, gpu: dict, opts: dict, kv_real: int) -> dict:
@@ -188,8 +208,12 @@ def decode_bound(model: dict, gpu: dict, opts: dict, kv_real: int) -> dict:
     tp = opts["tp"]
     step = weight_bytes(model["params_active"], opts["weight_dtype"]) / tp + kv_real * kv_share(model, tp)
     bw = gpu["bandwidth_gbps"] * 1e9
-    return {"bytes_per_step": step, "step_seconds": step / bw, "tokens_per_s": opts["batch"] * bw / step,
-            "tokens_per_s_per_seq": bw / step}
+    return {
+        "bytes_per_step": step,
+        "step_seconds": step / bw,
+        "tokens_per_s": opts["batch"] * bw / step,
+        "tokens_per_s_per_seq": bw / step,
+    }
 
 
 def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
@@ -204,20 +228,34 @@ def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
     fa = flash_workspace(model, o, tp)
     cap = capacity(model, gpu, o, weights)
     return {
-        "model": model["id"], "gpu": gpu["id"], "options": o,
+        "model": model["id"],
+        "gpu": gpu["id"],
+        "options": o,
         "layer_bytes_per_token": layer_bytes_per_token(model, o["kv_dtype"]),
         "kv_bytes_per_token": kv_bytes_per_token(model, o["kv_dtype"]),
-        "weights_bytes": weights, "capacity": cap, "gpus_required": cap["gpus_required"],
-        "kv_real_bytes": st["kv_real"], "kv_reserved_bytes": st["kv_reserved"],
+        "weights_bytes": weights,
+        "capacity": cap,
+        "gpus_required": cap["gpus_required"],
+        "kv_real_bytes": st["kv_real"],
+        "kv_reserved_bytes": st["kv_reserved"],
         "total_bytes": weights + st["kv_reserved"],
-        "per_gpu": {"tp": tp, "kv_share": kv_share(model, tp), "weights_bytes": weights / tp,
-                    "kv_bytes": kv_rank, "resident_bytes": resident_rank, "usable_bytes": usable_bytes(gpu),
-                    "occupancy": resident_rank / usable_bytes(gpu),
-                    "peak_without_flash": cap["per_gpu_peak_bytes"] + fa["without_flash"],
-                    "peak_with_flash": cap["per_gpu_peak_bytes"] + fa["with_flash"]},
+        "per_gpu": {
+            "tp": tp,
+            "kv_share": kv_share(model, tp),
+            "weights_bytes": weights / tp,
+            "kv_bytes": kv_rank,
+            "resident_bytes": resident_rank,
+            "usable_bytes": usable_bytes(gpu),
+            "occupancy": resident_rank / usable_bytes(gpu),
+            "peak_without_flash": cap["per_gpu_peak_bytes"] + fa["without_flash"],
+            "peak_with_flash": cap["per_gpu_peak_bytes"] + fa["with_flash"],
+        },
         "efficiency": st["kv_real"] / st["kv_reserved"] if st["kv_reserved"] else 0.0,
         "run_efficiency": run_efficiency(model, o),
-        "requests_done": st["requests_done"], "slots": st["slots"], "flash": fa,
-        "engine": engine_budget(model, gpu, o), "decode": decode_bound(model, gpu, o, st["kv_real"]),
+        "requests_done": st["requests_done"],
+        "slots": st["slots"],
+        "flash": fa,
+        "engine": engine_budget(model, gpu, o),
+        "decode": decode_bound(model, gpu, o, st["kv_real"]),
         "paper_band": PAPER_BAND,
     }

@@ -17,7 +17,7 @@ from typing import Any
 from kvscope.errors import UsageError
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str) -> tuple[dict[str, Any], ...]:
     text = resources.files("kvscope.memory").joinpath("data", f"{name}.json").read_text(encoding="utf-8")
     return tuple(json.loads(text)[name])
@@ -71,17 +71,25 @@ def model(name: str, trust_remote_code: bool = False) -> dict[str, Any]:
     return model_from_config(name, trust_remote_code=trust_remote_code)
 
 
-def page_data(extra_models: list[dict[str, Any]] | None = None,
-              initial: dict[str, Any] | None = None) -> dict[str, Any]:
+def page_data(
+    extra_models: list[dict[str, Any]] | None = None, initial: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything the web page needs, inlined in the HTML: catalogs, the formula constants and the
     starting state (``initial``: URL parameters used when the page's own URL has none)."""
     from kvscope.memory import formulas as f
 
-    return {"gpus": list(_load("gpus")), "models": list(_load("models")) + list(extra_models or []),
-            "initial": {k: str(v) for k, v in (initial or {}).items()}, "engine_limits": f.ENGINE_LIMITS,
-            "kv_dtypes": f.KV_DTYPES, "weight_dtypes": f.WEIGHT_DTYPES, "modes": f.MODES,
-            "engines": f.ENGINES, "defaults": f.DEFAULTS, "limits": {"batch": f.MAX_BATCH,
-                                                                    "context": f.MAX_CONTEXT, "tp": f.MAX_TP}}
+    return {
+        "gpus": list(_load("gpus")),
+        "models": list(_load("models")) + list(extra_models or []),
+        "initial": {k: str(v) for k, v in (initial or {}).items()},
+        "engine_limits": f.ENGINE_LIMITS,
+        "kv_dtypes": f.KV_DTYPES,
+        "weight_dtypes": f.WEIGHT_DTYPES,
+        "modes": f.MODES,
+        "engines": f.ENGINES,
+        "defaults": f.DEFAULTS,
+        "limits": {"batch": f.MAX_BATCH, "context": f.MAX_CONTEXT, "tp": f.MAX_TP},
+    }
 
 
 def lookup_or_none(name: str) -> dict[str, Any] | None:

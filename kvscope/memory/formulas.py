@@ -59,39 +59,71 @@ KV_DTYPES: dict[str, dict[str, Any]] = {
     "fp16": {"bits": 16, "per": "tensor", "group": 0, "scale_bytes": 0, "label": "FP16"},
     "fp8": {"bits": 8, "per": "tensor", "group": 0, "scale_bytes": 0, "label": "FP8 (per-tensor scale)"},
     "int8": {"bits": 8, "per": "vector", "group": 0, "scale_bytes": 2, "label": "INT8 (fp16 scale per head, token)"},
-    "int4": {"bits": 4, "per": "group", "group": 32, "scale_bytes": 4,
-             "label": "INT4 (fp16 scale + zero per 32)"},
+    "int4": {"bits": 4, "per": "group", "group": 32, "scale_bytes": 4, "label": "INT4 (fp16 scale + zero per 32)"},
 }
 # bits per weight, scales included (int4: fp16 scale and zero per group of 128 -> 4.25 bits).
 WEIGHT_DTYPES: dict[str, dict[str, Any]] = {
-    "fp32": {"bits": 32, "label": "FP32"}, "bf16": {"bits": 16, "label": "BF16"},
-    "fp16": {"bits": 16, "label": "FP16"}, "fp8": {"bits": 8, "label": "FP8"},
-    "int8": {"bits": 8, "label": "INT8"}, "int4": {"bits": 4.25, "label": "INT4 (g128 scale+zero)"},
+    "fp32": {"bits": 32, "label": "FP32"},
+    "bf16": {"bits": 16, "label": "BF16"},
+    "fp16": {"bits": 16, "label": "FP16"},
+    "fp8": {"bits": 8, "label": "FP8"},
+    "int8": {"bits": 8, "label": "INT8"},
+    "int4": {"bits": 4.25, "label": "INT4 (g128 scale+zero)"},
 }
-MODES = {"static": "static batching, max context reserved per slot",
-         "cb": "continuous batching, max context reserved per request",
-         "paged": "continuous batching + paged KV (PagedAttention)"}
+MODES = {
+    "static": "static batching, max context reserved per slot",
+    "cb": "continuous batching, max context reserved per request",
+    "paged": "continuous batching + paged KV (PagedAttention)",
+}
 # vLLM's start-up budget (vllm/worker/gpu_worker.py, determine_available_memory). non_torch_gib: CUDA
 # context, cuBLAS workspace and other memory outside torch's allocator (0.25-0.35 GiB in logged start-ups);
 # comm_gib: NCCL / custom all-reduce buffers on each rank when tp > 1 (estimate); cuda_graph_gib: graph
 # capture, subtracted from the budget by vLLM >= 0.11 (older versions captured after sizing the cache: 0).
-ENGINES = {"vllm": {"block_size": 16, "non_torch_gib": 0.35, "comm_gib": 0.125, "cuda_graph_gib": 0.5,
-                    "driver_reserve_mib": 450}}
-ENGINE_LIMITS = {"gpu_memory_utilization": (0.01, 1.0), "max_num_batched_tokens": (1, 10_000_000),
-                 "max_num_seqs": (1, 65_536), "activation_gib": (0.0, 1e6), "cuda_graph_gib": (0.0, 1e6)}
-DEFAULTS: dict[str, Any] = {"batch": 8, "context": 8192, "tokens": None, "kv_dtype": "bf16",
-                            "weight_dtype": "bf16", "mode": "paged", "flash": True, "tp": 1, "page": 16,
-                            "free_sliding": True, "engine": None, "activation_gib": None,
-                            "gpu_memory_utilization": 0.9, "max_num_batched_tokens": 8192, "max_num_seqs": 256,
-                            "cuda_graph_gib": None}
+ENGINES = {
+    "vllm": {
+        "block_size": 16,
+        "non_torch_gib": 0.35,
+        "comm_gib": 0.125,
+        "cuda_graph_gib": 0.5,
+        "driver_reserve_mib": 450,
+    }
+}
+ENGINE_LIMITS = {
+    "gpu_memory_utilization": (0.01, 1.0),
+    "max_num_batched_tokens": (1, 10_000_000),
+    "max_num_seqs": (1, 65_536),
+    "activation_gib": (0.0, 1e6),
+    "cuda_graph_gib": (0.0, 1e6),
+}
+DEFAULTS: dict[str, Any] = {
+    "batch": 8,
+    "context": 8192,
+    "tokens": None,
+    "kv_dtype": "bf16",
+    "weight_dtype": "bf16",
+    "mode": "paged",
+    "flash": True,
+    "tp": 1,
+    "page": 16,
+    "free_sliding": True,
+    "engine": None,
+    "activation_gib": None,
+    "gpu_memory_utilization": 0.9,
+    "max_num_batched_tokens": 8192,
+    "max_num_seqs": 256,
+    "cuda_graph_gib": None,
+}
 PAPER_BAND = {"used_before_paging": [0.204, 0.382], "waste_with_paging_below": 0.04}
 
 
 def vec_bytes(n: int, kv_dtype: str) -> int:
     """Bytes of one ``n``-element K (or V, or MLA latent) vector in ``kv_dtype``, scales included."""
     d = KV_DTYPES[kv_dtype]
-    scales = {"tensor": 0, "vector": d["scale_bytes"],
-              "group": math.ceil(n / d["group"]) * d["scale_bytes"] if d["group"] else 0}[d["per"]]
+    scales = {
+        "tensor": 0,
+        "vector": d["scale_bytes"],
+        "group": math.ceil(n / d["group"]) * d["scale_bytes"] if d["group"] else 0,
+    }[d["per"]]
     return math.ceil(n * d["bits"] / 8) + scales
 
 
@@ -118,8 +150,9 @@ def window_tokens(model: dict, n: int, free_sliding: bool = True) -> int:
 def seq_kv_bytes(model: dict, kv_dtype: str, n: int, free_sliding: bool = True) -> int:
     """KV bytes of one sequence of ``n`` tokens (sliding layers capped at the window when freed)."""
     lt = model["layer_types"]
-    return layer_bytes_per_token(model, kv_dtype) * (lt["full"] * n +
-                                                     lt["sliding"] * window_tokens(model, n, free_sliding))
+    return layer_bytes_per_token(model, kv_dtype) * (
+        lt["full"] * n + lt["sliding"] * window_tokens(model, n, free_sliding)
+    )
 
 
 def weight_bytes(params: int, weight_dtype: str) -> int:
@@ -205,7 +238,8 @@ def run_efficiency(model: dict, opts: dict) -> float:
             real += lt["full"] * _sum_to(m) + lt["sliding"] * _sum_window(m, w)
             if mode == "paged":
                 reserved += lt["full"] * _sum_pages(m, None, opts["page"]) + lt["sliding"] * _sum_pages(
-                    m, w, opts["page"])
+                    m, w, opts["page"]
+                )
             if mode == "static":
                 break  # held after it finished: reserved, not real
             start, k = start + n, k + B
@@ -232,9 +266,16 @@ def block_table(slots: list[dict], page: int) -> list[dict]:
     for s, st in enumerate(slots):
         n = st["tokens"]
         blocks = math.ceil(n / page)
-        out.append({"slot": s, "request": st["request"], "tokens": n, "pages": blocks,
-                    "last_page_tokens": n - (blocks - 1) * page if blocks else 0,
-                    "wasted_slots": blocks * page - n})
+        out.append(
+            {
+                "slot": s,
+                "request": st["request"],
+                "tokens": n,
+                "pages": blocks,
+                "last_page_tokens": n - (blocks - 1) * page if blocks else 0,
+                "wasted_slots": blocks * page - n,
+            }
+        )
     return out
 
 

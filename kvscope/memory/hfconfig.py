@@ -35,12 +35,14 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
     from kvscope.models import hub_reachable
 
     try:  # without the hub, only the local cache is read (instead of minutes of retries)
-        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code,
-                                          local_files_only=not hub_reachable())
+        return AutoConfig.from_pretrained(
+            name, trust_remote_code=trust_remote_code, local_files_only=not hub_reachable()
+        )
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"cannot load config {name!r} (the hub may be unreachable; pass a path to a "
-                         f"config.json): {first}") from None
+        raise UsageError(
+            f"cannot load config {name!r} (the hub may be unreachable; pass a path to a config.json): {first}"
+        ) from None
 
 
 def config_from_dict(raw: Any, where: str) -> Any:
@@ -53,7 +55,7 @@ def config_from_dict(raw: Any, where: str) -> Any:
     try:
         raw = dict(raw)
         return AutoConfig.for_model(raw.pop("model_type"), **raw)
-    except Exception as exc:  # noqa: BLE001 - transformers raises many types for a bad field
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"cannot parse config {where}: {first}") from None
 
@@ -78,8 +80,9 @@ def count_parameters(cfg: Any) -> tuple[int, int]:
             model = AutoModelForCausalLM.from_config(cfg)
             model.tie_weights()  # transformers 5.0's from_config on meta leaves tied embeddings untied
     except (ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError, RuntimeError) as exc:
-        raise UsageError(f"cannot build model type {cfg.model_type!r} from its config: "
-                         f"{str(exc).splitlines()[0][:160]}") from None
+        raise UsageError(
+            f"cannot build model type {cfg.model_type!r} from its config: {str(exc).splitlines()[0][:160]}"
+        ) from None
     unique = {id(p): p for p in model.parameters()}
     total = sum(p.numel() for p in unique.values())
     text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
@@ -123,8 +126,9 @@ def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
     for field in ("num_hidden_layers", "num_attention_heads", "hidden_size"):
         value = getattr(text, field, None)
         if type(value) is not int or value < 1:
-            raise UsageError(f"invalid model config {display_name(name)}: {field} = {value!r} must be an integer "
-                             "of at least 1")
+            raise UsageError(
+                f"invalid model config {display_name(name)}: {field} = {value!r} must be an integer of at least 1"
+            )
     total, active = count_parameters(cfg)
     facts = config_facts(cfg)
     kv_lora = getattr(text, "kv_lora_rank", None)
@@ -133,15 +137,24 @@ def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
     shown = display_name(name)
     local = shown != name
     return {
-        "id": shown, "name": shown, "hf_id": None if local else name,
-        "layers": facts["layers"], "hidden": facts["hidden_size"], "q_heads": facts["q_heads"],
-        "kv_heads": facts["kv_heads"], "head_dim": facts["head_dim"],
-        "intermediate": int(inter), "vocab": facts["vocab_size"], "layer_types": counts,
+        "id": shown,
+        "name": shown,
+        "hf_id": None if local else name,
+        "layers": facts["layers"],
+        "hidden": facts["hidden_size"],
+        "q_heads": facts["q_heads"],
+        "kv_heads": facts["kv_heads"],
+        "head_dim": facts["head_dim"],
+        "intermediate": int(inter),
+        "vocab": facts["vocab_size"],
+        "layer_types": counts,
         "sliding_window": getattr(text, "sliding_window", None) if counts["sliding"] else None,
         "mla": {"rank": kv_lora, "rope": text.qk_rope_head_dim} if kv_lora else None,
-        "params_total": total, "params_active": active,
-        "tied_embeddings": facts["tied_embeddings"], "native_context": facts["max_positions"],
-        "verified": True, "source": f"{'a local config.json' if local else name}; parameters counted on the meta "
-                                    "device",
+        "params_total": total,
+        "params_active": active,
+        "tied_embeddings": facts["tied_embeddings"],
+        "native_context": facts["max_positions"],
+        "verified": True,
+        "source": f"{'a local config.json' if local else name}; parameters counted on the meta device",
         "checked": datetime.date.today().isoformat(),
     }

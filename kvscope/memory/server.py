@@ -17,9 +17,14 @@ from urllib.parse import urlsplit
 from kvscope.memory.page import CSP, render_index, web_files
 
 HOST = "127.0.0.1"
-TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-         ".css": "text/css; charset=utf-8", ".json": "application/json", ".png": "image/png",
-         ".svg": "image/svg+xml"}
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
 
 
 def _content_type(name: str) -> str:
@@ -65,10 +70,10 @@ def make_handler(files: dict[str, bytes]) -> type[http.server.BaseHTTPRequestHan
             except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):
                 self.close_connection = True  # the client hung up: nothing to answer
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             self._send(True)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._send(False)
 
         def log_message(self, *args: Any) -> None:  # quiet

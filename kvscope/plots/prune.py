@@ -10,7 +10,7 @@ import numpy as np
 
 from kvscope.plots.common import token_label
 
-MIB = 1024 ** 2
+MIB = 1024**2
 
 
 def compression_pareto(result: Any) -> Any:
@@ -28,17 +28,28 @@ def compression_pareto(result: Any) -> Any:
             for r, x, y in zip(rows, xs, ys):
                 text = r.setting if method == "kivi" else f"R={r.setting}"
                 ax.annotate(text, (x, y), fontsize=7, textcoords="offset points", xytext=(4, -10))
-    ax.scatter([result.baseline_bytes / MIB], [0.0], marker="*", s=160, color="gold", edgecolor="black",
-               zorder=5, label=f"baseline (ppl {result.baseline_ppl:.2f})")
+    ax.scatter(
+        [result.baseline_bytes / MIB],
+        [0.0],
+        marker="*",
+        s=160,
+        color="gold",
+        edgecolor="black",
+        zorder=5,
+        label=f"baseline (ppl {result.baseline_ppl:.2f})",
+    )
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_yscale("symlog", linthresh=1.0)
     low = min(r.ppl_change_pct for r in result.rows)
     ax.set_ylim(bottom=min(-2.0, 3 * low), top=3 * max(10.0, max(r.ppl_change_pct for r in result.rows)))
     ax.set_xlabel("KV cache bytes kept for the prompt (MiB; quantized: codes + scales + zeros)")
     ax.set_ylabel("continuation perplexity change (%)")
-    ax.set_title(f"{result.model}: eviction strategies and KIVI quantization on one text (an example, not a "
-                 f"ranking)\n{result.prompt_tokens} prompt tokens, {result.scored_tokens} scored continuation tokens, "
-                 "one prefill", fontsize=9)
+    ax.set_title(
+        f"{result.model}: eviction strategies and KIVI quantization on one text (an example, not a "
+        f"ranking)\n{result.prompt_tokens} prompt tokens, {result.scored_tokens} scored continuation tokens, "
+        "one prefill",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, ncol=3)
     ax.grid(alpha=0.3)
     return fig
@@ -47,22 +58,29 @@ def compression_pareto(result: Any) -> Any:
 def importance_ground_truth(result: Any) -> Any:
     """Top: change in continuation log-likelihood when each prompt token is evicted. Bottom: Spearman of
     each importance proxy against that ground truth."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(min(16.0, max(8.0, 0.1 * len(result.tokens))), 6.5),
-                                      gridspec_kw={"height_ratios": [2, 1]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(min(16.0, max(8.0, 0.1 * len(result.tokens))), 6.5), gridspec_kw={"height_ratios": [2, 1]}
+    )
     delta = np.asarray(result.delta_loglik)
     top.bar(np.arange(len(delta)), delta, color=np.where(delta < 0, "tab:red", "tab:blue"), width=0.9)
     top.set_ylabel("Δ log-likelihood (nats)\nwhen evicted")
-    top.set_title(f"{result.model}: leave-one-out importance of each prompt token (all layers and kv_heads)",
-                  fontsize=9)
-    worst = np.argsort(delta)[:min(12, len(delta))]
+    top.set_title(
+        f"{result.model}: leave-one-out importance of each prompt token (all layers and kv_heads)", fontsize=9
+    )
+    worst = np.argsort(delta)[: min(12, len(delta))]
     top.set_xticks(worst, [token_label(result.tokens[i]) for i in worst], rotation=90, fontsize=7)
     top.axhline(0.0, color="grey", lw=0.8)
     names = list(result.spearman)
     rhos = [result.spearman[n] for n in names]
     bars = bottom.barh(names, [0.0 if np.isnan(r) else r for r in rhos], color="tab:purple")
     for bar, rho in zip(bars, rhos):
-        bottom.annotate("n/a" if np.isnan(rho) else f"{rho:+.2f}", (bar.get_width(), bar.get_y() + 0.4),
-                        fontsize=8, xytext=(3, 0), textcoords="offset points")
+        bottom.annotate(
+            "n/a" if np.isnan(rho) else f"{rho:+.2f}",
+            (bar.get_width(), bar.get_y() + 0.4),
+            fontsize=8,
+            xytext=(3, 0),
+            textcoords="offset points",
+        )
     bottom.axvline(0.0, color="grey", lw=0.8)
     bottom.set_xlim(-1, 1)
     bottom.set_xlabel("Spearman ρ of the proxy (higher = keep) against the likelihood lost when evicted")

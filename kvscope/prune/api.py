@@ -32,8 +32,9 @@ def _info(model: Any, info: ModelInfo | None) -> ModelInfo:
     return info or describe(model, getattr(model.config, "_name_or_path", "") or type(model).__name__)
 
 
-def _prefill(model: Any, tokenizer: Any, info: ModelInfo, prompt: str | None, continuation: str | None,
-             truncate: bool) -> tuple[Prefill, torch.Tensor]:
+def _prefill(
+    model: Any, tokenizer: Any, info: ModelInfo, prompt: str | None, continuation: str | None, truncate: bool
+) -> tuple[Prefill, torch.Tensor]:
     ids, cont = encode_texts(tokenizer, info, prompt, continuation, truncate)
     return prefill(model, tokenizer, info, ids), cont
 
@@ -52,11 +53,23 @@ def resolve_strategy(strategy: str | Strategy | None, ratio: float, **strategy_k
     return make_strategy(strategy, **strategy_kwargs)
 
 
-def compare_pruning(model: Any, tokenizer: Any, prompt: str | None = None, continuation: str | None = None,
-                    strategy: str | Strategy | None = "snapkv", ratio: float = 0.5, *,
-                    layers: list[int] | None = None, heads: list[int] | None = None,
-                    quantize: str | KiviSpec | None = None, repeats: int = 5, decode_tokens: int = 32,
-                    info: ModelInfo | None = None, truncate: bool = False, **strategy_kwargs: Any) -> PruneResult:
+def compare_pruning(
+    model: Any,
+    tokenizer: Any,
+    prompt: str | None = None,
+    continuation: str | None = None,
+    strategy: str | Strategy | None = "snapkv",
+    ratio: float = 0.5,
+    *,
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    quantize: str | KiviSpec | None = None,
+    repeats: int = 5,
+    decode_tokens: int = 32,
+    info: ModelInfo | None = None,
+    truncate: bool = False,
+    **strategy_kwargs: Any,
+) -> PruneResult:
     """Prefill ``prompt`` once, evict a fraction ``ratio`` of it with ``strategy`` (and/or ``layers``,
     kv_``heads``, KIVI ``quantize``), score ``continuation`` against the pruned cache and the baseline.
 
@@ -82,10 +95,19 @@ def compare_pruning(model: Any, tokenizer: Any, prompt: str | None = None, conti
     return result
 
 
-def sweep_pruning(model: Any, tokenizer: Any, prompt: str | None = None, continuation: str | None = None, *,
-                  ratios: tuple[float, ...] = RATIOS, strategies: list[str | Strategy] | None = None,
-                  quantize: tuple[str | KiviSpec, ...] = QUANT_SPECS, info: ModelInfo | None = None,
-                  truncate: bool = False, quiet: bool = False) -> SweepResult:
+def sweep_pruning(
+    model: Any,
+    tokenizer: Any,
+    prompt: str | None = None,
+    continuation: str | None = None,
+    *,
+    ratios: tuple[float, ...] = RATIOS,
+    strategies: list[str | Strategy] | None = None,
+    quantize: tuple[str | KiviSpec, ...] = QUANT_SPECS,
+    info: ModelInfo | None = None,
+    truncate: bool = False,
+    quiet: bool = False,
+) -> SweepResult:
     """Every strategy (or ``strategies``) at every ratio, plus each KIVI spec, on one prefill."""
     info = _info(model, info)
     for r in ratios:
@@ -96,9 +118,17 @@ def sweep_pruning(model: Any, tokenizer: Any, prompt: str | None = None, continu
     return sweep(model, info.name, pre, cont, ratios, chosen, specs, quiet=quiet)
 
 
-def scan_pruning(model: Any, tokenizer: Any, prompt: str | None = None, continuation: str | None = None,
-                 kind: str = "layers", *, info: ModelInfo | None = None, truncate: bool = False,
-                 quiet: bool = False) -> ScanResult:
+def scan_pruning(
+    model: Any,
+    tokenizer: Any,
+    prompt: str | None = None,
+    continuation: str | None = None,
+    kind: str = "layers",
+    *,
+    info: ModelInfo | None = None,
+    truncate: bool = False,
+    quiet: bool = False,
+) -> ScanResult:
     """The perplexity change of evicting each layer (``kind="layers"``) or kv_head (``"heads"``) alone."""
     if kind not in KINDS:
         raise UsageError(f"unknown scan kind {kind!r}: use layers or heads")
@@ -107,8 +137,16 @@ def scan_pruning(model: Any, tokenizer: Any, prompt: str | None = None, continua
     return scan(model, tokenizer, info, kind, pre=pre, cont_ids=cont, quiet=quiet)
 
 
-def token_importance(model: Any, tokenizer: Any, prompt: str | None = None, continuation: str | None = None, *,
-                     info: ModelInfo | None = None, truncate: bool = False, quiet: bool = False) -> LooResult:
+def token_importance(
+    model: Any,
+    tokenizer: Any,
+    prompt: str | None = None,
+    continuation: str | None = None,
+    *,
+    info: ModelInfo | None = None,
+    truncate: bool = False,
+    quiet: bool = False,
+) -> LooResult:
     """Leave-one-out ground truth: the continuation log-likelihood change when each prompt token goes."""
     from kvscope.prune.texts import DEFAULT_PROMPT
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,9 @@ from kvscope.attention import causal_visible, register_attention, routed
 from kvscope.errors import KvscopeError
 
 NAME = "kvscope_prune"
-_MASKS: contextvars.ContextVar[dict[int, torch.Tensor] | None] = contextvars.ContextVar("kvscope_prune_masks",
-                                                                                       default=None)
+_MASKS: contextvars.ContextVar[dict[int, torch.Tensor] | None] = contextvars.ContextVar(
+    "kvscope_prune_masks", default=None
+)
 
 
 causal_keep = causal_visible  # bool [q, k]: query i (the (k - q + i)-th key) sees keys 0 .. k - q + i
@@ -51,21 +53,36 @@ def build_mask(q: int, k: int, group: int, keep: torch.Tensor | None, device: An
     return mask
 
 
-def _prune_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                     attention_mask: Any, scaling: float | None = None, dropout: float = 0.0,
-                     **kwargs: Any) -> tuple[torch.Tensor, None]:
+def _prune_attention(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: Any,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
     """``AttentionInterface`` entry point: query ``[b, q_head, q, d]``, key/value ``[b, kv_head, k, d]``;
     returns ``([b, q, q_head, d_v], None)`` like transformers' sdpa path."""
     if kwargs.get("s_aux") is not None or kwargs.get("softcap") or kwargs.get("sliding_window"):
-        raise KvscopeError("kvscope prune supports plain full causal attention only (no sliding window, "
-                           "soft-capping or attention sinks)")
+        raise KvscopeError(
+            "kvscope prune supports plain full causal attention only (no sliding window, "
+            "soft-capping or attention sinks)"
+        )
     masks = _MASKS.get()
     keep = masks.get(module.layer_idx) if masks else None
     q, k = query.shape[2], key.shape[2]
     group = query.shape[1] // key.shape[1]
     mask = build_mask(q, k, group, keep, query.device)
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling,  # model's scaling
-                                         enable_gqa=group > 1)
+    out = F.scaled_dot_product_attention(
+        query,
+        key,
+        value,
+        attn_mask=mask,
+        scale=scaling,  # model's scaling
+        enable_gqa=group > 1,
+    )
     return out.transpose(1, 2).contiguous(), None
 
 

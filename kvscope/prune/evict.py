@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -105,7 +106,7 @@ def prefill(model: Any, tokenizer: Any, info: ModelInfo, prompt_ids: torch.Tenso
     seconds = time.perf_counter() - t0
     keys = [k[None].to(device=device, dtype=dtype) for k in snap.keys]
     values = [v[None].to(device=device, dtype=dtype) for v in snap.values]
-    scaling = [float(getattr(m, "scaling", info.head_dim ** -0.5)) for m in attention_modules(model)]
+    scaling = [float(getattr(m, "scaling", info.head_dim**-0.5)) for m in attention_modules(model)]
     return Prefill(prompt_ids, keys, values, snap, seconds, scaling, count.prefills)
 
 
@@ -146,8 +147,9 @@ def gather_layer(k: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return torch.gather(k, 2, idx[None, :, :, None].expand(1, keep.shape[0], c, k.shape[-1]))
 
 
-def build_cache(config: Any, pre: Prefill, keep: torch.Tensor | None, mode: str = "auto",
-                quant: KiviSpec | None = None) -> PrunedCache:
+def build_cache(
+    config: Any, pre: Prefill, keep: torch.Tensor | None, mode: str = "auto", quant: KiviSpec | None = None
+) -> PrunedCache:
     """A fresh live cache for ``pre`` with ``keep`` applied (``None`` = keep everything).
 
     ``mode``: ``"remove"`` gathers the kept slots (every head of a layer must keep the same count),
@@ -162,8 +164,10 @@ def build_cache(config: Any, pre: Prefill, keep: torch.Tensor | None, mode: str 
         counts = lk.sum(-1)
         rect = bool((counts == counts[0]).all())
         if (mode == "remove" or quant is not None) and not rect:
-            raise UsageError(f"layer {layer}: its kv_heads keep different numbers of tokens, so the layer can "
-                             "only be masked, not cut (and not quantized); drop --quantize or --prune_heads")
+            raise UsageError(
+                f"layer {layer}: its kv_heads keep different numbers of tokens, so the layer can "
+                "only be masked, not cut (and not quantized); drop --quantize or --prune_heads"
+            )
         if mode != "mask" and rect:
             k, v = gather_layer(k, lk), gather_layer(v, lk)
         elif not bool(lk.all()):
@@ -214,8 +218,13 @@ def decode(model: Any, pc: PrunedCache, first: int, start: int, steps: int) -> l
     tokens, tok = [], first
     with torch.inference_mode(), evicting(model, pc.masks):
         for i in range(steps):
-            out = forward(model, pc.cache, input_ids=torch.tensor([[tok]], device=device),
-                          position_ids=torch.tensor([[start + i]], device=device), use_cache=True)
+            out = forward(
+                model,
+                pc.cache,
+                input_ids=torch.tensor([[tok]], device=device),
+                position_ids=torch.tensor([[start + i]], device=device),
+                use_cache=True,
+            )
             tok = int(out.logits[0, -1].argmax())
             tokens.append(tok)
     return tokens

@@ -18,8 +18,15 @@ import torch
 
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo
-from kvscope.prune.evict import (Prefill, build_cache, continuation_logits, decode, perplexity, structural_keep,
-                                 token_logliks)
+from kvscope.prune.evict import (
+    Prefill,
+    build_cache,
+    continuation_logits,
+    decode,
+    perplexity,
+    structural_keep,
+    token_logliks,
+)
 from kvscope.prune.strategies import Strategy, make_strategy
 from kvscope.quant import KiviSpec
 
@@ -69,24 +76,35 @@ def check_indices(info: ModelInfo, layers: list[int] | None, heads: list[int] | 
     """One-line ``UsageError`` for a layer outside ``0..L-1`` or a head at or above ``kv_heads``."""
     for layer in layers or []:
         if not 0 <= layer < info.layers:
-            raise UsageError(f"layer {layer} is out of range: this model has {info.layers} layers, "
-                             f"valid indices 0..{info.layers - 1}")
+            raise UsageError(
+                f"layer {layer} is out of range: this model has {info.layers} layers, "
+                f"valid indices 0..{info.layers - 1}"
+            )
     for head in heads or []:
         if not 0 <= head < info.kv_heads:
             raise UsageError(
                 f"head {head} is out of range: --prune_heads takes kv_head indices and this model has "
                 f"{info.kv_heads} kv_heads (GQA: each serves {info.group_size} of its {info.q_heads} query "
-                f"heads), valid indices 0..{info.kv_heads - 1}")
+                f"heads), valid indices 0..{info.kv_heads - 1}"
+            )
 
 
 def check_ratio(ratio: float) -> None:
     if not 0.0 < ratio < 1.0:
-        raise UsageError(f"--ratio must be strictly between 0 and 1 (the fraction of prompt tokens removed), "
-                         f"got {ratio}")
+        raise UsageError(
+            f"--ratio must be strictly between 0 and 1 (the fraction of prompt tokens removed), got {ratio}"
+        )
 
 
-def make_plan(info: ModelInfo, pre: Prefill, layers: list[int] | None = None, heads: list[int] | None = None,
-              strategy: str | Strategy | None = None, ratio: float = 0.5, quant: KiviSpec | None = None) -> Plan:
+def make_plan(
+    info: ModelInfo,
+    pre: Prefill,
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    strategy: str | Strategy | None = None,
+    ratio: float = 0.5,
+    quant: KiviSpec | None = None,
+) -> Plan:
     """Combine layer/head eviction, a token strategy (a registered name, or a strategy made with
     ``make_strategy``) and quantization into one plan (evictions AND)."""
     check_indices(info, layers, heads)
@@ -111,12 +129,22 @@ def measure(model: Any, pre: Prefill, cont_ids: torch.Tensor, plan: Plan) -> Mea
     """Score ``cont_ids`` ``[1, C]`` against ``pre``'s cache with ``plan`` applied (not timed)."""
     pc = build_cache(model.config, pre, plan.keep, quant=plan.quant)
     ll = token_logliks(continuation_logits(model, pc, cont_ids, pre.n_positions), cont_ids)
-    return Measured(plan.label, perplexity(ll), float(ll.sum()), pc.kv_bytes, pc.kept_entries, sorted(pc.masks),
-                    pc.held_bytes, pc.kv_bytes_fp16, logliks=ll)
+    return Measured(
+        plan.label,
+        perplexity(ll),
+        float(ll.sum()),
+        pc.kv_bytes,
+        pc.kept_entries,
+        sorted(pc.masks),
+        pc.held_bytes,
+        pc.kv_bytes_fp16,
+        logliks=ll,
+    )
 
 
-def time_plans(model: Any, pre: Prefill, cont_ids: torch.Tensor, plans: list[Plan], repeats: int,
-               decode_tokens: int) -> list[tuple[list[float], list[float]]]:
+def time_plans(
+    model: Any, pre: Prefill, cont_ids: torch.Tensor, plans: list[Plan], repeats: int, decode_tokens: int
+) -> list[tuple[list[float], list[float]]]:
     """Per plan, the milliseconds of each timed continuation pass and of decoding ``decode_tokens`` after it.
 
     The plans are run in turn within each repeat (so a noisy moment hits all of them), after one
@@ -183,25 +211,38 @@ class PruneResult:
     def changes(self) -> dict[str, float | None]:
         """Percent change pruned vs baseline of perplexity, latencies and KV bytes."""
         b, p = self.baseline, self.pruned
-        return {"ppl": pct(p.ppl, b.ppl), "continuation_ms": pct(p.continuation_ms, b.continuation_ms),
-                "decode_ms": pct(p.decode_ms, b.decode_ms), "kv_bytes": pct(p.kv_bytes, b.kv_bytes),
-                "kv_bytes_fp16": pct(p.kv_bytes_fp16, b.kv_bytes_fp16)}
+        return {
+            "ppl": pct(p.ppl, b.ppl),
+            "continuation_ms": pct(p.continuation_ms, b.continuation_ms),
+            "decode_ms": pct(p.decode_ms, b.decode_ms),
+            "kv_bytes": pct(p.kv_bytes, b.kv_bytes),
+            "kv_bytes_fp16": pct(p.kv_bytes_fp16, b.kv_bytes_fp16),
+        }
 
     def within_spread(self) -> dict[str, bool | None]:
         """Per latency, True when baseline and pruned ``[min, max]`` overlap (None when not timed)."""
         b, p = self.baseline, self.pruned
-        return {"continuation_ms": overlap(b.continuation_ms_range, p.continuation_ms_range),
-                "decode_ms": overlap(b.decode_ms_range, p.decode_ms_range)}
+        return {
+            "continuation_ms": overlap(b.continuation_ms_range, p.continuation_ms_range),
+            "decode_ms": overlap(b.decode_ms_range, p.decode_ms_range),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k not in ("baseline", "pruned")}
-        return {**d, "baseline": self.baseline.to_dict(), "pruned": self.pruned.to_dict(),
-                "change_pct": self.changes(), "within_spread": self.within_spread()}
+        return {
+            **d,
+            "baseline": self.baseline.to_dict(),
+            "pruned": self.pruned.to_dict(),
+            "change_pct": self.changes(),
+            "within_spread": self.within_spread(),
+        }
 
     def __repr__(self) -> str:
         ch = self.changes()
-        return (f"PruneResult({self.plan!r} on {self.model}: ppl {self.baseline.ppl:.3f} -> {self.pruned.ppl:.3f} "
-                f"({ch['ppl']:+.1f} %), KV bytes {ch['kv_bytes']:+.1f} %; one text, an example, not a ranking)")
+        return (
+            f"PruneResult({self.plan!r} on {self.model}: ppl {self.baseline.ppl:.3f} -> {self.pruned.ppl:.3f} "
+            f"({ch['ppl']:+.1f} %), KV bytes {ch['kv_bytes']:+.1f} %; one text, an example, not a ranking)"
+        )
 
     def _repr_html_(self) -> str:
         from kvscope.prune.html import prune_result_html
@@ -212,15 +253,36 @@ class PruneResult:
 PruneReport = PruneResult  # the earlier name
 
 
-def compare(model: Any, info: ModelInfo, pre: Prefill, cont_ids: torch.Tensor, plan: Plan, repeats: int = 5,
-            decode_tokens: int = 32) -> PruneResult:
+def compare(
+    model: Any,
+    info: ModelInfo,
+    pre: Prefill,
+    cont_ids: torch.Tensor,
+    plan: Plan,
+    repeats: int = 5,
+    decode_tokens: int = 32,
+) -> PruneResult:
     """Measure the baseline (nothing evicted) and ``plan`` on the same prefill; timings interleaved."""
     base, pruned = measure(model, pre, cont_ids, Plan("baseline")), measure(model, pre, cont_ids, plan)
     if repeats > 0:
         timed = time_plans(model, pre, cont_ids, [Plan("baseline"), plan], repeats, decode_tokens)
         for m, (cont_ms, dec_ms) in zip((base, pruned), timed):
             set_timings(m, cont_ms, dec_ms)
-    return PruneResult(info.name, plan.label, base, pruned, pre.n_positions, int(cont_ids.shape[1]),
-                       int(cont_ids.shape[1]) - 1, repeats, decode_tokens, torch.get_num_threads(),
-                       info.kv_heads, info.group_size, info.q_heads, str(pre.keys[0].dtype).replace("torch.", ""),
-                       pre.seconds, pre.forward_passes)
+    return PruneResult(
+        info.name,
+        plan.label,
+        base,
+        pruned,
+        pre.n_positions,
+        int(cont_ids.shape[1]),
+        int(cont_ids.shape[1]) - 1,
+        repeats,
+        decode_tokens,
+        torch.get_num_threads(),
+        info.kv_heads,
+        info.group_size,
+        info.q_heads,
+        str(pre.keys[0].dtype).replace("torch.", ""),
+        pre.seconds,
+        pre.forward_passes,
+    )

@@ -46,25 +46,33 @@ class LooResult:
 
     def ground_truth_json(self) -> dict[str, Any]:
         """The ``importance_ground_truth.json`` contract read by ``kvscope analyze``."""
-        return {"model": self.model, "prompt": self.prompt, "tokens": self.tokens, "token_ids": self.token_ids,
-                "delta_loglik": [float(x) for x in self.delta_loglik]}
+        return {
+            "model": self.model,
+            "prompt": self.prompt,
+            "tokens": self.tokens,
+            "token_ids": self.token_ids,
+            "delta_loglik": [float(x) for x in self.delta_loglik],
+        }
 
 
 def proxies(pre: Prefill) -> dict[str, np.ndarray]:
     """Per-position importance proxies ``[position]``, higher = keep (see the module docstring)."""
     snap = pre.snapshot
     keys, values = torch.stack(snap.keys).double(), torch.stack(snap.values).double()  # [L, H, P, d]
-    out = {"magnitude": magnitude(keys, values).mean(dim=(0, 1)).numpy(),
-           "mean_abs": mean_abs(keys, values).mean(dim=(0, 1)).numpy(),
-           "low key norm": (-keys.norm(dim=-1).mean(dim=(0, 1))).numpy()}
+    out = {
+        "magnitude": magnitude(keys, values).mean(dim=(0, 1)).numpy(),
+        "mean_abs": mean_abs(keys, values).mean(dim=(0, 1)).numpy(),
+        "low key norm": (-keys.norm(dim=-1).mean(dim=(0, 1))).numpy(),
+    }
     if snap.attention_received is not None:
         out["attention received"] = snap.attention_received.double().sum(dim=(0, 1)).numpy()
         out["mean attention"] = snap.mean_attention().double().mean(dim=(0, 1)).numpy()
     return out
 
 
-def leave_one_out(model: Any, model_name: str, prompt: str, pre: Prefill, cont_ids: torch.Tensor,
-                  quiet: bool = False) -> LooResult:
+def leave_one_out(
+    model: Any, model_name: str, prompt: str, pre: Prefill, cont_ids: torch.Tensor, quiet: bool = False
+) -> LooResult:
     """Evict each prompt token in turn from every layer and kv_head and record the loglik change
     (progress on stderr in a terminal unless ``quiet``)."""
     base = measure(model, pre, cont_ids, Plan("baseline")).loglik

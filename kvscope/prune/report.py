@@ -20,8 +20,11 @@ def save_sweep(res: SweepResult, out: Path) -> list[Path]:
     from kvscope.plots.prune import compression_pareto
 
     ensure_dir(out)
-    return [write_text(out / "sweep.csv", to_csv(res)), write_json(out / "sweep.json", res.to_dict()),
-            save_figure(compression_pareto(res), out / "compression_pareto.png")]
+    return [
+        write_text(out / "sweep.csv", to_csv(res)),
+        write_json(out / "sweep.json", res.to_dict()),
+        save_figure(compression_pareto(res), out / "compression_pareto.png"),
+    ]
 
 
 def save_scan(res: ScanResult, out: Path) -> list[Path]:
@@ -30,9 +33,12 @@ def save_scan(res: ScanResult, out: Path) -> list[Path]:
     from kvscope.plots.prune import scan_figure
 
     ensure_dir(out)
-    return [write_json(out / f"prune_scan_{res.kind}.json", res.to_dict()),
-            save_figure(scan_figure(res, res.predicted_potential, res.predicted_definition),
-                        out / f"prune_scan_{res.kind}.png")]
+    return [
+        write_json(out / f"prune_scan_{res.kind}.json", res.to_dict()),
+        save_figure(
+            scan_figure(res, res.predicted_potential, res.predicted_definition), out / f"prune_scan_{res.kind}.png"
+        ),
+    ]
 
 
 def save_loo(res: LooResult, out: Path) -> list[Path]:
@@ -41,5 +47,7 @@ def save_loo(res: LooResult, out: Path) -> list[Path]:
     from kvscope.plots.prune import importance_ground_truth
 
     ensure_dir(out)
-    return [write_json(out / "importance_ground_truth.json", res.ground_truth_json()),
-            save_figure(importance_ground_truth(res), out / "importance_ground_truth.png")]
+    return [
+        write_json(out / "importance_ground_truth.json", res.ground_truth_json()),
+        save_figure(importance_ground_truth(res), out / "importance_ground_truth.png"),
+    ]

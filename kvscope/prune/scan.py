@@ -38,8 +38,9 @@ class ScanResult:
         return dict(self.__dict__)
 
 
-def encode_texts(tokenizer: Any, info: ModelInfo, prompt: str | None, continuation: str | None,
-                 truncate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_texts(
+    tokenizer: Any, info: ModelInfo, prompt: str | None, continuation: str | None, truncate: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids ``[1, P]`` and ``[1, C]``; the continuation needs at least 2 tokens to score one."""
     from kvscope.capturing import encode_prompt
 
@@ -51,14 +52,24 @@ def encode_texts(tokenizer: Any, info: ModelInfo, prompt: str | None, continuati
     if cont.shape[1] < 2:
         raise UsageError("the continuation must have at least two tokens (the first is predicted before pruning)")
     if info.max_positions and ids.shape[1] + cont.shape[1] > info.max_positions:
-        raise UsageError(f"prompt + continuation are {ids.shape[1] + cont.shape[1]} tokens; the model takes "
-                         f"at most {info.max_positions}")
+        raise UsageError(
+            f"prompt + continuation are {ids.shape[1] + cont.shape[1]} tokens; the model takes "
+            f"at most {info.max_positions}"
+        )
     return ids, cont
 
 
-def scan(model: Any, tokenizer: Any, info: ModelInfo, kind: str = "layers", prompt: str | None = None,
-         continuation: str | None = None, pre: Prefill | None = None,
-         cont_ids: torch.Tensor | None = None, quiet: bool = False) -> ScanResult:
+def scan(
+    model: Any,
+    tokenizer: Any,
+    info: ModelInfo,
+    kind: str = "layers",
+    prompt: str | None = None,
+    continuation: str | None = None,
+    pre: Prefill | None = None,
+    cont_ids: torch.Tensor | None = None,
+    quiet: bool = False,
+) -> ScanResult:
     """Evict each layer (or each (layer, kv_head)) alone and measure the continuation perplexity
     (progress on stderr in a terminal unless ``quiet``)."""
     if kind not in KINDS:
@@ -75,8 +86,9 @@ def scan(model: Any, tokenizer: Any, info: ModelInfo, kind: str = "layers", prom
         keep = structural_keep(info, n, [index[0]], heads)
         ppl[index] = measure(model, pre, cont_ids, Plan(str(index), keep)).ppl
     predicted, definition = _predicted(pre, kind)
-    return ScanResult(kind, info.name, base, ppl, 100.0 * (ppl - base) / base, n, int(cont_ids.shape[1]) - 1,
-                      predicted, definition)
+    return ScanResult(
+        kind, info.name, base, ppl, 100.0 * (ppl - base) / base, n, int(cont_ids.shape[1]) - 1, predicted, definition
+    )
 
 
 def _predicted(pre: Prefill, kind: str) -> tuple[np.ndarray | None, str]:

@@ -66,8 +66,10 @@ class SweepResult:
         return d
 
     def __repr__(self) -> str:
-        return (f"SweepResult({self.model}: {len(self.rows)} configurations on {self.prompt_tokens} prompt tokens, "
-                f"{self.prefills} prefill(s), baseline ppl {self.baseline_ppl:.3f}; one text, an example, not a ranking)")
+        return (
+            f"SweepResult({self.model}: {len(self.rows)} configurations on {self.prompt_tokens} prompt tokens, "
+            f"{self.prefills} prefill(s), baseline ppl {self.baseline_ppl:.3f}; one text, an example, not a ranking)"
+        )
 
     def _repr_html_(self) -> str:
         from kvscope.prune.html import sweep_result_html
@@ -75,19 +77,44 @@ class SweepResult:
         return sweep_result_html(self)
 
 
-def _row(model: Any, pre: Prefill, cont_ids: torch.Tensor, plan: Plan, method: str, setting: str,
-         ratio: float | None, base: tuple[float, int, int] | None) -> SweepRow:
+def _row(
+    model: Any,
+    pre: Prefill,
+    cont_ids: torch.Tensor,
+    plan: Plan,
+    method: str,
+    setting: str,
+    ratio: float | None,
+    base: tuple[float, int, int] | None,
+) -> SweepRow:
     t0 = time.perf_counter()
     m = measure(model, pre, cont_ids, plan)
     seconds = time.perf_counter() - t0
     ppl0, bytes0, fp16_0 = base or (m.ppl, m.kv_bytes, m.kv_bytes_fp16)
-    return SweepRow(method, setting, ratio, m.ppl, pct(m.ppl, ppl0), m.kv_bytes, m.kv_bytes / bytes0, seconds,
-                    m.kv_bytes_fp16, m.kv_bytes_fp16 / fp16_0)
+    return SweepRow(
+        method,
+        setting,
+        ratio,
+        m.ppl,
+        pct(m.ppl, ppl0),
+        m.kv_bytes,
+        m.kv_bytes / bytes0,
+        seconds,
+        m.kv_bytes_fp16,
+        m.kv_bytes_fp16 / fp16_0,
+    )
 
 
-def sweep(model: Any, model_name: str, pre: Prefill, cont_ids: torch.Tensor, ratios=RATIOS,
-          strategies: list[str | Strategy] | None = None, quant_specs: list[str | KiviSpec] = QUANT_SPECS,
-          quiet: bool = False) -> SweepResult:
+def sweep(
+    model: Any,
+    model_name: str,
+    pre: Prefill,
+    cont_ids: torch.Tensor,
+    ratios=RATIOS,
+    strategies: list[str | Strategy] | None = None,
+    quant_specs: list[str | KiviSpec] = QUANT_SPECS,
+    quiet: bool = False,
+) -> SweepResult:
     """Baseline, then each strategy x ratio, then each KIVI spec, all against ``pre``'s cache.
 
     ``strategies``: registered names or strategies made with ``make_strategy`` (default: every one).
@@ -106,15 +133,34 @@ def sweep(model: Any, model_name: str, pre: Prefill, cont_ids: torch.Tensor, rat
                 rows.append(_row(model, pre, cont_ids, plan, what.label, f"{r:g}", r, ref))
     layers = len(pre.keys)
     warnings = [w for s in chosen for r in ratios for w in s.warnings(pre.n_positions, r, layers=layers)]
-    return SweepResult(model_name, base.ppl, base.kv_bytes, rows, pre.n_positions, int(cont_ids.shape[1]) - 1,
-                       pre.seconds, sum(r.seconds for r in rows), pre.forward_passes + count.prefills,
-                       warnings=warnings)
+    return SweepResult(
+        model_name,
+        base.ppl,
+        base.kv_bytes,
+        rows,
+        pre.n_positions,
+        int(cont_ids.shape[1]) - 1,
+        pre.seconds,
+        sum(r.seconds for r in rows),
+        pre.forward_passes + count.prefills,
+        warnings=warnings,
+    )
 
 
 def to_csv(result: SweepResult) -> str:
     """The rows as CSV text (header first)."""
-    cols = ["method", "setting", "ratio", "ppl", "ppl_change_pct", "kv_bytes", "kv_fraction", "seconds",
-            "kv_bytes_fp16", "kv_fraction_fp16"]
+    cols = [
+        "method",
+        "setting",
+        "ratio",
+        "ppl",
+        "ppl_change_pct",
+        "kv_bytes",
+        "kv_fraction",
+        "seconds",
+        "kv_bytes_fp16",
+        "kv_fraction_fp16",
+    ]
     lines = [",".join(cols)]
     for r in result.rows:
         lines.append(",".join("" if getattr(r, c) is None else str(getattr(r, c)) for c in cols))

@@ -11,9 +11,10 @@ over prompts, with 95 % bootstrap intervals; one prompt keeps the full single-pr
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -66,8 +67,10 @@ class AnalyzeResult:
     def __repr__(self) -> str:
         p = self.metrics["prompt"]
         size = f"{p['prompts']} prompts" if "prompts" in p else f"{p['tokens']} tokens"
-        return (f"AnalyzeResult({self.metrics['model']['name']}, {size}, {len(self.figures)} figures, "
-                f"verdict={self.verdict[:80]!r}{'...' if len(self.verdict) > 80 else ''})")
+        return (
+            f"AnalyzeResult({self.metrics['model']['name']}, {size}, {len(self.figures)} figures, "
+            f"verdict={self.verdict[:80]!r}{'...' if len(self.verdict) > 80 else ''})"
+        )
 
     def _repr_html_(self) -> str:
         import html
@@ -75,10 +78,16 @@ class AnalyzeResult:
         from kvscope.plots.analyze import encode
         from kvscope.report.html import data_uri
 
-        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))[:200]}</td></tr>"
-                       for k, v in self.metrics["headline"].items() if k != "verdict")
-        figs = "".join(f'<figure><figcaption>{html.escape(n)}</figcaption><img style="max-width:100%" '
-                       f'src="{data_uri(encode(f, "png"), "png")}"></figure>' for n, f in self.figures.items())
+        rows = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))[:200]}</td></tr>"
+            for k, v in self.metrics["headline"].items()
+            if k != "verdict"
+        )
+        figs = "".join(
+            f'<figure><figcaption>{html.escape(n)}</figcaption><img style="max-width:100%" '
+            f'src="{data_uri(encode(f, "png"), "png")}"></figure>'
+            for n, f in self.figures.items()
+        )
         return f"<p><b>{html.escape(self.verdict)}</b></p><table>{rows}</table>{figs}"
 
 
@@ -113,11 +122,23 @@ def _ground_truth(ground_truth: Any, snap: KVSnapshot) -> tuple[np.ndarray | Non
     return np.asarray(ground_truth, dtype=np.float64), "ground truth given as an array", None
 
 
-def analyze(snapshot: KVSnapshot | list[KVSnapshot], *, model: Any = None, tokenizer: Any = None,
-            layer: int | None = None, sparsity_threshold: float = 1e-5, sink_share: float = 0.2,
-            ground_truth: Any = None, scan_layers: bool = False, scan_heads: bool = False,
-            continuation: str | None = None, cache_scale: str = "layer", cache_norm: str = "auto",
-            fmt: str = "png", quiet: bool = True) -> AnalyzeResult:
+def analyze(
+    snapshot: KVSnapshot | list[KVSnapshot],
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    layer: int | None = None,
+    sparsity_threshold: float = 1e-5,
+    sink_share: float = 0.2,
+    ground_truth: Any = None,
+    scan_layers: bool = False,
+    scan_heads: bool = False,
+    continuation: str | None = None,
+    cache_scale: str = "layer",
+    cache_norm: str = "auto",
+    fmt: str = "png",
+    quiet: bool = True,
+) -> AnalyzeResult:
     """Analyze one snapshot (every figure) or a list of them (figures aggregated over prompts).
 
     ``model`` (optional) adds what needs it: the projection weights, the model's own attention scale,
@@ -128,22 +149,46 @@ def analyze(snapshot: KVSnapshot | list[KVSnapshot], *, model: Any = None, token
         if len(snapshot) == 1:
             snapshot = snapshot[0]
         else:
-            return analyze_many(iter(snapshot), model=model, layer=layer, sparsity_threshold=sparsity_threshold,
-                                sink_share=sink_share, fmt=fmt, quiet=quiet, total=len(snapshot))
+            return analyze_many(
+                iter(snapshot),
+                model=model,
+                layer=layer,
+                sparsity_threshold=sparsity_threshold,
+                sink_share=sink_share,
+                fmt=fmt,
+                quiet=quiet,
+                total=len(snapshot),
+            )
     t0 = time.perf_counter()
     layer = _check(layer, snapshot.n_layers, cache_scale, cache_norm, fmt)
     truth, truth_note, truth_bytes = _ground_truth(ground_truth, snapshot)
-    options = AnalysisOptions(layer=layer, sparsity_threshold=sparsity_threshold, sink_share=sink_share,
-                              delta_loglik=truth)
+    options = AnalysisOptions(
+        layer=layer, sparsity_threshold=sparsity_threshold, sink_share=sink_share, delta_loglik=truth
+    )
     ctx = run_all(snapshot, options, model=model)
     timing = {"analysis": time.perf_counter() - t0}
     notes = dict(ctx.notes)
     if truth_note and truth is None:
         notes["ground_truth"] = truth_note
     scan = _scan(snapshot, model, tokenizer, ctx.results, scan_layers, scan_heads, continuation, notes, timing)
-    return _finish(snapshot, ctx.results, notes, scan, timing, truth_bytes, fmt, {
-        "layer": layer, "sparsity_threshold": sparsity_threshold, "sink_share": sink_share, "format": fmt,
-        "cache_scale": cache_scale, "cache_norm": cache_norm, "ground_truth": truth_note or None})
+    return _finish(
+        snapshot,
+        ctx.results,
+        notes,
+        scan,
+        timing,
+        truth_bytes,
+        fmt,
+        {
+            "layer": layer,
+            "sparsity_threshold": sparsity_threshold,
+            "sink_share": sink_share,
+            "format": fmt,
+            "cache_scale": cache_scale,
+            "cache_norm": cache_norm,
+            "ground_truth": truth_note or None,
+        },
+    )
 
 
 def _scan(snapshot, model, tokenizer, results, layers, heads, continuation, notes, timing):
@@ -161,8 +206,15 @@ def _scan(snapshot, model, tokenizer, results, layers, heads, continuation, note
         t0 = time.perf_counter()
         from kvscope.analyses.pruning_potential import pruning_potential
 
-        result = measure_scan(model, tokenizer, snapshot.info, results.get("pruning") or pruning_potential(snapshot),
-                              snapshot.text, continuation, heads=heads)
+        result = measure_scan(
+            model,
+            tokenizer,
+            snapshot.info,
+            results.get("pruning") or pruning_potential(snapshot),
+            snapshot.text,
+            continuation,
+            heads=heads,
+        )
         timing["scan"] = time.perf_counter() - t0
         return result
     return None
@@ -172,9 +224,14 @@ def _finish(snapshot, results, notes, scan, timing, truth_bytes, fmt, options) -
     from kvscope.plots.analyze import FIGURES, FigureData, draw_figures
     from kvscope.report.metrics import build_metrics
 
-    meta = {"model": snapshot.info.name, "layers": snapshot.n_layers, "layer": options["layer"],
-            "n_positions": snapshot.n_positions, "cache_scale": options["cache_scale"],
-            "cache_norm": options["cache_norm"]}
+    meta = {
+        "model": snapshot.info.name,
+        "layers": snapshot.n_layers,
+        "layer": options["layer"],
+        "n_positions": snapshot.n_positions,
+        "cache_scale": options["cache_scale"],
+        "cache_norm": options["cache_norm"],
+    }
     scan_arrays = {k: scan[k] for k in ("layers", "heads") if scan and k in scan}
     t0 = time.perf_counter()
     figures, skipped = draw_figures(FigureData(results, meta, scan_arrays), notes)
@@ -187,13 +244,23 @@ def _finish(snapshot, results, notes, scan, timing, truth_bytes, fmt, options) -
 
 
 def _status(specs, figures, skipped, fmt) -> dict[str, dict]:
-    return {name: {"files": [f"{stem}.{fmt}" for stem in spec.files]} if name in figures
-            else {"skipped": skipped[name]} for name, spec in specs.items()}
+    return {
+        name: {"files": [f"{stem}.{fmt}" for stem in spec.files]} if name in figures else {"skipped": skipped[name]}
+        for name, spec in specs.items()
+    }
 
 
-def analyze_many(snapshots: Iterable[KVSnapshot], *, model: Any = None, layer: int | None = None,
-                 sparsity_threshold: float = 1e-5, sink_share: float = 0.2, fmt: str = "png",
-                 quiet: bool = True, total: int | None = None) -> AnalyzeResult:
+def analyze_many(
+    snapshots: Iterable[KVSnapshot],
+    *,
+    model: Any = None,
+    layer: int | None = None,
+    sparsity_threshold: float = 1e-5,
+    sink_share: float = 0.2,
+    fmt: str = "png",
+    quiet: bool = True,
+    total: int | None = None,
+) -> AnalyzeResult:
     """Analyses of each snapshot (consumed one at a time, so a generator keeps one in memory), then the
     figures and metrics aggregated over them (``kvscope.analyses.many``)."""
     from kvscope.analyses.many import aggregate
@@ -205,13 +272,22 @@ def analyze_many(snapshots: Iterable[KVSnapshot], *, model: Any = None, layer: i
     runs, infos, tokens, first, notes = [], [], [], None, {}
     for i, snap in enumerate(track(snapshots, "analyzing prompts", total=total, quiet=quiet)):
         lay = _check(layer, snap.n_layers, "layer", "auto", fmt)
-        ctx = run_all(snap, AnalysisOptions(layer=lay, sparsity_threshold=sparsity_threshold, sink_share=sink_share),
-                      model=model, only=MANY_ANALYSES)
+        ctx = run_all(
+            snap,
+            AnalysisOptions(layer=lay, sparsity_threshold=sparsity_threshold, sink_share=sink_share),
+            model=model,
+            only=MANY_ANALYSES,
+        )
         runs.append(ctx.results)
         notes.update({f"prompt {i}: {k}": v for k, v in ctx.notes.items()})
         tokens.append(snap.n_positions)
-        infos.append({"tokens": snap.n_positions, "characters": len(snap.text),
-                      "verdict": ctx.results["importance"].verdict if "importance" in ctx.results else None})
+        infos.append(
+            {
+                "tokens": snap.n_positions,
+                "characters": len(snap.text),
+                "verdict": ctx.results["importance"].verdict if "importance" in ctx.results else None,
+            }
+        )
         first = first or snap
     if first is None:
         raise UsageError("no prompts to analyze")
@@ -221,16 +297,30 @@ def analyze_many(snapshots: Iterable[KVSnapshot], *, model: Any = None, layer: i
     data = FigureData({**runs[0], "many": many}, {"model": first.info.name, "layers": first.n_layers})
     figures, skipped = draw_figures(data, notes, many=True)
     timing["plotting"] = time.perf_counter() - t0
-    options = {"sparsity_threshold": sparsity_threshold, "sink_share": sink_share, "format": fmt,
-               "layer": check_layer(layer, first.n_layers)}
-    metrics = build_many_metrics(infos, first.info.to_dict(), many, notes, _status(FIGURES, figures, skipped, fmt),
-                                 options)
-    return AnalyzeResult(metrics, many.verdict, figures, runs[0], fmt, timing,
-                         token_data(runs[0]) if "tokens" in runs[0] else None)
+    options = {
+        "sparsity_threshold": sparsity_threshold,
+        "sink_share": sink_share,
+        "format": fmt,
+        "layer": check_layer(layer, first.n_layers),
+    }
+    metrics = build_many_metrics(
+        infos, first.info.to_dict(), many, notes, _status(FIGURES, figures, skipped, fmt), options
+    )
+    return AnalyzeResult(
+        metrics, many.verdict, figures, runs[0], fmt, timing, token_data(runs[0]) if "tokens" in runs[0] else None
+    )
 
 
-def analyze_texts(model: Any, tokenizer: Any, texts: list[str], *, info: Any = None, truncate: bool = False,
-                  quiet: bool = True, **kw: Any) -> AnalyzeResult:
+def analyze_texts(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    *,
+    info: Any = None,
+    truncate: bool = False,
+    quiet: bool = True,
+    **kw: Any,
+) -> AnalyzeResult:
     """Capture each text (attention and queries) and analyze them together; one text = :func:`analyze`."""
     from kvscope.capturing import capture
 

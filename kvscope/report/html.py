@@ -34,12 +34,16 @@ def _figures(figures: dict[str, dict], specs: dict, images: dict[str, str]) -> s
         title = html.escape(spec.title)
         files = ", ".join(html.escape(Path(f).name) for f in status.get("files", []))
         if "files" in status and name in images:
-            parts.append(f'<figure id="{html.escape(name)}"><h3>{title} <small>({files})</small></h3>'
-                         f'<img alt="{html.escape(name)}" src="{images[name]}">'
-                         f"<figcaption>{html.escape(spec.explanation)}</figcaption></figure>")
+            parts.append(
+                f'<figure id="{html.escape(name)}"><h3>{title} <small>({files})</small></h3>'
+                f'<img alt="{html.escape(name)}" src="{images[name]}">'
+                f"<figcaption>{html.escape(spec.explanation)}</figcaption></figure>"
+            )
         else:
-            parts.append(f'<figure id="{html.escape(name)}"><h3>{title}</h3><p class="skipped">Not drawn: '
-                         f"{html.escape(status.get('skipped', 'no image'))}</p></figure>")
+            parts.append(
+                f'<figure id="{html.escape(name)}"><h3>{title}</h3><p class="skipped">Not drawn: '
+                f"{html.escape(status.get('skipped', 'no image'))}</p></figure>"
+            )
     return "\n".join(parts)
 
 
@@ -64,20 +68,27 @@ def _headline_rows(head: dict[str, Any]) -> str:
     return '<table class="head">' + "".join(rows) + "</table>"
 
 
-def build_report(metrics: dict[str, Any], token_data: dict[str, Any], specs: dict,
-                 images: dict[str, str] | None = None) -> str:
+def build_report(
+    metrics: dict[str, Any], token_data: dict[str, Any], specs: dict, images: dict[str, str] | None = None
+) -> str:
     """The report's HTML text. ``token_data``: per-token lists (tokens, types, key_norm, value_norm,
     magnitude, attention, sink); ``specs``: the figure registry (titles and explanations)."""
     template = resources.files("kvscope.report").joinpath("template.html").read_text(encoding="utf-8")
     head = metrics["headline"]
     verdict = head.get("verdict", "Attention was not captured, so importance proxies were not checked.")
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in metrics["warnings"])
-    colorby = "attention received" if any(a is not None for a in to_jsonable(token_data["attention"])) \
+    colorby = (
+        "attention received"
+        if any(a is not None for a in to_jsonable(token_data["attention"]))
         else "magnitude (no attention data)"
+    )
     fills = {
         "title": html.escape(f"{metrics['model']['name']} ({metrics['prompt']['tokens']} tokens)"),
-        "verdict": html.escape(verdict), "warnings": warnings, "headline": _headline_rows(head),
-        "colorby": colorby, "figures": _figures(metrics["figures"], specs, images or {}),
+        "verdict": html.escape(verdict),
+        "warnings": warnings,
+        "headline": _headline_rows(head),
+        "colorby": colorby,
+        "figures": _figures(metrics["figures"], specs, images or {}),
         "version": html.escape(metrics["kvscope_version"]),
         "data": safe_json({"tokens": token_data, "headline": head}),
     }

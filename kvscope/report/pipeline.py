@@ -32,5 +32,12 @@ def load_ground_truth(path: Path | None, snapshot: KVSnapshot) -> tuple[np.ndarr
 
 def token_data(results: dict[str, Any]) -> dict[str, Any]:
     t = results["tokens"]
-    return {"tokens": t.tokens, "types": t.types, "key_norm": t.key_norm, "value_norm": t.value_norm,
-            "magnitude": t.magnitude, "attention": t.attention, "sink": t.sink}
+    return {
+        "tokens": t.tokens,
+        "types": t.types,
+        "key_norm": t.key_norm,
+        "value_norm": t.value_norm,
+        "magnitude": t.magnitude,
+        "attention": t.attention,
+        "sink": t.sink,
+    }

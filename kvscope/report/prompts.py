@@ -31,7 +31,7 @@ def _jsonl(path: Path) -> list[str]:
         except ValueError:
             raise UsageError(f"prompts file {path}: line {n} is not JSON") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
-            raise UsageError(f"prompts file {path}: line {n} has no non-empty \"text\" field")
+            raise UsageError(f'prompts file {path}: line {n} has no non-empty "text" field')
         texts.append(obj["text"])
     return texts
 
@@ -57,5 +57,5 @@ def load_prompts(spec: str | Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read prompts {path}: {getattr(exc, 'strerror', None) or exc}") from None
     if not texts:
-        raise UsageError(f"prompts file {path} is empty: one JSON object with a \"text\" field per line")
+        raise UsageError(f'prompts file {path} is empty: one JSON object with a "text" field per line')
     return texts

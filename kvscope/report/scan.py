@@ -15,8 +15,15 @@ def scan_available() -> bool:
     return importlib.util.find_spec("kvscope.prune.scan") is not None
 
 
-def measure_scan(model: Any, tokenizer: Any, info: Any, snapshot_layers_score: Any, prompt: str,
-                 continuation: str, heads: bool = False) -> dict[str, Any]:
+def measure_scan(
+    model: Any,
+    tokenizer: Any,
+    info: Any,
+    snapshot_layers_score: Any,
+    prompt: str,
+    continuation: str,
+    heads: bool = False,
+) -> dict[str, Any]:
     """``{"layers": [layer] ppl change %, "heads": [layer, kv_head] (with ``heads``), baseline, and the
     Spearman between pruning potential and the measured change (negative = the score predicts it)}``."""
     from kvscope.prune.scan import scan

@@ -23,7 +23,7 @@ def _report(tmp_path):
     n = len(TOKENS)
     keys = [torch.zeros(1, n, 4) for _ in range(2)]
     for k in keys:
-        k[0, 0, 0] = 30.0                      # position 0 draws the attention: a sink
+        k[0, 0, 0] = 30.0  # position 0 draws the attention: a sink
         k[0, 1:, 1] = torch.linspace(1, 2, n - 1)
     snap = make_snapshot(keys, [torch.ones(1, n, 4)] * 2, tokens=list(TOKENS), q_heads=2)
     from tests.unit.test_analyses_synth import causal_attention
@@ -56,8 +56,8 @@ def test_report_in_chromium(tmp_path):
         page.goto(path.as_uri())
         spans = page.locator("#strip .tok")
         assert spans.count() == len(TOKENS)
-        assert spans.nth(1).text_content() == TOKENS[1]          # shown as text, not run
-        assert page.locator("b").count() == 0                     # "<b>" in a token made no element
+        assert spans.nth(1).text_content() == TOKENS[1]  # shown as text, not run
+        assert page.locator("b").count() == 0  # "<b>" in a token made no element
         assert page.locator("#strip .tok.sink").count() >= 1
         spans.nth(0).hover()
         tip = page.locator("#tip").text_content()

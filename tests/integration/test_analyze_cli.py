@@ -43,11 +43,30 @@ def tiny_run(tiny, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("analyze")
     ids = encode_prompt(tiny.tokenizer, PROMPT, 0)[0].tolist()
-    gt = {"model": "tiny", "prompt": PROMPT, "tokens": [str(i) for i in ids], "token_ids": ids,
-          "delta_loglik": [-float(i % 5) for i in range(len(ids))]}
+    gt = {
+        "model": "tiny",
+        "prompt": PROMPT,
+        "tokens": [str(i) for i in ids],
+        "token_ids": ids,
+        "delta_loglik": [-float(i % 5) for i in range(len(ids))],
+    }
     (out / "importance_ground_truth.json").write_text(json.dumps(gt))
-    main(["analyze", "--model", "tiny", "--prompt", PROMPT, "--out", str(out), "--json",
-          "--scan", "--scan-heads", "--continuation", " Alice paid 42 euros."])
+    main(
+        [
+            "analyze",
+            "--model",
+            "tiny",
+            "--prompt",
+            PROMPT,
+            "--out",
+            str(out),
+            "--json",
+            "--scan",
+            "--scan-heads",
+            "--continuation",
+            " Alice paid 42 euros.",
+        ]
+    )
     return out
 
 
@@ -74,8 +93,9 @@ def test_snapshot_without_attention_skips_with_notes(tiny, tmp_path, capsys):
 
     snap = capture(tiny.model, tiny.tokenizer, "The cat sat on the mat.", info=tiny.info)
     snap.save(tmp_path / "s.kvs")
-    code, out, err = run_cli(["analyze", "--snapshot", str(tmp_path / "s.kvs"), "--out", str(tmp_path / "o"),
-                              "--json"], capsys)
+    code, out, err = run_cli(
+        ["analyze", "--snapshot", str(tmp_path / "s.kvs"), "--out", str(tmp_path / "o"), "--json"], capsys
+    )
     assert code == 0, err
     doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert "no attention data" in doc["figures"]["importance_validation"]["skipped"]
@@ -94,12 +114,15 @@ def test_ground_truth_is_read_from_the_out_dir(tiny_run):
     assert (tiny_run / "importance_ground_truth.json").is_file()  # kept when the out dir is replaced
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--prompt", "   "], 2),
-    (["--prompt-file", "/nonexistent/prompt.txt"], 2),
-    (["--prompt", "hi there", "--layer", "7"], 2),
-    (["--prompt", "hi", "--snapshot", "x.kvs"], 2),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--prompt", "   "], 2),
+        (["--prompt-file", "/nonexistent/prompt.txt"], 2),
+        (["--prompt", "hi there", "--layer", "7"], 2),
+        (["--prompt", "hi", "--snapshot", "x.kvs"], 2),
+    ],
+)
 def test_bad_input_is_one_line(argv, expected, tmp_path, capsys):
     code, _, err = run_cli(["analyze", "--model", "tiny", "--out", str(tmp_path / "out")] + argv, capsys)
     assert_one_line_error(err, code, expected)
@@ -111,7 +134,7 @@ def _prompts_cases(tmp_path):
     (tmp_path / "notext.jsonl").write_text('{"prompt": "hi"}\n')
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "a.md").write_text("hi")
-    return {"empty.jsonl": "is empty", "notext.jsonl": "no non-empty \"text\"", "folder": "no .txt files"}
+    return {"empty.jsonl": "is empty", "notext.jsonl": 'no non-empty "text"', "folder": "no .txt files"}
 
 
 def test_bad_prompts_and_layer_fail_before_the_model_loads(tmp_path, capsys, monkeypatch):
@@ -138,8 +161,9 @@ def test_library_save_writes_what_the_cli_writes(tiny, tmp_path, capsys):
 
     snap = capture(tiny.model, tiny.tokenizer, PROMPT, info=tiny.info, attention=True, queries=True)
     snap.save(tmp_path / "s.kvs")
-    code, _, err = run_cli(["analyze", "--snapshot", str(tmp_path / "s.kvs"), "--out", str(tmp_path / "cli"),
-                            "--json"], capsys)
+    code, _, err = run_cli(
+        ["analyze", "--snapshot", str(tmp_path / "s.kvs"), "--out", str(tmp_path / "cli"), "--json"], capsys
+    )
     assert code == 0, err
     result = analyze(snap)
     assert "figures" in repr(result) and "<img" in result._repr_html_()
@@ -151,11 +175,25 @@ def test_library_save_writes_what_the_cli_writes(tiny, tmp_path, capsys):
 
 
 def test_many_prompts_give_intervals(tiny, tmp_path, capsys):
-    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in
-                                                 ["Alice paid 42 euros in Paris.", "def f(x):\n    return x + 1",
-                                                  "Tom said: call me at 9."]))
-    code, out, err = run_cli(["analyze", "--model", "tiny", "--prompts", str(tmp_path / "p.jsonl"), "--out",
-                              str(tmp_path / "many"), "--json"], capsys)
+    (tmp_path / "p.jsonl").write_text(
+        "\n".join(
+            json.dumps({"text": t})
+            for t in ["Alice paid 42 euros in Paris.", "def f(x):\n    return x + 1", "Tom said: call me at 9."]
+        )
+    )
+    code, out, err = run_cli(
+        [
+            "analyze",
+            "--model",
+            "tiny",
+            "--prompts",
+            str(tmp_path / "p.jsonl"),
+            "--out",
+            str(tmp_path / "many"),
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads((tmp_path / "many" / "metrics.json").read_text())
     assert doc["headline"]["prompts"] == 3 and "over 3 prompts" in doc["headline"]["verdict"]
@@ -198,8 +236,10 @@ def test_scan_puts_the_measured_change_beside_the_score(tiny_run):
 
 
 def test_scan_on_a_custom_prompt_needs_a_continuation(tmp_path, capsys):
-    code, _, err = run_cli(["analyze", "--model", "tiny", "--prompt", "Alice paid 42 euros.", "--scan",
-                            "--out", str(tmp_path), "--json"], capsys)
+    code, _, err = run_cli(
+        ["analyze", "--model", "tiny", "--prompt", "Alice paid 42 euros.", "--scan", "--out", str(tmp_path), "--json"],
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert doc["scan"] is None and "--continuation" in doc["skipped_analyses"]["scan"]

@@ -19,12 +19,18 @@ def test_compare_two_prompts_writes_one_report(tmp_path, capsys):
     b = make_snapshot(keys, [v.clone() for v in a.values], seed=1)
     a.save(tmp_path / "a.kvs")
     b.save(tmp_path / "b.kvs")
-    code, out, err = run_cli(["compare", str(tmp_path / "a.kvs"), str(tmp_path / "b.kvs"), "--out",
-                              str(tmp_path / "cmp"), "--json"], capsys)
+    code, out, err = run_cli(
+        ["compare", str(tmp_path / "a.kvs"), str(tmp_path / "b.kvs"), "--out", str(tmp_path / "cmp"), "--json"], capsys
+    )
     assert code == 0, err
     names = sorted(p.name for p in (tmp_path / "cmp").iterdir())
-    assert names == ["compare_channels.png", "compare_layers.png", "compare_quantization.png", "metrics.json",
-                     "report.html"]
+    assert names == [
+        "compare_channels.png",
+        "compare_layers.png",
+        "compare_quantization.png",
+        "metrics.json",
+        "report.html",
+    ]
     doc = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
     diff = np.array(doc["difference"]["outlier_ratio_k"])
     assert diff[1] > 1 and np.allclose(diff[[0, 2]], 0)  # only layer 1 changed
@@ -34,8 +40,9 @@ def test_compare_two_prompts_writes_one_report(tmp_path, capsys):
 def test_compare_with_different_shapes_says_what_differs(tmp_path, capsys):
     random_snapshot(layers=3, kv_heads=2, n=10, d=8).save(tmp_path / "a.kvs")
     random_snapshot(layers=2, kv_heads=2, n=10, d=16).save(tmp_path / "b.kvs")
-    code, _, err = run_cli(["compare", str(tmp_path / "a.kvs"), str(tmp_path / "b.kvs"), "--out",
-                            str(tmp_path / "cmp")], capsys)
+    code, _, err = run_cli(
+        ["compare", str(tmp_path / "a.kvs"), str(tmp_path / "b.kvs"), "--out", str(tmp_path / "cmp")], capsys
+    )
     assert_one_line_error(err, code, 2)
     assert "layers 3 vs 2" in err and "head_dim 8 vs 16" in err
     assert not (tmp_path / "cmp").exists()

@@ -11,8 +11,10 @@ from kvscope.plots.analyze import FIGURES
 from tests.integration.test_analyze_cli import ALL_FILES, check_metrics
 from tests.unit.test_analyses_figures import _png_ok
 
-PROMPT = ("On 3 May, Alice Moreau paid 42 euros for 7 books in Paris. <script>alert('owned')</script> "
-          "She said the price was fair, and the shop owner, Mr. Lee, agreed.")
+PROMPT = (
+    "On 3 May, Alice Moreau paid 42 euros for 7 books in Paris. <script>alert('owned')</script> "
+    "She said the price was fair, and the shop owner, Mr. Lee, agreed."
+)
 
 
 @pytest.mark.embedded

@@ -141,8 +141,10 @@ CASES: list[tuple[list[str], str]] = [
     (["analyze", "--snapshot", "{in}/plain_dir", "--out", "{out}"], "is not a kvscope snapshot"),
     (["analyze", "--snapshot", "{in}/ok.kvs", "--prompt", "hi", "--out", "{out}"], "give only one of"),
     (["analyze", "--snapshot", "{in}/ok.kvs", "--layer", "9", "--out", "{out}"], "unknown --layer 9"),
-    (["analyze", "--snapshot", "{in}/ok.kvs", "--ground-truth", "{in}/missing.json", "--out", "{out}"],
-     "cannot read ground truth"),
+    (
+        ["analyze", "--snapshot", "{in}/ok.kvs", "--ground-truth", "{in}/missing.json", "--out", "{out}"],
+        "cannot read ground truth",
+    ),
     (["analyze", "--format", "jpg"], "'jpg' is not one of"),
     (["analyze", "--sink-share", "0"], "--sink-share"),
     (["analyze", "--sparsity-threshold", "-1"], "--sparsity-threshold"),
@@ -275,9 +277,14 @@ def test_bad_input_exits_2_with_one_line(prepared, tmp_path, monkeypatch, capsys
     run_case(prepared, tmp_path, monkeypatch, capsys, argv, fragment)
 
 
-@pytest.mark.parametrize("argv,fragment", [
-    pytest.param(a, f, marks=pytest.mark.skip(reason=f"enabled by the lead after merging branch {b}"))
-    for a, f, b in SKIPPED], ids=[_id(c[0]) for c in SKIPPED])
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        pytest.param(a, f, marks=pytest.mark.skip(reason=f"enabled by the lead after merging branch {b}"))
+        for a, f, b in SKIPPED
+    ],
+    ids=[_id(c[0]) for c in SKIPPED],
+)
 def test_bad_input_needing_other_branches(prepared, tmp_path, monkeypatch, capsys, argv, fragment):
     run_case(prepared, tmp_path, monkeypatch, capsys, argv, fragment)
 
@@ -326,20 +333,32 @@ def test_interrupt_during_save_exits_with_its_code_and_leaves_nothing(tmp_path, 
 def test_real_signals_during_capture_save_leave_nothing_behind(tmp_path):
     """A real process receives SIGTERM, SIGINT (Ctrl+C) and SIGHUP while a snapshot's files are being
     written (three captures in turn): exits 143, 130 and 129, one line each, no temporary left."""
-    script = ("import sys, json; from pathlib import Path; from tests.integration.test_bad_input import _hooked\n"
-              "codes = {}\n"
-              "for sig in ('SIGTERM', 'SIGINT', 'SIGHUP'):\n"
-              "    d = Path(sys.argv[1]) / sig; (d / 'new').mkdir(parents=True)\n"
-              "    codes[sig] = _hooked(d, sig, 'written')\n"
-              "print(json.dumps(codes))\n")
+    script = (
+        "import sys, json; from pathlib import Path; from tests.integration.test_bad_input import _hooked\n"
+        "codes = {}\n"
+        "for sig in ('SIGTERM', 'SIGINT', 'SIGHUP'):\n"
+        "    d = Path(sys.argv[1]) / sig; (d / 'new').mkdir(parents=True)\n"
+        "    codes[sig] = _hooked(d, sig, 'written')\n"
+        "print(json.dumps(codes))\n"
+    )
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=root, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False, capture_output=True,
-                          text=True, env=env, cwd=root, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"SIGTERM": 143, "SIGINT": 130, "SIGHUP": 129}
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines == ["kvscope: error: terminated by SIGTERM", "kvscope: error: interrupted",
-                     "kvscope: error: terminated by SIGHUP"], proc.stderr
+    assert lines == [
+        "kvscope: error: terminated by SIGTERM",
+        "kvscope: error: interrupted",
+        "kvscope: error: terminated by SIGHUP",
+    ], proc.stderr
     for sig in ("SIGTERM", "SIGINT", "SIGHUP"):
         assert os.listdir(tmp_path / sig / "new") == [], sig

@@ -30,8 +30,9 @@ def test_caching_writes_figures_json_and_table(tmp_path, capsys):
 
 
 def test_json_flag_prints_the_same_numbers(tmp_path, capsys):
-    code, out, err = run_cli(BASE + ["--out", str(tmp_path), "--json", "--prompt", "ab cd", "--second-prompt",
-                                     "ab ce"], capsys)
+    code, out, err = run_cli(
+        BASE + ["--out", str(tmp_path), "--json", "--prompt", "ab cd", "--second-prompt", "ab ce"], capsys
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["prefix_reuse"]["shared_prefix_tokens"] == 4 and data["prefix_reuse"]["prompt2_tokens"] == 5
@@ -39,8 +40,7 @@ def test_json_flag_prints_the_same_numbers(tmp_path, capsys):
 
 
 def test_no_shared_prefix_is_reported_with_the_figure_drawn(tmp_path, capsys):
-    code, out, err = run_cli(BASE + ["--out", str(tmp_path), "--prompt", "abc def", "--second-prompt", "xyz"],
-                             capsys)
+    code, out, err = run_cli(BASE + ["--out", str(tmp_path), "--prompt", "abc def", "--second-prompt", "xyz"], capsys)
     assert code == 0, err
     assert "0 tokens (no shared prefix)" in out and "shares no prefix" in " ".join(err.split())
     assert (tmp_path / "prefix_reuse.png").stat().st_size > 10_000
@@ -48,15 +48,18 @@ def test_no_shared_prefix_is_reported_with_the_figure_drawn(tmp_path, capsys):
     assert data["reused_tokens"] == 0 and data["flops"]["saved"]["total"] == 0 and data["logits_match"]
 
 
-@pytest.mark.parametrize("extra,fragment", [
-    (["--layer", "2"], "--layer 2 is out of range: this model has layers 0..1"),
-    (["--layer", "-1"], "out of range"),
-    (["--prompt", "   "], "prompt is empty"),
-    (["--second-prompt", " "], "second prompt is empty"),
-    (["--prompt", "a"], "at least 2 tokens"),
-    (["--new-tokens", "0"], "--new-tokens"),
-    (["--new-tokens", "4096"], "--new-tokens must be between 1 and 4095"),
-])
+@pytest.mark.parametrize(
+    "extra,fragment",
+    [
+        (["--layer", "2"], "--layer 2 is out of range: this model has layers 0..1"),
+        (["--layer", "-1"], "out of range"),
+        (["--prompt", "   "], "prompt is empty"),
+        (["--second-prompt", " "], "second prompt is empty"),
+        (["--prompt", "a"], "at least 2 tokens"),
+        (["--new-tokens", "0"], "--new-tokens"),
+        (["--new-tokens", "4096"], "--new-tokens must be between 1 and 4095"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, capsys, extra, fragment):
     out = tmp_path / "out"
     code, _, err = run_cli(BASE + ["--out", str(out)] + extra, capsys)

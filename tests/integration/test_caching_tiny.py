@@ -57,12 +57,12 @@ def test_greedy_with_cache_equals_without_and_generate(tiny):
     assert with_cache.tokens == without.tokens
     assert with_cache.lengths == list(range(ids.shape[1] + 1, ids.shape[1] + 13))
     ref = model.generate(ids, max_new_tokens=12, do_sample=False, min_new_tokens=12, pad_token_id=258)
-    assert ref[0, ids.shape[1]:].tolist() == with_cache.tokens
+    assert ref[0, ids.shape[1] :].tolist() == with_cache.tokens
 
 
-@pytest.mark.parametrize("second,shared", [("The KV cache keeps every past query.", 30),
-                                           ("A different start entirely.", 0),
-                                           (TEXT, 44)])
+@pytest.mark.parametrize(
+    "second,shared", [("The KV cache keeps every past query.", 30), ("A different start entirely.", 0), (TEXT, 44)]
+)
 def test_prefix_reuse_logits_match_a_fresh_run(tiny, second, shared):
     model, tok, info = tiny
     ids1, ids2 = ids_of(tok, TEXT), ids_of(tok, second)
@@ -87,8 +87,13 @@ def test_corrupted_prefix_is_caught(tiny):
     good = continue_from(model, prefix_cache(model, cache, info.layers, 20), ids, 20).logits[0]
     shifted = prefix_cache(model, cache, info.layers, 20)
     with torch.inference_mode():
-        bad = forward(model, shifted, input_ids=ids[:, 20:], use_cache=True,
-                      position_ids=torch.arange(25, 25 + ids.shape[1] - 20)[None]).logits[0]
+        bad = forward(
+            model,
+            shifted,
+            input_ids=ids[:, 20:],
+            use_cache=True,
+            position_ids=torch.arange(25, 25 + ids.shape[1] - 20)[None],
+        ).logits[0]
     assert (good - fresh).abs().max() < 1e-4 and (bad - fresh).abs().max() > 1e-3
 
 
@@ -124,7 +129,7 @@ def test_explain_caching_report_repr_html_and_save(tiny, tmp_path):
     assert text.startswith("CachingReport(model='LlamaForCausalLM', layer=1, tokens=") and len(text) < 300
     assert "prefix_reused=4/5" in text and "tensor" not in text
     page = r._repr_html_()
-    assert page.count("<img src=\"data:image/png;base64,") == len(FIGURES) and "speedup with cache" in page
+    assert page.count('<img src="data:image/png;base64,') == len(FIGURES) and "speedup with cache" in page
     files = r.save(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*FIGURES, "caching.json"])
     assert [p.name for p in files] == [*FIGURES, "caching.json"]
@@ -136,7 +141,10 @@ def test_explain_caching_refuses_bad_arguments(tiny):
     from kvscope.errors import UsageError
 
     model, tok, _ = tiny
-    for kwargs, fragment in [({"layer": 2}, "out of range"), ({"second_prompt": " "}, "second prompt is empty"),
-                             ({"new_tokens": 0}, "--new-tokens")]:
+    for kwargs, fragment in [
+        ({"layer": 2}, "out of range"),
+        ({"second_prompt": " "}, "second prompt is empty"),
+        ({"new_tokens": 0}, "--new-tokens"),
+    ]:
         with pytest.raises(UsageError, match=fragment):
             ks.explain_caching(model, tok, "ab cd", **kwargs)

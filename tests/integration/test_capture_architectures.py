@@ -8,8 +8,16 @@ import torch
 from kvscope.capturing import run_capture
 from kvscope.models import byte_tokenizer, describe
 
-SMALL = dict(vocab_size=260, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, head_dim=16, max_position_embeddings=512)
+SMALL = dict(
+    vocab_size=260,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    max_position_embeddings=512,
+)
 
 
 def build(kind: str):

@@ -89,15 +89,20 @@ def test_pre_rope_keys_rotate_into_the_cached_keys(tiny, ids):
 def test_chunked_attention_equals_direct_softmax(q, k, chunk):
     """Queries sitting at the end of a longer cache (q < k) see keys up to their own slot."""
     g = torch.Generator().manual_seed(1)
-    query, key, value = (torch.randn(1, 4, q, 8, generator=g), torch.randn(1, 2, k, 8, generator=g),
-                         torch.randn(1, 2, k, 8, generator=g))
+    query, key, value = (
+        torch.randn(1, 4, q, 8, generator=g),
+        torch.randn(1, 2, k, 8, generator=g),
+        torch.randn(1, 2, k, 8, generator=g),
+    )
     kk, vv = key.repeat_interleave(2, dim=1), value.repeat_interleave(2, dim=1)
     visible = torch.arange(k)[None, :] <= torch.arange(k - q, k)[:, None]
-    scores = (query @ kk.transpose(-1, -2) * 8 ** -0.5).masked_fill(~visible, float("-inf"))
+    scores = (query @ kk.transpose(-1, -2) * 8**-0.5).masked_fill(~visible, float("-inf"))
     probs = scores.softmax(-1)
     # the dispatcher (fused flash path when q == k) and the general chunked softmax, each against the reference
-    for out, received, counts in (chunked_attention(query, key, value, None, 8 ** -0.5, chunk=chunk),
-                                  _chunked_softmax(query, key, value, None, 8 ** -0.5, None, chunk)):
+    for out, received, counts in (
+        chunked_attention(query, key, value, None, 8**-0.5, chunk=chunk),
+        _chunked_softmax(query, key, value, None, 8**-0.5, None, chunk),
+    ):
         torch.testing.assert_close(out, probs @ vv, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(received, probs[0].view(2, 2, q, k).sum(dim=(1, 2)), atol=1e-6, rtol=1e-5)
         assert counts.tolist() == (visible.sum(0) * 2).float().tolist()

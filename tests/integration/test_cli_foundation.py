@@ -30,8 +30,21 @@ def test_info_json_on_tiny(capsys):
 
 def test_capture_writes_a_loadable_snapshot(tmp_path, capsys):
     out_path = tmp_path / "t.kvs"
-    code, out, err = run_cli(["capture", "-m", "tiny", "--prompt", "hello kv", "--out", str(out_path),
-                              "--attention", "--pre-rope", "--json"], capsys)
+    code, out, err = run_cli(
+        [
+            "capture",
+            "-m",
+            "tiny",
+            "--prompt",
+            "hello kv",
+            "--out",
+            str(out_path),
+            "--attention",
+            "--pre-rope",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     summary = json.loads(out)
     snap = KVSnapshot.load(out_path)
@@ -39,17 +52,20 @@ def test_capture_writes_a_loadable_snapshot(tmp_path, capsys):
     assert summary["kv_bytes_float32"] == 2 * 2 * 2 * 8 * 16 * 4
 
 
-@pytest.mark.parametrize("argv,fragment", [
-    (["info", "--model", "no such model!"], "'embedded', 'tiny'"),
-    (["info", "--model", "nobody/nothing-xyz"], "hub may be unreachable"),
-    (["capture", "-m", "tiny", "--prompt", "  ", "--out", "{tmp}/a.kvs"], "prompt is empty"),
-    (["capture", "-m", "tiny", "--prompt-file", "{tmp}/missing.txt", "--out", "{tmp}/a.kvs"], "cannot read"),
-    (["capture", "-m", "tiny", "--prompt", "x" * 5000, "--out", "{tmp}/a.kvs"], "--truncate"),
-    (["capture", "-m", "tiny", "--prompt", "hi", "--out", "{tmp}/no/dir/a.kvs"], "does not exist"),
-    (["capture", "-m", "tiny", "--prompt", "hi"], "Missing option"),
-    (["info", "--bogus"], "No such option"),
-    (["nosuchcommand"], "No such command"),
-])
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (["info", "--model", "no such model!"], "'embedded', 'tiny'"),
+        (["info", "--model", "nobody/nothing-xyz"], "hub may be unreachable"),
+        (["capture", "-m", "tiny", "--prompt", "  ", "--out", "{tmp}/a.kvs"], "prompt is empty"),
+        (["capture", "-m", "tiny", "--prompt-file", "{tmp}/missing.txt", "--out", "{tmp}/a.kvs"], "cannot read"),
+        (["capture", "-m", "tiny", "--prompt", "x" * 5000, "--out", "{tmp}/a.kvs"], "--truncate"),
+        (["capture", "-m", "tiny", "--prompt", "hi", "--out", "{tmp}/no/dir/a.kvs"], "does not exist"),
+        (["capture", "-m", "tiny", "--prompt", "hi"], "Missing option"),
+        (["info", "--bogus"], "No such option"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(tmp_path, capsys, argv, fragment):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code, _, err = run_cli(argv, capsys)
@@ -58,8 +74,10 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys, argv, fragment):
 
 
 def test_truncate_flag_accepts_a_long_prompt(tmp_path, capsys):
-    code, out, err = run_cli(["capture", "-m", "tiny", "--prompt", "x" * 5000, "--truncate",
-                              "--out", str(tmp_path / "a.kvs"), "--json"], capsys)
+    code, out, err = run_cli(
+        ["capture", "-m", "tiny", "--prompt", "x" * 5000, "--truncate", "--out", str(tmp_path / "a.kvs"), "--json"],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads(out)["tokens"] == 4096 and "truncated" in err
 

@@ -23,11 +23,12 @@ def test_embedded_facts(embedded):
 
 
 def test_embedded_capture_parity_and_attention(embedded):
-    ids = embedded.tokenizer("Paris is the capital of France, and Rome is the capital of", return_tensors="pt").input_ids
+    ids = embedded.tokenizer(
+        "Paris is the capital of France, and Rome is the capital of", return_tensors="pt"
+    ).input_ids
     with torch.inference_mode():
         plain = embedded.model(ids).logits[0]
-    res = run_capture(embedded.model, ids, embedded.tokenizer, info=embedded.info, attention=True,
-                      keep_logits=True)
+    res = run_capture(embedded.model, ids, embedded.tokenizer, info=embedded.info, attention=True, keep_logits=True)
     torch.testing.assert_close(res.logits, plain, atol=1e-4, rtol=1e-4)
     n = ids.shape[1]
     snap = res.snapshot
@@ -39,8 +40,9 @@ def test_embedded_capture_parity_and_attention(embedded):
 def test_kvscope_capture_end_to_end(tmp_path, capsys):
     prompt = tmp_path / "p.txt"
     prompt.write_text("The KV cache stores keys and values.", encoding="utf-8")
-    code, out, err = run_cli(["capture", "--prompt-file", str(prompt), "--out", str(tmp_path / "e.kvs"),
-                              "--attention", "--json"], capsys)
+    code, out, err = run_cli(
+        ["capture", "--prompt-file", str(prompt), "--out", str(tmp_path / "e.kvs"), "--attention", "--json"], capsys
+    )
     assert code == 0, err
     snap = KVSnapshot.load(tmp_path / "e.kvs")
     assert json.loads(out)["tokens"] == snap.n_positions == len(snap.tokens)

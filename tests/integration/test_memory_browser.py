@@ -17,8 +17,14 @@ from kvscope.memory import formulas as f
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 GIB = 2**30
 
 
@@ -48,8 +54,10 @@ def site():
 def page(browser, site):
     pg = browser.new_page(viewport={"width": 1600, "height": 900})
     pg.events = {"console": [], "requests": []}
-    pg.on("console", lambda m: pg.events["console"].append(f"{m.type}: {m.text}") if m.type in ("error", "warning")
-          else None)
+    pg.on(
+        "console",
+        lambda m: pg.events["console"].append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None,
+    )
     pg.on("pageerror", lambda e: pg.events["console"].append(f"pageerror: {e}"))
     pg.on("request", lambda r: pg.events["requests"].append(r.url))
     yield pg
@@ -103,24 +111,55 @@ def test_js_formulas_match_python_vectors(page, site, tmp_path):
     cases = []
     gpus = catalog.gpus()
     for i, model in enumerate(catalog.models().values()):
-        for j, opts in enumerate([{"mode": "static", "batch": 3, "context": 5000, "tokens": 1234},
-                                  {"mode": "cb", "batch": 16, "context": 8192, "kv_dtype": "int4", "tp": 4,
-                                   "engine": "vllm", "activation_gib": 1.5, "gpu_memory_utilization": 0.8},
-                                  {"mode": "paged", "batch": 128, "context": 131072, "kv_dtype": "fp8",
-                                   "weight_dtype": "int4", "engine": "vllm", "tp": 16, "max_num_seqs": 64,
-                                   "max_num_batched_tokens": 2048, "cuda_graph_gib": 0},
-                                  {"mode": "paged", "batch": 7, "context": 1_000_000, "page": 32,
-                                   "free_sliding": False, "kv_dtype": "int8", "weight_dtype": "fp32"}]):
+        for j, opts in enumerate(
+            [
+                {"mode": "static", "batch": 3, "context": 5000, "tokens": 1234},
+                {
+                    "mode": "cb",
+                    "batch": 16,
+                    "context": 8192,
+                    "kv_dtype": "int4",
+                    "tp": 4,
+                    "engine": "vllm",
+                    "activation_gib": 1.5,
+                    "gpu_memory_utilization": 0.8,
+                },
+                {
+                    "mode": "paged",
+                    "batch": 128,
+                    "context": 131072,
+                    "kv_dtype": "fp8",
+                    "weight_dtype": "int4",
+                    "engine": "vllm",
+                    "tp": 16,
+                    "max_num_seqs": 64,
+                    "max_num_batched_tokens": 2048,
+                    "cuda_graph_gib": 0,
+                },
+                {
+                    "mode": "paged",
+                    "batch": 7,
+                    "context": 1_000_000,
+                    "page": 32,
+                    "free_sliding": False,
+                    "kv_dtype": "int8",
+                    "weight_dtype": "fp32",
+                },
+            ]
+        ):
             gpu = list(gpus.values())[(i + j) % len(gpus)]
             cases.append({"model": model, "gpu": gpu, "opts": opts, "expected": f.compute(model, gpu, opts)})
     vectors = {"tables": catalog.page_data(), "cases": cases}
     (tmp_path / "vectors.json").write_text(json.dumps(vectors))  # the shared vectors, as JSON
     open_page(page, site)
-    got = page.evaluate("""async (vec) => {
+    got = page.evaluate(
+        """async (vec) => {
         const m = await import('/formulas.js');
         m.configure(vec.tables);
         return vec.cases.map((c) => m.compute(c.model, c.gpu, c.opts));
-    }""", json.loads((tmp_path / "vectors.json").read_text()))
+    }""",
+        json.loads((tmp_path / "vectors.json").read_text()),
+    )
     assert len(got) == len(cases) == 4 * len(catalog.models())
     for case, js in zip(cases, got):
         assert_same(case["expected"], js, f"{case['model']['id']} {case['opts']}")
@@ -148,13 +187,16 @@ def expected(model="llama-3.1-8b", gpu="h100-sxm", **opts):
     return f.compute(catalog.models()[model], catalog.gpus()[gpu], {**base, **opts})
 
 
-@pytest.mark.parametrize("control,value,opts,field,key", [
-    ("#batch", "32", {"batch": 32}, "#v-full", "kv_full_bytes"),
-    ("#context", "131072", {"context": 131072}, "#v-full", "kv_full_bytes"),
-    ("#model", "qwen3-4b", {"model": "qwen3-4b"}, "#v-weights", "weights_bytes"),
-    ("#kv", "fp8", {"kv_dtype": "fp8"}, "#v-kvpeak", "kv_peak_bytes"),
-    ("#w", "int4", {"weight_dtype": "int4"}, "#v-weights", "weights_bytes"),
-])
+@pytest.mark.parametrize(
+    "control,value,opts,field,key",
+    [
+        ("#batch", "32", {"batch": 32}, "#v-full", "kv_full_bytes"),
+        ("#context", "131072", {"context": 131072}, "#v-full", "kv_full_bytes"),
+        ("#model", "qwen3-4b", {"model": "qwen3-4b"}, "#v-weights", "weights_bytes"),
+        ("#kv", "fp8", {"kv_dtype": "fp8"}, "#v-kvpeak", "kv_peak_bytes"),
+        ("#w", "int4", {"weight_dtype": "int4"}, "#v-weights", "weights_bytes"),
+    ],
+)
 def test_each_control_sets_the_expected_number(page, site, control, value, opts, field, key):
     open_page(page, site)
     page.select_option(control, value)
@@ -277,8 +319,9 @@ def test_url_state_is_restored_and_clamped(page, site):
     assert page.locator("#gpu").input_value() == "l4"
     assert page.locator("#flash").get_attribute("aria-pressed") == "false"
     want = expected("gemma-2-9b", "l4", batch=4, context=4096, mode="static", kv_dtype="fp8")
-    assert gib_of(page.locator("#v-full").inner_text()) == pytest.approx(want["capacity"]["kv_full_bytes"] / GIB,
-                                                                         rel=0.01)
+    assert gib_of(page.locator("#v-full").inner_text()) == pytest.approx(
+        want["capacity"]["kv_full_bytes"] / GIB, rel=0.01
+    )
     open_page(page, site, "?tp=0&batch=-5&context=1e99&tokens=NaN&util=7")
     state = page.evaluate("window.kvscope.state")
     assert (state["tp"], state["batch"], state["context"], state["util"]) == (1, 1, 10_000_000, 1)
@@ -376,6 +419,13 @@ def test_hostile_model_folder_names_are_inert_in_export_and_serve(browser, tmp_p
         server.server_close()
 
 
-TINY_CONFIG = {"model_type": "llama", "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64,
-               "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-               "max_position_embeddings": 256}
+TINY_CONFIG = {
+    "model_type": "llama",
+    "vocab_size": 128,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 256,
+}

@@ -31,11 +31,32 @@ def run_ok(capsys, *args):
 
 
 def test_json_matches_the_formulas(capsys):
-    out, _ = run_ok(capsys, "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--batch", "32", "--context", "8192",
-                    "--kv-dtype", "fp8", "--mode", "static", "--tp", "2", "--engine", "vllm", "--json")
+    out, _ = run_ok(
+        capsys,
+        "--model",
+        "llama-3.1-8b",
+        "--gpu",
+        "h100-sxm",
+        "--batch",
+        "32",
+        "--context",
+        "8192",
+        "--kv-dtype",
+        "fp8",
+        "--mode",
+        "static",
+        "--tp",
+        "2",
+        "--engine",
+        "vllm",
+        "--json",
+    )
     got = json.loads(out)
-    want = f.compute(catalog.models()["llama-3.1-8b"], catalog.gpus()["h100-sxm"],
-                     {"batch": 32, "context": 8192, "kv_dtype": "fp8", "mode": "static", "tp": 2, "engine": "vllm"})
+    want = f.compute(
+        catalog.models()["llama-3.1-8b"],
+        catalog.gpus()["h100-sxm"],
+        {"batch": 32, "context": 8192, "kv_dtype": "fp8", "mode": "static", "tp": 2, "engine": "vllm"},
+    )
     assert got["kv_bytes_per_token"] == 65_536 == want["kv_bytes_per_token"]
     assert got["kv_reserved_bytes"] == 32 * 8192 * 65_536
     assert got["engine"]["kv_blocks"] == want["engine"]["kv_blocks"] > 0
@@ -47,7 +68,9 @@ def test_block_table_in_paged_mode(capsys):
     table = json.loads(out)["block_table"]
     # slot 1's first request (32 tokens) finished at step 32; request 3 entered at step 33
     assert [(r["request"], r["tokens"], r["pages"], r["last_page_tokens"]) for r in table] == [
-        (0, 40, 3, 8), (3, 8, 1, 8)]
+        (0, 40, 3, 8),
+        (3, 8, 1, 8),
+    ]
 
 
 def test_table_output_and_list(capsys):
@@ -64,35 +87,41 @@ def test_export_writes_one_file(capsys, tmp_path):
     assert html.startswith("<!doctype html>") and 'id="kv-data"' in html and 'src="app.js"' not in html
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--model", "lama-3.1-8b"], "did you mean llama-3.1-8b"),
-    (["--gpu", "h100"], "h100-sxm, h100-nvl"),
-    (["--batch", "0"], "--batch must be between 1 and 4,096"),
-    (["--batch", "-3"], "--batch must be between"),
-    (["--batch", "100000"], "--batch must be between"),
-    (["--context", "0"], "--context must be between 1 and 10,000,000"),
-    (["--context", "99999999999"], "--context must be between"),
-    (["--kv-dtype", "fp7"], "use one of fp32, bf16, fp16, fp8, int8, int4"),
-    (["--mode", "dynamic"], "use one of static, cb, paged"),
-    (["--engine", "tgi"], "use one of vllm"),
-    (["--tokens", "9000", "--context", "8192"], "--tokens must be between 0 and 8,192"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model", "lama-3.1-8b"], "did you mean llama-3.1-8b"),
+        (["--gpu", "h100"], "h100-sxm, h100-nvl"),
+        (["--batch", "0"], "--batch must be between 1 and 4,096"),
+        (["--batch", "-3"], "--batch must be between"),
+        (["--batch", "100000"], "--batch must be between"),
+        (["--context", "0"], "--context must be between 1 and 10,000,000"),
+        (["--context", "99999999999"], "--context must be between"),
+        (["--kv-dtype", "fp7"], "use one of fp32, bf16, fp16, fp8, int8, int4"),
+        (["--mode", "dynamic"], "use one of static, cb, paged"),
+        (["--engine", "tgi"], "use one of vllm"),
+        (["--tokens", "9000", "--context", "8192"], "--tokens must be between 0 and 8,192"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(capsys, args, message):
     code, out, err = run(capsys, *args, "--json")
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--json", "--export", "x.html"], "choose one"),
-    (["--serve", "--json"], "choose one"),
-    (["--serve", "--export", "x.html"], "choose one"),
-    (["--activation-gib", "nan", "--json"], "--activation-gib must be a finite number"),
-    (["--activation-gib", "inf", "--json"], "--activation-gib must be a finite number"),
-    (["--gpu-memory-utilization", "1.5", "--json"], "--gpu-memory-utilization must be between"),
-    (["--max-num-seqs", "0", "--json"], "--max-num-seqs must be between"),
-    (["--port", "99999"], "--port must be between 0 and 65,535"),
-    (["--port", "-1"], "--port must be between"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--json", "--export", "x.html"], "choose one"),
+        (["--serve", "--json"], "choose one"),
+        (["--serve", "--export", "x.html"], "choose one"),
+        (["--activation-gib", "nan", "--json"], "--activation-gib must be a finite number"),
+        (["--activation-gib", "inf", "--json"], "--activation-gib must be a finite number"),
+        (["--gpu-memory-utilization", "1.5", "--json"], "--gpu-memory-utilization must be between"),
+        (["--max-num-seqs", "0", "--json"], "--max-num-seqs must be between"),
+        (["--port", "99999"], "--port must be between 0 and 65,535"),
+        (["--port", "-1"], "--port must be between"),
+    ],
+)
 def test_conflicts_non_finite_numbers_and_bad_ports_exit_2(capsys, args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, *args)
@@ -124,8 +153,15 @@ def test_library_entry_point_is_what_the_cli_prints(capsys):
 def test_library_accepts_a_config_dict():
     from kvscope.memory import estimate_memory
 
-    cfg = {"model_type": "llama", "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64,
-           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+    cfg = {
+        "model_type": "llama",
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    }
     est = estimate_memory(cfg, "t4", batch=3, context=64)
     assert est.numbers["kv_bytes_per_token"] == 2 * 2 * 2 * 8 * 2  # K+V, layers, kv_heads, head_dim, bf16
     assert est.kv_bytes == 3 * 64 * 128 and est.model["params_total"] > 0
@@ -146,11 +182,21 @@ def test_unparseable_config_is_a_usage_error(capsys, tmp_path):
     assert code == 2 and "no 'model_type'" in err
 
 
-@pytest.mark.parametrize("change,field", [({"num_attention_heads": 0}, "num_attention_heads"),
-                                          ({"num_hidden_layers": "2"}, "num_hidden_layers")])
+@pytest.mark.parametrize(
+    "change,field",
+    [({"num_attention_heads": 0}, "num_attention_heads"), ({"num_hidden_layers": "2"}, "num_hidden_layers")],
+)
 def test_broken_config_fields_are_one_line_exit_2(capsys, tmp_path, change, field):
-    cfg = {"model_type": "llama", "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64,
-           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, **change}
+    cfg = {
+        "model_type": "llama",
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        **change,
+    }
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     code, _, err = run(capsys, "--model", str(tmp_path / "config.json"), "--json")
     assert code == 2 and field in err and err.count("\n") == 1 and "Traceback" not in err
@@ -159,8 +205,20 @@ def test_broken_config_fields_are_one_line_exit_2(capsys, tmp_path, change, fiel
 def test_config_path_is_counted_on_the_meta_device(capsys, tmp_path, tiny):
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(tiny.model.config.to_dict()))
-    out, _ = run_ok(capsys, "--model", str(cfg), "--batch", "1", "--context", "64", "--json", "--mode", "static",
-                    "--kv-dtype", "fp32")
+    out, _ = run_ok(
+        capsys,
+        "--model",
+        str(cfg),
+        "--batch",
+        "1",
+        "--context",
+        "64",
+        "--json",
+        "--mode",
+        "static",
+        "--kv-dtype",
+        "fp32",
+    )
     got = json.loads(out)
     assert got["model_entry"]["params_total"] == tiny.info.parameters
     assert got["kv_bytes_per_token"] == tiny.info.kv_bytes_per_token == 2 * 2 * 2 * 16 * 4
@@ -171,8 +229,16 @@ def test_moe_config_active_parameters(tmp_path):
 
     from kvscope.memory.hfconfig import model_from_config
 
-    cfg = MixtralConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=1)
+    cfg = MixtralConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=1,
+    )
     (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
     m = model_from_config(str(tmp_path / "config.json"))
     expert_params = 2 * 4 * 3 * 32 * 64  # layers x experts x (gate, up, down) x hidden x intermediate
@@ -180,17 +246,23 @@ def test_moe_config_active_parameters(tmp_path):
 
 
 def test_json_path_does_not_import_torch():
-    code = ("import sys; from kvscope.cli import main\n"
-            "try:\n main(['memory', '--json', '--batch', '4'])\nexcept SystemExit: pass\n"
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'")
+    code = (
+        "import sys; from kvscope.cli import main\n"
+        "try:\n main(['memory', '--json', '--batch', '4'])\nexcept SystemExit: pass\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["options"]["batch"] == 4
 
 
 def serve_proc(*args):
-    return subprocess.Popen([sys.executable, "-m", "kvscope", "memory", "--no-browser", *args],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kvscope", "memory", "--no-browser", *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_model_or_gpu_alone_open_the_page_on_it():
@@ -206,8 +278,12 @@ def test_model_or_gpu_alone_open_the_page_on_it():
 
 
 def test_unknown_gpu_exits_2_before_any_server_starts():
-    res = subprocess.run([sys.executable, "-m", "kvscope", "memory", "--no-browser", "--gpu", "nope"],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "kvscope", "memory", "--no-browser", "--gpu", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 2 and "unknown GPU 'nope'" in res.stderr and "serving" not in res.stderr
     assert res.stderr.count("\n") == 1
 
@@ -239,8 +315,12 @@ def test_serve_prints_a_loopback_url_and_answers():
     import http.client
     import re as _re
 
-    proc = subprocess.Popen([sys.executable, "-m", "kvscope", "memory", "--serve", "--no-browser", "--batch", "4"],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kvscope", "memory", "--serve", "--no-browser", "--batch", "4"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stderr.readline()
         m = _re.search(r"http://127\.0\.0\.1:(\d+)/(\S*)", line)

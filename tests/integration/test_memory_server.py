@@ -33,8 +33,17 @@ def get(server, path, method="GET", host=None, headers=False):
     return (resp.status, body, dict(resp.getheaders())) if headers else (resp.status, body)
 
 
-@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:{port}", "127.0.0.1", "127.0.0.1:1",
-                                  "localhost.attacker.example:{port}", ""])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "attacker.example",
+        "attacker.example:{port}",
+        "127.0.0.1",
+        "127.0.0.1:1",
+        "localhost.attacker.example:{port}",
+        "",
+    ],
+)
 def test_foreign_host_headers_are_refused(server, host):
     """DNS rebinding: a page on attacker.example resolving to 127.0.0.1 must get nothing."""
     status, body = get(server, "/", host=host.format(port=server.server_address[1]))
@@ -67,9 +76,24 @@ def test_serves_index_with_inlined_data_and_modules(server):
     assert get(server, "/app.js?x=1")[0] == 200
 
 
-@pytest.mark.parametrize("path", ["/../formulas.py", "/..%2fformulas.py", "/%2e%2e/catalog.py", "/web/app.js",
-                                  "//etc/passwd", "/../../../../etc/passwd", "/data/", "/data/gpus.json",
-                                  "/web/", "/.", "/nope.js", "/index.html/", "/C:\\windows"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../formulas.py",
+        "/..%2fformulas.py",
+        "/%2e%2e/catalog.py",
+        "/web/app.js",
+        "//etc/passwd",
+        "/../../../../etc/passwd",
+        "/data/",
+        "/data/gpus.json",
+        "/web/",
+        "/.",
+        "/nope.js",
+        "/index.html/",
+        "/C:\\windows",
+    ],
+)
 def test_no_traversal_and_no_listing(server, path):
     status, body = get(server, path)
     assert status == 404 and body == b"not found\n"
@@ -85,7 +109,7 @@ def test_data_element_cannot_be_closed_or_commented_by_any_string():
 
     hostile = {"name": "</script><script>alert(1)</script><!--<script>&amp;"}
     html = data_script(hostile)
-    inner = html[html.index(">") + 1:html.rindex("</script>")]
+    inner = html[html.index(">") + 1 : html.rindex("</script>")]
     assert "<" not in inner and ">" not in inner and "&" not in inner
     assert json.loads(inner) == hostile
 

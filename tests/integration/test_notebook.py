@@ -24,18 +24,32 @@ def test_notebook_matches_its_twin():
 
 @pytest.mark.embedded
 def test_twin_runs_offline_on_the_embedded_model(tmp_path):
-    env = dict(os.environ, KVSCOPE_DEMO_OUT=str(tmp_path), KVSCOPE_DEMO_TOKENS="4", HF_HUB_OFFLINE="1",
-               MPLBACKEND="Agg", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    run = subprocess.run([sys.executable, str(TWIN)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=600)
+    env = dict(
+        os.environ,
+        KVSCOPE_DEMO_OUT=str(tmp_path),
+        KVSCOPE_DEMO_TOKENS="4",
+        HF_HUB_OFFLINE="1",
+        MPLBACKEND="Agg",
+        OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+    )
+    run = subprocess.run(
+        [sys.executable, str(TWIN)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "same tokens: True" in run.stdout
     lines = dict(line.split(":", 1) for line in run.stdout.splitlines() if ":" in line)
     assert float(lines["post-RoPE keys vs cache"]) < 1e-5 < float(lines["pre-RoPE keys vs cache"].split()[0])
     assert float(lines["with RoPE, max |Δ| vs o_proj input"]) < 1e-4
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(
-        ["attention_projections.png", "attention_patterns.png", "gqa_mapping.png", "kv_caching_comparison.png",
-         "kv_cache_speedup.png", "prefix_reuse.png"])
+        [
+            "attention_projections.png",
+            "attention_patterns.png",
+            "gqa_mapping.png",
+            "kv_caching_comparison.png",
+            "kv_cache_speedup.png",
+            "prefix_reuse.png",
+        ]
+    )
 
 
 TOUR = ROOT / "notebooks" / "kvscope_tour.py"
@@ -53,8 +67,9 @@ def test_tour_runs_offline_on_the_embedded_model(tmp_path):
     from kvscope.plots.analyze.registry import FIGURES
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    run = subprocess.run([sys.executable, str(TOUR)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run(
+        [sys.executable, str(TOUR)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     lines = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line)
     assert lines["model"].startswith("30 layers, 9 q_heads, 3 kv_heads")

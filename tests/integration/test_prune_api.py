@@ -19,8 +19,9 @@ def test_compare_pruning_matches_a_direct_measurement(tiny):
     ids, cont = encode_texts(tok, info, PROMPT, CONT)
     pre = prefill(model, tok, info, ids)
     keep = make_strategy("snapkv", window=16).keep(pre, 0.5)
-    direct = perplexity(token_logliks(continuation_logits(model, build_cache(model.config, pre, keep), cont,
-                                                          pre.n_positions), cont))
+    direct = perplexity(
+        token_logliks(continuation_logits(model, build_cache(model.config, pre, keep), cont, pre.n_positions), cont)
+    )
     assert res.pruned.ppl == direct and res.plan == "snapkv(window=16) 0.5"
     assert res.settings["window"] == 16 and res.prefills == 1 and res.warnings == []
     assert res.pruned.kv_bytes_fp16 * 2 == res.pruned.kv_bytes  # float32 cache
@@ -34,9 +35,14 @@ def test_compare_pruning_validates_before_running(tiny):
     calls = []
     hook = model.register_forward_pre_hook(lambda *a: calls.append(1))
     try:
-        for kwargs, needle in [(dict(strategy="quest"), "unknown strategy"), (dict(ratio=1.0), "between 0 and 1"),
-                               (dict(window=0), "at least 1"), (dict(quantize="int4"), "cannot parse"),
-                               (dict(layers=[9]), "out of range"), (dict(strategy=None, window=8), "need a strategy")]:
+        for kwargs, needle in [
+            (dict(strategy="quest"), "unknown strategy"),
+            (dict(ratio=1.0), "between 0 and 1"),
+            (dict(window=0), "at least 1"),
+            (dict(quantize="int4"), "cannot parse"),
+            (dict(layers=[9]), "out of range"),
+            (dict(strategy=None, window=8), "need a strategy"),
+        ]:
             with pytest.raises(UsageError, match=needle):
                 compare_pruning(model, tok, PROMPT, CONT, **{"strategy": "snapkv", **kwargs})
     finally:
@@ -46,8 +52,16 @@ def test_compare_pruning_validates_before_running(tiny):
 
 def test_sweep_and_scan_entry_points(tiny):
     model, tok, info = tiny
-    res = sweep_pruning(model, tok, PROMPT, CONT, ratios=(0.5,), strategies=["tova", make_strategy("adakv")],
-                        quantize=("K4V4R0",), info=info)
+    res = sweep_pruning(
+        model,
+        tok,
+        PROMPT,
+        CONT,
+        ratios=(0.5,),
+        strategies=["tova", make_strategy("adakv")],
+        quantize=("K4V4R0",),
+        info=info,
+    )
     assert [r.method for r in res.rows] == ["baseline", "tova", "adakv", "kivi"] and res.prefills == 1
     assert "not a ranking" in repr(res) and "<table>" in res._repr_html_()
     scan = scan_pruning(model, tok, PROMPT, CONT, "layers", info=info)

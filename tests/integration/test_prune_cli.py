@@ -10,8 +10,17 @@ from PIL import Image
 from kvscope.prune.strategies import STRATEGIES
 from tests.helpers import assert_one_line_error, run_cli
 
-BASE = ["prune", "-m", "tiny", "--prompt", "The lamp flashes twice, then once.", "--continuation",
-        " It flashes twice.", "--repeats", "1"]
+BASE = [
+    "prune",
+    "-m",
+    "tiny",
+    "--prompt",
+    "The lamp flashes twice, then once.",
+    "--continuation",
+    " It flashes twice.",
+    "--repeats",
+    "1",
+]
 
 
 def test_seed_flags_as_written_and_dash_spellings(capsys):
@@ -44,12 +53,33 @@ def test_help_says_one_text_is_an_example(capsys):
 
 
 def test_json_latency_spread_and_strategy_settings(capsys):
-    code, out, err = run_cli(BASE + ["--strategy", "snapkv", "--ratio", "0.5", "--setting", "window=64",
-                                     "--setting", "rounding=floor", "--repeats", "3", "--json"], capsys)
+    code, out, err = run_cli(
+        BASE
+        + [
+            "--strategy",
+            "snapkv",
+            "--ratio",
+            "0.5",
+            "--setting",
+            "window=64",
+            "--setting",
+            "rounding=floor",
+            "--repeats",
+            "3",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     d = json.loads(out)
-    assert d["settings"] == {"strategy": "snapkv", "ratio": 0.5, "rounding": "floor", "window": 64, "kernel": 5,
-                             "sinks": 4}
+    assert d["settings"] == {
+        "strategy": "snapkv",
+        "ratio": 0.5,
+        "rounding": "floor",
+        "window": 64,
+        "kernel": 5,
+        "sinks": 4,
+    }
     lo, hi = d["baseline"]["continuation_ms_range"]
     assert lo <= d["baseline"]["continuation_ms"] <= hi
     assert isinstance(d["within_spread"]["decode_ms"], bool) and d["prefills"] == 1
@@ -78,34 +108,45 @@ def test_sweep_scan_loo_write_files(tmp_path, capsys):
     assert code == 0, err
     gt = json.loads((tmp_path / "importance_ground_truth.json").read_text())
     assert list(gt) == ["model", "prompt", "tokens", "token_ids", "delta_loglik"]
-    assert len(gt["tokens"]) == len(gt["token_ids"]) == len(gt["delta_loglik"]) == len("The lamp flashes twice, then once.")
+    assert (
+        len(gt["tokens"])
+        == len(gt["token_ids"])
+        == len(gt["delta_loglik"])
+        == len("The lamp flashes twice, then once.")
+    )
     for name in ("compression_pareto.png", "prune_scan_heads.png", "importance_ground_truth.png"):
         assert Image.open(tmp_path / name).size[0] > 200
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--prune_layers", "2"], "valid indices 0..1"),
-    (["--prune_layers", "-1"], "valid indices 0..1"),
-    (["--prune_heads", "2"], "2 kv_heads (GQA"),
-    (["--prune_layers", "a,b"], "comma-separated integers"),
-    (["--strategy", "knorm", "--ratio", "1.0"], "between 0 and 1"),
-    (["--strategy", "knorm", "--ratio", "0"], "between 0 and 1"),
-    (["--strategy", "quest"], ", ".join(STRATEGIES)),
-    (["--strategy", "snapkv", "--setting", "window=abc"], "window must be int"),
-    (["--strategy", "snapkv", "--setting", "window=0"], "window must be at least 1"),
-    (["--strategy", "snapkv", "--setting", "kernel=4"], "kernel must be odd"),
-    (["--strategy", "knorm", "--setting", "window=8"], "knorm takes KEY=VALUE with KEY one of rounding, skip_layers"),
-    (["--strategy", "knorm", "--setting", "rounding=up"], "rounding must be ceil or floor"),
-    (["--strategy", "adakv", "--setting", "floor=1.5"], "floor must be in [0, 1]"),
-    (["--prune_layers", "0", "--setting", "window=8"], "--setting needs --strategy"),
-    (["--quantize", "K4"], "cannot parse quantize spec"),
-    (["--quantize", "int4"], "cannot parse quantize spec"),
-    (["--ratio", "0.5"], "--ratio needs --strategy"),
-    (["--sweep", "--strategy", "knorm"], "drop --strategy"),
-    ([], "nothing to prune"),
-    (["--repeats", "0", "--prune_layers", "0"], "at least 1"),
-    (["--scan", "tokens"], "tokens"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--prune_layers", "2"], "valid indices 0..1"),
+        (["--prune_layers", "-1"], "valid indices 0..1"),
+        (["--prune_heads", "2"], "2 kv_heads (GQA"),
+        (["--prune_layers", "a,b"], "comma-separated integers"),
+        (["--strategy", "knorm", "--ratio", "1.0"], "between 0 and 1"),
+        (["--strategy", "knorm", "--ratio", "0"], "between 0 and 1"),
+        (["--strategy", "quest"], ", ".join(STRATEGIES)),
+        (["--strategy", "snapkv", "--setting", "window=abc"], "window must be int"),
+        (["--strategy", "snapkv", "--setting", "window=0"], "window must be at least 1"),
+        (["--strategy", "snapkv", "--setting", "kernel=4"], "kernel must be odd"),
+        (
+            ["--strategy", "knorm", "--setting", "window=8"],
+            "knorm takes KEY=VALUE with KEY one of rounding, skip_layers",
+        ),
+        (["--strategy", "knorm", "--setting", "rounding=up"], "rounding must be ceil or floor"),
+        (["--strategy", "adakv", "--setting", "floor=1.5"], "floor must be in [0, 1]"),
+        (["--prune_layers", "0", "--setting", "window=8"], "--setting needs --strategy"),
+        (["--quantize", "K4"], "cannot parse quantize spec"),
+        (["--quantize", "int4"], "cannot parse quantize spec"),
+        (["--ratio", "0.5"], "--ratio needs --strategy"),
+        (["--sweep", "--strategy", "knorm"], "drop --strategy"),
+        ([], "nothing to prune"),
+        (["--repeats", "0", "--prune_layers", "0"], "at least 1"),
+        (["--scan", "tokens"], "tokens"),
+    ],
+)
 def test_bad_input_one_line_exit_2(args, needle, capsys):
     code, _, err = run_cli(BASE + args, capsys)
     assert_one_line_error(err, code, 2)

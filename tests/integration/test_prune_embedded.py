@@ -13,8 +13,9 @@ pytestmark = pytest.mark.embedded
 
 def test_embedded_masking_removal_and_quantization(embedded):
     model, tok, info = embedded
-    ids, cont = encode_texts(tok, info, "The lighthouse keeper is Mara Ellison. The keeper is",
-                             " Mara Ellison, who lives by the sea.")
+    ids, cont = encode_texts(
+        tok, info, "The lighthouse keeper is Mara Ellison. The keeper is", " Mara Ellison, who lives by the sea."
+    )
     pre = prefill(model, tok, info, ids)
     n = pre.n_positions
     keep = structural_keep(info, n, [3, 17], None) & structural_keep(info, n, None, None)

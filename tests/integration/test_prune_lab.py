@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from kvscope.errors import UsageError
-from kvscope.prune.evict import (build_cache, continuation_logits, decode, prefill, structural_keep,
-                                 token_logliks)
+from kvscope.prune.evict import build_cache, continuation_logits, decode, prefill, structural_keep, token_logliks
 from kvscope.prune.lab import Plan, compare, make_plan, measure
 from kvscope.prune.loo import leave_one_out
 from kvscope.prune.scan import encode_texts, scan
@@ -81,8 +80,9 @@ def test_sweep_prefills_once_and_writes_rows(setup):
     hook = model.register_forward_pre_hook(record, with_kwargs=True)
     try:
         fresh = prefill(model, tok, info, pre.prompt_ids)
-        res = sweep(model, "tiny", fresh, cont, ratios=(0.5, 0.75), strategies=["knorm", "random"],
-                    quant_specs=("K4V4",))
+        res = sweep(
+            model, "tiny", fresh, cont, ratios=(0.5, 0.75), strategies=["knorm", "random"], quant_specs=("K4V4",)
+        )
     finally:
         hook.remove()
     assert [r.method for r in res.rows] == ["baseline", "knorm", "knorm", "random", "random", "kivi"]
@@ -119,12 +119,18 @@ def test_leave_one_out(setup):
     assert set(gt) == {"model", "prompt", "tokens", "token_ids", "delta_loglik"}
     assert set(res.spearman) == {"magnitude", "mean_abs", "low key norm", "attention received", "mean attention"}
     keys, values = pre.snapshot.keys, pre.snapshot.values
-    by_hand_mean_abs = sum(float(keys[layer][h, 5].abs().mean() + values[layer][h, 5].abs().mean())
-                           for layer in range(info.layers) for h in range(info.kv_heads)) / (info.layers * info.kv_heads)
+    by_hand_mean_abs = sum(
+        float(keys[layer][h, 5].abs().mean() + values[layer][h, 5].abs().mean())
+        for layer in range(info.layers)
+        for h in range(info.kv_heads)
+    ) / (info.layers * info.kv_heads)
     assert res.proxies["mean_abs"][5] == pytest.approx(by_hand_mean_abs)
     snap = pre.snapshot
-    by_hand = sum(float(snap.attention_received[layer, h, 5]) / float(snap.attention_counts[layer, 5])
-                  for layer in range(info.layers) for h in range(info.kv_heads)) / (info.layers * info.kv_heads)
+    by_hand = sum(
+        float(snap.attention_received[layer, h, 5]) / float(snap.attention_counts[layer, 5])
+        for layer in range(info.layers)
+        for h in range(info.kv_heads)
+    ) / (info.layers * info.kv_heads)
     assert res.proxies["mean attention"][5] == pytest.approx(by_hand)
 
 
@@ -144,5 +150,5 @@ def test_decode_continues_at_the_right_positions(setup):
     ours = decode(model, pc, first, pre.n_positions + cont.shape[1], 4)
     ids = torch.cat([pre.prompt_ids, cont, torch.tensor([[first]])], 1)
     with torch.inference_mode():
-        ref = model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=258)[0, ids.shape[1]:].tolist()
+        ref = model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=258)[0, ids.shape[1] :].tolist()
     assert ours == ref

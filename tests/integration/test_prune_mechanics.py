@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from kvscope.prune.evict import (build_cache, continuation_logits, perplexity, prefill, structural_keep,
-                                 token_logliks)
+from kvscope.prune.evict import build_cache, continuation_logits, perplexity, prefill, structural_keep, token_logliks
 
 PROMPT = "The key is 4471. Remember the key, then say it back."
 CONT = " The key is 4471, as I was told."
@@ -31,7 +30,7 @@ def test_nothing_evicted_is_the_baseline(setup):
     assert perplexity(token_logliks(base, cont)) == perplexity(token_logliks(none, cont))
     # and the cached pass agrees with one uncached forward over prompt + continuation (sdpa)
     with torch.inference_mode():
-        full = model(input_ids=torch.cat([ids, cont], 1)).logits[0, ids.shape[1]:]
+        full = model(input_ids=torch.cat([ids, cont], 1)).logits[0, ids.shape[1] :]
     torch.testing.assert_close(base, full, atol=2e-5, rtol=1e-5)
 
 

@@ -62,9 +62,10 @@ def test_keeps_exactly_the_budget(setup, name, ratio, rounding):
 
 def _pooled_votes(probs, layer, h, g, w, n):
     """SnapKV by hand: attention of the last w queries summed over the group, mean over a 5-wide window."""
-    votes = [sum(float(probs[layer][q, i, p]) for q in range(h * g, (h + 1) * g) for i in range(n - w, n))
-             for p in range(n)]
-    return [sum(votes[max(0, p - 2):p + 3]) / len(votes[max(0, p - 2):p + 3]) for p in range(n)]
+    votes = [
+        sum(float(probs[layer][q, i, p]) for q in range(h * g, (h + 1) * g) for i in range(n - w, n)) for p in range(n)
+    ]
+    return [sum(votes[max(0, p - 2) : p + 3]) / len(votes[max(0, p - 2) : p + 3]) for p in range(n)]
 
 
 def _snap_by_hand(pooled, n, k, w, sinks=4):
@@ -113,7 +114,7 @@ def test_h2o_matches_eager_attention(setup):
     keep = get_strategy("h2o").keep(pre, 0.75)
     for layer in range(info.layers):
         for h in range(info.kv_heads):
-            received = probs[layer][h * g:(h + 1) * g].sum(dim=(0, 1))  # over group q_heads and queries
+            received = probs[layer][h * g : (h + 1) * g].sum(dim=(0, 1))  # over group q_heads and queries
             recent = set(range(n - k // 2, n))
             rest = _brute_keep(lambda p: float(received[p]) if p not in recent else -1, n, k - len(recent))
             assert _kept(keep, layer, h) == recent | rest
@@ -149,8 +150,7 @@ def test_tova_matches_eager_attention(setup):
         k = n_keep(n, ratio)
         keep = get_strategy("tova").keep(pre, ratio)
         for layer in range(info.layers):
-            last = [sum(float(probs[layer][q, n - 1, p]) for q in range(info.q_heads)) / info.q_heads
-                    for p in range(n)]
+            last = [sum(float(probs[layer][q, n - 1, p]) for q in range(info.q_heads)) / info.q_heads for p in range(n)]
             expected = {n - 1} | _brute_keep(lambda p: last[p] if p != n - 1 else -1, n, k - 1)
             assert all(_kept(keep, layer, h) == expected for h in range(info.kv_heads))
 
@@ -194,10 +194,10 @@ def test_adakv_matches_brute_force(setup):
                     scores[h, p] = 1e9 + p if p >= n - w else pooled[p]  # the window first
             chosen = set()
             for h in range(info.kv_heads):  # the safeguard: each head's own top floor * k
-                own = sorted(range(n), key=lambda p: scores[h, p], reverse=True)[:int(floor * k)]
+                own = sorted(range(n), key=lambda p: scores[h, p], reverse=True)[: int(floor * k)]
                 chosen |= {(h, p) for p in own}
             rest = sorted((hp for hp in scores if hp not in chosen), key=lambda hp: scores[hp], reverse=True)
-            chosen |= set(rest[:info.kv_heads * k - len(chosen)])
+            chosen |= set(rest[: info.kv_heads * k - len(chosen)])
             for h in range(info.kv_heads):
                 assert _kept(keep, layer, h) == {p for (hh, p) in chosen if hh == h}
         assert int(keep.sum()) == info.layers * info.kv_heads * k

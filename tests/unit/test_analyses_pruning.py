@@ -25,14 +25,15 @@ def test_uniform_fallback_is_mean_value_norm():
 def test_attention_weighted_head_that_reads_a_zero_value_sink_has_potential_one():
     n, d = 5, 4
     keys = torch.zeros(1, n, d)
-    keys[0, 0, 0] = 50.0            # every query attends almost only to position 0
+    keys[0, 0, 0] = 50.0  # every query attends almost only to position 0
     values = torch.ones(1, n, d)
-    values[0, 0] = 0.0              # ... whose value is zero
-    other_v = torch.ones(1, n, d)   # second layer: uniform-ish attention to unit-norm... values
+    values[0, 0] = 0.0  # ... whose value is zero
+    other_v = torch.ones(1, n, d)  # second layer: uniform-ish attention to unit-norm... values
     snap = make_snapshot([keys, torch.zeros(1, n, d)], [values, other_v], q_heads=1)
     snap.queries[0][:] = 0.0
     snap.queries[0][:, :, 0] = 1.0  # q.k0 = 50 -> softmax puts ~all mass on position 0
     from tests.unit.test_analyses_synth import causal_attention
+
     snap.attention_received[0] = causal_attention(snap.queries[0], keys).sum(1)
     pp = pruning_potential(snap)
     assert pp.uses_attention

@@ -15,7 +15,7 @@ def test_error_falls_as_bits_rise_and_effective_bits_count_the_statistics():
     assert q.bits == BITS and "token/g32" in q.variants and "channel/g64" in q.variants
     for kind in ("key", "value"):
         for var in q.variants:
-            errs = q.tensor[kind][var]              # ordered 8, 4, 3, 2 bits
+            errs = q.tensor[kind][var]  # ordered 8, 4, 3, 2 bits
             assert np.all(np.diff(errs) > 0), (kind, var, errs)
             assert np.all(np.isfinite(q.output[kind][var]))
         # hand count: b bits of code + 2 float16 statistics (32 bits) per group of 32 elements
@@ -57,7 +57,7 @@ def test_per_channel_keys_beat_per_token_at_equal_cost_with_an_outlier_channel()
 
 def test_float16_rounding_error_is_tiny_but_not_zero():
     q = quantization_error(random_snapshot(n=20))
-    assert 0 < q.float16["key"] < 2 ** -10
+    assert 0 < q.float16["key"] < 2**-10
 
 
 def test_next_token_kl_with_the_tiny_model_grows_as_bits_fall():
@@ -65,8 +65,7 @@ def test_next_token_kl_with_the_tiny_model_grows_as_bits_fall():
     from kvscope.models import load_model
 
     model, tok, info = load_model("tiny")
-    snap = capture(model, tok, "Alice paid 42 euros in Paris, and Bob paid 7.", info=info, attention=True,
-                   queries=True)
+    snap = capture(model, tok, "Alice paid 42 euros in Paris, and Bob paid 7.", info=info, attention=True, queries=True)
     q = quantization_error(snap, model=model, n_kl=8)
     kl = q.kl["key"]["tensor"]  # bits 8, 4, 3, 2: measured at 4 and 2
     assert q.n_kl == 8 and np.isnan(kl[[0, 2]]).all()

@@ -11,10 +11,21 @@ from kvscope.snapshot import KVSnapshot
 
 def make_info(layers: int, kv_heads: int, head_dim: int, q_heads: int | None = None) -> ModelInfo:
     q = q_heads or kv_heads * 2
-    return ModelInfo(name="synthetic", architecture="LlamaForCausalLM", layers=layers, q_heads=q,
-                     kv_heads=kv_heads, head_dim=head_dim, hidden_size=q * head_dim, vocab_size=256,
-                     rope_theta=10000.0, max_positions=8192, dtype="float32", parameters=0,
-                     kv_bytes_per_token=2 * layers * kv_heads * head_dim * 4)
+    return ModelInfo(
+        name="synthetic",
+        architecture="LlamaForCausalLM",
+        layers=layers,
+        q_heads=q,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        hidden_size=q * head_dim,
+        vocab_size=256,
+        rope_theta=10000.0,
+        max_positions=8192,
+        dtype="float32",
+        parameters=0,
+        kv_bytes_per_token=2 * layers * kv_heads * head_dim * 4,
+    )
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -26,9 +37,15 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return scores.masked_fill(mask, float("-inf")).softmax(-1)
 
 
-def make_snapshot(keys: list[torch.Tensor], values: list[torch.Tensor], tokens: list[str] | None = None,
-                  attention: bool = True, queries: bool = True, q_heads: int | None = None,
-                  seed: int = 0) -> KVSnapshot:
+def make_snapshot(
+    keys: list[torch.Tensor],
+    values: list[torch.Tensor],
+    tokens: list[str] | None = None,
+    attention: bool = True,
+    queries: bool = True,
+    q_heads: int | None = None,
+    seed: int = 0,
+) -> KVSnapshot:
     """A snapshot from given K/V ``[kv_head, P, head_dim]``; attention computed exactly from random
     queries (when asked), so attention_received is consistent with the queries."""
     kv_heads, n, d = keys[0].shape
@@ -42,15 +59,22 @@ def make_snapshot(keys: list[torch.Tensor], values: list[torch.Tensor], tokens: 
         rec = [causal_attention(q, k).sum(1).reshape(kv_heads, group, n).sum(1) for q, k in zip(qs, keys)]
         received = torch.stack(rec)
         counts = (group * (n - torch.arange(n))).float().expand(len(keys), n).clone()
-    return KVSnapshot(keys=[k.float() for k in keys], values=[v.float() for v in values],
-                      token_ids=torch.arange(n), tokens=tokens, special=torch.zeros(n, dtype=torch.bool),
-                      positions=torch.arange(n), info=info, text="".join(tokens),
-                      queries=qs if queries else None, attention_received=received,
-                      attention_counts=counts)
+    return KVSnapshot(
+        keys=[k.float() for k in keys],
+        values=[v.float() for v in values],
+        token_ids=torch.arange(n),
+        tokens=tokens,
+        special=torch.zeros(n, dtype=torch.bool),
+        positions=torch.arange(n),
+        info=info,
+        text="".join(tokens),
+        queries=qs if queries else None,
+        attention_received=received,
+        attention_counts=counts,
+    )
 
 
-def random_snapshot(layers: int = 3, kv_heads: int = 2, n: int = 12, d: int = 8, seed: int = 0,
-                    **kw) -> KVSnapshot:
+def random_snapshot(layers: int = 3, kv_heads: int = 2, n: int = 12, d: int = 8, seed: int = 0, **kw) -> KVSnapshot:
     gen = torch.Generator().manual_seed(seed)
     keys = [torch.randn(kv_heads, n, d, generator=gen) for _ in range(layers)]
     values = [torch.randn(kv_heads, n, d, generator=gen) for _ in range(layers)]

@@ -16,12 +16,41 @@ from tests.unit.test_analyses_synth import causal_attention, make_snapshot, rand
 
 
 def test_token_types_cover_every_category():
-    toks = ["<s>", "The", " cat", " Alice", " paid", " 42", ".", " She", "\n", " un", "believ", "able",
-            " Paris", "!", " and"]
+    toks = [
+        "<s>",
+        "The",
+        " cat",
+        " Alice",
+        " paid",
+        " 42",
+        ".",
+        " She",
+        "\n",
+        " un",
+        "believ",
+        "able",
+        " Paris",
+        "!",
+        " and",
+    ]
     special = [True] + [False] * 14
     assert token_types(toks, special) == [
-        "special", "stopword", "other", "proper_noun", "other", "number", "punctuation", "stopword",
-        "whitespace", "other", "other", "other", "proper_noun", "punctuation", "stopword"]
+        "special",
+        "stopword",
+        "other",
+        "proper_noun",
+        "other",
+        "number",
+        "punctuation",
+        "stopword",
+        "whitespace",
+        "other",
+        "other",
+        "other",
+        "proper_noun",
+        "punctuation",
+        "stopword",
+    ]
 
 
 def test_token_types_are_per_word_not_per_piece():
@@ -41,7 +70,12 @@ def test_own_stopword_list_replaces_scikit_learn():
 
 def test_sentence_initial_capital_is_not_a_proper_noun():
     assert token_types(["Hello", " world", ".", " Today", " Bob"]) == [
-        "other", "other", "punctuation", "other", "proper_noun"]
+        "other",
+        "other",
+        "punctuation",
+        "other",
+        "proper_noun",
+    ]
 
 
 def test_uniform_share_golden():
@@ -112,7 +146,10 @@ def test_references_that_disagree_are_reported():
     mag = np.nanmean(__import__("kvscope.analyses.importance", fromlist=["x"]).proxies(snap)["magnitude"], axis=(0, 1))
     imp = importance(snap, -mag)  # leave-one-out agrees perfectly with magnitude
     assert imp.rho > 0.9 and imp.reference == "leave_one_out"
-    assert imp.disagree == (abs(imp.partial["attention"]["magnitude"]) < 0.3) and ("disagree" in imp.verdict) == imp.disagree
+    assert (
+        imp.disagree == (abs(imp.partial["attention"]["magnitude"]) < 0.3)
+        and ("disagree" in imp.verdict) == imp.disagree
+    )
 
 
 def test_importance_needs_attention():

@@ -41,7 +41,8 @@ def test_causal_attention_matches_sdpa_with_gqa():
     q, k, v = torch.randn(6, 7, 4), torch.randn(2, 7, 4), torch.randn(2, 7, 4)
     out, probs = causal_attention(q, k, v, 0.5)
     ref = torch.nn.functional.scaled_dot_product_attention(
-        q[None], k.repeat_interleave(3, 0)[None], v.repeat_interleave(3, 0)[None], is_causal=True, scale=0.5)[0]
+        q[None], k.repeat_interleave(3, 0)[None], v.repeat_interleave(3, 0)[None], is_causal=True, scale=0.5
+    )[0]
     assert torch.allclose(out.float(), ref, atol=1e-6)
     assert torch.allclose(probs.sum(-1), torch.ones(6, 7, dtype=torch.float64), atol=1e-6)
     assert probs[:, 0, 1:].abs().max() == 0  # the first query sees only itself
@@ -88,16 +89,22 @@ def test_scaling_is_the_callers():
 
 
 def test_probabilities_only_and_a_query_that_sees_nothing():
-    out, probs = causal_attention(torch.randn(2, 1, 4), torch.randn(1, 2, 4), None, 0.5,
-                                  q_positions=torch.tensor([0]), k_positions=torch.tensor([3, 4]))
+    out, probs = causal_attention(
+        torch.randn(2, 1, 4),
+        torch.randn(1, 2, 4),
+        None,
+        0.5,
+        q_positions=torch.tensor([0]),
+        k_positions=torch.tensor([3, 4]),
+    )
     assert out is None and probs.dtype == torch.float64 and probs.abs().max() == 0
 
 
 def test_float32_compute_agrees_with_float64():
     torch.manual_seed(3)
     q, k, v = torch.randn(4, 6, 8), torch.randn(2, 6, 8), torch.randn(2, 6, 8)
-    ref, p_ref = causal_attention(q, k, v, 8 ** -0.5)
-    out, p = causal_attention(q, k, v, 8 ** -0.5, dtype=torch.float32)
+    ref, p_ref = causal_attention(q, k, v, 8**-0.5)
+    out, p = causal_attention(q, k, v, 8**-0.5, dtype=torch.float32)
     assert out.dtype == p.dtype == torch.float32
     assert torch.allclose(out, ref.float(), atol=1e-5) and torch.allclose(p, p_ref.float(), atol=1e-6)
 

@@ -118,9 +118,11 @@ def test_exception_at_every_step_keeps_old_output(tmp_path, swap_mode, monkeypat
     dest = tmp_path / "out"
     write_run(dest, "old")
     for step in ("tmp", "written", "swap"):
+
         def boom(s, step=step):
             if s == step:
                 raise RuntimeError(step)
+
         monkeypatch.setattr(fileio, "crash_hook", boom)
         with pytest.raises(RuntimeError):
             write_run(dest, "new")
@@ -172,6 +174,7 @@ def test_atomic_path_crash_leaves_old_file_and_next_write_cleans(tmp_path):
     def child():
         with fileio.atomic_path(dest, suffix=".png") as tmp:
             tmp.write_text("half")
+
     crash_in_child("written", child)
     assert dest.read_text() == "old" and len(os.listdir(tmp_path)) == 2
     write_text(dest, "new")
@@ -187,14 +190,17 @@ def test_read_text_input_accepts_utf8_and_strips_bom(tmp_path):
     assert read_text_input(f, "--prompt-file") == "hé"
 
 
-@pytest.mark.parametrize("make,fragment", [
-    (lambda d: d / "missing.txt", "No such file"),
-    (lambda d: d, "not a regular file"),
-    (lambda d: Path("/dev/zero"), "not a regular file"),
-    (lambda d: (os.mkfifo(d / "fifo"), d / "fifo")[1], "not a regular file"),
-    (lambda d: ((d / "bad.txt").write_bytes(b"ok \xff\xfe"), d / "bad.txt")[1], "not valid UTF-8 text (byte 3)"),
-    (lambda d: ((d / "big.txt").write_bytes(b"x" * 101), d / "big.txt")[1], "over the limit of 100"),
-])
+@pytest.mark.parametrize(
+    "make,fragment",
+    [
+        (lambda d: d / "missing.txt", "No such file"),
+        (lambda d: d, "not a regular file"),
+        (lambda d: Path("/dev/zero"), "not a regular file"),
+        (lambda d: (os.mkfifo(d / "fifo"), d / "fifo")[1], "not a regular file"),
+        (lambda d: ((d / "bad.txt").write_bytes(b"ok \xff\xfe"), d / "bad.txt")[1], "not valid UTF-8 text (byte 3)"),
+        (lambda d: ((d / "big.txt").write_bytes(b"x" * 101), d / "big.txt")[1], "over the limit of 100"),
+    ],
+)
 def test_read_text_input_refuses(tmp_path, make, fragment):
     path = make(tmp_path)
     with pytest.raises(UsageError, match="--data") as err:

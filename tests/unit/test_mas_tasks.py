@@ -41,14 +41,19 @@ def test_arith_is_seeded_exact_and_consistent():
 
 def test_gsm8k_jsonl_skips_malformed_lines_with_their_number(tmp_path, caplog):
     f = tmp_path / "g.jsonl"
-    f.write_text("\n".join([
-        json.dumps({"question": "Q1?", "answer": "x #### 1,000"}),
-        "{not json",
-        json.dumps({"question": "Q3?", "answer": "no marker"}),
-        json.dumps({"question": 5, "answer": "#### 3"}),
-        "",
-        json.dumps({"question": "Q6?", "answer": "#### 18.00"}),
-    ]) + "\n")
+    f.write_text(
+        "\n".join(
+            [
+                json.dumps({"question": "Q1?", "answer": "x #### 1,000"}),
+                "{not json",
+                json.dumps({"question": "Q3?", "answer": "no marker"}),
+                json.dumps({"question": 5, "answer": "#### 3"}),
+                "",
+                json.dumps({"question": "Q6?", "answer": "#### 18.00"}),
+            ]
+        )
+        + "\n"
+    )
     with caplog.at_level(logging.WARNING, logger="kvscope"):
         problems = read_gsm8k_jsonl(f, -1)
     assert [(p.index, p.question, p.gold) for p in problems] == [(1, "Q1?", "1000"), (2, "Q6?", "18")]

@@ -9,11 +9,39 @@ import pytest
 from kvscope.errors import UsageError
 from kvscope.memory import catalog
 
-REQUIRED_GPUS = ["a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h100-nvl", "h200", "b200", "mi300x", "l4",
-                 "l40s", "rtx-4090", "t4"]
-REQUIRED_MODELS = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-2-7b", "mistral-7b", "mixtral-8x7b",
-                   "qwen2.5-7b", "qwen2.5-72b", "qwen3-4b", "qwen3-8b", "qwen3-32b", "gemma-2-9b", "gemma-2-27b",
-                   "deepseek-v3", "gpt-3-175b", "tinyllama-1.1b", "smollm2-135m"]
+REQUIRED_GPUS = [
+    "a100-40gb",
+    "a100-80gb",
+    "h100-sxm",
+    "h100-pcie",
+    "h100-nvl",
+    "h200",
+    "b200",
+    "mi300x",
+    "l4",
+    "l40s",
+    "rtx-4090",
+    "t4",
+]
+REQUIRED_MODELS = [
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "llama-2-7b",
+    "mistral-7b",
+    "mixtral-8x7b",
+    "qwen2.5-7b",
+    "qwen2.5-72b",
+    "qwen3-4b",
+    "qwen3-8b",
+    "qwen3-32b",
+    "gemma-2-9b",
+    "gemma-2-27b",
+    "deepseek-v3",
+    "gpt-3-175b",
+    "tinyllama-1.1b",
+    "smollm2-135m",
+]
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -26,8 +54,7 @@ def test_required_entries_present_with_source_and_date():
 
 def test_hbm_stacks_active_and_sites():
     g = catalog.gpus()
-    assert [g[n]["hbm"] for n in ("a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie")] == [
-        {"active": 5, "sites": 6}] * 4
+    assert [g[n]["hbm"] for n in ("a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie")] == [{"active": 5, "sites": 6}] * 4
     assert g["h200"]["hbm"] == {"active": 6, "sites": 6} and g["b200"]["hbm"]["active"] == 8
     assert g["mi300x"]["hbm"]["active"] == 8
     for name in ("l4", "l40s", "rtx-4090", "t4"):

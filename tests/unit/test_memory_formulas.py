@@ -45,9 +45,17 @@ def test_gemma2_9b_head_dim_256_and_sliding_layers_capped_at_window():
     assert f.seq_kv_bytes(m, "bf16", 1000) == 42 * per_layer * 1000  # under the window: no cap
 
 
-@pytest.mark.parametrize("model,expected", [("llama-3.1-70b", 327_680), ("llama-3.1-405b", 516_096),
-                                            ("qwen2.5-7b", 57_344), ("tinyllama-1.1b", 22_528),
-                                            ("smollm2-135m", 23_040), ("gpt-3-175b", 4_718_592)])
+@pytest.mark.parametrize(
+    "model,expected",
+    [
+        ("llama-3.1-70b", 327_680),
+        ("llama-3.1-405b", 516_096),
+        ("qwen2.5-7b", 57_344),
+        ("tinyllama-1.1b", 22_528),
+        ("smollm2-135m", 23_040),
+        ("gpt-3-175b", 4_718_592),
+    ],
+)
 def test_catalog_table_c2(model, expected):
     assert f.kv_bytes_per_token(M[model], "bf16") == expected
 
@@ -108,8 +116,10 @@ def test_static_counts_tokens_held_after_finish_as_waste():
 
 def test_continuous_batching_raises_efficiency_on_the_readme_example():
     """README: Llama-3.1-8B on an H100, batch 32, context 8,192."""
-    eff = {mode: f.run_efficiency(M["llama-3.1-8b"], f.normalize({"mode": mode, "batch": 32, "context": 8192}))
-           for mode in f.MODES}
+    eff = {
+        mode: f.run_efficiency(M["llama-3.1-8b"], f.normalize({"mode": mode, "batch": 32, "context": 8192}))
+        for mode in f.MODES
+    }
     assert eff["static"] < eff["cb"] < eff["paged"]
     assert eff["cb"] - eff["static"] > 0.05
 
@@ -127,8 +137,7 @@ def test_run_efficiency_matches_a_step_by_step_sum():
 
 def test_paper_band_static_inside_paged_above_96_percent():
     m = M["llama-3.1-8b"]
-    eff = {mode: f.run_efficiency(m, f.normalize({"mode": mode, "batch": 32, "context": 8192}))
-           for mode in f.MODES}
+    eff = {mode: f.run_efficiency(m, f.normalize({"mode": mode, "batch": 32, "context": 8192})) for mode in f.MODES}
     assert 0.204 <= eff["cb"] <= 0.382  # admission over time does not stop max-length reservation
     assert eff["static"] < 0.204  # finished requests held until the batch ends: lower still
     assert eff["paged"] > 0.96
@@ -138,8 +147,12 @@ def test_continuous_batching_admits_new_requests_over_time():
     st = f.slot_at(0, 100, batch=2, context=100, mode="cb")
     assert f.request_length(0, 100) == 66
     assert st == {"tokens": 100 - 66, "request": 2, "done": 1, "idle": False}
-    assert f.slot_at(0, 100, batch=2, context=100, mode="static") == {"tokens": 66, "request": 0, "done": 1,
-                                                                       "idle": True}
+    assert f.slot_at(0, 100, batch=2, context=100, mode="static") == {
+        "tokens": 66,
+        "request": 0,
+        "done": 1,
+        "idle": True,
+    }
 
 
 def test_tp_shards_kv_heads_then_replicates():
@@ -219,8 +232,7 @@ def test_usable_memory_is_visible_mib_not_marketed_gb():
     assert b.usable_bytes(G["b200"]) == 192 * 10**9  # not verified: marketed decimal GB
 
 
-@pytest.mark.parametrize("model,gib_per_1k", [("qwen3-8b", 0.1373), ("qwen3-32b", 0.2441),
-                                              ("llama-3.1-70b", 0.3052)])
+@pytest.mark.parametrize("model,gib_per_1k", [("qwen3-8b", 0.1373), ("qwen3-32b", 0.2441), ("llama-3.1-70b", 0.3052)])
 def test_lmcache_faq_gib_per_thousand_tokens(model, gib_per_1k):
     """Reference B1/C3: the LMCache FAQ's KV sizes per 1,000 tokens (its "GB" are GiB)."""
     assert round(f.kv_bytes_per_token(M[model], "bf16") * 1000 / GIB, 4) == gib_per_1k

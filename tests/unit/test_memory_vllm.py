@@ -25,12 +25,33 @@ from kvscope.memory import formulas as f
 GIB = 2**30
 LOGS = [
     # (log, model, gpu, options, logged KV GiB per rank, logged blocks, logged max concurrency)
-    ("vllm#10517 20k", "llama-3.1-8b", "rtx-3090",
-     {"context": 20_000, "gpu_memory_utilization": 0.90, "activation_gib": 17.06 - 14.9888}, 3.81, 1952, 1.56),
-    ("vllm#10517 29k", "llama-3.1-8b", "rtx-3090",
-     {"context": 29_000, "gpu_memory_utilization": 0.90, "activation_gib": 17.98 - 14.9888}, 2.89, 1478, 0.82),
-    ("vllm#13061 tp2", "qwen2.5-14b", "rtx-4090",
-     {"context": 131_072, "gpu_memory_utilization": 0.98, "tp": 2, "activation_gib": 0.19}, 8.69, None, None),
+    (
+        "vllm#10517 20k",
+        "llama-3.1-8b",
+        "rtx-3090",
+        {"context": 20_000, "gpu_memory_utilization": 0.90, "activation_gib": 17.06 - 14.9888},
+        3.81,
+        1952,
+        1.56,
+    ),
+    (
+        "vllm#10517 29k",
+        "llama-3.1-8b",
+        "rtx-3090",
+        {"context": 29_000, "gpu_memory_utilization": 0.90, "activation_gib": 17.98 - 14.9888},
+        2.89,
+        1478,
+        0.82,
+    ),
+    (
+        "vllm#13061 tp2",
+        "qwen2.5-14b",
+        "rtx-4090",
+        {"context": 131_072, "gpu_memory_utilization": 0.98, "tp": 2, "activation_gib": 0.19},
+        8.69,
+        None,
+        None,
+    ),
 ]
 
 
@@ -51,7 +72,8 @@ def test_each_budget_term_is_subtracted():
     e0 = f.compute(m, g, base)["engine"]
     assert e0["cuda_total_bytes"] == (81_559 - 450) * 2**20  # no logged total: nvidia-smi less the reserve
     assert e0["available_kv_bytes"] == pytest.approx(
-        e0["cuda_total_bytes"] * 0.9 - 8_030_261_248 * 2 - 1.0 * GIB - 0.35 * GIB)
+        e0["cuda_total_bytes"] * 0.9 - 8_030_261_248 * 2 - 1.0 * GIB - 0.35 * GIB
+    )
     graphs = f.compute(m, g, {**base, "cuda_graph_gib": 0.5})["engine"]
     assert e0["available_kv_bytes"] - graphs["available_kv_bytes"] == pytest.approx(0.5 * GIB)
     util = f.compute(m, g, {**base, "gpu_memory_utilization": 0.8})["engine"]

@@ -15,7 +15,8 @@ PACKAGE = Path(kvscope.__file__).resolve().parent
 
 # Entry points another branch adds; the lead empties this after merging (the test below then checks them).
 PENDING_API = {
-    "bench": "bench branch", "run_mas": "mas branch",
+    "bench": "bench branch",
+    "run_mas": "mas branch",
 }
 # Library modules that still import kvscope.cli on this branch, and the branch that removes the import.
 PENDING_CLI_IMPORTS: dict[str, str] = {}
@@ -28,15 +29,26 @@ def _python(code: str) -> str:
 
 
 def test_import_kvscope_loads_neither_torch_nor_matplotlib():
-    out = _python("import sys, kvscope; print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'click') "
-                  "if m in sys.modules))")
+    out = _python(
+        "import sys, kvscope; print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'click') "
+        "if m in sys.modules))"
+    )
     assert out == "[]"
 
 
 def test_dir_lists_the_whole_api():
     assert set(kvscope.API) <= set(dir(kvscope))
-    assert {"load_model", "capture", "analyze", "compare", "compare_pruning", "bench", "explain_caching",
-            "estimate_memory", "run_mas"} <= set(kvscope.API)
+    assert {
+        "load_model",
+        "capture",
+        "analyze",
+        "compare",
+        "compare_pruning",
+        "bench",
+        "explain_caching",
+        "estimate_memory",
+        "run_mas",
+    } <= set(kvscope.API)
 
 
 def test_names_resolve_to_their_modules():
@@ -62,11 +74,13 @@ def test_unknown_name_is_an_attribute_error():
 
 
 def test_importing_every_module_keeps_the_matplotlib_backend():
-    code = ("import importlib, pkgutil, matplotlib, kvscope\n"
-            "matplotlib.use('svg')\n"
-            "for m in pkgutil.walk_packages(kvscope.__path__, 'kvscope.'):\n"
-            "    importlib.import_module(m.name)\n"
-            "print(matplotlib.get_backend())")
+    code = (
+        "import importlib, pkgutil, matplotlib, kvscope\n"
+        "matplotlib.use('svg')\n"
+        "for m in pkgutil.walk_packages(kvscope.__path__, 'kvscope.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print(matplotlib.get_backend())"
+    )
     assert _python(code) == "svg"
 
 
@@ -83,15 +97,17 @@ def _imports(path: Path) -> set[str]:
 
 def _library_modules() -> list[Path]:
     skip = {PACKAGE / "__main__.py"}
-    return [p for p in sorted(PACKAGE.rglob("*.py")) if "cli" not in p.relative_to(PACKAGE).parts[:1]
-            and p not in skip]
+    return [p for p in sorted(PACKAGE.rglob("*.py")) if "cli" not in p.relative_to(PACKAGE).parts[:1] and p not in skip]
 
 
 def test_no_library_module_imports_click_or_the_cli():
     offenders = set()
     for path in _library_modules():
-        bad = {n for n in _imports(path) if n.split(".")[0] == "click" or n == "kvscope.cli"
-               or n.startswith("kvscope.cli.")}
+        bad = {
+            n
+            for n in _imports(path)
+            if n.split(".")[0] == "click" or n == "kvscope.cli" or n.startswith("kvscope.cli.")
+        }
         if bad:
             offenders.add(path.relative_to(PACKAGE).as_posix())
     assert offenders == set(PENDING_CLI_IMPORTS), "library modules importing click or kvscope.cli"

@@ -24,7 +24,12 @@ def test_build_mask_expands_kv_heads_to_their_query_group():
     keep = torch.tensor([[True, False], [False, True]])  # [kv_head, slots]
     mask = build_mask(1, 3, 2, keep)  # one new token: 2 slots + itself
     assert mask.shape == (1, 4, 1, 3)
-    assert mask[0, :, 0].tolist() == [[True, False, True], [True, False, True], [False, True, True], [False, True, True]]
+    assert mask[0, :, 0].tolist() == [
+        [True, False, True],
+        [True, False, True],
+        [False, True, True],
+        [False, True, True],
+    ]
     assert build_mask(1, 3, 2, None) is None
 
 
@@ -62,7 +67,10 @@ def _sweep():
 
 def test_csv_round_trip():
     lines = to_csv(_sweep()).splitlines()
-    assert lines[0] == "method,setting,ratio,ppl,ppl_change_pct,kv_bytes,kv_fraction,seconds,kv_bytes_fp16,kv_fraction_fp16"
+    assert (
+        lines[0]
+        == "method,setting,ratio,ppl,ppl_change_pct,kv_bytes,kv_fraction,seconds,kv_bytes_fp16,kv_fraction_fp16"
+    )
     assert lines[3].split(",")[:3] == ["knorm", "0.5", "0.5"] and lines[4].split(",")[2] == ""
 
 
@@ -70,13 +78,24 @@ def test_figures_render(tmp_path):
     from kvscope.plots.common import save_figure
     from kvscope.plots.prune import compression_pareto, importance_ground_truth, scan_figure
 
-    loo = LooResult("m", "ab", ["a", "b", "c"], [1, 2, 3], np.array([-1.0, 0.5, -2.0]), -3.0,
-                    {"magnitude": np.array([1.0, 2, 3])}, {"magnitude": -0.5})
+    loo = LooResult(
+        "m",
+        "ab",
+        ["a", "b", "c"],
+        [1, 2, 3],
+        np.array([-1.0, 0.5, -2.0]),
+        -3.0,
+        {"magnitude": np.array([1.0, 2, 3])},
+        {"magnitude": -0.5},
+    )
     scan = ScanResult("heads", "m", 4.0, np.ones((2, 2)) * 5, np.array([[25.0, 0.0], [1.0, 3.0]]), 10, 5)
     layers = ScanResult("layers", "m", 4.0, np.array([5.0, 4.0]), np.array([25.0, 0.0]), 10, 5)
-    for name, fig in [("p", compression_pareto(_sweep())), ("l", importance_ground_truth(loo)),
-                      ("s", scan_figure(scan, np.array([[0.1, 0.9], [0.5, 0.4]]), "def")),
-                      ("n", scan_figure(layers, None))]:
+    for name, fig in [
+        ("p", compression_pareto(_sweep())),
+        ("l", importance_ground_truth(loo)),
+        ("s", scan_figure(scan, np.array([[0.1, 0.9], [0.5, 0.4]]), "def")),
+        ("n", scan_figure(layers, None)),
+    ]:
         path = save_figure(fig, tmp_path / f"{name}.png")
         assert path.stat().st_size > 5000
 
@@ -84,8 +103,14 @@ def test_figures_render(tmp_path):
 # ----------------------------------------------------------------------------- strategy registry
 
 from kvscope.prune.evict import n_keep  # noqa: E402
-from kvscope.prune.strategies import (STRATEGIES, make_strategy, parse_settings, setting_defaults,  # noqa: E402
-                                      split_budget, summaries)
+from kvscope.prune.strategies import (  # noqa: E402
+    STRATEGIES,
+    make_strategy,
+    parse_settings,
+    setting_defaults,
+    split_budget,
+    summaries,
+)
 
 
 def test_registry_makes_strategies_by_name_with_settings():
@@ -107,7 +132,10 @@ def test_registry_makes_strategies_by_name_with_settings():
 
 def test_parse_settings_converts_by_type():
     assert parse_settings("pyramidkv", ["window=64", "beta=10", "rounding=floor"]) == {
-        "window": 64, "beta": 10.0, "rounding": "floor"}
+        "window": 64,
+        "beta": 10.0,
+        "rounding": "floor",
+    }
     assert parse_settings("knorm", ["skip-layers=2"]) == {"skip_layers": 2}
     for bad in (["window"], ["nope=1"]):
         with pytest.raises(UsageError, match="takes KEY=VALUE"):

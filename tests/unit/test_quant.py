@@ -11,7 +11,7 @@ from kvscope.quant import KiviSpec, kivi, kivi_layer, parse_spec, quantize, quan
 
 def _grid(shape, bits, lo=-1.5, step=0.25):
     """Values on the grid ``lo + step * q`` with both ends present in every row and column."""
-    levels = 2 ** bits - 1
+    levels = 2**bits - 1
     q = torch.randint(0, levels + 1, shape, generator=torch.Generator().manual_seed(0))
     q[..., 0, :] = 0
     q[..., -1, :] = levels
@@ -27,27 +27,28 @@ def test_round_trip_exact_on_grid(scheme, bits):
     assert torch.equal(quantize(x, bits, scheme), x)
 
 
-@pytest.mark.parametrize("scheme,group", [("tensor", None), ("token", None), ("token", 4),
-                                          ("channel", None), ("channel", 3)])
+@pytest.mark.parametrize(
+    "scheme,group", [("tensor", None), ("token", None), ("token", 4), ("channel", None), ("channel", 3)]
+)
 @pytest.mark.parametrize("bits", [1, 2, 3, 4])
 def test_error_within_half_step(scheme, group, bits):
     x = torch.randn(3, 10, 8, generator=torch.Generator().manual_seed(bits))
     out = quantize(x, bits, scheme, group)
     # the step of every element's own group, computed independently by brute force
     if scheme == "tensor":
-        step = (x.max() - x.min()) / (2 ** bits - 1) * torch.ones_like(x)
+        step = (x.max() - x.min()) / (2**bits - 1) * torch.ones_like(x)
     elif scheme == "token":
         g = group or 8
         step = torch.empty_like(x)
         for c in range(0, 8, g):
-            blk = x[..., c:c + g]
-            step[..., c:c + g] = (blk.amax(-1, keepdim=True) - blk.amin(-1, keepdim=True)) / (2 ** bits - 1)
+            blk = x[..., c : c + g]
+            step[..., c : c + g] = (blk.amax(-1, keepdim=True) - blk.amin(-1, keepdim=True)) / (2**bits - 1)
     else:
         g = group or 10
         step = torch.empty_like(x)
         for p in range(0, 10, g):
-            blk = x[..., p:p + g, :]
-            step[..., p:p + g, :] = (blk.amax(-2, keepdim=True) - blk.amin(-2, keepdim=True)) / (2 ** bits - 1)
+            blk = x[..., p : p + g, :]
+            step[..., p : p + g, :] = (blk.amax(-2, keepdim=True) - blk.amin(-2, keepdim=True)) / (2**bits - 1)
     assert ((out - x).abs() <= step / 2 + 1e-6).all()
     assert not torch.equal(out, x)  # random data is not on the grid
 
@@ -59,8 +60,9 @@ def test_hand_worked_values():
     # channel scheme on the transposed layout gives the same thing
     assert torch.equal(quantize(x.T.contiguous(), 2, "channel"), torch.tensor([[0.0], [1.0], [2.0], [3.0]]))
     # 1 bit: values snap to min or max
-    assert torch.equal(quantize(torch.tensor([[0.0, 0.4, 0.6, 1.0]]), 1, "tensor"),
-                       torch.tensor([[0.0, 0.0, 1.0, 1.0]]))
+    assert torch.equal(
+        quantize(torch.tensor([[0.0, 0.4, 0.6, 1.0]]), 1, "tensor"), torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    )
 
 
 def test_groups_are_independent():
@@ -83,9 +85,9 @@ def test_constant_group_is_exact_and_counts():
 
 
 def test_round_to_dtype():
-    x = torch.tensor([1.0 + 2 ** -9, 1.0 + 2 ** -12])
+    x = torch.tensor([1.0 + 2**-9, 1.0 + 2**-12])
     assert torch.equal(round_to_dtype(x, "bfloat16"), torch.tensor([1.0, 1.0]))
-    assert round_to_dtype(x, "float16")[0] == 1.0 + 2 ** -9  # 10 mantissa bits keep it
+    assert round_to_dtype(x, "float16")[0] == 1.0 + 2**-9  # 10 mantissa bits keep it
     assert round_to_dtype(x, "float16").dtype == torch.float32
     with pytest.raises(UsageError):
         round_to_dtype(x, "int8")

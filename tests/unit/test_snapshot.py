@@ -11,9 +11,21 @@ from kvscope.errors import KvscopeError, UsageError
 from kvscope.models import ModelInfo
 from kvscope.snapshot import FORMAT_VERSION, META_FILE, TENSOR_FILE, KVSnapshot
 
-INFO = ModelInfo(name="synthetic", architecture="llama", layers=2, q_heads=4, kv_heads=2, head_dim=3,
-                 hidden_size=12, vocab_size=10, rope_theta=10000.0, max_positions=64, dtype="float32",
-                 parameters=1, kv_bytes_per_token=2 * 2 * 2 * 3 * 4)
+INFO = ModelInfo(
+    name="synthetic",
+    architecture="llama",
+    layers=2,
+    q_heads=4,
+    kv_heads=2,
+    head_dim=3,
+    hidden_size=12,
+    vocab_size=10,
+    rope_theta=10000.0,
+    max_positions=64,
+    dtype="float32",
+    parameters=1,
+    kv_bytes_per_token=2 * 2 * 2 * 3 * 4,
+)
 
 
 def make_snapshot(extras: bool = True) -> KVSnapshot:
@@ -22,9 +34,16 @@ def make_snapshot(extras: bool = True) -> KVSnapshot:
     values = [torch.randn(2, 5, 3, generator=g) for _ in range(2)]
     keys[1][0, 0, 0] = float("nan")  # odd values must survive too
     values[0][1, 2, 1] = -0.0
-    snap = KVSnapshot(keys=keys, values=values, token_ids=torch.tensor([5, 1, 2, 3, 4]),
-                      tokens=["<s>", "a", " ü", "\n", "<script>"], special=torch.tensor([1, 0, 0, 0, 0]).bool(),
-                      positions=torch.arange(5), info=INFO, text="a ü\n<script>")
+    snap = KVSnapshot(
+        keys=keys,
+        values=values,
+        token_ids=torch.tensor([5, 1, 2, 3, 4]),
+        tokens=["<s>", "a", " ü", "\n", "<script>"],
+        special=torch.tensor([1, 0, 0, 0, 0]).bool(),
+        positions=torch.arange(5),
+        info=INFO,
+        text="a ü\n<script>",
+    )
     if extras:
         snap.pre_rope_keys = [k * 2 for k in keys]
         snap.queries = [torch.randn(4, 5, 3, generator=g) for _ in range(2)]
@@ -109,8 +128,10 @@ def test_missing_tensor_is_named(tmp_path):
     del tensors["values.1"]
     save_file(tensors, str(folder / TENSOR_FILE))
     meta = json.loads((folder / META_FILE).read_text())
-    meta["files"][TENSOR_FILE] = {"sha256": sha256_file(folder / TENSOR_FILE),
-                                  "bytes": (folder / TENSOR_FILE).stat().st_size}
+    meta["files"][TENSOR_FILE] = {
+        "sha256": sha256_file(folder / TENSOR_FILE),
+        "bytes": (folder / TENSOR_FILE).stat().st_size,
+    }
     meta["tensors"] = sorted(tensors)
     (folder / META_FILE).write_text(json.dumps(seal(meta)))
     with pytest.raises(KvscopeError, match="corrupted: missing tensor.*values.1"):
@@ -160,8 +181,10 @@ def test_crash_during_save_leaves_old_or_new_snapshot(tmp_path, step):
 def test_repr_is_short_and_html_is_a_table():
     snap = make_snapshot()
     text = repr(snap)
-    assert text == ("KVSnapshot(model='synthetic', tokens=5, layers=2, kv_heads=2, head_dim=3, "
-                    "extras=[attention, pre_rope_keys, queries])")
+    assert text == (
+        "KVSnapshot(model='synthetic', tokens=5, layers=2, kv_heads=2, head_dim=3, "
+        "extras=[attention, pre_rope_keys, queries])"
+    )
     html = snap._repr_html_()
     assert html.startswith("<table>") and "&lt;script&gt;" in html and "<script>" not in html
     assert "<td style='text-align:left'>2 x 2 x 3</td>" in html

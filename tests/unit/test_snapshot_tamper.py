@@ -45,10 +45,10 @@ def edit_header(folder: Path, fn) -> None:
     """Rewrite the safetensors header in place (the data bytes stay)."""
     raw = (folder / TENSOR_FILE).read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     fn(header)
     text = json.dumps(header).encode()
-    (folder / TENSOR_FILE).write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    (folder / TENSOR_FILE).write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n :])
     reseal_file(folder)
 
 
@@ -80,12 +80,16 @@ def truncate(f: Path, n: int, reseal: bool) -> None:
 
 # name -> (tamper(folder), fragment of the message after "corrupted: ")
 VARIANTS = {
-    "manifest_edited_without_checksum": (lambda f: edit_meta(f, lambda m: m.update(text="edited"), reseal=False),
-                                         "does not match its checksum (manifest_sha256)"),
+    "manifest_edited_without_checksum": (
+        lambda f: edit_meta(f, lambda m: m.update(text="edited"), reseal=False),
+        "does not match its checksum (manifest_sha256)",
+    ),
     "n_layers_huge": (lambda f: edit_meta(f, lambda m: m.update(n_layers=10**12)), "n_layers = 1,000,000,000,000 but"),
     "n_layers_string": (lambda f: edit_meta(f, lambda m: m.update(n_layers="2")), "n_layers is str"),
-    "model_layers_huge": (lambda f: edit_meta(f, lambda m: (m["model"].update(layers=10**12),
-                                                            m.update(n_layers=10**12))), "model.layers = 1,000"),
+    "model_layers_huge": (
+        lambda f: edit_meta(f, lambda m: (m["model"].update(layers=10**12), m.update(n_layers=10**12))),
+        "model.layers = 1,000",
+    ),
     "kv_heads_zero": (model_field("kv_heads", 0), "model.kv_heads = 0 is outside"),
     "head_dim_string": (model_field("head_dim", "3"), "model.head_dim is str"),
     "head_dim_bool": (model_field("head_dim", True), "model.head_dim is bool"),
@@ -95,8 +99,12 @@ VARIANTS = {
     "tokens_not_strings": (lambda f: edit_meta(f, lambda m: m["tokens"].__setitem__(0, 7)), "tokens must be"),
     "text_not_string": (lambda f: edit_meta(f, lambda m: m.update(text=5)), "text is int"),
     "manifest_is_a_list": (lambda f: (f / META_FILE).write_text("[1, 2]"), "not a JSON object"),
-    "manifest_nan_constant": (lambda f: (f / META_FILE).write_text(
-        (f / META_FILE).read_text().replace('"rope_theta": 10000.0', '"rope_theta": NaN')), "not valid JSON"),
+    "manifest_nan_constant": (
+        lambda f: (f / META_FILE).write_text(
+            (f / META_FILE).read_text().replace('"rope_theta": 10000.0', '"rope_theta": NaN')
+        ),
+        "not valid JSON",
+    ),
     "manifest_deep_nesting": (lambda f: (f / META_FILE).write_text("[" * 200_000), "not valid JSON"),
     "keys_wrong_head_dim": (set_tensor("keys.0", lambda t: torch.zeros(2, 5, 4)), "keys.0 has shape [2, 5, 4]"),
     "values_extra_head": (set_tensor("values.1", lambda t: torch.zeros(3, 5, 3)), "values.1 has shape [3, 5, 3]"),
@@ -106,22 +114,32 @@ VARIANTS = {
     "keys_float64": (set_tensor("keys.0", lambda t: t.double()), "keys.0 has unsupported dtype F64"),
     "token_ids_float": (set_tensor("token_ids", lambda t: t.float()), "token_ids has dtype F32, expected I64"),
     "values_nan_unrecorded": (set_tensor("values.0", nan_at), "values.0 holds NaN or infinite values"),
-    "attention_inf_unrecorded": (set_tensor("attention_received", lambda t: nan_at(t, float("inf"))),
-                                 "attention_received holds NaN"),
+    "attention_inf_unrecorded": (
+        set_tensor("attention_received", lambda t: nan_at(t, float("inf"))),
+        "attention_received holds NaN",
+    ),
     "token_id_beyond_vocab": (set_tensor("token_ids", lambda t: t + 100), "token_ids outside [0, vocab_size 10)"),
     "negative_position": (set_tensor("positions", lambda t: t - 1), "positions holds negative values"),
     "unknown_tensor": (lambda f: edit_tensors(f, lambda t: t.update({"bias.0": torch.zeros(1)})), "unexpected tensor"),
-    "queries_one_layer_missing": (lambda f: edit_tensors(f, lambda t: t.pop("queries.1")),
-                                  "queries is present for 1 of 2 layers"),
+    "queries_one_layer_missing": (
+        lambda f: edit_tensors(f, lambda t: t.pop("queries.1")),
+        "queries is present for 1 of 2 layers",
+    ),
     "nonfinite_names_unknown": (lambda f: edit_meta(f, lambda m: m.update(nonfinite=["nope"])), "nonfinite names"),
     "tensor_file_truncated": (lambda f: truncate(f, 100, reseal=False), "is 100 bytes, the manifest says"),
     "tensor_file_truncated_resealed": (lambda f: truncate(f, 100, reseal=True), "declares a header of"),
-    "tensor_file_flipped_byte": (lambda f: (f / TENSOR_FILE).write_bytes(
-        (f / TENSOR_FILE).read_bytes()[:-7] + b"\x00" * 7), "does not match its checksum"),
-    "header_length_huge": (lambda f: ((f / TENSOR_FILE).write_bytes(struct.pack("<Q", 2**60) + b"{}" * 64),
-                                      reseal_file(f)), "declares a header of 1,152,921"),
-    "header_shape_huge": (lambda f: edit_header(f, lambda h: h["keys.0"].update(shape=[2, 10**9, 3])),
-                          "keys.0 does not fit its byte range"),
+    "tensor_file_flipped_byte": (
+        lambda f: (f / TENSOR_FILE).write_bytes((f / TENSOR_FILE).read_bytes()[:-7] + b"\x00" * 7),
+        "does not match its checksum",
+    ),
+    "header_length_huge": (
+        lambda f: ((f / TENSOR_FILE).write_bytes(struct.pack("<Q", 2**60) + b"{}" * 64), reseal_file(f)),
+        "declares a header of 1,152,921",
+    ),
+    "header_shape_huge": (
+        lambda f: edit_header(f, lambda h: h["keys.0"].update(shape=[2, 10**9, 3])),
+        "keys.0 does not fit its byte range",
+    ),
     "tensor_file_missing": (lambda f: (f / TENSOR_FILE).unlink(), "tensors.safetensors is missing"),
     "tensor_file_symlink": (symlink_tensor_file, "tensors.safetensors is a symbolic link"),
     "symlink_inside": (lambda f: os.symlink("/etc/passwd", f / "extra"), "extra is a symbolic link"),
@@ -161,12 +179,20 @@ def test_memory_stays_bounded_for_every_variant(tmp_path):
         "for f in folders:\n"
         "    try: KVSnapshot.load(f)\n"
         "    except CorruptSnapshotError: refused += 1\n"
-        "print(json.dumps({'growth_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base, 'refused': refused}))\n"
+        "growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base\n"
+        "print(json.dumps({'growth_kib': growth, 'refused': refused}))\n"
     )
     (tmp_path / "ok").mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False, capture_output=True, text=True, env=env,
-                          cwd=env["PYTHONPATH"], timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=env["PYTHONPATH"],
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["refused"] == len(VARIANTS)
@@ -192,6 +218,7 @@ def to_format_1(folder: Path) -> None:
     def downgrade(m):
         m.update(format_version=1, sha256=m.pop("files")[TENSOR_FILE]["sha256"])
         del m["nonfinite"], m["manifest_sha256"]
+
     edit_meta(folder, downgrade, reseal=False)
 
 

@@ -25,16 +25,21 @@ def layer_statistics(data: FigureData):
     """std, mean |x|, K-V norm correlation and the sink share of position 0 per layer, with bands."""
     b = data.results["many"].layer_bands
     fig, axes = new_figure(12, 7.5, 2, 2)
-    panels = ((axes[0][0], ("std_k", "std_v"), "(a) standard deviation"),
-              (axes[0][1], ("mean_abs_k", "mean_abs_v"), "(b) mean |x|"),
-              (axes[1][0], ("kv_norm_spearman",), "(c) Spearman of per-token ||k|| vs ||v||"),
-              (axes[1][1], ("first_share",), "(d) attention share of position 0 (per seeing query)"))
+    panels = (
+        (axes[0][0], ("std_k", "std_v"), "(a) standard deviation"),
+        (axes[0][1], ("mean_abs_k", "mean_abs_v"), "(b) mean |x|"),
+        (axes[1][0], ("kv_norm_spearman",), "(c) Spearman of per-token ||k|| vs ||v||"),
+        (axes[1][1], ("first_share",), "(d) attention share of position 0 (per seeing query)"),
+    )
     for ax, names, title in panels:
         if not all(n in b for n in names):
             no_data(ax, "not measured (no attention data)")
             continue
-        for n, color, label in zip(names, (K_COLOR, V_COLOR) if len(names) == 2 else ("k",),
-                                   ("keys", "values") if len(names) == 2 else (title.split(" ", 1)[1],)):
+        for n, color, label in zip(
+            names,
+            (K_COLOR, V_COLOR) if len(names) == 2 else ("k",),
+            ("keys", "values") if len(names) == 2 else (title.split(" ", 1)[1],),
+        ):
             _band(ax, b[n], color, label)
         layer_axis(ax, len(b[names[0]][0]))
         ax.set_title(title, fontsize=9)
@@ -49,8 +54,10 @@ def head_specialization(data: FigureData):
     """Mean over q_heads of look-back on non-sink attention and of the sink share, per layer, with bands."""
     b = data.results["many"].layer_bands
     fig, axes = new_figure(12, 4.5, 1, 2)
-    for ax, name, color, label in ((axes[0][0], "lookback", "#2ca02c", "look-back of non-sink attention (tokens)"),
-                                   (axes[0][1], "sink_share", SINK_COLOR, "share of attention on the sinks")):
+    for ax, name, color, label in (
+        (axes[0][0], "lookback", "#2ca02c", "look-back of non-sink attention (tokens)"),
+        (axes[0][1], "sink_share", SINK_COLOR, "share of attention on the sinks"),
+    ):
         if name not in b:
             no_data(ax, "needs captured queries")
             continue
@@ -78,8 +85,15 @@ def importance(data: FigureData):
             vals = m.correlations[ref][name]
             ax.scatter(vals, np.full(vals.size, y), s=14, alpha=0.6, color=f"C{j}")
             mean, lo, hi = m.intervals[ref][name]
-            ax.errorbar([mean], [y], xerr=[[mean - lo], [hi - mean]], fmt="D", color=f"C{j}", capsize=4,
-                        label=("vs " + ref.replace("_", "-")) if i == 0 else None)
+            ax.errorbar(
+                [mean],
+                [y],
+                xerr=[[mean - lo], [hi - mean]],
+                fmt="D",
+                color=f"C{j}",
+                capsize=4,
+                label=("vs " + ref.replace("_", "-")) if i == 0 else None,
+            )
     ax.set_yticks(np.arange(len(names)) + 0.15 * (len(m.correlations) - 1), [PROXY_NAMES[n] for n in names])
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlim(-1, 1)
@@ -96,8 +110,9 @@ def quantization(data: FigureData):
     q = data.results["many"].quantization
     fig, axes = new_figure(12, 10, 3, 2)
     for col, kind in enumerate(("key", "value")):
-        for row, (err, what) in enumerate((("tensor", "||x_q - x|| / ||x||"), ("output", "attention-output error"),
-                                           ("kl", "next-token KL (nats)"))):
+        for row, (err, what) in enumerate(
+            (("tensor", "||x_q - x|| / ||x||"), ("output", "attention-output error"), ("kl", "next-token KL (nats)"))
+        ):
             ax = axes[row][col]
             drawn = False
             for var in q["variants"]:
@@ -107,9 +122,15 @@ def quantization(data: FigureData):
                     continue
                 drawn = True
                 mean, lo, hi = (np.asarray(a)[ok] for a in e[err])
-                ax.errorbar(e["effective_bits"][ok], np.maximum(mean, 1e-12),
-                            yerr=[np.maximum(mean - lo, 0), np.maximum(hi - mean, 0)], fmt="o-", ms=3, capsize=2,
-                            label=var)
+                ax.errorbar(
+                    e["effective_bits"][ok],
+                    np.maximum(mean, 1e-12),
+                    yerr=[np.maximum(mean - lo, 0), np.maximum(hi - mean, 0)],
+                    fmt="o-",
+                    ms=3,
+                    capsize=2,
+                    label=var,
+                )
             if not drawn:
                 no_data(ax, q["notes"].get(err, "not measured"))
                 continue
@@ -136,8 +157,9 @@ def token_types(data: FigureData):
         for box in bp["boxes"]:
             box.set_facecolor(color)
             box.set_alpha(0.4)
-        ax.set_xticks(range(1, len(types) + 1), [f"{t}\n(n={tn[which][t].size})" for t in types], fontsize=7,
-                      rotation=30)
+        ax.set_xticks(
+            range(1, len(types) + 1), [f"{t}\n(n={tn[which][t].size})" for t in types], fontsize=7, rotation=30
+        )
         ax.set_ylabel(which.replace("_", " "))
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle("Magnitude by word type, tokens of " + _n(data).split(",")[0] + " pooled", fontsize=10)

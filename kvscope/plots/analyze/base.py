@@ -39,8 +39,16 @@ def new_figure(width: float, height: float, rows: int = 1, cols: int = 1, layout
 def mark_sinks(ax, x: np.ndarray, y: np.ndarray, sink: np.ndarray, label: bool = True) -> None:
     """Ring every sink token's point in orange."""
     if sink.any():
-        ax.scatter(x[sink], y[sink], s=160, facecolors="none", edgecolors=SINK_COLOR, linewidths=2,
-                   label="attention sink" if label else None, zorder=5)
+        ax.scatter(
+            x[sink],
+            y[sink],
+            s=160,
+            facecolors="none",
+            edgecolors=SINK_COLOR,
+            linewidths=2,
+            label="attention sink" if label else None,
+            zorder=5,
+        )
 
 
 def label_points(ax, x: np.ndarray, y: np.ndarray, idx: np.ndarray, tokens: list[str], limit: int = 12) -> None:
@@ -53,9 +61,15 @@ def label_points(ax, x: np.ndarray, y: np.ndarray, idx: np.ndarray, tokens: list
     for i in list(idx)[:limit]:
         near = sum(1 for px, py in placed if abs(px - x[i]) / fx < 0.06 and abs(py - y[i]) / fy < 0.06)
         placed.append((x[i], y[i]))
-        ax.annotate(f"{token_label(tokens[i])} @{i}", (x[i], y[i]), xytext=(6, 4 - 10 * near),
-                    textcoords="offset points", fontsize=7, alpha=0.9,
-                    arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5} if near else None)
+        ax.annotate(
+            f"{token_label(tokens[i])} @{i}",
+            (x[i], y[i]),
+            xytext=(6, 4 - 10 * near),
+            textcoords="offset points",
+            fontsize=7,
+            alpha=0.9,
+            arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5} if near else None,
+        )
 
 
 def wrap(text: str, width: int = 110) -> str:

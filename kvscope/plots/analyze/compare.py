@@ -9,9 +9,12 @@ from kvscope.plots.analyze.base import K_COLOR, SINK_COLOR, V_COLOR, layer_axis,
 
 def _layers(a: dict, b: dict, labels: tuple[str, str]):
     fig, axes = new_figure(12, 7.5, 2, 2)
-    panels = ((axes[0][0], ("std_k", "std_v"), "standard deviation"), (axes[0][1], ("mean_abs_k", "mean_abs_v"),
-              "mean |x|"), (axes[1][0], ("outlier_ratio_k", "outlier_ratio_v"), "outlier-channel ratio (max/median)"),
-              (axes[1][1], ("first_share",), "attention share of position 0"))
+    panels = (
+        (axes[0][0], ("std_k", "std_v"), "standard deviation"),
+        (axes[0][1], ("mean_abs_k", "mean_abs_v"), "mean |x|"),
+        (axes[1][0], ("outlier_ratio_k", "outlier_ratio_v"), "outlier-channel ratio (max/median)"),
+        (axes[1][1], ("first_share",), "attention share of position 0"),
+    )
     for ax, names, title in panels:
         if any(a[n] is None or b[n] is None for n in names):
             no_data(ax, "needs attention data in both snapshots")
@@ -34,10 +37,11 @@ def _channels(a: dict, b: dict, labels: tuple[str, str]):
     mats = (a["channel_mean_abs_k"], b["channel_mean_abs_k"], b["channel_mean_abs_k"] - a["channel_mean_abs_k"])
     lim = max(float(np.nanmax(mats[0])), float(np.nanmax(mats[1])))
     dlim = float(np.nanmax(np.abs(mats[2]))) or 1.0
-    for ax, m, title, kw in ((axes[0][0], mats[0], labels[0], {"cmap": "viridis", "vmin": 0, "vmax": lim}),
-                             (axes[0][1], mats[1], labels[1], {"cmap": "viridis", "vmin": 0, "vmax": lim}),
-                             (axes[0][2], mats[2], f"{labels[1]} - {labels[0]}",
-                              {"cmap": "RdBu_r", "vmin": -dlim, "vmax": dlim})):
+    for ax, m, title, kw in (
+        (axes[0][0], mats[0], labels[0], {"cmap": "viridis", "vmin": 0, "vmax": lim}),
+        (axes[0][1], mats[1], labels[1], {"cmap": "viridis", "vmin": 0, "vmax": lim}),
+        (axes[0][2], mats[2], f"{labels[1]} - {labels[0]}", {"cmap": "RdBu_r", "vmin": -dlim, "vmax": dlim}),
+    ):
         im = ax.imshow(m, aspect="auto", interpolation="nearest", **kw)
         fig.colorbar(im, ax=ax)
         ax.set_xlabel("key channel (kv_head x head_dim)")
@@ -54,8 +58,15 @@ def _quant(a: dict, b: dict, labels: tuple[str, str]):
         for i, var in enumerate(a["quantization"]["variants"]):
             for side, style, label in ((a, "-", labels[0]), (b, "--", labels[1])):
                 q = side["quantization"]
-                ax.plot(q["effective_bits"][kind][var], q["tensor"][kind][var], style, marker="o", ms=3,
-                        color=f"C{i}", label=f"{var} {label}")
+                ax.plot(
+                    q["effective_bits"][kind][var],
+                    q["tensor"][kind][var],
+                    style,
+                    marker="o",
+                    ms=3,
+                    color=f"C{i}",
+                    label=f"{var} {label}",
+                )
         ax.set_yscale("log")
         ax.set_xlabel("effective bits per element")
         ax.set_ylabel("||x_q - x|| / ||x||")
@@ -69,5 +80,8 @@ def _quant(a: dict, b: dict, labels: tuple[str, str]):
 
 def compare_figures(a: dict, b: dict, labels: tuple[str, str]) -> dict:
     """``{name: Figure}`` for one comparison."""
-    return {"compare_layers": _layers(a, b, labels), "compare_channels": _channels(a, b, labels),
-            "compare_quantization": _quant(a, b, labels)}
+    return {
+        "compare_layers": _layers(a, b, labels),
+        "compare_channels": _channels(a, b, labels),
+        "compare_quantization": _quant(a, b, labels),
+    }

@@ -12,34 +12,45 @@ def head_specialization(data: FigureData):
     Right: every layer x q_head, look-back and sink share as two heatmaps."""
     hs = data.results["heads"]
     l = hs.layer
-    fig, axes = new_figure(15, max(5.5, 0.2 * hs.lookback.shape[0] + 2), 1, 3,
-                           gridspec_kw={"width_ratios": [1.3, 1, 1]})
+    fig, axes = new_figure(
+        15, max(5.5, 0.2 * hs.lookback.shape[0] + 2), 1, 3, gridspec_kw={"width_ratios": [1.3, 1, 1]}
+    )
     ax = axes[0][0]
     cmap = __import__("matplotlib").colormaps["tab10"]
     for g in np.unique(hs.kv_head):
         idx = np.flatnonzero(hs.kv_head == g)
-        ax.scatter(hs.sink_share[l, idx], hs.lookback[l, idx], s=60, color=cmap(int(g) % 10), edgecolors="k",
-                   alpha=0.85, label=f"kv_head {g} (q_heads {idx.min()}-{idx.max()})")
+        ax.scatter(
+            hs.sink_share[l, idx],
+            hs.lookback[l, idx],
+            s=60,
+            color=cmap(int(g) % 10),
+            edgecolors="k",
+            alpha=0.85,
+            label=f"kv_head {g} (q_heads {idx.min()}-{idx.max()})",
+        )
         for h in idx:
-            ax.annotate(f"q{h}", (hs.sink_share[l, h], hs.lookback[l, h]), xytext=(5, 3),
-                        textcoords="offset points", fontsize=8)
+            ax.annotate(
+                f"q{h}", (hs.sink_share[l, h], hs.lookback[l, h]), xytext=(5, 3), textcoords="offset points", fontsize=8
+            )
     ax.set_xlabel(f"share of attention on the sinks {hs.sinks[:4]}")
     ax.set_ylabel("mean look-back of non-sink attention (tokens)")
     ax.set_xlim(-0.02, 1.02)
     ax.legend(fontsize=7, title="GQA group", title_fontsize=7)
     ax.grid(alpha=0.3)
-    ax.set_title(f"layer {l}: recomputed attention (scale: {hs.scaling_source}; "
-                 f"matches capture to {hs.parity:.1e})", fontsize=8)
-    for ax, mat, name, cm in ((axes[0][1], hs.lookback, "look-back, non-sink (tokens)", "viridis"),
-                              (axes[0][2], hs.sink_share, "sink share", "Oranges")):
+    ax.set_title(
+        f"layer {l}: recomputed attention (scale: {hs.scaling_source}; matches capture to {hs.parity:.1e})", fontsize=8
+    )
+    for ax, mat, name, cm in (
+        (axes[0][1], hs.lookback, "look-back, non-sink (tokens)", "viridis"),
+        (axes[0][2], hs.sink_share, "sink share", "Oranges"),
+    ):
         im = ax.imshow(mat, aspect="auto", cmap=cm, interpolation="nearest")
         fig.colorbar(im, ax=ax, label=name)
         ax.set_xlabel("q_head")
         ax.set_ylabel("layer")
         ax.set_yticks(range(0, mat.shape[0], max(1, mat.shape[0] // 15)))
         ax.set_title(f"every layer: {name}", fontsize=9)
-    fig.suptitle("Head specialization: look-back measured without the sink, sink share as its own axis",
-                 fontsize=11)
+    fig.suptitle("Head specialization: look-back measured without the sink, sink share as its own axis", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -69,8 +80,7 @@ def pruning_heatmap_by_layer_head(data: FigureData):
     fig.colorbar(im, ax=ax, label="pruning potential (1 = writes least)")
     _grid_ticks(ax, *pp.head.shape)
     ax.set_ylabel("layer")
-    ax.set_title("score: " + ("attention-weighted value norm" if pp.uses_attention else "mean value norm"),
-                 fontsize=9)
+    ax.set_title("score: " + ("attention-weighted value norm" if pp.uses_attention else "mean value norm"), fontsize=9)
     if heads is not None:
         ax = axes[0][1]
         measured = np.asarray(heads, dtype=float)
@@ -123,9 +133,11 @@ def head_pruning_potential(data: FigureData):
     ax.set_ylabel("pruning potential")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7)
-    ax.set_title("Pruning potential by kv_head index. Head h of one layer and head h of another are\n"
-                 "different heads: an index has no identity across layers, so read the dots, not the bar.",
-                 fontsize=8)
+    ax.set_title(
+        "Pruning potential by kv_head index. Head h of one layer and head h of another are\n"
+        "different heads: an index has no identity across layers, so read the dots, not the bar.",
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig
 
@@ -140,11 +152,20 @@ def weight_magnitude_distribution(data: FigureData):
         ax.set_yscale("log")
         ax.set_xlabel(f"|{name} weight|")
         ax.set_ylabel("count (log)")
-        ax.set_title(f"{name}: {h.n:,} weights, mean |w| {h.mean_abs:.3g}, max {h.max_abs:.3g}, "
-                     f"exact zeros {h.zeros:,}", fontsize=9)
+        ax.set_title(
+            f"{name}: {h.n:,} weights, mean |w| {h.mean_abs:.3g}, max {h.max_abs:.3g}, exact zeros {h.zeros:,}",
+            fontsize=9,
+        )
     gguf = "GGUF" in str(data.meta.get("model", ""))
-    fig.suptitle("Projection weight magnitudes (all layers)" + ("\nthese weights come from a 4-bit GGUF file: the "
-                 "histogram shows its quantization grid (at most 16 values per block of 32), not trained weights"
-                 if gguf else ""), fontsize=10)
+    fig.suptitle(
+        "Projection weight magnitudes (all layers)"
+        + (
+            "\nthese weights come from a 4-bit GGUF file: the "
+            "histogram shows its quantization grid (at most 16 values per block of 32), not trained weights"
+            if gguf
+            else ""
+        ),
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig

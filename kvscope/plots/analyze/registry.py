@@ -8,8 +8,8 @@ one into file bytes. A figure that fails to draw is reported as skipped with the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from kvscope.plots.analyze import aggregate, heads, layers, token_plots
 from kvscope.plots.analyze.base import FigureData
@@ -35,33 +35,72 @@ def _spec(files, needs, draw, title, draw_many=None, palette=False) -> FigureSpe
     return FigureSpec(files, needs, draw, title, EXPLANATIONS[files[0]], draw_many, palette)
 
 
-FIGURES: dict[str, FigureSpec] = {s.files[0]: s for s in (
-    _spec(("kv_cache_layers",), ("cache_maps",), layers.kv_cache_layers, "Layer-wise heatmaps", palette=True),
-    _spec(("kv_cache_statistics", "layer_statistics"), ("layer_stats",), layers.layer_statistics,
-          "Layer statistics", aggregate.layer_statistics),
-    _spec(("kv_value_distribution",), ("distribution",), layers.kv_value_distribution, "Value distribution"),
-    _spec(("kv_pca_by_position",), ("pca", "tokens"), token_plots.kv_pca_by_position, "PCA by position"),
-    _spec(("head_specialization",), ("heads",), heads.head_specialization, "Head specialization",
-          aggregate.head_specialization),
-    _spec(("kv_quantization_error",), ("quantization",), layers.kv_quantization_error, "Quantization error",
-          aggregate.quantization),
-    _spec(("low_importance_tokens",), ("tokens",), token_plots.low_importance_tokens, "Low-magnitude tokens"),
-    _spec(("token_importance_comparison",), ("tokens",), token_plots.token_importance_comparison,
-          "High vs low magnitude tokens"),
-    _spec(("token_magnitude_distributions",), ("tokens",), token_plots.token_magnitude_distributions,
-          "Magnitude by token type", aggregate.token_types),
-    _spec(("token_magnitudes",), ("tokens",), token_plots.token_magnitudes, "Magnitude by position"),
-    _spec(("token_key_value_scatter",), ("tokens",), token_plots.token_key_value_scatter, "Key vs value magnitude"),
-    _spec(("head_sparsity",), ("layer_stats",), layers.head_sparsity, "Sparsity per head"),
-    _spec(("pruning_heatmap_by_layer_head",), ("pruning",), heads.pruning_heatmap_by_layer_head,
-          "Pruning potential per head"),
-    _spec(("layer_pruning_potential",), ("pruning",), heads.layer_pruning_potential, "Pruning potential per layer"),
-    _spec(("head_pruning_potential",), ("pruning",), heads.head_pruning_potential, "Pruning potential by head index"),
-    _spec(("weight_magnitude_distribution",), ("weights",), heads.weight_magnitude_distribution,
-          "Projection weights"),
-    _spec(("importance_validation",), ("importance",), token_plots.importance_validation,
-          "Importance proxies vs references", aggregate.importance),
-)}
+FIGURES: dict[str, FigureSpec] = {
+    s.files[0]: s
+    for s in (
+        _spec(("kv_cache_layers",), ("cache_maps",), layers.kv_cache_layers, "Layer-wise heatmaps", palette=True),
+        _spec(
+            ("kv_cache_statistics", "layer_statistics"),
+            ("layer_stats",),
+            layers.layer_statistics,
+            "Layer statistics",
+            aggregate.layer_statistics,
+        ),
+        _spec(("kv_value_distribution",), ("distribution",), layers.kv_value_distribution, "Value distribution"),
+        _spec(("kv_pca_by_position",), ("pca", "tokens"), token_plots.kv_pca_by_position, "PCA by position"),
+        _spec(
+            ("head_specialization",),
+            ("heads",),
+            heads.head_specialization,
+            "Head specialization",
+            aggregate.head_specialization,
+        ),
+        _spec(
+            ("kv_quantization_error",),
+            ("quantization",),
+            layers.kv_quantization_error,
+            "Quantization error",
+            aggregate.quantization,
+        ),
+        _spec(("low_importance_tokens",), ("tokens",), token_plots.low_importance_tokens, "Low-magnitude tokens"),
+        _spec(
+            ("token_importance_comparison",),
+            ("tokens",),
+            token_plots.token_importance_comparison,
+            "High vs low magnitude tokens",
+        ),
+        _spec(
+            ("token_magnitude_distributions",),
+            ("tokens",),
+            token_plots.token_magnitude_distributions,
+            "Magnitude by token type",
+            aggregate.token_types,
+        ),
+        _spec(("token_magnitudes",), ("tokens",), token_plots.token_magnitudes, "Magnitude by position"),
+        _spec(("token_key_value_scatter",), ("tokens",), token_plots.token_key_value_scatter, "Key vs value magnitude"),
+        _spec(("head_sparsity",), ("layer_stats",), layers.head_sparsity, "Sparsity per head"),
+        _spec(
+            ("pruning_heatmap_by_layer_head",),
+            ("pruning",),
+            heads.pruning_heatmap_by_layer_head,
+            "Pruning potential per head",
+        ),
+        _spec(("layer_pruning_potential",), ("pruning",), heads.layer_pruning_potential, "Pruning potential per layer"),
+        _spec(
+            ("head_pruning_potential",), ("pruning",), heads.head_pruning_potential, "Pruning potential by head index"
+        ),
+        _spec(
+            ("weight_magnitude_distribution",), ("weights",), heads.weight_magnitude_distribution, "Projection weights"
+        ),
+        _spec(
+            ("importance_validation",),
+            ("importance",),
+            token_plots.importance_validation,
+            "Importance proxies vs references",
+            aggregate.importance,
+        ),
+    )
+}
 
 
 def encode(fig, fmt: str, palette: bool = False) -> bytes:
@@ -98,8 +137,9 @@ def missing_needs(name: str, data: FigureData, notes: dict[str, str], many: bool
     return None
 
 
-def draw_figures(data: FigureData, notes: dict[str, str] | None = None,
-                 many: bool = False) -> tuple[dict[str, object], dict[str, str]]:
+def draw_figures(
+    data: FigureData, notes: dict[str, str] | None = None, many: bool = False
+) -> tuple[dict[str, object], dict[str, str]]:
     """``({name: Figure}, {name: why skipped})`` in registry order."""
     notes = notes or {}
     figures, skipped = {}, {}
@@ -110,6 +150,6 @@ def draw_figures(data: FigureData, notes: dict[str, str] | None = None,
             continue
         try:
             figures[name] = (spec.draw_many if many else spec.draw)(data)
-        except Exception as exc:  # noqa: BLE001 - one figure's failure must not stop the report
+        except Exception as exc:
             skipped[name] = f"failed to draw: {type(exc).__name__}: {exc}"
     return figures, skipped

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from kvscope.plots.analyze.base import (K_COLOR, SINK_COLOR, V_COLOR, FigureData, label_points, layer_axis,
-                                        mark_sinks, new_figure, no_data, wrap)
+from kvscope.plots.analyze.base import (
+    K_COLOR,
+    SINK_COLOR,
+    V_COLOR,
+    FigureData,
+    label_points,
+    layer_axis,
+    mark_sinks,
+    new_figure,
+    no_data,
+    wrap,
+)
 from kvscope.plots.common import token_label
 from kvscope.tokens import TOKEN_TYPES
 
@@ -44,13 +54,21 @@ def low_importance_tokens(data: FigureData):
         ax.set_xticks(range(len(low)), [f"{token_label(t.tokens[i])}\n@{i}" for i in low], fontsize=7)
         for j, i in enumerate(low):
             if t.sink[i]:
-                ax.annotate("attention sink:\nNOT unimportant", (j, att[j]), ha="center", va="bottom",
-                            fontsize=7, color=SINK_COLOR, fontweight="bold")
+                ax.annotate(
+                    "attention sink:\nNOT unimportant",
+                    (j, att[j]),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color=SINK_COLOR,
+                    fontweight="bold",
+                )
         ax.set_ylabel("attention received per query")
         ax.legend(fontsize=7)
         ax.set_title("attention those tokens actually receive", fontsize=9)
-    fig.suptitle("Low-magnitude tokens: candidates by magnitude, checked against attention" + _attn_note(t),
-                 fontsize=11)
+    fig.suptitle(
+        "Low-magnitude tokens: candidates by magnitude, checked against attention" + _attn_note(t), fontsize=11
+    )
     fig.tight_layout()
     return fig
 
@@ -63,10 +81,14 @@ def token_importance_comparison(data: FigureData):
     ax.scatter(t.key_norm, t.value_norm, color="#dddddd", s=_size(len(t.tokens)), label="other tokens")
     color = t.attention if t.has_attention else None
     for idx, marker, name in ((t.highest, "o", "highest magnitude"), (t.lowest, "X", "lowest magnitude")):
-        kw = {"c": color[idx], "cmap": "viridis", "vmin": np.nanmin(color), "vmax": _clip_limit(color, t.sink)} \
-            if color is not None else {"color": "tab:blue" if marker == "o" else "tab:red"}
-        sc = ax.scatter(t.key_norm[idx], t.value_norm[idx], marker=marker, s=70, edgecolors="k",
-                        linewidths=0.5, label=name, **kw)
+        kw = (
+            {"c": color[idx], "cmap": "viridis", "vmin": np.nanmin(color), "vmax": _clip_limit(color, t.sink)}
+            if color is not None
+            else {"color": "tab:blue" if marker == "o" else "tab:red"}
+        )
+        sc = ax.scatter(
+            t.key_norm[idx], t.value_norm[idx], marker=marker, s=70, edgecolors="k", linewidths=0.5, label=name, **kw
+        )
     if color is not None:
         fig.colorbar(sc, ax=ax, extend="max", label="attention received per query (clipped at the non-sink 95th pct)")
     mark_sinks(ax, t.key_norm, t.value_norm, t.sink)
@@ -95,7 +117,10 @@ def token_magnitude_distributions(data: FigureData):
     t = data.results["tokens"]
     types = _present_types(t)
     fig, axes = new_figure(12, 4.5, 1, 2)
-    for ax, vals, name, color in ((axes[0][0], t.key_norm, "key", K_COLOR), (axes[0][1], t.value_norm, "value", V_COLOR)):
+    for ax, vals, name, color in (
+        (axes[0][0], t.key_norm, "key", K_COLOR),
+        (axes[0][1], t.value_norm, "value", V_COLOR),
+    ):
         groups = [vals[t.by_type[ty]] for ty in types]
         bp = ax.boxplot(groups, patch_artist=True, showfliers=True)
         for box in bp["boxes"]:
@@ -103,16 +128,23 @@ def token_magnitude_distributions(data: FigureData):
             box.set_alpha(0.4)
         for j, ty in enumerate(types):
             sinks = t.by_type[ty][t.sink[t.by_type[ty]]]
-            ax.scatter(np.full(sinks.size, j + 1), vals[sinks], s=70, color=SINK_COLOR, edgecolors="k", zorder=5,
-                       label="attention sink" if sinks.size and not ax.get_legend_handles_labels()[1] else None)
+            ax.scatter(
+                np.full(sinks.size, j + 1),
+                vals[sinks],
+                s=70,
+                color=SINK_COLOR,
+                edgecolors="k",
+                zorder=5,
+                label="attention sink" if sinks.size and not ax.get_legend_handles_labels()[1] else None,
+            )
         if t.sink.any():
             ax.legend(fontsize=7)
-        ax.set_xticks(range(1, len(types) + 1), [f"{ty}\n(n={t.by_type[ty].size})" for ty in types],
-                      fontsize=7, rotation=30)
+        ax.set_xticks(
+            range(1, len(types) + 1), [f"{ty}\n(n={t.by_type[ty].size})" for ty in types], fontsize=7, rotation=30
+        )
         ax.set_ylabel(f"{name} L2 norm")
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle("Key and value magnitude by token type (mean over layers and kv_heads)" + _attn_note(t),
-                 fontsize=11)
+    fig.suptitle("Key and value magnitude by token type (mean over layers and kv_heads)" + _attn_note(t), fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -174,8 +206,10 @@ def kv_pca_by_position(data: FigureData):
     p, t = data.results["pca"], data.results["tokens"]
     fig, axes = new_figure(12, 5, 1, 2)
     special = np.array([ty == "special" for ty in t.types])
-    for ax, coords, share, name in ((axes[0][0], p.key, p.key_explained, "keys"),
-                                    (axes[0][1], p.value, p.value_explained, "values")):
+    for ax, coords, share, name in (
+        (axes[0][0], p.key, p.key_explained, "keys"),
+        (axes[0][1], p.value, p.value_explained, "values"),
+    ):
         sc = ax.scatter(coords[:, 0], coords[:, 1], c=p.positions, cmap="viridis", s=_size(len(p.positions)))
         mark_sinks(ax, coords[:, 0], coords[:, 1], t.sink[p.positions])
         if special[p.positions].any():
@@ -215,8 +249,12 @@ def importance_validation(data: FigureData):
     return fig
 
 
-PROXY_NAMES = {"magnitude": "magnitude (||k||+||v||)/2", "key_norm": "KNorm (-||k||)", "value_norm": "||v||",
-               "attention": "attention received"}
+PROXY_NAMES = {
+    "magnitude": "magnitude (||k||+||v||)/2",
+    "key_norm": "KNorm (-||k||)",
+    "value_norm": "||v||",
+    "attention": "attention received",
+}
 
 
 def _reference_bars(ax, partial: dict[str, dict[str, float]], note: str = "") -> None:
@@ -226,12 +264,19 @@ def _reference_bars(ax, partial: dict[str, dict[str, float]], note: str = "") ->
     h = 0.8 / len(refs)
     for j, ref in enumerate(refs):
         vals = [partial[ref].get(n, np.nan) for n in names]
-        ax.barh(np.arange(len(names)) + j * h, np.nan_to_num(vals), h,
-                label="vs leave-one-out" if ref == "leave_one_out" else "vs attention received")
+        ax.barh(
+            np.arange(len(names)) + j * h,
+            np.nan_to_num(vals),
+            h,
+            label="vs leave-one-out" if ref == "leave_one_out" else "vs attention received",
+        )
     ax.set_yticks(np.arange(len(names)) + h * (len(refs) - 1) / 2, [PROXY_NAMES[n] for n in names], fontsize=7)
     ax.set_xlim(-1, 1)
     ax.axvline(0, color="grey", lw=0.8)
     ax.legend(fontsize=7)
-    extra = f"\n({note})" if note else ("" if "leave_one_out" in partial else
-                                        "\n(no leave-one-out file: kvscope prune --leave-one-out)")
+    extra = (
+        f"\n({note})"
+        if note
+        else ("" if "leave_one_out" in partial else "\n(no leave-one-out file: kvscope prune --leave-one-out)")
+    )
     ax.set_title("partial Spearman given position, over tokens" + extra, fontsize=8)

@@ -23,7 +23,8 @@ from kvscope.prune.strategies.classic import H2O, KNorm, Magnitude, Random, Snap
 from kvscope.prune.strategies.literature import TOVA, AdaKV, PyramidKV
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (KNorm, Streaming, H2O, SnapKV, Magnitude, Random, TOVA, PyramidKV, AdaKV)}
+    cls.name: cls for cls in (KNorm, Streaming, H2O, SnapKV, Magnitude, Random, TOVA, PyramidKV, AdaKV)
+}
 
 
 def strategy_names() -> str:
@@ -50,8 +51,7 @@ def make_strategy(name: str, **settings: Any) -> Strategy:
     cls = _cls(name)
     unknown = sorted(set(settings) - set(setting_defaults(name)))
     if unknown:
-        raise UsageError(f"{name} has no setting {', '.join(unknown)}: it takes "
-                         f"{', '.join(setting_defaults(name))}")
+        raise UsageError(f"{name} has no setting {', '.join(unknown)}: it takes {', '.join(setting_defaults(name))}")
     return cls(**settings)
 
 
@@ -90,6 +90,25 @@ def _cls(name: str) -> type[Strategy]:
     return STRATEGIES[name]
 
 
-__all__ = ["STRATEGIES", "Strategy", "make_strategy", "get_strategy", "summaries", "strategy_names",
-           "setting_defaults", "parse_settings", "split_budget", "top_keep", "PROTECT", "KNorm", "Streaming",
-           "H2O", "SnapKV", "Magnitude", "Random", "TOVA", "PyramidKV", "AdaKV"]
+__all__ = [
+    "STRATEGIES",
+    "Strategy",
+    "make_strategy",
+    "get_strategy",
+    "summaries",
+    "strategy_names",
+    "setting_defaults",
+    "parse_settings",
+    "split_budget",
+    "top_keep",
+    "PROTECT",
+    "KNorm",
+    "Streaming",
+    "H2O",
+    "SnapKV",
+    "Magnitude",
+    "Random",
+    "TOVA",
+    "PyramidKV",
+    "AdaKV",
+]

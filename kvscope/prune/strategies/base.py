@@ -32,7 +32,7 @@ def recent_bonus(n: int, window: int) -> torch.Tensor:
     """``[n]`` float64: PROTECT + position for the last ``window`` positions, 0 elsewhere."""
     bonus = torch.zeros(n, dtype=torch.float64)
     if window > 0:
-        bonus[n - window:] = PROTECT + torch.arange(n - window, n, dtype=torch.float64)
+        bonus[n - window :] = PROTECT + torch.arange(n - window, n, dtype=torch.float64)
     return bonus
 
 
@@ -68,7 +68,7 @@ def split_budget(weights: list[float], total: int, cap: int) -> list[int]:
             free.remove(i)
     ints = [min(cap, math.floor(x + 1e-9)) for x in share]
     order = sorted(range(len(w)), key=lambda i: (-(share[i] - ints[i]), i))
-    for i in order[:total - sum(ints)]:
+    for i in order[: total - sum(ints)]:
         ints[i] += 1
     return ints
 
@@ -126,9 +126,17 @@ def _check_setting(strategy: str, key: str, value: Any, default: Any, minimum: f
     if default is MISSING:
         return
     kind = type(default)
-    ok = isinstance(value, bool) if kind is bool else (
-        isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
-        isinstance(value, int) and not isinstance(value, bool) if kind is int else isinstance(value, kind))
+    ok = (
+        isinstance(value, bool)
+        if kind is bool
+        else (
+            isinstance(value, (int, float)) and not isinstance(value, bool)
+            if kind is float
+            else isinstance(value, int) and not isinstance(value, bool)
+            if kind is int
+            else isinstance(value, kind)
+        )
+    )
     if not ok:
         raise UsageError(f"{strategy}: {key} must be {kind.__name__}, got {value!r}")
     if kind in (int, float) and value < minimum:

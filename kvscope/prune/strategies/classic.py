@@ -40,14 +40,16 @@ class KNorm(Strategy):
 
     def keep(self, pre: Prefill, ratio: float) -> torch.Tensor:
         keep = super().keep(pre, ratio)
-        keep[:self.skip_layers] = True
+        keep[: self.skip_layers] = True
         return keep
 
     def warnings(self, n_positions: int, ratio: float, layers: int | None = None) -> list[str]:
         out = super().warnings(n_positions, ratio, layers)
         if self.skip_layers:
-            out.append(f"{self.label}: layers 0..{self.skip_layers - 1} are kept whole, so more than "
-                       f"{1 - ratio:.0%} of the cache is kept")
+            out.append(
+                f"{self.label}: layers 0..{self.skip_layers - 1} are kept whole, so more than "
+                f"{1 - ratio:.0%} of the cache is kept"
+            )
         return out
 
 
@@ -121,8 +123,12 @@ class SnapKV(Strategy):
         if snap.queries is None:
             raise UsageError(f"{self.name} needs the prompt's queries")
         w = min(self.window, n)
-        votes = torch.stack([last_query_probs(q, key, pre.scaling[i], w).sum(dim=(1, 2))
-                             for i, (q, key) in enumerate(zip(snap.queries, snap.keys))])
+        votes = torch.stack(
+            [
+                last_query_probs(q, key, pre.scaling[i], w).sum(dim=(1, 2))
+                for i, (q, key) in enumerate(zip(snap.queries, snap.keys))
+            ]
+        )
         return F.avg_pool1d(votes, self.kernel, stride=1, padding=self.kernel // 2, count_include_pad=False)
 
     def layer_scores(self, pooled: torch.Tensor, k: int) -> torch.Tensor:
@@ -141,8 +147,10 @@ class SnapKV(Strategy):
         out = super().warnings(n_positions, ratio, layers)
         k, w = self.budget(n_positions, ratio), min(self.window, n_positions)
         if 0 < k < w:
-            out.append(f"{self.label}: budget {k} tokens < observation window {w}: keeps {min(self.sinks, k)} "
-                       f"sink tokens + the most recent {k - min(self.sinks, k)} (StreamingLLM) instead")
+            out.append(
+                f"{self.label}: budget {k} tokens < observation window {w}: keeps {min(self.sinks, k)} "
+                f"sink tokens + the most recent {k - min(self.sinks, k)} (StreamingLLM) instead"
+            )
         return out
 
 

@@ -79,8 +79,10 @@ class PyramidKV(SnapKV):
         smallest = min(budgets) if budgets else int(self.budget(n_positions, ratio) / self.beta)
         if smallest < w:
             where = f"{sum(b < w for b in budgets)} of {layers} layers" if budgets else "the deepest layers"
-            out.append(f"{self.label}: {where} keep fewer tokens than the observation window {w} (down to "
-                       f"{smallest}); there it keeps sink tokens + the most recent (StreamingLLM)")
+            out.append(
+                f"{self.label}: {where} keep fewer tokens than the observation window {w} (down to "
+                f"{smallest}); there it keeps sink tokens + the most recent (StreamingLLM)"
+            )
         return out
 
 
