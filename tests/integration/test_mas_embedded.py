@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from kvscope.mas.config import MasConfig
 from kvscope.mas.methods import MasSettings
 from kvscope.mas.realign import embedding_matrices, realigner
 from kvscope.mas.runner import ratios, run_method, summarize
@@ -23,8 +24,8 @@ def test_realignment_is_near_identity_for_tied_embeddings(embedded, tmp_path, mo
 
 
 def test_one_arith_problem_all_methods(embedded):
-    s = MasSettings(embedded.model, embedded.tokenizer, embedded.info, latent_steps=3, max_new_tokens=8,
-                    temperature=0.6, seed=42)
+    s = MasSettings(embedded.model, embedded.tokenizer, embedded.info,
+                    MasConfig(latent_steps=3, max_new_tokens=8, temperature=0.6, seed=42))
     problem = load_arith(1, 42)
     runs = {m: run_method(s, m, problem) for m in ("baseline", "text_mas", "latent_mas")}
     lat = runs["latent_mas"][0]
