@@ -139,12 +139,13 @@ def print_results(results: dict[str, Any]) -> None:
 
     table = Table(title=f"kvscope mas: {results['model']}, task {results['task']}")
     for col in ("method", "accuracy", "tokens/problem", "tokens by agent",
-                "s/problem (median)", "KV handed/problem"):
+                "s/problem (median)", "latent share", "KV handed/problem"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, s in results["methods"].items():
         agents = "/".join(str(v) for v in s["generated_tokens_per_agent"].values())
         table.add_row(name, f"{s['accuracy']:.1%} ({s['correct']}/{s['problems']})",
                       f"{s['generated_tokens_per_problem']:.1f}", agents, f"{s['seconds_per_problem_median']:.2f}",
+                      f"{s['latent_share_of_time']:.0%}" if s["latent_seconds_total"] else "-",
                       _human_bytes(s["kv_bytes_handed_per_problem"]))
     console = Console()
     console.width = max(console.width, 120)  # keep the per-agent column readable when piped
