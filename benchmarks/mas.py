@@ -109,7 +109,8 @@ def main() -> None:
     settings = {prompt: MasSettings(loaded.model, loaded.tokenizer, loaded.info, MasConfig(
         prompt=prompt, latent_steps=args.latent_steps, max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed)) for prompt in ("sequential", "hierarchical")}
-    command = "OMP_NUM_THREADS=1 .venv/bin/python " + " ".join(["benchmarks/mas.py"] + sys.argv[1:])
+    shown = [f"--problems {args.problems}", f"--max-new-tokens {args.max_new_tokens}"]
+    command = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mas.py " + " ".join(shown)
     runs: dict[str, list] = {arm_name(m, p): [] for m, p in ARMS}
     t0 = time.perf_counter()
     for i, problem in enumerate(problems):

@@ -1,4 +1,4 @@
-"""A hand-written batched forward/decode loop over one shared ``DynamicCache``.
+"""Bookkeeping of one batched KV cache shared by agents: slots, true positions, masks, labels.
 
 Positions and masks are ours, never derived from the cache length:
 
