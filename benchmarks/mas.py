@@ -1,19 +1,23 @@
-"""Benchmark: baseline vs text_mas vs latent_mas (``kvscope mas --method all``) on the embedded model.
+"""Benchmark: baseline vs text_mas vs latent_mas, sequential and hierarchical, on the embedded model.
 
-For each task (built-in ``arith`` and the first N GSM8K test problems from ``../shared/data``), the three
-methods run on the same problems with the same seeds, one problem at a time, interleaved (problem 1 with
-every method, then problem 2, ...) so that load changes on a shared machine hit all methods alike. Per method: accuracy,
-generated tokens (all agents), median and mean wall seconds per problem, KV bytes handed between agents.
-The latent_mas / text_mas ratios (speed, tokens) come from the same run. Results go to
-``benchmarks/results/mas.md`` (rewritten after each task, so a long run leaves partial results).
+The first N GSM8K test problems (``$KVSCOPE_GSM8K``, default ``/work/shared/data/gsm8k/test.jsonl``); per problem, every method runs before the next problem
+(interleaved), so load changes on a shared machine hit all methods alike. Methods: baseline, text_mas and
+latent_mas with sequential prompts, then latent_mas and text_mas with hierarchical prompts (the paper's
+parallel experts, joined caches). Per method: accuracy, generated tokens (all agents), median and mean wall
+seconds per problem, KV bytes handed between agents, and for latent_mas the latent overhead (three prompt
+prefills + 3 x latent_steps latent steps) as a share of its time per problem. The latent_mas / text_mas
+ratios (speed, tokens) come from the same run, per prompt mode. ``benchmarks/results/mas.md`` is rewritten
+after every problem, so a run cut short leaves the problems that finished (the file says how many).
 
-Usage: ``python benchmarks/mas.py [--problems 20] [--max-new-tokens 128] [--latent-steps 10] [--threads 1]``
+Usage: ``python benchmarks/mas.py [--problems 20] [--max-new-tokens 256] [--latent-steps 10] [--threads 1]``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,57 +25,62 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+GSM8K = Path(os.environ.get("KVSCOPE_GSM8K", "/work/shared/data/gsm8k/test.jsonl"))
 OUT = ROOT / "benchmarks" / "results" / "mas.md"
+ARMS = [("baseline", "sequential"), ("text_mas", "sequential"), ("latent_mas", "sequential"),
+        ("latent_mas", "hierarchical"), ("text_mas", "hierarchical")]
 
 
-def run_task(args: argparse.Namespace, loaded, task: str) -> dict:
-    from kvscope.mas.methods import MasSettings
-    from kvscope.mas.runner import method_names, ratios, run_method, summarize
-    from kvscope.mas.tasks import load_task
-
-    problems = load_task(task, args.problems, args.seed, GSM8K if task == "gsm8k" else None)
-    settings = MasSettings(loaded.model, loaded.tokenizer, loaded.info, latent_steps=args.latent_steps,
-                           max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                           seed=args.seed)
-    names = method_names("all")
-    runs: dict[str, list] = {name: [] for name in names}
-    t0 = time.perf_counter()
-    for i, problem in enumerate(problems):  # interleaved: a load change on the shared machine hits every method
-        for name in names:
-            runs[name] += run_method(settings, name, [problem], 1)
-        print(f"{task}: {i + 1}/{len(problems)} problems, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
-              flush=True)
-    summaries = {name: summarize(r) for name, r in runs.items()}
-    return {"problems": len(problems), "methods": summaries, "ratios": ratios(summaries)}
+def arm_name(method: str, prompt: str) -> str:
+    return method if method == "baseline" else f"{method} ({prompt})"
 
 
-def table(task: str, res: dict) -> list[str]:
-    lines = [f"### {task} ({res['problems']} problems)", "",
-             "| method | accuracy | generated tokens / problem | tokens by agent (P/C/R/J) | median s / problem "
+def share_line(runs: list) -> str:
+    shares = [r.latent_seconds / r.seconds for r in runs if r.seconds]
+    if not shares:
+        return "n/a"
+    spread = f", range {min(shares):.1%} to {max(shares):.1%}" if len(shares) > 1 else ""
+    return f"median {statistics.median(shares):.1%}{spread}; median {statistics.median(r.latent_seconds for r in runs):.2f} s"
+
+
+def table(runs: dict[str, list], done: int, total: int) -> list[str]:
+    from kvscope.mas.runner import ratios, summarize
+
+    lines = [f"### gsm8k ({done} of {total} problems finished)", "",
+             "| method | accuracy | generated tokens / problem | tokens by agent | median s / problem "
              "| mean s / problem | KV handed / problem |", "|---|---|---|---|---|---|---|"]
-    for name, s in res["methods"].items():
+    summaries = {name: summarize(r) for name, r in runs.items() if r}
+    for name, s in summaries.items():
         agents = "/".join(str(v) for v in s["generated_tokens_per_agent"].values())
         lines.append(f"| {name} | {s['accuracy']:.0%} ({s['correct']}/{s['problems']}) | "
                      f"{s['generated_tokens_per_problem']:.1f} | {agents} | {s['seconds_per_problem_median']:.2f} | "
                      f"{s['seconds_per_problem_mean']:.2f} | {s['kv_bytes_handed_per_problem'] / 2**20:.1f} MiB |")
-    r = res["ratios"]
-    lines += ["", f"latent_mas vs text_mas (same run): **{r['speedup_latent_vs_text']:.2f}x** faster (total time), "
-                  f"**{r['token_reduction_latent_vs_text']:.1%}** fewer generated tokens, accuracy "
-                  f"{r['accuracy_delta_latent_minus_text']:+.0%}.", ""]
-    return lines
+    lines.append("")
+    for prompt in ("sequential", "hierarchical"):
+        text, latent = f"text_mas ({prompt})", f"latent_mas ({prompt})"
+        n = min(len(runs.get(text, [])), len(runs.get(latent, [])))
+        if n:
+            r = ratios({"text_mas": summarize(runs[text][:n]), "latent_mas": summarize(runs[latent][:n])})
+            lines.append(f"- {prompt}, latent_mas vs text_mas over the same {n} problems: "
+                         f"**{r['speedup_latent_vs_text']:.2f}x** faster (total time), "
+                         f"**{r['token_reduction_latent_vs_text']:.1%}** fewer generated tokens, accuracy "
+                         f"{r['accuracy_delta_latent_minus_text']:+.0%}.")
+        if runs.get(latent):
+            lines.append(f"- {prompt} latent_mas, latent overhead (3 prompt prefills + latent steps) as a share "
+                         f"of its time per problem: {share_line(runs[latent])}.")
+    return lines + [""]
 
 
-def write(args: argparse.Namespace, results: dict, command: str, elapsed: float) -> None:
-    lines = ["## LatentMAS: baseline vs text_mas vs latent_mas (`kvscope mas --method all`)", "",
+def write(args: argparse.Namespace, runs: dict[str, list], done: int, total: int, command: str,
+          elapsed: float) -> None:
+    lines = ["## LatentMAS: baseline vs text_mas vs latent_mas, sequential and hierarchical", "",
              f"Embedded SmolLM2-135M-Instruct, float32, CPU ({platform.processor() or platform.machine()}), "
              f"torch {torch.__version__}, **{torch.get_num_threads()} torch thread(s)**. Sampling at temperature "
-             f"{args.temperature}, top-p {args.top_p}, seed {args.seed}; max_new_tokens {args.max_new_tokens} per "
-             f"decoding agent; latent_steps {args.latent_steps}; sequential prompts; no realignment; bs 1. "
-             f"Methods interleaved per problem; one run ({elapsed / 60:.0f} min in all), so medians are over problems, not repeats. "
-             f"{args.note}", ""]
-    for task, res in results.items():
-        lines += table(task, res)
+             f"{args.temperature}, top-p {args.top_p}, top-k off, seed {args.seed}; max_new_tokens "
+             f"{args.max_new_tokens} per decoding agent; latent_steps {args.latent_steps}; no realignment; "
+             f"kNN off; bs 1. Methods interleaved per problem; one run ({elapsed / 60:.0f} min so far), so "
+             f"medians are over problems, not repeats. {args.note}", ""]
+    lines += table(runs, done, total)
     lines += ["Reproduce:", "", "```", command, "```", ""]
     Path(args.out).write_text("\n".join(lines))
 
@@ -79,8 +88,7 @@ def write(args: argparse.Namespace, results: dict, command: str, elapsed: float)
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--problems", type=int, default=20)
-    p.add_argument("--tasks", nargs="+", default=["arith", "gsm8k"])
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--latent-steps", type=int, default=10)
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=0.95)
@@ -90,15 +98,28 @@ def main() -> None:
     p.add_argument("--out", default=str(OUT), help="Markdown file to write.")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    from kvscope.mas.config import MasConfig
+    from kvscope.mas.methods import MasSettings
+    from kvscope.mas.runner import run_batch
+    from kvscope.mas.tasks import load_task
     from kvscope.models import load_model
 
     loaded = load_model("embedded")
-    command = "OMP_NUM_THREADS=1 .venv/bin/python " + " ".join(["benchmarks/mas.py"] + sys.argv[1:])
-    t0, results = time.perf_counter(), {}
-    for task in args.tasks:
-        with torch.inference_mode():
-            results[task] = run_task(args, loaded, task)
-        write(args, results, command, time.perf_counter() - t0)
+    problems = load_task("gsm8k", args.problems, args.seed, GSM8K)
+    settings = {prompt: MasSettings(loaded.model, loaded.tokenizer, loaded.info, MasConfig(
+        prompt=prompt, latent_steps=args.latent_steps, max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature, top_p=args.top_p, seed=args.seed)) for prompt in ("sequential", "hierarchical")}
+    shown = [f"--problems {args.problems}", f"--max-new-tokens {args.max_new_tokens}"]
+    command = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mas.py " + " ".join(shown)
+    runs: dict[str, list] = {arm_name(m, p): [] for m, p in ARMS}
+    t0 = time.perf_counter()
+    for i, problem in enumerate(problems):
+        for method, prompt in ARMS:
+            runs[arm_name(method, prompt)] += run_batch(settings[prompt], method, [problem])
+        write(args, runs, i + 1, len(problems), command, time.perf_counter() - t0)
+        print(f"{i + 1}/{len(problems)} problems, {time.perf_counter() - t0:.0f} s; "
+              + "; ".join(f"{k} {statistics.median(r.seconds for r in v):.1f} s" for k, v in runs.items()),
+              file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, load, setup_logging, stderr_console
+from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, load, setup_logging
+from kvscope.errors import UsageError
 
 
 def _opt(name: str, *args: Any, **kwargs: Any):
@@ -18,7 +21,7 @@ def _opt(name: str, *args: Any, **kwargs: Any):
 
 OPTIONS = [
     _opt("method", type=click.Choice(["baseline", "text_mas", "latent_mas", "all"]), required=True,
-         help="Method to run; 'all' runs the three on the same problems and seeds."),
+         help="Method to run; 'all' runs the three on the same problems and seeds, interleaved per problem."),
     click.option("--model_name", "--model", "-m", "model", default="embedded", show_default=True,
                  help="'embedded' (SmolLM2-135M), 'tiny', a Hugging Face id or a local folder."),
     _opt("device", default="auto", show_default=True, help="auto, cpu, cuda ..."),
@@ -33,6 +36,9 @@ OPTIONS = [
          help="Decoding budget per decoding agent."),
     _opt("temperature", type=click.FloatRange(min=0), default=0.6, show_default=True, help="0 = greedy."),
     _opt("top_p", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True),
+    _opt("top_k", type=click.IntRange(min=1), default=None,
+         help="Sample only among the K most likely tokens (off by default). The original's generate() applied "
+              "top-k 50 implicitly, transformers' default when the generation config sets none."),
     _opt("seed", type=int, default=42, show_default=True),
     _opt("generate_bs", type=click.IntRange(min=1), default=1, show_default=True, help="Problems per batch."),
     _opt("prompt", type=click.Choice(["sequential", "hierarchical"]), default="sequential", show_default=True),
@@ -44,6 +50,11 @@ OPTIONS = [
     _opt("knn_strategy", type=click.Choice(["top", "bottom", "random"]), default="top", show_default=True),
     _opt("knn_min_keep", type=click.IntRange(min=0), default=5, show_default=True,
          help="Most recent slots always kept."),
+    _opt("knn_positions", type=click.Choice(["true", "reuse"]), default="true", show_default=True,
+         help="Positions of tokens after filtering: 'true' continues from the real length; 'reuse' takes the "
+              "cache length after filtering, as the kNN fork did (reproduces its numbers)."),
+    _opt("include_old_prompts", is_flag=True,
+         help="Stack each earlier sequential agent's prompt into the next one's (the kNN fork's headline runs)."),
     _opt("out", type=click.Path(file_okay=False, path_type=Path), default=Path("kvscope-out/mas"),
          show_default=True, help="Folder for results.json and trace.jsonl."),
     _opt("charts", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -69,14 +80,48 @@ def mas(**kw: Any) -> None:
       kvscope mas --method all --max_samples 5 --max_new_tokens 128
       kvscope mas --method latent_mas --task gsm8k --data test.jsonl --knn_filter --show_heatmaps
     """
-    from kvscope.mas.report import run_from_options
+    from kvscope.mas.api import run_mas
+    from kvscope.mas.config import MasConfig
+    from kvscope.mas.knn import KnnConfig
+    from kvscope.mas.runner import method_names
+    from kvscope.mas.tasks import load_task
 
     setup_logging(quiet=kw["as_json"])
-    results = run_from_options(kw, load, stderr_console())
+    knn = KnnConfig(kw["knn_percentage"], kw["knn_min_keep"], kw["knn_strategy"])
+    heat = kw["show_heatmaps"] or kw["show_heatmaps_singlelayer"]
+    config = MasConfig(prompt=kw["prompt"], latent_steps=kw["latent_steps"], max_new_tokens=kw["max_new_tokens"],
+                       temperature=kw["temperature"], top_p=kw["top_p"], top_k=kw["top_k"], seed=kw["seed"],
+                       realign=kw["latent_space_realign"], knn=knn if kw["knn_filter"] else None,
+                       knn_positions=kw["knn_positions"], include_old_prompts=kw["include_old_prompts"],
+                       similarities=heat, batch_size=kw["generate_bs"])
+    names = method_names(kw["method"])
+    if kw["max_samples"] == 0 or kw["max_samples"] < -1:
+        raise UsageError(f"--max_samples must be positive or -1 (all), got {kw['max_samples']}")
+    for folder in (kw["out"], kw["charts"]):
+        _check_writable(folder)
+    problems = load_task(kw["task"], kw["max_samples"], kw["seed"], kw["data"])
+    if (heat or kw["knn_filter"] or kw["include_old_prompts"]) and "latent_mas" not in names:
+        logging.getLogger("kvscope").warning("heatmaps, kNN filtering and stacked prompts apply to latent_mas only")
+    loaded = load(kw["model"], kw["device"], kw["dtype"])
+    result = run_mas(loaded.model, loaded.tokenizer, problems, kw["method"], config=config, info=loaded.info,
+                     task=kw["task"], quiet=kw["as_json"])
+    files = result.save(kw["out"], kw["show_heatmaps"], kw["show_heatmaps_singlelayer"], kw["charts"])
+    results = {**result.to_dict(), "files": [str(p) for p in files]}
     if kw["as_json"]:
         emit_json(results)
         return
     print_results(results)
+
+
+def _check_writable(folder: Path | None) -> None:
+    """Refuse an output folder that could not be written, before any model loads or file is created."""
+    if folder is None:
+        return
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise UsageError(f"cannot write output folder {folder}: {existing} is not a writable folder")
 
 
 def _human_bytes(n: float) -> str:
@@ -93,13 +138,14 @@ def print_results(results: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"kvscope mas: {results['model']}, task {results['task']}")
-    for col in ("method", "accuracy", "tokens/problem", "tokens by agent (P/C/R/J)",
-                "s/problem (median)", "KV handed/problem"):
+    for col in ("method", "accuracy", "tokens/problem", "tokens by agent",
+                "s/problem (median)", "latent share", "KV handed/problem"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, s in results["methods"].items():
         agents = "/".join(str(v) for v in s["generated_tokens_per_agent"].values())
         table.add_row(name, f"{s['accuracy']:.1%} ({s['correct']}/{s['problems']})",
                       f"{s['generated_tokens_per_problem']:.1f}", agents, f"{s['seconds_per_problem_median']:.2f}",
+                      f"{s['latent_share_of_time']:.0%}" if s["latent_seconds_total"] else "-",
                       _human_bytes(s["kv_bytes_handed_per_problem"]))
     console = Console()
     console.width = max(console.width, 120)  # keep the per-agent column readable when piped

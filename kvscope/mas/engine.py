@@ -1,4 +1,4 @@
-"""A hand-written batched forward/decode loop over one shared ``DynamicCache``.
+"""Bookkeeping of one batched KV cache shared by agents: slots, true positions, masks, labels.
 
 Positions and masks are ours, never derived from the cache length:
 
@@ -9,8 +9,8 @@ Positions and masks are ours, never derived from the cache length:
 - New segments are left-padded, so every row's last real token sits in the last column; it is still read
   by index from the row's own mask.
 
-Sampling is temperature + nucleus (top-p; Holtzman et al., ICLR 2020), one seeded ``torch.Generator`` per
-row, so a row samples the same tokens whatever batch it runs in.
+Decoding goes through the package's one loop, :func:`kvscope.decode.generate`, with a step that keeps
+this bookkeeping; every forward passes the cache through :func:`kvscope.compat.forward`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from typing import Any
 
 import torch
 
+from kvscope import compat
 from kvscope.capturing import cache_from_tensors, cache_layer_kv
+from kvscope.decode import Sampler, generate
 
 
 @dataclass
@@ -66,32 +68,37 @@ class CacheState:
 
 @dataclass
 class StepOutput:
-    hidden: torch.Tensor  # [batch, hidden] last layer, after the final norm, at each row's last real token
-    logits: torch.Tensor  # [batch, vocab] at the same token
+    hidden: torch.Tensor | None  # [batch, hidden] last layer, after the final norm, at each row's last real token
+    logits: torch.Tensor | None  # [batch, vocab] at the same token
 
 
 def forward(model: Any, state: CacheState, new_real: torch.Tensor, label: str, *, input_ids=None,
-            embeds=None) -> StepOutput:
+            embeds=None, want: str = "logits") -> StepOutput:
     """Append ``L`` slots per row (``input_ids`` ``[B, L]`` or ``embeds`` ``[B, L, hidden]``).
 
     ``new_real`` ``[B, L]`` bool marks real tokens; real ones take positions ``lengths + 0, 1, ...``.
+    ``want="hidden"`` runs the decoder without the vocabulary head (latent steps read no logits) and
+    returns only the last hidden state; ``"logits"`` returns only the last logits.
     """
     device = next(model.parameters()).device
     offsets = torch.cumsum(new_real.long(), dim=1) - 1
     new_pos = torch.where(new_real, state.lengths[:, None] + offsets, torch.full_like(offsets, -1))
     mask = torch.cat([state.mask, new_real.long()], dim=1)
     inputs = {"input_ids": input_ids.to(device)} if input_ids is not None else {"inputs_embeds": embeds}
+    kw = dict(attention_mask=mask.to(device), position_ids=new_pos.clamp(min=0).to(device), use_cache=True)
     with torch.inference_mode():
-        out = model(**inputs, attention_mask=mask.to(device), position_ids=new_pos.clamp(min=0).to(device),
-                    past_key_values=state.cache, use_cache=True, output_hidden_states=True,
-                    logits_to_keep=1)
+        if want == "hidden":
+            out = compat.forward(model.get_decoder(), state.cache, **inputs, **kw)
+        else:
+            out = compat.forward(model, state.cache, **inputs, **kw, logits_to_keep=1)
     state.positions = torch.cat([state.positions, new_pos], dim=1)
     state.lengths = state.lengths + new_real.long().sum(dim=1)
     for row in range(state.batch):
         state.labels[row].extend(label if r else "" for r in new_real[row].tolist())
-    last = last_real_index(new_real)  # left padding: the last column for every row with a real token
-    rows = torch.arange(state.batch)
-    return StepOutput(out.hidden_states[-1][rows, last].float(), out.logits[:, -1].float())
+    if want == "hidden":
+        last = last_real_index(new_real)  # left padding: the last column for every row with a real token
+        return StepOutput(out.last_hidden_state[torch.arange(state.batch), last.to(device)], None)
+    return StepOutput(None, out.logits[:, -1].float())
 
 
 def last_real_index(real: torch.Tensor) -> torch.Tensor:
@@ -100,7 +107,8 @@ def last_real_index(real: torch.Tensor) -> torch.Tensor:
     return torch.where(real, cols, torch.zeros_like(cols)).max(dim=1).values
 
 
-def append_ids(model: Any, state: CacheState, rows: list[list[int]], label: str, pad_id: int) -> StepOutput:
+def append_ids(model: Any, state: CacheState, rows: list[list[int]], label: str, pad_id: int,
+               want: str = "logits") -> StepOutput:
     """Append one token list per row, left-padded to the longest."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.int64)
@@ -109,30 +117,7 @@ def append_ids(model: Any, state: CacheState, rows: list[list[int]], label: str,
         if r:
             ids[i, width - len(r):] = torch.tensor(r, dtype=torch.int64)
             real[i, width - len(r):] = True
-    return forward(model, state, real, label, input_ids=ids)
-
-
-def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Keep the smallest set of most likely tokens whose probability reaches ``top_p``; renormalise.
-
-    ``probs`` ``[vocab]``. The most likely token is always kept.
-    """
-    if top_p >= 1.0:
-        return probs
-    sorted_p, order = torch.sort(probs, descending=True)
-    before = torch.cumsum(sorted_p, dim=0) - sorted_p  # mass of strictly more likely tokens
-    sorted_p = torch.where(before < top_p, sorted_p, torch.zeros_like(sorted_p))
-    kept = torch.zeros_like(probs).scatter(0, order, sorted_p)
-    return kept / kept.sum()
-
-
-def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
-    """One token id from ``logits`` ``[vocab]``: greedy when ``temperature`` is 0."""
-    if temperature <= 0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits.double() / temperature, dim=-1)
-    probs = top_p_filter(probs, top_p)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    return forward(model, state, real, label, input_ids=ids, want=want)
 
 
 @dataclass
@@ -140,35 +125,23 @@ class Sampling:
     """Decoding settings; ``generators`` holds one seeded generator per batch row."""
 
     max_new_tokens: int
-    temperature: float
-    top_p: float
+    sampler: Sampler
     generators: list[torch.Generator]
     stop_ids: frozenset[int]
     pad_id: int
 
 
 def decode(model: Any, state: CacheState, first: StepOutput, sampling: Sampling, label: str) -> list[list[int]]:
-    """Sample up to ``max_new_tokens`` per row, continuing ``state``; a row stops after a stop token.
+    """Sample up to ``max_new_tokens`` per row, continuing ``state`` through :func:`kvscope.decode.generate`.
 
     Returns each row's generated ids (the stop token included, as a generated token).
     """
-    out: list[list[int]] = [[] for _ in range(state.batch)]
-    done = [False] * state.batch
-    logits = first.logits
-    for step in range(sampling.max_new_tokens):
-        new, live = [sampling.pad_id] * state.batch, [False] * state.batch
-        for row in range(state.batch):
-            if done[row]:
-                continue
-            new[row] = sample_token(logits[row], sampling.temperature, sampling.top_p, sampling.generators[row])
-            out[row].append(new[row])
-            done[row] = new[row] in sampling.stop_ids
-            live[row] = not done[row]
-        if not any(live) or step == sampling.max_new_tokens - 1:
-            break  # the last sampled tokens need no forward pass
-        real = torch.tensor(live)[:, None]
-        logits = forward(model, state, real, label, input_ids=torch.tensor(new)[:, None]).logits
-    return out
+    def step(tokens: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        return forward(model, state, live, label, input_ids=tokens).logits
+
+    return generate(model, first_logits=first.logits, max_new_tokens=sampling.max_new_tokens,
+                    sampler=sampling.sampler, stop_ids=sampling.stop_ids, generators=sampling.generators,
+                    pad_id=sampling.pad_id, step=step).tokens
 
 
 def select_slots(model: Any, state: CacheState, keep: list[torch.Tensor], n_layers: int) -> CacheState:
@@ -196,3 +169,20 @@ def select_slots(model: Any, state: CacheState, keep: list[torch.Tensor], n_laye
               for r in range(batch)]
     return CacheState(cache_from_tensors(model.config, keys, values), positions, state.lengths.clone(), labels)
 
+
+
+def concat_states(model: Any, states: list[CacheState], n_layers: int) -> CacheState:
+    """Join caches of the same rows in time: slots of ``states[0]``, then ``states[1]``, ...
+
+    Every slot keeps its K, V and true position (RoPE is already applied, so nothing is re-rotated);
+    ``lengths`` is the largest next position over the parts, so tokens appended later follow them all.
+    """
+    keys, values = [], []
+    for layer in range(n_layers):
+        kv = [cache_layer_kv(s.cache, layer) for s in states]
+        keys.append(torch.cat([k for k, _ in kv], dim=2))
+        values.append(torch.cat([v for _, v in kv], dim=2))
+    labels = [sum((s.labels[row] for s in states), []) for row in range(states[0].batch)]
+    return CacheState(cache_from_tensors(model.config, keys, values),
+                      torch.cat([s.positions for s in states], dim=1),
+                      torch.stack([s.lengths for s in states]).max(dim=0).values, labels)

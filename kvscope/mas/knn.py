@@ -121,3 +121,12 @@ def knn_filter(model: Any, state: CacheState, queries: list[torch.Tensor], confi
              "kv_bytes_before": [state.row_nbytes(r, n_layers) for r in range(state.batch)],
              "kv_bytes_after": [new.row_nbytes(r, n_layers) for r in range(new.batch)]}
     return new, event
+
+
+def reuse_positions(state: CacheState) -> CacheState:
+    """The kNN fork's positions (``--knn_positions reuse``): after filtering, the next token of each row
+    takes the row's cache length (its kept slot count) as its position, as Hugging Face derives it from
+    the cache, instead of the row's true length. Kept slots keep the rotary phase they were written with.
+    """
+    state.lengths = (state.positions >= 0).sum(dim=1)
+    return state

@@ -7,7 +7,8 @@ norm, i.e. what the LM head reads) back as the next input embedding, mapped by
 
 the ridge solution of ``W_out W_a ~= W_in`` (W_out = LM-head rows, W_in = input-embedding rows, both
 ``[vocab, hidden]``): W_a sends each token's output row to its input row. The result is rescaled to the
-mean input-embedding row norm. Without realignment W_a is the identity, but the rescale still applies.
+mean input-embedding row norm. Without realignment W_a is the identity (skipped), but the rescale still
+applies.
 W_a is computed once per model: kept in memory and on disk under ``kvscope.models.cache_dir()/mas``,
 keyed by a hash of both embedding matrices.
 """
@@ -38,14 +39,18 @@ def ridge_matrix(w_out: torch.Tensor, w_in: torch.Tensor, lam: float = RIDGE_LAM
 
 @dataclass
 class Realigner:
-    """``matrix`` ``[hidden, hidden]`` float32 (identity when not realigning) and ``target_norm``."""
+    """``matrix`` ``[hidden, hidden]`` float32, or None for the identity (no product is computed), and
+    ``target_norm``. Build it with :meth:`to` on the model's device so no step copies it."""
 
-    matrix: torch.Tensor
+    matrix: torch.Tensor | None
     target_norm: float
 
+    def to(self, device: Any) -> "Realigner":
+        return self if self.matrix is None else Realigner(self.matrix.to(device), self.target_norm)
+
     def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``hidden`` ``[batch, hidden]`` -> embeddings ``[batch, hidden]`` of norm ``target_norm``."""
-        a = hidden.float() @ self.matrix.to(hidden.device)
+        """``hidden`` ``[batch, hidden]`` -> embeddings ``[batch, hidden]`` float32 of norm ``target_norm``."""
+        a = hidden.float() if self.matrix is None else hidden.float() @ self.matrix
         return a * (self.target_norm / a.norm(dim=-1, keepdim=True).clamp(min=1e-6))
 
 
@@ -70,12 +75,13 @@ def realigner(model: Any, realign: bool) -> Realigner:
     """The realigner of ``model``: ridge ``W_a`` with ``realign``, else identity; both rescale the norm."""
     w_in, w_out = embedding_matrices(model)
     target = float(w_in.norm(dim=1).mean())
+    device = model.get_input_embeddings().weight.device
     if not realign:
-        return Realigner(torch.eye(w_in.shape[1]), target)
+        return Realigner(None, target)
     key = _key(w_in, w_out)
     if key not in _MEMORY:
         _MEMORY[key] = Realigner(_load_or_build(key, w_in, w_out), target)
-    return _MEMORY[key]
+    return _MEMORY[key].to(device)
 
 
 def _load_or_build(key: str, w_in: torch.Tensor, w_out: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,13 @@
-"""Run methods over problems in batches, summarise them, and write ``results.json`` + ``trace.jsonl``."""
+"""Run methods over problems in batches (interleaved), summarise them, write ``results.json`` + ``trace.jsonl``."""
 
 from __future__ import annotations
 
 import json
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -15,8 +15,6 @@ from kvscope.errors import UsageError
 from kvscope.fileio import to_jsonable, write_json, write_text
 from kvscope.mas.methods import METHODS, MasSettings, ProblemRun
 from kvscope.mas.tasks import Problem
-
-Progress = Callable[[str, int, int], None]
 
 
 def method_names(method: str) -> list[str]:
@@ -28,24 +26,39 @@ def method_names(method: str) -> list[str]:
     return [method]
 
 
-def run_method(settings: MasSettings, method: str, problems: list[Problem], batch_size: int = 1,
-               progress: Progress | None = None) -> list[ProblemRun]:
-    """Run ``method`` on ``problems``, ``batch_size`` at a time; each run's ``seconds`` = batch time / size."""
-    if batch_size < 1:
-        raise UsageError(f"--generate_bs must be >= 1, got {batch_size}")
-    runs: list[ProblemRun] = []
-    for start in range(0, len(problems), batch_size):
-        batch = problems[start:start + batch_size]
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            done = METHODS[method](settings, batch)
-        seconds = (time.perf_counter() - t0) / len(batch)
-        for run in done:
-            run.seconds = seconds
-        runs.extend(done)
-        if progress:
-            progress(method, len(runs), len(problems))
+def run_batch(settings: MasSettings, method: str, batch: list[Problem]) -> list[ProblemRun]:
+    """Run ``method`` on one batch; each run's ``seconds`` = the batch's wall time / its size."""
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        done = METHODS[method](settings, batch)
+    seconds = (time.perf_counter() - t0) / len(batch)
+    for run in done:
+        run.seconds = seconds
+    return done
+
+
+def run_interleaved(settings: MasSettings, names: list[str], problems: list[Problem], quiet: bool = False
+                    ) -> dict[str, list[ProblemRun]]:
+    """Every method on each batch of problems before the next batch, so that a load change on a shared
+    machine hits every method alike; counted progress over batches on stderr (see kvscope.progress)."""
+    from kvscope.progress import track
+
+    size = settings.batch_size
+    batches = [problems[i:i + size] for i in range(0, len(problems), size)]
+    runs: dict[str, list[ProblemRun]] = {name: [] for name in names}
+    for batch in track(batches, f"mas {'/'.join(names)}", quiet=quiet):
+        for name in names:
+            runs[name] += run_batch(settings, name, batch)
     return runs
+
+
+def run_method(settings: MasSettings, method: str, problems: list[Problem], batch_size: int | None = None
+               ) -> list[ProblemRun]:
+    """One method on ``problems`` (``batch_size`` overrides the settings' batch size)."""
+    if batch_size is not None:
+        settings = MasSettings(settings.model, settings.tokenizer, settings.info,
+                               replace(settings.config, batch_size=batch_size))
+    return run_interleaved(settings, [method], problems, quiet=True)[method]
 
 
 def summarize(runs: list[ProblemRun]) -> dict[str, Any]:
@@ -64,6 +77,8 @@ def summarize(runs: list[ProblemRun]) -> dict[str, Any]:
         "generated_tokens_per_agent": per_agent,
         "seconds_total": sum(seconds), "seconds_per_problem_mean": sum(seconds) / n if n else 0.0,
         "seconds_per_problem_median": statistics.median(seconds) if seconds else 0.0,
+        "latent_seconds_total": sum(r.latent_seconds for r in runs),
+        "latent_share_of_time": (sum(r.latent_seconds for r in runs) / sum(seconds)) if sum(seconds) else 0.0,
         "kv_bytes_handed": sum(r.kv_bytes_handed for r in runs),
         "kv_bytes_handed_per_problem": sum(r.kv_bytes_handed for r in runs) / n if n else 0.0,
         "knn_bytes_before": sum(e["kv_bytes_before"] for r in runs for e in r.knn_events),
@@ -89,7 +104,7 @@ def trace_record(run: ProblemRun) -> dict[str, Any]:
     """One JSON line of the per-problem trace."""
     p = run.problem
     return {"method": run.method, "problem": p.index, "level": p.level, "question": p.question, "gold": p.gold,
-            "pred": run.pred, "correct": run.correct, "seconds": run.seconds,
+            "pred": run.pred, "correct": run.correct, "seconds": run.seconds, "latent_seconds": run.latent_seconds,
             "generated_tokens": run.generated_tokens, "kv_bytes_handed": run.kv_bytes_handed,
             "agents": [asdict(a) for a in run.agents], "knn_events": run.knn_events}
 

@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from kvscope.plots.common import plt, save_figure
+from kvscope.mas.prompts import ROLE_NAMES
 
-_PRETTY = {"planner": "Planner", "critic": "Critic", "refiner": "Refiner", "judger": "Judger"}
+_PRETTY = {**ROLE_NAMES, "experts": "Experts"}
+MULTI_CMAP = "RdYlGn"  # diverging, centred on 0
+SINGLE_CMAP = "YlOrRd"
 
 
 def transition_title(name: str) -> str:
@@ -58,8 +61,11 @@ def _mark_segments(ax: Any, labels: list[str]) -> None:
     top.tick_params(length=0)
 
 
-def _axes(n_slots: int, height: float) -> tuple[Any, Any]:
-    return plt.subplots(figsize=(min(24.0, max(12.0, n_slots / 60)), height))
+def _figure(n_slots: int, panel_height: float, panels: int) -> tuple[Any, list[Any]]:
+    """A figure (not registered with pyplot) of ``panels`` stacked axes."""
+    fig = Figure(figsize=(min(24.0, max(12.0, n_slots / 60)), panel_height * panels), layout="constrained")
+    axes = fig.subplots(panels, 1, squeeze=False)[:, 0]
+    return fig, list(axes)
 
 
 def _xticks(ax: Any, n_slots: int) -> None:
@@ -68,52 +74,69 @@ def _xticks(ax: Any, n_slots: int) -> None:
     ax.set_xlabel("KV Cache Token Position (cache slot)")
 
 
+def _panels(transition: Any) -> list[tuple[Any, str]]:
+    """``(transition, caption)`` for the cache before kNN filtering (when recorded), then after."""
+    if transition.before is None:
+        return [(transition, "")]
+    return [(transition.before, "before kNN filtering: "), (transition, "after kNN filtering: ")]
+
+
 def heatmap_figure(transition: Any, problem: int) -> Any:
-    """Multi-layer cosine heatmap of one transition (``transition.similarity`` ``[layer, slot]``)."""
-    sim = transition.similarity.numpy()
-    n_layers, n_slots = sim.shape
-    fig, ax = _axes(n_slots, max(4.0, 0.18 * n_layers + 1.5))
-    img = ax.imshow(sim, aspect="auto", cmap="RdYlGn", vmin=-1, vmax=1, interpolation="nearest")
-    fig.colorbar(img, ax=ax, label="Cosine Similarity")
-    _xticks(ax, n_slots)
-    ax.set_yticks(range(n_layers))
-    ax.tick_params(axis="y", labelsize=6 if n_layers > 16 else 8)
-    ax.set_ylabel("Layer Index")
-    _mark_segments(ax, transition.labels)
-    ax.set_title(f"Cosine Similarity Heatmap: {transition_title(transition.name)}\n"
-                 f"Problem #{problem} | Layers: {n_layers} | Tokens: {n_slots}")
+    """Multi-layer cosine heatmap of one transition (``similarity`` ``[layer, slot]``), colour limits
+    fixed to [-1, 1] on a diverging map; with kNN filtering, the cache before it is drawn above."""
+    panels = _panels(transition)
+    n_layers = transition.similarity.shape[0]
+    fig, axes = _figure(max(t.similarity.shape[1] for t, _ in panels), max(4.0, 0.18 * n_layers + 1.5), len(panels))
+    for ax, (t, caption) in zip(axes, panels):
+        sim = t.similarity.numpy()
+        img = ax.imshow(sim, aspect="auto", cmap=MULTI_CMAP, vmin=-1, vmax=1, interpolation="nearest")
+        fig.colorbar(img, ax=ax, label="Cosine Similarity")
+        _xticks(ax, sim.shape[1])
+        ax.set_yticks(range(n_layers))
+        ax.tick_params(axis="y", labelsize=6 if n_layers > 16 else 8)
+        ax.set_ylabel("Layer Index")
+        _mark_segments(ax, t.labels)
+        ax.set_title(f"Cosine Similarity Heatmap, {caption}{transition_title(t.name)}\n"
+                     f"Problem #{problem} | Layers: {n_layers} | Tokens: {sim.shape[1]}")
     return fig
 
 
 def singlelayer_figure(transition: Any, problem: int, layer: int) -> Any:
-    """Middle-layer similarity, min-max normalised to [0, 1], raw range in the title."""
-    raw = transition.similarity[layer].numpy()
-    fig, ax = _axes(raw.shape[0], 3.0)
-    img = ax.imshow(minmax(raw)[None, :], aspect="auto", cmap="YlOrRd", vmin=0, vmax=1, interpolation="nearest")
-    fig.colorbar(img, ax=ax, label="Normalized Similarity")
-    _xticks(ax, raw.shape[0])
-    ax.set_yticks([0])
-    ax.set_yticklabels([f"Middle Layer ({layer})"])
-    _mark_segments(ax, transition.labels)
-    ax.set_title(f"Single-Layer Similarity: {transition_title(transition.name)}\n"
-                 f"Problem #{problem} | Tokens: {raw.shape[0]} | Range: [{raw.min():.3f}, {raw.max():.3f}]")
+    """Similarity at ``layer`` (the middle layer: the one kNN filtering reads), min-max normalised to
+    [0, 1], raw range in the title; with kNN filtering, the cache before it is drawn above."""
+    panels = _panels(transition)
+    fig, axes = _figure(max(t.similarity.shape[1] for t, _ in panels), 3.0, len(panels))
+    for ax, (t, caption) in zip(axes, panels):
+        raw = t.similarity[layer].numpy()
+        img = ax.imshow(minmax(raw)[None, :], aspect="auto", cmap=SINGLE_CMAP, vmin=0, vmax=1,
+                        interpolation="nearest")
+        fig.colorbar(img, ax=ax, label="Normalized Similarity")
+        _xticks(ax, raw.shape[0])
+        ax.set_yticks([0])
+        ax.set_yticklabels([f"Middle Layer ({layer})"])
+        _mark_segments(ax, t.labels)
+        ax.set_title(f"Single-Layer Similarity, {caption}{transition_title(t.name)}\n"
+                     f"Problem #{problem} | Tokens: {raw.shape[0]} | Range: [{raw.min():.3f}, {raw.max():.3f}]")
     return fig
 
 
-def save_heatmaps(runs: list[Any], charts: Path, multi: bool, single: bool, n_layers: int) -> list[Path]:
-    """``heatmap_{transition}_problem{N}.png`` and/or ``heatmap_singlelayer_...`` for every run and transition."""
-    from kvscope.fileio import ensure_dir
-
-    if not (multi or single) or not any(r.transitions for r in runs):
-        return []
-    ensure_dir(charts)
-    written = []
+def heatmap_figures(runs: list[Any], multi: bool, single: bool, n_layers: int) -> dict[str, Any]:
+    """``{"heatmap_{transition}_problem{N}": Figure, "heatmap_singlelayer_...": Figure}`` for every run."""
+    figures = {}
     for run in runs:
         n = run.problem.index
         for t in run.transitions:
             if multi:
-                written.append(save_figure(heatmap_figure(t, n), charts / f"heatmap_{t.name}_problem{n}.png"))
+                figures[f"heatmap_{t.name}_problem{n}"] = heatmap_figure(t, n)
             if single:
-                written.append(save_figure(singlelayer_figure(t, n, n_layers // 2),
-                                           charts / f"heatmap_singlelayer_{t.name}_problem{n}.png"))
-    return written
+                figures[f"heatmap_singlelayer_{t.name}_problem{n}"] = singlelayer_figure(t, n, n_layers // 2)
+    return figures
+
+
+def save_figures(figures: dict[str, Any], charts: Path) -> list[Path]:
+    """Each figure as ``charts/NAME.png``."""
+    from kvscope.fileio import ensure_dir
+    from kvscope.plots.common import save_figure
+
+    ensure_dir(charts)
+    return [save_figure(fig, charts / f"{name}.png") for name, fig in figures.items()]

@@ -66,12 +66,28 @@ def test_gsm8k_from_jsonl_with_a_malformed_line(tmp_path, capsys):
     (["--method", "latent_mas", "--task", "gsm8k"], "--data"),
     (["--method", "latent_mas", "--generate_bs", "0"], "generate_bs"),
     (["--method", "latent_mas", "--task", "gsm8k", "--data", "/nonexistent/x.jsonl"], "cannot read"),
+    (["--method", "latent_mas", "--knn_positions", "fork"], "knn_positions"),
+    (["--method", "latent_mas", "--top_k", "0"], "top_k"),
+    (["--method", "latent_mas", "--prompt", "hierarchical", "--include_old_prompts"], "include_old_prompts"),
+    (["--method", "latent_mas", "--max_samples", "0"], "max_samples"),
+    (["--method", "latent_mas", "--out", "/dev/null/mas"], "cannot write output folder"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, monkeypatch, args, needle):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code, _, err = run_cli(["mas", "--model", "tiny", "--out", str(tmp_path), *args], capsys)
     assert_one_line_error(err, code, 2)
     assert needle in err
+
+
+def test_fork_reproduction_flags_are_recorded(tmp_path, capsys):
+    code, stdout, err = run_cli(["mas", "--method", "latent_mas", *TINY, "--max_samples", "1", "--knn_filter",
+                                 "--knn_positions", "reuse", "--include_old_prompts", "--top_k", "50",
+                                 "--out", str(tmp_path / "o"), "--json"], capsys)
+    assert code == 0, err
+    config = json.loads(stdout)["config"]
+    assert (config["knn_positions"], config["include_old_prompts"], config["top_k"]) == ("reuse", True, 50)
+    agents = json.loads((tmp_path / "o" / "trace.jsonl").read_text())["agents"]
+    assert agents[1]["prompt_tokens"] > 2 * agents[0]["prompt_tokens"] - 60  # the critic's prompt holds the planner's
 
 
 def test_no_chat_template_falls_back_with_a_warning(caplog):

@@ -4,6 +4,8 @@ import pytest
 import torch
 from transformers import DynamicCache
 
+from kvscope import compat
+from kvscope.mas.config import MasConfig
 from kvscope.mas.engine import CacheState, append_ids, forward
 from kvscope.mas.knn import KnnConfig, all_layer_similarity, fold_query, knn_filter, prompt_query
 from kvscope.mas.methods import MasSettings, _latent_steps, run_latent_mas
@@ -15,7 +17,7 @@ from kvscope.mas.tasks import Problem, load_arith
 def settings(tiny, **kw):
     base = dict(latent_steps=3, max_new_tokens=6, temperature=0.0)
     base.update(kw)
-    return MasSettings(tiny.model, tiny.tokenizer, tiny.info, **base)
+    return MasSettings(tiny.model, tiny.tokenizer, tiny.info, MasConfig(**base))
 
 
 def ids_of(text):
@@ -25,10 +27,10 @@ def ids_of(text):
 def test_latent_steps_add_one_slot_each_with_contiguous_positions(tiny):
     s = settings(tiny, latent_steps=4)
     state = CacheState.empty(tiny.model, 1)
-    first = append_ids(tiny.model, state, [ids_of("plan this")], "planner:prompt", 258)
+    first = append_ids(tiny.model, state, [ids_of("plan this")], "planner:prompt", 258, want="hidden")
     _latent_steps(s, state, first.hidden, "planner")
     assert state.slots == 9 + 4 and state.cache.get_seq_length() == 13
-    second = append_ids(tiny.model, state, [ids_of("next")], "critic:prompt", 258)
+    second = append_ids(tiny.model, state, [ids_of("next")], "critic:prompt", 258, want="hidden")
     _latent_steps(s, state, second.hidden, "critic")
     assert state.positions[0].tolist() == list(range(13 + 4 + 4))
     assert state.labels[0][9:13] == ["planner:latent"] * 4 and state.labels[0][-4:] == ["critic:latent"] * 4
@@ -38,14 +40,14 @@ def test_latent_step_feeds_the_realigned_hidden_state(tiny):
     """One latent step equals a plain forward of the realigned embedding at the next position."""
     s = settings(tiny, latent_steps=1, realign=True)
     state = CacheState.empty(tiny.model, 1)
-    first = append_ids(tiny.model, state, [ids_of("abc")], "p", 258)
+    first = append_ids(tiny.model, state, [ids_of("abc")], "p", 258, want="hidden")
     ref = DynamicCache(config=tiny.model.config)
     with torch.inference_mode():
-        out = tiny.model(input_ids=torch.tensor([ids_of("abc")]), past_key_values=ref, output_hidden_states=True)
+        out = compat.forward(tiny.model, ref, input_ids=torch.tensor([ids_of("abc")]), output_hidden_states=True)
         h = out.hidden_states[-1][:, -1]
         assert torch.allclose(h, tiny.model.model(input_ids=torch.tensor([ids_of("abc")])).last_hidden_state[:, -1])
         e = realigner(tiny.model, True)(h)[:, None]
-        tiny.model(inputs_embeds=e, past_key_values=ref, position_ids=torch.tensor([[3]]))
+        compat.forward(tiny.model, ref, inputs_embeds=e, position_ids=torch.tensor([[3]]))
     _latent_steps(s, state, first.hidden, "p")
     assert torch.allclose(state.cache.layers[1].keys, ref.layers[1].keys, atol=1e-5)
     assert torch.allclose(e.norm(), torch.tensor(realigner(tiny.model, True).target_norm), rtol=1e-5)
@@ -77,7 +79,8 @@ def test_judger_receives_the_prompt_cache_with_zero_latent_steps(tiny):
 def test_knn_keeps_right_slots_and_new_tokens_continue_from_true_length(tiny):
     s = settings(tiny, latent_steps=2)
     state = CacheState.empty(tiny.model, 1)
-    first = append_ids(tiny.model, state, [ids_of("The planner prompt here.")], "planner:prompt", 258)
+    first = append_ids(tiny.model, state, [ids_of("The planner prompt here.")], "planner:prompt", 258,
+                       want="hidden")
     _latent_steps(s, state, first.hidden, "planner")
     before = state.slots  # 24 + 2
     old_keys = state.cache.layers[0].keys.clone()
@@ -111,7 +114,7 @@ def test_heatmap_values_equal_a_direct_cosine(tiny):
     state = CacheState.empty(tiny.model, 1)
     planner = encode(tiny.tokenizer, render(tiny.tokenizer, agent_user_text("sequential", "planner",
                                                                              run.problem.question, latent=True)))
-    first = append_ids(tiny.model, state, [planner], "planner:prompt", 258)
+    first = append_ids(tiny.model, state, [planner], "planner:prompt", 258, want="hidden")
     _latent_steps(s, state, first.hidden, "planner")
     w = tiny.model.get_input_embeddings().weight.detach().double()
     mean = w[ids].mean(dim=0).numpy()
@@ -140,13 +143,12 @@ def test_sampling_is_per_problem_so_batches_agree(tiny):
     problems = load_arith(2, 11)
     one = [r.text for r in run_method(s, "latent_mas", problems, 1)]
     assert one == [r.text for r in run_method(s, "latent_mas", problems, 2)]
-    other = MasSettings(tiny.model, tiny.tokenizer, tiny.info, latent_steps=1, max_new_tokens=8, temperature=0.9,
-                        top_p=0.9, seed=43)
+    other = settings(tiny, latent_steps=1, max_new_tokens=8, temperature=0.9, top_p=0.9, seed=43)
     assert one != [r.text for r in run_method(other, "latent_mas", problems, 1)]
 
 
 def test_text_mas_context_flow_in_both_variants(tiny):
-    from kvscope.mas.prompts import agent_user_text, context_block, encode, render
+    from kvscope.mas.prompts import agent_user_text, agents, context_block, encode, render
 
     tok, q = tiny.tokenizer, "What is 2 + 2?"
 
@@ -155,9 +157,11 @@ def test_text_mas_context_flow_in_both_variants(tiny):
 
     for mode in ("sequential", "hierarchical"):
         run = run_method(settings(tiny, prompt=mode, max_new_tokens=4), "text_mas", [Problem(1, q, "4")])[0]
-        outs = [(n, a.output) for n, a in zip(("Planner", "Critic", "Refiner"), run.agents)]
-        expected = [plain(mode, "planner"), plain(mode, "critic", context_block(outs[:1])),
-                    plain(mode, "refiner", context_block(outs[:2])), plain(mode, "judger", context_block(outs))]
+        roles = [a.role for a in agents(mode)]
+        names = [a.name for a in agents(mode)]
+        outs = [(n, a.output) for n, a in zip(names[:3], run.agents)]
+        expected = [plain(mode, roles[0]), plain(mode, roles[1], context_block(outs[:1])),
+                    plain(mode, roles[2], context_block(outs[:2])), plain(mode, roles[3], context_block(outs))]
         if mode == "hierarchical":  # the experts see only the question
-            expected[1:3] = [plain(mode, "critic"), plain(mode, "refiner")]
+            expected[1:3] = [plain(mode, roles[1]), plain(mode, roles[2])]
         assert [a.prompt_tokens for a in run.agents] == expected

@@ -20,6 +20,17 @@ TRAPS = [
     ("pairs like 1,2 and then 9", "9"),  # "1,2" is not a thousands-separated number
     (r"\boxed{} and then 8", "8"),  # an empty box is ignored
     ("no digits here", None),
+    (r"\boxed{2\frac{1}{2}}", "2.5"),  # a mixed number (read as 0.5 before)
+    (r"\boxed{2 \dfrac{1}{4}}", "2.25"),
+    (r"\boxed{-\frac{1}{2}}", "-0.5"),
+    (r"\boxed{3/4}", "0.75"),  # read as 3 before
+    (r"\boxed{\text{3/4}}", "0.75"),
+    ("\\boxed{\u22125}", "-5"),  # Unicode minus (read as 5 before)
+    ("the change is \u22123 degrees", "-3"),
+    (r"\boxed{1 000}", "1000"),  # spaced thousands (read as 1 before)
+    (r"\boxed{12\,500}", "12500"),
+    (r"\boxed{1 234 567}", "1234567"),
+    (r"\boxed{12 5}", "12"),  # not a group of three: no join
 ]
 
 

@@ -103,3 +103,17 @@ def test_layer_similarity_skips_padding_and_averages_heads():
     k = keys[1][1][:, 2:].mean(dim=0)
     expected = (k @ q) / (k.norm(dim=1) * q.norm())
     assert sim.shape == (4,) and torch.allclose(sim, expected, atol=1e-6)
+
+
+def test_knn_positions_reuse_gives_the_forks_positions_and_true_the_real_ones():
+    """After keeping 3 of row 0's 6 slots and 2 of row 1's 4, the fork's next position is the cache length
+    after filtering (3 and 2); kvscope's default continues at the true length (6 and 4)."""
+    from kvscope.mas.knn import reuse_positions
+
+    model, state, _, _ = synthetic_state()
+    keep = [torch.tensor([0, 2, 5]), torch.tensor([3, 4])]
+    true = select_slots(model, state, keep, 2)
+    assert true.lengths.tolist() == [6, 4]
+    fork = reuse_positions(select_slots(model, state, keep, 2))
+    assert fork.lengths.tolist() == [3, 2]
+    assert fork.positions.tolist() == true.positions.tolist() == [[0, 2, 5], [-1, 1, 2]]  # kept slots keep their phase

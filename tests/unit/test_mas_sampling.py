@@ -1,8 +1,10 @@
-"""Nucleus filtering, sampling and the realignment maths, on hand-made tensors."""
+"""Top-k and nucleus filtering, sampling and the realignment maths, on hand-made tensors."""
 
+import pytest
 import torch
 
-from kvscope.mas.engine import last_real_index, sample_token, top_p_filter
+from kvscope.decode import Sampler, sample_token, top_k_filter, top_p_filter
+from kvscope.mas.engine import last_real_index
 from kvscope.mas.realign import Realigner, ridge_matrix
 
 
@@ -16,10 +18,30 @@ def test_top_p_keeps_the_smallest_nucleus():
 
 def test_sampling_is_greedy_at_zero_and_seeded_otherwise():
     logits = torch.tensor([0.0, 3.0, 2.9, -1.0])
-    assert sample_token(logits, 0.0, 0.9, torch.Generator()) == 1
-    draws = [sample_token(logits, 1.0, 0.95, torch.Generator().manual_seed(s)) for s in range(40)]
-    again = [sample_token(logits, 1.0, 0.95, torch.Generator().manual_seed(s)) for s in range(40)]
+    assert sample_token(logits, Sampler(0.0, None, 0.9), torch.Generator()) == 1
+    draws = [sample_token(logits, Sampler(1.0, None, 0.95), torch.Generator().manual_seed(s)) for s in range(40)]
+    again = [sample_token(logits, Sampler(1.0, None, 0.95), torch.Generator().manual_seed(s)) for s in range(40)]
     assert draws == again and set(draws) == {1, 2}  # token 0 (p ~ 0.026) lies outside the 0.95 nucleus
+    top1 = [sample_token(logits, Sampler(1.0, 1, 1.0), torch.Generator().manual_seed(s)) for s in range(20)]
+    assert set(top1) == {1}  # top-k 1 is greedy whatever the temperature
+
+
+def test_top_k_keeps_the_k_largest_then_top_p_applies_to_what_is_left():
+    logits = torch.tensor([1.0, 4.0, 3.0, 2.0])
+    kept = top_k_filter(logits, 2)
+    assert kept.tolist() == [float("-inf"), 4.0, 3.0, float("-inf")]
+    assert torch.equal(top_k_filter(logits, None), logits) and torch.equal(top_k_filter(logits, 9), logits)
+    # warper order (temperature, top-k, top-p): with k=3, p(4)=0.665, p(3)=0.245 -> nucleus 0.8 keeps {4, 3}
+    probs = top_p_filter(torch.softmax(top_k_filter(logits.double(), 3), -1), 0.8)
+    assert (probs > 0).tolist() == [False, True, True, False]
+    draws = {sample_token(logits, Sampler(1.0, 2, 1.0), torch.Generator().manual_seed(s)) for s in range(60)}
+    assert draws == {1, 2}
+
+
+@pytest.mark.parametrize("kw", [{"temperature": -1}, {"top_k": 0}, {"top_p": 0}, {"top_p": 1.5}])
+def test_sampler_rejects_bad_settings(kw):
+    with pytest.raises(ValueError):
+        Sampler(**kw)
 
 
 def test_last_real_index():
