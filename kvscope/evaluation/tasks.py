@@ -94,8 +94,9 @@ def weave(rng: random.Random, tokens: int, count: Counter, needles: list[tuple[f
             break
         parts.append(s)
         used += cost
-    for depth, s in sorted(needles, key=lambda n: n[0], reverse=True):
-        parts.insert(round(depth * len(parts)), s)
+    n = len(parts)  # positions refer to the filler alone, inserted from the back so none shifts another
+    for depth, s in sorted(needles, key=lambda item: item[0], reverse=True):
+        parts.insert(round(depth * n), s)
     return " ".join(parts)
 
 
@@ -110,15 +111,15 @@ def passkey(rng: random.Random, tokens: int, count: Counter, index: int, depth: 
 
 def kv_retrieval(rng: random.Random, tokens: int, count: Counter, index: int, depth: float | None = None,
                  pairs: int = 8) -> Sample:
-    """A block of ``pairs`` lines ``amber-falcon: 38291`` (a key -> value table) at a random depth of the
-    filler; the question asks for the value of one key (the one at ``depth`` of the block when given)."""
+    """A block of ``pairs`` key -> value lines ``The value of amber-falcon is 38291.`` at a random depth of
+    the filler; the question asks for the value of one key (the one at ``depth`` of the block when given)."""
     labels: set[str] = set()
     values: set[int] = set()
-    lines = [f"{word_pair(rng, labels)}: {number(rng, values)}" for _ in range(pairs)]
+    lines = [f"The value of {word_pair(rng, labels)} is {number(rng, values)}." for _ in range(pairs)]
     pick = rng.randrange(pairs) if depth is None else min(pairs - 1, int(depth * pairs))
-    block = "Here is a table of keys and their values.\n" + "\n".join(lines) + "\nEnd of the table."
+    block = "Here is a list of keys and their values.\n" + "\n".join(lines) + "\nEnd of the list."
     context = weave(rng, tokens, count, [(rng.random() if depth is None else depth, block)])
-    label, value = lines[pick].split(": ")
+    label, value = lines[pick][len("The value of "):-1].split(" is ")
     return _sample("kv_retrieval", index, context, f"\nWhat is the value of key {label}? The value of {label} is",
                    value, lines[pick])
 
