@@ -19,7 +19,9 @@ from kvscope.evaluation.tasks import TASKS, Sample, generate, get_task
 from kvscope.models import ModelInfo, describe
 from kvscope.progress import track
 
-DEFAULT_TASKS = ("passkey", "kv_retrieval", "multi_needle", "variable_tracking", "text")
+# variable_tracking is left out by default: SmolLM2-135M answers 0 of 6 at 500 tokens (a task the baseline
+# cannot do tells nothing about compression); ask for it with tasks=[..., "variable_tracking"].
+DEFAULT_TASKS = ("passkey", "kv_retrieval", "multi_needle", "text")
 DEFAULT_SAMPLES = 5
 DEFAULT_CONTEXT = 500
 MAP_SAMPLES = 4  # eviction maps: sample 0 of each QA task, at most this many

@@ -38,13 +38,13 @@ def samples_from(records: Iterable[tuple[int, Any]], source: str) -> list[Sample
         needle = answer if answer in context else ""
         out.append(Sample("data", len(out), context, question, answer, needle,
                           context.index(answer) / len(context) if needle else None))
+    if not out:
+        raise UsageError(f"{source} has no valid line ({len(bad)} malformed): each line must be a JSON object "
+                         "with non-empty \"context\", \"question\" and \"answer\" strings")
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
         log.warning("%s: skipped %d malformed line(s) (need non-empty context, question and answer strings): %s",
                     source, len(bad), shown)
-    if not out:
-        raise UsageError(f"{source} has no valid line: each line must be a JSON object with non-empty "
-                         "\"context\", \"question\" and \"answer\" strings")
     return out
 
 

@@ -74,12 +74,13 @@ def number(rng: random.Random, used: set[int] | None = None) -> int:
 
 
 def word_pair(rng: random.Random, used: set[str]) -> str:
-    """A fresh ``adjective-noun`` label, e.g. ``amber-falcon``."""
+    """A fresh ``adjective-noun`` label, e.g. ``amber-falcon``, sharing neither word with the labels in
+    ``used`` (so the first word already tells two labels apart)."""
     while True:
-        w = f"{rng.choice(ADJECTIVES)}-{rng.choice(NOUNS)}"
-        if w not in used:
-            used.add(w)
-            return w
+        adj, noun = rng.choice(ADJECTIVES), rng.choice(NOUNS)
+        if adj not in used and noun not in used:
+            used.update((adj, noun))
+            return f"{adj}-{noun}"
 
 
 def weave(rng: random.Random, tokens: int, count: Counter, needles: list[tuple[float, str]]) -> str:
