@@ -21,7 +21,7 @@ import torch
 from kvscope.evaluation.configs import Config
 from kvscope.evaluation.tasks import Sample
 from kvscope.models import ModelInfo
-from kvscope.prune.evict import (Prefill, build_cache, continuation_logits, decode, perplexity, prefill,
+from kvscope.prune.evict import (Prefill, build_cache, continuation_logits, decode, n_keep, perplexity, prefill,
                                  token_logliks)
 
 
@@ -172,10 +172,21 @@ def run_sample(model: Any, tokenizer: Any, info: ModelInfo, sample: Sample, conf
         o = run_config(model, tokenizer, pre, cfg, keep, sample, tail, steps, outcomes[0] if outcomes else None)
         o.seconds = time.perf_counter() - t0  # choosing the tokens counts too
         outcomes.append(o)
-    run = SampleRun(outcomes, prefill_seconds, pre.n_positions)
+    run = SampleRun(outcomes, prefill_seconds, pre.n_positions, warnings=budget_warnings(configs, pre.n_positions))
     if map_ratio is not None and sample.kind == "qa":
         run.map = eviction_map(pre, sample, configs, plans, outcomes, map_ratio)
     return run
+
+
+def budget_warnings(configs: list[Config], n: int) -> list[str]:
+    """A warning for each configuration whose token budget is below its strategy's observation window
+    (the window then fills the whole budget: attention sinks and everything older are dropped)."""
+    out = []
+    for cfg in configs:
+        window = getattr(cfg.strategy, "window", None)
+        if isinstance(window, int) and cfg.ratio is not None and n_keep(n, cfg.ratio) < window:
+            out.append(f"{cfg.name}: a budget of fewer tokens than {cfg.method}'s observation window ({window})")
+    return out
 
 
 def eviction_map(pre: Prefill, sample: Sample, configs: list[Config], plans: dict[str, torch.Tensor],
