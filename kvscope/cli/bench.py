@@ -53,7 +53,7 @@ def parse_ratios(text: str) -> list[float]:
 
 @click.command(context_settings=CONTEXT_SETTINGS, help=HELP)
 @model_options
-@click.option("-t", "--task", "tasks", multiple=True, help="A task (repeatable). [all five]")
+@click.option("-t", "--task", "tasks", multiple=True, help="A task (repeatable). [passkey, kv_retrieval, multi_needle, text]")
 @click.option("-n", "--samples", type=int, default=5, show_default=True, help="Samples per task.")
 @click.option("-c", "--context-tokens", type=int, default=500, show_default=True,
               help="Context length of the generated tasks, in tokens.")

@@ -155,3 +155,17 @@ def test_context_above_the_model_limit(tiny, tmp_path, capsys):
                             str(out)], capsys)
     assert_one_line_error(err, code, 2)
     assert "limit" in err and not out.exists()
+
+
+def test_chat_wraps_context_and_question_in_the_template(tiny):
+    from kvscope.evaluation.runner import encode
+
+    model, tok, _ = tiny
+    sample = generate("passkey", 1, 60, counter(tok))[0]
+    raw_ctx, raw_q = encode(tok, sample)
+    ctx, tail = encode(tok, sample, chat=True)
+    whole = tok.apply_chat_template([{"role": "user", "content": sample.context + sample.question}], tokenize=False,
+                                    add_generation_prompt=True)
+    assert tok.decode(ctx[0]) + tok.decode(tail[0]) == whole
+    assert tok.decode(ctx[0]).endswith(sample.context) and sample.question in tok.decode(tail[0])
+    assert tok.decode(raw_ctx[0]) == sample.context and tok.decode(raw_q[0]) == sample.question
