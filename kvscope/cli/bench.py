@@ -19,8 +19,8 @@ when the normalised gold answer (lower case, punctuation removed) appears in the
 answer (RULER's string match). Accuracy intervals are Wilson 95 %; the text task's mean perplexity
 ratio has a bootstrap 95 % interval. Configurations whose interval overlaps the best are marked tied.
 
-Tasks: passkey, kv_retrieval, multi_needle, variable_tracking (generated, seeded, offline) and text
-(perplexity on 8 built-in texts; --context-tokens does not apply to it). --data FILE.jsonl with
+Tasks: {qa} (generated, seeded, offline) and text (perplexity on {texts} built-in texts;
+--context-tokens does not apply to it). --data FILE.jsonl with
 {"context", "question", "answer"} lines runs your own task (malformed lines skipped); it replaces the
 built-in tasks unless --task is given too. Several processes: accelerate launch --num_processes N
 -m kvscope bench ... (on a CPU-only machine add --multi_gpu so accelerate starts N processes).
@@ -31,6 +31,14 @@ Examples:
   kvscope bench --task passkey --samples 50 --strategies snapkv,knorm --ratios 0.5,0.9
   kvscope bench --data mine.jsonl --json
 """
+
+
+def _help() -> str:
+    from kvscope.evaluation.tasks import TASKS
+    from kvscope.evaluation.texts import TEXTS
+
+    qa = ", ".join(n for n, t in TASKS.items() if t.kind == "qa")
+    return HELP.replace("{qa}", qa).replace("{texts}", str(len(TEXTS)))
 
 
 def split_list(text: str | None, flag: str) -> list[str] | None:
@@ -51,7 +59,7 @@ def parse_ratios(text: str) -> list[float]:
         raise UsageError(f"--ratios takes numbers in (0, 1) such as 0.25,0.5; got {text!r}") from None
 
 
-@click.command(context_settings=CONTEXT_SETTINGS, help=HELP)
+@click.command(context_settings=CONTEXT_SETTINGS, help=_help())
 @model_options
 @click.option("-t", "--task", "tasks", multiple=True, help="A task (repeatable). [passkey, kv_retrieval, multi_needle, text]")
 @click.option("-n", "--samples", type=int, default=5, show_default=True, help="Samples per task.")
@@ -63,7 +71,7 @@ def parse_ratios(text: str) -> list[float]:
 @click.option("--data", default=None, help="JSONL file of context/question/answer lines, or hf:NAME[:split].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--chat", is_flag=True, help="Wrap context and question in the model's chat template.")
-@click.option("--max-answer-tokens", type=int, default=None, help="Greedy answer length. [6 for the built-in tasks]")
+@click.option("--max-answer-tokens", type=int, default=None, help="Greedy answer length in tokens. [6 built-in tasks, 16 --data]")
 @click.option("--snapkv-window", type=click.Choice(["32", "64"]), default=None,
               help="SnapKV's observation window (strategies that declare 'window'). [32]")
 @click.option("--rounding", type=click.Choice(["floor", "ceil"]), default=None,

@@ -24,6 +24,7 @@ from kvscope.progress import track
 DEFAULT_TASKS = ("passkey", "kv_retrieval", "multi_needle", "text")
 DEFAULT_SAMPLES = 5
 DEFAULT_CONTEXT = 500
+DATA_ANSWER_TOKENS = 16  # a user's answers may be words, not one number
 MAP_SAMPLES = 4  # eviction maps: sample 0 of each QA task, at most this many
 
 
@@ -164,7 +165,7 @@ def run_all(model, tokenizer, info, indexed, configs, max_answer_tokens, chat, r
     label = f"bench: {len(indexed)} samples x {len(configs)} configurations"
     with counter.attached(model):
         for i, s in track(indexed, label, total=len(indexed), quiet=quiet):
-            steps = max_answer_tokens or (TASKS[s.task].answer_tokens if s.task in TASKS else 8)
+            steps = max_answer_tokens or (TASKS[s.task].answer_tokens if s.task in TASKS else DATA_ANSWER_TOKENS)
             draw = map_ratio if (s.kind == "qa" and s.index == 0) else None
             runs.append((i, run_sample(model, tokenizer, info, s, configs, steps, chat, draw, reuse_prefill)))
     return runs, counter
