@@ -87,8 +87,8 @@ def write_table(args, work: Path) -> None:
         "Cells: value [95 % interval]. Accuracy: Wilson interval; text: mean perplexity ratio to the "
         "uncompressed cache, bootstrap interval. `*` best compressed configuration in the column, `~` tied "
         "with it (intervals overlap): those are not ranked against each other.", "",
-        "| configuration | " + " | ".join(f"{'all QA' if c == POOLED else c} acc %" for c in cols)
-        + " | text ppl ratio | KV kept % |",
+        "| " + " | ".join(["configuration"] + [f"{'all QA' if c == POOLED else c} acc %" for c in cols]
+                          + ["text ppl ratio", "KV kept %"]) + " |",
         "|---|" + "---|" * (len(cols) + 2),
     ]
     for r in rows:
