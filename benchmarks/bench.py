@@ -37,30 +37,53 @@ REUSE_TASKS = ("passkey", "kv_retrieval", "multi_needle", "variable_tracking")
 REUSE_QUANT = ("K8V8", "K4V4", "K2V2", "K4V2", "K2V4")  # with 6 strategies x 4 ratios + baseline: 30
 
 
+CHUNK = 10  # samples saved together, tasks taken in turn, so a stopped run leaves every task partly done
+
+
 def load_outcomes(work: Path) -> tuple[list[Outcome], list[dict]]:
     outs, meta = [], []
-    for task in TABLE_TASKS:
-        f = work / f"{task}.json"
-        if f.is_file():
-            d = json.loads(f.read_text())
-            outs += [Outcome(**o) for o in d["outcomes"]]
-            meta.append(d)
+    for f in sorted(work.glob("*.json"), key=lambda p: p.name):
+        if f.name.startswith("reuse-"):
+            continue
+        d = json.loads(f.read_text())
+        outs += [Outcome(**o) for o in d["outcomes"]]
+        meta.append(d)
+    order = {t: i for i, t in enumerate(TABLE_TASKS)}
+    outs.sort(key=lambda o: (order.get(o.task, 99), o.sample))
     return outs, meta
 
 
+def run_chunk(model, tok, info, task: str, first: int, args, configs) -> dict:
+    """Samples ``first .. first + CHUNK - 1`` of ``task`` through every configuration."""
+    from kvscope.evaluation.api import assemble, make_samples, run_all
+
+    samples = make_samples(tok, [task], min(args.samples, first + CHUNK), args.context_tokens, args.seed)
+    indexed = list(enumerate(samples))[first:]
+    t0 = time.perf_counter()
+    runs, counter = run_all(model, tok, info, indexed, configs, None, False, configs_ratios(args), True, True)
+    settings = dict(tasks=[task], samples=args.samples, context_tokens=args.context_tokens, seed=args.seed)
+    r = assemble([(runs, counter.__dict__)], configs, {}, info, "embedded", settings, time.perf_counter() - t0, 1)
+    return dict(r.to_dict(samples=True), first=first)
+
+
+def configs_ratios(args) -> list[float]:
+    return [float(x) for x in args.ratios.split(",")]
+
+
 def run_table(args) -> None:
-    model, tok, _ = load_model("embedded")
+    model, tok, info = load_model("embedded")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    for task in args.tasks.split(","):
-        if (work / f"{task}.json").is_file():
-            continue  # done in an earlier (interrupted) run
-        r = bench(model, tok, tasks=[task], samples=args.samples, context_tokens=args.context_tokens,
-                  ratios=[float(x) for x in args.ratios.split(",")], quantize=args.quantize.split(","),
-                  seed=args.seed, model_name="embedded")
-        d = r.to_dict(samples=True)
-        (work / f"{task}.json").write_text(json.dumps(d, indent=1))
-        print(f"{task}: {len(r.outcomes)} outcomes, {r.seconds:.0f} s", file=sys.stderr, flush=True)
+    configs, _ = build_configs(None, configs_ratios(args), args.quantize.split(","))
+    tasks = args.tasks.split(",")
+    for first in range(0, args.samples, CHUNK):
+        for task in tasks:
+            f = work / f"{task}-{first:03d}.json"
+            if f.is_file() or (task == "text" and first > 0):
+                continue  # done in an earlier run (text has 8 samples: one chunk)
+            d = run_chunk(model, tok, info, task, first, args, configs)
+            f.write_text(json.dumps(d, indent=1))
+            print(f"{f.name}: {len(d['outcomes'])} outcomes, {d['seconds']:.0f} s", file=sys.stderr, flush=True)
     write_table(args, work)
 
 
