@@ -118,6 +118,14 @@ def write_table(args, work: Path) -> None:
         cells = [r.accuracy[c].text() for c in cols] + [r.ppl_ratio.text(False) if r.ppl_ratio else "-"]
         lines.append(f"| {r.config} | " + " | ".join(cells) + f" | {100 * r.kv_fraction:.1f} |")
     lines += [""] + [f"- warning: {w}" for w in warns] + [""]
+    if args.figure:
+        from types import SimpleNamespace
+
+        from kvscope.plots.bench import bench_pareto
+        from kvscope.plots.common import save_figure
+
+        save_figure(bench_pareto(SimpleNamespace(rows=rows, outcomes=outs, model={"name": "SmolLM2-135M"})),
+                    args.figure)
     out = Path(args.out)
     text = "\n".join(lines) + "\n"
     reuse = out.read_text().split("<!-- reuse -->")[1] if out.is_file() and "<!-- reuse -->" in out.read_text() else ""
@@ -191,6 +199,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "bench-work"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench.md"))
+    p.add_argument("--figure", default=str(ROOT / "docs" / "img" / "bench_pareto.png"), help="'' for none")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -198,8 +207,9 @@ def main() -> None:
         run_table(args)
     elif args.mode == "reuse":
         run_reuse(args)
-    else:
+    else:  # rebuild both result sections from what the runs saved so far
         write_table(args, Path(args.work))
+        write_reuse(args, Path(args.work))
 
 
 if __name__ == "__main__":
