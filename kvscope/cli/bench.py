@@ -125,7 +125,9 @@ def print_table(result, out: Path) -> None:
 
     cols = list(result.rows[0].accuracy)
     has_ppl = any(r.ppl_ratio is not None for r in result.rows)
-    table = Table(title=f"kvscope bench: {result!r}", title_justify="left")
+    from rich.markup import escape
+
+    table = Table(title=escape(f"kvscope bench: {result!r}"), title_justify="left")
     table.add_column("configuration")
     for c in cols:
         table.add_column(f"acc {'all QA' if c == POOLED else c} %", justify="right")
@@ -136,11 +138,11 @@ def print_table(result, out: Path) -> None:
     for r in result.rows:
         cells = [r.accuracy[c].text() for c in cols] + ([r.ppl_ratio.text(False) if r.ppl_ratio else "-"]
                                                           if has_ppl else [])
-        table.add_row(r.config, *cells, f"{100 * r.kv_fraction:.1f}", f"{r.seconds:.1f}")
+        table.add_row(*map(escape, [r.config, *cells]), f"{100 * r.kv_fraction:.1f}", f"{r.seconds:.1f}")
     console = Console()
     console.print(table)
     console.print("value [95 % interval]: Wilson for accuracy, bootstrap for perplexity; * best compressed "
                   "configuration, ~ tied with it (intervals overlap).")
     for w in result.warnings:
-        Console(stderr=True).print(f"[yellow]warning:[/] {w}", highlight=False)
+        Console(stderr=True).print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     console.print(f"wrote {out}/bench.json, samples.jsonl, bench_pareto.png, report.html")
