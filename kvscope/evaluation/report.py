@@ -53,9 +53,12 @@ def map_html(m: Any) -> str:
         verdict = "correct" if ok else ("wrong" if ok is not None else "")
         spans = []
         for i, (tok, share) in enumerate(zip(m.tokens, shares)):
-            cls = ' class="needle"' if a <= i < b else ""
-            spans.append(f'<span{cls} style="background:rgba(31,119,180,{share:.2f})" '
+            if i == a:
+                spans.append('<span class="needle">')
+            spans.append(f'<span style="background:rgba(31,119,180,{0.75 * share:.2f})" '
                          f'title="{100 * share:.0f} % kept">{escape(tok)}</span>')
+            if i == b - 1:
+                spans.append("</span>")
         parts.append(f'<div class="lab">{escape(strategy)}: {escape(verdict)}</div><div class="map">'
                      + "".join(spans) + "</div>")
     return "\n".join(parts)
