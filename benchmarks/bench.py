@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -61,7 +60,7 @@ def run_chunk(model, tok, info, task: str, first: int, args, configs) -> dict:
     indexed = list(enumerate(samples))[first:]
     t0 = time.perf_counter()
     runs, counter = run_all(model, tok, info, indexed, configs, None, False, configs_ratios(args), True, True)
-    settings = dict(tasks=[task], samples=args.samples, context_tokens=args.context_tokens, seed=args.seed)
+    settings = {"tasks": [task], "samples": args.samples, "context_tokens": args.context_tokens, "seed": args.seed}
     r = assemble([(runs, counter.__dict__)], configs, {}, info, "embedded", settings, time.perf_counter() - t0, 1)
     return dict(r.to_dict(samples=True), first=first)
 
@@ -102,14 +101,14 @@ def write_table(args, work: Path) -> None:
     cols = list(rows[0].accuracy)
     lines = [
         "## kvscope bench: compression judged on tasks, many samples (SmolLM2-135M, float32, CPU)", "",
-        f"Reproduce: `{cmd}` (then `kvscope bench` with the same settings gives the same numbers). "
-        f"torch threads: {meta[0]['torch_threads'] if meta else 1}; machine shared with other jobs. "
-        f"Samples: {', '.join(f'{t} {k}' for t, k in n.items())}; {args.context_tokens} context tokens for the "
-        f"generated tasks; seed {args.seed}; {prefills} prefills (one per sample) for "
-        f"{len(outs)} sample x configuration runs; {seconds / 60:.0f} minutes in all.", "",
-        "Cells: value [95 % interval]. Accuracy: Wilson interval; text: mean perplexity ratio to the "
-        "uncompressed cache, bootstrap interval. `*` best compressed configuration in the column, `~` tied "
-        "with it (intervals overlap): those are not ranked against each other.", "",
+        (f"Reproduce: `{cmd}` (then `kvscope bench` with the same settings gives the same numbers). "
+         f"torch threads: {meta[0]['torch_threads'] if meta else 1}; machine shared with other jobs. "
+         f"Samples: {', '.join(f'{t} {k}' for t, k in n.items())}; {args.context_tokens} context tokens for "
+         f"the generated tasks; seed {args.seed}; {prefills} prefills (one per sample) for "
+         f"{len(outs)} sample x configuration runs; {seconds / 60:.0f} minutes in all."), "",
+        ("Cells: value [95 % interval]. Accuracy: Wilson interval; text: mean perplexity ratio to the "
+         "uncompressed cache, bootstrap interval. `*` best compressed configuration in the column, `~` tied "
+         "with it (intervals overlap): those are not ranked against each other."), "",
         "| " + " | ".join(["configuration"] + [f"{'all QA' if c == POOLED else c} acc %" for c in cols]
                           + ["text ppl ratio", "KV kept %"]) + " |",
         "|---|" + "---|" * (len(cols) + 2),
@@ -174,13 +173,13 @@ def write_reuse(args, work: Path) -> None:
            f"--context-tokens {args.context_tokens}")
     text = "\n".join([
         "", "### Prefill reuse: one prefill per sample against one per configuration", "",
-        f"Reproduce: `{cmd}`. {args.samples} sample(s) per task at {args.context_tokens} context tokens; "
-        f"torch threads {torch.get_num_threads()}; both ways run in one process, one after the other, on a machine "
-        "shared with other jobs. Forwarded tokens are counted with a forward pre-hook.", "",
-        "| task | configurations | prefills (once / fresh) | forwarded tokens (once / fresh) | "
-        "seconds (once / fresh) | speed-up | same answers |", "|---|---|---|---|---|---|---|", *rows,
-        f"| all | | | {tot['once'][1]:,} / {tot['fresh'][1]:,} | {tot['once'][0]:.0f} / {tot['fresh'][0]:.0f} | "
-        f"{tot['fresh'][0] / max(tot['once'][0], 1e-9):.1f}x | |", ""])
+        (f"Reproduce: `{cmd}`. {args.samples} sample(s) per task at {args.context_tokens} context tokens; "
+         f"torch threads {torch.get_num_threads()}; both ways run in one process, one after the other, on a "
+         "machine shared with other jobs. Forwarded tokens are counted with a forward pre-hook."), "",
+        ("| task | configurations | prefills (once / fresh) | forwarded tokens (once / fresh) | "
+         "seconds (once / fresh) | speed-up | same answers |"), "|---|---|---|---|---|---|---|", *rows,
+        (f"| all | | | {tot['once'][1]:,} / {tot['fresh'][1]:,} | {tot['once'][0]:.0f} / {tot['fresh'][0]:.0f} | "
+         f"{tot['fresh'][0] / max(tot['once'][0], 1e-9):.1f}x | |"), ""])
     out = Path(args.out)
     head = out.read_text().split("<!-- reuse -->")[0] if out.is_file() else ""
     out.write_text(head + "<!-- reuse -->\n" + text)

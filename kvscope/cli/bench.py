@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, load, model_options, setup_logging
+from kvscope.cli.common import (
+    CONTEXT_SETTINGS,
+    emit_json,
+    load,
+    model_options,
+    setup_logging,
+)
 from kvscope.errors import UsageError
 
 HELP = """Judge KV-cache compression on tasks, over many samples, with 95 % intervals.

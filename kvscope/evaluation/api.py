@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -148,13 +149,15 @@ def bench(model: Any, tokenizer: Any, tasks: Sequence[str] | None = DEFAULT_TASK
                             max_answer_tokens, chat, ratios, quiet, reuse_prefill)
     gathered = shard.gather((runs, counter.__dict__), size)
     shard.barrier_done(size)
-    return assemble(gathered, configs, applied, info, model_name, dict(
-        tasks=tasks + (["data"] if user else []), samples=samples, context_tokens=context_tokens,
-        strategies=sorted({c.method for c in configs} - {"baseline", "kivi"}, key=[c.method for c in configs].index),
-        ratios=list(ratios), quantize=[c.quant.label for c in configs if c.quant],
-        data=data if isinstance(data, str) else ("samples" if data else None), seed=seed, chat=chat,
-        max_answer_tokens=max_answer_tokens, options=options or {}, options_applied=applied,
-        reuse_prefill=reuse_prefill), time.perf_counter() - t0, size)
+    methods = [c.method for c in configs]
+    settings = {
+        "tasks": tasks + (["data"] if user else []), "samples": samples, "context_tokens": context_tokens,
+        "strategies": sorted(set(methods) - {"baseline", "kivi"}, key=methods.index), "ratios": list(ratios),
+        "quantize": [c.quant.label for c in configs if c.quant], "seed": seed, "chat": chat,
+        "data": data if isinstance(data, str) else ("samples" if data else None),
+        "max_answer_tokens": max_answer_tokens, "options": options or {}, "options_applied": applied,
+        "reuse_prefill": reuse_prefill}
+    return assemble(gathered, configs, applied, info, model_name, settings, time.perf_counter() - t0, size)
 
 
 def run_all(model, tokenizer, info, indexed, configs, max_answer_tokens, chat, ratios, quiet, reuse_prefill):

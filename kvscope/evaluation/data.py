@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from kvscope.errors import KvscopeError, UsageError
 from kvscope.evaluation.tasks import Sample

@@ -8,7 +8,7 @@ the normal approximation it stays inside [0, 1] and is sensible at 0 or n succes
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -13,16 +13,25 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from kvscope.evaluation.configs import Config
 from kvscope.evaluation.tasks import Sample
 from kvscope.models import ModelInfo
-from kvscope.prune.evict import (Prefill, build_cache, continuation_logits, decode, n_keep, perplexity, prefill,
-                                 token_logliks)
+from kvscope.prune.evict import (
+    Prefill,
+    build_cache,
+    continuation_logits,
+    decode,
+    n_keep,
+    perplexity,
+    prefill,
+    token_logliks,
+)
 
 
 @dataclass
@@ -87,7 +96,7 @@ class ForwardCounter:
             self.prefills += 1
 
     @contextlib.contextmanager
-    def attached(self, model: Any) -> Iterator["ForwardCounter"]:
+    def attached(self, model: Any) -> Iterator[ForwardCounter]:
         handle = model.register_forward_pre_hook(self.hook, with_kwargs=True)
         try:
             yield self

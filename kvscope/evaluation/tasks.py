@@ -9,8 +9,9 @@ in the context, inside ``needle``. Tasks are looked up by name in ``TASKS``.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from itertools import pairwise
 
 from kvscope.errors import UsageError
 from kvscope.evaluation.filler import filler
@@ -151,7 +152,7 @@ def variable_tracking(rng: random.Random, tokens: int, count: Counter, index: in
 
     def chain() -> tuple[list[str], list[str]]:
         vs = [_var(rng, names) for _ in range(hops + 1)]
-        lines = [f"VAR {vs[0]} = {number(rng, values)}."] + [f"VAR {b} = {a}." for a, b in zip(vs, vs[1:])]
+        lines = [f"VAR {vs[0]} = {number(rng, values)}."] + [f"VAR {b} = {a}." for a, b in pairwise(vs)]
         return vs, lines
 
     names_a, lines_a = chain()

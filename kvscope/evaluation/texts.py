@@ -5,7 +5,12 @@ reuses facts from its context, so evicting the wrong tokens costs perplexity.
 Entries: ``(kind, title, context, continuation)``.
 """
 
-NARRATIVE = (
+
+def _text(kind: str, title: str, context: str, continuation: str) -> tuple[str, str, str, str]:
+    return kind, title, context, continuation
+
+
+NARRATIVE = _text(
     "narrative", "The clockmaker's apprentice",
     "Wren Halloway was fourteen when she became apprentice to Ottilie March, the clockmaker of Bellwater. "
     "The shop stood at the corner of Tanner Lane, beneath a sign shaped like a golden pocket watch. Ottilie "
@@ -22,7 +27,7 @@ NARRATIVE = (
     "Wren kept the rule after that, but she never again swept the back room without listening for the clock.",
 )
 
-TECHNICAL = (
+TECHNICAL = _text(
     "technical", "Configuring the ingest service",
     "The ingest service reads events from the message queue and writes them to the archive in batches. "
     "Three settings control its behaviour. The first, batch_size, is the number of events collected before "
@@ -39,7 +44,7 @@ TECHNICAL = (
     "at that point the service has stopped reading from the queue.",
 )
 
-DIALOGUE = (
+DIALOGUE = _text(
     "dialogue", "At the ticket counter",
     "Clerk: Good afternoon. Where are you travelling today?\n"
     "Passenger: To Marlow, please. One return ticket.\n"
@@ -57,7 +62,7 @@ DIALOGUE = (
     "Passenger: Thank you very much. Eighteen pounds fifty well spent, I hope.\n",
 )
 
-CODE = (
+CODE = _text(
     "code", "A small inventory module",
     "class Inventory:\n"
     "    \"\"\"Counts items by name and refuses to go below zero.\"\"\"\n\n"
@@ -90,7 +95,7 @@ CODE = (
     "        raise AssertionError(\"remove should refuse to go below zero\")\n",
 )
 
-RECIPE = (
+RECIPE = _text(
     "recipe", "Lentil soup for four",
     "This lentil soup feeds four people and takes about forty minutes. You will need two hundred grams of "
     "red lentils, one large onion, two carrots, three cloves of garlic, a teaspoon of ground cumin, a can of "
@@ -105,7 +110,7 @@ RECIPE = (
     "guests with warm bread and a little more cumin on top.",
 )
 
-LETTER = (
+LETTER = _text(
     "letter", "A letter from the coast",
     "Dear Tomas,\n\nThank you for your letter and for the photographs of the new orchard. The cherry trees "
     "look much stronger than I expected after such a dry spring. Here at Gull Cove the summer has been busy. "
@@ -119,7 +124,7 @@ LETTER = (
     "on the Friday train, with Duarte's almond cake and a bag of shells from Gull Cove.\n\nWith love,\nIngrid",
 )
 
-NEWS = (
+NEWS = _text(
     "news", "Bridge reopens after repairs",
     "The Old Stone Bridge over the River Lark reopened to traffic on Monday after eleven months of repairs. "
     "The bridge, built in the eighteenth century, was closed last winter when engineers found deep cracks in "
@@ -135,7 +140,7 @@ NEWS = (
     "the stone from the Fenwick quarry matches the arches exactly.",
 )
 
-SCIENCE = (
+SCIENCE = _text(
     "science", "Why leaves change colour",
     "The green colour of a leaf comes from chlorophyll, the pigment that captures light for photosynthesis. "
     "A leaf also contains yellow and orange pigments called carotenoids, but during the summer they are "

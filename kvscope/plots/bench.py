@@ -41,7 +41,7 @@ def bench_pareto(result: Any) -> Any:
         cells = [_cell(r, column) for r in rows]
         ys = [scale * c.value for c in cells]
         err = [[scale * (c.value - c.low) for c in cells], [scale * (c.high - c.value) for c in cells]]
-        style = dict(marker="s", linestyle="none", color="black") if method == "kivi" else dict(marker="o")
+        style = {"marker": "s", "linestyle": "none", "color": "black"} if method == "kivi" else {"marker": "o"}
         ax.errorbar(xs, ys, yerr=err, capsize=3, label=method, alpha=0.85, **style)
     base = _cell(result.rows[0], column)
     if base is not None:

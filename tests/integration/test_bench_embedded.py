@@ -25,7 +25,7 @@ class Fixed:
 
 def test_passkey_baseline_keep_all_and_evict_all(embedded):
     model, tok, info = embedded
-    count = lambda text: len(tok(text, add_special_tokens=False).input_ids)  # noqa: E731
+    count = lambda text: len(tok(text, add_special_tokens=False).input_ids)
     samples = generate("passkey", 4, DEFAULT_CONTEXT, count, seed=0)
     configs = [Config("baseline", "baseline"), Config("all@0.5", "all", 0.5, strategy=Fixed(True)),
                Config("none@0.5", "none", 0.5, strategy=Fixed(False))]

@@ -14,8 +14,6 @@ from kvscope.evaluation.runner import ForwardCounter, run_sample
 from kvscope.evaluation.tasks import generate
 from tests.helpers import assert_one_line_error, run_cli
 
-SMALL = dict(tasks=["passkey"], samples=2, context_tokens=80, ratios=[0.5], quantize=["K4V4"])
-
 
 def counter(tok):
     return lambda text: len(tok(text, add_special_tokens=False).input_ids)
@@ -160,7 +158,7 @@ def test_context_above_the_model_limit(tiny, tmp_path, capsys):
 def test_chat_wraps_context_and_question_in_the_template(tiny):
     from kvscope.evaluation.runner import encode
 
-    model, tok, _ = tiny
+    _, tok, _ = tiny
     sample = generate("passkey", 1, 60, counter(tok))[0]
     raw_ctx, raw_q = encode(tok, sample)
     ctx, tail = encode(tok, sample, chat=True)
