@@ -99,6 +99,9 @@ def write_table(args, work: Path) -> None:
     cmd = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py table --samples {args.samples} "
            f"--context-tokens {args.context_tokens} --ratios {args.ratios} --quantize {args.quantize}")
     cols = list(rows[0].accuracy)
+    short = [f"{t} {k} of {args.samples}" for t, k in n.items() if t != "text" and k < args.samples]
+    partial = [f"**Partial run** ({', '.join(short)} samples, the rest not yet run): rerun the command, which "
+               "resumes from the saved chunks, for the full table.", ""] if short else []
     lines = [
         "## kvscope bench: compression judged on tasks, many samples (SmolLM2-135M, float32, CPU)", "",
         (f"Reproduce: `{cmd}` (then `kvscope bench` with the same settings gives the same numbers). "
@@ -108,7 +111,7 @@ def write_table(args, work: Path) -> None:
          f"{len(outs)} sample x configuration runs; {seconds / 60:.0f} minutes in all."), "",
         ("Cells: value [95 % interval]. Accuracy: Wilson interval; text: mean perplexity ratio to the "
          "uncompressed cache, bootstrap interval. `*` best compressed configuration in the column, `~` tied "
-         "with it (intervals overlap): those are not ranked against each other."), "",
+         "with it (intervals overlap): those are not ranked against each other."), "", *partial,
         "| " + " | ".join(["configuration"] + [f"{'all QA' if c == POOLED else c} acc %" for c in cols]
                           + ["text ppl ratio", "KV kept %"]) + " |",
         "|---|" + "---|" * (len(cols) + 2),
