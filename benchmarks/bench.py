@@ -100,8 +100,8 @@ def write_table(args, work: Path) -> None:
            f"--context-tokens {args.context_tokens} --ratios {args.ratios} --quantize {args.quantize}")
     cols = list(rows[0].accuracy)
     short = [f"{t} {k} of {args.samples}" for t, k in n.items() if t != "text" and k < args.samples]
-    partial = [f"**Partial run** ({', '.join(short)} samples, the rest not yet run): rerun the command, which "
-               "resumes from the saved chunks, for the full table.", ""] if short else []
+    partial = [(f"**Partial run** ({', '.join(short)} samples, the rest not yet run): rerun the command, "
+                "which resumes from the saved chunks, for the full table."), ""] if short else []
     lines = [
         "## kvscope bench: compression judged on tasks, many samples (SmolLM2-135M, float32, CPU)", "",
         (f"Reproduce: `{cmd}` (then `kvscope bench` with the same settings gives the same numbers). "
