@@ -106,3 +106,14 @@ def test_jsonl_refuses_empty_or_invalid_files(tmp_path, content, message):
         load_samples(str(f))
     with pytest.raises(UsageError, match="does not exist"):
         load_samples(str(tmp_path / "missing.jsonl"))
+
+
+def test_hf_data_without_the_datasets_package_is_a_usage_error():
+    import importlib.util
+
+    if importlib.util.find_spec("datasets") is not None:
+        pytest.skip("datasets is installed; the hub is not reachable from tests")
+    with pytest.raises(UsageError, match="needs the 'datasets' package"):
+        load_samples("hf:some/dataset:test")
+    with pytest.raises(UsageError, match="needs a dataset name"):
+        load_samples("hf:")
