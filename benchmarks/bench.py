@@ -10,7 +10,8 @@ and configurations.
 
 Usage:
   OMP_NUM_THREADS=1 python benchmarks/bench.py table --samples 50 --context-tokens 500
-  OMP_NUM_THREADS=1 python benchmarks/bench.py reuse --samples 1 --context-tokens 2000
+  OMP_NUM_THREADS=1 python benchmarks/bench.py reuse --reuse-samples 1 --reuse-context 2000
+  python benchmarks/bench.py write --samples 50 ...   # rebuild bench.md and the figure from saved runs
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def run_reuse(args) -> None:
             if f.is_file():
                 continue
             t0 = time.perf_counter()
-            r = bench(model, tok, tasks=[task], samples=args.samples, context_tokens=args.context_tokens,
+            r = bench(model, tok, tasks=[task], samples=args.reuse_samples, context_tokens=args.reuse_context,
                       quantize=quant, seed=args.seed, reuse_prefill=reuse, model_name="embedded")
             wall = time.perf_counter() - t0
             answers = [(o.config, o.answer) for o in r.outcomes]
@@ -172,11 +173,11 @@ def write_reuse(args, work: Path) -> None:
                     f"{fresh['wall'] / once['wall']:.1f}x | {'yes' if same else 'NO'} |")
     if not rows:
         return
-    cmd = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py reuse --samples {args.samples} "
-           f"--context-tokens {args.context_tokens}")
+    cmd = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py reuse --reuse-samples {args.reuse_samples} "
+           f"--reuse-context {args.reuse_context}")
     text = "\n".join([
         "", "### Prefill reuse: one prefill per sample against one per configuration", "",
-        (f"Reproduce: `{cmd}`. {args.samples} sample(s) per task at {args.context_tokens} context tokens; "
+        (f"Reproduce: `{cmd}`. {args.reuse_samples} sample(s) per task at {args.reuse_context} context tokens; "
          f"torch threads {torch.get_num_threads()}; both ways run in one process, one after the other, on a "
          "machine shared with other jobs. Forwarded tokens are counted with a forward pre-hook."), "",
         ("| task | configurations | prefills (once / fresh) | forwarded tokens (once / fresh) | "
@@ -198,6 +199,8 @@ def main() -> None:
     p.add_argument("--ratios", default="0.5,0.9")
     p.add_argument("--quantize", default="K4V4,K2V2")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reuse-samples", type=int, default=1, help="reuse mode: samples per task")
+    p.add_argument("--reuse-context", type=int, default=2000, help="reuse mode: context tokens")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "bench-work"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench.md"))
