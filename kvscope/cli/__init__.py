@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "caching": "kvscope.cli.caching:caching",
     "memory": "kvscope.cli.memory:memory",
     "mas": "kvscope.cli.mas:mas",
+    "bench": "kvscope.cli.bench:bench",
 }
 
 

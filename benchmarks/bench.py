@@ -1,0 +1,221 @@
+"""Benchmarks of ``kvscope bench`` on the embedded SmolLM2-135M (float32, CPU).
+
+``table``: the README's many-sample table. Each task runs as its own ``bench`` call and its outcomes
+are saved as soon as it ends (``--work``), so a long run leaves usable results task by task; the
+table is then built from every saved outcome with the same code as ``kvscope bench``.
+
+``reuse``: forwarded tokens and wall time of bench's one-prefill-per-sample against one fresh prefill
+per configuration (the way harnesses without prefix reuse do it), side by side on the same samples
+and configurations.
+
+Usage:
+  OMP_NUM_THREADS=1 python benchmarks/bench.py table --samples 50 --context-tokens 500
+  OMP_NUM_THREADS=1 python benchmarks/bench.py reuse --reuse-samples 1 --reuse-context 2000
+  python benchmarks/bench.py write --samples 50 ...   # rebuild bench.md and the figure from saved runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from kvscope.evaluation import bench
+from kvscope.evaluation.configs import build_configs
+from kvscope.evaluation.runner import Outcome
+from kvscope.evaluation.summary import POOLED, guardrails, summarise
+from kvscope.models import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE_TASKS = ("passkey", "kv_retrieval", "multi_needle", "text")
+REUSE_TASKS = ("passkey", "kv_retrieval", "multi_needle", "variable_tracking")
+REUSE_QUANT = ("K8V8", "K4V4", "K2V2", "K4V2", "K2V4")  # with 6 strategies x 4 ratios + baseline: 30
+
+
+CHUNK = 10  # samples saved together, tasks taken in turn, so a stopped run leaves every task partly done
+
+
+def load_outcomes(work: Path) -> tuple[list[Outcome], list[dict]]:
+    outs, meta = [], []
+    for f in sorted(work.glob("*.json"), key=lambda p: p.name):
+        if f.name.startswith("reuse-"):
+            continue
+        d = json.loads(f.read_text())
+        outs += [Outcome(**o) for o in d["outcomes"]]
+        meta.append(d)
+    order = {t: i for i, t in enumerate(TABLE_TASKS)}
+    outs.sort(key=lambda o: (order.get(o.task, 99), o.sample))
+    return outs, meta
+
+
+def run_chunk(model, tok, info, task: str, first: int, args, configs) -> dict:
+    """Samples ``first .. first + CHUNK - 1`` of ``task`` through every configuration."""
+    from kvscope.evaluation.api import assemble, make_samples, run_all
+
+    samples = make_samples(tok, [task], min(args.samples, first + CHUNK), args.context_tokens, args.seed)
+    indexed = list(enumerate(samples))[first:]
+    t0 = time.perf_counter()
+    runs, counter = run_all(model, tok, info, indexed, configs, None, False, configs_ratios(args), True, True)
+    settings = {"tasks": [task], "samples": args.samples, "context_tokens": args.context_tokens, "seed": args.seed}
+    r = assemble([(runs, counter.__dict__)], configs, {}, info, "embedded", settings, time.perf_counter() - t0, 1)
+    return dict(r.to_dict(samples=True), first=first)
+
+
+def configs_ratios(args) -> list[float]:
+    return [float(x) for x in args.ratios.split(",")]
+
+
+def run_table(args) -> None:
+    model, tok, info = load_model("embedded")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    configs, _ = build_configs(None, configs_ratios(args), args.quantize.split(","))
+    tasks = args.tasks.split(",")
+    for first in range(0, args.samples, CHUNK):
+        for task in tasks:
+            f = work / f"{task}-{first:03d}.json"
+            if f.is_file() or (task == "text" and first > 0):
+                continue  # done in an earlier run (text has 8 samples: one chunk)
+            d = run_chunk(model, tok, info, task, first, args, configs)
+            f.write_text(json.dumps(d, indent=1))
+            print(f"{f.name}: {len(d['outcomes'])} outcomes, {d['seconds']:.0f} s", file=sys.stderr, flush=True)
+    write_table(args, work)
+
+
+def write_table(args, work: Path) -> None:
+    outs, meta = load_outcomes(work)
+    configs, _ = build_configs(None, [float(x) for x in args.ratios.split(",")], args.quantize.split(","))
+    names = {o.config for o in outs}
+    configs = [c for c in configs if c.name in names]
+    rows = summarise(outs, configs, seed=args.seed)
+    warns = guardrails(rows, outs, [])
+    seconds = sum(m["seconds"] for m in meta)
+    prefills = sum(m["prefills"] for m in meta)
+    n = {t: len({o.sample for o in outs if o.task == t}) for t in dict.fromkeys(o.task for o in outs)}
+    cmd = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py table --samples {args.samples} "
+           f"--context-tokens {args.context_tokens} --ratios {args.ratios} --quantize {args.quantize}")
+    cols = list(rows[0].accuracy)
+    short = [f"{t} {k} of {args.samples}" for t, k in n.items() if t != "text" and k < args.samples]
+    partial = [(f"**Partial run** ({', '.join(short)} samples, the rest not yet run): rerun the command, "
+                "which resumes from the saved chunks, for the full table."), ""] if short else []
+    lines = [
+        "## kvscope bench: compression judged on tasks, many samples (SmolLM2-135M, float32, CPU)", "",
+        (f"Reproduce: `{cmd}` (then `kvscope bench` with the same settings gives the same numbers). "
+         f"torch threads: {meta[0]['torch_threads'] if meta else 1}; machine shared with other jobs. "
+         f"Samples: {', '.join(f'{t} {k}' for t, k in n.items())}; {args.context_tokens} context tokens for "
+         f"the generated tasks; seed {args.seed}; {prefills} prefills (one per sample) for "
+         f"{len(outs)} sample x configuration runs; {seconds / 60:.0f} minutes in all."), "",
+        ("Cells: value [95 % interval]. Accuracy: Wilson interval; text: mean perplexity ratio to the "
+         "uncompressed cache, bootstrap interval. `*` best compressed configuration in the column, `~` tied "
+         "with it (intervals overlap): those are not ranked against each other."), "", *partial,
+        "| " + " | ".join(["configuration"] + [f"{'all QA' if c == POOLED else c} acc %" for c in cols]
+                          + ["text ppl ratio", "KV kept %"]) + " |",
+        "|---|" + "---|" * (len(cols) + 2),
+    ]
+    for r in rows:
+        cells = [r.accuracy[c].text() for c in cols] + [r.ppl_ratio.text(False) if r.ppl_ratio else "-"]
+        lines.append(f"| {r.config} | " + " | ".join(cells) + f" | {100 * r.kv_fraction:.1f} |")
+    lines += [""] + [f"- warning: {w}" for w in warns] + [""]
+    if args.figure:
+        from types import SimpleNamespace
+
+        from kvscope.plots.bench import bench_pareto
+        from kvscope.plots.common import save_figure
+
+        save_figure(bench_pareto(SimpleNamespace(rows=rows, outcomes=outs, model={"name": "SmolLM2-135M"})),
+                    args.figure)
+    out = Path(args.out)
+    text = "\n".join(lines) + "\n"
+    reuse = out.read_text().split("<!-- reuse -->")[1] if out.is_file() and "<!-- reuse -->" in out.read_text() else ""
+    out.write_text(text + ("<!-- reuse -->" + reuse if reuse else ""))
+    print(text)
+
+
+def run_reuse(args) -> None:
+    model, tok, _ = load_model("embedded")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    quant = list(REUSE_QUANT)
+    for task in REUSE_TASKS:
+        for reuse in (True, False):
+            f = work / f"reuse-{task}-{'once' if reuse else 'fresh'}.json"
+            if f.is_file():
+                continue
+            t0 = time.perf_counter()
+            r = bench(model, tok, tasks=[task], samples=args.reuse_samples, context_tokens=args.reuse_context,
+                      quantize=quant, seed=args.seed, reuse_prefill=reuse, model_name="embedded")
+            wall = time.perf_counter() - t0
+            answers = [(o.config, o.answer) for o in r.outcomes]
+            f.write_text(json.dumps({"wall": wall, "prefills": r.prefills, "tokens": r.forwarded_tokens,
+                                     "configs": len(r.rows), "answers": answers}))
+            print(f"{f.name}: {wall:.0f} s, {r.forwarded_tokens} tokens", file=sys.stderr, flush=True)
+    write_reuse(args, work)
+
+
+def write_reuse(args, work: Path) -> None:
+    rows, tot = [], {"once": [0.0, 0], "fresh": [0.0, 0]}
+    for task in REUSE_TASKS:
+        d = {m: work / f"reuse-{task}-{m}.json" for m in ("once", "fresh")}
+        if not all(p.is_file() for p in d.values()):
+            continue
+        once, fresh = (json.loads(p.read_text()) for p in d.values())
+        same = once["answers"] == fresh["answers"]
+        for m, x in (("once", once), ("fresh", fresh)):
+            tot[m][0] += x["wall"]
+            tot[m][1] += x["tokens"]
+        rows.append(f"| {task} | {once['configs']} | {once['prefills']} / {fresh['prefills']} | "
+                    f"{once['tokens']:,} / {fresh['tokens']:,} | {once['wall']:.0f} / {fresh['wall']:.0f} | "
+                    f"{fresh['wall'] / once['wall']:.1f}x | {'yes' if same else 'NO'} |")
+    if not rows:
+        return
+    cmd = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py reuse --reuse-samples {args.reuse_samples} "
+           f"--reuse-context {args.reuse_context}")
+    text = "\n".join([
+        "", "### Prefill reuse: one prefill per sample against one per configuration", "",
+        (f"Reproduce: `{cmd}`. {args.reuse_samples} sample(s) per task at {args.reuse_context} context tokens; "
+         f"torch threads {torch.get_num_threads()}; both ways run in one process, one after the other, on a "
+         "machine shared with other jobs. Forwarded tokens are counted with a forward pre-hook."), "",
+        ("| task | configurations | prefills (once / fresh) | forwarded tokens (once / fresh) | "
+         "seconds (once / fresh) | speed-up | same answers |"), "|---|---|---|---|---|---|---|", *rows,
+        (f"| all | | | {tot['once'][1]:,} / {tot['fresh'][1]:,} | {tot['once'][0]:.0f} / {tot['fresh'][0]:.0f} | "
+         f"{tot['fresh'][0] / max(tot['once'][0], 1e-9):.1f}x | |"), ""])
+    out = Path(args.out)
+    head = out.read_text().split("<!-- reuse -->")[0] if out.is_file() else ""
+    out.write_text(head + "<!-- reuse -->\n" + text)
+    print(text)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["table", "reuse", "write"])
+    p.add_argument("--samples", type=int, default=50)
+    p.add_argument("--context-tokens", type=int, default=500)
+    p.add_argument("--tasks", default=",".join(TABLE_TASKS))
+    p.add_argument("--ratios", default="0.5,0.9")
+    p.add_argument("--quantize", default="K4V4,K2V2")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reuse-samples", type=int, default=1, help="reuse mode: samples per task")
+    p.add_argument("--reuse-context", type=int, default=2000, help="reuse mode: context tokens")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "bench-work"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench.md"))
+    p.add_argument("--figure", default=str(ROOT / "docs" / "img" / "bench_pareto.png"), help="'' for none")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.mode == "table":
+        run_table(args)
+    elif args.mode == "reuse":
+        run_reuse(args)
+    else:  # rebuild both result sections from what the runs saved so far
+        write_table(args, Path(args.work))
+        write_reuse(args, Path(args.work))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""``kvscope bench``: KV-cache compression judged on tasks over many samples (a thin client of
+``kvscope.evaluation.bench``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kvscope.cli.common import (
+    CONTEXT_SETTINGS,
+    emit_json,
+    load,
+    model_options,
+    setup_logging,
+)
+from kvscope.errors import UsageError
+
+HELP = """Judge KV-cache compression on tasks, over many samples, with 95 % intervals.
+
+Each sample's context is prefilled ONCE; every configuration (baseline, each strategy x ratio, each
+KIVI spec) compresses a copy of that cache, then the question is fed at its true positions and the
+answer decoded greedily from the compressed cache (query-agnostic compression). A QA sample is correct
+when the normalised gold answer (lower case, punctuation removed) appears in the normalised generated
+answer (RULER's string match). Accuracy intervals are Wilson 95 %; the text task's mean perplexity
+ratio has a bootstrap 95 % interval. Configurations whose interval overlaps the best are marked tied.
+
+Tasks: {qa} (generated, seeded, offline) and text (perplexity on {texts} built-in texts;
+--context-tokens does not apply to it). --data FILE.jsonl with
+{"context", "question", "answer"} lines runs your own task (malformed lines skipped); it replaces the
+built-in tasks unless --task is given too. Several processes: accelerate launch --num_processes N
+-m kvscope bench ... (on a CPU-only machine add --multi_gpu so accelerate starts N processes).
+
+\b
+Examples:
+  kvscope bench --out bench-out
+  kvscope bench --task passkey --samples 50 --strategies snapkv,knorm --ratios 0.5,0.9
+  kvscope bench --data mine.jsonl --json
+"""
+
+
+def _help() -> str:
+    from kvscope.evaluation.tasks import TASKS
+    from kvscope.evaluation.texts import TEXTS
+
+    qa = ", ".join(n for n, t in TASKS.items() if t.kind == "qa")
+    return HELP.replace("{qa}", qa).replace("{texts}", str(len(TEXTS)))
+
+
+def split_list(text: str | None, flag: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    if not items and text.strip():
+        raise UsageError(f"{flag} takes a comma-separated list, got {text!r}")
+    return items
+
+
+def parse_ratios(text: str) -> list[float]:
+    from kvscope.evaluation.configs import check_ratio
+
+    try:
+        return [check_ratio(float(p)) for p in split_list(text, "--ratios") or []]
+    except ValueError:
+        raise UsageError(f"--ratios takes numbers in (0, 1) such as 0.25,0.5; got {text!r}") from None
+
+
+@click.command(context_settings=CONTEXT_SETTINGS, help=_help())
+@model_options
+@click.option("-t", "--task", "tasks", multiple=True, help="A task (repeatable). [passkey, kv_retrieval, multi_needle, text]")
+@click.option("-n", "--samples", type=int, default=5, show_default=True, help="Samples per task.")
+@click.option("-c", "--context-tokens", type=int, default=500, show_default=True,
+              help="Context length of the generated tasks, in tokens.")
+@click.option("--strategies", default=None, help="Comma-separated eviction strategies. [every registered one]")
+@click.option("--ratios", default="0.25,0.5,0.75,0.9", show_default=True, help="Fractions of context tokens removed.")
+@click.option("--quantize", default="K4V4,K2V2", show_default=True, help="KIVI specs ('' for none).")
+@click.option("--data", default=None, help="JSONL file of context/question/answer lines, or hf:NAME[:split].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--chat", is_flag=True, help="Wrap context and question in the model's chat template.")
+@click.option("--max-answer-tokens", type=int, default=None, help="Greedy answer length in tokens. [6 built-in tasks, 16 --data]")
+@click.option("--snapkv-window", type=click.Choice(["32", "64"]), default=None,
+              help="SnapKV's observation window (strategies that declare 'window'). [32]")
+@click.option("--rounding", type=click.Choice(["floor", "ceil"]), default=None,
+              help="Budget rounding (strategies that declare it). [ceil]")
+@click.option("--knorm-skip-layers", type=int, default=None,
+              help="First layers KNorm leaves uncompressed (strategies that declare 'skip_layers').")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-bench"), show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print bench.json's content on stdout.")
+def bench(model, device, dtype, trust_remote_code, device_map, tasks, samples, context_tokens, strategies, ratios,
+          quantize, data, seed, chat, max_answer_tokens, snapkv_window, rounding, knorm_skip_layers, out, as_json):
+    from kvscope.evaluation import shard
+    from kvscope.evaluation.api import DEFAULT_TASKS, validate
+    from kvscope.evaluation.configs import build_configs
+
+    setup_logging(quiet=as_json)
+    task_list = list(tasks) if tasks else ([] if data else list(DEFAULT_TASKS))
+    validate(task_list, samples, context_tokens, max_answer_tokens)
+    ratio_list = parse_ratios(ratios)
+    if not ratio_list:
+        raise UsageError("--ratios needs at least one ratio")
+    options = {"window": int(snapkv_window) if snapkv_window else None, "rounding": rounding,
+               "skip_layers": knorm_skip_layers}
+    quant_list = split_list(quantize, "--quantize") or []
+    build_configs(split_list(strategies, "--strategies"), ratio_list, quant_list, options)  # names, specs
+    user = None
+    if data is not None:
+        from kvscope.evaluation.data import load_samples
+
+        user = load_samples(data)
+    m, tok, _info = load(model, device, dtype, trust_remote_code, device_map)
+    from kvscope.evaluation.api import bench as run_bench
+
+    result = run_bench(m, tok, tasks=task_list, samples=samples, context_tokens=context_tokens,
+                       strategies=split_list(strategies, "--strategies"), ratios=ratio_list, quantize=quant_list,
+                       data=user, seed=seed, chat=chat, max_answer_tokens=max_answer_tokens, options=options,
+                       model_name=model, quiet=as_json)
+    if shard.world()[0] != 0:
+        return
+    result.save(out)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        print_table(result, out)
+
+
+def print_table(result, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kvscope.evaluation.summary import POOLED
+
+    cols = list(result.rows[0].accuracy)
+    has_ppl = any(r.ppl_ratio is not None for r in result.rows)
+    from rich.markup import escape
+
+    table = Table(title=escape(f"kvscope bench: {result!r}"), title_justify="left")
+    table.add_column("configuration")
+    for c in cols:
+        table.add_column(f"acc {'all QA' if c == POOLED else c} %", justify="right")
+    if has_ppl:
+        table.add_column("text ppl ratio", justify="right")
+    for name in ("KV kept %", "seconds"):
+        table.add_column(name, justify="right")
+    for r in result.rows:
+        cells = [r.accuracy[c].text() for c in cols] + ([r.ppl_ratio.text(False) if r.ppl_ratio else "-"]
+                                                          if has_ppl else [])
+        table.add_row(*map(escape, [r.config, *cells]), f"{100 * r.kv_fraction:.1f}", f"{r.seconds:.1f}")
+    console = Console()
+    console.print(table)
+    console.print("value [95 % interval]: Wilson for accuracy, bootstrap for perplexity; * best compressed "
+                  "configuration, ~ tied with it (intervals overlap).")
+    for w in result.warnings:
+        Console(stderr=True).print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    console.print(f"wrote {out}/bench.json, samples.jsonl, bench_pareto.png, report.html")

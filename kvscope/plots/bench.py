@@ -1,0 +1,59 @@
+"""Figure for ``kvscope bench``: accuracy against KV bytes kept, one line per strategy, with 95 %
+interval bars (Wilson). Uses the pooled QA accuracy when there are several QA tasks; with only text
+samples it plots the mean perplexity ratio (bootstrap interval) instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+from kvscope.evaluation.summary import POOLED
+
+
+def _metric(result: Any) -> tuple[str, str, bool]:
+    """``(column, y label, is_accuracy)`` for the figure."""
+    base = result.rows[0]
+    if POOLED in base.accuracy:
+        return POOLED, "accuracy, all QA tasks pooled (%)", True
+    if base.accuracy:
+        task = next(iter(base.accuracy))
+        return task, f"accuracy on {task} (%)", True
+    return "ppl", "mean perplexity ratio to baseline (text)", False
+
+
+def _cell(row: Any, column: str) -> Any:
+    return row.ppl_ratio if column == "ppl" else row.accuracy.get(column)
+
+
+def bench_pareto(result: Any) -> Any:
+    """Mean KV bytes kept (x, % of the uncompressed context cache) against the task metric (y)."""
+    column, ylabel, is_acc = _metric(result)
+    scale = 100.0 if is_acc else 1.0
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    methods = [m for m in dict.fromkeys(r.method for r in result.rows) if m != "baseline"]
+    for method in methods:
+        rows = sorted((r for r in result.rows if r.method == method and _cell(r, column) is not None),
+                      key=lambda r: -r.kv_fraction)
+        if not rows:
+            continue
+        xs = [100 * r.kv_fraction for r in rows]
+        cells = [_cell(r, column) for r in rows]
+        ys = [scale * c.value for c in cells]
+        err = [[scale * (c.value - c.low) for c in cells], [scale * (c.high - c.value) for c in cells]]
+        style = {"marker": "s", "linestyle": "none", "color": "black"} if method == "kivi" else {"marker": "o"}
+        ax.errorbar(xs, ys, yerr=err, capsize=3, label=method, alpha=0.85, **style)
+    base = _cell(result.rows[0], column)
+    if base is not None:
+        ax.errorbar([100.0], [scale * base.value], yerr=[[scale * (base.value - base.low)],
+                    [scale * (base.high - base.value)]], marker="*", markersize=14, color="gold",
+                    markeredgecolor="black", capsize=3, linestyle="none", label="baseline", zorder=5)
+    ax.set_xlabel("KV cache bytes kept for the context (% of uncompressed; KIVI: codes + scales + zeros)")
+    ax.set_ylabel(ylabel)
+    n = len({(o.task, o.sample) for o in result.outcomes})
+    ax.set_title(f"{result.model.get('name')}: {n} samples, 95 % intervals "
+                 f"({'Wilson' if is_acc else 'bootstrap'})", fontsize=9)
+    ax.invert_xaxis()
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    return fig

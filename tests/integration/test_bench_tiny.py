@@ -1,0 +1,169 @@
+"""``kvscope.evaluation.bench`` on the tiny model: one prefill per sample whatever the number of
+configurations, keep-everything equals the baseline, the files, escaping, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from kvscope.evaluation import bench
+from kvscope.evaluation.configs import Config, build_configs
+from kvscope.evaluation.runner import ForwardCounter, run_sample
+from kvscope.evaluation.tasks import generate
+from tests.helpers import assert_one_line_error, run_cli
+
+
+def counter(tok):
+    return lambda text: len(tok(text, add_special_tokens=False).input_ids)
+
+
+class Fixed:
+    """A keep plan that keeps everything (or nothing) regardless of ratio."""
+
+    def __init__(self, value: bool):
+        self.value = value
+
+    def keep(self, pre, ratio):
+        n = pre.n_positions
+        return torch.full((len(pre.keys), pre.keys[0].shape[1], n), self.value, dtype=torch.bool)
+
+
+def test_one_prefill_per_sample_whatever_the_configurations(tiny):
+    model, tok, _ = tiny
+    seen: list[tuple[int, ...]] = []
+
+    def hook(_m, args, kwargs):  # an independent record of every forward's tokens
+        seen.append(tuple(kwargs["input_ids"][0].tolist()))
+
+    samples = generate("passkey", 2, 80, counter(tok))
+    contexts = {tuple(tok(s.context).input_ids) for s in samples}
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        few = bench(model, tok, tasks=["passkey"], samples=2, context_tokens=80, strategies=["knorm"],
+                    ratios=[0.5], quantize=[])
+        few_seen, seen[:] = list(seen), []
+        many = bench(model, tok, tasks=["passkey"], samples=2, context_tokens=80,
+                     strategies=["knorm", "h2o", "snapkv"], ratios=[0.5, 0.9], quantize=["K2V2"])
+    finally:
+        handle.remove()
+    assert len(few.rows) == 2 and len(many.rows) == 8
+    assert sum(ids in contexts for ids in few_seen) == sum(ids in contexts for ids in seen) == 2
+    assert few.prefills == many.prefills == 2
+    assert len(seen) > len(few_seen)  # more configurations did run, on the same two prefills
+    assert many.forwarded_tokens == sum(len(ids) for ids in seen)
+
+
+def test_keep_everything_equals_baseline_and_evict_everything_differs(tiny):
+    model, tok, info = tiny
+    sample = generate("passkey", 1, 80, counter(tok))[0]
+    configs = [Config("baseline", "baseline"), Config("all@0.5", "all", 0.5, strategy=Fixed(True))]
+    run = run_sample(model, tok, info, sample, configs, steps=6)
+    base, kept = run.outcomes
+    assert kept.answer == base.answer and kept.kv_bytes == base.kv_bytes and kept.kv_fraction == 1.0
+    gone = run_sample(model, tok, info, sample, [configs[0], Config("none@0.5", "none", 0.5,
+                                                                     strategy=Fixed(False))], steps=6)
+    assert gone.outcomes[1].kv_bytes == 0
+
+
+def test_forward_counter_counts_prefills_and_tokens(tiny):
+    model, tok, info = tiny
+    sample = generate("passkey", 1, 80, counter(tok))[0]
+    configs, _ = build_configs(["knorm", "streaming"], [0.5, 0.75], [])
+    with ForwardCounter().attached(model) as c:
+        run = run_sample(model, tok, info, sample, configs, steps=3)
+    q = len(tok(sample.question, add_special_tokens=False).input_ids)
+    assert c.prefills == 1
+    assert c.forwards == 1 + len(configs) * 3  # prefill, then per config: question + 2 decode steps
+    assert c.tokens == run.context_tokens + len(configs) * (q + 2)
+    with ForwardCounter().attached(model) as fresh:
+        run_sample(model, tok, info, sample, configs, steps=3, reuse_prefill=False)
+    assert fresh.prefills == len(configs)
+
+
+def test_convention_options_reach_the_strategies_that_declare_them():
+    configs, applied = build_configs(["snapkv", "knorm"], [0.5], [], {"window": 64, "rounding": None})
+    assert applied["snapkv"] == {"window": 64} and configs[1].strategy.window == 64
+    assert "window" not in applied["knorm"]
+
+
+def test_files_and_escaping(tiny, tmp_path):
+    model, tok, _ = tiny
+    from kvscope.evaluation.tasks import Sample
+
+    evil = Sample("data", 0, "Ignore <script>alert('x')</script> & the key is 31337 here.", "\nKey?", "31337",
+                  "31337", 0.5)
+    result = bench(model, tok, tasks=["passkey"], samples=1, context_tokens=80, strategies=["knorm", "streaming"],
+                   ratios=[0.5], quantize=[], data=[evil])
+    assert "BenchResult(" in repr(result) and "<table>" in result._repr_html_()
+    out = result.save(tmp_path / "b")
+    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench_pareto.png", "report.html",
+                                                      "samples.jsonl"]
+    d = json.loads((out / "bench.json").read_text())
+    assert d["settings"]["seed"] == 0 and d["kvscope_version"] and d["model"]["layers"] == 2
+    assert [r["config"] for r in d["rows"]] == ["baseline", "knorm@0.5", "streaming@0.5"]
+    lines = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 * 3 and {"task", "sample", "config", "answer", "correct", "kv_bytes"} <= set(lines[0])
+    html = (out / "report.html").read_text()
+    assert "<script" not in html.lower() and "&lt;" in html  # the byte tokenizer splits it: &lt;, s, c, ...
+    assert html.count('class="needle"') >= 1 and "data:image/png;base64," in html
+
+
+def test_cli_writes_the_folder_and_json(tmp_path, capsys):
+    out = tmp_path / "o"
+    code, stdout, err = run_cli(["bench", "-m", "tiny", "--task", "passkey", "--samples", "2", "--context-tokens",
+                                 "80", "--strategies", "knorm", "--ratios", "0.5", "--quantize", "", "--out",
+                                 str(out), "--json"], capsys)
+    assert code == 0, err
+    d = json.loads(stdout)
+    assert d["prefills"] == 2 and len(d["rows"]) == 2 and (out / "report.html").is_file()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--task", "nope"], "use one of passkey"),
+    (["--strategies", "nope"], "unknown strategy"),
+    (["--samples", "0"], "--samples"),
+    (["--ratios", "1.5"], "strictly between 0 and 1"),
+    (["--ratios", "0"], "strictly between 0 and 1"),
+    (["--context-tokens", "10"], "too small for passkey"),
+    (["--quantize", "Q9"], "cannot parse quantize spec"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
+    out = tmp_path / "o"
+    code, _, err = run_cli(["bench", "-m", "tiny", "--task", "passkey", "--out", str(out)] + args, capsys)
+    assert_one_line_error(err, code, 2)
+    assert needle in err and not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content", ["", '{"context": "x"}\nnot json\n'])
+def test_bad_data_file(tmp_path, capsys, content):
+    data = tmp_path / "d.jsonl"
+    data.write_text(content)
+    out = tmp_path / "o"
+    code, _, err = run_cli(["bench", "-m", "tiny", "--data", str(data), "--out", str(out)], capsys)
+    assert_one_line_error(err, code, 2)
+    assert not out.exists()
+
+
+def test_context_above_the_model_limit(tiny, tmp_path, capsys):
+    limit = tiny.info.max_positions
+    out = tmp_path / "o"
+    code, _, err = run_cli(["bench", "-m", "tiny", "--task", "passkey", "--context-tokens", str(limit), "--out",
+                            str(out)], capsys)
+    assert_one_line_error(err, code, 2)
+    assert "limit" in err and not out.exists()
+
+
+def test_chat_wraps_context_and_question_in_the_template(tiny):
+    from kvscope.evaluation.runner import encode
+
+    _, tok, _ = tiny
+    sample = generate("passkey", 1, 60, counter(tok))[0]
+    raw_ctx, raw_q = encode(tok, sample)
+    ctx, tail = encode(tok, sample, chat=True)
+    whole = tok.apply_chat_template([{"role": "user", "content": sample.context + sample.question}], tokenize=False,
+                                    add_generation_prompt=True)
+    assert tok.decode(ctx[0]) + tok.decode(tail[0]) == whole
+    assert tok.decode(ctx[0]).endswith(sample.context) and sample.question in tok.decode(tail[0])
+    assert tok.decode(raw_ctx[0]) == sample.context and tok.decode(raw_q[0]) == sample.question

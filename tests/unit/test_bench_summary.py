@@ -1,0 +1,55 @@
+"""The table's aggregation: Wilson cells, ties against the best compressed configuration, guardrails."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvscope.evaluation.configs import Config
+from kvscope.evaluation.runner import Outcome, budget_warnings
+from kvscope.evaluation.summary import POOLED, guardrails, summarise
+
+
+def outcomes(config: str, task: str, correct: int, n: int) -> list[Outcome]:
+    return [Outcome(task, i, config, correct=i < correct, kv_bytes=100) for i in range(n)]
+
+
+CONFIGS = [Config("baseline", "baseline"), Config("a@0.5", "a", 0.5), Config("b@0.5", "b", 0.5),
+           Config("c@0.5", "c", 0.5)]
+
+
+def test_ties_are_marked_against_the_best_compressed_configuration():
+    outs = (outcomes("baseline", "passkey", 20, 20) + outcomes("a@0.5", "passkey", 18, 20)
+            + outcomes("b@0.5", "passkey", 15, 20) + outcomes("c@0.5", "passkey", 2, 20))
+    rows = summarise(outs, CONFIGS)
+    cells = {r.config: r.accuracy["passkey"] for r in rows}
+    assert cells["baseline"].mark == ""  # the reference, not a contender
+    assert cells["a@0.5"].mark == "best" and cells["a@0.5"].value == pytest.approx(0.9)
+    assert cells["b@0.5"].mark == "tied"  # 75 % [53, 89] overlaps 90 % [70, 97]
+    assert cells["c@0.5"].mark == ""  # 10 % [3, 30] does not
+    assert cells["c@0.5"].text() == "10 [3, 30]"
+
+
+def test_pooled_column_and_ppl_ratio():
+    outs = outcomes("baseline", "passkey", 4, 4) + outcomes("baseline", "kv_retrieval", 2, 4)
+    outs += [Outcome("text", i, "baseline", ppl=5.0, ppl_ratio=1.0, scored_tokens=40) for i in range(2)]
+    row = summarise(outs, CONFIGS[:1])[0]
+    assert row.accuracy[POOLED].correct == 6 and row.accuracy[POOLED].n == 8
+    assert row.ppl_ratio.value == 1.0 and row.ppl_ratio.n == 2
+    warns = guardrails([row], outs, ["x@0.9: small budget", "x@0.9: small budget"])
+    assert not any("kv_retrieval" in w for w in warns)  # 50 % is not under 50 %
+    assert any("fewer than 50 tokens" in w for w in warns)
+    assert "x@0.9: small budget (2 samples)" in warns
+
+
+def test_baseline_under_half_warns():
+    outs = outcomes("baseline", "passkey", 4, 10)
+    warns = guardrails(summarise(outs, CONFIGS[:1]), outs, [])
+    assert len(warns) == 1 and "passkey is 40 %" in warns[0]
+
+
+def test_budget_below_the_window_warns():
+    class Snap:
+        window = 32
+
+    cfgs = [Config("s@0.5", "s", 0.5, strategy=Snap()), Config("s@0.9", "s", 0.9, strategy=Snap())]
+    assert budget_warnings(cfgs, 100) == ["s@0.9: a budget of fewer tokens than s's observation window (32)"]
