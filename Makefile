@@ -53,6 +53,7 @@ test: install-dev chromium lint
 
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # A second virtualenv with the oldest transformers we declare (and the same pinned torch): the unit tests
 # and the embedded-model integration tests must pass there too. Rebuilt when pyproject.toml changes.

@@ -97,24 +97,48 @@ def write_table(args, work: Path) -> None:
     seconds = sum(m["seconds"] for m in meta)
     prefills = sum(m["prefills"] for m in meta)
     n = {t: len({o.sample for o in outs if o.task == t}) for t in dict.fromkeys(o.task for o in outs)}
-    cmd = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py table --samples {args.samples} "
-           f"--context-tokens {args.context_tokens} --ratios {args.ratios} --quantize {args.quantize}")
+    cmd = (
+        f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py table --samples {args.samples} "
+        f"--context-tokens {args.context_tokens} --ratios {args.ratios} --quantize {args.quantize}"
+    )
     cols = list(rows[0].accuracy)
     short = [f"{t} {k} of {args.samples}" for t, k in n.items() if t != "text" and k < args.samples]
-    partial = [(f"**Partial run** ({', '.join(short)} samples, the rest not yet run): rerun the command, "
-                "which resumes from the saved chunks, for the full table."), ""] if short else []
+    partial = (
+        [
+            (
+                f"**Partial run** ({', '.join(short)} samples, the rest not yet run): rerun the command, "
+                "which resumes from the saved chunks, for the full table."
+            ),
+            "",
+        ]
+        if short
+        else []
+    )
     lines = [
-        "## kvscope bench: compression judged on tasks, many samples (SmolLM2-135M, float32, CPU)", "",
-        (f"Reproduce: `{cmd}` (then `kvscope bench` with the same settings gives the same numbers). "
-         f"torch threads: {meta[0]['torch_threads'] if meta else 1}; machine shared with other jobs. "
-         f"Samples: {', '.join(f'{t} {k}' for t, k in n.items())}; {args.context_tokens} context tokens for "
-         f"the generated tasks; seed {args.seed}; {prefills} prefills (one per sample) for "
-         f"{len(outs)} sample x configuration runs; {seconds / 60:.0f} minutes in all."), "",
-        ("Cells: value [95 % interval]. Accuracy: Wilson interval; text: mean perplexity ratio to the "
-         "uncompressed cache, bootstrap interval. `*` best compressed configuration in the column, `~` tied "
-         "with it (intervals overlap): those are not ranked against each other."), "", *partial,
-        "| " + " | ".join(["configuration"] + [f"{'all QA' if c == POOLED else c} acc %" for c in cols]
-                          + ["text ppl ratio", "KV kept %"]) + " |",
+        "## kvscope bench: compression judged on tasks, many samples (SmolLM2-135M, float32, CPU)",
+        "",
+        (
+            f"Reproduce: `{cmd}` (then `kvscope bench` with the same settings gives the same numbers). "
+            f"torch threads: {meta[0]['torch_threads'] if meta else 1}; machine shared with other jobs. "
+            f"Samples: {', '.join(f'{t} {k}' for t, k in n.items())}; {args.context_tokens} context tokens for "
+            f"the generated tasks; seed {args.seed}; {prefills} prefills (one per sample) for "
+            f"{len(outs)} sample x configuration runs; {seconds / 60:.0f} minutes in all."
+        ),
+        "",
+        (
+            "Cells: value [95 % interval]. Accuracy: Wilson interval; text: mean perplexity ratio to the "
+            "uncompressed cache, bootstrap interval. `*` best compressed configuration in the column, `~` tied "
+            "with it (intervals overlap): those are not ranked against each other."
+        ),
+        "",
+        *partial,
+        "| "
+        + " | ".join(
+            ["configuration"]
+            + [f"{'all QA' if c == POOLED else c} acc %" for c in cols]
+            + ["text ppl ratio", "KV kept %"]
+        )
+        + " |",
         "|---|" + "---|" * (len(cols) + 2),
     ]
     for r in rows:
@@ -127,8 +151,9 @@ def write_table(args, work: Path) -> None:
         from kvscope.plots.bench import bench_pareto
         from kvscope.plots.common import save_figure
 
-        save_figure(bench_pareto(SimpleNamespace(rows=rows, outcomes=outs, model={"name": "SmolLM2-135M"})),
-                    args.figure)
+        save_figure(
+            bench_pareto(SimpleNamespace(rows=rows, outcomes=outs, model={"name": "SmolLM2-135M"})), args.figure
+        )
     out = Path(args.out)
     text = "\n".join(lines) + "\n"
     reuse = out.read_text().split("<!-- reuse -->")[1] if out.is_file() and "<!-- reuse -->" in out.read_text() else ""
@@ -147,12 +172,30 @@ def run_reuse(args) -> None:
             if f.is_file():
                 continue
             t0 = time.perf_counter()
-            r = bench(model, tok, tasks=[task], samples=args.reuse_samples, context_tokens=args.reuse_context,
-                      quantize=quant, seed=args.seed, reuse_prefill=reuse, model_name="embedded")
+            r = bench(
+                model,
+                tok,
+                tasks=[task],
+                samples=args.reuse_samples,
+                context_tokens=args.reuse_context,
+                quantize=quant,
+                seed=args.seed,
+                reuse_prefill=reuse,
+                model_name="embedded",
+            )
             wall = time.perf_counter() - t0
             answers = [(o.config, o.answer) for o in r.outcomes]
-            f.write_text(json.dumps({"wall": wall, "prefills": r.prefills, "tokens": r.forwarded_tokens,
-                                     "configs": len(r.rows), "answers": answers}))
+            f.write_text(
+                json.dumps(
+                    {
+                        "wall": wall,
+                        "prefills": r.prefills,
+                        "tokens": r.forwarded_tokens,
+                        "configs": len(r.rows),
+                        "answers": answers,
+                    }
+                )
+            )
             print(f"{f.name}: {wall:.0f} s, {r.forwarded_tokens} tokens", file=sys.stderr, flush=True)
     write_reuse(args, work)
 
@@ -168,22 +211,42 @@ def write_reuse(args, work: Path) -> None:
         for m, x in (("once", once), ("fresh", fresh)):
             tot[m][0] += x["wall"]
             tot[m][1] += x["tokens"]
-        rows.append(f"| {task} | {once['configs']} | {once['prefills']} / {fresh['prefills']} | "
-                    f"{once['tokens']:,} / {fresh['tokens']:,} | {once['wall']:.0f} / {fresh['wall']:.0f} | "
-                    f"{fresh['wall'] / once['wall']:.1f}x | {'yes' if same else 'NO'} |")
+        rows.append(
+            f"| {task} | {once['configs']} | {once['prefills']} / {fresh['prefills']} | "
+            f"{once['tokens']:,} / {fresh['tokens']:,} | {once['wall']:.0f} / {fresh['wall']:.0f} | "
+            f"{fresh['wall'] / once['wall']:.1f}x | {'yes' if same else 'NO'} |"
+        )
     if not rows:
         return
-    cmd = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py reuse --reuse-samples {args.reuse_samples} "
-           f"--reuse-context {args.reuse_context}")
-    text = "\n".join([
-        "", "### Prefill reuse: one prefill per sample against one per configuration", "",
-        (f"Reproduce: `{cmd}`. {args.reuse_samples} sample(s) per task at {args.reuse_context} context tokens; "
-         f"torch threads {torch.get_num_threads()}; both ways run in one process, one after the other, on a "
-         "machine shared with other jobs. Forwarded tokens are counted with a forward pre-hook."), "",
-        ("| task | configurations | prefills (once / fresh) | forwarded tokens (once / fresh) | "
-         "seconds (once / fresh) | speed-up | same answers |"), "|---|---|---|---|---|---|---|", *rows,
-        (f"| all | | | {tot['once'][1]:,} / {tot['fresh'][1]:,} | {tot['once'][0]:.0f} / {tot['fresh'][0]:.0f} | "
-         f"{tot['fresh'][0] / max(tot['once'][0], 1e-9):.1f}x | |"), ""])
+    cmd = (
+        f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py reuse --reuse-samples {args.reuse_samples} "
+        f"--reuse-context {args.reuse_context}"
+    )
+    text = "\n".join(
+        [
+            "",
+            "### Prefill reuse: one prefill per sample against one per configuration",
+            "",
+            (
+                f"Reproduce: `{cmd}`. {args.reuse_samples} sample(s) per task at {args.reuse_context} context tokens; "
+                f"torch threads {torch.get_num_threads()}; both ways run in one process, one after the other, on a "
+                "machine shared with other jobs. Forwarded tokens are counted with a forward pre-hook."
+            ),
+            "",
+            (
+                "| task | configurations | prefills (once / fresh) | forwarded tokens (once / fresh) | "
+                "seconds (once / fresh) | speed-up | same answers |"
+            ),
+            "|---|---|---|---|---|---|---|",
+            *rows,
+            (
+                f"| all | | | {tot['once'][1]:,} / {tot['fresh'][1]:,} "
+                f"| {tot['once'][0]:.0f} / {tot['fresh'][0]:.0f} | "
+                f"{tot['fresh'][0] / max(tot['once'][0], 1e-9):.1f}x | |"
+            ),
+            "",
+        ]
+    )
     out = Path(args.out)
     head = out.read_text().split("<!-- reuse -->")[0] if out.is_file() else ""
     out.write_text(head + "<!-- reuse -->\n" + text)

@@ -1,6 +1,7 @@
 """Benchmark: baseline vs text_mas vs latent_mas, sequential and hierarchical, on the embedded model.
 
-The first N GSM8K test problems (``$KVSCOPE_GSM8K``, default ``/work/shared/data/gsm8k/test.jsonl``); per problem, every method runs before the next problem
+The first N GSM8K test problems (``$KVSCOPE_GSM8K``, default ``/work/shared/data/gsm8k/test.jsonl``);
+per problem, every method runs before the next problem
 (interleaved), so load changes on a shared machine hit all methods alike. Methods: baseline, text_mas and
 latent_mas with sequential prompts, then latent_mas and text_mas with hierarchical prompts (the paper's
 parallel experts, joined caches). Per method: accuracy, generated tokens (all agents), median and mean wall
@@ -27,8 +28,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 GSM8K = Path(os.environ.get("KVSCOPE_GSM8K", "/work/shared/data/gsm8k/test.jsonl"))
 OUT = ROOT / "benchmarks" / "results" / "mas.md"
-ARMS = [("baseline", "sequential"), ("text_mas", "sequential"), ("latent_mas", "sequential"),
-        ("latent_mas", "hierarchical"), ("text_mas", "hierarchical")]
+ARMS = [
+    ("baseline", "sequential"),
+    ("text_mas", "sequential"),
+    ("latent_mas", "sequential"),
+    ("latent_mas", "hierarchical"),
+    ("text_mas", "hierarchical"),
+]
 
 
 def arm_name(method: str, prompt: str) -> str:
@@ -40,46 +46,60 @@ def share_line(runs: list) -> str:
     if not shares:
         return "n/a"
     spread = f", range {min(shares):.1%} to {max(shares):.1%}" if len(shares) > 1 else ""
-    return f"median {statistics.median(shares):.1%}{spread}; median {statistics.median(r.latent_seconds for r in runs):.2f} s"
+    latent = statistics.median(r.latent_seconds for r in runs)
+    return f"median {statistics.median(shares):.1%}{spread}; median {latent:.2f} s"
 
 
 def table(runs: dict[str, list], done: int, total: int) -> list[str]:
     from kvscope.mas.runner import ratios, summarize
 
-    lines = [f"### gsm8k ({done} of {total} problems finished)", "",
-             "| method | accuracy | generated tokens / problem | tokens by agent | median s / problem "
-             "| mean s / problem | KV handed / problem |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### gsm8k ({done} of {total} problems finished)",
+        "",
+        "| method | accuracy | generated tokens / problem | tokens by agent | median s / problem "
+        "| mean s / problem | KV handed / problem |",
+        "|---|---|---|---|---|---|---|",
+    ]
     summaries = {name: summarize(r) for name, r in runs.items() if r}
     for name, s in summaries.items():
         agents = "/".join(str(v) for v in s["generated_tokens_per_agent"].values())
-        lines.append(f"| {name} | {s['accuracy']:.0%} ({s['correct']}/{s['problems']}) | "
-                     f"{s['generated_tokens_per_problem']:.1f} | {agents} | {s['seconds_per_problem_median']:.2f} | "
-                     f"{s['seconds_per_problem_mean']:.2f} | {s['kv_bytes_handed_per_problem'] / 2**20:.1f} MiB |")
+        lines.append(
+            f"| {name} | {s['accuracy']:.0%} ({s['correct']}/{s['problems']}) | "
+            f"{s['generated_tokens_per_problem']:.1f} | {agents} | {s['seconds_per_problem_median']:.2f} | "
+            f"{s['seconds_per_problem_mean']:.2f} | {s['kv_bytes_handed_per_problem'] / 2**20:.1f} MiB |"
+        )
     lines.append("")
     for prompt in ("sequential", "hierarchical"):
         text, latent = f"text_mas ({prompt})", f"latent_mas ({prompt})"
         n = min(len(runs.get(text, [])), len(runs.get(latent, [])))
         if n:
             r = ratios({"text_mas": summarize(runs[text][:n]), "latent_mas": summarize(runs[latent][:n])})
-            lines.append(f"- {prompt}, latent_mas vs text_mas over the same {n} problems: "
-                         f"**{r['speedup_latent_vs_text']:.2f}x** faster (total time), "
-                         f"**{r['token_reduction_latent_vs_text']:.1%}** fewer generated tokens, accuracy "
-                         f"{r['accuracy_delta_latent_minus_text']:+.0%}.")
+            lines.append(
+                f"- {prompt}, latent_mas vs text_mas over the same {n} problems: "
+                f"**{r['speedup_latent_vs_text']:.2f}x** faster (total time), "
+                f"**{r['token_reduction_latent_vs_text']:.1%}** fewer generated tokens, accuracy "
+                f"{r['accuracy_delta_latent_minus_text']:+.0%}."
+            )
         if runs.get(latent):
-            lines.append(f"- {prompt} latent_mas, latent overhead (3 prompt prefills + latent steps) as a share "
-                         f"of its time per problem: {share_line(runs[latent])}.")
+            lines.append(
+                f"- {prompt} latent_mas, latent overhead (3 prompt prefills + latent steps) as a share "
+                f"of its time per problem: {share_line(runs[latent])}."
+            )
     return lines + [""]
 
 
-def write(args: argparse.Namespace, runs: dict[str, list], done: int, total: int, command: str,
-          elapsed: float) -> None:
-    lines = ["## LatentMAS: baseline vs text_mas vs latent_mas, sequential and hierarchical", "",
-             f"Embedded SmolLM2-135M-Instruct, float32, CPU ({platform.processor() or platform.machine()}), "
-             f"torch {torch.__version__}, **{torch.get_num_threads()} torch thread(s)**. Sampling at temperature "
-             f"{args.temperature}, top-p {args.top_p}, top-k off, seed {args.seed}; max_new_tokens "
-             f"{args.max_new_tokens} per decoding agent; latent_steps {args.latent_steps}; no realignment; "
-             f"kNN off; bs 1. Methods interleaved per problem; one run ({elapsed / 60:.0f} min so far), so "
-             f"medians are over problems, not repeats. {args.note}", ""]
+def write(args: argparse.Namespace, runs: dict[str, list], done: int, total: int, command: str, elapsed: float) -> None:
+    lines = [
+        "## LatentMAS: baseline vs text_mas vs latent_mas, sequential and hierarchical",
+        "",
+        f"Embedded SmolLM2-135M-Instruct, float32, CPU ({platform.processor() or platform.machine()}), "
+        f"torch {torch.__version__}, **{torch.get_num_threads()} torch thread(s)**. Sampling at temperature "
+        f"{args.temperature}, top-p {args.top_p}, top-k off, seed {args.seed}; max_new_tokens "
+        f"{args.max_new_tokens} per decoding agent; latent_steps {args.latent_steps}; no realignment; "
+        f"kNN off; bs 1. Methods interleaved per problem; one run ({elapsed / 60:.0f} min so far), so "
+        f"medians are over problems, not repeats. {args.note}",
+        "",
+    ]
     lines += table(runs, done, total)
     lines += ["Reproduce:", "", "```", command, "```", ""]
     Path(args.out).write_text("\n".join(lines))
@@ -106,9 +126,22 @@ def main() -> None:
 
     loaded = load_model("embedded")
     problems = load_task("gsm8k", args.problems, args.seed, GSM8K)
-    settings = {prompt: MasSettings(loaded.model, loaded.tokenizer, loaded.info, MasConfig(
-        prompt=prompt, latent_steps=args.latent_steps, max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature, top_p=args.top_p, seed=args.seed)) for prompt in ("sequential", "hierarchical")}
+    settings = {
+        prompt: MasSettings(
+            loaded.model,
+            loaded.tokenizer,
+            loaded.info,
+            MasConfig(
+                prompt=prompt,
+                latent_steps=args.latent_steps,
+                max_new_tokens=args.max_new_tokens,
+                temperature=args.temperature,
+                top_p=args.top_p,
+                seed=args.seed,
+            ),
+        )
+        for prompt in ("sequential", "hierarchical")
+    }
     shown = [f"--problems {args.problems}", f"--max-new-tokens {args.max_new_tokens}"]
     command = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mas.py " + " ".join(shown)
     runs: dict[str, list] = {arm_name(m, p): [] for m, p in ARMS}
@@ -117,9 +150,12 @@ def main() -> None:
         for method, prompt in ARMS:
             runs[arm_name(method, prompt)] += run_batch(settings[prompt], method, [problem])
         write(args, runs, i + 1, len(problems), command, time.perf_counter() - t0)
-        print(f"{i + 1}/{len(problems)} problems, {time.perf_counter() - t0:.0f} s; "
-              + "; ".join(f"{k} {statistics.median(r.seconds for r in v):.1f} s" for k, v in runs.items()),
-              file=sys.stderr, flush=True)
+        print(
+            f"{i + 1}/{len(problems)} problems, {time.perf_counter() - t0:.0f} s; "
+            + "; ".join(f"{k} {statistics.median(r.seconds for r in v):.1f} s" for k, v in runs.items()),
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

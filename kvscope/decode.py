@@ -20,8 +20,9 @@ the batch it runs in. ``temperature == 0`` is greedy (argmax).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -91,8 +92,9 @@ class Decoded:
     cache: Any = None
 
 
-def cached_step(model: Any, cache: Any, positions: torch.Tensor, attention_mask: torch.Tensor | None = None
-                ) -> tuple[Step, Callable[[], Any]]:
+def cached_step(
+    model: Any, cache: Any, positions: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> tuple[Step, Callable[[], Any]]:
     """The default step over a Hugging Face cache, and a getter of the cache it currently holds.
 
     ``positions`` ``[batch]``: each row's next position; fed tokens take ``positions + 0, 1, ...``.
@@ -117,11 +119,21 @@ def cached_step(model: Any, cache: Any, positions: torch.Tensor, attention_mask:
     return step, lambda: box["cache"]
 
 
-def generate(model: Any, cache: Any = None, *, first_logits: torch.Tensor | None = None,
-             first_tokens: torch.Tensor | None = None, max_new_tokens: int, sampler: Sampler = GREEDY,
-             stop_ids: Sequence[int] = (), generators: Sequence[torch.Generator | None] | None = None,
-             positions: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-             pad_id: int = 0, step: Step | None = None) -> Decoded:
+def generate(
+    model: Any,
+    cache: Any = None,
+    *,
+    first_logits: torch.Tensor | None = None,
+    first_tokens: torch.Tensor | None = None,
+    max_new_tokens: int,
+    sampler: Sampler = GREEDY,
+    stop_ids: Sequence[int] = (),
+    generators: Sequence[torch.Generator | None] | None = None,
+    positions: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    pad_id: int = 0,
+    step: Step | None = None,
+) -> Decoded:
     """Decode up to ``max_new_tokens`` per row after ``first_logits`` or after feeding ``first_tokens``.
 
     Exactly one of ``first_logits`` ``[batch, vocab]`` and ``first_tokens`` ``[batch, L]`` (int64) is given.
@@ -142,8 +154,11 @@ def generate(model: Any, cache: Any = None, *, first_logits: torch.Tensor | None
     stops = frozenset(stop_ids)
     result = Decoded([[] for _ in range(batch)])
     t0 = time.perf_counter()
-    logits = first_logits if first_logits is not None else step(first_tokens, torch.ones_like(first_tokens,
-                                                                                             dtype=torch.bool))
+    logits = (
+        first_logits
+        if first_logits is not None
+        else step(first_tokens, torch.ones_like(first_tokens, dtype=torch.bool))
+    )
     done = [False] * batch
     for i in range(max_new_tokens):
         new = [pad_id] * batch

@@ -37,7 +37,6 @@ COMMANDS: dict[str, str] = {
 }
 
 
-
 class LazyGroup(click.Group):
     """A group that imports each command's module on first use."""
 
@@ -133,7 +132,7 @@ def main(argv: list[str] | None = None) -> Any:
             raise
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         _fail(f"input/output error{where}: {exc.strerror or exc}", 1)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+    except Exception as exc:  # the last line of defence against a traceback
         if debug:
             raise
         _fail(_runtime_message(exc), 1)

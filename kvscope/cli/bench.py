@@ -67,27 +67,69 @@ def parse_ratios(text: str) -> list[float]:
 
 @click.command(context_settings=CONTEXT_SETTINGS, help=_help())
 @model_options
-@click.option("-t", "--task", "tasks", multiple=True, help="A task (repeatable). [passkey, kv_retrieval, multi_needle, text]")
+@click.option(
+    "-t", "--task", "tasks", multiple=True, help="A task (repeatable). [passkey, kv_retrieval, multi_needle, text]"
+)
 @click.option("-n", "--samples", type=int, default=5, show_default=True, help="Samples per task.")
-@click.option("-c", "--context-tokens", type=int, default=500, show_default=True,
-              help="Context length of the generated tasks, in tokens.")
+@click.option(
+    "-c",
+    "--context-tokens",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Context length of the generated tasks, in tokens.",
+)
 @click.option("--strategies", default=None, help="Comma-separated eviction strategies. [every registered one]")
 @click.option("--ratios", default="0.25,0.5,0.75,0.9", show_default=True, help="Fractions of context tokens removed.")
 @click.option("--quantize", default="K4V4,K2V2", show_default=True, help="KIVI specs ('' for none).")
 @click.option("--data", default=None, help="JSONL file of context/question/answer lines, or hf:NAME[:split].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--chat", is_flag=True, help="Wrap context and question in the model's chat template.")
-@click.option("--max-answer-tokens", type=int, default=None, help="Greedy answer length in tokens. [6 built-in tasks, 16 --data]")
-@click.option("--snapkv-window", type=click.Choice(["32", "64"]), default=None,
-              help="SnapKV's observation window (strategies that declare 'window'). [32]")
-@click.option("--rounding", type=click.Choice(["floor", "ceil"]), default=None,
-              help="Budget rounding (strategies that declare it). [ceil]")
-@click.option("--knorm-skip-layers", type=int, default=None,
-              help="First layers KNorm leaves uncompressed (strategies that declare 'skip_layers').")
+@click.option(
+    "--max-answer-tokens", type=int, default=None, help="Greedy answer length in tokens. [6 built-in tasks, 16 --data]"
+)
+@click.option(
+    "--snapkv-window",
+    type=click.Choice(["32", "64"]),
+    default=None,
+    help="SnapKV's observation window (strategies that declare 'window'). [32]",
+)
+@click.option(
+    "--rounding",
+    type=click.Choice(["floor", "ceil"]),
+    default=None,
+    help="Budget rounding (strategies that declare it). [ceil]",
+)
+@click.option(
+    "--knorm-skip-layers",
+    type=int,
+    default=None,
+    help="First layers KNorm leaves uncompressed (strategies that declare 'skip_layers').",
+)
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-bench"), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print bench.json's content on stdout.")
-def bench(model, device, dtype, trust_remote_code, device_map, tasks, samples, context_tokens, strategies, ratios,
-          quantize, data, seed, chat, max_answer_tokens, snapkv_window, rounding, knorm_skip_layers, out, as_json):
+def bench(
+    model,
+    device,
+    dtype,
+    trust_remote_code,
+    device_map,
+    tasks,
+    samples,
+    context_tokens,
+    strategies,
+    ratios,
+    quantize,
+    data,
+    seed,
+    chat,
+    max_answer_tokens,
+    snapkv_window,
+    rounding,
+    knorm_skip_layers,
+    out,
+    as_json,
+):
     from kvscope.evaluation import shard
     from kvscope.evaluation.api import DEFAULT_TASKS, validate
     from kvscope.evaluation.configs import build_configs
@@ -98,8 +140,11 @@ def bench(model, device, dtype, trust_remote_code, device_map, tasks, samples, c
     ratio_list = parse_ratios(ratios)
     if not ratio_list:
         raise UsageError("--ratios needs at least one ratio")
-    options = {"window": int(snapkv_window) if snapkv_window else None, "rounding": rounding,
-               "skip_layers": knorm_skip_layers}
+    options = {
+        "window": int(snapkv_window) if snapkv_window else None,
+        "rounding": rounding,
+        "skip_layers": knorm_skip_layers,
+    }
     quant_list = split_list(quantize, "--quantize") or []
     build_configs(split_list(strategies, "--strategies"), ratio_list, quant_list, options)  # names, specs
     user = None
@@ -110,10 +155,23 @@ def bench(model, device, dtype, trust_remote_code, device_map, tasks, samples, c
     m, tok, _info = load(model, device, dtype, trust_remote_code, device_map)
     from kvscope.evaluation.api import bench as run_bench
 
-    result = run_bench(m, tok, tasks=task_list, samples=samples, context_tokens=context_tokens,
-                       strategies=split_list(strategies, "--strategies"), ratios=ratio_list, quantize=quant_list,
-                       data=user, seed=seed, chat=chat, max_answer_tokens=max_answer_tokens, options=options,
-                       model_name=model, quiet=as_json)
+    result = run_bench(
+        m,
+        tok,
+        tasks=task_list,
+        samples=samples,
+        context_tokens=context_tokens,
+        strategies=split_list(strategies, "--strategies"),
+        ratios=ratio_list,
+        quantize=quant_list,
+        data=user,
+        seed=seed,
+        chat=chat,
+        max_answer_tokens=max_answer_tokens,
+        options=options,
+        model_name=model,
+        quiet=as_json,
+    )
     if shard.world()[0] != 0:
         return
     result.save(out)
@@ -142,13 +200,16 @@ def print_table(result, out: Path) -> None:
     for name in ("KV kept %", "seconds"):
         table.add_column(name, justify="right")
     for r in result.rows:
-        cells = [r.accuracy[c].text() for c in cols] + ([r.ppl_ratio.text(False) if r.ppl_ratio else "-"]
-                                                          if has_ppl else [])
+        cells = [r.accuracy[c].text() for c in cols] + (
+            [r.ppl_ratio.text(False) if r.ppl_ratio else "-"] if has_ppl else []
+        )
         table.add_row(*map(escape, [r.config, *cells]), f"{100 * r.kv_fraction:.1f}", f"{r.seconds:.1f}")
     console = Console()
     console.print(table)
-    console.print("value [95 % interval]: Wilson for accuracy, bootstrap for perplexity; * best compressed "
-                  "configuration, ~ tied with it (intervals overlap).")
+    console.print(
+        "value [95 % interval]: Wilson for accuracy, bootstrap for perplexity; * best compressed "
+        "configuration, ~ tied with it (intervals overlap)."
+    )
     for w in result.warnings:
         Console(stderr=True).print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     console.print(f"wrote {out}/bench.json, samples.jsonl, bench_pareto.png, report.html")

@@ -20,25 +20,54 @@ def _opt(name: str, *args: Any, **kwargs: Any):
 
 
 OPTIONS = [
-    _opt("method", type=click.Choice(["baseline", "text_mas", "latent_mas", "all"]), required=True,
-         help="Method to run; 'all' runs the three on the same problems and seeds, interleaved per problem."),
-    click.option("--model_name", "--model", "-m", "model", default="embedded", show_default=True,
-                 help="'embedded' (SmolLM2-135M), 'tiny', a Hugging Face id or a local folder."),
+    _opt(
+        "method",
+        type=click.Choice(["baseline", "text_mas", "latent_mas", "all"]),
+        required=True,
+        help="Method to run; 'all' runs the three on the same problems and seeds, interleaved per problem.",
+    ),
+    click.option(
+        "--model_name",
+        "--model",
+        "-m",
+        "model",
+        default="embedded",
+        show_default=True,
+        help="'embedded' (SmolLM2-135M), 'tiny', a Hugging Face id or a local folder.",
+    ),
     _opt("device", default="auto", show_default=True, help="auto, cpu, cuda ..."),
     _opt("dtype", default=None, help="float32 (CPU default), bfloat16, float16."),
-    _opt("task", type=click.Choice(["arith", "gsm8k"]), default="arith", show_default=True,
-         help="arith: built-in seeded problems; gsm8k: --data FILE.jsonl."),
-    _opt("data", type=click.Path(dir_okay=False, path_type=Path), default=None,
-         help="GSM8K-format JSONL (question, answer ending in '#### N')."),
+    _opt(
+        "task",
+        type=click.Choice(["arith", "gsm8k"]),
+        default="arith",
+        show_default=True,
+        help="arith: built-in seeded problems; gsm8k: --data FILE.jsonl.",
+    ),
+    _opt(
+        "data",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="GSM8K-format JSONL (question, answer ending in '#### N').",
+    ),
     _opt("max_samples", type=int, default=20, show_default=True, help="Problems to run (-1: all)."),
     _opt("latent_steps", type=int, default=10, show_default=True, help="Latent steps per non-judger agent."),
-    _opt("max_new_tokens", type=click.IntRange(min=1), default=256, show_default=True,
-         help="Decoding budget per decoding agent."),
+    _opt(
+        "max_new_tokens",
+        type=click.IntRange(min=1),
+        default=256,
+        show_default=True,
+        help="Decoding budget per decoding agent.",
+    ),
     _opt("temperature", type=click.FloatRange(min=0), default=0.6, show_default=True, help="0 = greedy."),
     _opt("top_p", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True),
-    _opt("top_k", type=click.IntRange(min=1), default=None,
-         help="Sample only among the K most likely tokens (off by default). The original's generate() applied "
-              "top-k 50 implicitly, transformers' default when the generation config sets none."),
+    _opt(
+        "top_k",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Sample only among the K most likely tokens (off by default). The original's generate() applied "
+        "top-k 50 implicitly, transformers' default when the generation config sets none.",
+    ),
     _opt("seed", type=int, default=42, show_default=True),
     _opt("generate_bs", type=click.IntRange(min=1), default=1, show_default=True, help="Problems per batch."),
     _opt("prompt", type=click.Choice(["sequential", "hierarchical"]), default="sequential", show_default=True),
@@ -48,17 +77,35 @@ OPTIONS = [
     _opt("knn_filter", is_flag=True, help="Filter the shared cache at each agent transition."),
     _opt("knn_percentage", type=float, default=0.8, show_default=True, help="Fraction of slots kept, (0, 1]."),
     _opt("knn_strategy", type=click.Choice(["top", "bottom", "random"]), default="top", show_default=True),
-    _opt("knn_min_keep", type=click.IntRange(min=0), default=5, show_default=True,
-         help="Most recent slots always kept."),
-    _opt("knn_positions", type=click.Choice(["true", "reuse"]), default="true", show_default=True,
-         help="Positions of tokens after filtering: 'true' continues from the real length; 'reuse' takes the "
-              "cache length after filtering, as the kNN fork did (reproduces its numbers)."),
-    _opt("include_old_prompts", is_flag=True,
-         help="Stack each earlier sequential agent's prompt into the next one's (the kNN fork's headline runs)."),
-    _opt("out", type=click.Path(file_okay=False, path_type=Path), default=Path("kvscope-out/mas"),
-         show_default=True, help="Folder for results.json and trace.jsonl."),
-    _opt("charts", type=click.Path(file_okay=False, path_type=Path), default=None,
-         help="Folder for heatmaps (default: OUT/charts)."),
+    _opt(
+        "knn_min_keep", type=click.IntRange(min=0), default=5, show_default=True, help="Most recent slots always kept."
+    ),
+    _opt(
+        "knn_positions",
+        type=click.Choice(["true", "reuse"]),
+        default="true",
+        show_default=True,
+        help="Positions of tokens after filtering: 'true' continues from the real length; 'reuse' takes the "
+        "cache length after filtering, as the kNN fork did (reproduces its numbers).",
+    ),
+    _opt(
+        "include_old_prompts",
+        is_flag=True,
+        help="Stack each earlier sequential agent's prompt into the next one's (the kNN fork's headline runs).",
+    ),
+    _opt(
+        "out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("kvscope-out/mas"),
+        show_default=True,
+        help="Folder for results.json and trace.jsonl.",
+    ),
+    _opt(
+        "charts",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Folder for heatmaps (default: OUT/charts).",
+    ),
     click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout."),
 ]
 
@@ -89,11 +136,21 @@ def mas(**kw: Any) -> None:
     setup_logging(quiet=kw["as_json"])
     knn = KnnConfig(kw["knn_percentage"], kw["knn_min_keep"], kw["knn_strategy"])
     heat = kw["show_heatmaps"] or kw["show_heatmaps_singlelayer"]
-    config = MasConfig(prompt=kw["prompt"], latent_steps=kw["latent_steps"], max_new_tokens=kw["max_new_tokens"],
-                       temperature=kw["temperature"], top_p=kw["top_p"], top_k=kw["top_k"], seed=kw["seed"],
-                       realign=kw["latent_space_realign"], knn=knn if kw["knn_filter"] else None,
-                       knn_positions=kw["knn_positions"], include_old_prompts=kw["include_old_prompts"],
-                       similarities=heat, batch_size=kw["generate_bs"])
+    config = MasConfig(
+        prompt=kw["prompt"],
+        latent_steps=kw["latent_steps"],
+        max_new_tokens=kw["max_new_tokens"],
+        temperature=kw["temperature"],
+        top_p=kw["top_p"],
+        top_k=kw["top_k"],
+        seed=kw["seed"],
+        realign=kw["latent_space_realign"],
+        knn=knn if kw["knn_filter"] else None,
+        knn_positions=kw["knn_positions"],
+        include_old_prompts=kw["include_old_prompts"],
+        similarities=heat,
+        batch_size=kw["generate_bs"],
+    )
     names = method_names(kw["method"])
     if kw["max_samples"] == 0 or kw["max_samples"] < -1:
         raise UsageError(f"--max_samples must be positive or -1 (all), got {kw['max_samples']}")
@@ -103,8 +160,16 @@ def mas(**kw: Any) -> None:
     if (heat or kw["knn_filter"] or kw["include_old_prompts"]) and "latent_mas" not in names:
         logging.getLogger("kvscope").warning("heatmaps, kNN filtering and stacked prompts apply to latent_mas only")
     loaded = load(kw["model"], kw["device"], kw["dtype"])
-    result = run_mas(loaded.model, loaded.tokenizer, problems, kw["method"], config=config, info=loaded.info,
-                     task=kw["task"], quiet=kw["as_json"])
+    result = run_mas(
+        loaded.model,
+        loaded.tokenizer,
+        problems,
+        kw["method"],
+        config=config,
+        info=loaded.info,
+        task=kw["task"],
+        quiet=kw["as_json"],
+    )
     files = result.save(kw["out"], kw["show_heatmaps"], kw["show_heatmaps_singlelayer"], kw["charts"])
     results = {**result.to_dict(), "files": [str(p) for p in files]}
     if kw["as_json"]:
@@ -138,25 +203,41 @@ def print_results(results: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"kvscope mas: {results['model']}, task {results['task']}")
-    for col in ("method", "accuracy", "tokens/problem", "tokens by agent",
-                "s/problem (median)", "latent share", "KV handed/problem"):
+    for col in (
+        "method",
+        "accuracy",
+        "tokens/problem",
+        "tokens by agent",
+        "s/problem (median)",
+        "latent share",
+        "KV handed/problem",
+    ):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, s in results["methods"].items():
         agents = "/".join(str(v) for v in s["generated_tokens_per_agent"].values())
-        table.add_row(name, f"{s['accuracy']:.1%} ({s['correct']}/{s['problems']})",
-                      f"{s['generated_tokens_per_problem']:.1f}", agents, f"{s['seconds_per_problem_median']:.2f}",
-                      f"{s['latent_share_of_time']:.0%}" if s["latent_seconds_total"] else "-",
-                      _human_bytes(s["kv_bytes_handed_per_problem"]))
+        table.add_row(
+            name,
+            f"{s['accuracy']:.1%} ({s['correct']}/{s['problems']})",
+            f"{s['generated_tokens_per_problem']:.1f}",
+            agents,
+            f"{s['seconds_per_problem_median']:.2f}",
+            f"{s['latent_share_of_time']:.0%}" if s["latent_seconds_total"] else "-",
+            _human_bytes(s["kv_bytes_handed_per_problem"]),
+        )
     console = Console()
     console.width = max(console.width, 120)  # keep the per-agent column readable when piped
     console.print(table)
     r = results.get("ratios")
     if r:
-        console.print(f"latent_mas vs text_mas: {r['speedup_latent_vs_text']:.2f}x faster, "
-                      f"{r['token_reduction_latent_vs_text']:.1%} fewer generated tokens, accuracy "
-                      f"{r['accuracy_delta_latent_minus_text']:+.1%}")
+        console.print(
+            f"latent_mas vs text_mas: {r['speedup_latent_vs_text']:.2f}x faster, "
+            f"{r['token_reduction_latent_vs_text']:.1%} fewer generated tokens, accuracy "
+            f"{r['accuracy_delta_latent_minus_text']:+.1%}"
+        )
     for name, s in results["methods"].items():
         if s["knn_bytes_before"]:
-            console.print(f"{name} kNN filter: KV {_human_bytes(s['knn_bytes_before'])} -> "
-                          f"{_human_bytes(s['knn_bytes_after'])} over all transitions")
+            console.print(
+                f"{name} kNN filter: KV {_human_bytes(s['knn_bytes_before'])} -> "
+                f"{_human_bytes(s['knn_bytes_after'])} over all transitions"
+            )
     click.echo(f"wrote {len(results['files'])} files, first {results['files'][0]}")

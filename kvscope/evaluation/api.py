@@ -68,8 +68,10 @@ class BenchResult:
     def __repr__(self) -> str:
         tasks = ", ".join(self.settings["tasks"])
         n = len({(o.task, o.sample) for o in self.outcomes})
-        return (f"BenchResult({self.model.get('name')}: {n} samples [{tasks}] x {len(self.rows)} configurations, "
-                f"{self.prefills} prefills, {len(self.warnings)} warnings)")
+        return (
+            f"BenchResult({self.model.get('name')}: {n} samples [{tasks}] x {len(self.rows)} configurations, "
+            f"{self.prefills} prefills, {len(self.warnings)} warnings)"
+        )
 
     def _repr_html_(self) -> str:
         from kvscope.evaluation.report import summary_html
@@ -86,8 +88,13 @@ def load_data(data: str | Sequence[Sample]) -> list[Sample]:
     return load_samples(data)
 
 
-def validate(tasks: Sequence[str], samples: int, context_tokens: int, max_answer_tokens: int | None,
-             info: ModelInfo | None = None) -> None:
+def validate(
+    tasks: Sequence[str],
+    samples: int,
+    context_tokens: int,
+    max_answer_tokens: int | None,
+    info: ModelInfo | None = None,
+) -> None:
     """Check the cheap options (before any model is loaded when ``info`` is ``None``)."""
     for t in tasks:
         get_task(t)
@@ -98,16 +105,21 @@ def validate(tasks: Sequence[str], samples: int, context_tokens: int, max_answer
     needs = [TASKS[t] for t in tasks if TASKS[t].kind == "qa"]
     for t in needs:
         if context_tokens < t.min_tokens:
-            raise UsageError(f"--context-tokens {context_tokens} is too small for {t.name}: it needs at least "
-                             f"{t.min_tokens}")
+            raise UsageError(
+                f"--context-tokens {context_tokens} is too small for {t.name}: it needs at least {t.min_tokens}"
+            )
     if info is not None and info.max_positions and needs and context_tokens + 64 > info.max_positions:
-        raise UsageError(f"--context-tokens {context_tokens} plus the question and answer exceeds the model's "
-                         f"limit of {info.max_positions} positions (use at most {info.max_positions - 64})")
+        raise UsageError(
+            f"--context-tokens {context_tokens} plus the question and answer exceeds the model's "
+            f"limit of {info.max_positions} positions (use at most {info.max_positions - 64})"
+        )
 
 
-def make_samples(tokenizer: Any, tasks: Sequence[str], samples: int, context_tokens: int, seed: int,
-                 data: list[Sample] | None = None) -> list[Sample]:
+def make_samples(
+    tokenizer: Any, tasks: Sequence[str], samples: int, context_tokens: int, seed: int, data: list[Sample] | None = None
+) -> list[Sample]:
     """The run's samples: the built-in tasks' generated samples, then the ``data`` samples."""
+
     def count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False).input_ids)
 
@@ -115,13 +127,24 @@ def make_samples(tokenizer: Any, tasks: Sequence[str], samples: int, context_tok
     return out + list(data[:samples] if data else [])
 
 
-def bench(model: Any, tokenizer: Any, tasks: Sequence[str] | None = DEFAULT_TASKS, samples: int = DEFAULT_SAMPLES,
-          context_tokens: int = DEFAULT_CONTEXT, strategies: Sequence[str] | None = None,
-          ratios: Sequence[float] = RATIOS, quantize: Sequence[str] = QUANT_SPECS,
-          data: str | Sequence[Sample] | None = None,
-          seed: int = 0, chat: bool = False, max_answer_tokens: int | None = None,
-          options: dict[str, Any] | None = None, model_name: str | None = None, quiet: bool = True,
-          reuse_prefill: bool = True) -> BenchResult:
+def bench(
+    model: Any,
+    tokenizer: Any,
+    tasks: Sequence[str] | None = DEFAULT_TASKS,
+    samples: int = DEFAULT_SAMPLES,
+    context_tokens: int = DEFAULT_CONTEXT,
+    strategies: Sequence[str] | None = None,
+    ratios: Sequence[float] = RATIOS,
+    quantize: Sequence[str] = QUANT_SPECS,
+    data: str | Sequence[Sample] | None = None,
+    seed: int = 0,
+    chat: bool = False,
+    max_answer_tokens: int | None = None,
+    options: dict[str, Any] | None = None,
+    model_name: str | None = None,
+    quiet: bool = True,
+    reuse_prefill: bool = True,
+) -> BenchResult:
     """Judge KV-cache compression on tasks over many samples, with 95 % intervals.
 
     Each sample's context is prefilled once; every configuration (baseline, each ``strategies`` x
@@ -145,18 +168,36 @@ def bench(model: Any, tokenizer: Any, tasks: Sequence[str] | None = DEFAULT_TASK
     all_samples = make_samples(tokenizer, tasks, samples, context_tokens, seed, user)
     rank, size = shard.world()
     t0 = time.perf_counter()
-    runs, counter = run_all(model, tokenizer, info, shard.shard(list(enumerate(all_samples)), rank, size), configs,
-                            max_answer_tokens, chat, ratios, quiet, reuse_prefill)
+    runs, counter = run_all(
+        model,
+        tokenizer,
+        info,
+        shard.shard(list(enumerate(all_samples)), rank, size),
+        configs,
+        max_answer_tokens,
+        chat,
+        ratios,
+        quiet,
+        reuse_prefill,
+    )
     gathered = shard.gather((runs, counter.__dict__), size)
     shard.barrier_done(size)
     methods = [c.method for c in configs]
     settings = {
-        "tasks": tasks + (["data"] if user else []), "samples": samples, "context_tokens": context_tokens,
-        "strategies": sorted(set(methods) - {"baseline", "kivi"}, key=methods.index), "ratios": list(ratios),
-        "quantize": [c.quant.label for c in configs if c.quant], "seed": seed, "chat": chat,
+        "tasks": tasks + (["data"] if user else []),
+        "samples": samples,
+        "context_tokens": context_tokens,
+        "strategies": sorted(set(methods) - {"baseline", "kivi"}, key=methods.index),
+        "ratios": list(ratios),
+        "quantize": [c.quant.label for c in configs if c.quant],
+        "seed": seed,
+        "chat": chat,
         "data": data if isinstance(data, str) else ("samples" if data else None),
-        "max_answer_tokens": max_answer_tokens, "options": options or {}, "options_applied": applied,
-        "reuse_prefill": reuse_prefill}
+        "max_answer_tokens": max_answer_tokens,
+        "options": options or {},
+        "options_applied": applied,
+        "reuse_prefill": reuse_prefill,
+    }
     return assemble(gathered, configs, applied, info, model_name, settings, time.perf_counter() - t0, size)
 
 
@@ -183,6 +224,17 @@ def assemble(gathered, configs, applied, info, model_name, settings, seconds, si
     maps = [run.map for _, run in runs if run.map is not None][:MAP_SAMPLES]
     warns = guardrails(rows, outcomes, [w for _, run in runs for w in run.warnings])
     model = dict(info.to_dict(), name=model_name or info.name)
-    return BenchResult(model, settings, rows, outcomes, maps, warns, sum(c["prefills"] for c in counts),
-                       sum(c["forwards"] for c in counts), sum(c["tokens"] for c in counts),
-                       sum(run.prefill_seconds for _, run in runs), seconds, size)
+    return BenchResult(
+        model,
+        settings,
+        rows,
+        outcomes,
+        maps,
+        warns,
+        sum(c["prefills"] for c in counts),
+        sum(c["forwards"] for c in counts),
+        sum(c["tokens"] for c in counts),
+        sum(run.prefill_seconds for _, run in runs),
+        seconds,
+        size,
+    )

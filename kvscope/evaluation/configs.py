@@ -45,8 +45,16 @@ def declared(cls: type) -> set[str]:
     """Names a strategy class accepts: dataclass fields, ``__init__`` parameters and class attributes."""
     names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
     names |= {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
-    return names | {n for n in vars(cls) if not n.startswith("_")} | {
-        n for base in cls.__mro__[1:] for n in vars(base) if not n.startswith("_") and not callable(getattr(base, n))}
+    return (
+        names
+        | {n for n in vars(cls) if not n.startswith("_")}
+        | {
+            n
+            for base in cls.__mro__[1:]
+            for n in vars(base)
+            if not n.startswith("_") and not callable(getattr(base, n))
+        }
+    )
 
 
 def make_strategy(name: str, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -71,8 +79,9 @@ def check_ratio(r: float) -> float:
     return float(r)
 
 
-def build_configs(strategies: list[str] | None = None, ratios=RATIOS, quantize=QUANT_SPECS,
-                  options: dict[str, Any] | None = None) -> tuple[list[Config], dict[str, dict[str, Any]]]:
+def build_configs(
+    strategies: list[str] | None = None, ratios=RATIOS, quantize=QUANT_SPECS, options: dict[str, Any] | None = None
+) -> tuple[list[Config], dict[str, dict[str, Any]]]:
     """Baseline, each strategy x ratio, each KIVI spec; and the options each strategy took."""
     names = list(STRATEGIES) if strategies is None else list(strategies)
     ratios = [check_ratio(r) for r in ratios]

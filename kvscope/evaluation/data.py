@@ -37,24 +37,38 @@ def samples_from(records: Iterable[tuple[int, Any]], source: str) -> list[Sample
             continue
         context, question, answer = parsed
         needle = answer if answer in context else ""
-        out.append(Sample("data", len(out), context, question, answer, needle,
-                          context.index(answer) / len(context) if needle else None))
+        out.append(
+            Sample(
+                "data",
+                len(out),
+                context,
+                question,
+                answer,
+                needle,
+                context.index(answer) / len(context) if needle else None,
+            )
+        )
     if not out:
-        raise UsageError(f"{source} has no valid line ({len(bad)} malformed): each line must be a JSON object "
-                         "with non-empty \"context\", \"question\" and \"answer\" strings")
+        raise UsageError(
+            f"{source} has no valid line ({len(bad)} malformed): each line must be a JSON object "
+            'with non-empty "context", "question" and "answer" strings'
+        )
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-        log.warning("%s: skipped %d malformed line(s) (need non-empty context, question and answer strings): %s",
-                    source, len(bad), shown)
+        log.warning(
+            "%s: skipped %d malformed line(s) (need non-empty context, question and answer strings): %s",
+            source,
+            len(bad),
+            shown,
+        )
     return out
 
 
 def read_jsonl(path: Path) -> list[tuple[int, Any]]:
     """``(line number, parsed JSON or None)`` for each non-blank line of ``path``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read --data file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    from kvscope.fileio import read_text_input
+
+    text = read_text_input(path, "--data")  # regular files only, size-bounded, UTF-8
     rows = []
     for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -79,7 +93,7 @@ def read_hf(spec: str) -> list[tuple[int, Any]]:
         raise UsageError("--data hf:... needs the 'datasets' package (pip install datasets)") from None
     try:
         ds = datasets.load_dataset(name, split=split or "test")
-    except Exception as exc:  # noqa: BLE001 - the hub's many failure types become one line
+    except Exception as exc:
         raise KvscopeError(f"cannot load Hugging Face dataset {name!r}: {str(exc).splitlines()[0]}") from None
     return [(i + 1, dict(row)) for i, row in enumerate(ds)]
 

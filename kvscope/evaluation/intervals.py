@@ -28,8 +28,9 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def bootstrap_mean(values: Sequence[float], seed: int = 0, resamples: int = 2000,
-                   level: float = 0.95) -> tuple[float, float]:
+def bootstrap_mean(
+    values: Sequence[float], seed: int = 0, resamples: int = 2000, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (seeded; ``(nan, nan)`` when empty,
     the value itself when there is one)."""
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)

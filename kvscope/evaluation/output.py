@@ -23,13 +23,20 @@ def row_dict(row: Any) -> dict[str, Any]:
 def to_dict(result: Any, samples: bool = False) -> dict[str, Any]:
     """bench.json's content."""
     d = {
-        "kvscope_version": result.kvscope_version, "model": result.model, "settings": result.settings,
+        "kvscope_version": result.kvscope_version,
+        "model": result.model,
+        "settings": result.settings,
         "intervals": "95 %: Wilson score for accuracies, percentile bootstrap (2000 resamples, seeded) for "
-                     "the mean perplexity ratio; best = best compressed configuration, tied = interval "
-                     "overlaps the best's",
-        "rows": [row_dict(r) for r in result.rows], "warnings": result.warnings,
-        "prefills": result.prefills, "forwards": result.forwards, "forwarded_tokens": result.forwarded_tokens,
-        "prefill_seconds": result.prefill_seconds, "seconds": result.seconds, "processes": result.processes,
+        "the mean perplexity ratio; best = best compressed configuration, tied = interval "
+        "overlaps the best's",
+        "rows": [row_dict(r) for r in result.rows],
+        "warnings": result.warnings,
+        "prefills": result.prefills,
+        "forwards": result.forwards,
+        "forwarded_tokens": result.forwarded_tokens,
+        "prefill_seconds": result.prefill_seconds,
+        "seconds": result.seconds,
+        "processes": result.processes,
         "torch_threads": result.torch_threads,
     }
     if samples:
@@ -49,8 +56,7 @@ def save(result: Any, out: Path) -> Path:
     from kvscope.plots.common import save_figure
 
     with atomic_dir(out) as tmp:
-        (tmp / "bench.json").write_text(json.dumps(to_dict(result), indent=2, allow_nan=False) + "\n",
-                                        encoding="utf-8")
+        (tmp / "bench.json").write_text(json.dumps(to_dict(result), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         (tmp / "samples.jsonl").write_text(samples_jsonl(result), encoding="utf-8")
         save_figure(bench_pareto(result), tmp / "bench_pareto.png")
         (tmp / "report.html").write_text(report_html(result, tmp / "bench_pareto.png"), encoding="utf-8")

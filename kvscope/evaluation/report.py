@@ -38,10 +38,15 @@ def table_html(result: Any) -> str:
     for r in result.rows:
         cells = "".join(cell_html(r.accuracy[c]) for c in cols)
         cells += cell_html(r.ppl_ratio, pct=False) if has_ppl else ""
-        body.append(f'<tr><td class="l">{escape(r.config)}</td>{cells}<td>{100 * r.kv_fraction:.1f}</td>'
-                    f"<td>{r.kv_bytes / 1024:.0f}</td><td>{r.seconds:.1f}</td></tr>")
-    return (f"<table><tr><th>configuration</th>{head}<th>KV kept %</th><th>KV KiB</th><th>seconds</th></tr>"
-            + "".join(body) + "</table>")
+        body.append(
+            f'<tr><td class="l">{escape(r.config)}</td>{cells}<td>{100 * r.kv_fraction:.1f}</td>'
+            f"<td>{r.kv_bytes / 1024:.0f}</td><td>{r.seconds:.1f}</td></tr>"
+        )
+    return (
+        f"<table><tr><th>configuration</th>{head}<th>KV kept %</th><th>KV KiB</th><th>seconds</th></tr>"
+        + "".join(body)
+        + "</table>"
+    )
 
 
 def map_html(m: Any) -> str:
@@ -55,35 +60,56 @@ def map_html(m: Any) -> str:
         for i, (tok, share) in enumerate(zip(m.tokens, shares)):
             if i == a:
                 spans.append('<span class="needle">')
-            spans.append(f'<span style="background:rgba(31,119,180,{0.75 * share:.2f})" '
-                         f'title="{100 * share:.0f} % kept">{escape(tok)}</span>')
+            spans.append(
+                f'<span style="background:rgba(31,119,180,{0.75 * share:.2f})" '
+                f'title="{100 * share:.0f} % kept">{escape(tok)}</span>'
+            )
             if i == b - 1:
                 spans.append("</span>")
-        parts.append(f'<div class="lab">{escape(strategy)}: {escape(verdict)}</div><div class="map">'
-                     + "".join(spans) + "</div>")
+        parts.append(
+            f'<div class="lab">{escape(strategy)}: {escape(verdict)}</div><div class="map">' + "".join(spans) + "</div>"
+        )
     return "\n".join(parts)
 
 
 def summary_html(result: Any, figure: bytes | None = None) -> str:
     """Table, warnings and (when given) the figure: the notebook view and the report's top."""
     warn = "".join(f'<div class="warn">{escape(w)}</div>' for w in result.warnings)
-    img = (f'<p><img alt="accuracy against KV bytes kept" src="data:image/png;base64,'
-           f'{base64.b64encode(figure).decode()}" style="max-width:100%"></p>') if figure else ""
+    img = (
+        (
+            f'<p><img alt="accuracy against KV bytes kept" src="data:image/png;base64,'
+            f'{base64.b64encode(figure).decode()}" style="max-width:100%"></p>'
+        )
+        if figure
+        else ""
+    )
     s = result.settings
-    meta = (f"model {escape(str(result.model.get('name')))}; tasks {escape(', '.join(s['tasks']))}; "
-            f"{s['samples']} samples per task; {s['context_tokens']} context tokens; seed {s['seed']}; "
-            f"{result.prefills} prefills; {result.seconds:.0f} s on {result.processes} process(es), "
-            f"{result.torch_threads} torch thread(s)")
-    return (f"<div><p>{meta}</p><p>Cells: value [95 % interval]; * best compressed configuration, ~ tied with it "
-            f"(intervals overlap).</p>{table_html(result)}{warn}{img}</div>")
+    meta = (
+        f"model {escape(str(result.model.get('name')))}; tasks {escape(', '.join(s['tasks']))}; "
+        f"{s['samples']} samples per task; {s['context_tokens']} context tokens; seed {s['seed']}; "
+        f"{result.prefills} prefills; {result.seconds:.0f} s on {result.processes} process(es), "
+        f"{result.torch_threads} torch thread(s)"
+    )
+    return (
+        f"<div><p>{meta}</p><p>Cells: value [95 % interval]; * best compressed configuration, ~ tied with it "
+        f"(intervals overlap).</p>{table_html(result)}{warn}{img}</div>"
+    )
 
 
 def report_html(result: Any, figure_path: Path | None = None) -> str:
     """The whole page."""
     figure = Path(figure_path).read_bytes() if figure_path else None
     maps = "\n".join(map_html(m) for m in result.maps)
-    intro = ("<p>Each token is shaded by the share of (layer, kv_head) slots that kept it (dark = kept "
-             "everywhere); the needle holding the answer is outlined in red.</p>") if maps else ""
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>kvscope bench</title><style>{STYLE}</style>"
-            f"</head><body><h1>kvscope bench</h1>{summary_html(result, figure)}"
-            f"<h2>Eviction maps</h2>{intro}{maps}</body></html>")
+    intro = (
+        (
+            "<p>Each token is shaded by the share of (layer, kv_head) slots that kept it (dark = kept "
+            "everywhere); the needle holding the answer is outlined in red.</p>"
+        )
+        if maps
+        else ""
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>kvscope bench</title><style>{STYLE}</style>"
+        f"</head><body><h1>kvscope bench</h1>{summary_html(result, figure)}"
+        f"<h2>Eviction maps</h2>{intro}{maps}</body></html>"
+    )

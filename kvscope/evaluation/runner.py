@@ -27,7 +27,6 @@ from kvscope.prune.evict import (
     build_cache,
     continuation_logits,
     decode,
-    n_keep,
     perplexity,
     prefill,
     token_logliks,
@@ -139,13 +138,27 @@ def answer_tokens(model: Any, pc: Any, question: torch.Tensor, start: int, steps
     return [first] + (decode(model, pc, first, start + question.shape[1], steps - 1) if steps > 1 else [])
 
 
-def run_config(model: Any, tokenizer: Any, pre: Prefill, cfg: Config, keep: torch.Tensor | None, sample: Sample,
-               tail: torch.Tensor, steps: int, base: Outcome | None) -> Outcome:
+def run_config(
+    model: Any,
+    tokenizer: Any,
+    pre: Prefill,
+    cfg: Config,
+    keep: torch.Tensor | None,
+    sample: Sample,
+    tail: torch.Tensor,
+    steps: int,
+    base: Outcome | None,
+) -> Outcome:
     """One configuration on one sample, against a compressed copy of ``pre``'s cache."""
     t0 = time.perf_counter()
     pc = build_cache(model.config, pre, keep, quant=cfg.quant)
-    out = Outcome(sample.task, sample.index, cfg.name, gold=sample.answer if sample.kind == "qa" else "",
-                  kv_bytes=int(pc.kv_bytes))
+    out = Outcome(
+        sample.task,
+        sample.index,
+        cfg.name,
+        gold=sample.answer if sample.kind == "qa" else "",
+        kv_bytes=int(pc.kv_bytes),
+    )
     if sample.kind == "qa":
         ids = answer_tokens(model, pc, tail, pre.n_positions, steps)
         out.answer = tokenizer.decode(ids, skip_special_tokens=True)
@@ -163,8 +176,17 @@ def run_config(model: Any, tokenizer: Any, pre: Prefill, cfg: Config, keep: torc
     return out
 
 
-def run_sample(model: Any, tokenizer: Any, info: ModelInfo, sample: Sample, configs: list[Config], steps: int,
-               chat: bool = False, map_ratio: float | None = None, reuse_prefill: bool = True) -> SampleRun:
+def run_sample(
+    model: Any,
+    tokenizer: Any,
+    info: ModelInfo,
+    sample: Sample,
+    configs: list[Config],
+    steps: int,
+    chat: bool = False,
+    map_ratio: float | None = None,
+    reuse_prefill: bool = True,
+) -> SampleRun:
     """Every configuration on ``sample``; the context is prefilled once (``reuse_prefill=False``: once
     per configuration, the way harnesses without prefix reuse do it, for the benchmark)."""
     ctx, tail = encode(tokenizer, sample, chat)
@@ -188,18 +210,24 @@ def run_sample(model: Any, tokenizer: Any, info: ModelInfo, sample: Sample, conf
 
 
 def budget_warnings(configs: list[Config], n: int) -> list[str]:
-    """A warning for each configuration whose token budget is below its strategy's observation window
-    (the window then fills the whole budget: attention sinks and everything older are dropped)."""
-    out = []
-    for cfg in configs:
-        window = getattr(cfg.strategy, "window", None)
-        if isinstance(window, int) and cfg.ratio is not None and n_keep(n, cfg.ratio) < window:
-            out.append(f"{cfg.name}: a budget of fewer tokens than {cfg.method}'s observation window ({window})")
-    return out
+    """Each strategy's own guardrail messages for an ``n``-token context (``Strategy.warnings``: a budget
+    below its observation window, too few sinks, nothing kept, ...), prefixed by the configuration."""
+    return [
+        f"{cfg.name}: {w}"
+        for cfg in configs
+        if cfg.ratio is not None and cfg.strategy is not None
+        for w in cfg.strategy.warnings(n, cfg.ratio)
+    ]
 
 
-def eviction_map(pre: Prefill, sample: Sample, configs: list[Config], plans: dict[str, torch.Tensor],
-                 outcomes: list[Outcome], ratio: float) -> EvictionMap:
+def eviction_map(
+    pre: Prefill,
+    sample: Sample,
+    configs: list[Config],
+    plans: dict[str, torch.Tensor],
+    outcomes: list[Outcome],
+    ratio: float,
+) -> EvictionMap:
     """Per token, the share of (layer, kv_head) slots that kept it, for each strategy at ``ratio``."""
     tokens = list(pre.snapshot.tokens)
     correct = {o.config: o.correct for o in outcomes}

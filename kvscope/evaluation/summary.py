@@ -118,12 +118,15 @@ def guardrails(rows: list[Row], outcomes: list[Outcome], sample_warnings: list[s
     tokens, and the per-sample warnings (e.g. a budget below a strategy's window), counted."""
     out = []
     base = next((r for r in rows if r.method == "baseline"), None)
-    for task, cell in (base.accuracy.items() if base else []):
+    for task, cell in base.accuracy.items() if base else []:
         if task != "all_qa" and cell.n and cell.value < 0.5:
-            out.append(f"baseline accuracy on {task} is {100 * cell.value:.0f} % (under 50 %): the task is too hard "
-                       "for this model at this length, so its column tells little about compression")
-    short = sorted({o.sample for o in outcomes if o.config == "baseline" and o.scored_tokens is not None
-                    and o.scored_tokens < 50})
+            out.append(
+                f"baseline accuracy on {task} is {100 * cell.value:.0f} % (under 50 %): the task is too hard "
+                "for this model at this length, so its column tells little about compression"
+            )
+    short = sorted(
+        {o.sample for o in outcomes if o.config == "baseline" and o.scored_tokens is not None and o.scored_tokens < 50}
+    )
     if short:
         out.append(f"text samples {short} score fewer than 50 tokens: their perplexity is noisy")
     for msg, n in Counter(sample_warnings).items():

@@ -18,12 +18,70 @@ from kvscope.evaluation.filler import filler
 
 Counter = Callable[[str], int]  # text -> number of tokens
 
-ADJECTIVES = ("amber", "brisk", "calm", "dusty", "eager", "faint", "gentle", "hollow", "icy", "jolly", "keen",
-              "lofty", "mellow", "nimble", "olive", "proud", "quiet", "rusty", "silent", "tidy", "urban",
-              "vivid", "woolly", "young", "zesty", "bold", "crisp", "deep", "early", "fierce")
-NOUNS = ("falcon", "harbor", "lantern", "meadow", "orchid", "pebble", "quartz", "river", "saddle", "thistle",
-         "violin", "walnut", "anchor", "beacon", "cedar", "dolphin", "ember", "fern", "garnet", "heron",
-         "island", "juniper", "kettle", "lagoon", "maple", "nectar", "otter", "pepper", "raven", "spruce")
+ADJECTIVES = (
+    "amber",
+    "brisk",
+    "calm",
+    "dusty",
+    "eager",
+    "faint",
+    "gentle",
+    "hollow",
+    "icy",
+    "jolly",
+    "keen",
+    "lofty",
+    "mellow",
+    "nimble",
+    "olive",
+    "proud",
+    "quiet",
+    "rusty",
+    "silent",
+    "tidy",
+    "urban",
+    "vivid",
+    "woolly",
+    "young",
+    "zesty",
+    "bold",
+    "crisp",
+    "deep",
+    "early",
+    "fierce",
+)
+NOUNS = (
+    "falcon",
+    "harbor",
+    "lantern",
+    "meadow",
+    "orchid",
+    "pebble",
+    "quartz",
+    "river",
+    "saddle",
+    "thistle",
+    "violin",
+    "walnut",
+    "anchor",
+    "beacon",
+    "cedar",
+    "dolphin",
+    "ember",
+    "fern",
+    "garnet",
+    "heron",
+    "island",
+    "juniper",
+    "kettle",
+    "lagoon",
+    "maple",
+    "nectar",
+    "otter",
+    "pepper",
+    "raven",
+    "spruce",
+)
 
 
 @dataclass
@@ -111,8 +169,9 @@ def passkey(rng: random.Random, tokens: int, count: Counter, index: int, depth: 
     return _sample("passkey", index, context, "\nWhat is the pass key? The pass key is", str(key), needle)
 
 
-def kv_retrieval(rng: random.Random, tokens: int, count: Counter, index: int, depth: float | None = None,
-                 pairs: int = 8) -> Sample:
+def kv_retrieval(
+    rng: random.Random, tokens: int, count: Counter, index: int, depth: float | None = None, pairs: int = 8
+) -> Sample:
     """A block of ``pairs`` key -> value lines ``The value of amber-falcon is 38291.`` at a random depth of
     the filler; the question asks for the value of one key (the one at ``depth`` of the block when given)."""
     labels: set[str] = set()
@@ -121,13 +180,20 @@ def kv_retrieval(rng: random.Random, tokens: int, count: Counter, index: int, de
     pick = rng.randrange(pairs) if depth is None else min(pairs - 1, int(depth * pairs))
     block = "Here is a list of keys and their values.\n" + "\n".join(lines) + "\nEnd of the list."
     context = weave(rng, tokens, count, [(rng.random() if depth is None else depth, block)])
-    label, value = lines[pick][len("The value of "):-1].split(" is ")
-    return _sample("kv_retrieval", index, context, f"\nWhat is the value of key {label}? The value of {label} is",
-                   value, lines[pick])
+    label, value = lines[pick][len("The value of ") : -1].split(" is ")
+    return _sample(
+        "kv_retrieval",
+        index,
+        context,
+        f"\nWhat is the value of key {label}? The value of {label} is",
+        value,
+        lines[pick],
+    )
 
 
-def multi_needle(rng: random.Random, tokens: int, count: Counter, index: int, depth: float | None = None,
-                 needles: int = 4) -> Sample:
+def multi_needle(
+    rng: random.Random, tokens: int, count: Counter, index: int, depth: float | None = None, needles: int = 4
+) -> Sample:
     """``needles`` lines ``The special magic number for amber-falcon is 38291.`` at random depths; the
     question asks for one of them by its label (the one at ``depth`` when given)."""
     labels: set[str] = set()
@@ -143,8 +209,9 @@ def multi_needle(rng: random.Random, tokens: int, count: Counter, index: int, de
     return _sample("multi_needle", index, context, question, str(value), texts[ask][1])
 
 
-def variable_tracking(rng: random.Random, tokens: int, count: Counter, index: int, depth: float | None = None,
-                      hops: int = 2) -> Sample:
+def variable_tracking(
+    rng: random.Random, tokens: int, count: Counter, index: int, depth: float | None = None, hops: int = 2
+) -> Sample:
     """A chain ``VAR A = 52931.`` then ``VAR B = A.`` ... (``hops`` copies), plus a distractor chain,
     spread through the filler; the question asks for the last variable of the first chain."""
     names: set[str] = set()
@@ -188,15 +255,29 @@ def text_sample(rng: random.Random, tokens: int, count: Counter, index: int) -> 
     return Sample("text", index, context, "", continuation, kind="ppl", meta={"kind": kind, "title": title})
 
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("passkey", "a 5-digit key stated once in filler text", passkey, 48, 6),
-    Task("kv_retrieval", "many key -> value lines; asks for one value", kv_retrieval, 48, 6),
-    Task("multi_needle", "4 labelled numbers in filler; asks for one by its label", multi_needle, 96, 6),
-    Task("variable_tracking", "chained assignments VAR B = A; asks for the last one's value", variable_tracking,
-         96, 6),
-    Task("text", "continuation perplexity on built-in texts (narrative, technical, dialogue, code, ...)",
-         text_sample, 0, 0, "ppl"),
-)}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("passkey", "a 5-digit key stated once in filler text", passkey, 48, 6),
+        Task("kv_retrieval", "many key -> value lines; asks for one value", kv_retrieval, 48, 6),
+        Task("multi_needle", "4 labelled numbers in filler; asks for one by its label", multi_needle, 96, 6),
+        Task(
+            "variable_tracking",
+            "chained assignments VAR B = A; asks for the last one's value",
+            variable_tracking,
+            96,
+            6,
+        ),
+        Task(
+            "text",
+            "continuation perplexity on built-in texts (narrative, technical, dialogue, code, ...)",
+            text_sample,
+            0,
+            0,
+            "ppl",
+        ),
+    )
+}
 
 
 def get_task(name: str) -> Task:

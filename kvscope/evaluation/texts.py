@@ -11,7 +11,8 @@ def _text(kind: str, title: str, context: str, continuation: str) -> tuple[str, 
 
 
 NARRATIVE = _text(
-    "narrative", "The clockmaker's apprentice",
+    "narrative",
+    "The clockmaker's apprentice",
     "Wren Halloway was fourteen when she became apprentice to Ottilie March, the clockmaker of Bellwater. "
     "The shop stood at the corner of Tanner Lane, beneath a sign shaped like a golden pocket watch. Ottilie "
     "was a tall woman with silver spectacles who spoke little and listened to clocks the way other people "
@@ -23,12 +24,13 @@ NARRATIVE = _text(
     "on Tanner Lane, Wren heard a faint ticking from the back room.",
     " She lit a candle and found the tall blue clock running, its hands moving past seven minutes past three "
     "for the first time in years. Ottilie March was standing beside it in her silver spectacles, and for once "
-    "she was smiling. \"My father built it,\" she said, \"and it only runs when Bellwater is in the dark.\" "
+    'she was smiling. "My father built it," she said, "and it only runs when Bellwater is in the dark." '
     "Wren kept the rule after that, but she never again swept the back room without listening for the clock.",
 )
 
 TECHNICAL = _text(
-    "technical", "Configuring the ingest service",
+    "technical",
+    "Configuring the ingest service",
     "The ingest service reads events from the message queue and writes them to the archive in batches. "
     "Three settings control its behaviour. The first, batch_size, is the number of events collected before "
     "a write; its default is 500, and raising it lowers the number of writes at the cost of memory. The "
@@ -45,7 +47,8 @@ TECHNICAL = _text(
 )
 
 DIALOGUE = _text(
-    "dialogue", "At the ticket counter",
+    "dialogue",
+    "At the ticket counter",
     "Clerk: Good afternoon. Where are you travelling today?\n"
     "Passenger: To Marlow, please. One return ticket.\n"
     "Clerk: The next train to Marlow leaves from platform four at twenty past two. Would you like a window seat?\n"
@@ -63,40 +66,42 @@ DIALOGUE = _text(
 )
 
 CODE = _text(
-    "code", "A small inventory module",
+    "code",
+    "A small inventory module",
     "class Inventory:\n"
-    "    \"\"\"Counts items by name and refuses to go below zero.\"\"\"\n\n"
+    '    """Counts items by name and refuses to go below zero."""\n\n'
     "    def __init__(self):\n"
     "        self.counts = {}\n\n"
     "    def add(self, name, amount=1):\n"
     "        if amount <= 0:\n"
-    "            raise ValueError(\"amount must be positive\")\n"
+    '            raise ValueError("amount must be positive")\n'
     "        self.counts[name] = self.counts.get(name, 0) + amount\n\n"
     "    def remove(self, name, amount=1):\n"
     "        have = self.counts.get(name, 0)\n"
     "        if amount > have:\n"
-    "            raise ValueError(f\"only {have} of {name} left\")\n"
+    '            raise ValueError(f"only {have} of {name} left")\n'
     "        self.counts[name] = have - amount\n\n"
     "    def total(self):\n"
     "        return sum(self.counts.values())\n\n\n"
     "def test_inventory():\n"
     "    inv = Inventory()\n"
-    "    inv.add(\"apple\", 3)\n"
-    "    inv.add(\"pear\")\n",
-    "    inv.remove(\"apple\", 2)\n"
-    "    assert inv.counts[\"apple\"] == 1\n"
-    "    assert inv.counts[\"pear\"] == 1\n"
+    '    inv.add("apple", 3)\n'
+    '    inv.add("pear")\n',
+    '    inv.remove("apple", 2)\n'
+    '    assert inv.counts["apple"] == 1\n'
+    '    assert inv.counts["pear"] == 1\n'
     "    assert inv.total() == 2\n"
     "    try:\n"
-    "        inv.remove(\"pear\", 5)\n"
+    '        inv.remove("pear", 5)\n'
     "    except ValueError as exc:\n"
-    "        assert \"only 1 of pear left\" in str(exc)\n"
+    '        assert "only 1 of pear left" in str(exc)\n'
     "    else:\n"
-    "        raise AssertionError(\"remove should refuse to go below zero\")\n",
+    '        raise AssertionError("remove should refuse to go below zero")\n',
 )
 
 RECIPE = _text(
-    "recipe", "Lentil soup for four",
+    "recipe",
+    "Lentil soup for four",
     "This lentil soup feeds four people and takes about forty minutes. You will need two hundred grams of "
     "red lentils, one large onion, two carrots, three cloves of garlic, a teaspoon of ground cumin, a can of "
     "chopped tomatoes, a litre of vegetable stock and the juice of half a lemon. Start by chopping the onion "
@@ -111,7 +116,8 @@ RECIPE = _text(
 )
 
 LETTER = _text(
-    "letter", "A letter from the coast",
+    "letter",
+    "A letter from the coast",
     "Dear Tomas,\n\nThank you for your letter and for the photographs of the new orchard. The cherry trees "
     "look much stronger than I expected after such a dry spring. Here at Gull Cove the summer has been busy. "
     "Aunt Helga finally sold the blue rowing boat to the Petersen family, who plan to paint it yellow, which "
@@ -125,7 +131,8 @@ LETTER = _text(
 )
 
 NEWS = _text(
-    "news", "Bridge reopens after repairs",
+    "news",
+    "Bridge reopens after repairs",
     "The Old Stone Bridge over the River Lark reopened to traffic on Monday after eleven months of repairs. "
     "The bridge, built in the eighteenth century, was closed last winter when engineers found deep cracks in "
     "two of its five arches. The repair cost the county council four million pounds, almost a million more "
@@ -141,7 +148,8 @@ NEWS = _text(
 )
 
 SCIENCE = _text(
-    "science", "Why leaves change colour",
+    "science",
+    "Why leaves change colour",
     "The green colour of a leaf comes from chlorophyll, the pigment that captures light for photosynthesis. "
     "A leaf also contains yellow and orange pigments called carotenoids, but during the summer they are "
     "hidden because there is so much more chlorophyll. Chlorophyll breaks down in sunlight and the tree "

@@ -14,5 +14,15 @@ from kvscope.mas.knn import KnnConfig
 from kvscope.mas.methods import METHODS, MasSettings, ProblemRun
 from kvscope.mas.tasks import TASKS, Problem, load_task
 
-__all__ = ["METHODS", "TASKS", "KnnConfig", "MasConfig", "MasResult", "MasSettings", "Problem", "ProblemRun",
-           "load_task", "run_mas"]
+__all__ = [
+    "METHODS",
+    "TASKS",
+    "KnnConfig",
+    "MasConfig",
+    "MasResult",
+    "MasSettings",
+    "Problem",
+    "ProblemRun",
+    "load_task",
+    "run_mas",
+]

@@ -57,7 +57,7 @@ def _fraction(s: str) -> str | None:
     """``2\\frac{1}{2}`` -> ``"2.5"``, ``-\\frac{3}{4}`` -> ``"-0.75"``, ``3/4`` -> ``"0.75"``; None if ``s``
     (the whole answer, wrappers peeled) is not a fraction or mixed number."""
     frac = _FRAC.match(s)
-    if frac and not s[frac.end():].strip(" .$"):
+    if frac and not s[frac.end() :].strip(" .$"):
         sign, whole, num, den = frac.groups()
     else:
         slash = _SLASH.fullmatch(s.strip(" .$"))

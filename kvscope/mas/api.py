@@ -8,16 +8,17 @@ Takes a user's own loaded causal LM and tokenizer, runs one method or all three 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
 from kvscope.errors import UsageError
 from kvscope.mas.config import MasConfig
 from kvscope.mas.methods import MasSettings, ProblemRun
-from kvscope.mas.runner import method_names, ratios, run_interleaved, summarize, trace_record
+from kvscope.mas.runner import method_names, ratios, run_interleaved, summarize
 from kvscope.mas.tasks import Problem
 
 
@@ -35,9 +36,11 @@ def check_model(model: Any) -> None:
     """Refuse models whose cache the shared-cache bookkeeping cannot follow (one line, before running)."""
     window = sliding_window(model)
     if window:
-        raise UsageError(f"kvscope mas needs full-attention caches, but this {model.config.model_type} model uses "
-                         f"sliding-window attention (window {window}), whose cache keeps only the last {window} "
-                         "slots per layer")
+        raise UsageError(
+            f"kvscope mas needs full-attention caches, but this {model.config.model_type} model uses "
+            f"sliding-window attention (window {window}), whose cache keeps only the last {window} "
+            "slots per layer"
+        )
 
 
 def as_problems(problems: Iterable[Any]) -> list[Problem]:
@@ -82,8 +85,14 @@ class MasResult:
     def to_dict(self) -> dict[str, Any]:
         """What ``results.json`` holds."""
         summaries = self.summaries
-        return {"model": self.model, "task": self.task, "torch_threads": self.torch_threads,
-                "config": self.config.record(), "methods": summaries, "ratios": ratios(summaries)}
+        return {
+            "model": self.model,
+            "task": self.task,
+            "torch_threads": self.torch_threads,
+            "config": self.config.record(),
+            "methods": summaries,
+            "ratios": ratios(summaries),
+        }
 
     def figures(self, multi: bool = True, single: bool = True) -> dict[str, Any]:
         """Heatmaps (file stem -> matplotlib Figure) of latent_mas runs made with ``similarities``."""
@@ -91,8 +100,9 @@ class MasResult:
 
         return heatmap_figures(self.runs.get("latent_mas", []), multi, single, self.layers)
 
-    def save(self, out: str | Path, multi: bool = False, single: bool = False, charts: str | Path | None = None
-             ) -> list[Path]:
+    def save(
+        self, out: str | Path, multi: bool = False, single: bool = False, charts: str | Path | None = None
+    ) -> list[Path]:
         """Write ``results.json``, ``trace.jsonl`` and the chosen heatmaps (into ``out/charts`` or ``charts``),
         each folder swapped in whole (kvscope.fileio.atomic_dir). Returns the final paths."""
         from kvscope.fileio import atomic_dir
@@ -112,27 +122,41 @@ class MasResult:
         return files
 
     def __repr__(self) -> str:
-        parts = [f"{name}: acc {s['accuracy']:.0%}, {s['generated_tokens_per_problem']:.0f} tok/problem"
-                 for name, s in self.summaries.items()]
+        parts = [
+            f"{name}: acc {s['accuracy']:.0%}, {s['generated_tokens_per_problem']:.0f} tok/problem"
+            for name, s in self.summaries.items()
+        ]
         n = len(next(iter(self.runs.values()), []))
         r = self.ratios
         tail = f", latent_mas {r['speedup_latent_vs_text']:.2f}x faster than text_mas" if r else ""
         return f"MasResult({self.model}, {n} problems, {'; '.join(parts)}{tail})"
 
     def _repr_html_(self) -> str:
-        head = ("<tr><th>method</th><th>accuracy</th><th>tokens / problem</th><th>median s / problem</th>"
-                "<th>latent share of time</th><th>KV handed / problem</th></tr>")
+        head = (
+            "<tr><th>method</th><th>accuracy</th><th>tokens / problem</th><th>median s / problem</th>"
+            "<th>latent share of time</th><th>KV handed / problem</th></tr>"
+        )
         rows = "".join(
             f"<tr><td>{html.escape(name)}</td><td>{s['accuracy']:.1%} ({s['correct']}/{s['problems']})</td>"
             f"<td>{s['generated_tokens_per_problem']:.1f}</td><td>{s['seconds_per_problem_median']:.2f}</td>"
             f"<td>{s['latent_share_of_time']:.1%}</td><td>{s['kv_bytes_handed_per_problem'] / 2**20:.2f} MiB</td></tr>"
-            for name, s in self.summaries.items())
+            for name, s in self.summaries.items()
+        )
         return f"<table><caption>kvscope mas: {html.escape(self.model)}</caption>{head}{rows}</table>"
 
 
-def run_mas(model: Any, tokenizer: Any, problems: Iterable[Any], method: str = "latent_mas", *,
-            config: MasConfig | None = None, info: Any = None, task: str | None = None, quiet: bool = False,
-            **settings: Any) -> MasResult:
+def run_mas(
+    model: Any,
+    tokenizer: Any,
+    problems: Iterable[Any],
+    method: str = "latent_mas",
+    *,
+    config: MasConfig | None = None,
+    info: Any = None,
+    task: str | None = None,
+    quiet: bool = False,
+    **settings: Any,
+) -> MasResult:
     """Run ``method`` ("baseline", "text_mas", "latent_mas" or "all") on ``problems``.
 
     ``settings`` are :class:`MasConfig`'s fields (``prompt``, ``latent_steps``, ``max_new_tokens``,

@@ -41,10 +41,14 @@ class MasConfig:
             (self.temperature >= 0, f"--temperature must be >= 0, got {self.temperature}"),
             (0 < self.top_p <= 1, f"--top_p must be in (0, 1], got {self.top_p}"),
             (self.top_k is None or self.top_k >= 1, f"--top_k must be >= 1, got {self.top_k}"),
-            (self.knn_positions in KNN_POSITIONS,
-             f"--knn_positions must be one of {', '.join(KNN_POSITIONS)}, got {self.knn_positions!r}"),
-            (not self.include_old_prompts or self.prompt == "sequential",
-             "--include_old_prompts stacks the sequential agents' prompts; it needs --prompt sequential"),
+            (
+                self.knn_positions in KNN_POSITIONS,
+                f"--knn_positions must be one of {', '.join(KNN_POSITIONS)}, got {self.knn_positions!r}",
+            ),
+            (
+                not self.include_old_prompts or self.prompt == "sequential",
+                "--include_old_prompts stacks the sequential agents' prompts; it needs --prompt sequential",
+            ),
             (self.batch_size >= 1, f"--generate_bs must be >= 1, got {self.batch_size}"),
         ]
         for ok, message in checks:

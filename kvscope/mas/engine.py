@@ -35,11 +35,15 @@ class CacheState:
     labels: list[list[str]] = field(default_factory=list)  # per row, per slot: "agent:kind", "" = padding
 
     @classmethod
-    def empty(cls, model: Any, batch: int) -> "CacheState":
+    def empty(cls, model: Any, batch: int) -> CacheState:
         from transformers import DynamicCache
 
-        return cls(DynamicCache(config=model.config), torch.empty(batch, 0, dtype=torch.int64),
-                   torch.zeros(batch, dtype=torch.int64), [[] for _ in range(batch)])
+        return cls(
+            DynamicCache(config=model.config),
+            torch.empty(batch, 0, dtype=torch.int64),
+            torch.zeros(batch, dtype=torch.int64),
+            [[] for _ in range(batch)],
+        )
 
     @property
     def batch(self) -> int:
@@ -72,8 +76,16 @@ class StepOutput:
     logits: torch.Tensor | None  # [batch, vocab] at the same token
 
 
-def forward(model: Any, state: CacheState, new_real: torch.Tensor, label: str, *, input_ids=None,
-            embeds=None, want: str = "logits") -> StepOutput:
+def forward(
+    model: Any,
+    state: CacheState,
+    new_real: torch.Tensor,
+    label: str,
+    *,
+    input_ids=None,
+    embeds=None,
+    want: str = "logits",
+) -> StepOutput:
     """Append ``L`` slots per row (``input_ids`` ``[B, L]`` or ``embeds`` ``[B, L, hidden]``).
 
     ``new_real`` ``[B, L]`` bool marks real tokens; real ones take positions ``lengths + 0, 1, ...``.
@@ -107,16 +119,17 @@ def last_real_index(real: torch.Tensor) -> torch.Tensor:
     return torch.where(real, cols, torch.zeros_like(cols)).max(dim=1).values
 
 
-def append_ids(model: Any, state: CacheState, rows: list[list[int]], label: str, pad_id: int,
-               want: str = "logits") -> StepOutput:
+def append_ids(
+    model: Any, state: CacheState, rows: list[list[int]], label: str, pad_id: int, want: str = "logits"
+) -> StepOutput:
     """Append one token list per row, left-padded to the longest."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.int64)
     real = torch.zeros(len(rows), width, dtype=torch.bool)
     for i, r in enumerate(rows):
         if r:
-            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.int64)
-            real[i, width - len(r):] = True
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.int64)
+            real[i, width - len(r) :] = True
     return forward(model, state, real, label, input_ids=ids, want=want)
 
 
@@ -136,12 +149,20 @@ def decode(model: Any, state: CacheState, first: StepOutput, sampling: Sampling,
 
     Returns each row's generated ids (the stop token included, as a generated token).
     """
+
     def step(tokens: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
         return forward(model, state, live, label, input_ids=tokens).logits
 
-    return generate(model, first_logits=first.logits, max_new_tokens=sampling.max_new_tokens,
-                    sampler=sampling.sampler, stop_ids=sampling.stop_ids, generators=sampling.generators,
-                    pad_id=sampling.pad_id, step=step).tokens
+    return generate(
+        model,
+        first_logits=first.logits,
+        max_new_tokens=sampling.max_new_tokens,
+        sampler=sampling.sampler,
+        stop_ids=sampling.stop_ids,
+        generators=sampling.generators,
+        pad_id=sampling.pad_id,
+        step=step,
+    ).tokens
 
 
 def select_slots(model: Any, state: CacheState, keep: list[torch.Tensor], n_layers: int) -> CacheState:
@@ -155,8 +176,8 @@ def select_slots(model: Any, state: CacheState, keep: list[torch.Tensor], n_laye
     gather = torch.zeros(batch, width, dtype=torch.int64)
     real = torch.zeros(batch, width, dtype=torch.bool)
     for row, idx in enumerate(keep):
-        gather[row, width - len(idx):] = idx
-        real[row, width - len(idx):] = True
+        gather[row, width - len(idx) :] = idx
+        real[row, width - len(idx) :] = True
     keys, values = [], []
     for layer in range(n_layers):
         k, v = cache_layer_kv(state.cache, layer)
@@ -165,10 +186,10 @@ def select_slots(model: Any, state: CacheState, keep: list[torch.Tensor], n_laye
         keys.append(torch.gather(k, 2, g).masked_fill(zero, 0.0))
         values.append(torch.gather(v, 2, g).masked_fill(zero, 0.0))
     positions = torch.where(real, torch.gather(state.positions, 1, gather), torch.full_like(gather, -1))
-    labels = [[state.labels[r][i] if ok else "" for i, ok in zip(gather[r].tolist(), real[r].tolist())]
-              for r in range(batch)]
+    labels = [
+        [state.labels[r][i] if ok else "" for i, ok in zip(gather[r].tolist(), real[r].tolist())] for r in range(batch)
+    ]
     return CacheState(cache_from_tensors(model.config, keys, values), positions, state.lengths.clone(), labels)
-
 
 
 def concat_states(model: Any, states: list[CacheState], n_layers: int) -> CacheState:
@@ -183,6 +204,9 @@ def concat_states(model: Any, states: list[CacheState], n_layers: int) -> CacheS
         keys.append(torch.cat([k for k, _ in kv], dim=2))
         values.append(torch.cat([v for _, v in kv], dim=2))
     labels = [sum((s.labels[row] for s in states), []) for row in range(states[0].batch)]
-    return CacheState(cache_from_tensors(model.config, keys, values),
-                      torch.cat([s.positions for s in states], dim=1),
-                      torch.stack([s.lengths for s in states]).max(dim=0).values, labels)
+    return CacheState(
+        cache_from_tensors(model.config, keys, values),
+        torch.cat([s.positions for s in states], dim=1),
+        torch.stack([s.lengths for s in states]).max(dim=0).values,
+        labels,
+    )

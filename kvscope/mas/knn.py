@@ -15,8 +15,9 @@ positions.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -71,19 +72,26 @@ def _random(scores: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
 
 
 KNN_STRATEGIES: dict[str, Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]] = {
-    "top": _top, "bottom": _bottom, "random": _random}
+    "top": _top,
+    "bottom": _bottom,
+    "random": _random,
+}
 
 
-def select_indices(scores: torch.Tensor, keep_fraction: float, min_keep: int, strategy: str,
-                   generator: torch.Generator) -> torch.Tensor:
+def select_indices(
+    scores: torch.Tensor, keep_fraction: float, min_keep: int, strategy: str, generator: torch.Generator
+) -> torch.Tensor:
     """Indices (into ``scores`` ``[S]``, ascending) of the slots to keep."""
     n = scores.shape[0]
     k = keep_count(n, keep_fraction, min_keep)
     if k >= n:
         return torch.arange(n)
     recent = min(min_keep, n)
-    older = KNN_STRATEGIES[strategy](scores[: n - recent], k - recent, generator) if k > recent else \
-        torch.empty(0, dtype=torch.int64)
+    older = (
+        KNN_STRATEGIES[strategy](scores[: n - recent], k - recent, generator)
+        if k > recent
+        else torch.empty(0, dtype=torch.int64)
+    )
     return torch.cat([torch.sort(older).values, torch.arange(n - recent, n)])
 
 
@@ -102,8 +110,14 @@ class KnnConfig:
             raise UsageError(f"unknown --knn_strategy {self.strategy!r}: use one of {', '.join(KNN_STRATEGIES)}")
 
 
-def knn_filter(model: Any, state: CacheState, queries: list[torch.Tensor], config: KnnConfig, n_layers: int,
-               generators: list[torch.Generator]) -> tuple[CacheState, dict[str, Any]]:
+def knn_filter(
+    model: Any,
+    state: CacheState,
+    queries: list[torch.Tensor],
+    config: KnnConfig,
+    n_layers: int,
+    generators: list[torch.Generator],
+) -> tuple[CacheState, dict[str, Any]]:
     """Filter every row of ``state`` by its folded query ``[head_dim]`` at the middle layer.
 
     Returns the new state and an event: slots and KV bytes per row before and after.
@@ -112,14 +126,19 @@ def knn_filter(model: Any, state: CacheState, queries: list[torch.Tensor], confi
     keep = []
     for row, query in enumerate(queries):
         scores = layer_similarity(state, row, middle, query)
-        keep.append(state.real_slots(row)[select_indices(scores, config.keep_fraction, config.min_keep,
-                                                         config.strategy, generators[row])])
+        keep.append(
+            state.real_slots(row)[
+                select_indices(scores, config.keep_fraction, config.min_keep, config.strategy, generators[row])
+            ]
+        )
     new = select_slots(model, state, keep, n_layers)
-    event = {"layer": middle,
-             "slots_before": [int(state.real_slots(r).numel()) for r in range(state.batch)],
-             "slots_after": [int(k.numel()) for k in keep],
-             "kv_bytes_before": [state.row_nbytes(r, n_layers) for r in range(state.batch)],
-             "kv_bytes_after": [new.row_nbytes(r, n_layers) for r in range(new.batch)]}
+    event = {
+        "layer": middle,
+        "slots_before": [int(state.real_slots(r).numel()) for r in range(state.batch)],
+        "slots_after": [int(k.numel()) for k in keep],
+        "kv_bytes_before": [state.row_nbytes(r, n_layers) for r in range(state.batch)],
+        "kv_bytes_after": [new.row_nbytes(r, n_layers) for r in range(new.batch)],
+    }
     return new, event
 
 

@@ -14,8 +14,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -24,8 +25,17 @@ from kvscope.mas.answers import extract_answer, is_correct
 from kvscope.mas.config import MasConfig
 from kvscope.mas.engine import CacheState, Sampling, append_ids, concat_states, decode, forward
 from kvscope.mas.knn import all_layer_similarity, fold_query, knn_filter, prompt_query, reuse_positions
-from kvscope.mas.prompts import (MODES, Agent, agent_user_text, agents, baseline_user_text, context_block, encode,
-                                 render, stacked_user_text)
+from kvscope.mas.prompts import (
+    MODES,
+    Agent,
+    agent_user_text,
+    agents,
+    baseline_user_text,
+    context_block,
+    encode,
+    render,
+    stacked_user_text,
+)
 from kvscope.mas.realign import Realigner, realigner
 from kvscope.mas.tasks import Problem
 
@@ -72,7 +82,7 @@ class Transition:
     similarity: torch.Tensor
     labels: list[str]  # per slot, "agent:prompt" or "agent:latent"
     positions: list[int]  # true position of each slot
-    before: "Transition | None" = None  # the same, before kNN filtering (when filtering was on)
+    before: Transition | None = None  # the same, before kNN filtering (when filtering was on)
 
 
 @dataclass
@@ -126,8 +136,9 @@ def _sampling(s: MasSettings, problems: list[Problem], role: str) -> Sampling:
     return Sampling(s.max_new_tokens, sampler, [seeded(s.seed, p, role) for p in problems], frozenset(stops), pad)
 
 
-def _generate(s: MasSettings, problems: list[Problem], prompts: list[list[int]], role: str,
-              state: CacheState | None = None) -> list[list[int]]:
+def _generate(
+    s: MasSettings, problems: list[Problem], prompts: list[list[int]], role: str, state: CacheState | None = None
+) -> list[list[int]]:
     """Append ``prompts`` (one per row) to ``state`` (a fresh cache if None) and decode."""
     sampling = _sampling(s, problems, role)
     state = state if state is not None else CacheState.empty(s.model, len(problems))
@@ -146,8 +157,10 @@ def _encode(s: MasSettings, user: str) -> list[int]:
 def run_baseline(s: MasSettings, problems: list[Problem]) -> list[ProblemRun]:
     prompts = [_encode(s, baseline_user_text(p.question)) for p in problems]
     outs = _generate(s, problems, prompts, "baseline")
-    return [ProblemRun("baseline", p, _text(s, o), [AgentTrace("baseline", len(ids), len(o), output=_text(s, o))])
-            for p, ids, o in zip(problems, prompts, outs)]
+    return [
+        ProblemRun("baseline", p, _text(s, o), [AgentTrace("baseline", len(ids), len(o), output=_text(s, o))])
+        for p, ids, o in zip(problems, prompts, outs)
+    ]
 
 
 def _sees_context(prompt: str, agent: Agent) -> bool:
@@ -186,36 +199,42 @@ def _latent_steps(s: MasSettings, state: CacheState, hidden: torch.Tensor, role:
 def _think(s: MasSettings, state: CacheState, prompts: list[list[int]], agent: Agent) -> float:
     """Append an agent's prompt and run its latent steps; returns the seconds it took."""
     t0 = time.perf_counter()
-    first = append_ids(s.model, state, prompts, f"{agent.role}:prompt", _sampling(s, [], agent.role).pad_id,
-                       want="hidden")
+    first = append_ids(
+        s.model, state, prompts, f"{agent.role}:prompt", _sampling(s, [], agent.role).pad_id, want="hidden"
+    )
     _latent_steps(s, state, first.hidden, agent.role)
     return time.perf_counter() - t0
 
 
 def _similarities(s: MasSettings, state: CacheState, row: int, query: torch.Tensor, name: str) -> Transition:
     slots = state.real_slots(row).tolist()
-    return Transition(name, all_layer_similarity(state, row, query, s.info.layers),
-                      [state.labels[row][i] for i in slots], [int(state.positions[row, i]) for i in slots])
+    return Transition(
+        name,
+        all_layer_similarity(state, row, query, s.info.layers),
+        [state.labels[row][i] for i in slots],
+        [int(state.positions[row, i]) for i in slots],
+    )
 
 
-def _transition(s: MasSettings, state: CacheState, runs: list[ProblemRun], prompts: list[list[int]],
-                prev: str, agent: Agent) -> CacheState:
+def _transition(
+    s: MasSettings, state: CacheState, runs: list[ProblemRun], prompts: list[list[int]], prev: str, agent: Agent
+) -> CacheState:
     """Before ``agent`` reads the cache: record similarities (if asked), kNN-filter it (if asked), record
     the similarities of what is left. ``prev`` names the agent(s) that filled the cache."""
     if s.knn is None and not s.similarities:
         return state
     name = f"{prev}_to_{agent.role}"
     queries = [fold_query(prompt_query(s.model, ids), s.info.head_dim) for ids in prompts]
-    before = [_similarities(s, state, r, q, name) if s.similarities and s.knn else None
-              for r, q in enumerate(queries)]
+    before = [_similarities(s, state, r, q, name) if s.similarities and s.knn else None for r, q in enumerate(queries)]
     if s.knn is not None:
         gens = [seeded(s.seed, r.problem, agent.role, purpose=1) for r in runs]
         state, event = knn_filter(s.model, state, queries, s.knn, s.info.layers, gens)
         if s.knn_positions == "reuse":
             state = reuse_positions(state)
         for row, run in enumerate(runs):
-            run.knn_events.append({"transition": name,
-                                   **{k: (v[row] if isinstance(v, list) else v) for k, v in event.items()}})
+            run.knn_events.append(
+                {"transition": name, **{k: (v[row] if isinstance(v, list) else v) for k, v in event.items()}}
+            )
     if s.similarities:
         for row, run in enumerate(runs):
             run.transitions.append(_similarities(s, state, row, queries[row], name))
@@ -223,21 +242,28 @@ def _transition(s: MasSettings, state: CacheState, runs: list[ProblemRun], promp
     return state
 
 
-def _user_texts(s: MasSettings, problems: list[Problem], agent: Agent, previous: list[tuple[str, str] | None]
-                ) -> list[str]:
+def _user_texts(
+    s: MasSettings, problems: list[Problem], agent: Agent, previous: list[tuple[str, str] | None]
+) -> list[str]:
     texts = [agent_user_text(s.prompt, agent.role, p.question, latent=True) for p in problems]
     if s.include_old_prompts:
         texts = [stacked_user_text(t, prev) for t, prev in zip(texts, previous)]
     return texts
 
 
-def _note_agent(s: MasSettings, runs: list[ProblemRun], state: CacheState | None, agent: Agent,
-                prompts: list[list[int]]) -> None:
+def _note_agent(
+    s: MasSettings, runs: list[ProblemRun], state: CacheState | None, agent: Agent, prompts: list[list[int]]
+) -> None:
     for row, (run, ids) in enumerate(zip(runs, prompts)):
-        run.agents.append(AgentTrace(agent.role, len(ids),
-                                     kv_bytes_in=state.row_nbytes(row, s.info.layers) if state else 0,
-                                     cache_slots_in=int(state.real_slots(row).numel()) if state else 0,
-                                     latent_steps=0 if agent == agents(s.prompt)[-1] else s.latent_steps))
+        run.agents.append(
+            AgentTrace(
+                agent.role,
+                len(ids),
+                kv_bytes_in=state.row_nbytes(row, s.info.layers) if state else 0,
+                cache_slots_in=int(state.real_slots(row).numel()) if state else 0,
+                latent_steps=0 if agent == agents(s.prompt)[-1] else s.latent_steps,
+            )
+        )
 
 
 def run_experts(s: MasSettings, problems: list[Problem], runs: list[ProblemRun]) -> tuple[list[CacheState], float]:
@@ -278,8 +304,10 @@ def run_latent_mas(s: MasSettings, problems: list[Problem]) -> list[ProblemRun]:
             previous = [(agent.name, u) for u in users]
         prev = team[-2].role
     judge = team[-1]
-    prompts = [_encode(s, t) for t in _user_texts(s, problems, judge, previous if s.prompt == "sequential"
-                                                  else [None] * len(problems))]
+    prompts = [
+        _encode(s, t)
+        for t in _user_texts(s, problems, judge, previous if s.prompt == "sequential" else [None] * len(problems))
+    ]
     state = _transition(s, state, runs, prompts, prev, judge)
     _note_agent(s, runs, state, judge, prompts)
     outs = _generate(s, problems, prompts, judge.role, state)
@@ -291,4 +319,7 @@ def run_latent_mas(s: MasSettings, problems: list[Problem]) -> list[ProblemRun]:
 
 
 METHODS: dict[str, Callable[[MasSettings, list[Problem]], list[ProblemRun]]] = {
-    "baseline": run_baseline, "text_mas": run_text_mas, "latent_mas": run_latent_mas}
+    "baseline": run_baseline,
+    "text_mas": run_text_mas,
+    "latent_mas": run_latent_mas,
+}

@@ -28,10 +28,18 @@ class Agent:
 # Sequential: a chain of plan -> critique -> refine -> judge. Hierarchical (the paper's Fig. 2): three
 # domain experts solve the question independently, a summariser decides; each name says what it is.
 MODES: dict[str, tuple[Agent, ...]] = {
-    "sequential": (Agent("Planner", "planner"), Agent("Critic", "critic"), Agent("Refiner", "refiner"),
-                   Agent("Judger", "judger")),
-    "hierarchical": (Agent("Math Agent", "math"), Agent("Science Agent", "science"), Agent("Code Agent", "code"),
-                     Agent("Summariser", "summariser")),
+    "sequential": (
+        Agent("Planner", "planner"),
+        Agent("Critic", "critic"),
+        Agent("Refiner", "refiner"),
+        Agent("Judger", "judger"),
+    ),
+    "hierarchical": (
+        Agent("Math Agent", "math"),
+        Agent("Science Agent", "science"),
+        Agent("Code Agent", "code"),
+        Agent("Summariser", "summariser"),
+    ),
 }
 AGENTS = MODES["sequential"]
 ROLE_NAMES = {a.role: a.name for agents in MODES.values() for a in agents}
@@ -39,20 +47,18 @@ ROLE_NAMES = {a.role: a.name for agents in MODES.values() for a in agents}
 # role -> instruction; {latent} says how earlier work arrives in latent_mas.
 _ROLES = {
     "planner": "You are the Planner. Write a short numbered plan for solving the question. "
-               "Do not compute the final answer.",
+    "Do not compute the final answer.",
     "critic": "You are the Critic. Check the plan{latent} for mistakes or missing steps and "
-              "say briefly how to fix them.",
-    "refiner": "You are the Refiner. Using the plan and the critique{latent}, write a "
-               "corrected, concise plan.",
+    "say briefly how to fix them.",
+    "refiner": "You are the Refiner. Using the plan and the critique{latent}, write a corrected, concise plan.",
     "judger": "You are the Judger. Use the earlier agents' work{latent} if it helps and "
-              "ignore it if it does not. " + ANSWER_TAIL,
+    "ignore it if it does not. " + ANSWER_TAIL,
     "math": "You are the math agent. Solve the question with arithmetic and algebra. " + ANSWER_TAIL,
-    "science": "You are the science agent. Solve the question by tracking every quantity and its unit. "
-               + ANSWER_TAIL,
+    "science": "You are the science agent. Solve the question by tracking every quantity and its unit. " + ANSWER_TAIL,
     "code": "You are the code agent. Solve the question as a programmer would: name each quantity, compute "
-            "it exactly, step by step. " + ANSWER_TAIL,
+    "it exactly, step by step. " + ANSWER_TAIL,
     "summariser": "You are the summariser. Compare the three experts' solutions{latent} and give the answer "
-                  "you judge correct. " + ANSWER_TAIL,
+    "you judge correct. " + ANSWER_TAIL,
 }
 _LATENT_NOTE = " (you receive it as hidden working memory, not as text)"
 

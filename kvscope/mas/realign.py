@@ -27,7 +27,7 @@ from kvscope.errors import KvscopeError
 log = logging.getLogger("kvscope")
 
 RIDGE_LAMBDA = 1e-5
-_MEMORY: dict[str, "Realigner"] = {}
+_MEMORY: dict[str, Realigner] = {}
 
 
 def ridge_matrix(w_out: torch.Tensor, w_in: torch.Tensor, lam: float = RIDGE_LAMBDA) -> torch.Tensor:
@@ -45,7 +45,7 @@ class Realigner:
     matrix: torch.Tensor | None
     target_norm: float
 
-    def to(self, device: Any) -> "Realigner":
+    def to(self, device: Any) -> Realigner:
         return self if self.matrix is None else Realigner(self.matrix.to(device), self.target_norm)
 
     def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -94,7 +94,7 @@ def _load_or_build(key: str, w_in: torch.Tensor, w_out: torch.Tensor) -> torch.T
     if path.is_file():
         try:
             return load_file(path)["w_a"]
-        except Exception as exc:  # noqa: BLE001 - a damaged cache file is rebuilt
+        except Exception as exc:
             log.warning("ignoring unreadable realignment cache %s (%s)", path, exc)
     matrix = ridge_matrix(w_out, w_in)
     try:

@@ -37,14 +37,15 @@ def run_batch(settings: MasSettings, method: str, batch: list[Problem]) -> list[
     return done
 
 
-def run_interleaved(settings: MasSettings, names: list[str], problems: list[Problem], quiet: bool = False
-                    ) -> dict[str, list[ProblemRun]]:
+def run_interleaved(
+    settings: MasSettings, names: list[str], problems: list[Problem], quiet: bool = False
+) -> dict[str, list[ProblemRun]]:
     """Every method on each batch of problems before the next batch, so that a load change on a shared
     machine hits every method alike; counted progress over batches on stderr (see kvscope.progress)."""
     from kvscope.progress import track
 
     size = settings.batch_size
-    batches = [problems[i:i + size] for i in range(0, len(problems), size)]
+    batches = [problems[i : i + size] for i in range(0, len(problems), size)]
     runs: dict[str, list[ProblemRun]] = {name: [] for name in names}
     for batch in track(batches, f"mas {'/'.join(names)}", quiet=quiet):
         for name in names:
@@ -52,12 +53,14 @@ def run_interleaved(settings: MasSettings, names: list[str], problems: list[Prob
     return runs
 
 
-def run_method(settings: MasSettings, method: str, problems: list[Problem], batch_size: int | None = None
-               ) -> list[ProblemRun]:
+def run_method(
+    settings: MasSettings, method: str, problems: list[Problem], batch_size: int | None = None
+) -> list[ProblemRun]:
     """One method on ``problems`` (``batch_size`` overrides the settings' batch size)."""
     if batch_size is not None:
-        settings = MasSettings(settings.model, settings.tokenizer, settings.info,
-                               replace(settings.config, batch_size=batch_size))
+        settings = MasSettings(
+            settings.model, settings.tokenizer, settings.info, replace(settings.config, batch_size=batch_size)
+        )
     return run_interleaved(settings, [method], problems, quiet=True)[method]
 
 
@@ -71,11 +74,14 @@ def summarize(runs: list[ProblemRun]) -> dict[str, Any]:
     seconds = [r.seconds for r in runs]
     tokens = sum(r.generated_tokens for r in runs)
     return {
-        "problems": n, "correct": sum(r.correct for r in runs),
+        "problems": n,
+        "correct": sum(r.correct for r in runs),
         "accuracy": sum(r.correct for r in runs) / n if n else 0.0,
-        "generated_tokens": tokens, "generated_tokens_per_problem": tokens / n if n else 0.0,
+        "generated_tokens": tokens,
+        "generated_tokens_per_problem": tokens / n if n else 0.0,
         "generated_tokens_per_agent": per_agent,
-        "seconds_total": sum(seconds), "seconds_per_problem_mean": sum(seconds) / n if n else 0.0,
+        "seconds_total": sum(seconds),
+        "seconds_per_problem_mean": sum(seconds) / n if n else 0.0,
         "seconds_per_problem_median": statistics.median(seconds) if seconds else 0.0,
         "latent_seconds_total": sum(r.latent_seconds for r in runs),
         "latent_share_of_time": (sum(r.latent_seconds for r in runs) / sum(seconds)) if sum(seconds) else 0.0,
@@ -91,11 +97,15 @@ def ratios(summaries: dict[str, dict[str, Any]]) -> dict[str, float] | None:
     text, latent = summaries.get("text_mas"), summaries.get("latent_mas")
     if not text or not latent:
         return None
-    out = {"speedup_latent_vs_text": (text["seconds_total"] / latent["seconds_total"]
-                                      if latent["seconds_total"] else float("nan")),
-           "token_ratio_latent_vs_text": (latent["generated_tokens"] / text["generated_tokens"]
-                                          if text["generated_tokens"] else float("nan")),
-           "accuracy_delta_latent_minus_text": latent["accuracy"] - text["accuracy"]}
+    out = {
+        "speedup_latent_vs_text": (
+            text["seconds_total"] / latent["seconds_total"] if latent["seconds_total"] else float("nan")
+        ),
+        "token_ratio_latent_vs_text": (
+            latent["generated_tokens"] / text["generated_tokens"] if text["generated_tokens"] else float("nan")
+        ),
+        "accuracy_delta_latent_minus_text": latent["accuracy"] - text["accuracy"],
+    }
     out["token_reduction_latent_vs_text"] = 1 - out["token_ratio_latent_vs_text"]
     return out
 
@@ -103,10 +113,21 @@ def ratios(summaries: dict[str, dict[str, Any]]) -> dict[str, float] | None:
 def trace_record(run: ProblemRun) -> dict[str, Any]:
     """One JSON line of the per-problem trace."""
     p = run.problem
-    return {"method": run.method, "problem": p.index, "level": p.level, "question": p.question, "gold": p.gold,
-            "pred": run.pred, "correct": run.correct, "seconds": run.seconds, "latent_seconds": run.latent_seconds,
-            "generated_tokens": run.generated_tokens, "kv_bytes_handed": run.kv_bytes_handed,
-            "agents": [asdict(a) for a in run.agents], "knn_events": run.knn_events}
+    return {
+        "method": run.method,
+        "problem": p.index,
+        "level": p.level,
+        "question": p.question,
+        "gold": p.gold,
+        "pred": run.pred,
+        "correct": run.correct,
+        "seconds": run.seconds,
+        "latent_seconds": run.latent_seconds,
+        "generated_tokens": run.generated_tokens,
+        "kv_bytes_handed": run.kv_bytes_handed,
+        "agents": [asdict(a) for a in run.agents],
+        "knn_events": run.knn_events,
+    }
 
 
 def write_outputs(out_dir: Path, results: dict[str, Any], runs: dict[str, list[ProblemRun]]) -> list[Path]:

@@ -72,10 +72,9 @@ def load_arith(max_samples: int, seed: int, data: Path | None = None) -> list[Pr
 
 def read_gsm8k_jsonl(path: Path, max_samples: int) -> list[Problem]:
     """GSM8K items from a JSONL file; a malformed line is reported with its number and skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read --data {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    from kvscope.fileio import read_text_input
+
+    lines = read_text_input(path, "--data").splitlines()  # regular files only, size-bounded, UTF-8
     problems: list[Problem] = []
     for number, line in enumerate(lines, start=1):
         if max_samples >= 0 and len(problems) >= max_samples:

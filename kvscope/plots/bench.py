@@ -33,8 +33,10 @@ def bench_pareto(result: Any) -> Any:
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     methods = [m for m in dict.fromkeys(r.method for r in result.rows) if m != "baseline"]
     for method in methods:
-        rows = sorted((r for r in result.rows if r.method == method and _cell(r, column) is not None),
-                      key=lambda r: -r.kv_fraction)
+        rows = sorted(
+            (r for r in result.rows if r.method == method and _cell(r, column) is not None),
+            key=lambda r: -r.kv_fraction,
+        )
         if not rows:
             continue
         xs = [100 * r.kv_fraction for r in rows]
@@ -45,14 +47,25 @@ def bench_pareto(result: Any) -> Any:
         ax.errorbar(xs, ys, yerr=err, capsize=3, label=method, alpha=0.85, **style)
     base = _cell(result.rows[0], column)
     if base is not None:
-        ax.errorbar([100.0], [scale * base.value], yerr=[[scale * (base.value - base.low)],
-                    [scale * (base.high - base.value)]], marker="*", markersize=14, color="gold",
-                    markeredgecolor="black", capsize=3, linestyle="none", label="baseline", zorder=5)
+        ax.errorbar(
+            [100.0],
+            [scale * base.value],
+            yerr=[[scale * (base.value - base.low)], [scale * (base.high - base.value)]],
+            marker="*",
+            markersize=14,
+            color="gold",
+            markeredgecolor="black",
+            capsize=3,
+            linestyle="none",
+            label="baseline",
+            zorder=5,
+        )
     ax.set_xlabel("KV cache bytes kept for the context (% of uncompressed; KIVI: codes + scales + zeros)")
     ax.set_ylabel(ylabel)
     n = len({(o.task, o.sample) for o in result.outcomes})
-    ax.set_title(f"{result.model.get('name')}: {n} samples, 95 % intervals "
-                 f"({'Wilson' if is_acc else 'bootstrap'})", fontsize=9)
+    ax.set_title(
+        f"{result.model.get('name')}: {n} samples, 95 % intervals ({'Wilson' if is_acc else 'bootstrap'})", fontsize=9
+    )
     ax.invert_xaxis()
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)

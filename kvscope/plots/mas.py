@@ -96,8 +96,10 @@ def heatmap_figure(transition: Any, problem: int) -> Any:
         ax.tick_params(axis="y", labelsize=6 if n_layers > 16 else 8)
         ax.set_ylabel("Layer Index")
         _mark_segments(ax, t.labels)
-        ax.set_title(f"Cosine Similarity Heatmap, {caption}{transition_title(t.name)}\n"
-                     f"Problem #{problem} | Layers: {n_layers} | Tokens: {sim.shape[1]}")
+        ax.set_title(
+            f"Cosine Similarity Heatmap, {caption}{transition_title(t.name)}\n"
+            f"Problem #{problem} | Layers: {n_layers} | Tokens: {sim.shape[1]}"
+        )
     return fig
 
 
@@ -108,15 +110,16 @@ def singlelayer_figure(transition: Any, problem: int, layer: int) -> Any:
     fig, axes = _figure(max(t.similarity.shape[1] for t, _ in panels), 3.0, len(panels))
     for ax, (t, caption) in zip(axes, panels):
         raw = t.similarity[layer].numpy()
-        img = ax.imshow(minmax(raw)[None, :], aspect="auto", cmap=SINGLE_CMAP, vmin=0, vmax=1,
-                        interpolation="nearest")
+        img = ax.imshow(minmax(raw)[None, :], aspect="auto", cmap=SINGLE_CMAP, vmin=0, vmax=1, interpolation="nearest")
         fig.colorbar(img, ax=ax, label="Normalized Similarity")
         _xticks(ax, raw.shape[0])
         ax.set_yticks([0])
         ax.set_yticklabels([f"Middle Layer ({layer})"])
         _mark_segments(ax, t.labels)
-        ax.set_title(f"Single-Layer Similarity, {caption}{transition_title(t.name)}\n"
-                     f"Problem #{problem} | Tokens: {raw.shape[0]} | Range: [{raw.min():.3f}, {raw.max():.3f}]")
+        ax.set_title(
+            f"Single-Layer Similarity, {caption}{transition_title(t.name)}\n"
+            f"Problem #{problem} | Tokens: {raw.shape[0]} | Range: [{raw.min():.3f}, {raw.max():.3f}]"
+        )
     return fig
 
 

@@ -234,7 +234,7 @@ SKIPPED: list[tuple[list[str], str, str]] = [
 
 
 # Branches merged into main: their cases join the table.
-MERGED = {"memory", "analyze", "caching"}
+MERGED = {"memory", "analyze", "caching", "mas", "bench"}
 CASES += [(a, f) for a, f, b in SKIPPED if b in MERGED]
 SKIPPED = [c for c in SKIPPED if c[2] not in MERGED]
 

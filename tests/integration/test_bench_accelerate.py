@@ -13,8 +13,26 @@ from pathlib import Path
 
 import pytest
 
-ARGS = ["bench", "-m", "tiny", "--task", "passkey", "--task", "multi_needle", "--samples", "3", "--context-tokens", "100",
-        "--strategies", "knorm,random", "--ratios", "0.5", "--quantize", "K2V2", "--json"]
+ARGS = [
+    "bench",
+    "-m",
+    "tiny",
+    "--task",
+    "passkey",
+    "--task",
+    "multi_needle",
+    "--samples",
+    "3",
+    "--context-tokens",
+    "100",
+    "--strategies",
+    "knorm,random",
+    "--ratios",
+    "0.5",
+    "--quantize",
+    "K2V2",
+    "--json",
+]
 TIMING = {"seconds", "prefill_seconds", "processes"}
 
 
@@ -33,15 +51,48 @@ def accelerate() -> str | None:
 
 @pytest.mark.skipif(accelerate() is None, reason="accelerate's launcher is not installed")
 def test_two_processes_give_the_same_numbers_as_one(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]))
-    one = subprocess.run([sys.executable, "-m", "kvscope", *ARGS, "--out", str(tmp_path / "one")], env=env,
-                         capture_output=True, text=True, timeout=600, check=False)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
+    )
+    one = subprocess.run(
+        [sys.executable, "-m", "kvscope", *ARGS, "--out", str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert one.returncode == 0, one.stderr
     # On a CPU-only machine accelerate starts N processes only with --multi_gpu (torchrun underneath).
-    two = subprocess.run([accelerate(), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "kvscope", *ARGS, "--out",
-                          str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=600, check=False)
+    two = subprocess.run(
+        [
+            accelerate(),
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "kvscope",
+            *ARGS,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a = json.loads((tmp_path / "one" / "bench.json").read_text())
     b = json.loads((tmp_path / "two" / "bench.json").read_text())

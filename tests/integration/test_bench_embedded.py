@@ -25,10 +25,16 @@ class Fixed:
 
 def test_passkey_baseline_keep_all_and_evict_all(embedded):
     model, tok, info = embedded
-    count = lambda text: len(tok(text, add_special_tokens=False).input_ids)
+
+    def count(text):
+        return len(tok(text, add_special_tokens=False).input_ids)
+
     samples = generate("passkey", 4, DEFAULT_CONTEXT, count, seed=0)
-    configs = [Config("baseline", "baseline"), Config("all@0.5", "all", 0.5, strategy=Fixed(True)),
-               Config("none@0.5", "none", 0.5, strategy=Fixed(False))]
+    configs = [
+        Config("baseline", "baseline"),
+        Config("all@0.5", "all", 0.5, strategy=Fixed(True)),
+        Config("none@0.5", "none", 0.5, strategy=Fixed(False)),
+    ]
     runs = [run_sample(model, tok, info, s, configs, steps=6) for s in samples]
     base = [r.outcomes[0] for r in runs]
     assert sum(o.correct for o in base) >= 3, [o.answer for o in base]  # most samples

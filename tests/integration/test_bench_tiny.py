@@ -41,11 +41,20 @@ def test_one_prefill_per_sample_whatever_the_configurations(tiny):
     contexts = {tuple(tok(s.context).input_ids) for s in samples}
     handle = model.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        few = bench(model, tok, tasks=["passkey"], samples=2, context_tokens=80, strategies=["knorm"],
-                    ratios=[0.5], quantize=[])
+        few = bench(
+            model, tok, tasks=["passkey"], samples=2, context_tokens=80, strategies=["knorm"], ratios=[0.5], quantize=[]
+        )
         few_seen, seen[:] = list(seen), []
-        many = bench(model, tok, tasks=["passkey"], samples=2, context_tokens=80,
-                     strategies=["knorm", "h2o", "snapkv"], ratios=[0.5, 0.9], quantize=["K2V2"])
+        many = bench(
+            model,
+            tok,
+            tasks=["passkey"],
+            samples=2,
+            context_tokens=80,
+            strategies=["knorm", "h2o", "snapkv"],
+            ratios=[0.5, 0.9],
+            quantize=["K2V2"],
+        )
     finally:
         handle.remove()
     assert len(few.rows) == 2 and len(many.rows) == 8
@@ -62,8 +71,9 @@ def test_keep_everything_equals_baseline_and_evict_everything_differs(tiny):
     run = run_sample(model, tok, info, sample, configs, steps=6)
     base, kept = run.outcomes
     assert kept.answer == base.answer and kept.kv_bytes == base.kv_bytes and kept.kv_fraction == 1.0
-    gone = run_sample(model, tok, info, sample, [configs[0], Config("none@0.5", "none", 0.5,
-                                                                     strategy=Fixed(False))], steps=6)
+    gone = run_sample(
+        model, tok, info, sample, [configs[0], Config("none@0.5", "none", 0.5, strategy=Fixed(False))], steps=6
+    )
     assert gone.outcomes[1].kv_bytes == 0
 
 
@@ -92,14 +102,23 @@ def test_files_and_escaping(tiny, tmp_path):
     model, tok, _ = tiny
     from kvscope.evaluation.tasks import Sample
 
-    evil = Sample("data", 0, "Ignore <script>alert('x')</script> & the key is 31337 here.", "\nKey?", "31337",
-                  "31337", 0.5)
-    result = bench(model, tok, tasks=["passkey"], samples=1, context_tokens=80, strategies=["knorm", "streaming"],
-                   ratios=[0.5], quantize=[], data=[evil])
+    evil = Sample(
+        "data", 0, "Ignore <script>alert('x')</script> & the key is 31337 here.", "\nKey?", "31337", "31337", 0.5
+    )
+    result = bench(
+        model,
+        tok,
+        tasks=["passkey"],
+        samples=1,
+        context_tokens=80,
+        strategies=["knorm", "streaming"],
+        ratios=[0.5],
+        quantize=[],
+        data=[evil],
+    )
     assert "BenchResult(" in repr(result) and "<table>" in result._repr_html_()
     out = result.save(tmp_path / "b")
-    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench_pareto.png", "report.html",
-                                                      "samples.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench_pareto.png", "report.html", "samples.jsonl"]
     d = json.loads((out / "bench.json").read_text())
     assert d["settings"]["seed"] == 0 and d["kvscope_version"] and d["model"]["layers"] == 2
     assert [r["config"] for r in d["rows"]] == ["baseline", "knorm@0.5", "streaming@0.5"]
@@ -112,23 +131,46 @@ def test_files_and_escaping(tiny, tmp_path):
 
 def test_cli_writes_the_folder_and_json(tmp_path, capsys):
     out = tmp_path / "o"
-    code, stdout, err = run_cli(["bench", "-m", "tiny", "--task", "passkey", "--samples", "2", "--context-tokens",
-                                 "80", "--strategies", "knorm", "--ratios", "0.5", "--quantize", "", "--out",
-                                 str(out), "--json"], capsys)
+    code, stdout, err = run_cli(
+        [
+            "bench",
+            "-m",
+            "tiny",
+            "--task",
+            "passkey",
+            "--samples",
+            "2",
+            "--context-tokens",
+            "80",
+            "--strategies",
+            "knorm",
+            "--ratios",
+            "0.5",
+            "--quantize",
+            "",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     d = json.loads(stdout)
     assert d["prefills"] == 2 and len(d["rows"]) == 2 and (out / "report.html").is_file()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--task", "nope"], "use one of passkey"),
-    (["--strategies", "nope"], "unknown strategy"),
-    (["--samples", "0"], "--samples"),
-    (["--ratios", "1.5"], "strictly between 0 and 1"),
-    (["--ratios", "0"], "strictly between 0 and 1"),
-    (["--context-tokens", "10"], "too small for passkey"),
-    (["--quantize", "Q9"], "cannot parse quantize spec"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--task", "nope"], "use one of passkey"),
+        (["--strategies", "nope"], "unknown strategy"),
+        (["--samples", "0"], "--samples"),
+        (["--ratios", "1.5"], "strictly between 0 and 1"),
+        (["--ratios", "0"], "strictly between 0 and 1"),
+        (["--context-tokens", "10"], "too small for passkey"),
+        (["--quantize", "Q9"], "cannot parse quantize spec"),
+    ],
+)
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
     out = tmp_path / "o"
     code, _, err = run_cli(["bench", "-m", "tiny", "--task", "passkey", "--out", str(out)] + args, capsys)
@@ -149,8 +191,9 @@ def test_bad_data_file(tmp_path, capsys, content):
 def test_context_above_the_model_limit(tiny, tmp_path, capsys):
     limit = tiny.info.max_positions
     out = tmp_path / "o"
-    code, _, err = run_cli(["bench", "-m", "tiny", "--task", "passkey", "--context-tokens", str(limit), "--out",
-                            str(out)], capsys)
+    code, _, err = run_cli(
+        ["bench", "-m", "tiny", "--task", "passkey", "--context-tokens", str(limit), "--out", str(out)], capsys
+    )
     assert_one_line_error(err, code, 2)
     assert "limit" in err and not out.exists()
 
@@ -162,8 +205,9 @@ def test_chat_wraps_context_and_question_in_the_template(tiny):
     sample = generate("passkey", 1, 60, counter(tok))[0]
     raw_ctx, raw_q = encode(tok, sample)
     ctx, tail = encode(tok, sample, chat=True)
-    whole = tok.apply_chat_template([{"role": "user", "content": sample.context + sample.question}], tokenize=False,
-                                    add_generation_prompt=True)
+    whole = tok.apply_chat_template(
+        [{"role": "user", "content": sample.context + sample.question}], tokenize=False, add_generation_prompt=True
+    )
     assert tok.decode(ctx[0]) + tok.decode(tail[0]) == whole
     assert tok.decode(ctx[0]).endswith(sample.context) and sample.question in tok.decode(tail[0])
     assert tok.decode(raw_ctx[0]) == sample.context and tok.decode(raw_q[0]) == sample.question

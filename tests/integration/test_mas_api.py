@@ -20,8 +20,18 @@ def test_run_mas_all_methods_interleaved_then_save(tiny, tmp_path, monkeypatch):
 
     real = runner.run_batch
     monkeypatch.setattr(runner, "run_batch", lambda s, m, b: order.append((m, b[0].index)) or real(s, m, b))
-    result = run_mas(tiny.model, tiny.tokenizer, QUESTIONS, "all", latent_steps=2, max_new_tokens=3,
-                     temperature=0.0, knn=KnnConfig(0.5, 2), similarities=True, quiet=True)
+    result = run_mas(
+        tiny.model,
+        tiny.tokenizer,
+        QUESTIONS,
+        "all",
+        latent_steps=2,
+        max_new_tokens=3,
+        temperature=0.0,
+        knn=KnnConfig(0.5, 2),
+        similarities=True,
+        quiet=True,
+    )
     assert order == [(m, i) for i in (1, 2) for m in ("baseline", "text_mas", "latent_mas")]  # per problem
     assert isinstance(result, MasResult) and [r.problem.gold for r in result.runs["baseline"]] == ["4", "43"]
     assert repr(result).startswith("MasResult(") and len(repr(result)) < 400
@@ -46,8 +56,15 @@ def test_bad_settings_are_refused_before_running(tiny):
 def test_sliding_window_models_are_refused_in_one_line():
     from transformers import MistralConfig, MistralForCausalLM
 
-    cfg = MistralConfig(vocab_size=260, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                        num_attention_heads=4, num_key_value_heads=2, sliding_window=8)
+    cfg = MistralConfig(
+        vocab_size=260,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=8,
+    )
     model = MistralForCausalLM(cfg).eval()
     with pytest.raises(UsageError) as err:
         run_mas(model, byte_tokenizer(), QUESTIONS, latent_steps=1, max_new_tokens=2)
@@ -62,9 +79,19 @@ def test_knn_positions_reuse_continues_from_the_kept_slot_count(tiny):
 
     runs = {}
     for mode in ("true", "reuse"):
-        s = MasSettings(tiny.model, tiny.tokenizer, tiny.info,
-                        MasConfig(latent_steps=2, max_new_tokens=2, temperature=0.0, knn=KnnConfig(0.5, 2),
-                                  knn_positions=mode, similarities=True))
+        s = MasSettings(
+            tiny.model,
+            tiny.tokenizer,
+            tiny.info,
+            MasConfig(
+                latent_steps=2,
+                max_new_tokens=2,
+                temperature=0.0,
+                knn=KnnConfig(0.5, 2),
+                knn_positions=mode,
+                similarities=True,
+            ),
+        )
         runs[mode] = run_latent_mas(s, as_problems(QUESTIONS[:1]))[0]
     for mode, run in runs.items():
         event = run.knn_events[1]  # critic -> refiner: the cache holds planner leftovers + the critic's slots
@@ -77,10 +104,12 @@ def test_knn_positions_reuse_continues_from_the_kept_slot_count(tiny):
 
 def test_a_template_that_rejects_the_system_role_gets_it_merged_into_the_user_turn():
     tok = byte_tokenizer()
-    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
-                         "{{ raise_exception('System role not supported') }}{% endif %}"
-                         "<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>{% endfor %}"
-                         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}"
+        "<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
     text = render(tok, "What is 1 + 1?", system="Be brief.")
     assert text == "<user>Be brief.\n\nWhat is 1 + 1?</user><assistant>"
 

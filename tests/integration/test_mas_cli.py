@@ -14,21 +14,38 @@ TINY = ["--model", "tiny", "--max_new_tokens", "4", "--latent_steps", "2", "--ma
 
 def test_end_to_end_all_methods_with_knn_and_heatmaps(tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, err = run_cli(["mas", "--method", "all", *TINY, "--knn_filter", "--knn_percentage", "0.5",
-                                 "--show_heatmaps", "--show_heatmaps_singlelayer", "--out", str(out), "--json"],
-                                capsys)
+    code, stdout, err = run_cli(
+        [
+            "mas",
+            "--method",
+            "all",
+            *TINY,
+            "--knn_filter",
+            "--knn_percentage",
+            "0.5",
+            "--show_heatmaps",
+            "--show_heatmaps_singlelayer",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = json.loads(stdout)
     assert set(res["methods"]) == {"baseline", "text_mas", "latent_mas"}
     lat, txt = res["methods"]["latent_mas"], res["methods"]["text_mas"]
     assert lat["generated_tokens_per_agent"]["planner"] == 0 and lat["kv_bytes_handed"] > 0
     assert txt["kv_bytes_handed"] == 0 and txt["generated_tokens"] == sum(txt["generated_tokens_per_agent"].values())
-    assert res["ratios"]["token_ratio_latent_vs_text"] == pytest.approx(lat["generated_tokens"] / txt["generated_tokens"])
+    assert res["ratios"]["token_ratio_latent_vs_text"] == pytest.approx(
+        lat["generated_tokens"] / txt["generated_tokens"]
+    )
     assert lat["knn_bytes_after"] < lat["knn_bytes_before"]
     assert json.loads((out / "results.json").read_text())["methods"] == res["methods"]
     trace = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
-    assert [(t["method"], t["problem"]) for t in trace] == [(m, i) for m in ("baseline", "text_mas", "latent_mas")
-                                                             for i in (1, 2)]
+    assert [(t["method"], t["problem"]) for t in trace] == [
+        (m, i) for m in ("baseline", "text_mas", "latent_mas") for i in (1, 2)
+    ]
     assert all(len(t["knn_events"]) == 3 for t in trace if t["method"] == "latent_mas")
     names = sorted(p.name for p in (out / "charts").iterdir())
     for n in (1, 2):  # the real problem number, never the agent count
@@ -39,9 +56,24 @@ def test_end_to_end_all_methods_with_knn_and_heatmaps(tmp_path, capsys):
 
 def test_table_output_and_custom_charts_dir(tmp_path, capsys):
     charts = tmp_path / "deep" / "charts"
-    code, stdout, err = run_cli(["mas", "--method", "latent_mas", *TINY, "--max_samples", "1", "--show_heatmaps",
-                                 "--out", str(tmp_path / "o"), "--charts", str(charts), "--model_name", "tiny"],
-                                capsys)
+    code, stdout, err = run_cli(
+        [
+            "mas",
+            "--method",
+            "latent_mas",
+            *TINY,
+            "--max_samples",
+            "1",
+            "--show_heatmaps",
+            "--out",
+            str(tmp_path / "o"),
+            "--charts",
+            str(charts),
+            "--model_name",
+            "tiny",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "latent_mas" in stdout and "accuracy" in stdout
     assert sorted(p.name for p in charts.iterdir())[0] == "heatmap_critic_to_refiner_problem1.png"
@@ -50,28 +82,45 @@ def test_table_output_and_custom_charts_dir(tmp_path, capsys):
 def test_gsm8k_from_jsonl_with_a_malformed_line(tmp_path, capsys):
     data = tmp_path / "g.jsonl"
     data.write_text('{"question": "2 + 3?", "answer": "#### 5"}\n{broken\n')
-    code, stdout, err = run_cli(["mas", "--method", "baseline", *TINY, "--task", "gsm8k", "--data", str(data),
-                                 "--out", str(tmp_path / "o"), "--json"], capsys)
+    code, stdout, err = run_cli(
+        [
+            "mas",
+            "--method",
+            "baseline",
+            *TINY,
+            "--task",
+            "gsm8k",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads(stdout)["methods"]["baseline"]["problems"] == 1
     assert "line 2" in err
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--method", "best"], "method"),
-    (["--method", "all", "--task", "mmlu"], "task"),
-    (["--method", "latent_mas", "--knn_percentage", "0"], "knn_percentage"),
-    (["--method", "latent_mas", "--knn_percentage", "1.5"], "knn_percentage"),
-    (["--method", "latent_mas", "--latent_steps", "-1"], "latent_steps"),
-    (["--method", "latent_mas", "--task", "gsm8k"], "--data"),
-    (["--method", "latent_mas", "--generate_bs", "0"], "generate_bs"),
-    (["--method", "latent_mas", "--task", "gsm8k", "--data", "/nonexistent/x.jsonl"], "cannot read"),
-    (["--method", "latent_mas", "--knn_positions", "fork"], "knn_positions"),
-    (["--method", "latent_mas", "--top_k", "0"], "top_k"),
-    (["--method", "latent_mas", "--prompt", "hierarchical", "--include_old_prompts"], "include_old_prompts"),
-    (["--method", "latent_mas", "--max_samples", "0"], "max_samples"),
-    (["--method", "latent_mas", "--out", "/dev/null/mas"], "cannot write output folder"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--method", "best"], "method"),
+        (["--method", "all", "--task", "mmlu"], "task"),
+        (["--method", "latent_mas", "--knn_percentage", "0"], "knn_percentage"),
+        (["--method", "latent_mas", "--knn_percentage", "1.5"], "knn_percentage"),
+        (["--method", "latent_mas", "--latent_steps", "-1"], "latent_steps"),
+        (["--method", "latent_mas", "--task", "gsm8k"], "--data"),
+        (["--method", "latent_mas", "--generate_bs", "0"], "generate_bs"),
+        (["--method", "latent_mas", "--task", "gsm8k", "--data", "/nonexistent/x.jsonl"], "cannot read"),
+        (["--method", "latent_mas", "--knn_positions", "fork"], "knn_positions"),
+        (["--method", "latent_mas", "--top_k", "0"], "top_k"),
+        (["--method", "latent_mas", "--prompt", "hierarchical", "--include_old_prompts"], "include_old_prompts"),
+        (["--method", "latent_mas", "--max_samples", "0"], "max_samples"),
+        (["--method", "latent_mas", "--out", "/dev/null/mas"], "cannot write output folder"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, capsys, monkeypatch, args, needle):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code, _, err = run_cli(["mas", "--model", "tiny", "--out", str(tmp_path), *args], capsys)
@@ -80,9 +129,26 @@ def test_bad_input_is_one_line(tmp_path, capsys, monkeypatch, args, needle):
 
 
 def test_fork_reproduction_flags_are_recorded(tmp_path, capsys):
-    code, stdout, err = run_cli(["mas", "--method", "latent_mas", *TINY, "--max_samples", "1", "--knn_filter",
-                                 "--knn_positions", "reuse", "--include_old_prompts", "--top_k", "50",
-                                 "--out", str(tmp_path / "o"), "--json"], capsys)
+    code, stdout, err = run_cli(
+        [
+            "mas",
+            "--method",
+            "latent_mas",
+            *TINY,
+            "--max_samples",
+            "1",
+            "--knn_filter",
+            "--knn_positions",
+            "reuse",
+            "--include_old_prompts",
+            "--top_k",
+            "50",
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     config = json.loads(stdout)["config"]
     assert (config["knn_positions"], config["include_old_prompts"], config["top_k"]) == ("reuse", True, 50)

@@ -28,14 +28,18 @@ def test_realignment_is_near_identity_for_tied_embeddings(embedded, tmp_path, mo
     assert embedded.info.tied_embeddings and torch.equal(w_in, w_out)
     align = realigner(embedded.model, True)
     assert torch.allclose(align.matrix, torch.eye(embedded.info.hidden_size), atol=1e-3)
-    rows = w_out[:: 997]  # every output row maps onto its input row
-    assert torch.allclose(rows @ align.matrix, w_in[:: 997], atol=1e-3)
+    rows = w_out[::997]  # every output row maps onto its input row
+    assert torch.allclose(rows @ align.matrix, w_in[::997], atol=1e-3)
     assert list((tmp_path / "mas").glob("realign-*.safetensors"))  # cached on disk for the next run
 
 
 def test_one_arith_problem_all_methods(embedded):
-    s = MasSettings(embedded.model, embedded.tokenizer, embedded.info,
-                    MasConfig(latent_steps=3, max_new_tokens=8, temperature=0.6, seed=42))
+    s = MasSettings(
+        embedded.model,
+        embedded.tokenizer,
+        embedded.info,
+        MasConfig(latent_steps=3, max_new_tokens=8, temperature=0.6, seed=42),
+    )
     problem = load_arith(1, 42)
     runs = {m: run_method(s, m, problem) for m in ("baseline", "text_mas", "latent_mas")}
     lat = runs["latent_mas"][0]
@@ -56,9 +60,16 @@ def hf_greedy(lm, ids, n, cache=None, past=0):
     full = torch.tensor([[0] * past + ids])
     kw = {"past_key_values": cache} if cache is not None else {}
     with torch.inference_mode():
-        out = lm.model.generate(full, attention_mask=torch.ones_like(full), do_sample=False, max_new_tokens=n,
-                                eos_token_id=stops, pad_token_id=stops[0], **kw)
-    return out[0, full.shape[1]:].tolist()
+        out = lm.model.generate(
+            full,
+            attention_mask=torch.ones_like(full),
+            do_sample=False,
+            max_new_tokens=n,
+            eos_token_id=stops,
+            pad_token_id=stops[0],
+            **kw,
+        )
+    return out[0, full.shape[1] :].tolist()
 
 
 def text(lm, ids):
@@ -73,8 +84,9 @@ def test_greedy_baseline_and_text_mas_agent_equal_generate(embedded):
     ref = hf_greedy(lm, _encode(s, baseline_user_text(Q.question)), 8)
     assert base.agents[0].generated_tokens == len(ref) and base.text == text(lm, ref) and len(set(ref)) > 3
     mas = run_method(s, "text_mas", [Q])[0]
-    critic = _encode(s, agent_user_text("sequential", "critic", Q.question,
-                                        context_block([("Planner", mas.agents[0].output)])))
+    critic = _encode(
+        s, agent_user_text("sequential", "critic", Q.question, context_block([("Planner", mas.agents[0].output)]))
+    )
     ref = hf_greedy(lm, critic, 8)
     assert mas.agents[1].generated_tokens == len(ref) and mas.agents[1].output == text(lm, ref)
 

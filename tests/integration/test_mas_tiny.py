@@ -62,9 +62,16 @@ def test_judger_receives_the_prompt_cache_with_zero_latent_steps(tiny):
     assert run.agents[-1].cache_slots_in == sum(prompt_lens[:3]) > 0
     from kvscope.mas.prompts import AGENTS, agent_user_text, encode, render
 
-    ids = sum((encode(tiny.tokenizer, render(tiny.tokenizer, agent_user_text("sequential", a.role,
-                                                                             problem[0].question, latent=True)))
-               for a in AGENTS), [])
+    ids = sum(
+        (
+            encode(
+                tiny.tokenizer,
+                render(tiny.tokenizer, agent_user_text("sequential", a.role, problem[0].question, latent=True)),
+            )
+            for a in AGENTS
+        ),
+        [],
+    )
     seq = torch.tensor([ids])
     out = []
     with torch.inference_mode():
@@ -79,15 +86,15 @@ def test_judger_receives_the_prompt_cache_with_zero_latent_steps(tiny):
 def test_knn_keeps_right_slots_and_new_tokens_continue_from_true_length(tiny):
     s = settings(tiny, latent_steps=2)
     state = CacheState.empty(tiny.model, 1)
-    first = append_ids(tiny.model, state, [ids_of("The planner prompt here.")], "planner:prompt", 258,
-                       want="hidden")
+    first = append_ids(tiny.model, state, [ids_of("The planner prompt here.")], "planner:prompt", 258, want="hidden")
     _latent_steps(s, state, first.hidden, "planner")
     before = state.slots  # 24 + 2
     old_keys = state.cache.layers[0].keys.clone()
     query = fold_query(prompt_query(tiny.model, ids_of("critic")), tiny.info.head_dim)
     sims = all_layer_similarity(state, 0, query, tiny.info.layers)[tiny.info.layers // 2]
-    new, event = knn_filter(tiny.model, state, [query], KnnConfig(0.5, 4, "top"), tiny.info.layers,
-                            [torch.Generator().manual_seed(0)])
+    new, event = knn_filter(
+        tiny.model, state, [query], KnnConfig(0.5, 4, "top"), tiny.info.layers, [torch.Generator().manual_seed(0)]
+    )
     k = max(int(before * 0.5), 4)
     assert new.slots == k == event["slots_after"][0] and event["slots_before"][0] == before
     older = sorted(torch.topk(sims[: before - 4], k - 4).indices.tolist())
@@ -109,16 +116,20 @@ def test_heatmap_values_equal_a_direct_cosine(tiny):
     t = run.transitions[0]
     from kvscope.mas.prompts import agent_user_text, encode, render
 
-    ids = encode(tiny.tokenizer, render(tiny.tokenizer, agent_user_text("sequential", "critic",
-                                                                         run.problem.question, latent=True)))
+    ids = encode(
+        tiny.tokenizer,
+        render(tiny.tokenizer, agent_user_text("sequential", "critic", run.problem.question, latent=True)),
+    )
     state = CacheState.empty(tiny.model, 1)
-    planner = encode(tiny.tokenizer, render(tiny.tokenizer, agent_user_text("sequential", "planner",
-                                                                             run.problem.question, latent=True)))
+    planner = encode(
+        tiny.tokenizer,
+        render(tiny.tokenizer, agent_user_text("sequential", "planner", run.problem.question, latent=True)),
+    )
     first = append_ids(tiny.model, state, [planner], "planner:prompt", 258, want="hidden")
     _latent_steps(s, state, first.hidden, "planner")
     w = tiny.model.get_input_embeddings().weight.detach().double()
     mean = w[ids].mean(dim=0).numpy()
-    q = sum(mean[i * 16:(i + 1) * 16] for i in range(4)) / 4  # hidden 64 -> four head_dim-16 chunks
+    q = sum(mean[i * 16 : (i + 1) * 16] for i in range(4)) / 4  # hidden 64 -> four head_dim-16 chunks
     for layer in range(2):
         keys = state.cache.layers[layer].keys[0].double().mean(dim=0).numpy()  # [slot, head_dim]
         for slot in (0, 7, keys.shape[0] - 1):
@@ -134,7 +145,9 @@ def test_batch_of_two_equals_batch_of_one_greedy(tiny, method):
     one = run_method(s, method, problems, batch_size=1)
     two = run_method(s, method, problems, batch_size=2)
     assert [r.text for r in one] == [r.text for r in two]
-    assert [[a.generated_tokens for a in r.agents] for r in one] == [[a.generated_tokens for a in r.agents] for r in two]
+    assert [[a.generated_tokens for a in r.agents] for r in one] == [
+        [a.generated_tokens for a in r.agents] for r in two
+    ]
     assert [r.knn_events for r in one] == [r.knn_events for r in two]
 
 
@@ -160,8 +173,12 @@ def test_text_mas_context_flow_in_both_variants(tiny):
         roles = [a.role for a in agents(mode)]
         names = [a.name for a in agents(mode)]
         outs = [(n, a.output) for n, a in zip(names[:3], run.agents)]
-        expected = [plain(mode, roles[0]), plain(mode, roles[1], context_block(outs[:1])),
-                    plain(mode, roles[2], context_block(outs[:2])), plain(mode, roles[3], context_block(outs))]
+        expected = [
+            plain(mode, roles[0]),
+            plain(mode, roles[1], context_block(outs[:1])),
+            plain(mode, roles[2], context_block(outs[:2])),
+            plain(mode, roles[3], context_block(outs)),
+        ]
         if mode == "hierarchical":  # the experts see only the question
             expected[1:3] = [plain(mode, roles[1]), plain(mode, roles[2])]
         assert [a.prompt_tokens for a in run.agents] == expected

@@ -59,7 +59,6 @@ def test_compare_pruning(embedded):
     assert "PruneResult" in repr(lab) and len(repr(lab)) < 400 and "<table" in lab._repr_html_()
 
 
-@pending("bench branch", "bench")
 def test_bench(embedded):
     model, tokenizer, _ = embedded
     bench = ks.bench(model, tokenizer, tasks=["passkey"], samples=20)

@@ -13,13 +13,21 @@ def outcomes(config: str, task: str, correct: int, n: int) -> list[Outcome]:
     return [Outcome(task, i, config, correct=i < correct, kv_bytes=100) for i in range(n)]
 
 
-CONFIGS = [Config("baseline", "baseline"), Config("a@0.5", "a", 0.5), Config("b@0.5", "b", 0.5),
-           Config("c@0.5", "c", 0.5)]
+CONFIGS = [
+    Config("baseline", "baseline"),
+    Config("a@0.5", "a", 0.5),
+    Config("b@0.5", "b", 0.5),
+    Config("c@0.5", "c", 0.5),
+]
 
 
 def test_ties_are_marked_against_the_best_compressed_configuration():
-    outs = (outcomes("baseline", "passkey", 20, 20) + outcomes("a@0.5", "passkey", 18, 20)
-            + outcomes("b@0.5", "passkey", 15, 20) + outcomes("c@0.5", "passkey", 2, 20))
+    outs = (
+        outcomes("baseline", "passkey", 20, 20)
+        + outcomes("a@0.5", "passkey", 18, 20)
+        + outcomes("b@0.5", "passkey", 15, 20)
+        + outcomes("c@0.5", "passkey", 2, 20)
+    )
     rows = summarise(outs, CONFIGS)
     cells = {r.config: r.accuracy["passkey"] for r in rows}
     assert cells["baseline"].mark == ""  # the reference, not a contender
@@ -48,8 +56,9 @@ def test_baseline_under_half_warns():
 
 
 def test_budget_below_the_window_warns():
-    class Snap:
-        window = 32
+    from kvscope.prune.strategies import make_strategy
 
-    cfgs = [Config("s@0.5", "s", 0.5, strategy=Snap()), Config("s@0.9", "s", 0.9, strategy=Snap())]
-    assert budget_warnings(cfgs, 100) == ["s@0.9: a budget of fewer tokens than s's observation window (32)"]
+    snap = make_strategy("snapkv")  # observation window 32: at 100 tokens, 0.9 keeps 10
+    cfgs = [Config("snapkv@0.5", "snapkv", 0.5, strategy=snap), Config("snapkv@0.9", "snapkv", 0.9, strategy=snap)]
+    warns = budget_warnings(cfgs, 100)
+    assert len(warns) == 1 and warns[0].startswith("snapkv@0.9: ") and "observation window 32" in warns[0]

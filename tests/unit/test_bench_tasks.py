@@ -44,7 +44,7 @@ def test_needle_at_the_requested_depth(name, depth):
 def test_kv_retrieval_depth_picks_the_key_in_the_block():
     first = T.kv_retrieval(random.Random(2), 300, words, 0, depth=0.0)
     last = T.kv_retrieval(random.Random(2), 300, words, 0, depth=0.999)
-    block = first.context[first.context.index("Here is a list"):]
+    block = first.context[first.context.index("Here is a list") :]
     assert block.index(first.needle) < block.index(last.needle)
 
 
@@ -89,8 +89,12 @@ def test_answer_match_is_normalised_substring():
 def test_jsonl_skips_malformed_lines_with_their_numbers(tmp_path, caplog):
     f = tmp_path / "d.jsonl"
     good = {"context": "The cat is named Tom.", "question": " Name?", "answer": "Tom"}
-    f.write_text("\n".join([json.dumps(good), "{broken", json.dumps({"context": "x"}), "",
-                            json.dumps(dict(good, answer="Jerry"))]) + "\n")
+    f.write_text(
+        "\n".join(
+            [json.dumps(good), "{broken", json.dumps({"context": "x"}), "", json.dumps(dict(good, answer="Jerry"))]
+        )
+        + "\n"
+    )
     with caplog.at_level("WARNING", logger="kvscope"):
         samples = load_samples(str(f))
     assert [s.answer for s in samples] == ["Tom", "Jerry"] and [s.index for s in samples] == [0, 1]

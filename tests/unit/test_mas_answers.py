@@ -44,10 +44,18 @@ def test_boxed_contents_balances_nested_braces():
     assert boxed_contents(r"\boxed{unclosed") == []
 
 
-@pytest.mark.parametrize("pred,gold,ok", [
-    ("18.00", "18", True), ("1,000", "1000", True), ("0.50", ".5", True), ("17", "18", False),
-    (None, "18", False), ("A", "a", True), ("18", "", False),
-])
+@pytest.mark.parametrize(
+    "pred,gold,ok",
+    [
+        ("18.00", "18", True),
+        ("1,000", "1000", True),
+        ("0.50", ".5", True),
+        ("17", "18", False),
+        (None, "18", False),
+        ("A", "a", True),
+        ("18", "", False),
+    ],
+)
 def test_is_correct(pred, gold, ok):
     assert is_correct(pred, gold) is ok
 

@@ -16,8 +16,9 @@ def gen():
     return torch.Generator().manual_seed(0)
 
 
-@pytest.mark.parametrize("n,p,min_keep", [(10, 0.8, 5), (10, 0.5, 2), (7, 0.3, 5), (100, 0.29, 5), (3, 0.5, 5),
-                                          (12, 1.0, 5), (9, 0.6, 0)])
+@pytest.mark.parametrize(
+    "n,p,min_keep", [(10, 0.8, 5), (10, 0.5, 2), (7, 0.3, 5), (100, 0.29, 5), (3, 0.5, 5), (12, 1.0, 5), (9, 0.6, 0)]
+)
 def test_keep_count_formula(n, p, min_keep):
     expected = min(n, max(math.floor(round(n * p, 6)), min_keep))
     assert keep_count(n, p, min_keep) == expected
@@ -74,8 +75,7 @@ def synthetic_state(batch=2, slots=6, layers=2, heads=2, dim=3):
     positions[1, :2] = -1  # row 1 is left-padded by two slots
     positions[1, 2:] = torch.arange(slots - 2)
     labels = [[f"a:{i}" for i in range(slots)], ["", ""] + [f"b:{i}" for i in range(slots - 2)]]
-    state = CacheState(cache_from_tensors(cfg, keys, values), positions,
-                       torch.tensor([slots, slots - 2]), labels)
+    state = CacheState(cache_from_tensors(cfg, keys, values), positions, torch.tensor([slots, slots - 2]), labels)
     return SimpleNamespace(config=cfg), state, keys, values
 
 

@@ -14,10 +14,7 @@ import kvscope
 PACKAGE = Path(kvscope.__file__).resolve().parent
 
 # Entry points another branch adds; the lead empties this after merging (the test below then checks them).
-PENDING_API = {
-    "bench": "bench branch",
-    "run_mas": "mas branch",
-}
+PENDING_API: dict[str, str] = {}
 # Library modules that still import kvscope.cli on this branch, and the branch that removes the import.
 PENDING_CLI_IMPORTS: dict[str, str] = {}
 
