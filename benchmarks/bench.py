@@ -255,7 +255,13 @@ def write_reuse(args, work: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["table", "reuse", "write"])
+    p.add_argument(
+        "mode",
+        nargs="?",
+        default="all",
+        choices=["all", "table", "reuse", "write"],
+        help="all (what make bench runs): table, then reuse, then write",
+    )
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--context-tokens", type=int, default=500)
     p.add_argument("--tasks", default=",".join(TABLE_TASKS))
@@ -271,11 +277,11 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.mode == "table":
+    if args.mode in ("all", "table"):
         run_table(args)
-    elif args.mode == "reuse":
+    if args.mode in ("all", "reuse"):
         run_reuse(args)
-    else:  # rebuild both result sections from what the runs saved so far
+    if args.mode in ("all", "write"):  # rebuild both result sections from what the runs saved so far
         write_table(args, Path(args.work))
         write_reuse(args, Path(args.work))
 
