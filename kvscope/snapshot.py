@@ -151,6 +151,8 @@ class KVSnapshot:
 
     # ------------------------------------------------------------------ files
     def tensor_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors as saved; index-like fields in the dtype the loader demands (``_INT_NAMES``), so a
+        snapshot built by hand with float counts saves to a file that loads."""
         out: dict[str, torch.Tensor] = {}
         for name in LAYERED:
             for i, t in enumerate(getattr(self, name) or []):
@@ -158,7 +160,10 @@ class KVSnapshot:
         for name in SINGLE:
             t = getattr(self, name)
             if t is not None:
-                out[name] = t.detach().to("cpu").contiguous()
+                t = t.detach().to("cpu")
+                out[name] = (
+                    t.round().long() if name == "attention_counts" and t.is_floating_point() else t
+                ).contiguous()
         return out
 
     def save(self, path: str | os.PathLike) -> Path:

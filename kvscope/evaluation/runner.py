@@ -215,7 +215,7 @@ def budget_warnings(configs: list[Config], n: int) -> list[str]:
     return [
         f"{cfg.name}: {w}"
         for cfg in configs
-        if cfg.ratio is not None and cfg.strategy is not None
+        if cfg.ratio is not None and hasattr(cfg.strategy, "warnings")
         for w in cfg.strategy.warnings(n, cfg.ratio)
     ]
 

@@ -213,18 +213,12 @@ def perplexity(logliks: torch.Tensor) -> float:
 
 
 def decode(model: Any, pc: PrunedCache, first: int, start: int, steps: int) -> list[int]:
-    """Greedy decoding of ``steps`` tokens after the continuation, one token per forward pass."""
-    device = next(model.parameters()).device
-    tokens, tok = [], first
+    """Greedy decoding of ``steps`` tokens against the pruned cache: ``first`` is fed at position ``start``
+    (true positions, whatever the cache's slot count), through the package's one decode loop."""
+    from kvscope.decode import generate
+
     with torch.inference_mode(), evicting(model, pc.masks):
-        for i in range(steps):
-            out = forward(
-                model,
-                pc.cache,
-                input_ids=torch.tensor([[tok]], device=device),
-                position_ids=torch.tensor([[start + i]], device=device),
-                use_cache=True,
-            )
-            tok = int(out.logits[0, -1].argmax())
-            tokens.append(tok)
-    return tokens
+        out = generate(
+            model, pc.cache, first_tokens=torch.tensor([[first]]), positions=torch.tensor([start]), max_new_tokens=steps
+        )
+    return out.tokens[0]

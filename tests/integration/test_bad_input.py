@@ -225,7 +225,7 @@ SKIPPED: list[tuple[list[str], str, str]] = [
     (["mas", "--method", "baseline", "--task", "gsm8k", "--data", "{in}/gsm.jsonl"], "UTF-8", "mas"),
     (["mas", "--method", "baseline", "--task", "gsm8k", "--data", "{in}/fifo"], "not a regular file", "mas"),
     (["mas", "--method", "baseline", "--knn_percentage", "2", "--knn_filter"], "--knn_percentage", "mas"),
-    (["bench", *T, "--tasks", "nope"], "nope", "bench"),
+    (["bench", *T, "--task", "nope"], "nope", "bench"),
     (["bench", *T, "--samples", "0"], "--samples", "bench"),
     (["bench", *T, "--device", "bogus", "--out", "{new}"], "unknown --device", "bench"),
     (["bench", "--model", "{in}/zero_heads"], "num_attention_heads = 0", "bench"),

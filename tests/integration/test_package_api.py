@@ -61,5 +61,18 @@ def test_compare_pruning(embedded):
 
 def test_bench(embedded):
     model, tokenizer, _ = embedded
-    bench = ks.bench(model, tokenizer, tasks=["passkey"], samples=20)
+    # The call, narrowed to one configuration beside the baseline so that it runs in seconds.
+    bench = ks.bench(
+        model,
+        tokenizer,
+        tasks=["passkey"],
+        samples=20,
+        context_tokens=300,
+        strategies=["snapkv"],
+        ratios=[0.5],
+        quantize=[],
+    )
     assert "BenchResult" in repr(bench) and "<table" in bench._repr_html_()
+    assert [r.config for r in bench.rows] == ["baseline", "snapkv@0.5"]
+    baseline = bench.rows[0].accuracy["passkey"]
+    assert baseline.n == 20 and baseline.value >= 0.6  # the model finds a pass key in 300 tokens almost always
