@@ -85,7 +85,8 @@ def sample_token(logits: torch.Tensor, sampler: Sampler, generator: torch.Genera
 @dataclass
 class Decoded:
     """``tokens``: each row's generated ids (a stop token included); ``step_seconds``: wall time of each
-    step (pick + forward); ``cache``: the cache after the last forward (the default step only)."""
+    step, the forward pass that gave a token's logits plus its pick (step 0 includes the prefill of
+    ``first_tokens``); ``cache``: the cache after the last forward (the default step only)."""
 
     tokens: list[list[int]]
     step_seconds: list[float] = field(default_factory=list)
@@ -167,12 +168,11 @@ def generate(
                 new[row] = sample_token(logits[row], sampler, gens[row])
                 result.tokens[row].append(new[row])
                 done[row] = new[row] in stops
+        result.step_seconds.append(time.perf_counter() - t0)  # the forward that gave these logits + the pick
         if all(done) or i == max_new_tokens - 1:
-            result.step_seconds.append(time.perf_counter() - t0)
             break  # the last picked tokens need no forward pass
         live = torch.tensor([not d for d in done])[:, None]
-        logits = step(torch.tensor(new, dtype=torch.int64)[:, None], live)
-        result.step_seconds.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
+        logits = step(torch.tensor(new, dtype=torch.int64)[:, None], live)
     result.cache = get_cache()
     return result

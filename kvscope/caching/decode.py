@@ -9,7 +9,6 @@ must give the same attention row, the same logits and the same greedy tokens; on
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,24 +96,33 @@ class GenerationTrace:
 
 
 def greedy(model: Any, input_ids: torch.Tensor, new_tokens: int, use_cache: bool) -> GenerationTrace:
-    """Greedy-decode ``new_tokens`` after ``input_ids`` ``[1, P]``, timing each step (``perf_counter``)."""
+    """Greedy-decode ``new_tokens`` after ``input_ids`` ``[1, P]`` through the package's one decode loop
+    (``kvscope.decode.generate``), timing each step: the forward pass that gives a token plus its pick
+    (step 0 is the prefill). Without the cache each step runs the whole sequence again."""
     from transformers import DynamicCache
 
-    device = next(model.parameters()).device
-    ids = input_ids.to(device)
+    from kvscope.decode import generate
+
     cache = DynamicCache(config=model.config) if use_cache else None
-    feed, tokens, seconds, lengths = ids, [], [], []
+    step = None if use_cache else _recompute_step(model)
     with torch.inference_mode():
-        for _ in range(new_tokens):
-            t0 = time.perf_counter()
-            logits = forward(model, cache, input_ids=feed, use_cache=use_cache, logits_to_keep=1).logits
-            nxt = logits[:, -1].argmax(-1, keepdim=True)
-            seconds.append(time.perf_counter() - t0)
-            tokens.append(int(nxt))
-            ids = torch.cat([ids, nxt], dim=1)
-            lengths.append(ids.shape[1])
-            feed = nxt if use_cache else ids
-    return GenerationTrace(use_cache, tokens, seconds, lengths)
+        out = generate(model, cache, first_tokens=input_ids, max_new_tokens=new_tokens, step=step)
+    tokens = out.tokens[0]
+    lengths = [input_ids.shape[1] + i + 1 for i in range(len(tokens))]
+    return GenerationTrace(use_cache, tokens, out.step_seconds, lengths)
+
+
+def _recompute_step(model: Any):
+    """A decode step with no cache: each call appends the fed tokens and runs the whole sequence again."""
+    device = next(model.parameters()).device
+    seen: list[torch.Tensor] = []
+
+    def step(tokens: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        seen.append(tokens.to(device))
+        out = model(input_ids=torch.cat(seen, dim=1), use_cache=False, logits_to_keep=1)
+        return out.logits[:, -1].float()
+
+    return step
 
 
 def timed_generation(
