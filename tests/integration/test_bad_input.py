@@ -135,7 +135,7 @@ CASES: list[tuple[list[str], str]] = [
     (["capture", "--model", "{in}/zero_heads", "--prompt", "hi", "-o", "{new}.kvs"], "num_attention_heads = 0"),
     (["capture", "--model", "{in}/pickle_weights", "--prompt", "hi", "-o", "{new}.kvs"], "pickle"),
     (["capture", *T, "--prompt", "hi", "-o", "{new}.kvs", "--attention=yes"], "does not take a value"),
-    # analyze (into an existing output folder; see SKIPPED for new folders)
+    # analyze (into an existing output folder; see MORE_CASES for new folders)
     (["analyze", "--snapshot", "{in}/corrupt.kvs", "--out", "{out}"], "is corrupted: snapshot.json does not match"),
     (["analyze", "--snapshot", "{in}/missing.kvs", "--out", "{out}"], "is not a kvscope snapshot"),
     (["analyze", "--snapshot", "{in}/plain_dir", "--out", "{out}"], "is not a kvscope snapshot"),
@@ -205,9 +205,8 @@ CASES: list[tuple[list[str], str]] = [
     (["mas", "--method", "baseline", "--task", "gsm8k", "--data", "{in}/missing.jsonl"], "missing.jsonl"),
 ]
 
-# Cases whose fix lives in another engineer's area: they fail on this branch and are enabled by the
-# lead after merging that branch (remove the skip). (argv, fragment, branch).
-SKIPPED: list[tuple[list[str], str, str]] = [
+# Cases that check a fix in one command's own code (argv, fragment, that command's area).
+MORE_CASES: list[tuple[list[str], str, str]] = [
     (["analyze", "--snapshot", "{in}/corrupt.kvs", "--out", "{new}"], "is corrupted", "analyze"),
     (["analyze", "--snapshot", "{in}/missing.kvs"], "is not a kvscope snapshot", "analyze"),
     (["analyze", *T, "--prompt-file", "/dev/zero", "--out", "{new}"], "not a regular file", "analyze"),
@@ -233,10 +232,7 @@ SKIPPED: list[tuple[list[str], str, str]] = [
 ]
 
 
-# Branches merged into main: their cases join the table.
-MERGED = {"memory", "analyze", "caching", "mas", "bench"}
-CASES += [(a, f) for a, f, b in SKIPPED if b in MERGED]
-SKIPPED = [c for c in SKIPPED if c[2] not in MERGED]
+CASES += [(a, f) for a, f, _ in MORE_CASES]
 
 
 def _tree(root: Path) -> set[str]:
@@ -277,23 +273,11 @@ def test_bad_input_exits_2_with_one_line(prepared, tmp_path, monkeypatch, capsys
     run_case(prepared, tmp_path, monkeypatch, capsys, argv, fragment)
 
 
-@pytest.mark.parametrize(
-    "argv,fragment",
-    [
-        pytest.param(a, f, marks=pytest.mark.skip(reason=f"enabled by the lead after merging branch {b}"))
-        for a, f, b in SKIPPED
-    ],
-    ids=[_id(c[0]) for c in SKIPPED],
-)
-def test_bad_input_needing_other_branches(prepared, tmp_path, monkeypatch, capsys, argv, fragment):
-    run_case(prepared, tmp_path, monkeypatch, capsys, argv, fragment)
-
-
 def test_the_table_covers_every_command():
     from kvscope.cli import COMMANDS
 
-    covered = {argv[0] for argv, _ in CASES} | {argv[0] for argv, _, _ in SKIPPED}
-    assert set(COMMANDS) | {"bench"} <= covered and len(CASES) >= 80
+    covered = {argv[0] for argv, _ in CASES}
+    assert set(COMMANDS) <= covered and len(CASES) >= 80
 
 
 # ----------------------------------------------------------------------------- signals
