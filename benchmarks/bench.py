@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,9 @@ from kvscope.models import load_model
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_TASKS = ("passkey", "kv_retrieval", "multi_needle", "text")
 REUSE_TASKS = ("passkey", "kv_retrieval", "multi_needle", "variable_tracking")
-REUSE_QUANT = ("K8V8", "K4V4", "K2V2", "K4V2", "K2V4")  # with 6 strategies x 4 ratios + baseline: 30
+REUSE_QUANT = ("K8V8", "K4V4", "K2V2", "K4V2", "K2V4")
+# 6 strategies (classic and literature ones) x 4 ratios + 5 KIVI specs + baseline: the issue's 30 configurations
+REUSE_STRATEGIES = ("knorm", "streaming", "h2o", "snapkv", "tova", "pyramidkv")
 
 
 CHUNK = 10  # samples saved together, tasks taken in turn, so a stopped run leaves every task partly done
@@ -87,13 +90,25 @@ def run_table(args) -> None:
     write_table(args, work)
 
 
+def strategy_warnings(meta: list[dict]) -> list[str]:
+    """The chunks' per-configuration warnings (e.g. a budget below SnapKV's window), one line per
+    configuration with its samples summed over chunks and the first chunk's message as the example."""
+    seen: dict[str, list] = {}
+    for d in meta:
+        for w in d.get("warnings", []):
+            m = re.match(r"^(\S+@\S+): (.*) \((\d+) samples?\)$", w)
+            if m:
+                seen.setdefault(m[1], [m[2], 0])[1] += int(m[3])
+    return [f"{c}: {msg} ({n} samples in all; budgets vary by sample)" for c, (msg, n) in seen.items()]
+
+
 def write_table(args, work: Path) -> None:
     outs, meta = load_outcomes(work)
     configs, _ = build_configs(None, [float(x) for x in args.ratios.split(",")], args.quantize.split(","))
     names = {o.config for o in outs}
     configs = [c for c in configs if c.name in names]
     rows = summarise(outs, configs, seed=args.seed)
-    warns = guardrails(rows, outs, [])
+    warns = guardrails(rows, outs, []) + strategy_warnings(meta)
     seconds = sum(m["seconds"] for m in meta)
     prefills = sum(m["prefills"] for m in meta)
     n = {t: len({o.sample for o in outs if o.task == t}) for t in dict.fromkeys(o.task for o in outs)}
@@ -178,6 +193,7 @@ def run_reuse(args) -> None:
                 tasks=[task],
                 samples=args.reuse_samples,
                 context_tokens=args.reuse_context,
+                strategies=list(REUSE_STRATEGIES),
                 quantize=quant,
                 seed=args.seed,
                 reuse_prefill=reuse,
@@ -193,6 +209,7 @@ def run_reuse(args) -> None:
                         "tokens": r.forwarded_tokens,
                         "configs": len(r.rows),
                         "answers": answers,
+                        "load": os.getloadavg()[0],
                     }
                 )
             )
@@ -201,12 +218,13 @@ def run_reuse(args) -> None:
 
 
 def write_reuse(args, work: Path) -> None:
-    rows, tot = [], {"once": [0.0, 0], "fresh": [0.0, 0]}
+    rows, tot, loads = [], {"once": [0.0, 0], "fresh": [0.0, 0]}, []
     for task in REUSE_TASKS:
         d = {m: work / f"reuse-{task}-{m}.json" for m in ("once", "fresh")}
         if not all(p.is_file() for p in d.values()):
             continue
         once, fresh = (json.loads(p.read_text()) for p in d.values())
+        loads += [x["load"] for x in (once, fresh) if "load" in x]
         same = once["answers"] == fresh["answers"]
         for m, x in (("once", once), ("fresh", fresh)):
             tot[m][0] += x["wall"]
@@ -230,7 +248,9 @@ def write_reuse(args, work: Path) -> None:
             (
                 f"Reproduce: `{cmd}`. {args.reuse_samples} sample(s) per task at {args.reuse_context} context tokens; "
                 f"torch threads {torch.get_num_threads()}; both ways run in one process, one after the other, on a "
-                "machine shared with other jobs. Forwarded tokens are counted with a forward pre-hook."
+                "machine shared with other jobs"
+                + (f" (1-minute load average {min(loads):.1f} to {max(loads):.1f} as runs ended)" if loads else "")
+                + ". Forwarded tokens are counted with a forward pre-hook."
             ),
             "",
             (
@@ -265,7 +285,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--context-tokens", type=int, default=500)
     p.add_argument("--tasks", default=",".join(TABLE_TASKS))
-    p.add_argument("--ratios", default="0.5,0.9")
+    p.add_argument("--ratios", default="0.25,0.5,0.9")
     p.add_argument("--quantize", default="K4V4,K2V2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse-samples", type=int, default=1, help="reuse mode: samples per task")

@@ -26,6 +26,12 @@ def _cell(row: Any, column: str) -> Any:
     return row.ppl_ratio if column == "ppl" else row.accuracy.get(column)
 
 
+def _bars(cells: list[Any], scale: float) -> list[list[float]]:
+    """Error-bar lengths ``[below, above]``; a percentile bootstrap interval can miss its own mean, and
+    then the bar on that side is drawn with length 0 rather than refused by matplotlib."""
+    return [[scale * max(0.0, c.value - c.low) for c in cells], [scale * max(0.0, c.high - c.value) for c in cells]]
+
+
 def bench_pareto(result: Any) -> Any:
     """Mean KV bytes kept (x, % of the uncompressed context cache) against the task metric (y)."""
     column, ylabel, is_acc = _metric(result)
@@ -42,7 +48,7 @@ def bench_pareto(result: Any) -> Any:
         xs = [100 * r.kv_fraction for r in rows]
         cells = [_cell(r, column) for r in rows]
         ys = [scale * c.value for c in cells]
-        err = [[scale * (c.value - c.low) for c in cells], [scale * (c.high - c.value) for c in cells]]
+        err = _bars(cells, scale)
         style = {"marker": "s", "linestyle": "none", "color": "black"} if method == "kivi" else {"marker": "o"}
         ax.errorbar(xs, ys, yerr=err, capsize=3, label=method, alpha=0.85, **style)
     base = _cell(result.rows[0], column)
@@ -50,7 +56,7 @@ def bench_pareto(result: Any) -> Any:
         ax.errorbar(
             [100.0],
             [scale * base.value],
-            yerr=[[scale * (base.value - base.low)], [scale * (base.high - base.value)]],
+            yerr=_bars([base], scale),
             marker="*",
             markersize=14,
             color="gold",

@@ -27,6 +27,16 @@ def test_wilson_edges_stay_inside_0_1():
         wilson(11, 10)
 
 
+def test_wilson_always_holds_its_point_estimate():
+    # found by the 50-sample table: for 0 of 7, 25 of 25 and 201 more (k, n) the rounded bounds missed
+    # k / n by ~1e-17, and the figure's error bars came out negative
+    for n in range(1, 300):
+        for k in range(n + 1):
+            lo, hi = wilson(k, n)
+            assert 0.0 <= lo <= k / n <= hi <= 1.0, (k, n)
+    assert wilson(0, 7)[0] == 0.0 and wilson(25, 25)[1] == 1.0
+
+
 def test_bootstrap_mean_is_seeded_and_brackets_the_mean():
     values = [1.0, 2.0, 3.0, 4.0, 10.0]
     a, b = bootstrap_mean(values, seed=3), bootstrap_mean(values, seed=3)
