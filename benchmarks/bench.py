@@ -143,7 +143,8 @@ def write_table(args, work: Path) -> None:
         (
             "Cells: value [95 % interval]. Accuracy: Wilson interval; text: mean perplexity ratio to the "
             "uncompressed cache, bootstrap interval. `*` best compressed configuration in the column, `~` tied "
-            "with it (intervals overlap): those are not ranked against each other."
+            "with it (intervals overlap): those are not ranked against each other. Seconds: this configuration's "
+            "compression, question and answer over all its samples (the shared prefills are not in it)."
         ),
         "",
         *partial,
@@ -151,14 +152,14 @@ def write_table(args, work: Path) -> None:
         + " | ".join(
             ["configuration"]
             + [f"{'all QA' if c == POOLED else c} acc %" for c in cols]
-            + ["text ppl ratio", "KV kept %"]
+            + ["text ppl ratio", "KV kept %", "seconds"]
         )
         + " |",
-        "|---|" + "---|" * (len(cols) + 2),
+        "|---|" + "---|" * (len(cols) + 3),
     ]
     for r in rows:
         cells = [r.accuracy[c].text() for c in cols] + [r.ppl_ratio.text(False) if r.ppl_ratio else "-"]
-        lines.append(f"| {r.config} | " + " | ".join(cells) + f" | {100 * r.kv_fraction:.1f} |")
+        lines.append(f"| {r.config} | " + " | ".join(cells) + f" | {100 * r.kv_fraction:.1f} | {r.seconds:.0f} |")
     lines += [""] + [f"- warning: {w}" for w in warns] + [""]
     if args.figure:
         from types import SimpleNamespace
