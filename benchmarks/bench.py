@@ -4,6 +4,9 @@
 are saved as soon as it ends (``--work``), so a long run leaves usable results task by task; the
 table is then built from every saved outcome with the same code as ``kvscope bench``.
 
+``default``: wall time, CPU time and peak memory of the default ``kvscope bench`` run (no options) in a
+child process at one thread; the target is under 10 minutes here. Written to ``bench_default.md``.
+
 ``reuse``: forwarded tokens and wall time of bench's one-prefill-per-sample against one fresh prefill
 per configuration (the way harnesses without prefix reuse do it), side by side on the same samples
 and configurations.
@@ -11,6 +14,7 @@ and configurations.
 Usage:
   OMP_NUM_THREADS=1 python benchmarks/bench.py table --samples 50 --context-tokens 500
   OMP_NUM_THREADS=1 python benchmarks/bench.py reuse --reuse-samples 1 --reuse-context 2000
+  OMP_NUM_THREADS=1 python benchmarks/bench.py default
   python benchmarks/bench.py write --samples 50 ...   # rebuild bench.md and the figure from saved runs
 """
 
@@ -20,7 +24,10 @@ import argparse
 import json
 import os
 import re
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -274,14 +281,51 @@ def write_reuse(args, work: Path) -> None:
     print(text)
 
 
+def run_default(args) -> None:
+    """Time ``kvscope bench --out TMP`` (every default) in a child process with one torch thread."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    with tempfile.TemporaryDirectory() as tmp:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load0, t0 = os.getloadavg()[0], time.perf_counter()
+        cmd = [sys.executable, "-m", "kvscope", "bench", "--out", str(Path(tmp) / "out")]
+        r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode:
+            sys.exit(f"kvscope bench failed (exit {r.returncode}): {r.stderr[-2000:]}")
+        wall, load1 = time.perf_counter() - t0, os.getloadavg()[0]
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        d = json.loads((Path(tmp) / "out" / "bench.json").read_text())
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    n = d["prefills"]  # one per sample
+    text = "\n".join(
+        [
+            "## kvscope bench: the default run's cost (SmolLM2-135M, float32, CPU, 1 torch thread)",
+            "",
+            (
+                "Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py default` (it times "
+                "`kvscope bench --out DIR` with every default in a child process). Target: under 10 minutes here."
+            ),
+            "",
+            "| samples | configurations | prefills | wall | CPU (user + sys) | peak RSS | load average (start, end) |",
+            "|---|---|---|---|---|---|---|",
+            (
+                f"| {n} | {len(d['rows'])} | {d['prefills']} | {wall / 60:.1f} min | {cpu / 60:.1f} min | "
+                f"{after.ru_maxrss / 2**20:.2f} GiB | {load0:.1f}, {load1:.1f} |"
+            ),
+            "",
+        ]
+    )
+    Path(args.out).with_name("bench_default.md").write_text(text)
+    print(text)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "mode",
         nargs="?",
         default="all",
-        choices=["all", "table", "reuse", "write"],
-        help="all (what make bench runs): table, then reuse, then write",
+        choices=["all", "table", "reuse", "default", "write"],
+        help="all (what make bench runs): table, reuse, default, then write",
     )
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--context-tokens", type=int, default=500)
@@ -302,6 +346,8 @@ def main() -> None:
         run_table(args)
     if args.mode in ("all", "reuse"):
         run_reuse(args)
+    if args.mode in ("all", "default"):
+        run_default(args)
     if args.mode in ("all", "write"):  # rebuild both result sections from what the runs saved so far
         write_table(args, Path(args.work))
         write_reuse(args, Path(args.work))

@@ -96,7 +96,8 @@ def write(args: argparse.Namespace, runs: dict[str, list], done: int, total: int
         f"torch {torch.__version__}, **{torch.get_num_threads()} torch thread(s)**. Sampling at temperature "
         f"{args.temperature}, top-p {args.top_p}, top-k off, seed {args.seed}; max_new_tokens "
         f"{args.max_new_tokens} per decoding agent; latent_steps {args.latent_steps}; no realignment; "
-        f"kNN off; bs 1. Methods interleaved per problem; one run ({elapsed / 60:.0f} min so far), so "
+        f"kNN off; bs 1. Methods interleaved per problem; one run ({elapsed / 60:.0f} min"
+        f"{' so far' if done < total else ''}), so "
         f"medians are over problems, not repeats. {args.note}",
         "",
     ]

@@ -36,7 +36,7 @@ def bench_pareto(result: Any) -> Any:
     """Mean KV bytes kept (x, % of the uncompressed context cache) against the task metric (y)."""
     column, ylabel, is_acc = _metric(result)
     scale = 100.0 if is_acc else 1.0
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
     methods = [m for m in dict.fromkeys(r.method for r in result.rows) if m != "baseline"]
     for method in methods:
         rows = sorted(
@@ -68,11 +68,12 @@ def bench_pareto(result: Any) -> Any:
         )
     ax.set_xlabel("KV cache bytes kept for the context (% of uncompressed; KIVI: codes + scales + zeros)")
     ax.set_ylabel(ylabel)
-    n = len({(o.task, o.sample) for o in result.outcomes})
+    n = len({(o.task, o.sample) for o in result.outcomes if (o.correct is not None) == is_acc})  # the plotted ones
+    kind = "QA samples" if is_acc else "texts"
     ax.set_title(
-        f"{result.model.get('name')}: {n} samples, 95 % intervals ({'Wilson' if is_acc else 'bootstrap'})", fontsize=9
+        f"{result.model.get('name')}: {n} {kind}, 95 % intervals ({'Wilson' if is_acc else 'bootstrap'})", fontsize=9
     )
     ax.invert_xaxis()
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # never over a point
     ax.grid(alpha=0.3)
     return fig

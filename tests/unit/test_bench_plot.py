@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-from kvscope.evaluation.summary import Cell, Row  # noqa: E402
-from kvscope.plots.bench import bench_pareto  # noqa: E402
+from kvscope.evaluation.summary import Cell, Row
+from kvscope.plots.bench import bench_pareto
 
 
 def _row(config: str, method: str, kept: float, ppl: Cell) -> Row:
@@ -30,3 +26,17 @@ def test_text_only_figure_with_a_bootstrap_interval_that_misses_its_mean():
     bars = line.lines[2][0].get_segments()  # one vertical segment per point: [(x, low), (x, high)]
     assert [(round(s[0][1], 6), round(s[1][1], 6)) for s in bars] == [(1.30, 1.60), (1.5, 2.5)]
     assert ax.get_ylabel().startswith("mean perplexity ratio")
+
+
+def test_title_counts_only_the_plotted_samples():
+    # 2 QA samples and 1 text: the pooled-accuracy figure is drawn from 2, and says 2
+    from kvscope.evaluation.runner import Outcome
+    from kvscope.evaluation.summary import POOLED
+
+    def out(task: str, sample: int, correct: bool | None) -> Outcome:
+        return Outcome(task=task, sample=sample, config="baseline", correct=correct)
+
+    rows = [Row("baseline", "baseline", None, accuracy={POOLED: Cell(0.5, 0.1, 0.9, 2)}, kv_fraction=1.0)]
+    outs = [out("passkey", 0, True), out("kv_retrieval", 0, False), out("text", 0, None)]
+    fig = bench_pareto(SimpleNamespace(rows=rows, outcomes=outs, model={"name": "m"}))
+    assert fig.axes[0].get_title().startswith("m: 2 QA samples")
