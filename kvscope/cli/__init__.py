@@ -80,11 +80,13 @@ def _raise_terminated(signum: int, _frame: Any) -> None:
 @contextlib.contextmanager
 def _termination_as_exception() -> Iterator[None]:
     """While the CLI runs, SIGTERM and SIGHUP raise ``Terminated`` (a BaseException, like Ctrl+C's
-    KeyboardInterrupt), so every ``with`` block removes its temporaries; old handlers come back after."""
+    KeyboardInterrupt), so every ``with`` block removes its temporaries; old handlers come back after.
+    A signal the caller ignores (``nohup`` ignores SIGHUP) or handles itself is left as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    present = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    wanted = [s for s in present if signal.getsignal(s) == signal.SIG_DFL]
     old = {s: signal.signal(s, _raise_terminated) for s in wanted}
     try:
         yield

@@ -305,8 +305,25 @@ def _hooked(tmp_path: Path, signame: str, step: str) -> int:
     return 0
 
 
+def _default_signals() -> None:
+    """What a process started from an interactive shell has: Ctrl+C raises KeyboardInterrupt, SIGTERM and
+    SIGHUP at their defaults (a launcher running the suite in the background may have them ignored)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+@pytest.fixture
+def default_signals():
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    _default_signals()
+    yield
+    for s, handler in old.items():
+        signal.signal(s, handler)
+
+
 @pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGHUP", 129)])
-def test_interrupt_during_save_exits_with_its_code_and_leaves_nothing(tmp_path, capsys, signame, code):
+def test_interrupt_during_save_exits_with_its_code_and_leaves_nothing(tmp_path, capsys, default_signals, signame, code):
     (tmp_path / "new").mkdir()
     assert _hooked(tmp_path, signame, "written") == code
     err = capsys.readouterr().err
@@ -318,8 +335,9 @@ def test_real_signals_during_capture_save_leave_nothing_behind(tmp_path):
     """A real process receives SIGTERM, SIGINT (Ctrl+C) and SIGHUP while a snapshot's files are being
     written (three captures in turn): exits 143, 130 and 129, one line each, no temporary left."""
     script = (
-        "import sys, json; from pathlib import Path; from tests.integration.test_bad_input import _hooked\n"
-        "codes = {}\n"
+        "import sys, json; from pathlib import Path; from tests.integration.test_bad_input import _hooked, "
+        "_default_signals\n"
+        "_default_signals(); codes = {}\n"
         "for sig in ('SIGTERM', 'SIGINT', 'SIGHUP'):\n"
         "    d = Path(sys.argv[1]) / sig; (d / 'new').mkdir(parents=True)\n"
         "    codes[sig] = _hooked(d, sig, 'written')\n"
@@ -346,3 +364,27 @@ def test_real_signals_during_capture_save_leave_nothing_behind(tmp_path):
     ], proc.stderr
     for sig in ("SIGTERM", "SIGINT", "SIGHUP"):
         assert os.listdir(tmp_path / sig / "new") == [], sig
+
+
+def test_signals_the_caller_ignores_stay_ignored(tmp_path):
+    """``nohup kvscope ...`` ignores SIGHUP (and a launcher may ignore SIGTERM): the CLI must not put
+    its own handler over that, so a hangup during the save changes nothing and the snapshot is written."""
+    script = (
+        "import sys, json, signal; from pathlib import Path; from tests.integration.test_bad_input import _hooked\n"
+        "codes = {}\n"
+        "for sig in ('SIGTERM', 'SIGHUP'):\n"
+        "    signal.signal(getattr(signal, sig), signal.SIG_IGN)\n"
+        "    d = Path(sys.argv[1]) / sig; (d / 'new').mkdir(parents=True)\n"
+        "    codes[sig] = _hooked(d, sig, 'written')\n"
+        "    assert signal.getsignal(getattr(signal, sig)) == signal.SIG_IGN, sig\n"
+        "print(json.dumps(codes))\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=root, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env, cwd=root, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"SIGTERM": 0, "SIGHUP": 0}
+    for sig in ("SIGTERM", "SIGHUP"):
+        assert os.listdir(tmp_path / sig / "new") == ["s.kvs"], sig
