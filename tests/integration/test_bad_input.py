@@ -331,52 +331,19 @@ def test_interrupt_during_save_exits_with_its_code_and_leaves_nothing(tmp_path, 
     assert os.listdir(tmp_path / "new") == []
 
 
-def test_real_signals_during_capture_save_leave_nothing_behind(tmp_path):
-    """A real process receives SIGTERM, SIGINT (Ctrl+C) and SIGHUP while a snapshot's files are being
-    written (three captures in turn): exits 143, 130 and 129, one line each, no temporary left."""
+def _captures_in_a_child(tmp_path: Path, signames: tuple[str, ...], ignore: bool) -> tuple[dict, str]:
+    """In a fresh Python process, one capture per signal, each receiving it while its snapshot is written:
+    with the signals at their interactive-shell defaults, or (``ignore``) each ignored by the caller.
+    Returns the exit codes by signal and the child's stderr."""
     script = (
-        "import sys, json; from pathlib import Path; from tests.integration.test_bad_input import _hooked, "
-        "_default_signals\n"
+        "import sys, json, signal; from pathlib import Path\n"
+        "from tests.integration.test_bad_input import _default_signals, _hooked\n"
         "_default_signals(); codes = {}\n"
-        "for sig in ('SIGTERM', 'SIGINT', 'SIGHUP'):\n"
+        f"for sig in {signames!r}:\n"
+        f"    if {ignore!r}: signal.signal(getattr(signal, sig), signal.SIG_IGN)\n"
         "    d = Path(sys.argv[1]) / sig; (d / 'new').mkdir(parents=True)\n"
         "    codes[sig] = _hooked(d, sig, 'written')\n"
-        "print(json.dumps(codes))\n"
-    )
-    root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=root, PYTHONWARNINGS="ignore")
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"SIGTERM": 143, "SIGINT": 130, "SIGHUP": 129}
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines == [
-        "kvscope: error: terminated by SIGTERM",
-        "kvscope: error: interrupted",
-        "kvscope: error: terminated by SIGHUP",
-    ], proc.stderr
-    for sig in ("SIGTERM", "SIGINT", "SIGHUP"):
-        assert os.listdir(tmp_path / sig / "new") == [], sig
-
-
-def test_signals_the_caller_ignores_stay_ignored(tmp_path):
-    """``nohup kvscope ...`` ignores SIGHUP (and a launcher may ignore SIGTERM): the CLI must not put
-    its own handler over that, so a hangup during the save changes nothing and the snapshot is written."""
-    script = (
-        "import sys, json, signal; from pathlib import Path; from tests.integration.test_bad_input import _hooked\n"
-        "codes = {}\n"
-        "for sig in ('SIGTERM', 'SIGHUP'):\n"
-        "    signal.signal(getattr(signal, sig), signal.SIG_IGN)\n"
-        "    d = Path(sys.argv[1]) / sig; (d / 'new').mkdir(parents=True)\n"
-        "    codes[sig] = _hooked(d, sig, 'written')\n"
-        "    assert signal.getsignal(getattr(signal, sig)) == signal.SIG_IGN, sig\n"
+        f"    assert not {ignore!r} or signal.getsignal(getattr(signal, sig)) == signal.SIG_IGN, sig\n"
         "print(json.dumps(codes))\n"
     )
     root = str(Path(__file__).resolve().parents[2])
@@ -385,6 +352,28 @@ def test_signals_the_caller_ignores_stay_ignored(tmp_path):
         [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env, cwd=root, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"SIGTERM": 0, "SIGHUP": 0}
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
+def test_real_signals_during_capture_save_leave_nothing_behind(tmp_path):
+    """A real process receives SIGTERM, SIGINT (Ctrl+C) and SIGHUP while a snapshot's files are being
+    written (three captures in turn): exits 143, 130 and 129, one line each, no temporary left."""
+    codes, stderr = _captures_in_a_child(tmp_path, ("SIGTERM", "SIGINT", "SIGHUP"), ignore=False)
+    assert codes == {"SIGTERM": 143, "SIGINT": 130, "SIGHUP": 129}
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == [
+        "kvscope: error: terminated by SIGTERM",
+        "kvscope: error: interrupted",
+        "kvscope: error: terminated by SIGHUP",
+    ], stderr
+    for sig in ("SIGTERM", "SIGINT", "SIGHUP"):
+        assert os.listdir(tmp_path / sig / "new") == [], sig
+
+
+def test_signals_the_caller_ignores_stay_ignored(tmp_path):
+    """``nohup kvscope ...`` ignores SIGHUP (and a launcher may ignore SIGTERM): the CLI must not put
+    its own handler over that, so a hangup during the save changes nothing and the snapshot is written."""
+    codes, _ = _captures_in_a_child(tmp_path, ("SIGTERM", "SIGHUP"), ignore=True)
+    assert codes == {"SIGTERM": 0, "SIGHUP": 0}
     for sig in ("SIGTERM", "SIGHUP"):
         assert os.listdir(tmp_path / sig / "new") == ["s.kvs"], sig
