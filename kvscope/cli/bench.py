@@ -104,7 +104,7 @@ def parse_ratios(text: str) -> list[float]:
     "--knorm-skip-layers",
     type=int,
     default=None,
-    help="First layers KNorm leaves uncompressed (strategies that declare 'skip_layers').",
+    help="First layers KNorm leaves uncompressed (strategies that declare 'skip_layers'). [0]",
 )
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-bench"), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print bench.json's content on stdout.")
