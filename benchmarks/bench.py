@@ -295,7 +295,6 @@ def run_default(args) -> None:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         d = json.loads((Path(tmp) / "out" / "bench.json").read_text())
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    n = d["prefills"]  # one per sample
     text = "\n".join(
         [
             "## kvscope bench: the default run's cost (SmolLM2-135M, float32, CPU, 1 torch thread)",
@@ -305,10 +304,11 @@ def run_default(args) -> None:
                 "`kvscope bench --out DIR` with every default in a child process). Target: under 10 minutes here."
             ),
             "",
-            "| samples | configurations | prefills | wall | CPU (user + sys) | peak RSS | load average (start, end) |",
-            "|---|---|---|---|---|---|---|",
+            "| samples (one prefill each) | configurations | wall | CPU (user + sys) | peak RSS "
+            "| load average (start, end) |",
+            "|---|---|---|---|---|---|",
             (
-                f"| {n} | {len(d['rows'])} | {d['prefills']} | {wall / 60:.1f} min | {cpu / 60:.1f} min | "
+                f"| {d['prefills']} | {len(d['rows'])} | {wall / 60:.1f} min | {cpu / 60:.1f} min | "
                 f"{after.ru_maxrss / 2**20:.2f} GiB | {load0:.1f}, {load1:.1f} |"
             ),
             "",
