@@ -33,10 +33,10 @@ from pathlib import Path
 
 import torch
 
-from kvscope.evaluation import bench
-from kvscope.evaluation.configs import build_configs
-from kvscope.evaluation.runner import Outcome
-from kvscope.evaluation.summary import POOLED, guardrails, summarise
+from kvscope.bench import bench
+from kvscope.bench.configs import build_configs
+from kvscope.bench.sample_runner import Outcome
+from kvscope.bench.summary import POOLED, guardrails, summarise
 from kvscope.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def load_outcomes(work: Path) -> tuple[list[Outcome], list[dict]]:
 
 def run_chunk(model, tok, info, task: str, first: int, args, configs) -> dict:
     """Samples ``first .. first + CHUNK - 1`` of ``task`` through every configuration."""
-    from kvscope.evaluation.api import assemble, make_samples, run_all
+    from kvscope.bench.benchmark import assemble, make_samples, run_all
 
     samples = make_samples(tok, [task], min(args.samples, first + CHUNK), args.context_tokens, args.seed)
     indexed = list(enumerate(samples))[first:]
@@ -171,8 +171,8 @@ def write_table(args, work: Path) -> None:
     if args.figure:
         from types import SimpleNamespace
 
-        from kvscope.plots.bench import bench_pareto
-        from kvscope.plots.common import save_figure
+        from kvscope.bench.bench_figures import bench_pareto
+        from kvscope.kit.figures import save_figure
 
         save_figure(
             bench_pareto(SimpleNamespace(rows=rows, outcomes=outs, model={"name": "SmolLM2-135M"})), args.figure

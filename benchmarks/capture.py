@@ -48,7 +48,7 @@ def worker(mode: str, n: int, repeats: int) -> dict:
     import torch
     import transformers  # noqa: F401
 
-    from kvscope.capturing import run_capture
+    from kvscope.capture.capturing import run_capture
     from kvscope.models import load_model
 
     if os.environ.get("KVSCOPE_BENCH_THREADS"):

@@ -121,8 +121,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from kvscope.mas.config import MasConfig
     from kvscope.mas.methods import MasSettings
+    from kvscope.mas.problems import load_task
     from kvscope.mas.runner import run_batch
-    from kvscope.mas.tasks import load_task
     from kvscope.models import load_model
 
     loaded = load_model("embedded")

@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 
 from kvscope.models import load_model
-from kvscope.prune.api import compare_pruning
 from kvscope.prune.evict import prefill
 from kvscope.prune.lab import compare, make_plan
+from kvscope.prune.pruning import compare_pruning
 from kvscope.prune.scan import encode_texts
 from kvscope.prune.sweep import sweep
 

@@ -14,6 +14,8 @@ nor transformers and changes no global state (``kvscope memory`` answers in a fr
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -21,13 +23,13 @@ __version__ = "0.1.0"
 # name -> "module:attribute"; each capability's owner keeps its entry point at this address.
 API: dict[str, str] = {
     "load_model": "kvscope.models:load_model",
-    "capture": "kvscope.capturing:capture",
-    "analyze": "kvscope.report.api:analyze",
-    "compare": "kvscope.report.compare:compare",
-    "compare_pruning": "kvscope.prune.api:compare_pruning",
-    "bench": "kvscope.evaluation:bench",
+    "capture": "kvscope.capture.capturing:capture",
+    "analyze": "kvscope.analyze.analysis:analyze",
+    "compare": "kvscope.analyze.comparison:compare",
+    "compare_pruning": "kvscope.prune.pruning:compare_pruning",
+    "bench": "kvscope.bench:bench",
     "explain_caching": "kvscope.caching:explain_caching",
-    "estimate_memory": "kvscope.memory.api:estimate_memory",
+    "estimate_memory": "kvscope.memory.estimate:estimate_memory",
     "run_mas": "kvscope.mas:run_mas",
     "KVSnapshot": "kvscope.snapshot:KVSnapshot",
 }
@@ -48,3 +50,16 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(API))
+
+
+class _Kvscope(types.ModuleType):
+    """The ``kvscope`` module: importing a command package (``kvscope.analyze``, ``kvscope.bench``) never
+    hides the function of the same name (``ks.analyze``, ``ks.bench``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in API and isinstance(value, types.ModuleType):
+            return  # the import system binding a subpackage; the package stays in sys.modules
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Kvscope

@@ -34,3 +34,28 @@ def output_cache(output: Any) -> Any:
     """The cache a forward returned (``output.cache``, or ``output.past_key_values`` before 5.x's rename)."""
     cache = getattr(output, "cache", None)
     return cache if cache is not None else getattr(output, "past_key_values", None)
+
+
+def moved_module(old: str, *targets: str) -> Any:
+    """A ``__getattr__`` for a module kept one release at an ``old`` import path after it moved to ``targets``.
+
+    Warns once with a ``DeprecationWarning`` when the old module is imported, then forwards every
+    attribute to the first target module that has it.
+    """
+    import importlib
+    import warnings
+
+    warnings.warn(
+        f"{old} moved to {' and '.join(targets)}; the old import path goes in the next release",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+    def __getattr__(name: str) -> Any:
+        for target in targets:
+            module = importlib.import_module(target)
+            if hasattr(module, name):
+                return getattr(module, name)
+        raise AttributeError(f"module {old!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -1,6 +1,6 @@
 """KV caching explained and checked: hooked projections, attention by hand, decoding with and without the
 cache, prefix reuse, FLOP counting and timing. ``explain_caching`` runs all of it and returns a
-``CachingReport``; figures live in ``kvscope.plots.caching`` and the command in ``kvscope.cli.caching``.
+``CachingReport``; figures live in ``kvscope.caching.caching_figures`` and the command in ``kvscope.cli.caching``.
 
 >>> from kvscope.models import load_model
 >>> from kvscope.caching import explain_caching
@@ -10,11 +10,11 @@ cache, prefix reuse, FLOP counting and timing. ``explain_caching`` runs all of i
 (2, 1)
 """
 
-from kvscope.caching.decode import DecodeComparison, GenerationTrace, decode_step, greedy, timed_generation
+from kvscope.caching.explain import CachingReport, explain_caching
 from kvscope.caching.flops import FlopModel, generation_flops, prefix_savings, span_flops, triangle
 from kvscope.caching.prefix import PrefixReuse, common_prefix, prefix_reuse
 from kvscope.caching.projections import LayerProjections, apply_rope, hooked_forward, rope_tables
-from kvscope.caching.report import CachingReport, explain_caching
+from kvscope.caching.stepping import DecodeComparison, GenerationTrace, decode_step, greedy, timed_generation
 
 __all__ = [
     "CachingReport",

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from kvscope.capturing import attention_modules
+from kvscope.capture.capturing import attention_modules
 from kvscope.compat import forward
 from kvscope.errors import KvscopeError, UsageError
 

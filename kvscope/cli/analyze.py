@@ -1,5 +1,5 @@
 """``kvscope analyze``: every figure of the KV cache of one prompt (or aggregated over many), plus
-metrics.json and report.html. A thin client of ``kvscope.report.api.analyze``."""
+metrics.json and report.html. A thin client of ``kvscope.analyze.analysis.analyze``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from kvscope.analyze.figure_registry import FIGURES
+from kvscope.analyze.prompt_set import default_prompts
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
     emit_json,
@@ -18,8 +20,6 @@ from kvscope.cli.common import (
     setup_logging,
     stderr_console,
 )
-from kvscope.plots.analyze import FIGURES
-from kvscope.report.prompts import default_prompts
 
 
 def _text(name: str) -> str:
@@ -49,7 +49,7 @@ def _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads
     if ground_truth is not None and not Path(ground_truth).is_file():
         raise UsageError(f"cannot read ground truth {ground_truth}: no such file")
     if layer is not None and snapshot is None:
-        from kvscope.report.api import check_layer
+        from kvscope.analyze.analysis import check_layer
 
         check_layer(layer, _layers_before_loading(model))
 
@@ -181,17 +181,17 @@ def analyze(
       kvscope analyze --prompt "Alice paid 42 euros in Paris." --out kvscope-out
       kvscope analyze --prompts default --out many-out      # aggregated over the built-in texts
     """
-    from kvscope.analyses.registry import torch_threads
+    from kvscope.analyze import analysis as api
+    from kvscope.analyze.pipeline import GROUND_TRUTH_FILE
+    from kvscope.analyze.registry import torch_threads
     from kvscope.cli.common import load, read_prompt
     from kvscope.fileio import atomic_dir
-    from kvscope.report import api
-    from kvscope.report.pipeline import GROUND_TRUTH_FILE
 
     setup_logging(quiet=as_json)
     _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads, layer, model)
     texts = None
     if prompts is not None:
-        from kvscope.report.prompts import load_prompts
+        from kvscope.analyze.prompt_set import load_prompts
 
         texts = load_prompts(prompts)
     elif snapshot is None:
@@ -249,8 +249,8 @@ def analyze(
 
 def _one_text(loaded, text: str, truncate: bool, timing: dict[str, float], kw: dict):
     """Capture one prompt (attention and queries) and analyze it with the model at hand."""
-    from kvscope.capturing import capture
-    from kvscope.report import api
+    from kvscope.analyze import analysis as api
+    from kvscope.capture.capturing import capture
 
     with stderr_console().status("capturing and analyzing ..."):
         t0 = time.perf_counter()

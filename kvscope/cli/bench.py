@@ -1,5 +1,5 @@
 """``kvscope bench``: KV-cache compression judged on tasks over many samples (a thin client of
-``kvscope.evaluation.bench``)."""
+``kvscope.bench.bench``)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ Examples:
 
 
 def _help() -> str:
-    from kvscope.evaluation.tasks import TASKS
-    from kvscope.evaluation.texts import TEXTS
+    from kvscope.bench.tasks import TASKS
+    from kvscope.bench.texts import TEXTS
 
     qa = ", ".join(n for n, t in TASKS.items() if t.kind == "qa")
     return HELP.replace("{qa}", qa).replace("{texts}", str(len(TEXTS)))
@@ -57,7 +57,7 @@ def split_list(text: str | None, flag: str) -> list[str] | None:
 
 
 def parse_ratios(text: str) -> list[float]:
-    from kvscope.evaluation.configs import check_ratio
+    from kvscope.bench.configs import check_ratio
 
     try:
         return [check_ratio(float(p)) for p in split_list(text, "--ratios") or []]
@@ -130,9 +130,9 @@ def bench(
     out,
     as_json,
 ):
-    from kvscope.evaluation import shard
-    from kvscope.evaluation.api import DEFAULT_TASKS, validate
-    from kvscope.evaluation.configs import build_configs
+    from kvscope.bench import shard
+    from kvscope.bench.benchmark import DEFAULT_TASKS, validate
+    from kvscope.bench.configs import build_configs
 
     setup_logging(quiet=as_json)
     task_list = list(tasks) if tasks else ([] if data else list(DEFAULT_TASKS))
@@ -149,11 +149,11 @@ def bench(
     build_configs(split_list(strategies, "--strategies"), ratio_list, quant_list, options)  # names, specs
     user = None
     if data is not None:
-        from kvscope.evaluation.data import load_samples
+        from kvscope.bench.data import load_samples
 
         user = load_samples(data)
     m, tok, _info = load(model, device, dtype, trust_remote_code, device_map)
-    from kvscope.evaluation.api import bench as run_bench
+    from kvscope.bench.benchmark import bench as run_bench
 
     result = run_bench(
         m,
@@ -185,7 +185,7 @@ def print_table(result, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from kvscope.evaluation.summary import POOLED
+    from kvscope.bench.summary import POOLED
 
     cols = list(result.rows[0].accuracy)
     has_ppl = any(r.ppl_ratio is not None for r in result.rows)

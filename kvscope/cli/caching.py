@@ -63,8 +63,8 @@ def caching(
       kvscope caching --layer 3 --out caching-out
       kvscope caching --prompt "Paris is in France." --second-prompt "Paris is in Europe."
     """
+    from kvscope.caching.explain import DEFAULT_PROMPT, check_second_prompt, explain_caching
     from kvscope.caching.projections import check_layer
-    from kvscope.caching.report import DEFAULT_PROMPT, check_second_prompt, explain_caching
 
     setup_logging(quiet=as_json)
     first = read_prompt(prompt, None, DEFAULT_PROMPT)

@@ -57,7 +57,7 @@ def capture(
     Example:
       kvscope capture --prompt "The cat sat on the mat." --out cat.kvs --attention
     """
-    from kvscope.capturing import capture as run
+    from kvscope.capture.capturing import capture as run
 
     setup_logging(quiet=as_json)
     check_snapshot_out(out)

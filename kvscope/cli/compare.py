@@ -1,4 +1,4 @@
-"""``kvscope compare A.kvs B.kvs``: two snapshots side by side, a thin client of ``kvscope.report.compare``."""
+"""``kvscope compare A.kvs B.kvs``: two snapshots side by side, a thin client of ``kvscope.analyze.comparison``."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def compare(snapshot_a, snapshot_b, out, as_json):
     Example:
       kvscope compare story.kvs code.kvs --out story-vs-code
     """
+    from kvscope.analyze.comparison import compare as run
     from kvscope.fileio import atomic_dir
-    from kvscope.report.compare import compare as run
     from kvscope.snapshot import KVSnapshot
 
     setup_logging(quiet=as_json)

@@ -127,11 +127,11 @@ def mas(**kw: Any) -> None:
       kvscope mas --method all --max_samples 5 --max_new_tokens 128
       kvscope mas --method latent_mas --task gsm8k --data test.jsonl --knn_filter --show_heatmaps
     """
-    from kvscope.mas.api import run_mas
     from kvscope.mas.config import MasConfig
+    from kvscope.mas.experiment import run_mas
     from kvscope.mas.knn import KnnConfig
+    from kvscope.mas.problems import load_task
     from kvscope.mas.runner import method_names
-    from kvscope.mas.tasks import load_task
 
     setup_logging(quiet=kw["as_json"])
     knn = KnnConfig(kw["knn_percentage"], kw["knn_min_keep"], kw["knn_strategy"])

@@ -45,7 +45,7 @@ CALC_OPTIONS = (
 
 def summary_rows(est) -> list[tuple[str, str]]:
     """The info panel as (name, value) rows for the terminal."""
-    from kvscope.memory.api import fmt_bytes as fb
+    from kvscope.memory.estimate import fmt_bytes as fb
 
     model, gpu, r = est.model, est.gpu, est.numbers
     o, pg, fa, cap = r["options"], r["per_gpu"], r["flash"], r["capacity"]
@@ -227,7 +227,7 @@ def memory(
       kvscope memory --model llama-3.1-8b --gpu h100-sxm --batch 32 --context 8192 --kv-dtype fp8 --json
       kvscope memory --model qwen3-8b --engine vllm   # what vLLM would log at start-up
     """
-    from kvscope.memory.api import estimate_memory
+    from kvscope.memory.estimate import estimate_memory
 
     if list_catalog:
         return _list(as_json)

@@ -1,6 +1,6 @@
 """``kvscope prune``: evict or quantize a prompt's KV cache and measure what it costs.
 
-A thin client of ``kvscope.prune.api`` (``compare_pruning``, ``sweep_pruning``, ``scan_pruning``,
+A thin client of ``kvscope.prune.pruning`` (``compare_pruning``, ``sweep_pruning``, ``scan_pruning``,
 ``token_importance``): it checks the flags, loads the model, calls one function and prints its result.
 """
 
@@ -181,10 +181,11 @@ def prune(
     out,
     as_json,
 ):
-    from kvscope.prune import api, report
+    from kvscope.prune import prune_output as report
+    from kvscope.prune import pruning as api
+    from kvscope.prune.default_texts import DEFAULT_PROMPT
     from kvscope.prune.lab import check_ratio
     from kvscope.prune.strategies import make_strategy, parse_settings
-    from kvscope.prune.texts import DEFAULT_PROMPT
     from kvscope.quant import parse_spec
 
     setup_logging(quiet=as_json)

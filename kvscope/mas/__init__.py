@@ -8,11 +8,11 @@ bookkeeping over :mod:`kvscope.decode`), ``realign`` (W_a), ``knn`` (similarity,
 (baseline, text_mas, latent_mas), ``runner`` (interleaved batches, summaries, files), ``api`` (run_mas).
 """
 
-from kvscope.mas.api import MasResult, run_mas
 from kvscope.mas.config import MasConfig
+from kvscope.mas.experiment import MasResult, run_mas
 from kvscope.mas.knn import KnnConfig
 from kvscope.mas.methods import METHODS, MasSettings, ProblemRun
-from kvscope.mas.tasks import TASKS, Problem, load_task
+from kvscope.mas.problems import TASKS, Problem, load_task
 
 __all__ = [
     "METHODS",

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from kvscope import compat
-from kvscope.capturing import cache_from_tensors, cache_layer_kv
+from kvscope.capture.capturing import cache_from_tensors, cache_layer_kv
 from kvscope.decode import Sampler, generate
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from kvscope.capturing import cache_layer_kv
+from kvscope.capture.capturing import cache_layer_kv
 from kvscope.errors import UsageError
 from kvscope.mas.engine import CacheState, select_slots
 

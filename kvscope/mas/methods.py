@@ -25,6 +25,7 @@ from kvscope.mas.answers import extract_answer, is_correct
 from kvscope.mas.config import MasConfig
 from kvscope.mas.engine import CacheState, Sampling, append_ids, concat_states, decode, forward
 from kvscope.mas.knn import all_layer_similarity, fold_query, knn_filter, prompt_query, reuse_positions
+from kvscope.mas.problems import Problem
 from kvscope.mas.prompts import (
     MODES,
     Agent,
@@ -37,7 +38,6 @@ from kvscope.mas.prompts import (
     stacked_user_text,
 )
 from kvscope.mas.realign import Realigner, realigner
-from kvscope.mas.tasks import Problem
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 from kvscope.errors import UsageError
 from kvscope.fileio import to_jsonable, write_json, write_text
 from kvscope.mas.methods import METHODS, MasSettings, ProblemRun
-from kvscope.mas.tasks import Problem
+from kvscope.mas.problems import Problem
 
 
 def method_names(method: str) -> list[str]:

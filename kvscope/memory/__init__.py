@@ -16,7 +16,7 @@ __all__ = ["estimate_memory", "MemoryEstimate"]
 
 def __getattr__(name: str) -> Any:  # lazy: importing the package stays cheap
     if name in __all__:
-        from kvscope.memory import api
+        from kvscope.memory import estimate as api
 
         return getattr(api, name)
     raise AttributeError(name)

@@ -1,1 +1,2 @@
-"""Figures: each module turns an analysis result into a matplotlib ``Figure``; no computing here."""
+"""Deprecated package: the figures moved into each command's package (``kvscope.analyze``, ``kvscope.bench``,
+...) and the shared helpers into ``kvscope.kit.figures``; ``kvscope.plots.analyze`` stays one release."""

@@ -1,6 +1,6 @@
 """``kvscope prune``: a KV-cache compression lab with measured perplexity, latency and memory.
 
-Library entry points (``kvscope.prune.api``, imported lazily): ``compare_pruning`` (baseline against
+Library entry points (``kvscope.prune.pruning``, imported lazily): ``compare_pruning`` (baseline against
 one plan), ``sweep_pruning``, ``scan_pruning`` and ``token_importance`` (leave-one-out). One text is
 an example, not a ranking: ``kvscope bench`` compares strategies over many samples.
 
@@ -18,7 +18,7 @@ _API = ("compare_pruning", "sweep_pruning", "scan_pruning", "token_importance")
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        from kvscope.prune import api
+        from kvscope.prune import pruning as api
 
         return getattr(api, name)
     raise AttributeError(f"module 'kvscope.prune' has no attribute {name!r}")

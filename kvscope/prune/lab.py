@@ -1,6 +1,6 @@
 """Baseline against pruned: continuation perplexity, latency and KV bytes, measured the same way.
 
-Both runs use the same attention function (``kvscope.prune.attention``) and a cache built from the
+Both runs use the same attention function (``kvscope.prune.evict_attention``) and a cache built from the
 same prefill; the baseline's cache keeps everything, the pruned run's cache has the plan applied.
 Latency is the median over ``repeats`` (after one warm-up) of ``time.perf_counter`` around (a) the
 continuation forward pass against the cache and (b) greedy decoding of ``decode_tokens`` tokens
@@ -245,7 +245,7 @@ class PruneResult:
         )
 
     def _repr_html_(self) -> str:
-        from kvscope.prune.html import prune_result_html
+        from kvscope.prune.prune_html import prune_result_html
 
         return prune_result_html(self)
 

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvscope.analyses.stats import spearman
 from kvscope.progress import track
 from kvscope.prune.evict import Prefill
 from kvscope.prune.lab import Plan, measure
 from kvscope.scores import magnitude, mean_abs
+from kvscope.stats import spearman
 
 
 @dataclass

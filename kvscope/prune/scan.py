@@ -12,9 +12,9 @@ import torch
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo
 from kvscope.progress import track
+from kvscope.prune.default_texts import DEFAULT_CONTINUATION, DEFAULT_PROMPT
 from kvscope.prune.evict import Prefill, prefill, structural_keep
 from kvscope.prune.lab import Plan, measure
-from kvscope.prune.texts import DEFAULT_CONTINUATION, DEFAULT_PROMPT
 
 KINDS = ("layers", "heads")
 
@@ -42,7 +42,7 @@ def encode_texts(
     tokenizer: Any, info: ModelInfo, prompt: str | None, continuation: str | None, truncate: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids ``[1, P]`` and ``[1, C]``; the continuation needs at least 2 tokens to score one."""
-    from kvscope.capturing import encode_prompt
+    from kvscope.capture.capturing import encode_prompt
 
     ids = encode_prompt(tokenizer, prompt if prompt is not None else DEFAULT_PROMPT, info.max_positions, truncate)
     text = continuation if continuation is not None else DEFAULT_CONTINUATION
@@ -94,8 +94,8 @@ def scan(
 def _predicted(pre: Prefill, kind: str) -> tuple[np.ndarray | None, str]:
     """Analyze's predicted pruning potential for the same prompt, when that module is installed."""
     try:
-        from kvscope.analyses.pruning_potential import pruning_potential
+        from kvscope.analyze.pruning_potential import pruning_potential
     except ImportError:
-        return None, "kvscope.analyses.pruning_potential is not installed"
+        return None, "kvscope.analyze.pruning_potential is not installed"
     pot = pruning_potential(pre.snapshot)
     return (pot.layer if kind == "layers" else pot.head), pot.definition

@@ -72,7 +72,7 @@ class SweepResult:
         )
 
     def _repr_html_(self) -> str:
-        from kvscope.prune.html import sweep_result_html
+        from kvscope.prune.prune_html import sweep_result_html
 
         return sweep_result_html(self)
 

@@ -1,7 +1,5 @@
-"""``kvscope analyze`` outputs: ``metrics.json`` (every number the figures show) and ``report.html``;
-``kvscope.report.api.analyze`` is the entry point."""
+"""``kvscope.report`` moved to ``kvscope.analyze`` (removed next release)."""
 
-from kvscope.report.html import build_report
-from kvscope.report.metrics import SCHEMA_VERSION, build_metrics, headline
+from kvscope.compat import moved_module
 
-__all__ = ["SCHEMA_VERSION", "build_metrics", "build_report", "headline"]
+__getattr__ = moved_module(__name__, "kvscope.analyze.analyze_html", "kvscope.analyze.metrics")

@@ -8,10 +8,11 @@ import shutil
 import pytest
 import torch
 
-from kvscope.analyses.registry import AnalysisOptions, run_all
-from kvscope.plots.analyze import FIGURES
-from kvscope.report import build_metrics, build_report
-from kvscope.report.pipeline import token_data
+from kvscope.analyze.analyze_html import build_report
+from kvscope.analyze.figure_registry import FIGURES
+from kvscope.analyze.metrics import build_metrics
+from kvscope.analyze.pipeline import token_data
+from kvscope.analyze.registry import AnalysisOptions, run_all
 from tests.unit.test_analyses_synth import make_snapshot
 
 pytestmark = pytest.mark.browser

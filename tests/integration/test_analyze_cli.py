@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kvscope.plots.analyze import FIGURES
+from kvscope.analyze.figure_registry import FIGURES
 from tests.helpers import assert_one_line_error, run_cli
 
 ALL_FILES = [f"{stem}.png" for spec in FIGURES.values() for stem in spec.files]
@@ -38,7 +38,7 @@ PROMPT = "Alice paid 42 euros. <script>alert('x')</script> Bob!"
 @pytest.fixture(scope="module")
 def tiny_run(tiny, tmp_path_factory):
     """One full run: a ground-truth file waiting in the out dir, and a layer + head scan."""
-    from kvscope.capturing import encode_prompt
+    from kvscope.capture.capturing import encode_prompt
     from kvscope.cli import main
 
     out = tmp_path_factory.mktemp("analyze")
@@ -89,7 +89,7 @@ def test_report_is_self_contained_and_escapes_script(tiny_run):
 
 
 def test_snapshot_without_attention_skips_with_notes(tiny, tmp_path, capsys):
-    from kvscope.capturing import capture
+    from kvscope.capture.capturing import capture
 
     snap = capture(tiny.model, tiny.tokenizer, "The cat sat on the mat.", info=tiny.info)
     snap.save(tmp_path / "s.kvs")
@@ -156,8 +156,8 @@ def test_bad_prompts_and_layer_fail_before_the_model_loads(tmp_path, capsys, mon
 
 def test_library_save_writes_what_the_cli_writes(tiny, tmp_path, capsys):
     """``kvscope.analyze(snap).save(dir)`` and ``kvscope analyze --snapshot`` give the same files."""
-    from kvscope.capturing import capture
-    from kvscope.report.api import analyze
+    from kvscope.analyze.analysis import analyze
+    from kvscope.capture.capturing import capture
 
     snap = capture(tiny.model, tiny.tokenizer, PROMPT, info=tiny.info, attention=True, queries=True)
     snap.save(tmp_path / "s.kvs")
@@ -202,7 +202,7 @@ def test_many_prompts_give_intervals(tiny, tmp_path, capsys):
 
 
 def test_many_snapshots_verdict_has_an_interval_and_says_inconclusive_across_zero():
-    from kvscope.report.api import analyze
+    from kvscope.analyze.analysis import analyze
     from tests.unit.test_analyses_synth import random_snapshot
 
     result = analyze([random_snapshot(layers=2, n=40, d=8, seed=s) for s in range(5)])
@@ -215,7 +215,7 @@ def test_many_snapshots_verdict_has_an_interval_and_says_inconclusive_across_zer
 
 
 def test_default_prompt_set_loads_offline():
-    from kvscope.report.prompts import load_prompts
+    from kvscope.analyze.prompt_set import load_prompts
 
     texts = load_prompts("default")
     assert len(texts) >= 8 and len(set(texts)) == len(texts) and all(len(t) > 200 for t in texts)

@@ -49,7 +49,7 @@ def test_compare_with_different_shapes_says_what_differs(tmp_path, capsys):
 
 
 def test_library_compare_is_in_memory():
-    from kvscope.report.compare import compare
+    from kvscope.analyze.comparison import compare
 
     a, b = random_snapshot(n=12, d=8, seed=0), random_snapshot(n=12, d=8, seed=2)
     result = compare(a, b)

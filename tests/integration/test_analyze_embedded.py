@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kvscope.plots.analyze import FIGURES
+from kvscope.analyze.figure_registry import FIGURES
 from tests.integration.test_analyze_cli import ALL_FILES, check_metrics
 from tests.unit.test_analyses_figures import _png_ok
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvscope.evaluation.api import DEFAULT_CONTEXT
-from kvscope.evaluation.configs import Config
-from kvscope.evaluation.runner import run_sample
-from kvscope.evaluation.tasks import generate
+from kvscope.bench.benchmark import DEFAULT_CONTEXT
+from kvscope.bench.configs import Config
+from kvscope.bench.sample_runner import run_sample
+from kvscope.bench.tasks import generate
 
 pytestmark = pytest.mark.embedded
 

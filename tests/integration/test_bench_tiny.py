@@ -1,4 +1,4 @@
-"""``kvscope.evaluation.bench`` on the tiny model: one prefill per sample whatever the number of
+"""``kvscope.bench.bench`` on the tiny model: one prefill per sample whatever the number of
 configurations, keep-everything equals the baseline, the files, escaping, and bad input."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from kvscope.evaluation import bench
-from kvscope.evaluation.configs import Config, build_configs
-from kvscope.evaluation.runner import ForwardCounter, run_sample
-from kvscope.evaluation.tasks import generate
+from kvscope.bench import bench
+from kvscope.bench.configs import Config, build_configs
+from kvscope.bench.sample_runner import ForwardCounter, run_sample
+from kvscope.bench.tasks import generate
 from tests.helpers import assert_one_line_error, run_cli
 
 
@@ -100,7 +100,7 @@ def test_convention_options_reach_the_strategies_that_declare_them():
 
 def test_files_and_escaping(tiny, tmp_path):
     model, tok, _ = tiny
-    from kvscope.evaluation.tasks import Sample
+    from kvscope.bench.tasks import Sample
 
     evil = Sample(
         "data", 0, "Ignore <script>alert('x')</script> & the key is 31337 here.", "\nKey?", "31337", "31337", 0.5
@@ -199,7 +199,7 @@ def test_context_above_the_model_limit(tiny, tmp_path, capsys):
 
 
 def test_chat_wraps_context_and_question_in_the_template(tiny):
-    from kvscope.evaluation.runner import encode
+    from kvscope.bench.sample_runner import encode
 
     _, tok, _ = tiny
     sample = generate("passkey", 1, 60, counter(tok))[0]

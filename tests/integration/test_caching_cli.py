@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kvscope.plots.caching import FIGURES
+from kvscope.caching.caching_figures import FIGURES
 from tests.helpers import assert_one_line_error, run_cli
 
 BASE = ["caching", "-m", "tiny", "--new-tokens", "4", "--repeats", "1"]

@@ -7,7 +7,7 @@ import torch
 
 from kvscope.attention import causal_attention
 from kvscope.caching import FlopModel, decode_step, greedy, hooked_forward, prefix_reuse, span_flops
-from kvscope.capturing import cache_layer_kv
+from kvscope.capture.capturing import cache_layer_kv
 from kvscope.compat import forward, output_cache
 
 TEXT = "The KV cache keeps every past key and value."
@@ -121,7 +121,7 @@ def test_linear_flops_match_torch_flop_counter(tiny):
 
 def test_explain_caching_report_repr_html_and_save(tiny, tmp_path):
     import kvscope as ks
-    from kvscope.plots.caching import FIGURES
+    from kvscope.caching.caching_figures import FIGURES
 
     model, tok, info = tiny
     r = ks.explain_caching(model, tok, "ab cd", "ab ce", layer=1, new_tokens=3, repeats=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvscope.capturing import run_capture
+from kvscope.capture.capturing import run_capture
 from kvscope.models import byte_tokenizer, describe
 
 SMALL = dict(

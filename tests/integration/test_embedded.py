@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from kvscope.capturing import run_capture
+from kvscope.capture.capturing import run_capture
 from kvscope.snapshot import KVSnapshot
 from tests.helpers import run_cli
 

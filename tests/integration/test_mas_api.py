@@ -7,7 +7,7 @@ import torch
 
 from kvscope.errors import UsageError
 from kvscope.mas import KnnConfig, MasResult, run_mas
-from kvscope.mas.api import as_problems
+from kvscope.mas.experiment import as_problems
 from kvscope.mas.prompts import render
 from kvscope.models import byte_tokenizer
 

@@ -9,10 +9,10 @@ import torch
 from kvscope.mas.config import MasConfig
 from kvscope.mas.engine import CacheState, append_ids
 from kvscope.mas.methods import MasSettings, _encode, _latent_steps, _sampling, run_latent_mas
+from kvscope.mas.problems import Problem, load_arith
 from kvscope.mas.prompts import MODES, agent_user_text, baseline_user_text, context_block
 from kvscope.mas.realign import embedding_matrices, realigner
 from kvscope.mas.runner import ratios, run_method, summarize
-from kvscope.mas.tasks import Problem, load_arith
 
 pytestmark = pytest.mark.embedded
 Q = Problem(1, "Ana has 3 apples and buys 40 more. How many apples does she have?", "43")

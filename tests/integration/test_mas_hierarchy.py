@@ -5,8 +5,8 @@ import torch
 from kvscope.mas.config import MasConfig
 from kvscope.mas.engine import CacheState, append_ids, concat_states
 from kvscope.mas.methods import MasSettings, ProblemRun, _encode, _latent_steps, run_experts, run_latent_mas
+from kvscope.mas.problems import Problem
 from kvscope.mas.prompts import MODES, agent_user_text
-from kvscope.mas.tasks import Problem
 
 Q = Problem(1, "Ana has 3 apples and buys 40 more. How many apples does she have?", "43")
 

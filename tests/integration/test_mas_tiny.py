@@ -9,9 +9,9 @@ from kvscope.mas.config import MasConfig
 from kvscope.mas.engine import CacheState, append_ids, forward
 from kvscope.mas.knn import KnnConfig, all_layer_similarity, fold_query, knn_filter, prompt_query
 from kvscope.mas.methods import MasSettings, _latent_steps, run_latent_mas
+from kvscope.mas.problems import Problem, load_arith
 from kvscope.mas.realign import realigner
 from kvscope.mas.runner import run_method
-from kvscope.mas.tasks import Problem, load_arith
 
 
 def settings(tiny, **kw):

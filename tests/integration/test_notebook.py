@@ -64,7 +64,7 @@ def test_tour_matches_its_twin():
 
 @pytest.mark.embedded
 def test_tour_runs_offline_on_the_embedded_model(tmp_path):
-    from kvscope.plots.analyze.registry import FIGURES
+    from kvscope.analyze.figure_registry import FIGURES
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     run = subprocess.run(

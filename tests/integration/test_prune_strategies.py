@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from kvscope.capturing import cache_nbytes
+from kvscope.capture.capturing import cache_nbytes
 from kvscope.errors import UsageError
 from kvscope.prune.evict import build_cache, n_keep, prefill
 from kvscope.prune.strategies import STRATEGIES, get_strategy, make_strategy

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from kvscope.analyses.registry import AnalysisOptions, run_all
-from kvscope.analyses.weights import weight_magnitudes
-from kvscope.plots.analyze import FIGURES, FigureData, draw_figures, encode
+from kvscope.analyze.figure_registry import FIGURES, FigureData, draw_figures, encode
+from kvscope.analyze.registry import AnalysisOptions, run_all
+from kvscope.analyze.weights import weight_magnitudes
 from tests.unit.test_analyses_synth import make_snapshot, random_snapshot
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kvscope.analyses.pruning_potential import pruning_potential
+from kvscope.analyze.pruning_potential import pruning_potential
 from tests.unit.test_analyses_synth import make_snapshot, random_snapshot
 
 

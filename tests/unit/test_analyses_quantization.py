@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kvscope.analyses.quantization import BITS, quantization_error
+from kvscope.analyze.quantization import BITS, quantization_error
 from tests.unit.test_analyses_synth import make_snapshot, random_snapshot
 
 
@@ -61,7 +61,7 @@ def test_float16_rounding_error_is_tiny_but_not_zero():
 
 
 def test_next_token_kl_with_the_tiny_model_grows_as_bits_fall():
-    from kvscope.capturing import capture
+    from kvscope.capture.capturing import capture
     from kvscope.models import load_model
 
     model, tok, info = load_model("tiny")

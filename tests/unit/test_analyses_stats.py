@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from kvscope.analyses.distribution import histogram, value_distribution
-from kvscope.analyses.layer_stats import layer_stats
-from kvscope.analyses.pca import pca_2d, pca_by_position
-from kvscope.analyses.stats import excess_kurtosis, spearman
+from kvscope.analyze.distribution import histogram, value_distribution
+from kvscope.analyze.layer_stats import layer_stats
+from kvscope.analyze.pca import pca_2d, pca_by_position
+from kvscope.stats import excess_kurtosis, spearman
 from tests.unit.test_analyses_synth import make_snapshot, random_snapshot
 
 
@@ -104,7 +104,7 @@ def test_spearman_is_scipy_with_one_nan_rule():
 
 
 def test_partial_spearman_removes_a_shared_position_trend():
-    from kvscope.analyses.stats import partial_spearman
+    from kvscope.stats import partial_spearman
 
     rng = np.random.default_rng(0)
     pos = np.arange(400.0)
@@ -113,7 +113,7 @@ def test_partial_spearman_removes_a_shared_position_trend():
 
 
 def test_bootstrap_interval_against_a_hand_computation():
-    from kvscope.analyses.stats import bootstrap_ci
+    from kvscope.stats import bootstrap_ci
 
     x = np.array([0.1, 0.4, -0.2, 0.3, 0.0])
     mean, lo, hi = bootstrap_ci(x, n_boot=4000, seed=1)

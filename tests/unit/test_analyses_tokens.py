@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from kvscope.analyses.head_specialization import head_specialization
-from kvscope.analyses.importance import importance
-from kvscope.analyses.sinks import detect_sinks, uniform_share
-from kvscope.analyses.token_table import token_table
+from kvscope.analyze.head_specialization import head_specialization
+from kvscope.analyze.importance import importance
+from kvscope.analyze.sinks import detect_sinks, uniform_share
+from kvscope.analyze.token_table import token_table
 from kvscope.errors import KvscopeError
 from kvscope.tokens import token_types
 from tests.unit.test_analyses_synth import causal_attention, make_snapshot, random_snapshot
@@ -143,7 +143,7 @@ def test_position_controlled_verdict_is_near_zero_when_attention_depends_only_on
 
 def test_references_that_disagree_are_reported():
     snap = random_snapshot(layers=1, kv_heads=1, n=60, d=8, seed=5)
-    mag = np.nanmean(__import__("kvscope.analyses.importance", fromlist=["x"]).proxies(snap)["magnitude"], axis=(0, 1))
+    mag = np.nanmean(__import__("kvscope.analyze.importance", fromlist=["x"]).proxies(snap)["magnitude"], axis=(0, 1))
     imp = importance(snap, -mag)  # leave-one-out agrees perfectly with magnitude
     assert imp.rho > 0.9 and imp.reference == "leave_one_out"
     assert (
@@ -158,7 +158,7 @@ def test_importance_needs_attention():
 
 
 def test_lookback_ignores_the_sink_and_sink_share_is_its_own_axis():
-    from kvscope.analyses.head_specialization import pattern_features
+    from kvscope.analyze.head_specialization import pattern_features
 
     n = 12
     a = torch.zeros(n, n)

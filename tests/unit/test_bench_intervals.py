@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from kvscope.evaluation.intervals import bootstrap_mean, overlaps, wilson
+from kvscope.bench.intervals import bootstrap_mean, overlaps, wilson
 
 
 def test_wilson_seven_of_ten_by_hand():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from kvscope.evaluation.summary import Cell, Row
-from kvscope.plots.bench import bench_pareto
+from kvscope.bench.bench_figures import bench_pareto
+from kvscope.bench.summary import Cell, Row
 
 
 def _row(config: str, method: str, kept: float, ppl: Cell) -> Row:
@@ -30,8 +30,8 @@ def test_text_only_figure_with_a_bootstrap_interval_that_misses_its_mean():
 
 def test_title_counts_only_the_plotted_samples():
     # 2 QA samples and 1 text: the pooled-accuracy figure is drawn from 2, and says 2
-    from kvscope.evaluation.runner import Outcome
-    from kvscope.evaluation.summary import POOLED
+    from kvscope.bench.sample_runner import Outcome
+    from kvscope.bench.summary import POOLED
 
     def out(task: str, sample: int, correct: bool | None) -> Outcome:
         return Outcome(task=task, sample=sample, config="baseline", correct=correct)

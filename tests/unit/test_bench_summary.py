@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kvscope.evaluation.configs import Config
-from kvscope.evaluation.runner import Outcome, budget_warnings
-from kvscope.evaluation.summary import POOLED, guardrails, summarise
+from kvscope.bench.configs import Config
+from kvscope.bench.sample_runner import Outcome, budget_warnings
+from kvscope.bench.summary import POOLED, guardrails, summarise
 
 
 def outcomes(config: str, task: str, correct: int, n: int) -> list[Outcome]:

@@ -8,11 +8,11 @@ import random
 
 import pytest
 
+from kvscope.bench import tasks as T
+from kvscope.bench.data import load_samples
+from kvscope.bench.sample_runner import is_correct, normalise
+from kvscope.bench.texts import TEXTS
 from kvscope.errors import UsageError
-from kvscope.evaluation import tasks as T
-from kvscope.evaluation.data import load_samples
-from kvscope.evaluation.runner import is_correct, normalise
-from kvscope.evaluation.texts import TEXTS
 
 
 def words(text: str) -> int:
@@ -59,7 +59,7 @@ def test_same_seed_same_samples_other_seed_others():
 
 
 def test_filler_has_no_digits():
-    from kvscope.evaluation.filler import SENTENCES
+    from kvscope.bench.filler import SENTENCES
 
     assert not any(ch.isdigit() for s in SENTENCES for ch in s)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from kvscope.mas.mas_figures import heatmap_figure, heatmap_figures, minmax, singlelayer_figure
 from kvscope.mas.methods import Transition
-from kvscope.plots.mas import heatmap_figure, heatmap_figures, minmax, singlelayer_figure
 
 LAYERS, SLOTS = 5, 12
 

@@ -1,8 +1,8 @@
 """Agent prompts: roles in both variants, text context kept whole, latent prompts without earlier text."""
 
 from kvscope.mas.methods import _sees_context, seeded
+from kvscope.mas.problems import Problem
 from kvscope.mas.prompts import AGENTS, MODES, agent_user_text, context_block, role_instruction, stacked_user_text
-from kvscope.mas.tasks import Problem
 
 
 def test_agents_and_order():

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from kvscope.errors import UsageError
-from kvscope.mas.tasks import load_arith, load_task, read_gsm8k_jsonl
+from kvscope.mas.problems import load_arith, load_task, read_gsm8k_jsonl
 
 
 def solve_by_reading(question: str) -> int:

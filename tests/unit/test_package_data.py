@@ -32,7 +32,7 @@ def _data_files() -> set[str]:
 def test_package_data_globs_cover_every_data_file():
     patterns = PYPROJECT["tool"]["setuptools"]["package-data"]["kvscope"]
     covered = {m for pat in patterns for m in glob.glob(pat, root_dir=PACKAGE, recursive=True)}
-    assert {"memory/web/index.html", "memory/data/gpus.json", "report/template.html"} <= _data_files()
+    assert {"memory/web/index.html", "memory/data/gpus.json", "analyze/template.html"} <= _data_files()
     assert _data_files() - covered == set()
 
 
@@ -87,4 +87,4 @@ def test_every_imported_package_is_declared():
 
 def test_no_unused_dependencies():
     assert {"psutil", "scikit-learn"} & _declared() == set()
-    assert "pillow" in _declared()  # kvscope/plots/analyze imports PIL directly
+    assert "pillow" in _declared()  # kvscope/analyze/figure_registry imports PIL directly

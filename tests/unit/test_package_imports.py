@@ -50,7 +50,7 @@ def test_dir_lists_the_whole_api():
 
 def test_names_resolve_to_their_modules():
     from kvscope.caching import explain_caching
-    from kvscope.capturing import capture
+    from kvscope.capture.capturing import capture
     from kvscope.models import load_model
 
     assert (kvscope.load_model, kvscope.capture, kvscope.explain_caching) == (load_model, capture, explain_caching)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from kvscope.cli.prune import parse_indices
 from kvscope.errors import UsageError
-from kvscope.prune.attention import build_mask, causal_keep
+from kvscope.prune.evict_attention import build_mask, causal_keep
 from kvscope.prune.loo import LooResult
 from kvscope.prune.scan import ScanResult
 from kvscope.prune.sweep import SweepResult, SweepRow, to_csv
@@ -75,8 +75,8 @@ def test_csv_round_trip():
 
 
 def test_figures_render(tmp_path):
-    from kvscope.plots.common import save_figure
-    from kvscope.plots.prune import compression_pareto, importance_ground_truth, scan_figure
+    from kvscope.kit.figures import save_figure
+    from kvscope.prune.prune_figures import compression_pareto, importance_ground_truth, scan_figure
 
     loo = LooResult(
         "m",
@@ -171,7 +171,7 @@ def test_warnings_are_guardrails():
 
 
 def test_result_html_escapes_text():
-    from kvscope.prune.html import table_html
+    from kvscope.prune.prune_html import table_html
 
     html = table_html("<b>t</b>", ["a"], [["<script>x</script>"]], ["1 < 2"])
     assert "<script>" not in html and "&lt;script&gt;" in html and "1 &lt; 2" in html

@@ -14,7 +14,7 @@ def _stated(noun: str) -> set[int]:
 
 
 def test_figure_count_matches_the_registry():
-    from kvscope.plots.analyze.registry import FIGURES
+    from kvscope.analyze.figure_registry import FIGURES
 
     assert _stated("figures") == {len(FIGURES)}
 

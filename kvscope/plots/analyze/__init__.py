@@ -1,6 +1,5 @@
-"""Figures of ``kvscope analyze``: one module per figure family, one registry (``FIGURES``)."""
+"""``kvscope.plots.analyze`` moved to ``kvscope.analyze`` (removed next release)."""
 
-from kvscope.plots.analyze.base import FigureData
-from kvscope.plots.analyze.registry import FIGURES, FigureSpec, draw_figures, encode
+from kvscope.compat import moved_module
 
-__all__ = ["FIGURES", "FigureData", "FigureSpec", "draw_figures", "encode"]
+__getattr__ = moved_module(__name__, "kvscope.analyze.figure_registry", "kvscope.analyze.figure_base")

@@ -1,0 +1,330 @@
+"""``kvscope.analyze``: every analysis and figure of one snapshot (or many), in memory.
+
+>>> import kvscope as ks                                            # doctest: +SKIP
+>>> result = ks.analyze(snap)              # AnalyzeResult: .figures, .metrics, .verdict
+>>> result.save("out/")                    # the files ``kvscope analyze`` writes, byte for byte
+
+Many prompts (a list of snapshots, or texts with :func:`analyze_texts`) give the figures that aggregate
+over prompts, with 95 % bootstrap intervals; one prompt keeps the full single-prompt set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kvscope.analyze.pipeline import GROUND_TRUTH_FILE, load_ground_truth, token_data
+from kvscope.analyze.registry import AnalysisOptions, run_all
+from kvscope.errors import UsageError
+from kvscope.snapshot import KVSnapshot
+
+CACHE_SCALES = ("layer", "shared")
+CACHE_NORMS = ("auto", "clip", "log")
+FORMATS = ("png", "svg")
+MANY_ANALYSES = ["sinks", "layer_stats", "tokens", "importance", "heads", "quantization"]
+
+
+@dataclass
+class AnalyzeResult:
+    """What :func:`analyze` found. ``figures``: name -> ``matplotlib.figure.Figure``; ``metrics``: the
+    ``metrics.json`` document; ``verdict``: the importance verdict (names its reference); ``results``:
+    the analysis dataclasses by name (the first prompt's when there are many); ``timing``: seconds."""
+
+    metrics: dict[str, Any]
+    verdict: str
+    figures: dict[str, Any]
+    results: dict[str, Any]
+    fmt: str = "png"
+    timing: dict[str, float] = field(default_factory=dict)
+    tokens: dict[str, Any] | None = None
+    ground_truth_file: bytes | None = None
+
+    def save(self, directory: str | Path) -> Path:
+        """Write every figure, ``metrics.json`` and ``report.html`` into ``directory`` (created if needed)."""
+        from kvscope.analyze.analyze_html import build_report, data_uri
+        from kvscope.analyze.figure_registry import FIGURES, encode
+        from kvscope.fileio import ensure_dir, write_bytes, write_json, write_text
+
+        out = ensure_dir(directory)
+        images = {}
+        for name, fig in self.figures.items():
+            payload = encode(fig, self.fmt, FIGURES[name].palette)
+            for stem in FIGURES[name].files:
+                write_bytes(out / f"{stem}.{self.fmt}", payload)
+            images[name] = data_uri(payload, self.fmt)
+        write_json(out / "metrics.json", self.metrics)
+        if self.tokens is not None:
+            write_text(out / "report.html", build_report(self.metrics, self.tokens, FIGURES, images))
+        if self.ground_truth_file is not None:
+            write_bytes(out / GROUND_TRUTH_FILE, self.ground_truth_file)
+        return out
+
+    def __repr__(self) -> str:
+        p = self.metrics["prompt"]
+        size = f"{p['prompts']} prompts" if "prompts" in p else f"{p['tokens']} tokens"
+        return (
+            f"AnalyzeResult({self.metrics['model']['name']}, {size}, {len(self.figures)} figures, "
+            f"verdict={self.verdict[:80]!r}{'...' if len(self.verdict) > 80 else ''})"
+        )
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from kvscope.analyze.analyze_html import data_uri
+        from kvscope.analyze.figure_registry import encode
+
+        rows = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))[:200]}</td></tr>"
+            for k, v in self.metrics["headline"].items()
+            if k != "verdict"
+        )
+        figs = "".join(
+            f'<figure><figcaption>{html.escape(n)}</figcaption><img style="max-width:100%" '
+            f'src="{data_uri(encode(f, "png"), "png")}"></figure>'
+            for n, f in self.figures.items()
+        )
+        return f"<p><b>{html.escape(self.verdict)}</b></p><table>{rows}</table>{figs}"
+
+
+def _check(layer: int | None, n_layers: int, cache_scale: str, cache_norm: str, fmt: str) -> int:
+    if cache_scale not in CACHE_SCALES:
+        raise UsageError(f"unknown cache_scale {cache_scale!r}: use one of {', '.join(CACHE_SCALES)}")
+    if cache_norm not in CACHE_NORMS:
+        raise UsageError(f"unknown cache_norm {cache_norm!r}: use one of {', '.join(CACHE_NORMS)}")
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}: use png or svg")
+    return check_layer(layer, n_layers)
+
+
+def check_layer(layer: int | None, n_layers: int) -> int:
+    """``layer`` (default: the middle one), or a one-line ``UsageError`` when out of range."""
+    if layer is None:
+        return n_layers // 2
+    if not 0 <= layer < n_layers:
+        raise UsageError(f"unknown --layer {layer}: the model has {n_layers} layers (0-{n_layers - 1})")
+    return layer
+
+
+def _ground_truth(ground_truth: Any, snap: KVSnapshot) -> tuple[np.ndarray | None, str, bytes | None]:
+    if ground_truth is None:
+        return None, "", None
+    if isinstance(ground_truth, (str, Path)):
+        path = Path(ground_truth)
+        if not path.is_file():
+            raise UsageError(f"cannot read ground truth {path}: no such file")
+        delta, note = load_ground_truth(path, snap)
+        return delta, note, path.read_bytes() if delta is not None else None
+    return np.asarray(ground_truth, dtype=np.float64), "ground truth given as an array", None
+
+
+def analyze(
+    snapshot: KVSnapshot | list[KVSnapshot],
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    layer: int | None = None,
+    sparsity_threshold: float = 1e-5,
+    sink_share: float = 0.2,
+    ground_truth: Any = None,
+    scan_layers: bool = False,
+    scan_heads: bool = False,
+    continuation: str | None = None,
+    cache_scale: str = "layer",
+    cache_norm: str = "auto",
+    fmt: str = "png",
+    quiet: bool = True,
+) -> AnalyzeResult:
+    """Analyze one snapshot (every figure) or a list of them (figures aggregated over prompts).
+
+    ``model`` (optional) adds what needs it: the projection weights, the model's own attention scale,
+    the next-token KL of quantization, and with ``tokenizer`` + ``continuation`` the layer/head scan.
+    ``ground_truth``: ``delta_loglik`` ``[position]`` or the path of ``kvscope prune --leave-one-out``'s
+    JSON; the verdict then rests on it. Nothing is written; call ``.save(dir)`` for files."""
+    if isinstance(snapshot, (list, tuple)):
+        if len(snapshot) == 1:
+            snapshot = snapshot[0]
+        else:
+            return analyze_many(
+                iter(snapshot),
+                model=model,
+                layer=layer,
+                sparsity_threshold=sparsity_threshold,
+                sink_share=sink_share,
+                fmt=fmt,
+                quiet=quiet,
+                total=len(snapshot),
+            )
+    t0 = time.perf_counter()
+    layer = _check(layer, snapshot.n_layers, cache_scale, cache_norm, fmt)
+    truth, truth_note, truth_bytes = _ground_truth(ground_truth, snapshot)
+    options = AnalysisOptions(
+        layer=layer, sparsity_threshold=sparsity_threshold, sink_share=sink_share, delta_loglik=truth
+    )
+    ctx = run_all(snapshot, options, model=model)
+    timing = {"analysis": time.perf_counter() - t0}
+    notes = dict(ctx.notes)
+    if truth_note and truth is None:
+        notes["ground_truth"] = truth_note
+    scan = _scan(snapshot, model, tokenizer, ctx.results, scan_layers, scan_heads, continuation, notes, timing)
+    return _finish(
+        snapshot,
+        ctx.results,
+        notes,
+        scan,
+        timing,
+        truth_bytes,
+        fmt,
+        {
+            "layer": layer,
+            "sparsity_threshold": sparsity_threshold,
+            "sink_share": sink_share,
+            "format": fmt,
+            "cache_scale": cache_scale,
+            "cache_norm": cache_norm,
+            "ground_truth": truth_note or None,
+        },
+    )
+
+
+def _scan(snapshot, model, tokenizer, results, layers, heads, continuation, notes, timing):
+    if not (layers or heads):
+        return None
+    from kvscope.analyze.scan_ground_truth import measure_scan, scan_available
+
+    if model is None or tokenizer is None:
+        notes["scan"] = "skipped: no model is loaded (analyzing a saved --snapshot)"
+    elif not scan_available():
+        notes["scan"] = "skipped: kvscope.prune.scan is not installed"
+    elif continuation is None:
+        notes["scan"] = "skipped: pass --continuation TEXT to score the scan on your prompt"
+    else:
+        t0 = time.perf_counter()
+        from kvscope.analyze.pruning_potential import pruning_potential
+
+        result = measure_scan(
+            model,
+            tokenizer,
+            snapshot.info,
+            results.get("pruning") or pruning_potential(snapshot),
+            snapshot.text,
+            continuation,
+            heads=heads,
+        )
+        timing["scan"] = time.perf_counter() - t0
+        return result
+    return None
+
+
+def _finish(snapshot, results, notes, scan, timing, truth_bytes, fmt, options) -> AnalyzeResult:
+    from kvscope.analyze.figure_registry import FIGURES, FigureData, draw_figures
+    from kvscope.analyze.metrics import build_metrics
+
+    meta = {
+        "model": snapshot.info.name,
+        "layers": snapshot.n_layers,
+        "layer": options["layer"],
+        "n_positions": snapshot.n_positions,
+        "cache_scale": options["cache_scale"],
+        "cache_norm": options["cache_norm"],
+    }
+    scan_arrays = {k: scan[k] for k in ("layers", "heads") if scan and k in scan}
+    t0 = time.perf_counter()
+    figures, skipped = draw_figures(FigureData(results, meta, scan_arrays), notes)
+    timing["plotting"] = time.perf_counter() - t0
+    status = _status(FIGURES, figures, skipped, fmt)
+    metrics = build_metrics(snapshot, results, notes, status, options, scan)
+    verdict = metrics["headline"].get("verdict", "Attention was not captured, so importance was not checked.")
+    tokens = token_data(results) if "tokens" in results else None
+    return AnalyzeResult(metrics, verdict, figures, results, fmt, timing, tokens, truth_bytes)
+
+
+def _status(specs, figures, skipped, fmt) -> dict[str, dict]:
+    return {
+        name: {"files": [f"{stem}.{fmt}" for stem in spec.files]} if name in figures else {"skipped": skipped[name]}
+        for name, spec in specs.items()
+    }
+
+
+def analyze_many(
+    snapshots: Iterable[KVSnapshot],
+    *,
+    model: Any = None,
+    layer: int | None = None,
+    sparsity_threshold: float = 1e-5,
+    sink_share: float = 0.2,
+    fmt: str = "png",
+    quiet: bool = True,
+    total: int | None = None,
+) -> AnalyzeResult:
+    """Analyses of each snapshot (consumed one at a time, so a generator keeps one in memory), then the
+    figures and metrics aggregated over them (``kvscope.analyze.many``)."""
+    from kvscope.analyze.figure_registry import FIGURES, FigureData, draw_figures
+    from kvscope.analyze.many import aggregate
+    from kvscope.analyze.metrics import build_many_metrics
+    from kvscope.progress import track
+
+    t0 = time.perf_counter()
+    runs, infos, tokens, first, notes = [], [], [], None, {}
+    for i, snap in enumerate(track(snapshots, "analyzing prompts", total=total, quiet=quiet)):
+        lay = _check(layer, snap.n_layers, "layer", "auto", fmt)
+        ctx = run_all(
+            snap,
+            AnalysisOptions(layer=lay, sparsity_threshold=sparsity_threshold, sink_share=sink_share),
+            model=model,
+            only=MANY_ANALYSES,
+        )
+        runs.append(ctx.results)
+        notes.update({f"prompt {i}: {k}": v for k, v in ctx.notes.items()})
+        tokens.append(snap.n_positions)
+        infos.append(
+            {
+                "tokens": snap.n_positions,
+                "characters": len(snap.text),
+                "verdict": ctx.results["importance"].verdict if "importance" in ctx.results else None,
+            }
+        )
+        first = first or snap
+    if first is None:
+        raise UsageError("no prompts to analyze")
+    many = aggregate(runs, tokens)
+    timing = {"analysis": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    data = FigureData({**runs[0], "many": many}, {"model": first.info.name, "layers": first.n_layers})
+    figures, skipped = draw_figures(data, notes, many=True)
+    timing["plotting"] = time.perf_counter() - t0
+    options = {
+        "sparsity_threshold": sparsity_threshold,
+        "sink_share": sink_share,
+        "format": fmt,
+        "layer": check_layer(layer, first.n_layers),
+    }
+    metrics = build_many_metrics(
+        infos, first.info.to_dict(), many, notes, _status(FIGURES, figures, skipped, fmt), options
+    )
+    return AnalyzeResult(
+        metrics, many.verdict, figures, runs[0], fmt, timing, token_data(runs[0]) if "tokens" in runs[0] else None
+    )
+
+
+def analyze_texts(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    *,
+    info: Any = None,
+    truncate: bool = False,
+    quiet: bool = True,
+    **kw: Any,
+) -> AnalyzeResult:
+    """Capture each text (attention and queries) and analyze them together; one text = :func:`analyze`."""
+    from kvscope.capture.capturing import capture
+
+    snaps = (capture(model, tokenizer, t, info=info, attention=True, queries=True, truncate=truncate) for t in texts)
+    if len(texts) == 1:
+        return analyze(next(snaps), model=model, tokenizer=tokenizer, quiet=quiet, **kw)
+    return analyze_many(snaps, model=model, quiet=quiet, total=len(texts), **kw)

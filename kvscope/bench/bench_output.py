@@ -1,0 +1,63 @@
+"""Files of a bench run, written into one folder atomically (``kvscope.fileio.atomic_dir``):
+``bench.json`` (the table, settings, model, seed, version, cost), ``samples.jsonl`` (one line per
+sample x configuration), ``bench_pareto.png`` and a self-contained ``report.html``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from kvscope.fileio import atomic_dir, to_jsonable
+
+TIMING_KEYS = ("seconds", "prefill_seconds")  # differ between runs; every other number is reproducible
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    d = asdict(row)
+    d["accuracy"] = {k: asdict(v) for k, v in row.accuracy.items()}
+    return d
+
+
+def to_dict(result: Any, samples: bool = False) -> dict[str, Any]:
+    """bench.json's content."""
+    d = {
+        "kvscope_version": result.kvscope_version,
+        "model": result.model,
+        "settings": result.settings,
+        "intervals": "95 %: Wilson score for accuracies, percentile bootstrap (2000 resamples, seeded) for "
+        "the mean perplexity ratio; best = best compressed configuration, tied = interval "
+        "overlaps the best's",
+        "rows": [row_dict(r) for r in result.rows],
+        "warnings": result.warnings,
+        "prefills": result.prefills,
+        "forwards": result.forwards,
+        "forwarded_tokens": result.forwarded_tokens,
+        "prefill_seconds": result.prefill_seconds,
+        "seconds": result.seconds,
+        "processes": result.processes,
+        "torch_threads": result.torch_threads,
+    }
+    if samples:
+        d["outcomes"] = [asdict(o) for o in result.outcomes]
+    return to_jsonable(d)
+
+
+def samples_jsonl(result: Any) -> str:
+    """One JSON line per sample x configuration."""
+    return "".join(json.dumps(to_jsonable(asdict(o)), allow_nan=False) + "\n" for o in result.outcomes)
+
+
+def save(result: Any, out: Path) -> Path:
+    """Write every file into ``out`` (replaced whole, never half-written)."""
+    from kvscope.bench.bench_figures import bench_pareto
+    from kvscope.bench.bench_html import report_html
+    from kvscope.kit.figures import save_figure
+
+    with atomic_dir(out) as tmp:
+        (tmp / "bench.json").write_text(json.dumps(to_dict(result), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        (tmp / "samples.jsonl").write_text(samples_jsonl(result), encoding="utf-8")
+        save_figure(bench_pareto(result), tmp / "bench_pareto.png")
+        (tmp / "report.html").write_text(report_html(result, tmp / "bench_pareto.png"), encoding="utf-8")
+    return out

@@ -1,0 +1,240 @@
+"""``bench(model, tokenizer, tasks=[...], samples=N, ...) -> BenchResult``: the library entry point."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kvscope import __version__
+from kvscope.bench import shard
+from kvscope.bench.configs import QUANT_SPECS, RATIOS, build_configs
+from kvscope.bench.sample_runner import EvictionMap, ForwardCounter, Outcome, run_sample
+from kvscope.bench.summary import Row, guardrails, summarise
+from kvscope.bench.tasks import TASKS, Sample, generate, get_task
+from kvscope.errors import UsageError
+from kvscope.models import ModelInfo, describe
+from kvscope.progress import track
+
+# variable_tracking is left out by default: SmolLM2-135M answers 0 of 6 at 500 tokens (a task the baseline
+# cannot do tells nothing about compression); ask for it with tasks=[..., "variable_tracking"].
+DEFAULT_TASKS = ("passkey", "kv_retrieval", "multi_needle", "text")
+DEFAULT_SAMPLES = 5
+DEFAULT_CONTEXT = 500
+DATA_ANSWER_TOKENS = 16  # a user's answers may be words, not one number
+MAP_SAMPLES = 4  # eviction maps: sample 0 of each QA task, at most this many
+
+
+@dataclass
+class BenchResult:
+    """A bench run: ``rows`` (the table, one per configuration), ``outcomes`` (one per sample x
+    configuration), eviction ``maps``, ``warnings``, the settings, and what the run cost: ``prefills``
+    and ``forwarded_tokens`` counted with a forward hook, ``prefill_seconds``, ``seconds`` in all."""
+
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    rows: list[Row]
+    outcomes: list[Outcome]
+    maps: list[EvictionMap] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    prefills: int = 0
+    forwards: int = 0
+    forwarded_tokens: int = 0
+    prefill_seconds: float = 0.0
+    seconds: float = 0.0
+    processes: int = 1
+    torch_threads: int = field(default_factory=torch.get_num_threads)
+    kvscope_version: str = __version__
+
+    def row(self, config: str) -> Row:
+        return next(r for r in self.rows if r.config == config)
+
+    def to_dict(self, samples: bool = False) -> dict[str, Any]:
+        """Everything in the table plus the settings (``samples=True`` adds the per-sample outcomes)."""
+        from kvscope.bench.bench_output import to_dict
+
+        return to_dict(self, samples)
+
+    def save(self, out: str | Path) -> Path:
+        """Write bench.json, samples.jsonl, bench_pareto.png and report.html into ``out`` (atomically)."""
+        from kvscope.bench.bench_output import save
+
+        return save(self, Path(out))
+
+    def __repr__(self) -> str:
+        tasks = ", ".join(self.settings["tasks"])
+        n = len({(o.task, o.sample) for o in self.outcomes})
+        return (
+            f"BenchResult({self.model.get('name')}: {n} samples [{tasks}] x {len(self.rows)} configurations, "
+            f"{self.prefills} prefills, {len(self.warnings)} warnings)"
+        )
+
+    def _repr_html_(self) -> str:
+        from kvscope.bench.bench_html import summary_html
+
+        return summary_html(self)
+
+
+def load_data(data: str | Sequence[Sample]) -> list[Sample]:
+    """Samples of a JSONL path or ``hf:`` spec (or the given list of ``Sample``)."""
+    if not isinstance(data, str):
+        return list(data)
+    from kvscope.bench.data import load_samples
+
+    return load_samples(data)
+
+
+def validate(
+    tasks: Sequence[str],
+    samples: int,
+    context_tokens: int,
+    max_answer_tokens: int | None,
+    info: ModelInfo | None = None,
+) -> None:
+    """Check the cheap options (before any model is loaded when ``info`` is ``None``)."""
+    for t in tasks:
+        get_task(t)
+    if not isinstance(samples, int) or samples < 1:
+        raise UsageError(f"--samples must be at least 1, got {samples!r}")
+    if max_answer_tokens is not None and max_answer_tokens < 1:
+        raise UsageError(f"--max-answer-tokens must be at least 1, got {max_answer_tokens}")
+    needs = [TASKS[t] for t in tasks if TASKS[t].kind == "qa"]
+    for t in needs:
+        if context_tokens < t.min_tokens:
+            raise UsageError(
+                f"--context-tokens {context_tokens} is too small for {t.name}: it needs at least {t.min_tokens}"
+            )
+    if info is not None and info.max_positions and needs and context_tokens + 64 > info.max_positions:
+        raise UsageError(
+            f"--context-tokens {context_tokens} plus the question and answer exceeds the model's "
+            f"limit of {info.max_positions} positions (use at most {info.max_positions - 64})"
+        )
+
+
+def make_samples(
+    tokenizer: Any, tasks: Sequence[str], samples: int, context_tokens: int, seed: int, data: list[Sample] | None = None
+) -> list[Sample]:
+    """The run's samples: the built-in tasks' generated samples, then the ``data`` samples."""
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False).input_ids)
+
+    out = [s for t in tasks for s in generate(t, samples, context_tokens, count, seed)]
+    return out + list(data[:samples] if data else [])
+
+
+def bench(
+    model: Any,
+    tokenizer: Any,
+    tasks: Sequence[str] | None = DEFAULT_TASKS,
+    samples: int = DEFAULT_SAMPLES,
+    context_tokens: int = DEFAULT_CONTEXT,
+    strategies: Sequence[str] | None = None,
+    ratios: Sequence[float] = RATIOS,
+    quantize: Sequence[str] = QUANT_SPECS,
+    data: str | Sequence[Sample] | None = None,
+    seed: int = 0,
+    chat: bool = False,
+    max_answer_tokens: int | None = None,
+    options: dict[str, Any] | None = None,
+    model_name: str | None = None,
+    quiet: bool = True,
+    reuse_prefill: bool = True,
+) -> BenchResult:
+    """Judge KV-cache compression on tasks over many samples, with 95 % intervals.
+
+    Each sample's context is prefilled once; every configuration (baseline, each ``strategies`` x
+    ``ratios``, each KIVI spec in ``quantize``) compresses a copy of that cache and answers the question
+    greedily from it. ``tasks``: names from ``TASKS`` (``None`` or ``[]`` with ``data``: the data file
+    only); ``data``: a JSONL file (``{"context", "question", "answer"}`` lines) or ``hf:NAME[:split]``;
+    ``options``: convention options ``window``, ``rounding``, ``skip_layers`` for the strategies that
+    declare them. Run under ``accelerate launch`` the samples are sharded across processes and every
+    process returns the same gathered result.
+
+    >>> import kvscope as ks                                                   # doctest: +SKIP
+    >>> model, tok, _ = ks.load_model("embedded")                              # doctest: +SKIP
+    >>> ks.bench(model, tok, tasks=["passkey"], samples=20, strategies=["snapkv"])  # doctest: +SKIP
+    """
+    tasks = list(tasks or ([] if data else DEFAULT_TASKS))
+    validate(tasks, samples, context_tokens, max_answer_tokens)
+    configs, applied = build_configs(strategies, ratios, quantize, options)
+    info = describe(model, model_name or type(model).__name__)
+    validate(tasks, samples, context_tokens, max_answer_tokens, info)
+    user = load_data(data) if data else None
+    all_samples = make_samples(tokenizer, tasks, samples, context_tokens, seed, user)
+    rank, size = shard.world()
+    t0 = time.perf_counter()
+    runs, counter = run_all(
+        model,
+        tokenizer,
+        info,
+        shard.shard(list(enumerate(all_samples)), rank, size),
+        configs,
+        max_answer_tokens,
+        chat,
+        ratios,
+        quiet,
+        reuse_prefill,
+    )
+    gathered = shard.gather((runs, counter.__dict__), size)
+    shard.barrier_done(size)
+    methods = [c.method for c in configs]
+    settings = {
+        "tasks": tasks + (["data"] if user else []),
+        "samples": samples,
+        "context_tokens": context_tokens,
+        "strategies": sorted(set(methods) - {"baseline", "kivi"}, key=methods.index),
+        "ratios": list(ratios),
+        "quantize": [c.quant.label for c in configs if c.quant],
+        "seed": seed,
+        "chat": chat,
+        "data": data if isinstance(data, str) else ("samples" if data else None),
+        "max_answer_tokens": max_answer_tokens,
+        "options": options or {},
+        "options_applied": applied,
+        "reuse_prefill": reuse_prefill,
+    }
+    return assemble(gathered, configs, applied, info, model_name, settings, time.perf_counter() - t0, size)
+
+
+def run_all(model, tokenizer, info, indexed, configs, max_answer_tokens, chat, ratios, quiet, reuse_prefill):
+    """Run this process's samples; returns ``([(index, SampleRun)], ForwardCounter)``."""
+    map_ratio = 0.5 if 0.5 in ratios else (list(ratios)[len(ratios) // 2] if ratios else None)
+    runs = []
+    counter = ForwardCounter()
+    label = f"bench: {len(indexed)} samples x {len(configs)} configurations"
+    with counter.attached(model):
+        for i, s in track(indexed, label, total=len(indexed), quiet=quiet):
+            steps = max_answer_tokens or (TASKS[s.task].answer_tokens if s.task in TASKS else DATA_ANSWER_TOKENS)
+            draw = map_ratio if (s.kind == "qa" and s.index == 0) else None
+            runs.append((i, run_sample(model, tokenizer, info, s, configs, steps, chat, draw, reuse_prefill)))
+    return runs, counter
+
+
+def assemble(gathered, configs, applied, info, model_name, settings, seconds, size) -> BenchResult:
+    """Merge every process's runs in sample order into one ``BenchResult``."""
+    runs = sorted((r for part, _ in gathered for r in part), key=lambda r: r[0])
+    outcomes = [o for _, run in runs for o in run.outcomes]
+    counts = [c for _, c in gathered]
+    rows = summarise(outcomes, configs, settings["seed"])
+    maps = [run.map for _, run in runs if run.map is not None][:MAP_SAMPLES]
+    warns = guardrails(rows, outcomes, [w for _, run in runs for w in run.warnings])
+    model = dict(info.to_dict(), name=model_name or info.name)
+    return BenchResult(
+        model,
+        settings,
+        rows,
+        outcomes,
+        maps,
+        warns,
+        sum(c["prefills"] for c in counts),
+        sum(c["forwards"] for c in counts),
+        sum(c["tokens"] for c in counts),
+        sum(run.prefill_seconds for _, run in runs),
+        seconds,
+        size,
+    )

@@ -1,0 +1,257 @@
+"""Run samples through every configuration, prefilling each sample's context once.
+
+For each sample: one prefill of the context (``kvscope.prune.evict.prefill``). For each
+configuration (baseline, strategy@ratio, kivi@spec): a compressed copy of that cache
+(``build_cache``), the question fed in one forward pass at the true positions ``P .. P+Q-1``, then
+greedy answer tokens (``continuation_logits`` + ``decode``). Question and answer tokens attend to
+the compressed cache only: query-agnostic compression, as in the usual benchmarks. ``text`` samples
+score the continuation's perplexity against the compressed cache, as ``kvscope prune`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from kvscope.bench.configs import Config
+from kvscope.bench.tasks import Sample
+from kvscope.models import ModelInfo
+from kvscope.prune.evict import (
+    Prefill,
+    build_cache,
+    continuation_logits,
+    decode,
+    perplexity,
+    prefill,
+    token_logliks,
+)
+
+
+@dataclass
+class Outcome:
+    """One sample x configuration. ``correct``/``answer`` for QA samples; ``ppl`` for text samples
+    (``ppl_ratio`` = ppl / baseline ppl of the same sample). ``kv_bytes``: the context's cache as kept;
+    ``seconds``: compressing plus answering (the prefill is counted once per sample, separately)."""
+
+    task: str
+    sample: int
+    config: str
+    answer: str = ""
+    gold: str = ""
+    correct: bool | None = None
+    ppl: float | None = None
+    ppl_ratio: float | None = None
+    scored_tokens: int | None = None
+    kv_bytes: int = 0
+    kv_fraction: float = 1.0
+    seconds: float = 0.0
+
+
+@dataclass
+class EvictionMap:
+    """For one sample: per token, the share of (layer, kv_head) slots each strategy kept at ``ratio``."""
+
+    task: str
+    sample: int
+    ratio: float
+    tokens: list[str]
+    needle: tuple[int, int] | None
+    shares: dict[str, list[float]]
+    correct: dict[str, bool | None]
+
+
+@dataclass
+class SampleRun:
+    """Everything one sample produced."""
+
+    outcomes: list[Outcome]
+    prefill_seconds: float
+    context_tokens: int
+    map: EvictionMap | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class ForwardCounter:
+    """Counts the model's forward passes (``prefills`` = passes that start from an empty cache) and the
+    tokens they carry, with a forward pre-hook."""
+
+    def __init__(self) -> None:
+        self.forwards = 0
+        self.prefills = 0
+        self.tokens = 0
+
+    def hook(self, _module: Any, args: tuple, kwargs: dict) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        self.forwards += 1
+        self.tokens += int(ids.shape[-1]) if ids is not None else 0
+        if cache is None or int(cache.get_seq_length()) == 0:
+            self.prefills += 1
+
+    @contextlib.contextmanager
+    def attached(self, model: Any) -> Iterator[ForwardCounter]:
+        handle = model.register_forward_pre_hook(self.hook, with_kwargs=True)
+        try:
+            yield self
+        finally:
+            handle.remove()
+
+
+def normalise(text: str) -> str:
+    """Lower case, punctuation removed, whitespace collapsed (RULER-style string match)."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def is_correct(gold: str, generated: str) -> bool:
+    """The normalised gold answer appears in the normalised generated answer."""
+    g = normalise(gold)
+    return bool(g) and g in normalise(generated)
+
+
+def encode(tokenizer: Any, sample: Sample, chat: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(context_ids [1, P], tail_ids [1, Q])``: the tail is the question (QA) or the continuation (text).
+
+    With ``chat`` the context and question are one user message in the model's chat template: the
+    rendered text is split where the context ends, so the context is still prefilled alone."""
+    tail = sample.question if sample.kind == "qa" else sample.answer
+    if chat and sample.kind == "qa":
+        msgs = [{"role": "user", "content": sample.context + sample.question}]
+        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        cut = text.index(sample.context) + len(sample.context)
+        head, tail = text[:cut], text[cut:]
+        ctx = tokenizer(head, return_tensors="pt", add_special_tokens=False).input_ids
+    else:
+        ctx = tokenizer(sample.context, return_tensors="pt").input_ids
+    return ctx, tokenizer(tail, return_tensors="pt", add_special_tokens=False).input_ids
+
+
+def answer_tokens(model: Any, pc: Any, question: torch.Tensor, start: int, steps: int) -> list[int]:
+    """Greedy answer: the question in one forward pass at ``start ..``, then ``steps - 1`` more tokens."""
+    logits = continuation_logits(model, pc, question, start)
+    first = int(logits[-1].argmax())
+    return [first] + (decode(model, pc, first, start + question.shape[1], steps - 1) if steps > 1 else [])
+
+
+def run_config(
+    model: Any,
+    tokenizer: Any,
+    pre: Prefill,
+    cfg: Config,
+    keep: torch.Tensor | None,
+    sample: Sample,
+    tail: torch.Tensor,
+    steps: int,
+    base: Outcome | None,
+) -> Outcome:
+    """One configuration on one sample, against a compressed copy of ``pre``'s cache."""
+    t0 = time.perf_counter()
+    pc = build_cache(model.config, pre, keep, quant=cfg.quant)
+    out = Outcome(
+        sample.task,
+        sample.index,
+        cfg.name,
+        gold=sample.answer if sample.kind == "qa" else "",
+        kv_bytes=int(pc.kv_bytes),
+    )
+    if sample.kind == "qa":
+        ids = answer_tokens(model, pc, tail, pre.n_positions, steps)
+        out.answer = tokenizer.decode(ids, skip_special_tokens=True)
+        out.correct = is_correct(sample.answer, out.answer)
+    else:
+        ll = token_logliks(continuation_logits(model, pc, tail, pre.n_positions), tail)
+        out.ppl, out.scored_tokens = perplexity(ll), int(ll.numel())
+    out.seconds = time.perf_counter() - t0
+    if base is not None:
+        out.kv_fraction = out.kv_bytes / base.kv_bytes if base.kv_bytes else 1.0
+        if out.ppl is not None and base.ppl:
+            out.ppl_ratio = out.ppl / base.ppl
+    elif out.ppl is not None:
+        out.ppl_ratio = 1.0
+    return out
+
+
+def run_sample(
+    model: Any,
+    tokenizer: Any,
+    info: ModelInfo,
+    sample: Sample,
+    configs: list[Config],
+    steps: int,
+    chat: bool = False,
+    map_ratio: float | None = None,
+    reuse_prefill: bool = True,
+) -> SampleRun:
+    """Every configuration on ``sample``; the context is prefilled once (``reuse_prefill=False``: once
+    per configuration, the way harnesses without prefix reuse do it, for the benchmark)."""
+    ctx, tail = encode(tokenizer, sample, chat)
+    pre = prefill(model, tokenizer, info, ctx)
+    prefill_seconds, outcomes, plans = pre.seconds, [], {}
+    for cfg in configs:
+        if not reuse_prefill and outcomes:
+            pre = prefill(model, tokenizer, info, ctx)
+            prefill_seconds += pre.seconds
+        t0 = time.perf_counter()
+        keep = cfg.keep(pre)
+        if reuse_prefill and keep is not None:
+            plans[cfg.name] = keep
+        o = run_config(model, tokenizer, pre, cfg, keep, sample, tail, steps, outcomes[0] if outcomes else None)
+        o.seconds = time.perf_counter() - t0  # choosing the tokens counts too
+        outcomes.append(o)
+    run = SampleRun(outcomes, prefill_seconds, pre.n_positions, warnings=budget_warnings(configs, pre.n_positions))
+    if map_ratio is not None and sample.kind == "qa":
+        run.map = eviction_map(pre, sample, configs, plans, outcomes, map_ratio)
+    return run
+
+
+def budget_warnings(configs: list[Config], n: int) -> list[str]:
+    """Each strategy's own guardrail messages for an ``n``-token context (``Strategy.warnings``: a budget
+    below its observation window, too few sinks, nothing kept, ...), prefixed by the configuration."""
+    return [
+        f"{cfg.name}: {w}"
+        for cfg in configs
+        if cfg.ratio is not None and hasattr(cfg.strategy, "warnings")
+        for w in cfg.strategy.warnings(n, cfg.ratio)
+    ]
+
+
+def eviction_map(
+    pre: Prefill,
+    sample: Sample,
+    configs: list[Config],
+    plans: dict[str, torch.Tensor],
+    outcomes: list[Outcome],
+    ratio: float,
+) -> EvictionMap:
+    """Per token, the share of (layer, kv_head) slots that kept it, for each strategy at ``ratio``."""
+    tokens = list(pre.snapshot.tokens)
+    correct = {o.config: o.correct for o in outcomes}
+    shares, ok = {}, {}
+    for cfg in configs:
+        if cfg.ratio == ratio and cfg.name in plans:
+            shares[cfg.method] = [round(float(x), 4) for x in plans[cfg.name].float().mean(dim=(0, 1))]
+            ok[cfg.method] = correct.get(cfg.name)
+    return EvictionMap(sample.task, sample.index, ratio, tokens, needle_tokens(tokens, sample), shares, ok)
+
+
+def needle_tokens(tokens: list[str], sample: Sample) -> tuple[int, int] | None:
+    """Token span ``[first, last + 1)`` covering the needle's characters (by cumulative token text)."""
+    span = sample.needle_span()
+    if span is None:
+        return None
+    text = "".join(tokens)
+    offset = text.find(sample.context[:40]) if sample.context[:40] in text else 0
+    a, b = span[0] + offset, span[1] + offset
+    pos, first, last = 0, None, None
+    for i, t in enumerate(tokens):
+        end = pos + len(t)
+        if end > a and pos < b:
+            first = i if first is None else first
+            last = i
+        pos = end
+    return None if first is None else (first, last + 1)

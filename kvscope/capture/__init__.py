@@ -1,0 +1,1 @@
+"""``kvscope capture``: one forward pass, its KV cache copied into a ``KVSnapshot`` (``capturing``)."""

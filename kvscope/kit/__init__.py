@@ -1,0 +1,1 @@
+"""The shared kit every command package builds on: ``figures`` (Matplotlib helpers)."""

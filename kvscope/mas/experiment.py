@@ -1,0 +1,176 @@
+"""``run_mas``: the library entry point of LatentMAS, and its result.
+
+Takes a user's own loaded causal LM and tokenizer, runs one method or all three on the problems
+(interleaved per batch of problems), and returns a :class:`MasResult`; nothing is written unless
+``result.save(dir)`` is called. The CLI (``kvscope mas``) is a thin client of this function.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kvscope.errors import UsageError
+from kvscope.mas.config import MasConfig
+from kvscope.mas.methods import MasSettings, ProblemRun
+from kvscope.mas.problems import Problem
+from kvscope.mas.runner import method_names, ratios, run_interleaved, summarize
+
+
+def sliding_window(model: Any) -> int | None:
+    """The attention window of a sliding-window model (Mistral-style), None when every layer is full."""
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    window = getattr(cfg, "sliding_window", None)
+    types = getattr(cfg, "layer_types", None)
+    if types:
+        return window if "sliding_attention" in types else None
+    return window if window and getattr(cfg, "use_sliding_window", True) is not False else None
+
+
+def check_model(model: Any) -> None:
+    """Refuse models whose cache the shared-cache bookkeeping cannot follow (one line, before running)."""
+    window = sliding_window(model)
+    if window:
+        raise UsageError(
+            f"kvscope mas needs full-attention caches, but this {model.config.model_type} model uses "
+            f"sliding-window attention (window {window}), whose cache keeps only the last {window} "
+            "slots per layer"
+        )
+
+
+def as_problems(problems: Iterable[Any]) -> list[Problem]:
+    """Problems from ``Problem`` objects, question strings (no gold), ``(question, gold)`` pairs or
+    ``{"question", "gold"}`` dicts; numbered from 1 where they are not ``Problem`` already."""
+    out = []
+    for i, p in enumerate(problems, start=1):
+        if isinstance(p, Problem):
+            out.append(p)
+        elif isinstance(p, str):
+            out.append(Problem(i, p, ""))
+        elif isinstance(p, dict):
+            out.append(Problem(i, str(p["question"]), str(p.get("gold", ""))))
+        else:
+            question, gold = p
+            out.append(Problem(i, str(question), str(gold)))
+    if not out:
+        raise UsageError("no problems to run")
+    return out
+
+
+@dataclass
+class MasResult:
+    """Runs of each method (``runs[method]``: one :class:`ProblemRun` per problem, in order), their
+    summaries and the latent_mas / text_mas ratios, all from the same interleaved run."""
+
+    model: str
+    task: str | None
+    config: MasConfig
+    runs: dict[str, list[ProblemRun]]
+    torch_threads: int
+    layers: int
+
+    @property
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        return {name: summarize(r) for name, r in self.runs.items()}
+
+    @property
+    def ratios(self) -> dict[str, float] | None:
+        return ratios(self.summaries)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``results.json`` holds."""
+        summaries = self.summaries
+        return {
+            "model": self.model,
+            "task": self.task,
+            "torch_threads": self.torch_threads,
+            "config": self.config.record(),
+            "methods": summaries,
+            "ratios": ratios(summaries),
+        }
+
+    def figures(self, multi: bool = True, single: bool = True) -> dict[str, Any]:
+        """Heatmaps (file stem -> matplotlib Figure) of latent_mas runs made with ``similarities``."""
+        from kvscope.mas.mas_figures import heatmap_figures
+
+        return heatmap_figures(self.runs.get("latent_mas", []), multi, single, self.layers)
+
+    def save(
+        self, out: str | Path, multi: bool = False, single: bool = False, charts: str | Path | None = None
+    ) -> list[Path]:
+        """Write ``results.json``, ``trace.jsonl`` and the chosen heatmaps (into ``out/charts`` or ``charts``),
+        each folder swapped in whole (kvscope.fileio.atomic_dir). Returns the final paths."""
+        from kvscope.fileio import atomic_dir
+        from kvscope.mas.mas_figures import save_figures
+        from kvscope.mas.runner import write_outputs
+
+        out = Path(out)
+        figures = self.figures(multi, single) if multi or single else {}
+        with atomic_dir(out) as tmp:
+            names = [p.name for p in write_outputs(tmp, self.to_dict(), self.runs)]
+            if figures and charts is None:
+                names += [f"charts/{p.name}" for p in save_figures(figures, tmp / "charts")]
+        files = [out / n for n in names]
+        if figures and charts is not None:
+            with atomic_dir(charts) as tmp:
+                files += [Path(charts) / p.name for p in save_figures(figures, tmp)]
+        return files
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{name}: acc {s['accuracy']:.0%}, {s['generated_tokens_per_problem']:.0f} tok/problem"
+            for name, s in self.summaries.items()
+        ]
+        n = len(next(iter(self.runs.values()), []))
+        r = self.ratios
+        tail = f", latent_mas {r['speedup_latent_vs_text']:.2f}x faster than text_mas" if r else ""
+        return f"MasResult({self.model}, {n} problems, {'; '.join(parts)}{tail})"
+
+    def _repr_html_(self) -> str:
+        head = (
+            "<tr><th>method</th><th>accuracy</th><th>tokens / problem</th><th>median s / problem</th>"
+            "<th>latent share of time</th><th>KV handed / problem</th></tr>"
+        )
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{s['accuracy']:.1%} ({s['correct']}/{s['problems']})</td>"
+            f"<td>{s['generated_tokens_per_problem']:.1f}</td><td>{s['seconds_per_problem_median']:.2f}</td>"
+            f"<td>{s['latent_share_of_time']:.1%}</td><td>{s['kv_bytes_handed_per_problem'] / 2**20:.2f} MiB</td></tr>"
+            for name, s in self.summaries.items()
+        )
+        return f"<table><caption>kvscope mas: {html.escape(self.model)}</caption>{head}{rows}</table>"
+
+
+def run_mas(
+    model: Any,
+    tokenizer: Any,
+    problems: Iterable[Any],
+    method: str = "latent_mas",
+    *,
+    config: MasConfig | None = None,
+    info: Any = None,
+    task: str | None = None,
+    quiet: bool = False,
+    **settings: Any,
+) -> MasResult:
+    """Run ``method`` ("baseline", "text_mas", "latent_mas" or "all") on ``problems``.
+
+    ``settings`` are :class:`MasConfig`'s fields (``prompt``, ``latent_steps``, ``max_new_tokens``,
+    ``temperature``, ``top_p``, ``top_k``, ``seed``, ``realign``, ``knn``, ``knn_positions``,
+    ``include_old_prompts``, ``similarities``, ``batch_size``), or pass a ready ``config``. ``info``: the
+    model's :class:`kvscope.models.ModelInfo` (derived from the model when None). Progress over problem
+    batches shows on stderr in a terminal unless ``quiet``.
+    """
+    from kvscope.models import describe
+
+    config = config if config is not None else MasConfig(**settings)
+    names = method_names(method)
+    problems = as_problems(problems)
+    check_model(model)
+    info = info if info is not None else describe(model, getattr(model.config, "_name_or_path", "") or "model")
+    runs = run_interleaved(MasSettings(model, tokenizer, info, config), names, problems, quiet=quiet)
+    return MasResult(info.name, task, config, runs, torch.get_num_threads(), info.layers)
