@@ -218,15 +218,20 @@ function particleLanes(geo) {
   return [{x: geo.dx - LANE, y: geo.dy, w: LANE, h: geo.die}, {x: geo.dx + geo.die, y: geo.dy, w: LANE, h: geo.die}];
 }
 
+// Draws the particles; returns the boxes they covered, left and right (for the tests).
 function particles(ctx, geo, time, scene) {
   const n = particleCount(scene), {dx, dy, die} = geo;
+  const ext = [0, 1].map(() => ({x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity}));
   for (let i = 0; i < n; i++) {
     const f = (time / 1100 + i / n) % 1, left = i % 2 === 0, lane = ((i * 0.618) % 1);
     const y = dy + 2 + lane * (die - 10);
     const x = left ? dx - LANE + 2 + f * (LANE - 10) : dx + die + LANE - 8 - f * (LANE - 10);
     ctx.fillStyle = "rgba(56,189,248,0.35)"; ctx.fillRect(x - 2, y - 2, 10, 10);
     ctx.fillStyle = "#bae6fd"; ctx.fillRect(x, y, 6, 6);
+    const e = ext[left ? 0 : 1];
+    e.x0 = Math.min(e.x0, x - 2); e.y0 = Math.min(e.y0, y - 2); e.x1 = Math.max(e.x1, x + 8); e.y1 = Math.max(e.y1, y + 8);
   }
+  return ext.map((e) => ({x: e.x0, y: e.y0, w: e.x1 - e.x0, h: e.y1 - e.y0}));
 }
 
 function chipGeometry(box, gpu) {
@@ -421,6 +426,7 @@ export function drawScene(ctx, W, H, scene, time, full = false) {
     {x: 8, y: 2, w: bw, h: 58}, {x: geo.dx, y: geo.dy, w: geo.die, h: geo.die}, ...lanes,
     d.box, ...(frameState.dot ? [frameState.dot] : [])];
   const live = [];
+  let drawn = [];
   dirty.forEach((r, i) => {
     const x = Math.max(0, Math.floor(r.x)), y = Math.max(0, Math.floor(r.y));
     const w = Math.min(W, Math.ceil(r.x + r.w)) - x, h = Math.min(H, Math.ceil(r.y + r.h)) - y;
@@ -432,12 +438,13 @@ export function drawScene(ctx, W, H, scene, time, full = false) {
     ctx.drawImage(layer.canvas, x * dpr, y * dpr, w * dpr, h * dpr, x, y, w, h);
     drawBanner(ctx, W, scene, time);
     drawDieLive(ctx, geo.dx, geo.dy, geo.die, scene, time);
-    particles(ctx, geo, time, scene);
+    const covered = particles(ctx, geo, time, scene);
+    if (i === 0) drawn = covered;
     drawDiagonal(ctx, d);
     ctx.restore();
   });
   sink = null;
   frameState.dot = d.box;
   const regions = [...layer.regions, {x: d.x - 12, y: d.y - 12, w: 24, h: 24, tip: "The diagonal is the context: token i attends to tokens 1..i (a triangle). The dot marks the current step over the maximum context."}];
-  return {regions, dot: {x: d.x, y: d.y, r: 7}, labels: [...layer.labels, ...live], lanes};
+  return {regions, dot: {x: d.x, y: d.y, r: 7}, labels: [...layer.labels, ...live], lanes: drawn};
 }
