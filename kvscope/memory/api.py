@@ -68,7 +68,7 @@ class MemoryEstimate:
         return [
             ("model / GPU", f"{self.model['name']} on {self.gpu['name']}"),
             (f"KV for {o['batch']:,} x {o['context']:,}", fmt_bytes(cap["kv_full_bytes"])),
-            ("KV at workload peak", f"{fmt_bytes(cap['kv_peak_bytes'])} (step {cap['peak_step']:,})"),
+            ("KV at the peak", f"{fmt_bytes(cap['kv_peak_bytes'])} ({cap['basis']})"),
             ("weights", fmt_bytes(self.numbers["weights_bytes"])),
             (f"GPUs required (peak, {cap['fit_fraction']:.0%} of each)", gpus),
             ("efficiency over the run", f"{self.efficiency:.1%} ({o['mode']})"),
