@@ -2,7 +2,8 @@
 // Every text reaches the DOM through textContent or new Option(): no string is ever parsed as HTML.
 
 import {configure, compute, defaultWeightDtype, layerBytesPerToken} from "./formulas.js";
-import {drawScene, fmtBytes, fmtParams, particleCount} from "./draw.js";
+import {fmtBytes, fmtParams} from "./canvas.js";
+import {drawScene, particleCount} from "./draw.js";
 
 const DATA = JSON.parse(document.getElementById("kv-data").textContent);
 configure(DATA);

@@ -5,84 +5,11 @@
 // every text it drew (labels) and of the particle lanes, so tests can check that nothing overlaps.
 // Cells are redrawn only when the state changes (one cached layer); each frame adds the moving parts.
 
-import {GIB, kvShare, slotBytes} from "./formulas.js";
+import {kvShare, slotBytes} from "./formulas.js";
+import {C, fmtBytes, label, note, recordInto, seqColor, stripes, ticks} from "./canvas.js";
 
-const C = {weights: "#8b5cf6", grey: "#4b5563", free: "#1f2a44", red: "#ef4444", green: "#22c55e",
-  die: "#1e293b", text: "#e5e9f5", muted: "#8d99b8", line: "#26324f", dot: "#d9f99d", kv: "#38bdf8"};
-const HUES = [199, 142, 38, 330, 262, 12, 170, 55, 290, 90, 220, 0];
-const patterns = new Map();
 const layer = {canvas: null, key: null, labels: []};
-let sink = null; // where label() records the boxes it draws (null: not recording)
 const LANE = 18; // px between a stack and the die: the particles' lane
-
-// Draw the first of `variants` that fits `maxW` at a font size from `size` down to `min` px, with the
-// baseline at y; `bg` fills the text's box first. Returns the box, or null when no variant fits.
-function label(ctx, variants, x, y, maxW, {size = 11, min = 8, bold = false, align = "left", color = null, bg = null} = {}) {
-  for (const t of [].concat(variants)) {
-    for (let px = size; px >= min; px -= 1) {
-      ctx.font = `${bold ? "bold " : ""}${px}px system-ui`;
-      const m = ctx.measureText(t);
-      if (m.width > maxW) continue;
-      const left = align === "center" ? x - m.width / 2 : align === "right" ? x - m.width : x;
-      const box = {text: t, x: left, y: y - m.fontBoundingBoxAscent, w: m.width, h: m.fontBoundingBoxAscent + m.fontBoundingBoxDescent};
-      if (bg) { ctx.fillStyle = bg; ctx.fillRect(box.x - 4, box.y - 1, box.w + 8, box.h + 2); }
-      if (color) ctx.fillStyle = color;
-      ctx.textAlign = align; ctx.fillText(t, x, y); ctx.textAlign = "left";
-      if (sink) sink.push(box);
-      return box;
-    }
-  }
-  return null;
-}
-
-export function seqColor(k, alpha = 1) {
-  return `hsla(${HUES[k % HUES.length]}, 80%, ${58 - 8 * (Math.floor(k / HUES.length) % 3)}%, ${alpha})`;
-}
-
-function stripes(ctx, color, size = 8) {
-  const key = `${color}/${size}`;
-  if (patterns.has(key)) return patterns.get(key);
-  const c = document.createElement("canvas");
-  c.width = c.height = size;
-  const g = c.getContext("2d");
-  g.strokeStyle = color; g.lineWidth = size / 4;
-  g.beginPath(); g.moveTo(0, size); g.lineTo(size, 0); g.moveTo(-2, 2); g.lineTo(2, -2);
-  g.moveTo(size - 2, size + 2); g.lineTo(size + 2, size - 2); g.stroke();
-  const p = ctx.createPattern(c, "repeat");
-  patterns.set(key, p);
-  return p;
-}
-
-// A pattern of one dark 1-px tick every `period` px (page boundaries in the lanes).
-function ticks(ctx, period) {
-  const key = `ticks/${period}`;
-  if (!patterns.has(key)) {
-    const c = document.createElement("canvas");
-    c.width = period; c.height = 1;
-    const g = c.getContext("2d");
-    g.fillStyle = "#0b1020"; g.fillRect(period - 1, 0, 1, 1);
-    patterns.set(key, ctx.createPattern(c, "repeat"));
-  }
-  return patterns.get(key);
-}
-
-export function fmtBytes(b) {
-  const units = [["TiB", 2 ** 40], ["GiB", GIB], ["MiB", 2 ** 20], ["KiB", 1024]];
-  const hit = units.find(([, size]) => Math.abs(b) >= size);
-  if (!hit) return `${Math.round(b).toLocaleString("en-US")} B`;
-  return `${(b / hit[1]).toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2})} ${hit[0]}`;
-}
-
-// A parameter count with a unit that keeps a digit (api.fmt_params): "8.03 B", "135 M", "20.6 K", "512".
-export function fmtParams(n) {
-  for (const [u, size] of [["B", 1e9], ["M", 1e6], ["K", 1e3]]) {
-    if (n >= size) {
-      const d = n < 10 * size ? 2 : n < 100 * size ? 1 : 0;
-      return `${(n / size).toLocaleString("en-US", {minimumFractionDigits: d, maximumFractionDigits: d})} ${u}`;
-    }
-  }
-  return Math.round(n).toLocaleString("en-US");
-}
 
 // Per-GPU memory as ordered segments [{kind, bytes, seq}]: weights, then per slot real, held-after-finish
 // (static) and reserved-but-empty.
@@ -327,7 +254,7 @@ function drawGauge(ctx, x, y, w, h, scene, regions) {
     const tw = ctx.measureText("vLLM KV pool").width;
     if (tw < hi - lo) ctx.fillText("vLLM KV pool", 0, 0);
     ctx.restore(); ctx.textAlign = "left";
-    if (tw < hi - lo && sink) sink.push({text: "vLLM KV pool", x: x - 28, y: top + hh - (hi + lo) / 2 - tw / 2, w: 10, h: tw});
+    if (tw < hi - lo) note({text: "vLLM KV pool", x: x - 28, y: top + hh - (hi + lo) / 2 - tw / 2, w: 10, h: tw});
     regions.push({x: x - 16, y: top + hh - hi, w: 14, h: hi - lo, tip: `vLLM's KV pool on this GPU: ${fmtBytes(Math.max(0, e.available_kv_bytes))} = CUDA total × ${e.gpu_memory_utilization} − weights − activation − non-torch, communication and CUDA-graph memory; ${e.kv_tokens.toLocaleString("en-US")} tokens.`});
   }
   label(ctx, `${(100 * pg.occupancy).toFixed(0)}%`, x + w / 2, top + hh + 12, col,
@@ -394,7 +321,7 @@ function drawDiagonal(ctx, d) {
   const tw = ctx.measureText(d.label).width;
   ctx.fillStyle = "rgba(11,16,32,0.85)"; ctx.fillRect(d.lx - 4, d.ly - 13, tw + 8, 18);
   ctx.fillStyle = C.dot; ctx.fillText(d.label, d.lx, d.ly);
-  if (sink) sink.push({text: d.label, x: d.lx - 4, y: d.ly - 13, w: tw + 8, h: 18, dot: true});
+  note({text: d.label, x: d.lx - 4, y: d.ly - 13, w: tw + 8, h: 18, dot: true});
 }
 
 const frameState = {dot: null};
@@ -413,12 +340,12 @@ export function drawScene(ctx, W, H, scene, time, full = false) {
     layer.canvas.width = Math.round(W * dpr); layer.canvas.height = Math.round(H * dpr);
     const g = layer.canvas.getContext("2d");
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
-    layer.regions = []; layer.labels = []; sink = layer.labels;
+    layer.regions = []; layer.labels = []; recordInto(layer.labels);
     if (n > 1) drawMultiGPU(g, {x: 20, y: 58, w: W - 140, h: multi}, scene, n, layer.regions);
     drawChipLayer(g, geo, scene, layer.regions);
     drawGauge(g, W - 80, 60, 50, H * 0.58, scene, layer.regions);
     drawLanes(g, {x: 20, y: 70 + H * 0.58, w: W - 40, h: H * 0.42 - 80}, scene, layer.regions);
-    sink = null; layer.key = key; full = true;
+    recordInto(null); layer.key = key; full = true;
   }
   const d = diagonalGeometry(W, H, {...scene.opts, tokens: scene.live ?? scene.opts.tokens}); // the dot moves every frame
   const bw = bannerWidth(W, scene.opts.context) + 10, lanes = particleLanes(geo);
@@ -431,7 +358,7 @@ export function drawScene(ctx, W, H, scene, time, full = false) {
     const x = Math.max(0, Math.floor(r.x)), y = Math.max(0, Math.floor(r.y));
     const w = Math.min(W, Math.ceil(r.x + r.w)) - x, h = Math.min(H, Math.ceil(r.y + r.h)) - y;
     if (w <= 0 || h <= 0) return;
-    sink = i === 0 ? live : null; // the moving parts' labels, recorded once a frame
+    recordInto(i === 0 ? live : null); // the moving parts' labels, recorded once a frame
     ctx.save();
     if (!full) { ctx.beginPath(); ctx.rect(x, y, w, h); ctx.clip(); }
     ctx.clearRect(x, y, w, h);
@@ -443,7 +370,7 @@ export function drawScene(ctx, W, H, scene, time, full = false) {
     drawDiagonal(ctx, d);
     ctx.restore();
   });
-  sink = null;
+  recordInto(null);
   frameState.dot = d.box;
   const regions = [...layer.regions, {x: d.x - 12, y: d.y - 12, w: 24, h: 24, tip: "The diagonal is the context: token i attends to tokens 1..i (a triangle). The dot marks the current step over the maximum context."}];
   return {regions, dot: {x: d.x, y: d.y, r: 7}, labels: [...layer.labels, ...live], lanes: drawn};
