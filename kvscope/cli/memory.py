@@ -45,6 +45,7 @@ CALC_OPTIONS = (
 
 def summary_rows(est) -> list[tuple[str, str]]:
     """The info panel as (name, value) rows for the terminal."""
+    from kvscope.memory.estimate import budget_text, fmt_params
     from kvscope.memory.estimate import fmt_bytes as fb
 
     model, gpu, r = est.model, est.gpu, est.numbers
@@ -58,24 +59,29 @@ def summary_rows(est) -> list[tuple[str, str]]:
     rows = [
         (
             "model",
-            f"{model['name']} ({model['params_total'] / 1e9:,.2f} B params, "
-            f"{model['params_active'] / 1e9:,.2f} B active)",
+            f"{model['name']} ({fmt_params(model['params_total'])} params, "
+            f"{fmt_params(model['params_active'])} active)",
         ),
         ("GPU", f"{gpu['name']}: {fb(pg['usable_bytes'])} usable"),
         ("batch x context", f"{o['batch']:,} x {o['context']:,} tokens, mode {o['mode']}"),
         ("KV per token", f"{r['kv_bytes_per_token']:,} B ({o['kv_dtype']})"),
         ("weights", f"{fb(r['weights_bytes'])} ({o['weight_dtype']})"),
         (f"KV for {o['batch']:,} x {o['context']:,}", f"{fb(cap['kv_full_bytes'])} (every slot full; GPUs: {full})"),
-        ("KV at workload peak", f"{fb(cap['kv_peak_bytes'])} at step {cap['peak_step']:,} ({cap['basis']})"),
+        ("KV at the peak", f"{fb(cap['kv_peak_bytes'])} ({cap['basis']})"),
+        (
+            "  of which",
+            f"workload peak {fb(cap['kv_workload_peak_bytes'])} at step {cap['peak_step']:,}; "
+            f"one full-context request {fb(cap['kv_longest_request_bytes'])}",
+        ),
         ("total at peak", fb(cap["total_peak_bytes"])),
         (
             f"per GPU at peak (tp {pg['tp']})",
             f"{fb(cap['per_gpu_peak_bytes'])} = {cap['occupancy_peak']:.1%} of its memory",
         ),
-        ("GPUs required (peak)", gpus),
+        (f"GPUs required (peak, {cap['fit_fraction']:.0%} of each)", gpus),
         (
             "memory efficiency",
-            f"{r['run_efficiency']:.1%} over the run, {r['efficiency']:.1%} at step "
+            f"{r['run_efficiency']:.1%} over the run, {r['step_efficiency']:.1%} at step "
             f"{o['tokens']:,} (paper: 20.4-38.2% before paging)",
         ),
         (
@@ -106,9 +112,13 @@ def summary_rows(est) -> list[tuple[str, str]]:
                 f"({act}), non-torch {fb(e['non_torch_bytes'])}, communication "
                 f"{fb(e['comm_bytes'])}, CUDA graphs {fb(e['cuda_graph_bytes'])}",
             ),
-            (f"{e['engine']}: available KV", fb(e["available_kv_bytes"])),
+            (f"{e['engine']}: available KV", budget_text(e["available_kv_bytes"])),
             (f"{e['engine']}: KV cache size", f"{e['kv_tokens']:,} tokens, {e['kv_blocks']:,} blocks"),
-            (f"{e['engine']}: max concurrency", f"{e['max_concurrency']:.2f}x at {o['context']:,} tokens"),
+            (
+                f"{e['engine']}: max concurrency",
+                f"{e['max_concurrency']:.2f}x at {o['context']:,} tokens"
+                + ("" if e["max_concurrency"] >= 1 else " (under 1: vLLM refuses to start)"),
+            ),
         ]
     return rows
 
@@ -161,7 +171,11 @@ def serve(port: int, open_browser: bool, data: dict, query: str) -> None:
 @click.option("-c", "--context", default=8192, show_default=True, type=int, help="Maximum tokens per sequence.")
 @click.option("--tokens", default=None, type=int, help="Step of the run drawn (default: --context, the end).")
 @click.option("--kv-dtype", default="bf16", show_default=True, help="bf16, fp16, fp32, fp8, int8, int4.")
-@click.option("--weight-dtype", default="bf16", show_default=True, help="bf16, fp16, fp32, fp8, int8, int4.")
+@click.option(
+    "--weight-dtype",
+    default=None,
+    help="bf16, fp16, fp32, fp8, int8, int4 (default: as the model ships, fp8 for DeepSeek-V3, else bf16).",
+)
 @click.option("--mode", default="paged", show_default=True, help="static, cb (continuous batching), paged.")
 @click.option("--flash/--no-flash", default=True, show_default=True, help="FlashAttention during prefill.")
 @click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel GPUs.")
@@ -172,7 +186,8 @@ def serve(port: int, open_browser: bool, data: dict, query: str) -> None:
     default=0.9,
     show_default=True,
     type=float,
-    help="vLLM: fraction of the CUDA-visible total it may use.",
+    help="Fraction of each GPU that weights + KV may fill for 'GPUs required' (of nvidia-smi's memory) and "
+    "that vLLM may use (of the CUDA-visible total); the rest is left for activations and the Flash workspace.",
 )
 @click.option(
     "--max-num-batched-tokens",

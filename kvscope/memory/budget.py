@@ -14,6 +14,7 @@ from kvscope.memory.formulas import (
     MIB,
     PAPER_BAND,
     batch_state,
+    default_weight_dtype,
     kv_bytes_per_token,
     kv_share,
     layer_bytes_per_token,
@@ -25,6 +26,8 @@ from kvscope.memory.formulas import (
 )
 
 NUMPY_ABOVE = 100_000  # slot x step evaluations above which the paged peak uses numpy
+# keys kept one release for readers of older JSON: key -> what to read instead
+DEPRECATED = {"efficiency": "step_efficiency (the drawn step's value; run_efficiency is over the whole run)"}
 
 
 def flash_workspace(model: dict, opts: dict, tp: int) -> dict:
@@ -55,9 +58,16 @@ def per_rank_need(model: dict, opts: dict, tp: int, kv_reserved: int) -> float:
     return weight_bytes(model["params_total"], opts["weight_dtype"]) / tp + kv_reserved * kv_share(model, tp)
 
 
+def fit_bytes(gpu: dict, opts: dict) -> float:
+    """What weights + KV may fill on one GPU: ``gpu_memory_utilization`` of the memory it exposes (the
+    rest is left for activations, the Flash workspace and the CUDA context, as vLLM leaves it)."""
+    return usable_bytes(gpu) * opts["gpu_memory_utilization"]
+
+
 def gpus_required(model: dict, gpu: dict, opts: dict, kv_reserved: int) -> int | None:
-    """Smallest power-of-two tp dividing q_heads whose per-rank need fits one GPU (None if > MAX_TP)."""
-    cap, tp = usable_bytes(gpu), 1
+    """Smallest power-of-two tp dividing q_heads whose per-rank need fits ``fit_bytes`` of one GPU
+    (None if > MAX_TP)."""
+    cap, tp = fit_bytes(gpu, opts), 1
     while tp <= MAX_TP:
         if model["q_heads"] % tp == 0 and per_rank_need(model, opts, tp, kv_reserved) <= cap:
             return tp
@@ -124,25 +134,35 @@ def _peak_numpy(model: dict, opts: dict, segs: list, steps: list) -> tuple[int, 
 
 def capacity(model: dict, gpu: dict, o: dict, weights: int) -> dict:
     """Memory the run needs: KV for every slot full (batch x context) and at the workload's peak, with the
-    GPUs each needs (tensor parallel); ``basis`` says which one ``gpus_required`` rests on (the peak)."""
+    GPUs each needs (tensor parallel); ``basis`` says which one ``gpus_required`` rests on (the peak).
+    The peak is never below one request of the full context (``kv_longest_request_bytes``): the longest
+    request the workload allows must fit, even when the synthetic workload happens not to send one."""
     full = o["batch"] * slot_bytes(model, o, o["context"])[1]
-    peak, step = workload_peak(model, o)
+    longest = slot_bytes(model, o, o["context"])[1]
+    workload, step = workload_peak(model, o)
+    peak = max(workload, longest)
     tp, share = o["tp"], kv_share(model, o["tp"])
     basis = (
-        "workload peak (paged: the most pages held at once)"
-        if o["mode"] == "paged"
-        else "every slot reserves the full context from its first step"
+        "every slot reserves the full context from its first step"
+        if o["mode"] != "paged"
+        else "workload peak (paged: the most pages held at once)"
+        if workload >= longest
+        else "one request of the full context; the workload's own peak is lower"
     )
     return {
         "basis": basis,
         "peak_step": step,
         "kv_full_bytes": full,
+        "kv_workload_peak_bytes": workload,
+        "kv_longest_request_bytes": longest,
         "kv_peak_bytes": peak,
         "total_full_bytes": weights + full,
         "total_peak_bytes": weights + peak,
         "per_gpu_peak_bytes": weights / tp + peak * share,
         "per_gpu_full_bytes": weights / tp + full * share,
         "occupancy_peak": (weights / tp + peak * share) / usable_bytes(gpu),
+        "fit_fraction": o["gpu_memory_utilization"],
+        "fit_bytes": fit_bytes(gpu, o),
         "gpus_required": gpus_required(model, gpu, o, peak),
         "gpus_required_full": gpus_required(model, gpu, o, full),
     }
@@ -220,6 +240,8 @@ def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
     """Every number the page and ``kvscope memory`` show: ``capacity`` (what to provision) and the state
     at step ``tokens`` (what the animation draws)."""
     o = normalize(opts)
+    if o["weight_dtype"] is None:
+        o["weight_dtype"] = default_weight_dtype(model)
     st = batch_state(model, o)
     tp = o["tp"]
     weights = weight_bytes(model["params_total"], o["weight_dtype"])
@@ -227,6 +249,7 @@ def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
     resident_rank = weights / tp + kv_rank
     fa = flash_workspace(model, o, tp)
     cap = capacity(model, gpu, o, weights)
+    step_eff = st["kv_real"] / st["kv_reserved"] if st["kv_reserved"] else 0.0
     return {
         "model": model["id"],
         "gpu": gpu["id"],
@@ -250,7 +273,8 @@ def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
             "peak_without_flash": cap["per_gpu_peak_bytes"] + fa["without_flash"],
             "peak_with_flash": cap["per_gpu_peak_bytes"] + fa["with_flash"],
         },
-        "efficiency": st["kv_real"] / st["kv_reserved"] if st["kv_reserved"] else 0.0,
+        "step_efficiency": step_eff,
+        "efficiency": step_eff,  # deprecated alias of step_efficiency (see "deprecated")
         "run_efficiency": run_efficiency(model, o),
         "requests_done": st["requests_done"],
         "slots": st["slots"],
@@ -258,4 +282,5 @@ def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
         "engine": engine_budget(model, gpu, o),
         "decode": decode_bound(model, gpu, o, st["kv_real"]),
         "paper_band": PAPER_BAND,
+        "deprecated": DEPRECATED,
     }

@@ -76,6 +76,7 @@ def page_data(
 ) -> dict[str, Any]:
     """Everything the web page needs, inlined in the HTML: catalogs, the formula constants and the
     starting state (``initial``: URL parameters used when the page's own URL has none)."""
+    from kvscope.memory import budget
     from kvscope.memory import formulas as f
 
     return {
@@ -88,6 +89,7 @@ def page_data(
         "modes": f.MODES,
         "engines": f.ENGINES,
         "defaults": f.DEFAULTS,
+        "deprecated": budget.DEPRECATED,
         "limits": {"batch": f.MAX_BATCH, "context": f.MAX_CONTEXT, "tp": f.MAX_TP},
     }
 

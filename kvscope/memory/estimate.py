@@ -68,9 +68,9 @@ class MemoryEstimate:
         return [
             ("model / GPU", f"{self.model['name']} on {self.gpu['name']}"),
             (f"KV for {o['batch']:,} x {o['context']:,}", fmt_bytes(cap["kv_full_bytes"])),
-            ("KV at workload peak", f"{fmt_bytes(cap['kv_peak_bytes'])} (step {cap['peak_step']:,})"),
+            ("KV at the peak", f"{fmt_bytes(cap['kv_peak_bytes'])} ({cap['basis']})"),
             ("weights", fmt_bytes(self.numbers["weights_bytes"])),
-            ("GPUs required (peak)", gpus),
+            (f"GPUs required (peak, {cap['fit_fraction']:.0%} of each)", gpus),
             ("efficiency over the run", f"{self.efficiency:.1%} ({o['mode']})"),
         ]
 
@@ -90,12 +90,27 @@ class MemoryEstimate:
         return f"<table><caption>kvscope memory estimate</caption>{rows}</table>"
 
 
+def fmt_params(n: float) -> str:
+    """A parameter count with a unit that keeps a digit: '8.03 B', '135 M', '20.6 K', '512'."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:,.{2 if n < 10 * size else 1 if n < 100 * size else 0}f} {unit}"
+    return f"{n:,.0f}"
+
+
+def budget_text(available: float) -> str:
+    """vLLM's available KV memory, or that none is left ('does not fit'), never '0.00 KiB'."""
+    if available > 0:
+        return fmt_bytes(available)
+    return f"none: does not fit (weights and overheads exceed the budget by {fmt_bytes(-available)})"
+
+
 def fmt_bytes(b: float) -> str:
     """Binary units with thousands separators: '16.00 GiB', '1.25 TiB', '131,070.00 GiB' never."""
     for unit, size in (("TiB", 2**40), ("GiB", GIB), ("MiB", 2**20), ("KiB", 1024)):
-        if abs(b) >= size or unit == "KiB":
+        if abs(b) >= size:
             return f"{b / size:,.2f} {unit}"
-    return f"{b:,.0f} B"  # pragma: no cover
+    return f"{b:,.0f} B"
 
 
 def _range(name: str, value: Any, low: float, high: float, integer: bool = True) -> Any:
@@ -119,7 +134,7 @@ def build_options(
     context: int,
     tokens: int | None,
     kv_dtype: str,
-    weight_dtype: str,
+    weight_dtype: str | None,
     mode: str,
     flash: bool,
     tp: int,
@@ -133,10 +148,11 @@ def build_options(
     cuda_graph_gib: float | None,
 ) -> tuple[dict, list[str]]:
     """Validated options (``formulas.DEFAULTS`` keys); a bad value raises ``UsageError``. Needs no model,
-    so every option is checked before a config is read or counted."""
+    so every option is checked before a config is read or counted. ``weight_dtype`` None stays None
+    (the model's own, ``formulas.default_weight_dtype``, is filled in once the model is known)."""
     from kvscope.memory import formulas as f
 
-    lim = f.ENGINE_LIMITS
+    lim, weights = f.ENGINE_LIMITS, list(f.WEIGHT_DTYPES)
     _range("batch", batch, 1, f.MAX_BATCH)
     _range("context", context, 1, f.MAX_CONTEXT)
     _range("tp", tp, 1, f.MAX_TP)
@@ -155,7 +171,7 @@ def build_options(
             "context": context,
             "tokens": tokens,
             "kv_dtype": _choice("kv-dtype", kv_dtype, list(f.KV_DTYPES)),
-            "weight_dtype": _choice("weight-dtype", weight_dtype, list(f.WEIGHT_DTYPES)),
+            "weight_dtype": None if weight_dtype is None else _choice("weight-dtype", weight_dtype, weights),
             "mode": _choice("mode", mode, list(f.MODES)),
             "flash": bool(flash),
             "tp": tp,
@@ -216,7 +232,7 @@ def estimate_memory(
     *,
     tokens: int | None = None,
     kv_dtype: str = "bf16",
-    weight_dtype: str = "bf16",
+    weight_dtype: str | None = None,
     mode: str = "paged",
     flash: bool = True,
     tp: int = 1,
@@ -232,7 +248,8 @@ def estimate_memory(
 ) -> MemoryEstimate:
     """GPU memory of serving ``model`` on ``gpu``: weights, KV for batch x context and at the workload's
     peak, GPUs required, efficiency of static / continuous batching / paging, FlashAttention's transient
-    workspace and, with ``engine="vllm"``, the KV budget vLLM would log at start-up. Pure: no I/O."""
+    workspace and, with ``engine="vllm"``, the KV budget vLLM would log at start-up. Pure: no I/O.
+    ``weight_dtype`` None is the dtype the model ships in (``fp8`` for DeepSeek-V3, else ``bf16``)."""
     from kvscope.memory import formulas as f
 
     opts = build_options(
@@ -255,6 +272,8 @@ def estimate_memory(
     )
     g = resolve_gpu(gpu)  # names before the config: an unknown GPU never waits for torch
     m = resolve_model(model, trust_remote_code)
+    if opts["weight_dtype"] is None:
+        opts["weight_dtype"] = f.default_weight_dtype(m)
     warnings = warnings_for(m, opts)
     numbers = f.compute(m, g, opts)
     slots = numbers.pop("slots")

@@ -17,17 +17,21 @@ Definitions (references in brackets):
   set the bytes read per decode step.
 - Workload: request ``k`` has ``ceil(context * r_k)`` tokens with ``r_k = 0.1 + 0.9 * frac((k+1)/phi)``,
   lengths spread evenly over 10-100 % of the context. One step adds one token to every running request.
-  *static*: each of ``batch`` slots runs one request and keeps it until the whole batch ends; every slot
-  reserves ``context`` tokens, and the tokens of a finished request that the slot still holds are waste
-  (they serve no request), exactly like the reserved-but-empty rest of the slot. *cb* (continuous
+  *static*: the run is a series of batches of ``batch`` requests (``jB .. jB + B - 1``); a batch ends when
+  its longest request does and the next one starts the step after. Every slot reserves ``context`` tokens,
+  and the tokens of a finished request that the slot still holds are waste (they serve no request),
+  exactly like the reserved-but-empty rest of the slot. At batch 1 this is continuous batching. *cb* (continuous
   batching, Orca, OSDI'22): a slot admits the next request (``k + batch``) the step after its request
   finishes; each admitted request still reserves ``context``.
   *paged* (vLLM PagedAttention, Kwon et al., SOSP'23): cb scheduling, KV held in ``page``-token pages,
   the last page rounded up.
 - Capacity (``budget.capacity``): ``kv_full`` is every slot holding ``context`` tokens ("KV for batch
   x context", what a fixed batch must be able to hold); ``kv_peak`` is the most KV the synthetic
-  workload ever reserves (the same for static and cb, which reserve up front; the largest page total for
-  paged). GPUs required come from the peak; the step state is only the animated view.
+  workload ever reserves (the same for static and cb, which reserve up front; for paged the largest page
+  total, and never less than one request of the full ``context``: the longest request the workload
+  allows, which vLLM refuses to start without). GPUs required come from the peak and count a GPU as full
+  at ``gpu_memory_utilization`` (0.9, vLLM's default) of the memory nvidia-smi shows, leaving the rest
+  for activations, the Flash workspace and the CUDA context; the step state is only the animated view.
 - Memory efficiency: KV bytes holding tokens of running requests / KV bytes reserved (equal to the slot
   ratio when all layers store the same bytes per token). Kwon et al. measured 20.4-38.2 % before paging,
   < 4 % waste with.
@@ -100,7 +104,7 @@ DEFAULTS: dict[str, Any] = {
     "context": 8192,
     "tokens": None,
     "kv_dtype": "bf16",
-    "weight_dtype": "bf16",
+    "weight_dtype": None,  # None: as the model ships (default_weight_dtype), filled in by compute
     "mode": "paged",
     "flash": True,
     "tp": 1,
@@ -155,6 +159,11 @@ def seq_kv_bytes(model: dict, kv_dtype: str, n: int, free_sliding: bool = True) 
     )
 
 
+def default_weight_dtype(model: dict) -> str:
+    """The dtype a model's weights ship in: its catalog ``weight_dtype`` (DeepSeek-V3: fp8), else bf16."""
+    return model.get("weight_dtype") or "bf16"
+
+
 def weight_bytes(params: int, weight_dtype: str) -> int:
     """Bytes of ``params`` weights stored in ``weight_dtype``."""
     return math.ceil(params * WEIGHT_DTYPES[weight_dtype]["bits"] / 8)
@@ -179,12 +188,23 @@ def request_length(k: int, context: int) -> int:
     return max(1, min(context, math.ceil(context * r)))
 
 
-def slot_at(slot: int, step: int, batch: int, context: int, mode: str) -> dict:
+def static_round(step: int, batch: int, context: int) -> tuple[int, int]:
+    """(j, start): the static batch running at ``step`` (requests ``j*batch ..``) and its first step.
+    A batch lasts as long as its longest request; the next starts the step after."""
+    starts = _static_starts(batch, context)
+    j = max(i for i, first in enumerate(starts) if first <= max(step, 1))
+    return j, starts[j]
+
+
+def slot_at(slot: int, step: int, batch: int, context: int, mode: str, rnd: tuple[int, int] | None = None) -> dict:
     """State of ``slot`` after ``step`` steps: tokens held, request id, requests finished in it, and
-    ``idle``: the request finished and its tokens wait for the batch to end (static only)."""
+    ``idle``: the request finished and its tokens wait for the batch to end (static only; ``rnd`` is
+    ``static_round(step, ...)`` when the caller has it)."""
     if mode == "static":
-        n = request_length(slot, context)
-        return {"tokens": min(step, n), "request": slot, "done": 1 if step >= n else 0, "idle": step > n}
+        j, start = rnd or static_round(step, batch, context)
+        k = j * batch + slot
+        n, ran = request_length(k, context), step - start + 1
+        return {"tokens": max(0, min(ran, n)), "request": k, "done": j + (1 if ran >= n else 0), "idle": ran > n}
     k, start, done = slot, 1, 0
     while True:
         n = request_length(k, context)
@@ -230,8 +250,9 @@ def run_efficiency(model: dict, opts: dict) -> float:
     w = model.get("sliding_window") if opts["free_sliding"] else None
     T, B, mode = opts["context"], opts["batch"], opts["mode"]
     real = reserved = 0
+    rounds = _static_starts(B, T) if mode == "static" else []
     for s in range(B):
-        k, start = s, 1
+        k, start, j = s, 1, 0
         while start <= T:
             n = request_length(k, T)
             m = min(n, T - start + 1)
@@ -240,20 +261,35 @@ def run_efficiency(model: dict, opts: dict) -> float:
                 reserved += lt["full"] * _sum_pages(m, None, opts["page"]) + lt["sliding"] * _sum_pages(
                     m, w, opts["page"]
                 )
-            if mode == "static":
-                break  # held after it finished: reserved, not real
-            start, k = start + n, k + B
+            if mode == "static":  # held after it finished (reserved, not real) until the next batch
+                j += 1
+                start = rounds[j] if j < len(rounds) else T + 1
+            else:
+                start = start + n
+            k += B
         if mode != "paged":
             reserved += T * (lt["full"] * T + lt["sliding"] * (min(T, w) if w else T))
     return (lb * real) / (lb * reserved) if reserved else 0.0
+
+
+def _static_starts(batch: int, context: int) -> list[int]:
+    """First steps of the static batches that start within 1..context."""
+    starts, j = [1], 0
+    while True:
+        nxt = starts[-1] + max(request_length(j * batch + s, context) for s in range(batch))
+        if nxt > context:
+            return starts
+        starts.append(nxt)
+        j += 1
 
 
 def batch_state(model: dict, opts: dict) -> dict:
     """Per-slot tokens and KV bytes at step ``opts['tokens']`` (see ``slot_at``)."""
     step = opts["tokens"]
     slots, real, reserved, done = [], 0, 0, 0
+    rnd = static_round(step, opts["batch"], opts["context"]) if opts["mode"] == "static" else None
     for s in range(opts["batch"]):
-        st = slot_at(s, step, opts["batch"], opts["context"], opts["mode"])
+        st = slot_at(s, step, opts["batch"], opts["context"], opts["mode"], rnd)
         r, v = slot_bytes(model, opts, st["tokens"], st["idle"])
         slots.append(st)
         real, reserved, done = real + r, reserved + v, done + st["done"]

@@ -115,6 +115,14 @@ def layer_counts(text: Any) -> dict[str, int]:
     return counts
 
 
+def shipped_weight_dtype(cfg: Any) -> str | None:
+    """ "fp8" when the config declares FP8 weights (``quantization_config.quant_method``), else None
+    (the default, bf16)."""
+    q = getattr(cfg, "quantization_config", None) or {}
+    method = q.get("quant_method") if isinstance(q, dict) else getattr(q, "quant_method", None)
+    return "fp8" if str(method).lower() == "fp8" else None
+
+
 def model_from_config(name: str, trust_remote_code: bool = False) -> dict[str, Any]:
     """A catalog entry (see ``data/models.json``) for the config at ``name``."""
     return entry_from_config(load_config(name, trust_remote_code), name)
@@ -152,6 +160,7 @@ def entry_from_config(cfg: Any, name: str) -> dict[str, Any]:
         "mla": {"rank": kv_lora, "rope": text.qk_rope_head_dim} if kv_lora else None,
         "params_total": total,
         "params_active": active,
+        "weight_dtype": shipped_weight_dtype(cfg),
         "tied_embeddings": facts["tied_embeddings"],
         "native_context": facts["max_positions"],
         "verified": True,

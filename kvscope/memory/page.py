@@ -18,7 +18,7 @@ import re
 from importlib import resources
 from typing import Any
 
-MODULES = ("formulas.js", "draw.js", "app.js")
+MODULES = ("formulas.js", "canvas.js", "draw.js", "app.js")
 STYLES = "style.css"
 DATA_MARK = "<!--KV-DATA-->"
 SCRIPT_MARK = '<script type="module" src="app.js"></script>'

@@ -4,7 +4,8 @@ It binds 127.0.0.1 (never a public interface) and answers only for the files of 
 start, by exact name: no directory listing, no path that could leave the folder, GET and HEAD only.
 Only requests whose Host header is ``127.0.0.1:PORT`` or ``localhost:PORT`` are answered (a page on
 another origin cannot reach it through DNS rebinding); every answer carries the page's
-Content-Security-Policy; a client that hangs up mid-answer is dropped quietly.
+Content-Security-Policy, error pages (400, 414, 501, ...) included; a client that hangs up mid-answer is
+dropped quietly.
 """
 
 from __future__ import annotations
@@ -51,8 +52,21 @@ def make_handler(files: dict[str, bytes]) -> type[http.server.BaseHTTPRequestHan
                 return 404, b"not found\n", "text/plain; charset=utf-8"
             return 200, files[name], _content_type(name)
 
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own errors (400, 414, 431, 501, ...) as plain text with the page's headers;
+            a request whose headers were read and whose Host is foreign gets 421, as every other answer.
+            (400 and 414 come before the headers are read: no Host to check, and nothing of ours sent.)"""
+            if getattr(self, "headers", None) is not None and not self._host_ok():
+                code, message = 421, "misdirected request: use http://127.0.0.1:PORT/"
+            text = f"{code} {message or self.responses.get(code, ('error',))[0]}\n".encode("latin-1", "replace")
+            self.close_connection = True
+            self.request_version = "HTTP/1.0"  # a line too broken to name its version still gets headers
+            self._answer(code, text, "text/plain; charset=utf-8", self.command != "HEAD")
+
         def _send(self, body: bool) -> None:
-            code, data, ctype = self._resolve()
+            self._answer(*self._resolve(), body)
+
+        def _answer(self, code: int, data: bytes, ctype: str, body: bool) -> None:
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))

@@ -136,6 +136,8 @@ def test_js_formulas_match_python_vectors(page, site, tmp_path):
                     "max_num_batched_tokens": 2048,
                     "cuda_graph_gib": 0,
                 },
+                {"mode": "static", "batch": 1, "context": 131_072, "tokens": 100_000},  # issue 23 item 19
+                {"mode": "paged", "batch": 1, "context": 131_072, "gpu_memory_utilization": 0.8},  # items 17, 18
                 {
                     "mode": "paged",
                     "batch": 7,
@@ -160,7 +162,7 @@ def test_js_formulas_match_python_vectors(page, site, tmp_path):
     }""",
         json.loads((tmp_path / "vectors.json").read_text()),
     )
-    assert len(got) == len(cases) == 4 * len(catalog.models())
+    assert len(got) == len(cases) == 6 * len(catalog.models())
     for case, js in zip(cases, got):
         assert_same(case["expected"], js, f"{case['model']['id']} {case['opts']}")
 
@@ -211,7 +213,7 @@ def test_batch_one_at_128k_shows_16_gib_and_gpus_from_the_peak(page, site):
     assert page.locator("#v-full").inner_text() == "16.00 GiB"
     page.evaluate("window.kvscope.set('tokens', 131072)")
     assert page.locator("#v-full").inner_text() == "16.00 GiB"
-    assert "1.02 TiB" in page.locator("#v-peak").inner_text()  # with the 128K score matrix: TiB, not "1045 GiB"
+    assert "1.03 TiB" in page.locator("#v-peak").inner_text()  # with the 128K score matrix: TiB, not "1055 GiB"
     assert "−1,023.98 GiB" in page.locator("#v-peak").inner_text()  # thousands separators
     few = page.evaluate("window.kvscope.particles()")
     page.select_option("#batch", "128")
@@ -226,10 +228,12 @@ def test_gpu_and_tp_controls_change_occupancy_and_gpus_required(page, site):
     open_page(page, site)
     page.select_option("#model", "llama-3.1-70b")
     assert page.locator("#v-gpus").inner_text().startswith("2")
-    page.select_option("#gpu", "h200")
-    assert page.locator("#v-gpus").inner_text().startswith("1 at the peak")
+    page.select_option("#gpu", "h200")  # 140.0 GiB at the peak: 99.7 % of an H200, over the 90 % a GPU may fill
+    assert page.locator("#v-gpus").inner_text().startswith("2 (tensor parallel) at the peak, ≤ 90 % of each")
+    page.select_option("#gpu", "b200")
+    assert page.locator("#v-gpus").inner_text().startswith("1 at the peak, ≤ 90 % of each")
     page.select_option("#tp", "4")
-    occ = expected("llama-3.1-70b", "h200", tp=4)["capacity"]["occupancy_peak"]
+    occ = expected("llama-3.1-70b", "b200", tp=4)["capacity"]["occupancy_peak"]
     assert gib_of(page.locator("#v-occ").inner_text()) == pytest.approx(100 * occ, abs=0.06)
 
 
@@ -285,7 +289,7 @@ def test_flash_toggle_draws_banner_ghosts_and_strikethrough(page, site):
 
 def banner_red(data_url: str) -> bool:
     img = image(data_url)
-    r, g, b = img.getpixel((img.width // 2 - 150, 14))
+    r, g, b = img.getpixel((20, 14))  # the banner's left end (it sits top left)
     return r > 150 and g < 60 and b < 60
 
 
@@ -412,6 +416,7 @@ def test_hostile_model_folder_names_are_inert_in_export_and_serve(browser, tmp_p
             wait_ready(pg)
             assert pg.locator("#model").input_value() == name  # the page works, on that model
             assert pg.locator("#v-model").inner_text().startswith(name)
+            assert pg.locator("#v-model").inner_text().endswith("26.8 K params")  # issue 23: not "0 B params"
             assert pg.locator("img").count() == 0 and not dialogs and not errors, target
             pg.close()
     finally:
@@ -429,3 +434,128 @@ TINY_CONFIG = {
     "num_key_value_heads": 2,
     "max_position_embeddings": 256,
 }
+
+
+# ---- issue 23, items 17-20: the page's numbers and its layout below ~1400 px
+
+LAYOUT_STATES = {
+    "default": "",
+    "four-gpus": "?model=llama-3.1-70b&batch=16&context=32768",
+    "sixteen-gpus": "?model=llama-3.1-405b&batch=8&context=32768&tp=16",
+    "vllm-128k": "?batch=1&context=131072&engine=1",
+    "static-gddr": "?model=gemma-2-9b&gpu=l4&cb=0&paged=0&flash=0&engine=1",
+}
+
+
+def overlap(a, b) -> bool:
+    apart_x = a["x"] >= b["x"] + b["w"] or b["x"] >= a["x"] + a["w"]
+    return not (apart_x or a["y"] >= b["y"] + b["h"] or b["y"] >= a["y"] + a["h"])
+
+
+def inside(a, box, slack=0.5) -> bool:
+    return (
+        a["x"] >= box["x"] - slack
+        and a["y"] >= box["y"] - slack
+        and a["x"] + a["w"] <= box["x"] + box["w"] + slack
+        and a["y"] + a["h"] <= box["y"] + box["h"] + slack
+    )
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (390, 844)], ids=["1280x720", "390x844"])
+@pytest.mark.parametrize("state", list(LAYOUT_STATES))
+def test_canvas_texts_fit_and_never_overlap(browser, site, size, state, tmp_path):
+    """Item 20: particles covered the die's text, the multi-GPU caption ran under the gauge label, the
+    16-GPU labels collided, and at 390 px the SAVED labels, die title and banner ran out of their boxes."""
+    pg = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    open_page(pg, site, LAYOUT_STATES[state])
+    pg.evaluate("window.kvscope.snapshot(1000)")
+    labels, lanes = pg.evaluate("window.kvscope.labels()"), pg.evaluate("window.kvscope.lanes()")
+    regions = pg.evaluate("window.kvscope.regions()")
+    w, h = pg.evaluate("[document.getElementById('view').clientWidth, document.getElementById('view').clientHeight]")
+    texts = [x["text"] for x in labels]
+    assert len(labels) > 10 and all(inside(x, {"x": 0, "y": 0, "w": w, "h": h}) for x in labels), texts
+    pairs = [(a["text"], b["text"]) for i, a in enumerate(labels) for b in labels[i + 1 :] if overlap(a, b)]
+    assert pairs == []  # the dot's label included: at the last step it rests top right, beside the banner
+    assert len(lanes) == 2 and not [x["text"] for x in labels for lane in lanes if overlap(x, lane)]
+    die = next(r for r in regions if "bandwidth" in r["tip"])
+    stacks = [r for r in regions if r["tip"].startswith(("HBM", "GDDR")) and " active." in r["tip"]]
+    assert stacks and all(not overlap(lane, r) for lane in lanes for r in stacks + [die])  # lanes: their own
+    in_die = [x for x in labels if x["text"].endswith(("DIE", "SRAM", "HBM", "GB per step", "GB/s", "tok/s"))]
+    assert any("DIE" in x["text"] for x in in_die) and all(inside(x, die) for x in in_die), in_die
+    saved = [x for x in labels if x["text"].startswith(("SAVED", "×"))]
+    flash = "flash=0" not in LAYOUT_STATES[state]
+    assert len(saved) == (len(stacks) if flash else 0)  # one per active stack, each inside its stack
+    assert all(any(inside(x, r) for r in stacks) for x in saved)
+    if flash:
+        assert any("SAVED" in x["text"] and x["w"] > 40 for x in labels if x["y"] < 60), texts  # the banner title
+    pkgs = [r for r in regions if r["tip"].startswith("GPU ") and " of " in r["tip"]]
+    gpu_labels = [x for x in labels if x["text"].removeprefix("GPU ").isdigit()]
+    assert len(gpu_labels) == len(pkgs) and all(any(inside(x, r) for r in pkgs) for x in gpu_labels)
+    assert len({x["text"].startswith("GPU") for x in gpu_labels}) <= 1  # one label style per row
+    pg.locator("#stage").screenshot(path=str(tmp_path / f"{state}-{size[0]}.png"))
+    pg.close()
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (390, 844), (1366, 768)], ids=["1280x720", "390x844", "1366x768"])
+def test_no_column_or_page_overflows_sideways(browser, site, size):
+    """Item 20: the controls column overflowed by 2 px at 1280x720."""
+    pg = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    open_page(pg, site, "?model=llama-3.1-70b&batch=16&context=32768")
+    widths = pg.evaluate(
+        """() => ['controls', 'left', 'stage'].map((id) => {
+            const e = document.getElementById(id);
+            return [id, e.scrollWidth, e.clientWidth];
+        }).concat([['page', document.documentElement.scrollWidth, innerWidth]])"""
+    )
+    assert [x for x in widths if x[1] > x[2]] == []
+    pg.close()
+
+
+def test_ghost_over_a_whole_stack_keeps_the_stack_tooltip(page, site):
+    """Item 20: at 32K the ghost covers every stack (2 TiB of scores, 25.7x a GPU) and hid their tooltips."""
+    open_page(page, site, "?model=llama-3.1-70b&batch=16&context=32768")
+    regions = page.evaluate("window.kvscope.regions()")
+    stack = next(r for r in regions if r["tip"].startswith("HBM3 stack 1 "))
+    ghost = next(r for r in regions if r["tip"].startswith("SAVED") and inside(r, stack))
+    box = page.locator("#view").bounding_box()
+    page.mouse.move(box["x"] + stack["x"] + 4, box["y"] + stack["y"] + 4)  # stripes, beside the label
+    tip = page.locator("#tip").inner_text()
+    assert tip.startswith("HBM3 stack 1 of 5 active") and "Red stripes" in tip
+    page.mouse.move(box["x"] + ghost["x"] + ghost["w"] / 2, box["y"] + ghost["y"] + ghost["h"] / 2)
+    assert page.locator("#tip").inner_text().startswith("SAVED by FlashAttention")
+
+
+def test_gauge_shows_the_step_and_the_panel_the_peak(page, site):
+    """Item 19: the gauge draws the current step and the panel the peak; both now say so."""
+    open_page(page, site, "?tokens=1000")
+    texts = [x["text"] for x in page.evaluate("window.kvscope.labels()")]
+    assert "per GPU" in texts and "step 1,000" in texts and "peak" in texts
+    gauge = next(r for r in page.evaluate("window.kvscope.regions()") if r["tip"].startswith("One GPU at step"))
+    assert gauge["tip"].startswith("One GPU at step 1,000 (the drawing's step; the panel's capacity rows are at")
+    assert (
+        "The rows above are at the peak; the drawing and the gauge show step 1,000"
+        in page.locator("#v-basis").inner_text()
+    )
+    assert "at step 1,000" in page.locator("#v-eff").inner_text()
+
+
+def test_page_numbers_of_issue_23(page, site):
+    """Items 17-19 on the page: a full-context request at batch 1, FP8 DeepSeek-V3, a budget that does
+    not fit."""
+    open_page(page, site, "?model=llama-3.1-70b&batch=1&context=131072&engine=1")
+    assert page.locator("#v-gpus").inner_text().startswith("4 (tensor parallel) at the peak, ≤ 90 % of each")
+    assert page.locator("#v-kvpeak").inner_text() == "40.00 GiB: one full-context request"
+    engine = page.locator("#v-engine").inner_text()
+    assert "none: does not fit (short by 62.91 GiB)" in engine and "0.00 KiB" not in engine
+    assert "< 1: vLLM refuses to start" in engine
+    page.select_option("#model", "deepseek-v3")
+    assert page.locator("#w").input_value() == "fp8" and "(FP8)" in page.locator("#v-weights").inner_text()
+    assert gib_of(page.locator("#v-weights").inner_text()) == pytest.approx(671_026_404_352 / GIB, abs=0.01)
+    page.select_option("#model", "llama-3.1-8b")
+    assert page.locator("#w").input_value() == "bf16"
+    open_page(page, site, "?model=deepseek-v3&w=bf16")  # an explicit dtype in the URL wins
+    assert page.locator("#w").input_value() == "bf16"
+    open_page(page, site, "?batch=1&context=131072&cb=0&paged=0")  # static at batch 1 equals CB
+    static = page.locator("#v-eff").inner_text()
+    page.click("#cb")
+    assert gib_of(static) == gib_of(page.locator("#v-eff").inner_text()) == 26.5

@@ -334,3 +334,104 @@ def test_serve_prints_a_loopback_url_and_answers():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_batch_one_at_full_context_needs_four_h100s_and_says_vllm_would_refuse(capsys):
+    """Issue 23 items 17-19: Llama-3.1-70B, one 131,072-token request on H100 said '2 GPUs' at 99 %,
+    next to a vLLM block at 0.17x concurrency and an available KV of '0.00 KiB'."""
+    args = ("--model", "llama-3.1-70b", "--batch", "1", "--context", "131072", "--engine", "vllm")
+    out, _ = run_ok(capsys, *args, "--json")
+    got = json.loads(out)
+    assert got["capacity"]["gpus_required"] == got["gpus_required"] == 4
+    assert got["capacity"]["kv_peak_bytes"] == 40 * 2**30 and got["capacity"]["fit_fraction"] == 0.9
+    rows = shown_rows(capsys, *args)
+    assert rows["GPUs required (peak, 90% of each)"] == "4"
+    assert rows["vllm: available KV"].startswith("none: does not fit (weights and overheads exceed the budget by")
+    assert rows["vllm: max concurrency"] == "0.00x at 131,072 tokens (under 1: vLLM refuses to start)"
+    rows = shown_rows(capsys, *args, "--tp", "4")
+    assert "does not fit" not in str(rows) and "refuses" not in str(rows)
+
+
+def shown_rows(capsys, *args) -> dict[str, str]:
+    """The table's rows as printed, wrapped cells joined back into one line each."""
+    out, _ = run_ok(capsys, *args)
+    rows: list[list[str]] = []
+    for line in out.splitlines():
+        parts = line.split("│")
+        if len(parts) != 4:
+            continue
+        cells = [parts[1].strip(), parts[2].strip()]
+        if cells[0] or not rows:
+            rows.append(cells)
+        else:  # a wrapped continuation line
+            rows[-1][1] += " " + cells[1]
+    return {k: v for k, v in rows}
+
+
+def test_readme_vllm_example_reproduces_its_cited_log(capsys):
+    """Issue 23 item 19: the README's vLLM command must land within 3 % of the log it cites."""
+    import re as _re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    line = next(x for x in readme.splitlines() if x.startswith("kvscope memory") and "--engine vllm --act" in x)
+    cited = _re.search(r"logged ([\d.]+) GiB of KV, ([\d,]+) blocks, ([\d.]+)x", readme)
+    args = shlex.split(line.split("#")[0])[2:]
+    out, _ = run_ok(capsys, *args, "--json")
+    e = json.loads(out)["engine"]
+    kv, blocks, conc = float(cited[1]), int(cited[2].replace(",", "")), float(cited[3])
+    assert (kv, blocks, conc) == (3.81, 1952, 1.56)  # vllm#10517, as in tests/unit/test_memory_vllm.py
+    assert e["available_kv_bytes"] / 2**30 == pytest.approx(kv, rel=0.03)
+    assert e["kv_blocks"] == pytest.approx(blocks, rel=0.03)
+    assert e["max_concurrency"] == pytest.approx(conc, rel=0.03)
+    printed = _re.search(r"this prints ([\d.]+) GiB, ([\d,]+), ([\d.]+)x", readme)
+    assert printed[1] == f"{e['available_kv_bytes'] / 2**30:.2f}" and printed[2] == f"{e['kv_blocks']:,}"
+    assert printed[3] == f"{e['max_concurrency']:.2f}"
+
+
+def test_deepseek_v3_defaults_to_its_fp8_weights(capsys):
+    """Issue 23 item 19: DeepSeek-V3 ships in FP8; BF16 was the default."""
+    from kvscope.memory import estimate_memory
+
+    est = estimate_memory("deepseek-v3", "h200")
+    assert est.options["weight_dtype"] == "fp8" and est.numbers["weights_bytes"] == 671_026_404_352
+    assert estimate_memory("deepseek-v3", "h200", weight_dtype="bf16").numbers["weights_bytes"] == 2 * 671_026_404_352
+    assert estimate_memory("llama-3.1-8b").options["weight_dtype"] == "bf16"
+    out, _ = run_ok(capsys, "--model", "deepseek-v3", "--gpu", "h200", "--json")
+    assert json.loads(out)["options"]["weight_dtype"] == "fp8"
+
+
+def test_fp8_config_ships_fp8_weights():
+    from kvscope.memory.hfconfig import shipped_weight_dtype
+
+    class Cfg:
+        quantization_config = {"quant_method": "fp8", "weight_block_size": [128, 128]}
+
+    assert shipped_weight_dtype(Cfg()) == "fp8" and shipped_weight_dtype(object()) is None
+
+
+def test_tiny_configs_show_a_parameter_unit_not_zero_b(capsys, tmp_path):
+    """Issue 23 item 19: a 20K-parameter config printed '0.00 B params'."""
+    from kvscope.memory.estimate import fmt_bytes, fmt_params
+
+    cfg = {
+        "model_type": "llama",
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    rows = shown_rows(capsys, "--model", str(tmp_path / "config.json"), "--batch", "2")
+    assert rows["model"].endswith("(26.8 K params, 26.8 K active)"), rows["model"]
+    assert [fmt_params(n) for n in (512, 20_608, 134_515_008, 8_030_261_248, 671e9)] == [
+        "512",
+        "20.6 K",
+        "135 M",
+        "8.03 B",
+        "671 B",
+    ]
+    assert fmt_bytes(0) == "0 B" and fmt_bytes(-3 * 2**30) == "-3.00 GiB"

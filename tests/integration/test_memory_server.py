@@ -104,6 +104,41 @@ def test_other_methods_are_refused(server):
     assert get(server, "/", "HEAD") == (200, b"")
 
 
+def raw(server, request: bytes) -> tuple[int, dict, bytes]:
+    """Send raw bytes; the status, headers and body of the answer."""
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes,status",
+    [
+        (b"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n", 501),
+        (b"BREW / HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n", 501),
+        (b"POST / HTTP/1.1\r\nHost: attacker.example\r\n\r\n", 421),
+        (b"DELETE / HTTP/1.1\r\nHost: attacker.example:{port}\r\n\r\n", 421),
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET / HTTP/9.9\r\nHost: 127.0.0.1:{port}\r\n\r\n", 505),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+    ],
+)
+def test_error_pages_carry_the_csp_and_check_the_host(server, request_bytes, status):
+    """Issue 23 item 19: http.server's own error pages lacked the CSP and answered any Host."""
+    port = str(server.server_address[1]).encode()
+    got, headers, body = raw(server, request_bytes.replace(b"{port}", port))
+    assert got == status
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Content-Type"].startswith("text/plain")
+    assert b"<" not in body and body.startswith(str(status).encode())
+
+
 def test_data_element_cannot_be_closed_or_commented_by_any_string():
     from kvscope.memory.page import data_script
 

@@ -97,7 +97,7 @@ def test_static_mode_reserves_max_context_per_slot():
     r = f.compute(m, G["h100-sxm"], {"mode": "static", "batch": 4, "context": 1000, "tokens": 50})
     assert r["kv_reserved_bytes"] == 4 * 1000 * 131_072
     assert r["kv_real_bytes"] == 4 * 50 * 131_072  # every request is longer than 50 tokens
-    assert r["efficiency"] == pytest.approx(0.05)
+    assert r["step_efficiency"] == pytest.approx(0.05)
 
 
 def test_static_counts_tokens_held_after_finish_as_waste():
@@ -108,10 +108,31 @@ def test_static_counts_tokens_held_after_finish_as_waste():
     # slot 1 finished at step 32 and still holds its 32 tokens: reserved, not real
     assert r["kv_real_bytes"] == (50 + 0 + 50) * 131_072
     assert [s["idle"] for s in r["slots"]] == [False, True, False]
+    # the batch lasts 87 steps (its longest request); requests 3-5 (53, 19, 74 tokens) start at step 88
+    assert f.static_round(87, 3, 100) == (0, 1) and f.static_round(88, 3, 100) == (1, 88)
     end = f.compute(m, G["h100-sxm"], {"mode": "static", "batch": 3, "context": 100})
-    assert end["efficiency"] == 0.0  # at the last step every request has finished and waits
-    run = sum(n * (n + 1) // 2 for n in lengths) / (3 * 100 * 100)  # token-steps used / reserved
+    assert [(s["request"], s["tokens"]) for s in end["slots"]] == [(3, 13), (4, 13), (5, 13)]
+    assert end["step_efficiency"] == end["efficiency"] == pytest.approx(3 * 13 / 300)
+    second = [min(n, 13) for n in (53, 19, 74)]
+    run = (sum(n * (n + 1) // 2 for n in lengths + second)) / (3 * 100 * 100)  # token-steps used / reserved
     assert end["run_efficiency"] == pytest.approx(run)
+
+
+def test_static_at_batch_one_is_continuous_batching():
+    """Issue 23 item 19: a batch of one ends with its request, so the next starts at once (21.5 % was
+    reported against CB's 26.5 % for Llama-3.1-8B at 131,072 tokens)."""
+    m = M["llama-3.1-8b"]
+    eff = {mode: f.run_efficiency(m, f.normalize({"mode": mode, "batch": 1, "context": 131_072})) for mode in f.MODES}
+    assert eff["static"] == eff["cb"] == pytest.approx(0.2646, abs=1e-4)
+    for t in (1, 50_000, 86_000, 100_000, 131_072):
+        st, cb = (f.slot_at(0, t, 1, 131_072, mode) for mode in ("static", "cb"))
+        assert (st["tokens"], st["request"], st["done"]) == (cb["tokens"], cb["request"], cb["done"]), t
+
+
+def test_json_names_the_step_efficiency_and_keeps_the_old_key_as_an_alias():
+    r = f.compute(M["llama-3.1-8b"], G["h100-sxm"], {"mode": "static", "batch": 4, "context": 1000, "tokens": 50})
+    assert r["step_efficiency"] == r["efficiency"] == pytest.approx(0.05)
+    assert r["run_efficiency"] != r["step_efficiency"] and "step_efficiency" in r["deprecated"]["efficiency"]
 
 
 def test_continuous_batching_raises_efficiency_on_the_readme_example():
@@ -122,6 +143,13 @@ def test_continuous_batching_raises_efficiency_on_the_readme_example():
     }
     assert eff["static"] < eff["cb"] < eff["paged"]
     assert eff["cb"] - eff["static"] > 0.05
+
+
+def test_readme_efficiencies_for_batch_32_at_8k():
+    """README: 18.9 % static, 29.9 % CB, 99.7 % paged over the run (Llama-3.1-8B, batch 32, 8K)."""
+    opts = {mode: f.normalize({"mode": mode, "batch": 32, "context": 8192}) for mode in f.MODES}
+    got = {mode: round(100 * f.run_efficiency(M["llama-3.1-8b"], o), 1) for mode, o in opts.items()}
+    assert got == {"static": 18.9, "cb": 29.9, "paged": 99.7}
 
 
 def test_run_efficiency_matches_a_step_by_step_sum():
@@ -147,12 +175,14 @@ def test_continuous_batching_admits_new_requests_over_time():
     st = f.slot_at(0, 100, batch=2, context=100, mode="cb")
     assert f.request_length(0, 100) == 66
     assert st == {"tokens": 100 - 66, "request": 2, "done": 1, "idle": False}
-    assert f.slot_at(0, 100, batch=2, context=100, mode="static") == {
-        "tokens": 66,
-        "request": 0,
+    # static: slot 1's request (32 tokens) waits, held, until the batch's longest (66) ends at step 66
+    assert f.slot_at(1, 60, batch=2, context=100, mode="static") == {
+        "tokens": 32,
+        "request": 1,
         "done": 1,
         "idle": True,
     }
+    assert f.slot_at(1, 60, batch=2, context=100, mode="cb")["request"] == 3  # CB admitted the next at 33
 
 
 def test_tp_shards_kv_heads_then_replicates():
@@ -182,6 +212,33 @@ def test_paged_peak_equals_brute_force_over_every_step_and_sets_gpus_required():
     assert 270 * GIB < cap["kv_peak_bytes"] < 280 * GIB < 640 * GIB == cap["kv_full_bytes"]
     assert big["gpus_required"] == cap["gpus_required"] == 8  # the step state at the end needs fewer
     assert cap["gpus_required_full"] is None  # 640 GiB over 8 kv_heads: TP alone cannot hold it
+
+
+def test_paged_peak_includes_one_request_of_the_full_context():
+    """Issue 23 item 17: Llama-3.1-70B, batch 1, 131,072 tokens on H100 reported 2 GPUs at 99 % each
+    (the synthetic request stopped at 66 % of the context) while one full request needs 4."""
+    r = f.compute(M["llama-3.1-70b"], G["h100-sxm"], {"batch": 1, "context": 131_072, "mode": "paged"})
+    cap = r["capacity"]
+    assert cap["kv_longest_request_bytes"] == cap["kv_peak_bytes"] == 327_680 * 131_072 == 40 * GIB
+    assert cap["kv_workload_peak_bytes"] < cap["kv_peak_bytes"] and cap["basis"].startswith("one request")
+    assert cap["gpus_required"] == 4  # 131.4 GiB of weights + 40 GiB of KV over 2 GPUs is 85.7 GiB each
+    small = f.compute(M["llama-3.1-8b"], G["h100-sxm"], {"batch": 1, "context": 131_072})["capacity"]
+    assert small["kv_peak_bytes"] == 16 * GIB == small["kv_full_bytes"]
+    many = f.compute(M["llama-3.1-8b"], G["h100-sxm"], {"batch": 32, "context": 8192})["capacity"]
+    assert many["kv_peak_bytes"] == many["kv_workload_peak_bytes"] > many["kv_longest_request_bytes"]
+
+
+def test_gpus_required_leave_the_unused_utilisation_free():
+    """Issue 23 item 18: a fit at 99.7 % of nvidia-smi memory is no fit; weights + KV may fill
+    gpu_memory_utilization (0.9, vLLM's default) of each GPU."""
+    m, g = M["llama-3.1-70b"], G["h200"]
+    r = f.compute(m, g, {})  # batch 8, 8K, paged
+    cap = r["capacity"]
+    assert 0.99 < cap["occupancy_peak"] < 1.0 and cap["fit_fraction"] == 0.9
+    assert cap["fit_bytes"] == 143_771 * 2**20 * 0.9
+    assert cap["gpus_required"] == 2
+    assert f.compute(m, g, {"gpu_memory_utilization": 1.0})["capacity"]["gpus_required"] == 1
+    assert b.gpus_required(m, g, r["options"], cap["kv_peak_bytes"]) == 2
 
 
 def test_paged_peak_is_the_same_with_and_without_numpy(monkeypatch):

@@ -1,8 +1,9 @@
 // The page: state in the URL, controls, info panel, formula box, papers, factoids, tooltips, animation.
 // Every text reaches the DOM through textContent or new Option(): no string is ever parsed as HTML.
 
-import {configure, compute, layerBytesPerToken} from "./formulas.js";
-import {drawScene, fmtBytes, particleCount} from "./draw.js";
+import {configure, compute, defaultWeightDtype, layerBytesPerToken} from "./formulas.js";
+import {fmtBytes, fmtParams} from "./canvas.js";
+import {drawScene, particleCount} from "./draw.js";
 
 const DATA = JSON.parse(document.getElementById("kv-data").textContent);
 configure(DATA);
@@ -37,7 +38,8 @@ function putNodes(id, key, parts) {
 }
 const S = {...DEFAULT};
 let lastUpdate = 0, shownStep = -1;
-let result = null, playing = false, speed = 1, regions = [], dot = null, stamp = 0, lastFrame = performance.now();
+let result = null, playing = false, speed = 1, regions = [], dot = null, labels = [], lanes = [], stamp = 0;
+let lastFrame = performance.now();
 window.kvFrames = 0; // frame counter, read by the benchmark
 
 const int = (x) => Math.round(x).toLocaleString("en-US");
@@ -61,6 +63,7 @@ function readURL() {
       S.util = Math.min(eng.gpu_memory_utilization[1], Math.max(eng.gpu_memory_utilization[0], Number(raw)));
     }
   }
+  if (!(q.has("w") && LISTS.w.includes(q.get("w")))) S.w = shippedDtype(S.model);
   if (!LISTS.tp.includes(S.tp)) LISTS.tp = [...new Set([...LISTS.tp, S.tp])].sort((a, b) => a - b);
   if (!LISTS.batch.includes(S.batch)) LISTS.batch = [...new Set([...LISTS.batch, S.batch])].sort((a, b) => a - b);
   if (!LISTS.context.includes(S.context)) LISTS.context = [...new Set([...LISTS.context, S.context])].sort((a, b) => a - b);
@@ -113,9 +116,12 @@ function toggle(id) {
   update();
 }
 
+const shippedDtype = (id) => defaultWeightDtype(MODELS.get(id)); // DeepSeek-V3: fp8, else bf16
+
 function set(key, value) {
   S[key] = value;
   if (key === "context") S.tokens = value;
+  if (key === "model") S.w = shippedDtype(value);
   update();
 }
 
@@ -154,15 +160,16 @@ function effClass(x) { return x > 0.8 ? "good" : x >= 0.5 ? "mid" : "bad"; }
 
 function renderInfo(model, gpu, r) {
   const o = r.options, pg = r.per_gpu, cap = r.capacity;
-  put("v-model", `${model.name} · ${(model.params_total / 1e9).toLocaleString("en-US", {maximumFractionDigits: 2})} B params`);
+  put("v-model", `${model.name} · ${fmtParams(model.params_total)} params`);
   const warn = model.native_context && o.context > model.native_context ? ` (above native ${int(model.native_context)})` : "";
   put("v-context", `${int(o.tokens)} / ${int(o.context)} tokens${warn}`);
   put("v-unit", {static: `${int(o.context)} tokens per slot`, cb: `${int(o.context)} tokens per request`,
     paged: `${o.page}-token pages`}[o.mode] + (S.flash ? " + SRAM tiles" : ""));
   put("k-full", `KV for ${int(o.batch)} × ${int(o.context)}`);
   put("v-full", fmtBytes(cap.kv_full_bytes));
-  put("v-kvpeak", `${fmtBytes(cap.kv_peak_bytes)} at step ${int(cap.peak_step)}`);
-  put("v-basis", `Capacity basis: ${cap.basis}. The drawing shows step ${int(o.tokens)}: ${fmtBytes(r.kv_reserved_bytes)} reserved, ${fmtBytes(r.kv_real_bytes)} hold tokens.`);
+  put("v-kvpeak", cap.kv_peak_bytes > cap.kv_workload_peak_bytes ? `${fmtBytes(cap.kv_peak_bytes)}: one full-context request`
+    : `${fmtBytes(cap.kv_peak_bytes)} at step ${int(cap.peak_step)}`);
+  put("v-basis", `Capacity basis: ${cap.basis}. The rows above are at the peak; the drawing and the gauge show step ${int(o.tokens)}: ${fmtBytes(r.kv_reserved_bytes)} reserved, ${fmtBytes(r.kv_real_bytes)} hold tokens.`);
   put("v-total", `${fmtBytes(cap.total_peak_bytes)} at the peak`);
   const saved = pg.peak_without_flash - pg.peak_with_flash;
   putNodes("v-peak", `${S.flash}|${pg.peak_with_flash}|${pg.peak_without_flash}`, S.flash
@@ -172,9 +179,10 @@ function renderInfo(model, gpu, r) {
   put("v-weights", `${fmtBytes(r.weights_bytes)} (${DATA.weight_dtypes[o.weight_dtype].label})`);
   put("v-kv", `${int(r.kv_bytes_per_token)} B/token`);
   const full = cap.gpus_required_full ? `${cap.gpus_required_full}` : "none with TP alone";
-  put("v-gpus", cap.gpus_required ? `${cap.gpus_required}${cap.gpus_required > 1 ? " (tensor parallel)" : ""} at the peak · every slot full: ${full}` : "none: no power-of-two TP fits the peak");
-  putNodes("v-eff", `${r.run_efficiency}|${r.efficiency}`, [["span", effClass(r.run_efficiency), pct(r.run_efficiency)],
-    ["span", "", ` over the run · ${pct(r.efficiency)} now`], ["span", "band", "paper: 20.4–38.2 % before paging, > 96 % paged"]]);
+  const fit = `${Math.round(100 * cap.fit_fraction)} %`;
+  put("v-gpus", cap.gpus_required ? `${cap.gpus_required}${cap.gpus_required > 1 ? " (tensor parallel)" : ""} at the peak, ≤ ${fit} of each · every slot full: ${full}` : `none: no power-of-two TP fits the peak in ${fit} of each GPU`);
+  putNodes("v-eff", `${r.run_efficiency}|${r.step_efficiency}`, [["span", effClass(r.run_efficiency), pct(r.run_efficiency)],
+    ["span", "", ` over the run · ${pct(r.step_efficiency)} at step ${int(o.tokens)}`], ["span", "band", "paper: 20.4–38.2 % before paging, > 96 % paged"]]);
   putNodes("v-occ", `${cap.occupancy_peak}|${o.tp}`, [["span", cap.occupancy_peak > 1 ? "bad" : "", pct(cap.occupancy_peak)],
     ["span", "", ` of ${fmtBytes(pg.usable_bytes)} at the peak (tp ${o.tp})`]]);
   put("v-done", int(r.requests_done));
@@ -187,8 +195,9 @@ function renderEngine(e, o) {
   const rows = [["CUDA total × util", `${fmtBytes(e.cuda_total_bytes)}${e.cuda_total_measured ? "" : " (est.)"} × ${e.gpu_memory_utilization}`],
     ["− weights", fmtBytes(e.weights_bytes)], ["− activation (est.)", `${fmtBytes(e.activation_bytes)} @ ${int(e.max_num_batched_tokens)} tok`],
     ["− non-torch, comm, graphs", fmtBytes(e.non_torch_bytes + e.comm_bytes + e.cuda_graph_bytes)],
-    ["vLLM available KV", fmtBytes(Math.max(0, e.available_kv_bytes))], ["KV cache size", `${int(e.kv_tokens)} tokens`],
-    ["max concurrency", `${e.max_concurrency.toFixed(2)}× @ ${int(o.context)}`]];
+    ["vLLM available KV", e.available_kv_bytes > 0 ? fmtBytes(e.available_kv_bytes) : `none: does not fit (short by ${fmtBytes(-e.available_kv_bytes)})`],
+    ["KV cache size", `${int(e.kv_tokens)} tokens`],
+    ["max concurrency", `${e.max_concurrency.toFixed(2)}× @ ${int(o.context)}${e.max_concurrency < 1 ? " (< 1: vLLM refuses to start)" : ""}`]];
   const key = JSON.stringify(rows);
   if (shown.get("v-engine") === key) return;
   shown.set("v-engine", key);
@@ -254,7 +263,7 @@ function factoids() {
     `One token adds ${int(r.kv_bytes_per_token)} B of KV; ${int(S.batch)} × ${int(S.context)} tokens hold ${fmtBytes(cap.kv_full_bytes)}.`,
     `${g.name} is sold as ${g.memory_gb} GB; it exposes ${fmtBytes(r.per_gpu.usable_bytes)}${g.visible_mib ? ` (${int(g.visible_mib)} MiB in nvidia-smi)` : " (marketed value, not verified)"}.`];
   if (!m.mla && m.kv_heads < m.q_heads) f.push(`GQA: ${m.q_heads} query heads share ${m.kv_heads} kv_heads, a ${m.q_heads / m.kv_heads}× smaller KV cache than multi-head attention.`);
-  if (m.params_active < m.params_total) f.push(`MoE: all ${(m.params_total / 1e9).toFixed(0)} B parameters stay resident; only ${(m.params_active / 1e9).toFixed(1)} B are read per token.`);
+  if (m.params_active < m.params_total) f.push(`MoE: all ${fmtParams(m.params_total)} parameters stay resident; only ${fmtParams(m.params_active)} are read per token.`);
   return f;
 }
 
@@ -290,7 +299,7 @@ function paint(now, full = false) {
   }
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ({regions, dot} = drawScene(ctx, w, h, {model: MODELS.get(S.model), gpu: GPUS.get(S.gpu), r: result,
+  ({regions, dot, labels, lanes} = drawScene(ctx, w, h, {model: MODELS.get(S.model), gpu: GPUS.get(S.gpu), r: result,
     opts: result.options, live: playing ? S.tokens : result.options.tokens, stamp, flags: {cb: !!S.cb, paged: !!S.paged, flash: !!S.flash}}, now, full));
   return canvas;
 }
@@ -317,5 +326,6 @@ setInterval(() => { factIndex += 1; refreshFactoid(); }, 6000);
 setupTooltips($("view"));
 // For tests: draw at a fixed animation time and return the pixels as a data URL; the dot's position.
 window.kvscope = {state: S, result: () => result, setPlaying, set, snapshot: (t) => paint(t, true).toDataURL(),
-  dot: () => dot, regions: () => regions, paint, particles: () => particleCount({r: result})};
+  dot: () => dot, regions: () => regions, labels: () => labels, lanes: () => lanes, paint,
+  particles: () => particleCount({r: result})};
 requestAnimationFrame(frame);

@@ -9,7 +9,8 @@ const MAX_TP = 1024;
 let TABLES = null;
 
 export function configure(data) {
-  TABLES = {kv: data.kv_dtypes, w: data.weight_dtypes, engines: data.engines, defaults: data.defaults};
+  TABLES = {kv: data.kv_dtypes, w: data.weight_dtypes, engines: data.engines, defaults: data.defaults,
+    deprecated: data.deprecated};
 }
 
 export function vecBytes(n, kvDtype) {
@@ -35,6 +36,10 @@ export function seqKvBytes(model, kvDtype, n, freeSliding = true) {
   return layerBytesPerToken(model, kvDtype) * (lt.full * n + lt.sliding * held);
 }
 
+export function defaultWeightDtype(model) {
+  return model.weight_dtype || "bf16";
+}
+
 export function weightBytes(params, weightDtype) {
   return Math.ceil(params * TABLES.w[weightDtype].bits / 8);
 }
@@ -54,10 +59,29 @@ export function requestLength(k, context) {
   return Math.max(1, Math.min(context, Math.ceil(context * r)));
 }
 
-export function slotAt(slot, step, batch, context, mode) {
+function staticStarts(batch, context) {
+  const starts = [1];
+  for (let j = 0; ; j++) {
+    let span = 0;
+    for (let s = 0; s < batch; s++) span = Math.max(span, requestLength(j * batch + s, context));
+    const next = starts[starts.length - 1] + span;
+    if (next > context) return starts;
+    starts.push(next);
+  }
+}
+
+export function staticRound(step, batch, context) {
+  const starts = staticStarts(batch, context);
+  let j = 0;
+  starts.forEach((first, i) => { if (first <= Math.max(step, 1)) j = i; });
+  return [j, starts[j]];
+}
+
+export function slotAt(slot, step, batch, context, mode, rnd = null) {
   if (mode === "static") {
-    const n = requestLength(slot, context);
-    return {tokens: Math.min(step, n), request: slot, done: step >= n ? 1 : 0, idle: step > n};
+    const [j, start] = rnd || staticRound(step, batch, context);
+    const k = j * batch + slot, n = requestLength(k, context), ran = step - start + 1;
+    return {tokens: Math.max(0, Math.min(ran, n)), request: k, done: j + (ran >= n ? 1 : 0), idle: ran > n};
   }
   let k = slot, start = 1, done = 0;
   for (;;) {
@@ -93,8 +117,9 @@ export function runEfficiency(model, opts) {
   const w = opts.free_sliding ? model.sliding_window : null;
   const T = opts.context, B = opts.batch, mode = opts.mode;
   let real = 0, reserved = 0;
+  const rounds = mode === "static" ? staticStarts(B, T) : [];
   for (let s = 0; s < B; s++) {
-    let k = s, start = 1;
+    let k = s, start = 1, j = 0;
     while (start <= T) {
       const n = requestLength(k, T);
       const m = Math.min(n, T - start + 1);
@@ -102,8 +127,13 @@ export function runEfficiency(model, opts) {
       if (mode === "paged") {
         reserved += lt.full * sumPages(m, null, opts.page) + lt.sliding * sumPages(m, w, opts.page);
       }
-      if (mode === "static") break; // held after it finished: reserved, not real
-      start += n; k += B;
+      if (mode === "static") { // held after it finished (reserved, not real) until the next batch
+        j += 1;
+        start = j < rounds.length ? rounds[j] : T + 1;
+      } else {
+        start += n;
+      }
+      k += B;
     }
     if (mode !== "paged") reserved += T * (lt.full * T + lt.sliding * (w ? Math.min(T, w) : T));
   }
@@ -113,8 +143,9 @@ export function runEfficiency(model, opts) {
 export function batchState(model, opts) {
   const slots = [];
   let real = 0, reserved = 0, done = 0;
+  const rnd = opts.mode === "static" ? staticRound(opts.tokens, opts.batch, opts.context) : null;
   for (let s = 0; s < opts.batch; s++) {
-    const st = slotAt(s, opts.tokens, opts.batch, opts.context, opts.mode);
+    const st = slotAt(s, opts.tokens, opts.batch, opts.context, opts.mode, rnd);
     const [r, v] = slotBytes(model, opts, st.tokens, st.idle);
     slots.push(st);
     real += r; reserved += v; done += st.done;
@@ -141,8 +172,12 @@ export function perRankNeed(model, opts, tp, kvReserved) {
   return weightBytes(model.params_total, opts.weight_dtype) / tp + kvReserved * kvShare(model, tp);
 }
 
+export function fitBytes(gpu, opts) {
+  return usableBytes(gpu) * opts.gpu_memory_utilization;
+}
+
 export function gpusRequired(model, gpu, opts, kvReserved) {
-  const cap = usableBytes(gpu);
+  const cap = fitBytes(gpu, opts);
   for (let tp = 1; tp <= MAX_TP; tp *= 2) {
     if (model.q_heads % tp === 0 && perRankNeed(model, opts, tp, kvReserved) <= cap) return tp;
   }
@@ -183,14 +218,19 @@ export function workloadPeak(model, opts) {
 
 export function capacity(model, gpu, o, weights) {
   const full = o.batch * slotBytes(model, o, o.context)[1];
-  const [peak, step] = workloadPeak(model, o);
+  const longest = slotBytes(model, o, o.context)[1];
+  const [workload, step] = workloadPeak(model, o);
+  const peak = Math.max(workload, longest);
   const tp = o.tp, share = kvShare(model, tp);
-  const basis = o.mode === "paged" ? "workload peak (paged: the most pages held at once)"
-    : "every slot reserves the full context from its first step";
-  return {basis, peak_step: step, kv_full_bytes: full, kv_peak_bytes: peak,
+  const basis = o.mode !== "paged" ? "every slot reserves the full context from its first step"
+    : workload >= longest ? "workload peak (paged: the most pages held at once)"
+      : "one request of the full context; the workload's own peak is lower";
+  return {basis, peak_step: step, kv_full_bytes: full, kv_workload_peak_bytes: workload,
+    kv_longest_request_bytes: longest, kv_peak_bytes: peak,
     total_full_bytes: weights + full, total_peak_bytes: weights + peak,
     per_gpu_peak_bytes: weights / tp + peak * share, per_gpu_full_bytes: weights / tp + full * share,
     occupancy_peak: (weights / tp + peak * share) / usableBytes(gpu),
+    fit_fraction: o.gpu_memory_utilization, fit_bytes: fitBytes(gpu, o),
     gpus_required: gpusRequired(model, gpu, o, peak), gpus_required_full: gpusRequired(model, gpu, o, full)};
 }
 
@@ -246,12 +286,14 @@ function cachedCapacity(model, gpu, o, weights) {
 
 export function compute(model, gpu, opts) {
   const o = normalize(opts);
+  if (o.weight_dtype === null || o.weight_dtype === undefined) o.weight_dtype = defaultWeightDtype(model);
   const st = batchState(model, o), tp = o.tp;
   const weights = weightBytes(model.params_total, o.weight_dtype);
   const kvRank = st.kv_reserved * kvShare(model, tp);
   const residentRank = weights / tp + kvRank;
   const fa = flashWorkspace(model, o, tp);
   const cap = cachedCapacity(model, gpu, o, weights);
+  const stepEff = st.kv_reserved ? st.kv_real / st.kv_reserved : 0.0;
   return {
     model: model.id, gpu: gpu.id, options: o,
     layer_bytes_per_token: layerBytesPerToken(model, o.kv_dtype),
@@ -262,10 +304,11 @@ export function compute(model, gpu, opts) {
     per_gpu: {tp, kv_share: kvShare(model, tp), weights_bytes: weights / tp, kv_bytes: kvRank,
       resident_bytes: residentRank, usable_bytes: usableBytes(gpu), occupancy: residentRank / usableBytes(gpu),
       peak_without_flash: cap.per_gpu_peak_bytes + fa.without_flash, peak_with_flash: cap.per_gpu_peak_bytes + fa.with_flash},
-    efficiency: st.kv_reserved ? st.kv_real / st.kv_reserved : 0.0,
+    step_efficiency: stepEff, efficiency: stepEff, // efficiency: deprecated alias (see deprecated)
     run_efficiency: runEfficiency(model, o),
     requests_done: st.requests_done, slots: st.slots, flash: fa,
     engine: engineBudget(model, gpu, o), decode: decodeBound(model, gpu, o, st.kv_real),
     paper_band: {used_before_paging: [0.204, 0.382], waste_with_paging_below: 0.04},
+    deprecated: TABLES.deprecated,
   };
 }
