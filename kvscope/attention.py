@@ -117,7 +117,7 @@ def causal_attention(
 
 def layer_scalings(model: Any) -> list[float]:
     """The factor each layer multiplies ``q·k`` by (its attention module's ``scaling``), in layer order."""
-    from kvscope.capture.capturing import attention_modules
+    from kvscope.hfcache import attention_modules
 
     return [float(m.scaling) for m in attention_modules(model)]
 

@@ -65,7 +65,7 @@ def ppl_cell(outs: list[Outcome], seed: int) -> Cell:
     return Cell(sum(vals) / len(vals) if vals else math.nan, lo, hi, len(vals))
 
 
-def summarise(outcomes: list[Outcome], configs: list[Any], seed: int = 0) -> list[Row]:
+def summarize_outcomes(outcomes: list[Outcome], configs: list[Any], seed: int = 0) -> list[Row]:
     """The table rows, one per configuration in ``configs`` order."""
     qa_tasks = sorted({o.task for o in outcomes if o.correct is not None}, key=_task_order(outcomes))
     rows = []

@@ -100,21 +100,21 @@ class CachingReport:
         return summary_rows(self.to_dict())
 
     def figures(self) -> dict[str, Any]:
-        """Every figure of ``kvscope.caching.caching_figures.FIGURES``, drawn now: file name -> matplotlib Figure."""
-        from kvscope.caching.caching_figures import FIGURES
+        """Every figure of ``CACHING_FIGURES``, drawn now: file name -> matplotlib Figure."""
+        from kvscope.caching.caching_figures import CACHING_FIGURES
 
-        return {name: draw(self) for name, draw in FIGURES.items()}
+        return {name: draw(self) for name, draw in CACHING_FIGURES.items()}
 
     def save(self, out: str | Path) -> list[Path]:
         """Write the figures and ``caching.json`` into folder ``out``, swapped in whole (``atomic_dir``).
 
         Returns the final paths; ``caching.json`` lists them under ``files``.
         """
-        from kvscope.caching.caching_figures import FIGURES, save_all
+        from kvscope.caching.caching_figures import CACHING_FIGURES, save_all
         from kvscope.fileio import atomic_dir, write_json
 
         out = Path(out)
-        names = [*FIGURES, "caching.json"]
+        names = [*CACHING_FIGURES, "caching.json"]
         data = {**self.to_dict(), "files": [str(out / n) for n in names]}
         with atomic_dir(out) as tmp:
             save_all(self, tmp)

@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from kvscope.capture.capturing import attention_modules
 from kvscope.compat import forward
 from kvscope.errors import KvscopeError, UsageError
+from kvscope.hfcache import attention_modules
 
 
 @dataclass

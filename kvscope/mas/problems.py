@@ -1,6 +1,6 @@
 """Problem sets for ``kvscope mas``: a built-in seeded arithmetic generator and GSM8K from JSONL.
 
-``TASKS`` maps a task name to a loader ``(max_samples, seed, data) -> list[Problem]``. ``arith`` works
+``PROBLEM_SETS`` maps a task name to a loader ``(max_samples, seed, data) -> list[Problem]``. ``arith`` works
 offline: each problem is a multi-step word problem whose answer is an exact integer, checked while it is
 built. ``gsm8k`` reads a local JSONL in the GSM8K format (Cobbe et al., arXiv 2110.14168): one
 ``{"question": ..., "answer": "... #### N"}`` object per line.
@@ -129,13 +129,13 @@ def load_gsm8k(max_samples: int, seed: int, data: Path | None = None) -> list[Pr
     ]
 
 
-TASKS: dict[str, Callable[..., list[Problem]]] = {"arith": load_arith, "gsm8k": load_gsm8k}
+PROBLEM_SETS: dict[str, Callable[..., list[Problem]]] = {"arith": load_arith, "gsm8k": load_gsm8k}
 
 
 def load_task(name: str, max_samples: int = -1, seed: int = 42, data: Path | None = None) -> list[Problem]:
-    """Problems of task ``name`` (see ``TASKS``); ``max_samples`` < 0 means all (arith: 20)."""
-    if name not in TASKS:
-        raise UsageError(f"unknown task {name!r}: use one of {', '.join(TASKS)}")
+    """Problems of task ``name`` (see ``PROBLEM_SETS``); ``max_samples`` < 0 means all (arith: 20)."""
+    if name not in PROBLEM_SETS:
+        raise UsageError(f"unknown task {name!r}: use one of {', '.join(PROBLEM_SETS)}")
     if max_samples == 0:
         raise UsageError("--max_samples must be positive (or -1 for all)")
-    return TASKS[name](max_samples, seed, data)
+    return PROBLEM_SETS[name](max_samples, seed, data)
