@@ -17,9 +17,10 @@ import torch
 from kvscope.attention import causal_attention
 from kvscope.caching.flops import FlopModel, generation_flops
 from kvscope.caching.prefix import PrefixReuse, prefix_reuse
-from kvscope.caching.projections import LayerProjections, check_layer, hooked_forward
+from kvscope.caching.projections import LayerProjections, hooked_forward
 from kvscope.caching.stepping import DecodeComparison, GenerationTrace, decode_step, timed_generation
 from kvscope.capture.capturing import encode_prompt, token_strings
+from kvscope.configcheck import check_layer
 from kvscope.errors import UsageError
 from kvscope.models import describe
 
@@ -253,7 +254,7 @@ def explain_caching(
     (True, True, 6)
     """
     info = info or describe(model, type(model).__name__)
-    layer = check_layer(info, layer)
+    layer = check_layer(layer, info.layers)
     second_prompt = check_second_prompt(second_prompt)
     if not 1 <= new_tokens < info.max_positions:
         raise UsageError(f"--new-tokens must be between 1 and {info.max_positions - 1} (the model's max positions)")

@@ -233,7 +233,7 @@ def estimate_memory(
     """GPU memory of serving ``model`` on ``gpu``: weights, KV for batch x context and at the workload's
     peak, GPUs required, efficiency of static / continuous batching / paging, FlashAttention's transient
     workspace and, with ``engine="vllm"``, the KV budget vLLM would log at start-up. Pure: no I/O."""
-    from kvscope.memory import formulas as f
+    from kvscope.memory.budget import compute
 
     opts = build_options(
         batch=batch,
@@ -256,6 +256,6 @@ def estimate_memory(
     g = resolve_gpu(gpu)  # names before the config: an unknown GPU never waits for torch
     m = resolve_model(model, trust_remote_code)
     warnings = warnings_for(m, opts)
-    numbers = f.compute(m, g, opts)
+    numbers = compute(m, g, opts)
     slots = numbers.pop("slots")
     return MemoryEstimate(model=m, gpu=g, options=opts, numbers=numbers, slots=slots, warnings=warnings)

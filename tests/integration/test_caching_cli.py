@@ -51,7 +51,7 @@ def test_no_shared_prefix_is_reported_with_the_figure_drawn(tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra,fragment",
     [
-        (["--layer", "2"], "--layer 2 is out of range: this model has layers 0..1"),
+        (["--layer", "2"], "--layer 2 is out of range: the model has 2 layers (0-1)"),
         (["--layer", "-1"], "out of range"),
         (["--prompt", "   "], "prompt is empty"),
         (["--second-prompt", " "], "second prompt is empty"),
