@@ -36,7 +36,7 @@ import torch
 from kvscope.bench import bench
 from kvscope.bench.configs import build_configs
 from kvscope.bench.sample_runner import Outcome
-from kvscope.bench.summary import POOLED, guardrails, summarise
+from kvscope.bench.summary import POOLED, guardrails, summarize_outcomes
 from kvscope.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ def write_table(args, work: Path) -> None:
     configs, _ = build_configs(None, [float(x) for x in args.ratios.split(",")], args.quantize.split(","))
     names = {o.config for o in outs}
     configs = [c for c in configs if c.name in names]
-    rows = summarise(outs, configs, seed=args.seed)
+    rows = summarize_outcomes(outs, configs, seed=args.seed)
     warns = guardrails(rows, outs, []) + strategy_warnings(meta)
     seconds = sum(m["seconds"] for m in meta)
     prefills = sum(m["prefills"] for m in meta)

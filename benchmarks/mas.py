@@ -51,7 +51,7 @@ def share_line(runs: list) -> str:
 
 
 def table(runs: dict[str, list], done: int, total: int) -> list[str]:
-    from kvscope.mas.runner import ratios, summarize
+    from kvscope.mas.runner import ratios, summarize_runs
 
     lines = [
         f"### gsm8k ({done} of {total} problems finished)",
@@ -60,7 +60,7 @@ def table(runs: dict[str, list], done: int, total: int) -> list[str]:
         "| mean s / problem | KV handed / problem |",
         "|---|---|---|---|---|---|---|",
     ]
-    summaries = {name: summarize(r) for name, r in runs.items() if r}
+    summaries = {name: summarize_runs(r) for name, r in runs.items() if r}
     for name, s in summaries.items():
         agents = "/".join(str(v) for v in s["generated_tokens_per_agent"].values())
         lines.append(
@@ -73,7 +73,7 @@ def table(runs: dict[str, list], done: int, total: int) -> list[str]:
         text, latent = f"text_mas ({prompt})", f"latent_mas ({prompt})"
         n = min(len(runs.get(text, [])), len(runs.get(latent, [])))
         if n:
-            r = ratios({"text_mas": summarize(runs[text][:n]), "latent_mas": summarize(runs[latent][:n])})
+            r = ratios({"text_mas": summarize_runs(runs[text][:n]), "latent_mas": summarize_runs(runs[latent][:n])})
             lines.append(
                 f"- {prompt}, latent_mas vs text_mas over the same {n} problems: "
                 f"**{r['speedup_latent_vs_text']:.2f}x** faster (total time), "

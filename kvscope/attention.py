@@ -2,8 +2,8 @@
 
 :func:`causal_attention` is kvscope's single implementation of causal grouped-query attention over
 snapshot-layout tensors (queries ``[q_head, position, head_dim]``, keys/values ``[kv_head, position,
-head_dim]``), with the model's own scaling (:func:`layer_scalings`). Every analysis, strategy and check
-that recomputes attention calls it.
+head_dim]``), with the model's own scaling (its attention modules' ``scaling``). Every analysis, strategy
+and check that recomputes attention calls it.
 
 The rest of the module is a recording attention function: the model's usual attention output, plus what we measure.
 
@@ -94,7 +94,7 @@ def causal_attention(
     (transformers' ``repeat_kv``). A query at position ``p`` sees the keys at positions ``<= p``; positions
     default to ``0..K-1`` for the keys and the last ``Q`` of them for the queries, so a chunk of queries
     (or keys that survived an eviction) is passed with its ``q_positions`` ``[Q]`` / ``k_positions`` ``[K]``.
-    ``scaling`` is the model's (``layer_scalings``), ``head_dim ** -0.5`` only where the model uses that;
+    ``scaling`` is the model's (its attention module's ``scaling``), ``head_dim ** -0.5`` only where it uses that;
     ``softcap`` its logit soft-capping (``tanh(s / c) * c``, Gemma 2) when it has one.
 
     Returns ``(out [q_head, Q, head_dim] or None, probs [q_head, Q, K])`` in ``dtype`` (float64 by default, a
@@ -113,13 +113,6 @@ def causal_attention(
     probs = torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1).nan_to_num_(0.0)
     out = None if values is None else torch.einsum("hqk,hkd->hqd", probs, values.to(dtype)[kv_of])
     return out, probs
-
-
-def layer_scalings(model: Any) -> list[float]:
-    """The factor each layer multiplies ``q·k`` by (its attention module's ``scaling``), in layer order."""
-    from kvscope.capture.capturing import attention_modules
-
-    return [float(m.scaling) for m in attention_modules(model)]
 
 
 def _allowed(mask: torch.Tensor | None, s: int, e: int, kend: int, offset: int, device) -> torch.Tensor:

@@ -131,3 +131,13 @@ def config_facts(cfg: Any) -> dict[str, Any]:
         "max_positions": int(getattr(text, "max_position_embeddings", 0) or 0),
         "tied_embeddings": bool(getattr(text, "tie_word_embeddings", False)),
     }
+
+
+def check_layer(layer: int | None, n_layers: int) -> int:
+    """The layer to inspect: ``layer`` when it is one of ``0..n_layers-1``, the middle layer for ``None``,
+    else a one-line ``UsageError``. The one layer check of analyze and caching."""
+    if layer is None:
+        return n_layers // 2
+    if not 0 <= layer < n_layers:
+        raise UsageError(f"layer {layer} is out of range: the model has {n_layers} layers (0-{n_layers - 1})", "layer")
+    return layer

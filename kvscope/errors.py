@@ -14,9 +14,17 @@ class KvscopeError(Exception):
 
 
 class UsageError(KvscopeError):
-    """Invalid input from the caller; the CLI exits with code 2."""
+    """Invalid input from the caller; the CLI exits with code 2.
+
+    ``param`` names the library parameter at fault (``"layer"``); the message names it the same way and the
+    CLI prints the matching ``--flag`` in its place.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str = "", param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class CorruptSnapshotError(UsageError):

@@ -2,16 +2,24 @@
 
 ``spearman`` is the ONE Spearman of kvscope (analyze and prune import it from here): a thin wrapper of
 ``scipy.stats.spearmanr`` with one NaN rule. ``partial_spearman`` controls for a third variable
-(position); ``bootstrap_ci`` gives the 95 % percentile interval of a mean over samples (prompts).
+(position); ``bootstrap_ci`` gives the 95 % percentile interval of a mean over samples (prompts, bench
+samples), the ONE bootstrap of kvscope; ``wilson`` the 95 % score interval of a proportion.
+
+Wilson (1927): for ``k`` successes in ``n`` trials, ``p = k / n`` and ``z`` the normal quantile,
+centre ``(p + z²/2n) / (1 + z²/n)``, half-width ``z / (1 + z²/n) * sqrt(p(1-p)/n + z²/4n²)``. Unlike
+the normal approximation it stays inside [0, 1] and is sensible at 0 or n successes.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 MIN_PAIRS = 3
 CONFIDENCE = 0.95
 N_BOOT = 2000
+Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 
 
 def spearman(x, y) -> float:
@@ -28,13 +36,6 @@ def spearman(x, y) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(x, y).statistic)
-
-
-def rankdata(x) -> np.ndarray:
-    """1-based average ranks of a 1-D array (``scipy.stats.rankdata``)."""
-    from scipy.stats import rankdata as _rank
-
-    return _rank(np.asarray(x, dtype=np.float64))
 
 
 def partial_spearman(x, y, z) -> float:
@@ -70,6 +71,27 @@ def bootstrap_ci(
     means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
     alpha = (1 - confidence) / 2
     return float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval ``(low, high)`` for ``k`` successes of ``n``; ``(nan, nan)`` when ``n == 0``."""
+    if n <= 0:
+        return math.nan, math.nan
+    if not 0 <= k <= n:
+        raise ValueError(f"successes {k} outside 0..{n}")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # exact bounds are 0 at k = 0 and 1 at k = n; clamp so rounding never leaves p outside its interval
+    return 0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half)
+
+
+def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether two intervals share a point (NaN intervals never overlap)."""
+    if any(math.isnan(v) for v in (*a, *b)):
+        return False
+    return a[0] <= b[1] and b[0] <= a[1]
 
 
 def bootstrap_bands(
@@ -112,7 +134,8 @@ __all__ = [
     "excess_kurtosis",
     "nanmean_or_nan",
     "nanmedian_or_nan",
+    "overlaps",
     "partial_spearman",
-    "rankdata",
     "spearman",
+    "wilson",
 ]

@@ -64,7 +64,7 @@ for name in ("q_pre", "k_pre", "v", "o_in"):
 # keys with the model's own `rotary_emb` and compare with the cache. A rotation keeps each key's norm.
 
 # %%
-from kvscope.capture.capturing import cache_layer_kv  # noqa: E402
+from kvscope.hfcache import cache_layer_kv  # noqa: E402
 
 cached_keys, cached_values = cache_layer_kv(output_cache(out), LAYER)
 print("post-RoPE keys vs cache:", float((proj.k_post - cached_keys[0]).abs().max()))

@@ -20,6 +20,7 @@ import numpy as np
 
 from kvscope.analyze.pipeline import GROUND_TRUTH_FILE, load_ground_truth, token_data
 from kvscope.analyze.registry import AnalysisOptions, run_all
+from kvscope.configcheck import check_layer
 from kvscope.errors import UsageError
 from kvscope.snapshot import KVSnapshot
 
@@ -99,15 +100,6 @@ def _check(layer: int | None, n_layers: int, cache_scale: str, cache_norm: str, 
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}: use png or svg")
     return check_layer(layer, n_layers)
-
-
-def check_layer(layer: int | None, n_layers: int) -> int:
-    """``layer`` (default: the middle one), or a one-line ``UsageError`` when out of range."""
-    if layer is None:
-        return n_layers // 2
-    if not 0 <= layer < n_layers:
-        raise UsageError(f"unknown --layer {layer}: the model has {n_layers} layers (0-{n_layers - 1})")
-    return layer
 
 
 def _ground_truth(ground_truth: Any, snap: KVSnapshot) -> tuple[np.ndarray | None, str, bytes | None]:
@@ -194,12 +186,10 @@ def analyze(
 def _scan(snapshot, model, tokenizer, results, layers, heads, continuation, notes, timing):
     if not (layers or heads):
         return None
-    from kvscope.analyze.scan_ground_truth import measure_scan, scan_available
+    from kvscope.analyze.scan_ground_truth import measure_scan
 
     if model is None or tokenizer is None:
         notes["scan"] = "skipped: no model is loaded (analyzing a saved --snapshot)"
-    elif not scan_available():
-        notes["scan"] = "skipped: kvscope.prune.scan is not installed"
     elif continuation is None:
         notes["scan"] = "skipped: pass --continuation TEXT to score the scan on your prompt"
     else:

@@ -28,7 +28,7 @@ def attention_spec(snapshot: KVSnapshot, model: Any = None) -> AttentionSpec:
     default = snapshot.keys[0].shape[-1] ** -0.5
     if model is None:
         return AttentionSpec([default] * snapshot.n_layers, None, "default head_dim**-0.5")
-    from kvscope.capture.capturing import attention_modules
+    from kvscope.hfcache import attention_modules
 
     mods = attention_modules(model)
     scaling = [float(getattr(m, "scaling", None) or default) for m in mods]

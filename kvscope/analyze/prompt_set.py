@@ -5,7 +5,6 @@ arithmetic reasoning and chat), which works offline."""
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
@@ -22,14 +21,12 @@ def default_prompts() -> list[str]:
 
 
 def _jsonl(path: Path) -> list[str]:
+    from kvscope.fileio import read_jsonl
+
     texts = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            raise UsageError(f"prompts file {path}: line {n} is not JSON") from None
+    for n, obj in read_jsonl(path, "prompts file"):
+        if obj is None:
+            raise UsageError(f"prompts file {path}: line {n} is not JSON")
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
             raise UsageError(f'prompts file {path}: line {n} has no non-empty "text" field')
         texts.append(obj["text"])

@@ -233,8 +233,8 @@ def _kl_runner(snapshot: KVSnapshot, model: Any, n_kl: int):
 def _decode_logprobs(model: Any, snapshot: KVSnapshot, keys, values, cut: int) -> torch.Tensor:
     """``[batch, m, vocab]`` float64 log-probabilities of positions ``cut..P-1`` decoded on caches
     ``keys[layer]``/``values[layer]`` ``[batch, kv_head, cut, head_dim]`` (one cache per batch row)."""
-    from kvscope.capture.capturing import cache_from_tensors
     from kvscope.compat import forward
+    from kvscope.hfcache import cache_from_tensors
 
     p = next(model.parameters())
     n = keys[0].shape[0]

@@ -1,18 +1,13 @@
-"""Measured perplexity change of evicting each layer (or kv_head), from ``kvscope.prune.scan`` when
-that module is installed, set beside the pruning-potential score."""
+"""Measured perplexity change of evicting each layer (or kv_head), from ``kvscope.prune.scan``, set beside
+the pruning-potential score."""
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import numpy as np
 
 from kvscope.stats import spearman
-
-
-def scan_available() -> bool:
-    return importlib.util.find_spec("kvscope.prune.scan") is not None
 
 
 def measure_scan(

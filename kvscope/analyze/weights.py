@@ -55,7 +55,7 @@ def weight_hist(weights: list[torch.Tensor], bins: int = DEFAULT_BINS) -> Weight
 
 def projection_weights(model) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Each layer's k_proj and v_proj weight matrices ``[kv_head*head_dim, hidden]``."""
-    from kvscope.capture.capturing import attention_modules
+    from kvscope.hfcache import attention_modules
 
     mods = attention_modules(model)
     return [m.k_proj.weight for m in mods], [m.v_proj.weight for m in mods]

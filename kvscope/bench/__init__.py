@@ -3,9 +3,8 @@
 Modules: ``tasks`` (generated RULER-style tasks, registry ``TASKS``), ``texts`` and ``filler`` (our
 own prose), ``data`` (a user's JSONL or Hugging Face dataset), ``configs`` (baseline, strategy@ratio,
 kivi@spec), ``sample_runner`` (one prefill per sample, every configuration against a compressed copy),
-``intervals`` (Wilson, bootstrap), ``summary`` (the table, ties, guardrails), ``shard`` (accelerate
-processes), ``bench_output``, ``bench_html`` and ``bench_figures`` (files), ``benchmark`` (``bench`` and
-``BenchResult``).
+``summary`` (the table, ties, guardrails; intervals from ``kvscope.stats``), ``shard`` (accelerate processes),
+``bench_output``, ``bench_html`` and ``bench_figures`` (files), ``benchmark`` (``bench`` and ``BenchResult``).
 """
 
 from kvscope.bench.benchmark import BenchResult, bench

@@ -14,7 +14,7 @@ from kvscope import __version__
 from kvscope.bench import shard
 from kvscope.bench.configs import QUANT_SPECS, RATIOS, build_configs
 from kvscope.bench.sample_runner import EvictionMap, ForwardCounter, Outcome, run_sample
-from kvscope.bench.summary import Row, guardrails, summarise
+from kvscope.bench.summary import Row, guardrails, summarize_outcomes
 from kvscope.bench.tasks import TASKS, Sample, generate, get_task
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo, describe
@@ -220,7 +220,7 @@ def assemble(gathered, configs, applied, info, model_name, settings, seconds, si
     runs = sorted((r for part, _ in gathered for r in part), key=lambda r: r[0])
     outcomes = [o for _, run in runs for o in run.outcomes]
     counts = [c for _, c in gathered]
-    rows = summarise(outcomes, configs, settings["seed"])
+    rows = summarize_outcomes(outcomes, configs, settings["seed"])
     maps = [run.map for _, run in runs if run.map is not None][:MAP_SAMPLES]
     warns = guardrails(rows, outcomes, [w for _, run in runs for w in run.warnings])
     model = dict(info.to_dict(), name=model_name or info.name)

@@ -17,7 +17,8 @@ import torch
 
 from kvscope.errors import UsageError
 from kvscope.prune.evict import Prefill
-from kvscope.prune.strategies import STRATEGIES, get_strategy
+from kvscope.prune.strategies import STRATEGIES
+from kvscope.prune.strategies import make_strategy as registry_strategy
 from kvscope.quant import KiviSpec, parse_spec
 
 RATIOS = (0.25, 0.5, 0.75, 0.9)
@@ -60,17 +61,10 @@ def declared(cls: type) -> set[str]:
 def make_strategy(name: str, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The registry's strategy ``name`` with the convention ``options`` it declares; returns
     ``(strategy, applied)``. Options set to ``None`` keep the strategy's own default."""
-    get_strategy(name)  # one-line error for an unknown name
-    cls = STRATEGIES[name]
+    registry_strategy(name)  # one-line error for an unknown name
     wanted = {CONVENTIONS[k]: v for k, v in options.items() if v is not None}
-    applied = {k: v for k, v in wanted.items() if k in declared(cls)}
-    try:
-        return get_strategy(name, **applied), applied
-    except TypeError:  # a registry whose get_strategy takes no options: set the declared attributes
-        strategy = get_strategy(name)
-        for k, v in applied.items():
-            setattr(strategy, k, v)
-        return strategy, applied
+    applied = {k: v for k, v in wanted.items() if k in declared(STRATEGIES[name])}
+    return registry_strategy(name, **applied), applied
 
 
 def check_ratio(r: float) -> float:

@@ -4,7 +4,6 @@ the hub). Malformed lines are skipped with a warning naming their line numbers."
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -66,17 +65,9 @@ def samples_from(records: Iterable[tuple[int, Any]], source: str) -> list[Sample
 
 def read_jsonl(path: Path) -> list[tuple[int, Any]]:
     """``(line number, parsed JSON or None)`` for each non-blank line of ``path``."""
-    from kvscope.fileio import read_text_input
+    from kvscope.fileio import read_jsonl as read_lines
 
-    text = read_text_input(path, "--data")  # regular files only, size-bounded, UTF-8
-    rows = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((i, json.loads(line)))
-        except json.JSONDecodeError:
-            rows.append((i, None))
+    rows = read_lines(path, "--data")  # regular files only, size-bounded, UTF-8
     if not rows:
         raise UsageError(f"--data file {path} is empty")
     return rows

@@ -13,8 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvscope.bench.intervals import bootstrap_mean, overlaps, wilson
 from kvscope.bench.sample_runner import Outcome
+from kvscope.stats import bootstrap_ci, overlaps, wilson
 
 POOLED = "all_qa"  # the pooled accuracy over every QA sample
 
@@ -61,11 +61,11 @@ def accuracy_cell(outs: list[Outcome]) -> Cell:
 
 def ppl_cell(outs: list[Outcome], seed: int) -> Cell:
     vals = [o.ppl_ratio for o in outs if o.ppl_ratio is not None]
-    lo, hi = bootstrap_mean(vals, seed=seed)
+    _, lo, hi = bootstrap_ci(vals, seed=seed)
     return Cell(sum(vals) / len(vals) if vals else math.nan, lo, hi, len(vals))
 
 
-def summarise(outcomes: list[Outcome], configs: list[Any], seed: int = 0) -> list[Row]:
+def summarize_outcomes(outcomes: list[Outcome], configs: list[Any], seed: int = 0) -> list[Row]:
     """The table rows, one per configuration in ``configs`` order."""
     qa_tasks = sorted({o.task for o in outcomes if o.correct is not None}, key=_task_order(outcomes))
     rows = []

@@ -1,4 +1,4 @@
-"""Figures of ``kvscope caching``: one function per file name in ``FIGURES``, each taking a ``CachingReport``."""
+"""Figures of ``kvscope caching``: one function per file name in ``CACHING_FIGURES``, each takes a report."""
 
 from __future__ import annotations
 
@@ -276,7 +276,7 @@ def prefix_reuse(r: Any) -> Any:
     return fig
 
 
-FIGURES: dict[str, Callable[[Any], Any]] = {
+CACHING_FIGURES: dict[str, Callable[[Any], Any]] = {
     "attention_projections.png": attention_projections,
     "attention_patterns.png": attention_patterns,
     "gqa_mapping.png": gqa_mapping,
@@ -287,5 +287,5 @@ FIGURES: dict[str, Callable[[Any], Any]] = {
 
 
 def save_all(report: Any, out_dir: str | Path) -> list[Path]:
-    """Draw every figure in ``FIGURES`` into ``out_dir`` (written atomically); returns the paths."""
-    return [save_figure(draw(report), Path(out_dir) / name) for name, draw in FIGURES.items()]
+    """Draw every figure in ``CACHING_FIGURES`` into ``out_dir`` (written atomically); returns the paths."""
+    return [save_figure(draw(report), Path(out_dir) / name) for name, draw in CACHING_FIGURES.items()]

@@ -17,9 +17,10 @@ import torch
 from kvscope.attention import causal_attention
 from kvscope.caching.flops import FlopModel, generation_flops
 from kvscope.caching.prefix import PrefixReuse, prefix_reuse
-from kvscope.caching.projections import LayerProjections, check_layer, hooked_forward
+from kvscope.caching.projections import LayerProjections, hooked_forward
 from kvscope.caching.stepping import DecodeComparison, GenerationTrace, decode_step, timed_generation
 from kvscope.capture.capturing import encode_prompt, token_strings
+from kvscope.configcheck import check_layer
 from kvscope.errors import UsageError
 from kvscope.models import describe
 
@@ -100,21 +101,21 @@ class CachingReport:
         return summary_rows(self.to_dict())
 
     def figures(self) -> dict[str, Any]:
-        """Every figure of ``kvscope.caching.caching_figures.FIGURES``, drawn now: file name -> matplotlib Figure."""
-        from kvscope.caching.caching_figures import FIGURES
+        """Every figure of ``CACHING_FIGURES``, drawn now: file name -> matplotlib Figure."""
+        from kvscope.caching.caching_figures import CACHING_FIGURES
 
-        return {name: draw(self) for name, draw in FIGURES.items()}
+        return {name: draw(self) for name, draw in CACHING_FIGURES.items()}
 
     def save(self, out: str | Path) -> list[Path]:
         """Write the figures and ``caching.json`` into folder ``out``, swapped in whole (``atomic_dir``).
 
         Returns the final paths; ``caching.json`` lists them under ``files``.
         """
-        from kvscope.caching.caching_figures import FIGURES, save_all
+        from kvscope.caching.caching_figures import CACHING_FIGURES, save_all
         from kvscope.fileio import atomic_dir, write_json
 
         out = Path(out)
-        names = [*FIGURES, "caching.json"]
+        names = [*CACHING_FIGURES, "caching.json"]
         data = {**self.to_dict(), "files": [str(out / n) for n in names]}
         with atomic_dir(out) as tmp:
             save_all(self, tmp)
@@ -253,7 +254,7 @@ def explain_caching(
     (True, True, 6)
     """
     info = info or describe(model, type(model).__name__)
-    layer = check_layer(info, layer)
+    layer = check_layer(layer, info.layers)
     second_prompt = check_second_prompt(second_prompt)
     if not 1 <= new_tokens < info.max_positions:
         raise UsageError(f"--new-tokens must be between 1 and {info.max_positions - 1} (the model's max positions)")

@@ -19,8 +19,8 @@ import torch
 from kvscope.attention import causal_attention
 from kvscope.caching.flops import FlopModel, prefix_savings
 from kvscope.caching.projections import hooked_forward
-from kvscope.capture.capturing import cache_from_tensors, cache_layer_kv
 from kvscope.compat import forward
+from kvscope.hfcache import cache_from_tensors, cache_layer_kv
 
 LOGIT_TOLERANCE = 1e-3  # absolute, on float32 logits (observed differences are ~1e-5)
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from kvscope.capture.capturing import attention_modules
 from kvscope.compat import forward
-from kvscope.errors import KvscopeError, UsageError
+from kvscope.errors import KvscopeError
+from kvscope.hfcache import attention_modules
 
 
 @dataclass
@@ -109,15 +109,6 @@ def projection_hooks(model: Any, layer: int, head_dim: int, store: dict[str, tor
     finally:
         for h in handles:
             h.remove()
-
-
-def check_layer(info: Any, layer: int | None) -> int:
-    """The layer to inspect: ``layer`` if valid, else a ``UsageError``; ``None`` means the middle layer."""
-    if layer is None:
-        return info.layers // 2
-    if not 0 <= layer < info.layers:
-        raise UsageError(f"--layer {layer} is out of range: this model has layers 0..{info.layers - 1}")
-    return layer
 
 
 def hooked_forward(

@@ -16,8 +16,8 @@ import torch
 
 from kvscope.attention import causal_attention
 from kvscope.caching.projections import hooked_forward
-from kvscope.capture.capturing import cache_layer_kv
 from kvscope.compat import forward
+from kvscope.hfcache import cache_layer_kv
 from kvscope.progress import track
 
 

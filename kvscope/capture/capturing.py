@@ -1,4 +1,4 @@
-"""Capture a model's KV cache for a prompt into a ``KVSnapshot``. The only module that reads HF caches.
+"""Capture a model's KV cache for a prompt into a ``KVSnapshot`` (the cache itself is read by ``kvscope.hfcache``).
 
 One forward pass with a ``DynamicCache``. Keys and values are copied exactly as the model cached
 them (post-RoPE) into float32 tensors ``[kv_head, position, head_dim]``; the live cache is never
@@ -25,7 +25,8 @@ import torch
 from kvscope import __version__
 from kvscope.attention import AttentionRecorder, recording
 from kvscope.compat import forward, output_cache
-from kvscope.errors import KvscopeError, UsageError
+from kvscope.errors import UsageError
+from kvscope.hfcache import attention_modules, cache_to_lists
 from kvscope.models import ModelInfo, describe
 from kvscope.snapshot import KVSnapshot
 
@@ -59,61 +60,6 @@ def encode_prompt(tokenizer: Any, text: str, max_positions: int, truncate: bool 
         log.warning("prompt truncated from %d to %d tokens (the model's max positions)", n, max_positions)
         ids = ids[:, :max_positions]
     return ids
-
-
-def attention_modules(model: Any) -> list[Any]:
-    """The self-attention modules, ordered by ``layer_idx`` (Llama/Mistral/Qwen/Gemma layout)."""
-    found = [m for m in model.modules() if hasattr(m, "k_proj") and hasattr(m, "layer_idx")]
-    if not found:
-        raise KvscopeError(f"{type(model).__name__}: no attention modules with k_proj found")
-    return sorted(found, key=lambda m: m.layer_idx)
-
-
-def cache_layer_kv(cache: Any, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(keys, values)`` of one cache layer, each ``[batch, kv_head, slot, head_dim]`` (live tensors)."""
-    layers = getattr(cache, "layers", None)
-    if layers is not None:
-        entry = layers[layer]
-        if getattr(entry, "keys", None) is None:
-            raise KvscopeError(f"cache layer {layer} is empty")
-        return entry.keys, entry.values
-    if isinstance(cache, (tuple, list)):  # legacy tuple-of-tuples
-        return cache[layer][0], cache[layer][1]
-    raise KvscopeError(f"unsupported cache type {type(cache).__name__}")
-
-
-def cache_to_lists(cache: Any, n_layers: int, row: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Float32 CPU copies of batch row ``row``: two lists of ``[kv_head, slot, head_dim]``."""
-    keys, values = [], []
-    for layer in range(n_layers):
-        k, v = cache_layer_kv(cache, layer)
-        keys.append(k[row].detach().to(device="cpu", dtype=torch.float32, copy=True))
-        values.append(v[row].detach().to(device="cpu", dtype=torch.float32, copy=True))
-    return keys, values
-
-
-def cache_nbytes(cache: Any) -> int:
-    """Bytes held by a live cache's K and V tensors, summed over layers (as stored, any dtype)."""
-    total = 0
-    for entry in getattr(cache, "layers", []):
-        for t in (getattr(entry, "keys", None), getattr(entry, "values", None)):
-            if isinstance(t, torch.Tensor):
-                total += t.numel() * t.element_size()
-    return total
-
-
-def cache_from_tensors(config: Any, keys: list[torch.Tensor], values: list[torch.Tensor]) -> Any:
-    """A new ``DynamicCache`` holding ``keys[layer]``/``values[layer]`` ``[batch, kv_head, slot, head_dim]``.
-
-    The tensors are copied, so the new cache never aliases its source. Note that a cache's slot count
-    is not a token position: after eviction, pass ``position_ids`` explicitly for new tokens.
-    """
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=config)
-    for layer, (k, v) in enumerate(zip(keys, values)):
-        cache.update(k.clone(), v.clone(), layer)
-    return cache
 
 
 @contextlib.contextmanager

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import os
+import re
 import signal
 import sys
 import threading
@@ -41,14 +41,12 @@ class LazyGroup(click.Group):
     """A group that imports each command's module on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [n for n in COMMANDS if importlib.util.find_spec(COMMANDS[n].split(":")[0]) is not None]
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name].split(":")
-        if importlib.util.find_spec(module) is None:
-            return None
         return getattr(importlib.import_module(module), attr)
 
 
@@ -126,7 +124,7 @@ def main(argv: list[str] | None = None) -> Any:
     except KvscopeError as exc:
         if debug:
             raise
-        _fail(str(exc), exc.exit_code)
+        _fail(flag_message(exc, sys.argv[1:] if argv is None else argv), exc.exit_code)
     except MemoryError:
         _fail("out of memory; try a shorter prompt or a smaller model", 1)
     except OSError as exc:
@@ -138,6 +136,20 @@ def main(argv: list[str] | None = None) -> Any:
         if debug:
             raise
         _fail(_runtime_message(exc), 1)
+
+
+def flag_message(exc: KvscopeError, argv: list[str]) -> str:
+    """The library's message with the parameter it names (``exc.param``) spelled as the command's flag."""
+    param, message = getattr(exc, "param", None), str(exc)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if not param or command not in COMMANDS:
+        return message
+    module, attr = COMMANDS[command].split(":")
+    options = getattr(importlib.import_module(module), attr).params
+    flags = [o for p in options if p.name == param for o in p.opts if o.startswith("--")]
+    if not flags:
+        return message
+    return re.sub(rf"(?<![\w-]){re.escape(param)}\b", flags[0], message, count=1)
 
 
 def _runtime_message(exc: Exception) -> str:

@@ -49,7 +49,7 @@ def _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads
     if ground_truth is not None and not Path(ground_truth).is_file():
         raise UsageError(f"cannot read ground truth {ground_truth}: no such file")
     if layer is not None and snapshot is None:
-        from kvscope.analyze.analysis import check_layer
+        from kvscope.configcheck import check_layer
 
         check_layer(layer, _layers_before_loading(model))
 

@@ -64,13 +64,13 @@ def caching(
       kvscope caching --prompt "Paris is in France." --second-prompt "Paris is in Europe."
     """
     from kvscope.caching.explain import DEFAULT_PROMPT, check_second_prompt, explain_caching
-    from kvscope.caching.projections import check_layer
+    from kvscope.configcheck import check_layer
 
     setup_logging(quiet=as_json)
     first = read_prompt(prompt, None, DEFAULT_PROMPT)
     second = check_second_prompt(second_prompt)
     m, tok, facts = load(model, device, dtype, trust_remote_code, device_map)
-    check_layer(facts, layer)
+    check_layer(layer, facts.layers)
     report = explain_caching(
         m, tok, first, second, layer=layer, new_tokens=new_tokens, repeats=repeats, info=facts, quiet=as_json
     )

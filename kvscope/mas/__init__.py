@@ -12,11 +12,11 @@ from kvscope.mas.config import MasConfig
 from kvscope.mas.experiment import MasResult, run_mas
 from kvscope.mas.knn import KnnConfig
 from kvscope.mas.methods import METHODS, MasSettings, ProblemRun
-from kvscope.mas.problems import TASKS, Problem, load_task
+from kvscope.mas.problems import PROBLEM_SETS, Problem, load_task
 
 __all__ = [
     "METHODS",
-    "TASKS",
+    "PROBLEM_SETS",
     "KnnConfig",
     "MasConfig",
     "MasResult",

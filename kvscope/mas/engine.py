@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from kvscope import compat
-from kvscope.capture.capturing import cache_from_tensors, cache_layer_kv
 from kvscope.decode import Sampler, generate
+from kvscope.hfcache import cache_from_tensors, cache_layer_kv
 
 
 @dataclass

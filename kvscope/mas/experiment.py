@@ -19,7 +19,7 @@ from kvscope.errors import UsageError
 from kvscope.mas.config import MasConfig
 from kvscope.mas.methods import MasSettings, ProblemRun
 from kvscope.mas.problems import Problem
-from kvscope.mas.runner import method_names, ratios, run_interleaved, summarize
+from kvscope.mas.runner import method_names, ratios, run_interleaved, summarize_runs
 
 
 def sliding_window(model: Any) -> int | None:
@@ -76,7 +76,7 @@ class MasResult:
 
     @property
     def summaries(self) -> dict[str, dict[str, Any]]:
-        return {name: summarize(r) for name, r in self.runs.items()}
+        return {name: summarize_runs(r) for name, r in self.runs.items()}
 
     @property
     def ratios(self) -> dict[str, float] | None:

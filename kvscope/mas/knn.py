@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from kvscope.capture.capturing import cache_layer_kv
 from kvscope.errors import UsageError
+from kvscope.hfcache import cache_layer_kv
 from kvscope.mas.engine import CacheState, select_slots
 
 

@@ -1,6 +1,6 @@
 """Problem sets for ``kvscope mas``: a built-in seeded arithmetic generator and GSM8K from JSONL.
 
-``TASKS`` maps a task name to a loader ``(max_samples, seed, data) -> list[Problem]``. ``arith`` works
+``PROBLEM_SETS`` maps a task name to a loader ``(max_samples, seed, data) -> list[Problem]``. ``arith`` works
 offline: each problem is a multi-step word problem whose answer is an exact integer, checked while it is
 built. ``gsm8k`` reads a local JSONL in the GSM8K format (Cobbe et al., arXiv 2110.14168): one
 ``{"question": ..., "answer": "... #### N"}`` object per line.
@@ -8,12 +8,12 @@ built. ``gsm8k`` reads a local JSONL in the GSM8K format (Cobbe et al., arXiv 21
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kvscope.errors import UsageError
 from kvscope.mas.answers import gsm8k_gold
@@ -72,16 +72,13 @@ def load_arith(max_samples: int, seed: int, data: Path | None = None) -> list[Pr
 
 def read_gsm8k_jsonl(path: Path, max_samples: int) -> list[Problem]:
     """GSM8K items from a JSONL file; a malformed line is reported with its number and skipped."""
-    from kvscope.fileio import read_text_input
+    from kvscope.fileio import read_jsonl
 
-    lines = read_text_input(path, "--data").splitlines()  # regular files only, size-bounded, UTF-8
     problems: list[Problem] = []
-    for number, line in enumerate(lines, start=1):
+    for number, item in read_jsonl(path, "--data"):  # regular files only, size-bounded, UTF-8
         if max_samples >= 0 and len(problems) >= max_samples:
             break
-        if not line.strip():
-            continue
-        problem = _parse_gsm8k_line(line, number, path, len(problems) + 1)
+        problem = _parse_gsm8k_item(item, number, path, len(problems) + 1)
         if problem is not None:
             problems.append(problem)
     if not problems:
@@ -89,11 +86,9 @@ def read_gsm8k_jsonl(path: Path, max_samples: int) -> list[Problem]:
     return problems
 
 
-def _parse_gsm8k_line(line: str, number: int, path: Path, index: int) -> Problem | None:
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as exc:
-        log.warning("%s line %d: not valid JSON (%s); skipped", path, number, exc.msg)
+def _parse_gsm8k_item(item: Any, number: int, path: Path, index: int) -> Problem | None:
+    if item is None:
+        log.warning("%s line %d: not valid JSON; skipped", path, number)
         return None
     if (
         not isinstance(item, dict)
@@ -129,13 +124,13 @@ def load_gsm8k(max_samples: int, seed: int, data: Path | None = None) -> list[Pr
     ]
 
 
-TASKS: dict[str, Callable[..., list[Problem]]] = {"arith": load_arith, "gsm8k": load_gsm8k}
+PROBLEM_SETS: dict[str, Callable[..., list[Problem]]] = {"arith": load_arith, "gsm8k": load_gsm8k}
 
 
 def load_task(name: str, max_samples: int = -1, seed: int = 42, data: Path | None = None) -> list[Problem]:
-    """Problems of task ``name`` (see ``TASKS``); ``max_samples`` < 0 means all (arith: 20)."""
-    if name not in TASKS:
-        raise UsageError(f"unknown task {name!r}: use one of {', '.join(TASKS)}")
+    """Problems of task ``name`` (see ``PROBLEM_SETS``); ``max_samples`` < 0 means all (arith: 20)."""
+    if name not in PROBLEM_SETS:
+        raise UsageError(f"unknown task {name!r}: use one of {', '.join(PROBLEM_SETS)}")
     if max_samples == 0:
         raise UsageError("--max_samples must be positive (or -1 for all)")
-    return TASKS[name](max_samples, seed, data)
+    return PROBLEM_SETS[name](max_samples, seed, data)

@@ -64,7 +64,7 @@ def run_method(
     return run_interleaved(settings, [method], problems, quiet=True)[method]
 
 
-def summarize(runs: list[ProblemRun]) -> dict[str, Any]:
+def summarize_runs(runs: list[ProblemRun]) -> dict[str, Any]:
     """Accuracy, generated tokens (per agent and overall), wall time and KV bytes handed between agents."""
     n = len(runs)
     per_agent: dict[str, int] = {}

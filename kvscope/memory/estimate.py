@@ -251,6 +251,7 @@ def estimate_memory(
     workspace and, with ``engine="vllm"``, the KV budget vLLM would log at start-up. Pure: no I/O.
     ``weight_dtype`` None is the dtype the model ships in (``fp8`` for DeepSeek-V3, else ``bf16``)."""
     from kvscope.memory import formulas as f
+    from kvscope.memory.budget import compute
 
     opts = build_options(
         batch=batch,
@@ -275,6 +276,6 @@ def estimate_memory(
     if opts["weight_dtype"] is None:
         opts["weight_dtype"] = f.default_weight_dtype(m)
     warnings = warnings_for(m, opts)
-    numbers = f.compute(m, g, opts)
+    numbers = compute(m, g, opts)
     slots = numbers.pop("slots")
     return MemoryEstimate(model=m, gpu=g, options=opts, numbers=numbers, slots=slots, warnings=warnings)

@@ -321,10 +321,3 @@ def normalize(opts: dict | None) -> dict:
     if o["tokens"] is None:
         o["tokens"] = o["context"]
     return o
-
-
-def compute(model: dict, gpu: dict, opts: dict | None = None) -> dict:
-    """Every number of one state: ``kvscope.memory.budget.compute`` (kept here, the module of record)."""
-    from kvscope.memory.budget import compute as _compute
-
-    return _compute(model, gpu, opts)

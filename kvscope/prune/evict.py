@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
-from kvscope.capture.capturing import cache_from_tensors, run_capture
+from kvscope.capture.capturing import run_capture
 from kvscope.compat import cache_keyword, forward
 from kvscope.errors import UsageError
+from kvscope.hfcache import cache_from_tensors
 from kvscope.models import ModelInfo
 from kvscope.prune.evict_attention import evicting
 from kvscope.quant import KiviSpec, kivi_layer
@@ -96,7 +97,7 @@ def count_forwards(model: Any) -> Iterator[ForwardCount]:
 
 def prefill(model: Any, tokenizer: Any, info: ModelInfo, prompt_ids: torch.Tensor) -> Prefill:
     """One forward pass over ``prompt_ids`` ``[1, P]`` recording attention received and queries."""
-    from kvscope.capture.capturing import attention_modules
+    from kvscope.hfcache import attention_modules
 
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device

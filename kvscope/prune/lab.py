@@ -250,9 +250,6 @@ class PruneResult:
         return prune_result_html(self)
 
 
-PruneReport = PruneResult  # the earlier name
-
-
 def compare(
     model: Any,
     info: ModelInfo,

@@ -92,10 +92,8 @@ def scan(
 
 
 def _predicted(pre: Prefill, kind: str) -> tuple[np.ndarray | None, str]:
-    """Analyze's predicted pruning potential for the same prompt, when that module is installed."""
-    try:
-        from kvscope.analyze.pruning_potential import pruning_potential
-    except ImportError:
-        return None, "kvscope.analyze.pruning_potential is not installed"
+    """Analyze's predicted pruning potential for the same prompt."""
+    from kvscope.analyze.pruning_potential import pruning_potential
+
     pot = pruning_potential(pre.snapshot)
     return (pot.layer if kind == "layers" else pot.head), pot.definition

@@ -140,7 +140,7 @@ CASES: list[tuple[list[str], str]] = [
     (["analyze", "--snapshot", "{in}/missing.kvs", "--out", "{out}"], "is not a kvscope snapshot"),
     (["analyze", "--snapshot", "{in}/plain_dir", "--out", "{out}"], "is not a kvscope snapshot"),
     (["analyze", "--snapshot", "{in}/ok.kvs", "--prompt", "hi", "--out", "{out}"], "give only one of"),
-    (["analyze", "--snapshot", "{in}/ok.kvs", "--layer", "9", "--out", "{out}"], "unknown --layer 9"),
+    (["analyze", "--snapshot", "{in}/ok.kvs", "--layer", "9", "--out", "{out}"], "layer 9 is out of range"),
     (
         ["analyze", "--snapshot", "{in}/ok.kvs", "--ground-truth", "{in}/missing.json", "--out", "{out}"],
         "cannot read ground truth",
@@ -211,7 +211,7 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
     (["analyze", "--snapshot", "{in}/missing.kvs"], "is not a kvscope snapshot", "analyze"),
     (["analyze", *T, "--prompt-file", "/dev/zero", "--out", "{new}"], "not a regular file", "analyze"),
     (["analyze", *T, "--device", "bogus", "--out", "{new}"], "unknown --device", "analyze"),
-    (["analyze", "--snapshot", "{in}/ok.kvs", "--layer", "9", "--out", "{new}"], "unknown --layer 9", "analyze"),
+    (["analyze", "--snapshot", "{in}/ok.kvs", "--layer", "9", "--out", "{new}"], "layer 9 is out of range", "analyze"),
     (["caching", *T, "--device", "bogus", "--out", "{new}"], "unknown --device", "caching"),
     (["caching", *T, "--layer", "99", "--out", "{new}"], "--layer", "caching"),
     (["caching", "--model", "{in}/zero_heads", "--out", "{new}"], "num_attention_heads = 0", "caching"),

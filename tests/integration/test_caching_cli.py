@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kvscope.caching.caching_figures import FIGURES
+from kvscope.caching.caching_figures import CACHING_FIGURES
 from tests.helpers import assert_one_line_error, run_cli
 
 BASE = ["caching", "-m", "tiny", "--new-tokens", "4", "--repeats", "1"]
@@ -15,7 +15,7 @@ BASE = ["caching", "-m", "tiny", "--new-tokens", "4", "--repeats", "1"]
 def test_caching_writes_figures_json_and_table(tmp_path, capsys):
     code, out, err = run_cli(BASE + ["--out", str(tmp_path), "--layer", "1"], capsys)
     assert code == 0, err
-    for name in FIGURES:
+    for name in CACHING_FIGURES:
         assert (tmp_path / name).stat().st_size > 10_000, name
     data = json.loads((tmp_path / "caching.json").read_text())
     assert data["layer"] == 1 and data["projections"]["matches"]
@@ -51,7 +51,7 @@ def test_no_shared_prefix_is_reported_with_the_figure_drawn(tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra,fragment",
     [
-        (["--layer", "2"], "--layer 2 is out of range: this model has layers 0..1"),
+        (["--layer", "2"], "--layer 2 is out of range: the model has 2 layers (0-1)"),
         (["--layer", "-1"], "out of range"),
         (["--prompt", "   "], "prompt is empty"),
         (["--second-prompt", " "], "second prompt is empty"),

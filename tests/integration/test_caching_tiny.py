@@ -7,8 +7,8 @@ import torch
 
 from kvscope.attention import causal_attention
 from kvscope.caching import FlopModel, decode_step, greedy, hooked_forward, prefix_reuse, span_flops
-from kvscope.capture.capturing import cache_layer_kv
 from kvscope.compat import forward, output_cache
+from kvscope.hfcache import cache_layer_kv
 
 TEXT = "The KV cache keeps every past key and value."
 
@@ -121,7 +121,7 @@ def test_linear_flops_match_torch_flop_counter(tiny):
 
 def test_explain_caching_report_repr_html_and_save(tiny, tmp_path):
     import kvscope as ks
-    from kvscope.caching.caching_figures import FIGURES
+    from kvscope.caching.caching_figures import CACHING_FIGURES
 
     model, tok, info = tiny
     r = ks.explain_caching(model, tok, "ab cd", "ab ce", layer=1, new_tokens=3, repeats=1)
@@ -129,10 +129,10 @@ def test_explain_caching_report_repr_html_and_save(tiny, tmp_path):
     assert text.startswith("CachingReport(model='LlamaForCausalLM', layer=1, tokens=") and len(text) < 300
     assert "prefix_reused=4/5" in text and "tensor" not in text
     page = r._repr_html_()
-    assert page.count('<img src="data:image/png;base64,') == len(FIGURES) and "speedup with cache" in page
+    assert page.count('<img src="data:image/png;base64,') == len(CACHING_FIGURES) and "speedup with cache" in page
     files = r.save(tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*FIGURES, "caching.json"])
-    assert [p.name for p in files] == [*FIGURES, "caching.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*CACHING_FIGURES, "caching.json"])
+    assert [p.name for p in files] == [*CACHING_FIGURES, "caching.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
 
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from kvscope.attention import _chunked_softmax, chunked_attention
-from kvscope.capture.capturing import cache_to_lists, capture, encode_prompt, run_capture
+from kvscope.capture.capturing import capture, encode_prompt, run_capture
 from kvscope.errors import UsageError
+from kvscope.hfcache import cache_to_lists
 
 TEXT = "The quick brown fox jumps over the lazy dog, 42 times."
 
@@ -43,7 +44,7 @@ def test_logits_are_unchanged_by_capturing(tiny, ids):
 
 def test_captured_cache_continues_like_a_full_pass(tiny, ids):
     """prefill(prefix) + forward(rest, cache rebuilt from the snapshot) == one full pass."""
-    from kvscope.capture.capturing import cache_from_tensors
+    from kvscope.hfcache import cache_from_tensors
 
     split = 20
     snap = run_capture(tiny.model, ids[:, :split], tiny.tokenizer, info=tiny.info).snapshot

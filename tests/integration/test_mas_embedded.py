@@ -12,7 +12,7 @@ from kvscope.mas.methods import MasSettings, _encode, _latent_steps, _sampling, 
 from kvscope.mas.problems import Problem, load_arith
 from kvscope.mas.prompts import MODES, agent_user_text, baseline_user_text, context_block
 from kvscope.mas.realign import embedding_matrices, realigner
-from kvscope.mas.runner import ratios, run_method, summarize
+from kvscope.mas.runner import ratios, run_method, summarize_runs
 
 pytestmark = pytest.mark.embedded
 Q = Problem(1, "Ana has 3 apples and buys 40 more. How many apples does she have?", "43")
@@ -50,7 +50,7 @@ def test_one_arith_problem_all_methods(embedded):
     assert 0 < lat.generated_tokens <= 8 and lat.text
     assert [a.generated_tokens for a in lat.agents[:3]] == [0, 0, 0]
     assert all(0 < a.generated_tokens <= 8 for a in runs["text_mas"][0].agents)
-    r = ratios({m: summarize(v) for m, v in runs.items()})
+    r = ratios({m: summarize_runs(v) for m, v in runs.items()})
     assert r["token_ratio_latent_vs_text"] == pytest.approx(lat.generated_tokens / runs["text_mas"][0].generated_tokens)
 
 

@@ -12,8 +12,7 @@ import shutil
 
 import pytest
 
-from kvscope.memory import catalog
-from kvscope.memory import formulas as f
+from kvscope.memory import budget, catalog
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -150,7 +149,7 @@ def test_js_formulas_match_python_vectors(page, site, tmp_path):
             ]
         ):
             gpu = list(gpus.values())[(i + j) % len(gpus)]
-            cases.append({"model": model, "gpu": gpu, "opts": opts, "expected": f.compute(model, gpu, opts)})
+            cases.append({"model": model, "gpu": gpu, "opts": opts, "expected": budget.compute(model, gpu, opts)})
     vectors = {"tables": catalog.page_data(), "cases": cases}
     (tmp_path / "vectors.json").write_text(json.dumps(vectors))  # the shared vectors, as JSON
     open_page(page, site)
@@ -186,7 +185,7 @@ def assert_same(py, js, where):
 
 def expected(model="llama-3.1-8b", gpu="h100-sxm", **opts):
     base = {"batch": 8, "context": 8192, "mode": "paged"}
-    return f.compute(catalog.models()[model], catalog.gpus()[gpu], {**base, **opts})
+    return budget.compute(catalog.models()[model], catalog.gpus()[gpu], {**base, **opts})
 
 
 @pytest.mark.parametrize(

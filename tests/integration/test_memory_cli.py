@@ -10,8 +10,7 @@ import sys
 import pytest
 
 from kvscope.cli import main
-from kvscope.memory import catalog
-from kvscope.memory import formulas as f
+from kvscope.memory import budget, catalog
 
 
 def run(capsys, *args):
@@ -52,7 +51,7 @@ def test_json_matches_the_formulas(capsys):
         "--json",
     )
     got = json.loads(out)
-    want = f.compute(
+    want = budget.compute(
         catalog.models()["llama-3.1-8b"],
         catalog.gpus()["h100-sxm"],
         {"batch": 32, "context": 8192, "kv_dtype": "fp8", "mode": "static", "tp": 2, "engine": "vllm"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvscope.capture.capturing import cache_nbytes
+from kvscope.hfcache import cache_nbytes
 from kvscope.memory import catalog
 from kvscope.memory import formulas as f
 from kvscope.memory.hfconfig import entry_from_config

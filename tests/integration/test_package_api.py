@@ -1,8 +1,4 @@
-"""The README's API example, run on the embedded model: ``import kvscope as ks`` and a user's own model.
-
-Parts whose entry point another branch adds are marked ``xfail(strict=True)``: they fail (as expected) until
-that branch is merged, and then pass, which a strict xfail reports as a failure: remove the mark then.
-"""
+"""The README's API example, run on the embedded model: ``import kvscope as ks`` and a user's own model."""
 
 from __future__ import annotations
 
@@ -17,14 +13,6 @@ pytestmark = pytest.mark.embedded
 TEXT = "The capital of France is Paris. The capital of Germany is Berlin."
 PROMPT = "Alice keeps her spare key under the blue flowerpot by the door. Where is the spare key?"
 CONTINUATION = " It is under the blue flowerpot."
-
-
-def pending(branch: str, name: str):
-    return pytest.mark.xfail(
-        strict=True,
-        raises=(AttributeError, ImportError),
-        reason=f"ks.{name} arrives with the {branch}: remove this mark after merging",
-    )
 
 
 def test_capture_takes_a_users_model_and_tokenizer(embedded):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from kvscope.capture.capturing import cache_nbytes
 from kvscope.errors import UsageError
+from kvscope.hfcache import cache_nbytes
 from kvscope.prune.evict import build_cache, n_keep, prefill
 from kvscope.prune.strategies import STRATEGIES, get_strategy, make_strategy
 from kvscope.prune.strategies.literature import pyramid_weights

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from kvscope.bench.intervals import bootstrap_mean, overlaps, wilson
+from kvscope.stats import bootstrap_ci, overlaps, wilson
 
 
 def test_wilson_seven_of_ten_by_hand():
@@ -39,13 +39,13 @@ def test_wilson_always_holds_its_point_estimate():
 
 def test_bootstrap_mean_is_seeded_and_brackets_the_mean():
     values = [1.0, 2.0, 3.0, 4.0, 10.0]
-    a, b = bootstrap_mean(values, seed=3), bootstrap_mean(values, seed=3)
+    a, b = bootstrap_ci(values, seed=3)[1:], bootstrap_ci(values, seed=3)[1:]
     assert a == b
     assert a[0] < sum(values) / 5 < a[1]
     assert a[0] >= 1.0 and a[1] <= 10.0
-    assert bootstrap_mean([2.5, 2.5, 2.5]) == (2.5, 2.5)  # no spread, no interval
-    assert bootstrap_mean([4.0]) == (4.0, 4.0)
-    assert all(math.isnan(v) for v in bootstrap_mean([]))
+    assert bootstrap_ci([2.5, 2.5, 2.5]) == (2.5, 2.5, 2.5)  # no spread, no interval
+    assert bootstrap_ci([4.0]) == (4.0, 4.0, 4.0)
+    assert all(math.isnan(v) for v in bootstrap_ci([]))
 
 
 def test_overlaps():

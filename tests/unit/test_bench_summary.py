@@ -6,7 +6,7 @@ import pytest
 
 from kvscope.bench.configs import Config
 from kvscope.bench.sample_runner import Outcome, budget_warnings
-from kvscope.bench.summary import POOLED, guardrails, summarise
+from kvscope.bench.summary import POOLED, guardrails, summarize_outcomes
 
 
 def outcomes(config: str, task: str, correct: int, n: int) -> list[Outcome]:
@@ -28,7 +28,7 @@ def test_ties_are_marked_against_the_best_compressed_configuration():
         + outcomes("b@0.5", "passkey", 15, 20)
         + outcomes("c@0.5", "passkey", 2, 20)
     )
-    rows = summarise(outs, CONFIGS)
+    rows = summarize_outcomes(outs, CONFIGS)
     cells = {r.config: r.accuracy["passkey"] for r in rows}
     assert cells["baseline"].mark == ""  # the reference, not a contender
     assert cells["a@0.5"].mark == "best" and cells["a@0.5"].value == pytest.approx(0.9)
@@ -40,7 +40,7 @@ def test_ties_are_marked_against_the_best_compressed_configuration():
 def test_pooled_column_and_ppl_ratio():
     outs = outcomes("baseline", "passkey", 4, 4) + outcomes("baseline", "kv_retrieval", 2, 4)
     outs += [Outcome("text", i, "baseline", ppl=5.0, ppl_ratio=1.0, scored_tokens=40) for i in range(2)]
-    row = summarise(outs, CONFIGS[:1])[0]
+    row = summarize_outcomes(outs, CONFIGS[:1])[0]
     assert row.accuracy[POOLED].correct == 6 and row.accuracy[POOLED].n == 8
     assert row.ppl_ratio.value == 1.0 and row.ppl_ratio.n == 2
     warns = guardrails([row], outs, ["x@0.9: small budget", "x@0.9: small budget"])
@@ -51,7 +51,7 @@ def test_pooled_column_and_ppl_ratio():
 
 def test_baseline_under_half_warns():
     outs = outcomes("baseline", "passkey", 4, 10)
-    warns = guardrails(summarise(outs, CONFIGS[:1]), outs, [])
+    warns = guardrails(summarize_outcomes(outs, CONFIGS[:1]), outs, [])
     assert len(warns) == 1 and "passkey is 40 %" in warns[0]
 
 

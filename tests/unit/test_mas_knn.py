@@ -66,7 +66,7 @@ def test_unknown_strategy():
 
 
 def synthetic_state(batch=2, slots=6, layers=2, heads=2, dim=3):
-    from kvscope.capture.capturing import cache_from_tensors
+    from kvscope.hfcache import cache_from_tensors
 
     cfg = tiny_config(num_hidden_layers=layers)
     keys = [torch.randn(batch, heads, slots, dim, generator=gen()) + l for l in range(layers)]

@@ -72,7 +72,7 @@ def test_weights_use_their_own_dtype_and_moe_keeps_all_experts():
     mix = M["mixtral-8x7b"]
     assert f.weight_bytes(mix["params_total"], "bf16") == 2 * 46_702_792_704
     assert mix["params_active"] < mix["params_total"] / 3
-    r = f.compute(mix, G["h100-sxm"], {"weight_dtype": "fp8", "kv_dtype": "bf16"})
+    r = b.compute(mix, G["h100-sxm"], {"weight_dtype": "fp8", "kv_dtype": "bf16"})
     assert r["weights_bytes"] == 46_702_792_704 and r["kv_bytes_per_token"] == 131_072
     assert f.weight_bytes(1000, "int4") == math.ceil(1000 * 4.25 / 8)
 
@@ -94,7 +94,7 @@ def test_paged_bytes_round_per_layer_and_sliding_window():
 
 def test_static_mode_reserves_max_context_per_slot():
     m = M["llama-3.1-8b"]
-    r = f.compute(m, G["h100-sxm"], {"mode": "static", "batch": 4, "context": 1000, "tokens": 50})
+    r = b.compute(m, G["h100-sxm"], {"mode": "static", "batch": 4, "context": 1000, "tokens": 50})
     assert r["kv_reserved_bytes"] == 4 * 1000 * 131_072
     assert r["kv_real_bytes"] == 4 * 50 * 131_072  # every request is longer than 50 tokens
     assert r["step_efficiency"] == pytest.approx(0.05)
@@ -104,13 +104,13 @@ def test_static_counts_tokens_held_after_finish_as_waste():
     m = M["llama-3.1-8b"]
     lengths = [f.request_length(k, 100) for k in range(3)]
     assert lengths == [66, 32, 87]  # ceil(100 * (0.1 + 0.9 * frac((k+1) * 0.618...)))
-    r = f.compute(m, G["h100-sxm"], {"mode": "static", "batch": 3, "context": 100, "tokens": 50})
+    r = b.compute(m, G["h100-sxm"], {"mode": "static", "batch": 3, "context": 100, "tokens": 50})
     # slot 1 finished at step 32 and still holds its 32 tokens: reserved, not real
     assert r["kv_real_bytes"] == (50 + 0 + 50) * 131_072
     assert [s["idle"] for s in r["slots"]] == [False, True, False]
     # the batch lasts 87 steps (its longest request); requests 3-5 (53, 19, 74 tokens) start at step 88
     assert f.static_round(87, 3, 100) == (0, 1) and f.static_round(88, 3, 100) == (1, 88)
-    end = f.compute(m, G["h100-sxm"], {"mode": "static", "batch": 3, "context": 100})
+    end = b.compute(m, G["h100-sxm"], {"mode": "static", "batch": 3, "context": 100})
     assert [(s["request"], s["tokens"]) for s in end["slots"]] == [(3, 13), (4, 13), (5, 13)]
     assert end["step_efficiency"] == end["efficiency"] == pytest.approx(3 * 13 / 300)
     second = [min(n, 13) for n in (53, 19, 74)]
@@ -130,7 +130,7 @@ def test_static_at_batch_one_is_continuous_batching():
 
 
 def test_json_names_the_step_efficiency_and_keeps_the_old_key_as_an_alias():
-    r = f.compute(M["llama-3.1-8b"], G["h100-sxm"], {"mode": "static", "batch": 4, "context": 1000, "tokens": 50})
+    r = b.compute(M["llama-3.1-8b"], G["h100-sxm"], {"mode": "static", "batch": 4, "context": 1000, "tokens": 50})
     assert r["step_efficiency"] == r["efficiency"] == pytest.approx(0.05)
     assert r["run_efficiency"] != r["step_efficiency"] and "step_efficiency" in r["deprecated"]["efficiency"]
 
@@ -189,16 +189,16 @@ def test_tp_shards_kv_heads_then_replicates():
     m = M["llama-3.1-8b"]  # 8 kv_heads
     assert [f.kv_share(m, tp) for tp in (1, 2, 8, 16)] == [1.0, 0.5, 0.125, 0.125]
     assert f.kv_share(M["smollm2-135m"], 2) == pytest.approx(2 / 3)  # ceil(3 / 2) heads of 3
-    r = f.compute(m, G["h100-sxm"], {"tp": 16, "batch": 1, "context": 1024, "mode": "static"})
+    r = b.compute(m, G["h100-sxm"], {"tp": 16, "batch": 1, "context": 1024, "mode": "static"})
     assert r["per_gpu"]["kv_bytes"] * 16 == 2 * r["kv_reserved_bytes"]  # 16 ranks hold 2 copies
 
 
 def test_capacity_is_batch_times_context_not_one_step():
     """Issue 11: one 128K sequence of Llama-3.1-8B needs 16 GiB whatever step the animation shows."""
-    r = f.compute(M["llama-3.1-8b"], G["h100-sxm"], {"batch": 1, "context": 131_072, "tokens": 10})
+    r = b.compute(M["llama-3.1-8b"], G["h100-sxm"], {"batch": 1, "context": 131_072, "tokens": 10})
     assert r["capacity"]["kv_full_bytes"] == 16 * GIB
     for mode in ("static", "cb"):
-        cap = f.compute(M["llama-3.1-8b"], G["h100-sxm"], {"batch": 1, "context": 131_072, "mode": mode})["capacity"]
+        cap = b.compute(M["llama-3.1-8b"], G["h100-sxm"], {"batch": 1, "context": 131_072, "mode": mode})["capacity"]
         assert cap["kv_peak_bytes"] == cap["kv_full_bytes"] == 16 * GIB
 
 
@@ -207,7 +207,7 @@ def test_paged_peak_equals_brute_force_over_every_step_and_sets_gpus_required():
     o = f.normalize({"mode": "paged", "batch": 5, "context": 3000, "page": 16})
     brute = max((f.batch_state(m, {**o, "tokens": t})["kv_reserved"], -t) for t in range(1, 3001))
     assert b.workload_peak(m, o) == (brute[0], -brute[1])
-    big = f.compute(M["llama-3.1-70b"], G["h100-sxm"], {"batch": 64, "context": 32_768})
+    big = b.compute(M["llama-3.1-70b"], G["h100-sxm"], {"batch": 64, "context": 32_768})
     cap = big["capacity"]
     assert 270 * GIB < cap["kv_peak_bytes"] < 280 * GIB < 640 * GIB == cap["kv_full_bytes"]
     assert big["gpus_required"] == cap["gpus_required"] == 8  # the step state at the end needs fewer
@@ -217,14 +217,14 @@ def test_paged_peak_equals_brute_force_over_every_step_and_sets_gpus_required():
 def test_paged_peak_includes_one_request_of_the_full_context():
     """Issue 23 item 17: Llama-3.1-70B, batch 1, 131,072 tokens on H100 reported 2 GPUs at 99 % each
     (the synthetic request stopped at 66 % of the context) while one full request needs 4."""
-    r = f.compute(M["llama-3.1-70b"], G["h100-sxm"], {"batch": 1, "context": 131_072, "mode": "paged"})
+    r = b.compute(M["llama-3.1-70b"], G["h100-sxm"], {"batch": 1, "context": 131_072, "mode": "paged"})
     cap = r["capacity"]
     assert cap["kv_longest_request_bytes"] == cap["kv_peak_bytes"] == 327_680 * 131_072 == 40 * GIB
     assert cap["kv_workload_peak_bytes"] < cap["kv_peak_bytes"] and cap["basis"].startswith("one request")
     assert cap["gpus_required"] == 4  # 131.4 GiB of weights + 40 GiB of KV over 2 GPUs is 85.7 GiB each
-    small = f.compute(M["llama-3.1-8b"], G["h100-sxm"], {"batch": 1, "context": 131_072})["capacity"]
+    small = b.compute(M["llama-3.1-8b"], G["h100-sxm"], {"batch": 1, "context": 131_072})["capacity"]
     assert small["kv_peak_bytes"] == 16 * GIB == small["kv_full_bytes"]
-    many = f.compute(M["llama-3.1-8b"], G["h100-sxm"], {"batch": 32, "context": 8192})["capacity"]
+    many = b.compute(M["llama-3.1-8b"], G["h100-sxm"], {"batch": 32, "context": 8192})["capacity"]
     assert many["kv_peak_bytes"] == many["kv_workload_peak_bytes"] > many["kv_longest_request_bytes"]
 
 
@@ -232,12 +232,12 @@ def test_gpus_required_leave_the_unused_utilisation_free():
     """Issue 23 item 18: a fit at 99.7 % of nvidia-smi memory is no fit; weights + KV may fill
     gpu_memory_utilization (0.9, vLLM's default) of each GPU."""
     m, g = M["llama-3.1-70b"], G["h200"]
-    r = f.compute(m, g, {})  # batch 8, 8K, paged
+    r = b.compute(m, g, {})  # batch 8, 8K, paged
     cap = r["capacity"]
     assert 0.99 < cap["occupancy_peak"] < 1.0 and cap["fit_fraction"] == 0.9
     assert cap["fit_bytes"] == 143_771 * 2**20 * 0.9
     assert cap["gpus_required"] == 2
-    assert f.compute(m, g, {"gpu_memory_utilization": 1.0})["capacity"]["gpus_required"] == 1
+    assert b.compute(m, g, {"gpu_memory_utilization": 1.0})["capacity"]["gpus_required"] == 1
     assert b.gpus_required(m, g, r["options"], cap["kv_peak_bytes"]) == 2
 
 
@@ -250,15 +250,15 @@ def test_paged_peak_is_the_same_with_and_without_numpy(monkeypatch):
 
 def test_gpus_required_is_smallest_power_of_two_that_fits():
     m = M["llama-3.1-70b"]
-    r = f.compute(m, G["h100-sxm"], {"batch": 1, "context": 1024, "mode": "paged"})
+    r = b.compute(m, G["h100-sxm"], {"batch": 1, "context": 1024, "mode": "paged"})
     assert r["gpus_required"] == 2  # 131.4 GiB of bf16 weights; 65.7 GiB + KV per rank fits 79.65
     assert b.per_rank_need(m, r["options"], 1, r["kv_reserved_bytes"]) > 81_559 * 2**20
 
 
 def test_flash_workspace_is_transient_and_not_subtracted():
     m = M["llama-3.1-8b"]
-    on = f.compute(m, G["h100-sxm"], {"batch": 1, "context": 4096, "flash": True})
-    off = f.compute(m, G["h100-sxm"], {"batch": 1, "context": 4096, "flash": False})
+    on = b.compute(m, G["h100-sxm"], {"batch": 1, "context": 4096, "flash": True})
+    off = b.compute(m, G["h100-sxm"], {"batch": 1, "context": 4096, "flash": False})
     assert on["total_bytes"] == off["total_bytes"]
     assert on["flash"]["without_flash"] == 32 * 4096 * 4096 * 2 == 1 * GIB  # 1 GiB, as in reference B3
     assert on["flash"]["with_flash"] == 32 * 4096 * 4
@@ -266,7 +266,7 @@ def test_flash_workspace_is_transient_and_not_subtracted():
 
 def test_vllm_budget_for_llama_8b_on_h100():
     m = M["llama-3.1-8b"]
-    r = f.compute(m, G["h100-sxm"], {"engine": "vllm", "activation_gib": 2.0, "context": 131_072})
+    r = b.compute(m, G["h100-sxm"], {"engine": "vllm", "activation_gib": 2.0, "context": 131_072})
     e = r["engine"]
     avail = (81_559 - 450) * 2**20 * 0.9 - 8_030_261_248 * 2 - 2 * GIB - 0.35 * GIB - 0.5 * GIB
     assert e["available_kv_bytes"] == pytest.approx(avail)
@@ -278,7 +278,7 @@ def test_vllm_budget_for_llama_8b_on_h100():
 
 def test_decode_bound_uses_active_params_and_bandwidth():
     m = M["mixtral-8x7b"]
-    r = f.compute(m, G["h100-sxm"], {"batch": 1, "context": 1, "mode": "static", "weight_dtype": "bf16"})
+    r = b.compute(m, G["h100-sxm"], {"batch": 1, "context": 1, "mode": "static", "weight_dtype": "bf16"})
     step = m["params_active"] * 2 + 131_072
     assert r["decode"]["bytes_per_step"] == step
     assert r["decode"]["tokens_per_s"] == pytest.approx(3350e9 / step)

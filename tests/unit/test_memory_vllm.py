@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from kvscope.memory import catalog
-from kvscope.memory import formulas as f
+from kvscope.memory import budget, catalog
 
 GIB = 2**30
 LOGS = [
@@ -57,7 +56,7 @@ LOGS = [
 
 @pytest.mark.parametrize("log,model,gpu,opts,kv_gib,blocks,concurrency", LOGS, ids=[x[0] for x in LOGS])
 def test_vllm_budget_matches_logged_startup(log, model, gpu, opts, kv_gib, blocks, concurrency):
-    r = f.compute(catalog.models()[model], catalog.gpus()[gpu], {**opts, "engine": "vllm", "cuda_graph_gib": 0})
+    r = budget.compute(catalog.models()[model], catalog.gpus()[gpu], {**opts, "engine": "vllm", "cuda_graph_gib": 0})
     e = r["engine"]
     assert e["cuda_total_measured"]  # the CUDA-visible total, not nvidia-smi's
     assert e["available_kv_bytes"] / GIB == pytest.approx(kv_gib, rel=0.03), log
@@ -69,23 +68,23 @@ def test_vllm_budget_matches_logged_startup(log, model, gpu, opts, kv_gib, block
 def test_each_budget_term_is_subtracted():
     m, g = catalog.models()["llama-3.1-8b"], catalog.gpus()["h100-sxm"]
     base = {"engine": "vllm", "activation_gib": 1.0, "cuda_graph_gib": 0.0}
-    e0 = f.compute(m, g, base)["engine"]
+    e0 = budget.compute(m, g, base)["engine"]
     assert e0["cuda_total_bytes"] == (81_559 - 450) * 2**20  # no logged total: nvidia-smi less the reserve
     assert e0["available_kv_bytes"] == pytest.approx(
         e0["cuda_total_bytes"] * 0.9 - 8_030_261_248 * 2 - 1.0 * GIB - 0.35 * GIB
     )
-    graphs = f.compute(m, g, {**base, "cuda_graph_gib": 0.5})["engine"]
+    graphs = budget.compute(m, g, {**base, "cuda_graph_gib": 0.5})["engine"]
     assert e0["available_kv_bytes"] - graphs["available_kv_bytes"] == pytest.approx(0.5 * GIB)
-    util = f.compute(m, g, {**base, "gpu_memory_utilization": 0.8})["engine"]
+    util = budget.compute(m, g, {**base, "gpu_memory_utilization": 0.8})["engine"]
     assert e0["available_kv_bytes"] - util["available_kv_bytes"] == pytest.approx(0.1 * e0["cuda_total_bytes"])
-    tp2 = f.compute(m, g, {**base, "tp": 2})["engine"]
+    tp2 = budget.compute(m, g, {**base, "tp": 2})["engine"]
     assert tp2["comm_bytes"] == 0.125 * GIB and e0["comm_bytes"] == 0
 
 
 def test_activation_estimate_follows_max_num_batched_tokens_and_seqs():
     m, g = catalog.models()["llama-3.1-8b"], catalog.gpus()["h100-sxm"]
-    small = f.compute(m, g, {"engine": "vllm", "max_num_batched_tokens": 2048, "max_num_seqs": 16})["engine"]
-    big = f.compute(m, g, {"engine": "vllm", "max_num_batched_tokens": 16384, "max_num_seqs": 256})["engine"]
+    small = budget.compute(m, g, {"engine": "vllm", "max_num_batched_tokens": 2048, "max_num_seqs": 16})["engine"]
+    big = budget.compute(m, g, {"engine": "vllm", "max_num_batched_tokens": 16384, "max_num_seqs": 256})["engine"]
     per_token = (4 * 4096 + 3 * 14336) * 2
     assert small["activation_bytes"] == 2048 * per_token + 16 * 128_256 * 4
     assert big["activation_bytes"] == 16384 * per_token + 256 * 128_256 * 4

@@ -55,11 +55,6 @@ def make_strategy(name: str, **settings: Any) -> Strategy:
     return cls(**settings)
 
 
-def get_strategy(name: str, **settings: Any) -> Strategy:
-    """Same as :func:`make_strategy` (the name the first callers used)."""
-    return make_strategy(name, **settings)
-
-
 def parse_settings(name: str, pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """``["window=64", "rounding=floor"]`` -> ``{"window": 64, "rounding": "floor"}``, each value converted
     to its setting's type (for command lines). One-line ``UsageError`` on anything else."""
@@ -94,7 +89,6 @@ __all__ = [
     "STRATEGIES",
     "Strategy",
     "make_strategy",
-    "get_strategy",
     "summaries",
     "strategy_names",
     "setting_defaults",
