@@ -48,7 +48,7 @@ def bench_data(folder: str | Path) -> dict[str, Any]:
         raise UsageError(f"{root} is not a folder (give a snapshot .kvs or a kvscope bench output folder)")
     missing = [name for name in ("bench.json", "samples.jsonl") if not (root / name).is_file()]
     if missing:
-        raise UsageError(f"{root} holds no {' or '.join(missing)}: not a kvscope bench output folder")
+        raise UsageError(f"{root} holds no {' or '.join(missing)}: not a snapshot nor a bench output folder")
     bench = _read_json(root / "bench.json")
     if not isinstance(bench, dict):
         raise UsageError(f"{root / 'bench.json'} is not a kvscope bench result")

@@ -49,11 +49,18 @@ def export_html(data: dict[str, Any]) -> str:
     return html.replace(SCRIPT_TAG, f'<script type="module">{script}</script>')
 
 
-def make_server(data: dict[str, Any], port: int = 0) -> http.server.ThreadingHTTPServer:
-    """A server on 127.0.0.1:``port`` (0: a free one) for the page with ``data`` inlined."""
+def bind(port: int = 0) -> tuple[http.server.ThreadingHTTPServer, dict[str, bytes]]:
+    """A server bound to 127.0.0.1:``port`` (0: a free one) and the dict of files it serves, still
+    without ``index.html`` (so a port in use is reported before the page's data is computed)."""
     files = {name: web_file(name).encode("utf-8") for name in (SCRIPT, STYLE)}
+    return QuietServer((HOST, port), make_handler(files)), files
+
+
+def make_server(data: dict[str, Any], port: int = 0) -> http.server.ThreadingHTTPServer:
+    """A server on 127.0.0.1:``port`` for the page with ``data`` inlined."""
+    server, files = bind(port)
     files["index.html"] = render_index(data).encode("utf-8")
-    return QuietServer((HOST, port), make_handler(files))
+    return server
 
 
 def serve_in_thread(data: dict[str, Any], port: int = 0) -> tuple[http.server.ThreadingHTTPServer, str]:
