@@ -102,7 +102,7 @@ def set_select(pg, element_id, value):
 
 
 def strip_marks(pg):
-    return pg.evaluate("[...document.querySelectorAll('#strip span')].map((s) => s.dataset.m || '')")
+    return pg.evaluate("window.kvscope.marks()")
 
 
 @pytest.mark.parametrize("name", ["snapkv", "pyramidkv", "h2o"])

@@ -80,7 +80,7 @@ function quantityOver(name, rows) {
 
 // ----------------------------------------------------------------------------- snapshot: page
 const S = {quantity: "attention", layer: "all", head: "all", a: 0, b: 0, marks: "a", g: 0};
-let spans = [], values = null, shares = {a: null, b: null};
+let spans = [], ranges = [], values = null, shares = {a: null, b: null};
 
 function selectedRows() {
   const rows = [];
@@ -115,7 +115,6 @@ function setupSnapshot() {
   on("strategy-b", "b", repaint);
   on("marks", "marks", repaint);
   on("ratio", "g", repaint);
-  addEventListener("resize", repaint);
   for (const side of ["a", "b"]) tipOn($(`map-${side}`), (c, e) => mapTip(c, e, side));
   shade();
   repaint();
@@ -129,7 +128,10 @@ function buildStrip() {
     if (sinks.has(p)) el.classList.add("sink");
     return el;
   });
+  ranges = spans.map((el) => new StaticRange({startContainer: el.firstChild || el, startOffset: 0,
+    endContainer: el.firstChild || el, endOffset: el.firstChild ? el.firstChild.length : 0}));
   strip.replaceChildren(...spans);
+  strip.addEventListener("scroll", () => markStrip(shares[S.marks]), {passive: true});
   tipOn(strip, (el) => (el.dataset && el.dataset.p !== undefined ? tokenTip(+el.dataset.p) : null));
 }
 function tokenTip(p) {
@@ -169,20 +171,23 @@ function shareOver(cells, rows) {
   for (const r of rows) for (let p = 0; p < N; p++) out[p] += cells[r * N + p];
   return out.map((x) => x / rows.length);
 }
-function drawMap(canvas, cells, rgb) {
-  const w = canvas.clientWidth, h = canvas.clientHeight, dpr = devicePixelRatio || 1;
-  if (canvas.width !== Math.round(w * dpr)) canvas.width = Math.round(w * dpr);
-  if (canvas.height !== Math.round(h * dpr)) canvas.height = Math.round(h * dpr);
-  const img = new ImageData(N, ROWS), px = new Uint32Array(img.data.buffer);
+// The map's pixels for strategy s at stop g (cached): one pixel per cell, kept in `rgb`, evicted dark.
+const images = new Map();
+function mapImage(s, g, rgb) {
+  const key = `${s.name}/${g}/${rgb}`;
+  if (images.has(key)) return images.get(key);
+  if (images.size > 80) images.clear();
+  const cells = kept(s, g), img = new ImageData(N, ROWS), px = new Uint32Array(img.data.buffer);
   const on = (255 << 24) | (rgb[2] << 16) | (rgb[1] << 8) | rgb[0], off = (255 << 24) | (0x28 << 16) | (0x14 << 8) | 0x0d;
   for (let i = 0; i < cells.length; i++) px[i] = cells[i] ? on : off;
-  const off2 = drawMap.buffer || (drawMap.buffer = document.createElement("canvas"));
-  off2.width = N; off2.height = ROWS;
-  off2.getContext("2d").putImageData(img, 0, 0);
-  const ctx = canvas.getContext("2d");
-  ctx.imageSmoothingEnabled = false;
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  ctx.drawImage(off2, 0, 0, canvas.width, canvas.height);
+  images.set(key, img);
+  return img;
+}
+// The canvas holds one pixel per cell; CSS stretches it (image-rendering: pixelated).
+function drawMap(canvas, s, rgb) {
+  if (canvas.width !== N) canvas.width = N;
+  if (canvas.height !== ROWS) canvas.height = ROWS;
+  canvas.getContext("2d").putImageData(mapImage(s, S.g, rgb), 0, 0);
 }
 function paintSide(side, rgb) {
   const s = STRATS[+S[side]];
@@ -196,30 +201,46 @@ function paintSide(side, rgb) {
     canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
     return null;
   }
-  const cells = kept(s, S.g), ratio = DATA.ratios[S.g];
-  let count = 0;
-  for (const c of cells) count += c;
+  const cells = kept(s, S.g), ratio = DATA.ratios[S.g], count = s.kept[S.g]; // the engine's count
   const total = ROWS * N * DATA.bytes_per_entry;
   $(`bytes-${side}`).textContent = `kept ${fmtBytes(count * DATA.bytes_per_entry)} of ${fmtBytes(total)} ` +
     `(${(100 * count / (ROWS * N)).toFixed(1)} %, ${int(count)} of ${int(ROWS * N)} entries)`;
   $(`warn-${side}`).textContent = ((s.warnings || {})[String(ratio)] || []).join(" ");
   shares[side] = shareOver(cells, selectedRows());
-  drawMap(canvas, cells, rgb);
+  drawMap(canvas, s, rgb);
   return cells;
+}
+// Evicted / partly kept tokens as CSS highlights over the text (no element changes: a repaint of the
+// strip, not a style pass over 2,000 spans); class names where the Highlight API is missing.
+const HIGHLIGHTS = typeof Highlight === "function" && typeof CSS !== "undefined" && CSS.highlights;
+// The tokens inside the strip's scrolled view (binary search on offsetTop), with a margin of one view.
+function visibleTokens() {
+  const strip = $("strip"), top = strip.scrollTop - strip.clientHeight, end = strip.scrollTop + 2 * strip.clientHeight;
+  const first = (y) => {
+    let lo = 0, hi = N;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (spans[mid].offsetTop < y) lo = mid + 1; else hi = mid; }
+    return lo;
+  };
+  return [Math.max(0, first(top) - 1), Math.min(N, first(end) + 1)];
+}
+function markStrip(share) {
+  const ev = [], part = [], [from, to] = HIGHLIGHTS ? visibleTokens() : [0, N];
+  for (let p = from; p < to; p++) (share[p] === 0 ? ev : share[p] < 1 ? part : []).push(p);
+  if (HIGHLIGHTS) {
+    CSS.highlights.set("ev", new Highlight(...ev.map((p) => ranges[p])));
+    CSS.highlights.set("part", new Highlight(...part.map((p) => ranges[p])));
+    return;
+  }
+  const cls = new Array(N).fill("");
+  for (const p of ev) cls[p] = "ev";
+  for (const p of part) cls[p] = "part";
+  spans.forEach((el, p) => { el.className = (el.classList.contains("sink") ? "sink " : "") + cls[p]; });
 }
 function repaint() {
   $("ratio-out").textContent = String(DATA.ratios[S.g]);
   paintSide("a", [56, 189, 248]);
   paintSide("b", [245, 158, 11]);
-  const share = shares[S.marks];
-  spans.forEach((el, p) => {
-    const cls = share[p] === 0 ? "ev" : share[p] < 1 ? "part" : "";
-    if (el.dataset.m !== cls) {
-      if (el.dataset.m) el.classList.remove(el.dataset.m);
-      if (cls) el.classList.add(cls);
-      el.dataset.m = cls;
-    }
-  });
+  markStrip(shares[S.marks]);
   window.kvFrames++;
 }
 
@@ -287,6 +308,21 @@ tipOn($("bench-map"), (el) => (el.dataset && el.dataset.s ? el.dataset.s : null)
 window.kvscope = {
   data: DATA,
   // For tests: the kept cells of strategy `name` at slider stop g, as a plain array of 0/1.
+  // For tests: the strip's marks per token ("ev" evicted, "part" kept by some selected rows, "" kept),
+  // of the tokens in view (all of them on a short prompt).
+  marks: () => {
+    const out = new Array(N).fill("");
+    for (const name of ["ev", "part"]) {
+      if (HIGHLIGHTS) {
+        for (const r of CSS.highlights.get(name) || []) {
+          const node = r.startContainer;
+          out[+(node.nodeType === Node.TEXT_NODE ? node.parentNode : node).dataset.p] = name;
+        }
+      }
+      else spans.forEach((el, p) => { if (el.classList.contains(name)) out[p] = name; });
+    }
+    return out;
+  },
   keptAt: (name, g) => Array.from(kept(STRATS.find((s) => s.name === name), g)),
 };
 if (DATA.kind === "bench") setupBench(); else setupSnapshot();
