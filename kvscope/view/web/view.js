@@ -192,7 +192,8 @@ function drawMap(canvas, s, rgb) {
 function paintSide(side, rgb) {
   const s = STRATS[+S[side]];
   $(`name-${side}`).textContent = `${side.toUpperCase()}: ${s.label}`;
-  $(`summary-${side}`).textContent = s.summary;
+  const settings = Object.entries(s.settings || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+  $(`summary-${side}`).textContent = `${s.summary}; settings: ${settings || "none"}`;
   const canvas = $(`map-${side}`);
   if (s.unavailable) {
     $(`bytes-${side}`).textContent = "";
