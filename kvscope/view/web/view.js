@@ -80,7 +80,9 @@ function quantityOver(name, rows) {
 
 // ----------------------------------------------------------------------------- snapshot: page
 const S = {quantity: "attention", layer: "all", head: "all", a: 0, b: 0, marks: "a", g: 0};
-let spans = [], ranges = [], values = null, shares = {a: null, b: null};
+const overlay = document.createElement("canvas");
+overlay.className = "marks";
+let spans = [], rects = [], drawn = [], values = null, shares = {a: null, b: null};
 
 function selectedRows() {
   const rows = [];
@@ -128,10 +130,14 @@ function buildStrip() {
     if (sinks.has(p)) el.classList.add("sink");
     return el;
   });
-  ranges = spans.map((el) => new StaticRange({startContainer: el.firstChild || el, startOffset: 0,
-    endContainer: el.firstChild || el, endOffset: el.firstChild ? el.firstChild.length : 0}));
   strip.replaceChildren(...spans);
-  strip.addEventListener("scroll", () => markStrip(shares[S.marks]), {passive: true});
+  strip.parentNode.append(overlay);
+  new ResizeObserver(() => { measureStrip(); markStrip(shares[S.marks]); }).observe(strip);
+  let pending = false;
+  strip.addEventListener("scroll", () => {
+    if (!pending) requestAnimationFrame(() => { pending = false; markStrip(shares[S.marks]); });
+    pending = true;
+  }, {passive: true});
   tipOn(strip, (el) => (el.dataset && el.dataset.p !== undefined ? tokenTip(+el.dataset.p) : null));
 }
 function tokenTip(p) {
@@ -211,31 +217,38 @@ function paintSide(side, rgb) {
   drawMap(canvas, s, rgb);
   return cells;
 }
-// Evicted / partly kept tokens as CSS highlights over the text (no element changes: a repaint of the
-// strip, not a style pass over 2,000 spans); class names where the Highlight API is missing.
-const HIGHLIGHTS = typeof Highlight === "function" && typeof CSS !== "undefined" && CSS.highlights;
-// The tokens inside the strip's scrolled view (binary search on offsetTop), with a margin of one view.
-function visibleTokens() {
-  const strip = $("strip"), top = strip.scrollTop - strip.clientHeight, end = strip.scrollTop + 2 * strip.clientHeight;
-  const first = (y) => {
-    let lo = 0, hi = N;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (spans[mid].offsetTop < y) lo = mid + 1; else hi = mid; }
-    return lo;
-  };
-  return [Math.max(0, first(top) - 1), Math.min(N, first(end) + 1)];
+// Evicted and partly kept tokens are drawn on a canvas laid over the strip's visible box (the text itself
+// never changes, so a slider move repaints one small canvas, not 2,000 inline boxes). Token boxes are
+// measured once per layout of the strip (ResizeObserver), in the strip's content coordinates.
+function measureStrip() {
+  const strip = $("strip"), box = strip.getBoundingClientRect();
+  const dx = strip.scrollLeft - box.left, dy = strip.scrollTop - box.top;
+  rects = spans.map((el) => Array.from(el.getClientRects(), (r) => [r.left + dx, r.top + dy, r.width, r.height]));
+  overlay.width = strip.clientWidth;
+  overlay.height = strip.clientHeight;
 }
 function markStrip(share) {
-  const ev = [], part = [], [from, to] = HIGHLIGHTS ? visibleTokens() : [0, N];
-  for (let p = from; p < to; p++) (share[p] === 0 ? ev : share[p] < 1 ? part : []).push(p);
-  if (HIGHLIGHTS) {
-    CSS.highlights.set("ev", new Highlight(...ev.map((p) => ranges[p])));
-    CSS.highlights.set("part", new Highlight(...part.map((p) => ranges[p])));
-    return;
+  if (!share || !rects.length) return;
+  const ctx = overlay.getContext("2d"), top = $("strip").scrollTop, left = $("strip").scrollLeft;
+  ctx.clearRect(0, 0, overlay.width, overlay.height);
+  drawn = new Array(N).fill("");
+  for (let p = 0; p < N; p++) {
+    const mark = share[p] === 0 ? "ev" : share[p] < 1 ? "part" : "";
+    drawn[p] = mark;
+    for (const [rx, ry, w, h] of mark ? rects[p] : []) {
+      const x = rx - left, y = ry - top;
+      if (y + h < 0 || y > overlay.height) continue;
+      if (mark === "ev") {
+        ctx.fillStyle = "rgba(11, 16, 32, 0.62)";
+        ctx.fillRect(x, y, w, h);
+        ctx.fillStyle = "#9aa4bd";
+        ctx.fillRect(x, y + Math.round(h / 2), w, 1);
+      } else {
+        ctx.fillStyle = "#cbd5f5";
+        for (let i = x; i < x + w; i += 3) ctx.fillRect(i, y + h - 2, 1, 1);
+      }
+    }
   }
-  const cls = new Array(N).fill("");
-  for (const p of ev) cls[p] = "ev";
-  for (const p of part) cls[p] = "part";
-  spans.forEach((el, p) => { el.className = (el.classList.contains("sink") ? "sink " : "") + cls[p]; });
 }
 function repaint() {
   $("ratio-out").textContent = String(DATA.ratios[S.g]);
@@ -309,21 +322,8 @@ tipOn($("bench-map"), (el) => (el.dataset && el.dataset.s ? el.dataset.s : null)
 window.kvscope = {
   data: DATA,
   // For tests: the kept cells of strategy `name` at slider stop g, as a plain array of 0/1.
-  // For tests: the strip's marks per token ("ev" evicted, "part" kept by some selected rows, "" kept),
-  // of the tokens in view (all of them on a short prompt).
-  marks: () => {
-    const out = new Array(N).fill("");
-    for (const name of ["ev", "part"]) {
-      if (HIGHLIGHTS) {
-        for (const r of CSS.highlights.get(name) || []) {
-          const node = r.startContainer;
-          out[+(node.nodeType === Node.TEXT_NODE ? node.parentNode : node).dataset.p] = name;
-        }
-      }
-      else spans.forEach((el, p) => { if (el.classList.contains(name)) out[p] = name; });
-    }
-    return out;
-  },
+  // For tests: the strip's marks per token as last drawn ("ev" evicted, "part" kept by some rows, "" kept).
+  marks: () => drawn.slice(),
   keptAt: (name, g) => Array.from(kept(STRATS.find((s) => s.name === name), g)),
 };
 if (DATA.kind === "bench") setupBench(); else setupSnapshot();
