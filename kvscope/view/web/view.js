@@ -18,6 +18,13 @@ function fmtBytes(b) {
   while (b >= 1024 && i < units.length - 1) { b /= 1024; i++; }
   return `${b.toLocaleString("en-US", {maximumFractionDigits: i ? 2 : 0})} ${units[i]}`;
 }
+const shownText = new Map();
+// Set an element's text only when it changes (an unchanged write still costs a layout).
+function put(id, text) {
+  if (shownText.get(id) === text) return;
+  shownText.set(id, text);
+  $(id).textContent = text;
+}
 function fill(select, items) { // items: [value, text]
   select.replaceChildren(...items.map(([v, t]) => new Option(t, String(v))));
 }
@@ -197,22 +204,22 @@ function drawMap(canvas, s, rgb) {
 }
 function paintSide(side, rgb) {
   const s = STRATS[+S[side]];
-  $(`name-${side}`).textContent = `${side.toUpperCase()}: ${s.label}`;
+  put(`name-${side}`, `${side.toUpperCase()}: ${s.label}`);
   const settings = Object.entries(s.settings || {}).map(([k, v]) => `${k}=${v}`).join(", ");
-  $(`summary-${side}`).textContent = `${s.summary}; settings: ${settings || "none"}`;
+  put(`summary-${side}`, `${s.summary}; settings: ${settings || "none"}`);
   const canvas = $(`map-${side}`);
   if (s.unavailable) {
-    $(`bytes-${side}`).textContent = "";
-    $(`warn-${side}`).textContent = `unavailable: ${s.unavailable}`;
+    put(`bytes-${side}`, "");
+    put(`warn-${side}`, `unavailable: ${s.unavailable}`);
     shares[side] = new Float64Array(N).fill(1);
     canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
     return null;
   }
   const cells = kept(s, S.g), ratio = DATA.ratios[S.g], count = s.kept[S.g]; // the engine's count
   const total = ROWS * N * DATA.bytes_per_entry;
-  $(`bytes-${side}`).textContent = `kept ${fmtBytes(count * DATA.bytes_per_entry)} of ${fmtBytes(total)} ` +
-    `(${(100 * count / (ROWS * N)).toFixed(1)} %, ${int(count)} of ${int(ROWS * N)} entries)`;
-  $(`warn-${side}`).textContent = ((s.warnings || {})[String(ratio)] || []).join(" ");
+  put(`bytes-${side}`, `kept ${fmtBytes(count * DATA.bytes_per_entry)} of ${fmtBytes(total)} ` +
+    `(${(100 * count / (ROWS * N)).toFixed(1)} %, ${int(count)} of ${int(ROWS * N)} entries)`);
+  put(`warn-${side}`, ((s.warnings || {})[String(ratio)] || []).join(" "));
   shares[side] = shareOver(cells, selectedRows());
   drawMap(canvas, s, rgb);
   return cells;
@@ -251,7 +258,7 @@ function markStrip(share) {
   }
 }
 function repaint() {
-  $("ratio-out").textContent = String(DATA.ratios[S.g]);
+  put("ratio-out", String(DATA.ratios[S.g]));
   paintSide("a", [56, 189, 248]);
   paintSide("b", [245, 158, 11]);
   markStrip(shares[S.marks]);
