@@ -5,14 +5,13 @@ console errors or requests; hostile token text stays text; the export works from
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 
+from tests.integration import test_memory_browser
+
 pytestmark = [pytest.mark.browser, pytest.mark.embedded]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+browser = test_memory_browser.browser  # the memory page's chromium fixture (module scope)
 PROMPT = (
     'Notes on <script>window.__xss = 1</script> and <img src=x onerror="window.__xss = 2"> in a page. '
     "The library in Lisbon opens at nine; Amara counted 27 pencils, 3 notebooks and one question about "
@@ -36,18 +35,6 @@ def case(embedded):
     pre = prefill(model, tok, info, snap.token_ids[None])
     engine = {name: {r: make_strategy(name).keep(pre, r) for r in RATIOS} for name in STRATEGIES}
     return data, engine
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian chromium is not installed (run 'make chromium')")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
