@@ -129,3 +129,28 @@ def test_bench_page_filters_and_shows_answers_as_text(bench_dir, tmp_path, capsy
         assert pg.evaluate("document.activeElement.id") == "f-config"
         assert errors == [] and requests == [out.as_uri()]
         browser.close()
+
+
+@pytest.mark.browser
+def test_notebook_view_draws_inside_its_iframe(snap_path):
+    if not shutil.which("/usr/bin/chromium"):
+        pytest.skip("Debian chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    import kvscope as ks
+
+    inline = ks.view(str(snap_path), strategies=["knorm", "streaming"])._repr_html_()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"])
+        pg = browser.new_page()
+        errors = []
+        pg.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+        pg.set_content(f"<html><body><p>notebook cell</p>{inline}</body></html>")
+        frame = pg.frames[1]
+        for _ in range(100):
+            if frame.evaluate("window.kvFrames || 0") > 0:
+                break
+            pg.wait_for_timeout(50)
+        assert frame.evaluate("window.kvscope.keptAt('streaming', 0).every((x) => x === 1)")
+        assert HOSTILE in frame.inner_text("#strip") and errors == []
+        browser.close()

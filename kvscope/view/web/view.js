@@ -307,10 +307,12 @@ function listOutcomes() {
   $("outcomes").tBodies[0].replaceChildren(...rows);
 }
 function showMap(m, o) {
-  const method = o.config.split("@")[0], shares = m.shares[method];
+  const [method, at] = o.config.split("@"), shares = m.shares[method];
+  const other = at !== undefined && Number(at) !== m.ratio ? ` (this configuration ran at ratio ${at}; ` +
+    `bench maps one ratio per sample)` : "";
   $("map-card").hidden = false;
   $("map-title").textContent = shares ? `${m.task} sample ${m.sample}: tokens ${method} kept at ratio ${m.ratio} ` +
-    `(share of layer x kv_head rows)` : `${m.task} sample ${m.sample}: no map for ${o.config} (maps hold ` +
+    `(share of layer x kv_head rows)${other}` : `${m.task} sample ${m.sample}: no map for ${o.config} (maps hold ` +
     `${Object.keys(m.shares).join(", ")} at ratio ${m.ratio})`;
   const [a, b] = m.needle || [-1, -1];
   $("bench-map").replaceChildren(...m.tokens.map((t, i) => {
