@@ -105,6 +105,8 @@ function setupSnapshot() {
   $("stops-note").textContent = `Kept sets are the Python engine's own (Strategy.keep at default settings), ` +
     `computed by kvscope at each ratio from 0 to ${DATA.ratios[DATA.ratios.length - 1]} in steps of ${step}; ` +
     `the slider moves between those ratios only (no interpolation). Bytes count K and V at ${DATA.dtype}.`;
+  put("map-note", `Maps: one row per (layer, kv_head), layer 0 at the top (${L} layers x ${H} kv_heads), one ` +
+    `column per position (0 to ${N - 1}); colour = kept, dark = evicted. Hover a map for its cell.`);
   fill($("quantity"), [...Object.entries(QUANT).map(([k, q]) => [k, q.label]),
     ["magnitude", "magnitude (||k|| + ||v||) / 2"]]);
   fill($("layer"), [["all", "all (average)"], ...Array.from({length: L}, (_, i) => [i, `layer ${i}`])]);
