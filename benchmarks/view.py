@@ -128,8 +128,8 @@ def main() -> None:
         f"| repaint / idle frame | {med / statistics.median(idle):.1f}x | |",
         "",
         "Repaint = setting the slider and firing `input` until the frame after it (rAF, then a task): both "
-        "maps and the text are redrawn. The idle frame is the same wait with nothing changed: on a loaded "
-        "machine it alone is far above 16.7 ms, so compare the two rather than the absolute times. "
+        "maps and the text are redrawn. The idle frame is the same wait with nothing changed (it depends on "
+        "where in the frame the wait starts and on the load), so compare the two, not absolute times. "
         "Maps: snapkv and pyramidkv, 180,000 cells each; text: 2,000 tokens. Cells whose "
         f"kept state does not follow the nested rule and are stored as flips: {flips}.",
         "",
