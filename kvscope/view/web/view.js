@@ -293,8 +293,9 @@ function cell(text, cls) {
 function listOutcomes() {
   const shown = DATA.outcomes.filter((o) => (!B.task || o.task === B.task) && (!B.config || o.config === B.config) &&
     (!B.verdict || verdictOf(o) === B.verdict));
-  $("f-count").textContent = `${int(shown.length)} of ${int(DATA.outcomes.length)} answers`;
-  const rows = shown.slice(0, 2000).map((o) => {
+  const limit = 2000, more = shown.length > limit ? ` (the first ${int(limit)} listed: filter to see the rest)` : "";
+  $("f-count").textContent = `${int(shown.length)} of ${int(DATA.outcomes.length)} answers${more}`;
+  const rows = shown.slice(0, limit).map((o) => {
     const tr = document.createElement("tr"), v = verdictOf(o), m = mapOf(o), td = document.createElement("td");
     tr.append(cell(o.task), cell(String(o.sample)), cell(o.config), cell(o.gold, "t"), cell(o.answer, "t"),
       cell(v === "none" ? "-" : v, v), td);
