@@ -111,7 +111,8 @@ def encode_kept(masks: list[torch.Tensor]) -> dict[str, Any]:
 def reused_attention() -> Iterator[None]:
     """Within the block, strategies that call ``last_query_probs`` on the same tensors get the first
     result again (the kept sets are computed at every stop from the same snapshot: same numbers, ~20x
-    faster for TOVA and the SnapKV family)."""
+    faster for TOVA and the SnapKV family). A strategy that reaches attention another way is only
+    slower, never different: nothing else is patched."""
     import sys
 
     from kvscope.attention import last_query_probs
