@@ -154,3 +154,27 @@ def test_notebook_view_draws_inside_its_iframe(snap_path):
         assert frame.evaluate("window.kvscope.keptAt('streaming', 0).every((x) => x === 1)")
         assert HOSTILE in frame.inner_text("#strip") and errors == []
         browser.close()
+
+
+def test_a_real_bench_folder_gives_answers_and_maps(tiny, tmp_path):
+    """bench on the tiny model -> its folder -> the page's data: every answer, and the eviction map."""
+    from kvscope.evaluation import bench
+    from kvscope.view.bench import bench_data
+
+    model, tok, _ = tiny
+    result = bench(
+        model,
+        tok,
+        tasks=["passkey"],
+        samples=1,
+        context_tokens=80,
+        strategies=["knorm", "streaming"],
+        ratios=[0.5],
+        quantize=[],
+    )
+    data = bench_data(result.save(tmp_path / "b"))
+    assert [o["config"] for o in data["outcomes"]] == ["baseline", "knorm@0.5", "streaming@0.5"]
+    assert data["outcomes"][1]["gold"] == result.outcomes[1].gold
+    (m,) = data["maps"]
+    assert set(m["shares"]) == {"knorm", "streaming"} and m["ratio"] == 0.5
+    assert len(m["shares"]["knorm"]) == len(m["tokens"])
