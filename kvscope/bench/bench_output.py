@@ -31,6 +31,7 @@ def to_dict(result: Any, samples: bool = False) -> dict[str, Any]:
         "overlaps the best's",
         "rows": [row_dict(r) for r in result.rows],
         "warnings": result.warnings,
+        "maps": [asdict(m) for m in result.maps],  # eviction maps, read by kvscope view (issue 25)
         "prefills": result.prefills,
         "forwards": result.forwards,
         "forwarded_tokens": result.forwarded_tokens,

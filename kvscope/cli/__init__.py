@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "memory": "kvscope.cli.memory:memory",
     "mas": "kvscope.cli.mas:mas",
     "bench": "kvscope.cli.bench:bench",
+    "view": "kvscope.cli.view:view",
 }
 
 

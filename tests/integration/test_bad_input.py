@@ -76,6 +76,11 @@ def make_inputs(root: Path) -> None:
     meta["n_layers"] = 10**12
     (root / "corrupt.kvs" / "snapshot.json").write_text(json.dumps(meta))
     (root / "gsm.jsonl").write_bytes(b'{"question": "1+1", "answer": "#### 2"}\n\xff\n')
+    # issue 25
+    no_attention = make_snapshot(extras=False)
+    no_attention.keys[1] = no_attention.keys[1].nan_to_num()  # no NaN warning: the one line is the error
+    no_attention.save(root / "no_attention.kvs")
+    (root / "empty_dir").mkdir()
 
 
 T = ["-m", "tiny"]
@@ -229,6 +234,17 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
     (["bench", *T, "--device", "bogus", "--out", "{new}"], "unknown --device", "bench"),
     (["bench", "--model", "{in}/zero_heads"], "num_attention_heads = 0", "bench"),
     (["bench", *T, "--out", "{in}/prompt.txt"], "prompt.txt", "bench"),
+    # issue 25
+    (["view", "{in}/no_attention.kvs", "--export", "{new}.html"], "has no attention data", "view"),
+    (["view", "{in}/empty_dir"], "holds no bench.json or samples.jsonl", "view"),
+    (["view", "{in}/missing.kvs"], "does not exist", "view"),
+    (["view", "{in}/prompt.txt"], "is not a snapshot .kvs folder", "view"),
+    (["view", "{in}/corrupt.kvs", "--export", "{new}.html"], "is corrupted", "view"),
+    (["view", "{in}/ok.kvs", "--strategies", "nope"], "--strategies: unknown nope", "view"),
+    (["view", "{in}/ok.kvs", "--step", "0"], "--step must be between", "view"),
+    (["view", "{in}/ok.kvs", "--port", "70000"], "--port must be between", "view"),
+    (["view", "{in}/ok.kvs", "--export", "{new}/deeper/v.html"], "does not exist", "view"),
+    (["view", "{in}/ok.kvs", "--export", "{in}"], "is a directory", "view"),
 ]
 
 
@@ -377,3 +393,15 @@ def test_signals_the_caller_ignores_stay_ignored(tmp_path):
     assert codes == {"SIGTERM": 0, "SIGHUP": 0}
     for sig in ("SIGTERM", "SIGHUP"):
         assert os.listdir(tmp_path / sig / "new") == ["s.kvs"], sig
+
+
+# issue 25
+def test_view_on_a_port_in_use_exits_2_with_one_line(prepared, tmp_path, monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        argv = ["view", "{in}/ok.kvs", "--port", port, "--no-browser"]
+        run_case(prepared, tmp_path, monkeypatch, capsys, argv, f"cannot listen on 127.0.0.1:{port}")
