@@ -44,7 +44,7 @@ def snapshot(work: Path):
     path = work / f"view-{TOKENS}.kvs"
     if path.exists():
         return KVSnapshot.load(path)
-    from kvscope.capturing import capture
+    from kvscope.capture.capturing import capture
     from kvscope.models import load_model
 
     model, tok, _ = load_model("embedded")

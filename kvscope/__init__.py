@@ -32,7 +32,7 @@ API: dict[str, str] = {
     "estimate_memory": "kvscope.memory.estimate:estimate_memory",
     "run_mas": "kvscope.mas:run_mas",
     "KVSnapshot": "kvscope.snapshot:KVSnapshot",
-    "view": "kvscope.view.api:view",
+    "view": "kvscope.view.viewer:view",
 }
 
 __all__ = ["__version__", *API]

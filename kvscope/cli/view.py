@@ -86,8 +86,8 @@ def view(source, strategies, step, export, port, no_browser):
       kvscope view doc.kvs --export doc.html     # one self-contained file
       kvscope view bench_out/
     """
-    from kvscope.view.api import view_data
     from kvscope.view.export import stops
+    from kvscope.view.viewer import view_data
 
     names = _strategies(strategies)
     if not 0.001 <= step <= 0.5:

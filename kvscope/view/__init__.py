@@ -1,7 +1,7 @@
 """``kvscope view``: an offline page showing a captured cache and what each eviction strategy keeps
 (``export``), or a bench run's answers and eviction maps (``bench``); built and served by ``page``.
 
-``ks.view(source, ...)`` calls :func:`kvscope.view.api.view`. This package is callable too: importing any
+``ks.view(source, ...)`` calls :func:`kvscope.view.viewer.view`. This package is callable too: importing any
 of its modules makes ``kvscope.view`` (the attribute of ``kvscope``) this package, so calling it must
 still mean ``view``.
 """
@@ -9,7 +9,7 @@ still mean ``view``.
 import sys
 import types
 
-from kvscope.view.api import ViewPage, view
+from kvscope.view.viewer import ViewPage, view
 
 
 class _CallablePackage(types.ModuleType):

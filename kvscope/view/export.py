@@ -167,7 +167,7 @@ def snapshot_data(
     snap: KVSnapshot, strategies: list[str] | None = None, step: float = DEFAULT_STEP, source: str = ""
 ) -> dict[str, Any]:
     """The page's data for a snapshot (a JSON-ready dict; see the module doc for the encodings)."""
-    from kvscope.analyses.sinks import detect_sinks
+    from kvscope.analyze.sinks import detect_sinks
     from kvscope.models import dtype_bytes
     from kvscope.prune.strategies import STRATEGIES
 

@@ -24,7 +24,7 @@ CONTROLS = ("quantity", "layer", "head", "strategy-a", "strategy-b", "marks", "r
 @pytest.fixture(scope="module")
 def case(embedded):
     """The page's data for the prompt, and the engine's keep plans at ``RATIOS`` for every strategy."""
-    from kvscope.capturing import capture
+    from kvscope.capture.capturing import capture
     from kvscope.prune.evict import prefill
     from kvscope.prune.strategies import STRATEGIES, make_strategy
     from kvscope.view.export import snapshot_data

@@ -17,7 +17,7 @@ HOSTILE = '<img src=x onerror="window.__xss = 1"><script>window.__xss = 2</scrip
 
 @pytest.fixture(scope="module")
 def snap_path(tiny, tmp_path_factory):
-    from kvscope.capturing import capture
+    from kvscope.capture.capturing import capture
 
     model, tok, _ = tiny
     path = tmp_path_factory.mktemp("view") / "s.kvs"
@@ -158,7 +158,7 @@ def test_notebook_view_draws_inside_its_iframe(snap_path):
 
 def test_a_real_bench_folder_gives_answers_and_maps(tiny, tmp_path):
     """bench on the tiny model -> its folder -> the page's data: every answer, and the eviction map."""
-    from kvscope.evaluation import bench
+    from kvscope.bench import bench
     from kvscope.view.bench import bench_data
 
     model, tok, _ = tiny
