@@ -258,18 +258,20 @@ PROXY_NAMES = {
 
 
 def _reference_bars(ax, partial: dict[str, dict[str, float]], note: str = "") -> None:
-    """Horizontal bars: partial rho of each proxy with each reference present."""
-    names = list(PROXY_NAMES)
+    """Horizontal bars: partial rho of each proxy with each reference present. A pair that is not
+    measured (attention against itself) has no bar; a NaN is written "n/a", never drawn as 0."""
     refs = [r for r in ("leave_one_out", "attention") if r in partial]
+    names = [n for n in PROXY_NAMES if any(n in partial[r] for r in refs)]
     h = 0.8 / len(refs)
     for j, ref in enumerate(refs):
-        vals = [partial[ref].get(n, np.nan) for n in names]
-        ax.barh(
-            np.arange(len(names)) + j * h,
-            np.nan_to_num(vals),
-            h,
-            label="vs leave-one-out" if ref == "leave_one_out" else "vs attention received",
-        )
+        label = "vs leave-one-out" if ref == "leave_one_out" else "vs attention received"
+        y = np.arange(len(names)) + j * h
+        vals = np.array([partial[ref].get(n, np.nan) for n in names], dtype=np.float64)
+        ok = np.isfinite(vals)
+        ax.barh(y[ok], vals[ok], h, label=label, color=f"C{j}")
+        for i in np.flatnonzero(~ok):
+            if names[i] in partial[ref]:
+                ax.text(0.02, y[i], "n/a", va="center", ha="left", fontsize=7, color=f"C{j}")
     ax.set_yticks(np.arange(len(names)) + h * (len(refs) - 1) / 2, [PROXY_NAMES[n] for n in names], fontsize=7)
     ax.set_xlim(-1, 1)
     ax.axvline(0, color="grey", lw=0.8)
