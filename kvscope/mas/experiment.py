@@ -134,7 +134,7 @@ class MasResult:
     def _repr_html_(self) -> str:
         head = (
             "<tr><th>method</th><th>accuracy</th><th>tokens / problem</th><th>median s / problem</th>"
-            "<th>latent share of time</th><th>KV handed / problem</th></tr>"
+            "<th>latent share of time</th><th>KV handed / problem (summed over hand-offs)</th></tr>"
         )
         rows = "".join(
             f"<tr><td>{html.escape(name)}</td><td>{s['accuracy']:.1%} ({s['correct']}/{s['problems']})</td>"
