@@ -66,7 +66,8 @@ OPTIONS = [
         type=click.IntRange(min=1),
         default=None,
         help="Sample only among the K most likely tokens (off by default). The original's generate() applied "
-        "top-k 50 implicitly, transformers' default when the generation config sets none.",
+        "the model's generation-config top_k implicitly (50 when the config sets none; Qwen3's sets 20); "
+        "results.json records that value as generate_top_k.",
     ),
     _opt("seed", type=int, default=42, show_default=True),
     _opt("generate_bs", type=click.IntRange(min=1), default=1, show_default=True, help="Problems per batch."),
