@@ -89,6 +89,11 @@ def _received_bars(ax, t) -> None:
                 color=SINK_COLOR,
                 fontweight="bold",
             )
+    log = np.nanmax(att) > 20 * max(np.nanmin(att), 1e-12)  # a sink is ~100x typical: keep the rest readable
+    if log:
+        ax.set_yscale("log")
+    if np.isfinite(att).any():
+        ax.set_ylim(top=float(np.nanmax(att)) * (4 if log else 1.25))  # room for the sink's note
     ax.set_ylabel(f"attention received / median of the\ntokens within {w} positions (1 = typical)", fontsize=8)
     ax.legend(fontsize=7)
     ax.set_title("attention those tokens actually receive", fontsize=9)
