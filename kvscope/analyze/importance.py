@@ -20,7 +20,8 @@ Position control: the verdict's correlation is the **partial Spearman correlatio
 part of each explained by the rank of the position is removed), over tokens, using each proxy's and
 reference's mean over layers and kv_heads. Per-layer partial correlations feed the figure. Raw
 Spearman values are kept beside them (``raw``). When both references are present and their verdicts
-differ, the verdict says so.
+differ, the verdict says so. The verdict's class comes from the 95 % interval over tokens, never from the
+point estimate, and a prompt under ``MIN_TOKENS`` tokens cannot be judged (``kvscope.analyze.verdict``).
 """
 
 from __future__ import annotations
