@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from kvscope.analyze.importance import PROXIES, REFERENCES, classify, disagreement, sentence
+from kvscope.analyze.verdict import MIN_TOKENS
 from kvscope.stats import bootstrap_bands, bootstrap_ci, nanmean_or_nan
 
 Band = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -63,11 +64,16 @@ def _layer_bands(runs: list[dict[str, Any]]) -> dict[str, Band]:
     return out
 
 
+def _value(imp: Any, ref: str, proxy: str) -> float:
+    """One prompt's partial rho, NaN for a prompt too short to judge (``MIN_TOKENS``)."""
+    return imp.partial[ref].get(proxy, np.nan) if imp.n_tokens >= MIN_TOKENS else np.nan
+
+
 def _correlations(runs: list[dict[str, Any]]) -> tuple[dict, dict, str]:
     imps = [r["importance"] for r in runs if "importance" in r]
     refs = [ref for ref in REFERENCES if imps and all(ref in i.partial for i in imps)]
     names = {ref: (*PROXIES, "attention") if ref != "attention" else PROXIES for ref in refs}
-    corr = {ref: {p: np.array([i.partial[ref].get(p, np.nan) for i in imps]) for p in names[ref]} for ref in refs}
+    corr = {ref: {p: np.array([_value(i, ref, p) for i in imps]) for p in names[ref]} for ref in refs}
     ivals = {ref: {p: bootstrap_ci(v) for p, v in d.items()} for ref, d in corr.items()}
     return corr, ivals, refs[0] if refs else ""
 

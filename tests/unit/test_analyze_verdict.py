@@ -68,9 +68,17 @@ def test_a_reference_monotone_in_position_is_named_and_never_prints_nan():
     assert "nan" not in imp.verdict.lower()
 
 
-def _imp(rho: float) -> Importance:
+def _imp(rho: float, n_tokens: int = 50) -> Importance:
     partial = {"attention": {"magnitude": rho, "key_norm": -rho, "value_norm": rho}}
-    return Importance(partial, partial, {}, "attention", rho, "", None)
+    return Importance(partial, partial, {}, "attention", rho, "", None, n_tokens=n_tokens)
+
+
+def test_a_prompt_too_short_to_judge_has_no_value_over_prompts():
+    runs = [{"importance": _imp(r)} for r in (-0.5, -0.55, -0.6, -0.45)] + [{"importance": _imp(1.0, 4)}]
+    many = aggregate(runs, [50] * 4 + [4])
+    assert np.isnan(many.correlations["attention"]["magnitude"][-1])
+    assert "over 4 prompts" in many.verdict and "1 of 5 had no value" in many.verdict
+    assert many.intervals["attention"]["magnitude"][0] == pytest.approx(-0.525)
 
 
 def test_over_n_prompts_counts_only_prompts_with_a_value():
