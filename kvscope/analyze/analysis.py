@@ -210,7 +210,8 @@ def _check_one_prompt_only(scan_layers, scan_heads, continuation, cache_scale, c
     }
     wrong = [name for name, on in given.items() if on]
     if wrong:
-        raise UsageError(f"{', '.join(wrong)} apply to one snapshot, not to a list of them")
+        verb = "applies" if len(wrong) == 1 else "apply"
+        raise UsageError(f"{', '.join(wrong)} {verb} to one snapshot, not to a list of them")
 
 
 def _scan(snapshot, model, tokenizer, results, layers, heads, continuation, notes, timing):
