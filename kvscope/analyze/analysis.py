@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from kvscope.analyze.pipeline import GROUND_TRUTH_FILE, load_ground_truth, token_data
+from kvscope.analyze.pipeline import (
+    GROUND_TRUTH_FILE,
+    ground_truth_note,
+    load_ground_truth,
+    many_ground_truth,
+    token_data,
+)
 from kvscope.analyze.registry import AnalysisOptions, run_all
 from kvscope.configcheck import check_layer
 from kvscope.errors import UsageError
@@ -141,12 +147,14 @@ def analyze(
         if len(snapshot) == 1:
             snapshot = snapshot[0]
         else:
+            _check_one_prompt_only(scan_layers, scan_heads, continuation, cache_scale, cache_norm)
             return analyze_many(
                 iter(snapshot),
                 model=model,
                 layer=layer,
                 sparsity_threshold=sparsity_threshold,
                 sink_share=sink_share,
+                ground_truth=ground_truth,
                 fmt=fmt,
                 quiet=quiet,
                 total=len(snapshot),
@@ -181,6 +189,21 @@ def analyze(
             "ground_truth": truth_note or None,
         },
     )
+
+
+def _check_one_prompt_only(scan_layers, scan_heads, continuation, cache_scale, cache_norm) -> None:
+    """A one-line ``UsageError`` for a parameter that only one prompt uses, rather than dropping it."""
+    given = {
+        "scan_layers": scan_layers,
+        "scan_heads": scan_heads,
+        "continuation": continuation is not None,
+        "cache_scale": cache_scale != "layer",
+        "cache_norm": cache_norm != "auto",
+    }
+    wrong = [name for name, on in given.items() if on]
+    if wrong:
+        verb = "applies" if len(wrong) == 1 else "apply"
+        raise UsageError(f"{', '.join(wrong)} {verb} to one snapshot, not to a list of them")
 
 
 def _scan(snapshot, model, tokenizer, results, layers, heads, continuation, notes, timing):
@@ -247,24 +270,29 @@ def analyze_many(
     layer: int | None = None,
     sparsity_threshold: float = 1e-5,
     sink_share: float = 0.2,
+    ground_truth: Any = None,
     fmt: str = "png",
     quiet: bool = True,
     total: int | None = None,
 ) -> AnalyzeResult:
     """Analyses of each snapshot (consumed one at a time, so a generator keeps one in memory), then the
-    figures and metrics aggregated over them (``kvscope.analyze.many``)."""
+    figures and metrics aggregated over them (``kvscope.analyze.many``). ``ground_truth``: the path of a
+    leave-one-out file, used for the prompt whose token ids it was measured on."""
     from kvscope.analyze.figure_registry import FIGURES, FigureData, draw_figures
     from kvscope.analyze.many import aggregate
     from kvscope.analyze.metrics import build_many_metrics
     from kvscope.progress import track
 
     t0 = time.perf_counter()
-    runs, infos, tokens, first, notes = [], [], [], None, {}
+    runs, infos, tokens, first, notes, matched = [], [], [], None, {}, []
     for i, snap in enumerate(track(snapshots, "analyzing prompts", total=total, quiet=quiet)):
         lay = _check(layer, snap.n_layers, "layer", "auto", fmt)
+        truth = many_ground_truth(ground_truth, snap, i, matched)
         ctx = run_all(
             snap,
-            AnalysisOptions(layer=lay, sparsity_threshold=sparsity_threshold, sink_share=sink_share),
+            AnalysisOptions(
+                layer=lay, sparsity_threshold=sparsity_threshold, sink_share=sink_share, delta_loglik=truth
+            ),
             model=model,
             only=MANY_ANALYSES,
         )
@@ -281,6 +309,8 @@ def analyze_many(
         first = first or snap
     if first is None:
         raise UsageError("no prompts to analyze")
+    if ground_truth is not None:
+        notes["ground_truth"] = ground_truth_note(ground_truth, matched, len(runs))
     many = aggregate(runs, tokens)
     timing = {"analysis": time.perf_counter() - t0}
     t0 = time.perf_counter()
@@ -292,13 +322,14 @@ def analyze_many(
         "sink_share": sink_share,
         "format": fmt,
         "layer": check_layer(layer, first.n_layers),
+        "ground_truth": notes.get("ground_truth"),
     }
     metrics = build_many_metrics(
         infos, first.info.to_dict(), many, notes, _status(FIGURES, figures, skipped, fmt), options
     )
-    return AnalyzeResult(
-        metrics, many.verdict, figures, runs[0], fmt, timing, token_data(runs[0]) if "tokens" in runs[0] else None
-    )
+    truth_bytes = Path(ground_truth).read_bytes() if matched else None
+    tokens_data = token_data(runs[0]) if "tokens" in runs[0] else None
+    return AnalyzeResult(metrics, many.verdict, figures, runs[0], fmt, timing, tokens_data, truth_bytes)
 
 
 def analyze_texts(

@@ -7,6 +7,12 @@ as one report.
 
 Per-layer comparisons need the same number of layers, kv_heads and head_dim; otherwise a one-line
 ``UsageError`` says what differs. Differences are B minus A.
+
+Length matters: the same text cut at 85 and at 185 tokens differs about as much as two different texts
+do. So ``difference`` is always taken over the first ``min(n_A, n_B)`` positions of each side (the
+length-matched statistics, ``matched``), the summary says when the lengths differ, and ``noise`` gives a
+scale to read a difference against: per layer, the larger of A's and B's spread between the two halves
+of their matched positions (one prompt against itself).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from kvscope.errors import UsageError
 from kvscope.snapshot import KVSnapshot
 
 TOP_CHANNELS = 5
+MATCHED = ("std_k", "std_v", "mean_abs_k", "mean_abs_v", "outlier_ratio_k", "outlier_ratio_v")
 
 
 @dataclass
@@ -129,17 +136,70 @@ def _side(snap: KVSnapshot) -> dict[str, Any]:
     }
 
 
+def first_positions(snap: KVSnapshot, start: int, end: int) -> KVSnapshot:
+    """The keys and values of positions ``[start, end)`` only (no attention or queries: what the other
+    positions received or asked cannot be split off)."""
+    import dataclasses
+
+    return dataclasses.replace(
+        snap,
+        keys=[k[:, start:end] for k in snap.keys],
+        values=[v[:, start:end] for v in snap.values],
+        token_ids=snap.token_ids[start:end],
+        tokens=list(snap.tokens[start:end]),
+        special=snap.special[start:end],
+        positions=snap.positions[start:end],
+        queries=None,
+        attention_received=None,
+        attention_counts=None,
+    )
+
+
+def _stats(snap: KVSnapshot) -> dict[str, np.ndarray]:
+    st = layer_stats(snap)
+    return {k: getattr(st, k) for k in MATCHED}
+
+
+def matched_and_noise(snap_a: KVSnapshot, snap_b: KVSnapshot) -> tuple[int, dict, dict, dict]:
+    """``(m, stats_a, stats_b, noise)`` over the first ``m = min(n_A, n_B)`` positions: each statistic of
+    ``MATCHED`` ``[layer]`` for A and B, and per layer the larger of the two sides' half-vs-half spread."""
+    m = min(snap_a.n_positions, snap_b.n_positions)
+    sides = [_stats(first_positions(s, 0, m)) for s in (snap_a, snap_b)]
+    noise = {}
+    for s in (snap_a, snap_b):
+        h1, h2 = _stats(first_positions(s, 0, m // 2)), _stats(first_positions(s, m // 2, m))
+        for k in MATCHED:
+            spread = np.abs(h1[k] - h2[k])
+            noise[k] = np.fmax(noise.get(k, spread), spread)
+    return m, sides[0], sides[1], noise
+
+
+def _length_note(a: dict, b: dict, m: int) -> str:
+    if a["tokens"] == b["tokens"]:
+        return f"both {m} tokens"
+    return (
+        f"differ ({a['tokens']} vs {b['tokens']} tokens): differences are over the first {m} positions of "
+        "each; sinks and quantization are over each side's full length"
+    )
+
+
 def compare(snap_a: KVSnapshot, snap_b: KVSnapshot, labels: tuple[str, str] = ("A", "B")) -> CompareResult:
     """Compare two snapshots (see the module doc); in memory, nothing written."""
     check_comparable(snap_a, snap_b)
     with torch_threads(1):
         a, b = _side(snap_a), _side(snap_b)
+        m, ma, mb, noise = matched_and_noise(snap_a, snap_b)
+    diff = {k: mb[k] - ma[k] for k in MATCHED}
     shared = [set(x.tolist()) & set(y.tolist()) for x, y in zip(a["top_key_channels"], b["top_key_channels"])]
     summary = {
         "A": f"{labels[0]} ({a['model']}, {a['tokens']} tokens)",
         "B": f"{labels[1]} ({b['model']}, {b['tokens']} tokens)",
+        "lengths": _length_note(a, b, m),
         "sinks A / B": f"{a['sinks']} / {b['sinks']}",
-        "largest |std_k| change (layer)": int(np.nanargmax(np.abs(b["std_k"] - a["std_k"]))),
+        "largest |std_k| change (layer)": int(np.nanargmax(np.abs(diff["std_k"]))),
+        "median |std_k| change / half-vs-half spread": (
+            f"{np.nanmedian(np.abs(diff['std_k'])):.3g} / {np.nanmedian(noise['std_k']):.3g}"
+        ),
         f"top-{TOP_CHANNELS} outlier key channels shared (median over layers)": float(
             np.median([len(s) for s in shared])
         ),
@@ -152,14 +212,18 @@ def compare(snap_a: KVSnapshot, snap_b: KVSnapshot, labels: tuple[str, str] = ("
         "summary": summary,
         "A": a,
         "B": b,
-        "difference": {
-            k: b[k] - a[k] for k in ("std_k", "std_v", "mean_abs_k", "mean_abs_v", "outlier_ratio_k", "outlier_ratio_v")
-        },
+        "matched_positions": m,
+        "matched": {"A": ma, "B": mb},
+        "difference": diff,
+        "noise": noise,
+        "noise_definition": "per layer, max over A and B of |statistic(first half) - statistic(second half)| "
+        "of the matched positions",
         "shared_top_key_channels": [sorted(s) for s in shared],
     }
     from kvscope.analyze.figure_compare import compare_figures
 
-    return CompareResult(metrics, compare_figures(a, b, labels), tuple(labels))
+    figures = compare_figures({**a, **ma}, {**b, **mb}, labels, noise=noise, note=summary["lengths"])
+    return CompareResult(metrics, figures, tuple(labels))
 
 
 def _at4(side: dict, kind: str, variant: str) -> float:

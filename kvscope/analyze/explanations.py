@@ -57,8 +57,10 @@ EXPLANATIONS = {
     ),
     "low_importance_tokens": (
         "Left: every token by key and value norm; red crosses are those with the lowest magnitude, the tokens"
-        " a magnitude rule would evict first. Right: the attention each of them actually receives, against "
-        "the median token. A cross that is an attention sink (orange) takes a large share of attention and "
+        " a magnitude rule would evict first. Right: the attention each of them actually receives, divided by "
+        "the median of the tokens around its position (attention per seeing query favours the last tokens, "
+        "which few queries see, each from close by; this ratio does not), against the median token. A cross "
+        "that is an attention sink (orange) takes a large share of attention and "
         "must not be evicted: a low magnitude does not make it unimportant. Magnitudes are L2 norms of each "
         "token's key or value vector within one kv_head, averaged over layers and kv_heads. The L2 norm of a "
         "key does not change under RoPE (a rotation), so it describes the key itself, not where it sits."

@@ -7,7 +7,9 @@ import numpy as np
 from kvscope.analyze.figure_base import K_COLOR, SINK_COLOR, V_COLOR, layer_axis, new_figure, no_data
 
 
-def _layers(a: dict, b: dict, labels: tuple[str, str]):
+def _layers(a: dict, b: dict, labels: tuple[str, str], noise: dict | None = None, note: str = ""):
+    """Per-layer statistics of A and B (length-matched when the lengths differ), with A's value
+    +- the half-vs-half spread shaded as the noise scale."""
     fig, axes = new_figure(12, 7.5, 2, 2)
     panels = (
         (axes[0][0], ("std_k", "std_v"), "standard deviation"),
@@ -23,11 +25,19 @@ def _layers(a: dict, b: dict, labels: tuple[str, str]):
             kind = "keys" if n.endswith("_k") else "values" if n.endswith("_v") else "sink"
             ax.plot(a[n], "-", color=color, label=f"{labels[0]} {kind}")
             ax.plot(b[n], "--", color=color, label=f"{labels[1]} {kind}")
+            if noise is not None and n in noise:
+                x = np.arange(len(a[n]))
+                lo, hi = a[n] - noise[n], a[n] + noise[n]
+                ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0, label=f"{labels[0]} +- noise")
         layer_axis(ax, len(a[names[0]]))
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Per-layer statistics: {labels[0]} (solid) vs {labels[1]} (dashed)", fontsize=11)
+    fig.suptitle(
+        f"Per-layer statistics: {labels[0]} (solid) vs {labels[1]} (dashed); shaded: noise scale "
+        f"(spread between the two halves of one prompt)\nlengths: {note}",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -78,10 +88,10 @@ def _quant(a: dict, b: dict, labels: tuple[str, str]):
     return fig
 
 
-def compare_figures(a: dict, b: dict, labels: tuple[str, str]) -> dict:
-    """``{name: Figure}`` for one comparison."""
+def compare_figures(a: dict, b: dict, labels: tuple[str, str], noise: dict | None = None, note: str = "") -> dict:
+    """``{name: Figure}`` for one comparison; ``noise`` ``{statistic: [layer]}`` is shaded around A."""
     return {
-        "compare_layers": _layers(a, b, labels),
+        "compare_layers": _layers(a, b, labels, noise, note),
         "compare_channels": _channels(a, b, labels),
         "compare_quantization": _quant(a, b, labels),
     }

@@ -44,13 +44,13 @@ def kv_cache_layers(data: FigureData):
             r, c = divmod(i, cols)
             tile = m / per[i] if scale == "layer" else m  # per layer: in units of the layer's own limit
             img[r * (h + gap_y) : r * (h + gap_y) + m.shape[0], c * (w + gap) : c * (w + gap) + w] = tile
-            ax.text(
+            ax.text(  # bottom-left, so the label never covers the first rows (the sinks)
                 c * (w + gap) + 1,
-                r * (h + gap_y) + 0.5,
+                r * (h + gap_y) + m.shape[0] - 1,
                 f"{kind}{i}",
                 color="white",
                 fontsize=7,
-                va="top",
+                va="bottom",
                 ha="left",
                 bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "edgecolor": "none"},
             )
@@ -72,7 +72,7 @@ def kv_cache_layers(data: FigureData):
         fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label=f"{what}{', log' if log else ''}, clipped")
     rows_are = "one row per position" if maps.block == 1 else f"max |x| over blocks of {maps.block} positions"
     fig.suptitle(
-        f"KV cache per layer (tiles, layer number top-left): {rows_are}; "
+        f"KV cache per layer (tiles, layer number bottom-left): {rows_are}; "
         f"columns = kv_head x head_dim, dashed = kv_head boundaries",
         fontsize=10,
     )

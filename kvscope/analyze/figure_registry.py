@@ -18,7 +18,12 @@ from kvscope.analyze import figure_tokens as token_plots
 from kvscope.analyze.explanations import EXPLANATIONS
 from kvscope.analyze.figure_base import FigureData
 
-SINGLE_ONLY = "a view of one prompt's tokens; run with --prompt (or analyze one snapshot) to see it"
+SINGLE_ONLY = "drawn for one prompt only; run with --prompt (or analyze one snapshot) to see it"
+TOKENS_ONLY = "a view of one prompt's tokens; run with --prompt (or analyze one snapshot) to see it"
+WEIGHTS_ONLY = (
+    "the projection weights are the same for every prompt, so a many-prompt run does not repeat them; "
+    "run with --prompt to see them"
+)
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,12 @@ class FigureSpec:
     explanation: str
     draw_many: Callable[[FigureData], object] | None = None
     palette: bool = False  # PNG stored with a 256-colour palette (for figures drawn with <= ~200 colours)
+    many_skip: str = SINGLE_ONLY  # why a many-prompt run skips it (when there is no draw_many)
 
 
 def _spec(files, needs, draw, title, draw_many=None, palette=False) -> FigureSpec:
-    return FigureSpec(files, needs, draw, title, EXPLANATIONS[files[0]], draw_many, palette)
+    why = WEIGHTS_ONLY if needs == ("weights",) else TOKENS_ONLY if "tokens" in needs else SINGLE_ONLY
+    return FigureSpec(files, needs, draw, title, EXPLANATIONS[files[0]], draw_many, palette, why)
 
 
 FIGURES: dict[str, FigureSpec] = {
@@ -133,7 +140,7 @@ def missing_needs(name: str, data: FigureData, notes: dict[str, str], many: bool
     """Why figure ``name`` cannot be drawn (an analysis was skipped, or no many-prompt view), else None."""
     spec = FIGURES[name]
     if many and spec.draw_many is None:
-        return SINGLE_ONLY
+        return spec.many_skip
     for need in spec.needs:
         if need not in data.results:
             return notes.get(need, f"analysis {need!r} did not run")

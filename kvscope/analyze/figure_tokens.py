@@ -43,34 +43,60 @@ def low_importance_tokens(data: FigureData):
     ax.set_ylabel("value L2 norm")
     ax.legend(fontsize=7)
     ax.set_title("lowest (||k||+||v||)/2 tokens, red x", fontsize=9)
-    ax = axes[0][1]
-    if not t.has_attention:
-        no_data(ax, "no attention data: cannot say what these tokens receive")
-    else:
-        att = t.attention[low]
-        colors = [SINK_COLOR if t.sink[i] else "#7f7f7f" for i in low]
-        ax.bar(range(len(low)), att, color=colors)
-        ax.axhline(np.nanmedian(t.attention), color="k", ls="--", lw=1, label="median over all tokens")
-        ax.set_xticks(range(len(low)), [f"{token_label(t.tokens[i])}\n@{i}" for i in low], fontsize=7)
-        for j, i in enumerate(low):
-            if t.sink[i]:
-                ax.annotate(
-                    "attention sink:\nNOT unimportant",
-                    (j, att[j]),
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                    color=SINK_COLOR,
-                    fontweight="bold",
-                )
-        ax.set_ylabel("attention received per query")
-        ax.legend(fontsize=7)
-        ax.set_title("attention those tokens actually receive", fontsize=9)
+    _received_bars(axes[0][1], t)
     fig.suptitle(
         "Low-magnitude tokens: candidates by magnitude, checked against attention" + _attn_note(t), fontsize=11
     )
     fig.tight_layout()
     return fig
+
+
+def position_relative(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(ratio [position], w)``: each value divided by the median of the ``2w + 1`` tokens around its
+    position (a window shifted inside the prompt at the ends; ``w = max(2, n // 20)``). Attention received
+    per seeing query favours the last tokens (few queries see them, each from close by); against the
+    tokens at the same place in the prompt, 1 means typical for its position, whatever the length."""
+    n = values.size
+    w = max(2, n // 20)
+    out = np.full(n, np.nan)
+    for j in range(n):
+        s = min(max(0, j - w), max(0, n - 2 * w - 1))
+        med = np.nanmedian(values[s : s + 2 * w + 1]) if np.isfinite(values[s : s + 2 * w + 1]).any() else np.nan
+        out[j] = values[j] / med if med > 0 else np.nan
+    return out, w
+
+
+def _received_bars(ax, t) -> None:
+    """Bars: what the lowest-magnitude tokens receive, on a length-fair scale; sinks called out."""
+    if not t.has_attention:
+        no_data(ax, "no attention data: cannot say what these tokens receive")
+        return
+    values, w = position_relative(t.attention)
+    low = t.lowest
+    att = values[low]
+    colors = [SINK_COLOR if t.sink[i] else "#7f7f7f" for i in low]
+    ax.bar(range(len(low)), att, color=colors)
+    ax.axhline(np.nanmedian(values), color="k", ls="--", lw=1, label="median over all tokens")
+    ax.set_xticks(range(len(low)), [f"{token_label(t.tokens[i])}\n@{i}" for i in low], fontsize=7)
+    for j, i in enumerate(low):
+        if t.sink[i]:
+            ax.annotate(
+                "attention sink:\nNOT unimportant",
+                (j, att[j]),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color=SINK_COLOR,
+                fontweight="bold",
+            )
+    log = np.nanmax(att) > 20 * max(np.nanmin(att), 1e-12)  # a sink is ~100x typical: keep the rest readable
+    if log:
+        ax.set_yscale("log")
+    if np.isfinite(att).any():
+        ax.set_ylim(top=float(np.nanmax(att)) * (4 if log else 1.25))  # room for the sink's note
+    ax.set_ylabel(f"attention received / median of the\ntokens within {w} positions (1 = typical)", fontsize=8)
+    ax.legend(fontsize=7)
+    ax.set_title("attention those tokens actually receive", fontsize=9)
 
 
 def token_importance_comparison(data: FigureData):
@@ -258,18 +284,20 @@ PROXY_NAMES = {
 
 
 def _reference_bars(ax, partial: dict[str, dict[str, float]], note: str = "") -> None:
-    """Horizontal bars: partial rho of each proxy with each reference present."""
-    names = list(PROXY_NAMES)
+    """Horizontal bars: partial rho of each proxy with each reference present. A pair that is not
+    measured (attention against itself) has no bar; a NaN is written "n/a", never drawn as 0."""
     refs = [r for r in ("leave_one_out", "attention") if r in partial]
+    names = [n for n in PROXY_NAMES if any(n in partial[r] for r in refs)]
     h = 0.8 / len(refs)
     for j, ref in enumerate(refs):
-        vals = [partial[ref].get(n, np.nan) for n in names]
-        ax.barh(
-            np.arange(len(names)) + j * h,
-            np.nan_to_num(vals),
-            h,
-            label="vs leave-one-out" if ref == "leave_one_out" else "vs attention received",
-        )
+        label = "vs leave-one-out" if ref == "leave_one_out" else "vs attention received"
+        y = np.arange(len(names)) + j * h
+        vals = np.array([partial[ref].get(n, np.nan) for n in names], dtype=np.float64)
+        ok = np.isfinite(vals)
+        ax.barh(y[ok], vals[ok], h, label=label, color=f"C{j}")
+        for i in np.flatnonzero(~ok):
+            if names[i] in partial[ref]:
+                ax.text(0.02, y[i], "n/a", va="center", ha="left", fontsize=7, color=f"C{j}")
     ax.set_yticks(np.arange(len(names)) + h * (len(refs) - 1) / 2, [PROXY_NAMES[n] for n in names], fontsize=7)
     ax.set_xlim(-1, 1)
     ax.axvline(0, color="grey", lw=0.8)

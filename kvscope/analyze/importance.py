@@ -20,7 +20,8 @@ Position control: the verdict's correlation is the **partial Spearman correlatio
 part of each explained by the rank of the position is removed), over tokens, using each proxy's and
 reference's mean over layers and kv_heads. Per-layer partial correlations feed the figure. Raw
 Spearman values are kept beside them (``raw``). When both references are present and their verdicts
-differ, the verdict says so.
+differ, the verdict says so. The verdict's class comes from the 95 % interval over tokens, never from the
+point estimate, and a prompt under ``MIN_TOKENS`` tokens cannot be judged (``kvscope.analyze.verdict``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kvscope.analyze.verdict import CONTROL, HOLDS, MIN_TOKENS, classify, sentence, token_interval, why_unknown
 from kvscope.errors import KvscopeError
 from kvscope.scores import magnitude
 from kvscope.snapshot import KVSnapshot
@@ -39,15 +41,16 @@ REFERENCES = {
     "leave_one_out": "leave-one-out ground truth (-delta_loglik, kvscope prune --leave-one-out)",
     "attention": "attention received per query that can see the token",
 }
-HOLDS = 0.3  # |rho| below this is "no meaningful relation"
-CONTROL = "partial Spearman given position"
 
 
 @dataclass(frozen=True)
 class Importance:
     """``partial[ref][proxy]``: position-controlled rho over tokens; ``raw[ref][proxy]``: plain Spearman;
     ``layer_partial[proxy]``: ``[layer]`` partial rho vs attention; ``reference``: the verdict's
-    reference; ``rho``: the verdict's number (magnitude vs ``reference``, partial)."""
+    reference; ``rho``: the verdict's number (magnitude vs ``reference``, partial); ``interval``: its 95 %
+    interval over tokens; ``kind``: the verdict class (``kvscope.analyze.verdict.classify``); ``n_tokens``:
+    tokens with a value. The partial correlation of attention with itself is not stored (it is 1 by
+    construction)."""
 
     partial: dict[str, dict[str, float]]
     raw: dict[str, dict[str, float]]
@@ -60,6 +63,9 @@ class Importance:
     ground_truth_note: str = ""
     disagree: bool = False
     notes: list[str] = field(default_factory=list)
+    interval: tuple[float, float] = (float("nan"), float("nan"))
+    kind: str = "unknown"
+    n_tokens: int = 0
 
 
 def proxies(snapshot: KVSnapshot) -> dict[str, np.ndarray]:
@@ -73,35 +79,6 @@ def proxies(snapshot: KVSnapshot) -> dict[str, np.ndarray]:
         kn[l, :, s:] = -k.double().norm(dim=-1).numpy()
         vn[l, :, s:] = v.double().norm(dim=-1).numpy()
     return {"magnitude": mag, "key_norm": kn, "value_norm": vn}
-
-
-def classify(rho: float, low: float | None = None, high: float | None = None) -> str:
-    """ "holds", "inverted", "does not hold", "inconclusive" (interval spans 0) or "unknown"."""
-    if not np.isfinite(rho):
-        return "unknown"
-    if low is not None and high is not None and low <= 0 <= high:
-        return "inconclusive"
-    return "holds" if rho >= HOLDS else "inverted" if rho <= -HOLDS else "does not hold"
-
-
-def sentence(kind: str, reference: str, rho: float, interval: tuple[float, float] | None, n_prompts: int) -> str:
-    """The verdict sentence: what it rests on, the number and its interval."""
-    ci = (
-        f", 95 % bootstrap interval [{interval[0]:+.2f}, {interval[1]:+.2f}] over {n_prompts} prompts"
-        if interval
-        else " on one prompt (an example, not a finding)"
-    )
-    what = {
-        "holds": "holds",
-        "inverted": "is inverted (low-magnitude tokens matter more)",
-        "does not hold": "does not hold (|rho| < 0.3)",
-        "inconclusive": "is inconclusive (the interval spans 0)",
-        "unknown": "cannot be judged (too few tokens)",
-    }[kind]
-    return (
-        f'"Low magnitude = low importance" {what}: {CONTROL} of magnitude with the {REFERENCES[reference]} '
-        f"is {rho:+.2f}{ci}."
-    )
 
 
 def _per_layer(proxy: np.ndarray, ref: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -127,7 +104,6 @@ def importance(snapshot: KVSnapshot, delta_loglik: np.ndarray | None = None) -> 
     pos = snapshot.positions.double().numpy()
     partial, raw, note = {}, {}, ""
     partial["attention"], raw["attention"] = _against(scores, nanmean_or_nan(att, axis=(0, 1)), pos)
-    partial["attention"]["attention"] = 1.0
     if delta_loglik is not None:
         truth = -np.asarray(delta_loglik, dtype=np.float64)
         if truth.shape[0] != snapshot.n_positions:
@@ -138,26 +114,49 @@ def importance(snapshot: KVSnapshot, delta_loglik: np.ndarray | None = None) -> 
             raw["leave_one_out"]["attention"] = spearman(nanmean_or_nan(att, axis=(0, 1)), truth)
     layer = {n: _per_layer(p, att, pos) for n, p in scores.items()}
     reference = "leave_one_out" if "leave_one_out" in partial else "attention"
-    rho = partial[reference]["magnitude"]
-    kind = classify(rho)
-    disagree = "leave_one_out" in partial and classify(partial["attention"]["magnitude"]) != kind
-    verdict = sentence(kind, reference, rho, None, 1)
-    if disagree:
-        verdict += (
-            f" The references disagree: against attention received it is "
-            f"{partial['attention']['magnitude']:+.2f} ({classify(partial['attention']['magnitude'])})."
-        )
+    ref = truth if reference == "leave_one_out" else nanmean_or_nan(att, axis=(0, 1))
+    mag = nanmean_or_nan(scores["magnitude"], axis=(0, 1))
+    kind, interval, n, verdict = one_prompt_verdict(mag, ref, pos, partial[reference]["magnitude"], reference)
+    disagree = False
+    if reference == "leave_one_out":
+        rho_att = partial["attention"]["magnitude"]
+        other, (lo, hi), _, _ = one_prompt_verdict(mag, nanmean_or_nan(att, axis=(0, 1)), pos, rho_att)
+        disagree = other != kind
+        if disagree:
+            verdict += disagreement(other, rho_att, lo, hi)
     return Importance(
         partial,
         raw,
         layer,
         reference,
-        rho,
+        partial[reference]["magnitude"],
         verdict,
-        None if kind == "unknown" else kind == "holds",
+        {"holds": True, "inverted": False, "does not hold": False}.get(kind),
         ground_truth_note=note,
         disagree=disagree,
+        interval=interval,
+        kind=kind,
+        n_tokens=n,
     )
+
+
+def one_prompt_verdict(
+    mag: np.ndarray, ref: np.ndarray, pos: np.ndarray, rho: float, reference: str = "attention"
+) -> tuple[str, tuple[float, float], int, str]:
+    """``(kind, interval, n_tokens, sentence)`` of one prompt's partial ``rho`` (magnitude ``mag`` vs
+    ``ref``, both ``[position]``): "cannot be judged" below ``MIN_TOKENS`` tokens or when ``rho`` is NaN."""
+    n = int((np.isfinite(mag) & np.isfinite(ref) & np.isfinite(pos)).sum())
+    interval = token_interval(rho, n)
+    kind = classify(rho, *interval) if n >= MIN_TOKENS else "unknown"
+    reason = why_unknown(mag, ref, pos) if kind == "unknown" else ""
+    basis = f"over the {n} tokens of one prompt (an example, not a finding)"
+    return kind, interval, n, sentence(kind, reference, REFERENCES[reference], rho, interval, basis, reason)
+
+
+def disagreement(kind: str, rho: float, low: float, high: float) -> str:
+    """The sentence added when the attention reference's class differs from the ground truth's."""
+    number = f" {rho:+.2f} [{low:+.2f}, {high:+.2f}]" if np.isfinite(low) and np.isfinite(high) else ""
+    return f" The references disagree: against attention received it is{number} ({kind})."
 
 
 def layer_median(imp: Importance) -> dict[str, float]:
@@ -172,6 +171,7 @@ __all__ = [
     "REFERENCES",
     "Importance",
     "classify",
+    "disagreement",
     "importance",
     "layer_median",
     "proxies",

@@ -4,7 +4,8 @@ over prompts (``kvscope.stats.bootstrap_ci``; prompts are the resampled unit).
 - per-layer curves (std, mean |x|, K-V norm correlation, sink share of position 0, look-back on non-sink
   attention and sink share of the heads): mean over prompts with a band;
 - proxy-vs-reference correlations (partial Spearman given position): one value per prompt, their
-  distribution and the interval of the mean; the verdict is "inconclusive" when it spans 0;
+  distribution and the interval of the mean; the verdict's class comes from that interval
+  (``kvscope.analyze.verdict.classify``);
 - sinks: in how many prompts position 0 is a sink, and how many sinks a prompt has;
 - quantization: every (kind, variant, bits) error as a mean with an interval.
 """
@@ -16,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from kvscope.analyze.importance import PROXIES, REFERENCES, classify, sentence
+from kvscope.analyze.importance import PROXIES, REFERENCES, classify, disagreement, sentence
+from kvscope.analyze.verdict import MIN_TOKENS
 from kvscope.stats import bootstrap_bands, bootstrap_ci, nanmean_or_nan
 
 Band = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -62,27 +64,39 @@ def _layer_bands(runs: list[dict[str, Any]]) -> dict[str, Band]:
     return out
 
 
+def _value(imp: Any, ref: str, proxy: str) -> float:
+    """One prompt's partial rho, NaN for a prompt too short to judge (``MIN_TOKENS``)."""
+    return imp.partial[ref].get(proxy, np.nan) if imp.n_tokens >= MIN_TOKENS else np.nan
+
+
 def _correlations(runs: list[dict[str, Any]]) -> tuple[dict, dict, str]:
     imps = [r["importance"] for r in runs if "importance" in r]
     refs = [ref for ref in REFERENCES if imps and all(ref in i.partial for i in imps)]
-    corr = {ref: {p: np.array([i.partial[ref][p] for i in imps]) for p in (*PROXIES, "attention")} for ref in refs}
+    names = {ref: (*PROXIES, "attention") if ref != "attention" else PROXIES for ref in refs}
+    corr = {ref: {p: np.array([_value(i, ref, p) for i in imps]) for p in names[ref]} for ref in refs}
     ivals = {ref: {p: bootstrap_ci(v) for p, v in d.items()} for ref, d in corr.items()}
     return corr, ivals, refs[0] if refs else ""
 
 
-def _verdict(ivals: dict, reference: str, n: int) -> tuple[str, str, bool]:
+def _verdict(corr: dict, ivals: dict, reference: str) -> tuple[str, str, bool]:
+    """The verdict over prompts: its class from the bootstrap interval; "over N prompts" counts only the
+    prompts with a value (a prompt too short, or whose reference is monotone in position, has none)."""
     if not reference:
         return "Attention was not captured, so importance proxies were not checked.", "unknown", False
     mean, lo, hi = ivals[reference]["magnitude"]
+    n = int(np.isfinite(corr[reference]["magnitude"]).sum())
     kind = classify(mean, lo, hi)
-    text = sentence(kind, reference, mean, (lo, hi), n)
-    other = "attention" if reference == "leave_one_out" and "attention" in ivals else None
+    of = len(corr[reference]["magnitude"])
+    basis = f"over {n} prompts (bootstrap over prompts)" + (f"; {of - n} of {of} had no value" if n < of else "")
+    reason = "no prompt has a value: each is too short or its reference is monotone in position"
+    text = sentence(kind, reference, REFERENCES[reference], mean, (lo, hi), basis, reason if n == 0 else "")
     disagree = False
-    if other:
-        m2, l2, h2 = ivals[other]["magnitude"]
-        disagree = classify(m2, l2, h2) != kind
+    if reference == "leave_one_out" and "attention" in ivals:
+        m2, l2, h2 = ivals["attention"]["magnitude"]
+        other = classify(m2, l2, h2)
+        disagree = other != kind
         if disagree:
-            text += f" The references disagree: against attention received it is {m2:+.2f} [{l2:+.2f}, {h2:+.2f}]."
+            text += disagreement(other, m2, l2, h2)
     return text, kind, disagree
 
 
@@ -132,7 +146,7 @@ def _type_norms(runs: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
 def aggregate(runs: list[dict[str, Any]], tokens: list[int]) -> ManyPrompts:
     """Aggregate the per-prompt analysis results ``runs`` (each ``{name: result}``) of ``len(tokens)`` prompts."""
     corr, ivals, ref = _correlations(runs)
-    verdict, kind, disagree = _verdict(ivals, ref, len(runs))
+    verdict, kind, disagree = _verdict(corr, ivals, ref)
     return ManyPrompts(
         n_prompts=len(runs),
         tokens=list(tokens),

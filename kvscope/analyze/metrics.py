@@ -65,6 +65,9 @@ def headline(snapshot: KVSnapshot, results: dict[str, Any]) -> dict[str, Any]:
         out["verdict_reference"] = imp.reference
         out["verdict_control"] = imp.control
         out["verdict_rho"] = imp.rho
+        out["verdict_kind"] = imp.kind
+        out["verdict_interval"] = list(imp.interval)
+        out["verdict_tokens"] = imp.n_tokens
         out["references_disagree"] = imp.disagree
         out["median_partial_spearman_vs_attention"] = layer_median(imp)
     if "layer_stats" in results:

@@ -54,6 +54,27 @@ def _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads
         check_layer(layer, _layers_before_loading(model))
 
 
+# Options that only a one-prompt run uses: a many-prompt run refuses them (issue 23 item 8).
+ONE_PROMPT_ONLY = {
+    "do_scan": ("--scan", "the layer scan measures one prompt's continuation"),
+    "scan_heads": ("--scan-heads", "the head scan measures one prompt's continuation"),
+    "continuation": ("--continuation", "it is scored by the scan, which runs on one prompt"),
+    "cache_scale": ("--cache-scale", "kv_cache_layers is drawn for one prompt only"),
+    "cache_norm": ("--cache-norm", "kv_cache_layers is drawn for one prompt only"),
+}
+
+
+def _check_many(given: dict) -> None:
+    """Refuse, before anything loads, an option that ``--prompts`` would otherwise drop without a word."""
+    from kvscope.errors import UsageError
+
+    ctx = click.get_current_context()
+    for name, (flag, why) in ONE_PROMPT_ONLY.items():
+        source = ctx.get_parameter_source(name)
+        if given[name] not in (None, False) and source is not None and source.name != "DEFAULT":
+            raise UsageError(f"{flag} applies to one prompt, not to --prompts: {why} (use --prompt or --prompt-file)")
+
+
 def _layers_before_loading(model: str) -> int:
     """The model's layer count from its config alone (no weights loaded)."""
     from kvscope.errors import UsageError
@@ -132,7 +153,8 @@ def _layers_before_loading(model: str) -> int:
     "--ground-truth",
     type=click.Path(path_type=Path),
     default=None,
-    help="importance_ground_truth.json from 'kvscope prune --leave-one-out' [OUT/that file if present].",
+    help="importance_ground_truth.json from 'kvscope prune --leave-one-out' [OUT/that file if present]. "
+    "With --prompts it is used for the prompt whose token ids it was measured on.",
 )
 @click.option(
     "--scan/--no-scan",
@@ -189,6 +211,9 @@ def analyze(
 
     setup_logging(quiet=as_json)
     _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads, layer, model)
+    if prompts is not None:
+        given = dict(do_scan=do_scan, scan_heads=scan_heads, continuation=continuation, cache_scale=1, cache_norm=1)
+        _check_many(given)
     texts = None
     if prompts is not None:
         from kvscope.analyze.prompt_set import load_prompts
@@ -221,7 +246,14 @@ def analyze(
         with torch_threads(threads):
             if len(texts) > 1:
                 result = api.analyze_texts(
-                    loaded.model, loaded.tokenizer, texts, info=loaded.info, truncate=truncate, quiet=as_json, **kw
+                    loaded.model,
+                    loaded.tokenizer,
+                    texts,
+                    info=loaded.info,
+                    truncate=truncate,
+                    quiet=as_json,
+                    ground_truth=truth,
+                    **kw,
                 )
             else:
                 cont = continuation or (_text("default_continuation.txt") if is_default else None)

@@ -66,7 +66,8 @@ OPTIONS = [
         type=click.IntRange(min=1),
         default=None,
         help="Sample only among the K most likely tokens (off by default). The original's generate() applied "
-        "top-k 50 implicitly, transformers' default when the generation config sets none.",
+        "the model's generation-config top_k implicitly (50 when the config sets none; Qwen3's sets 20); "
+        "results.json records that value as generate_top_k.",
     ),
     _opt("seed", type=int, default=42, show_default=True),
     _opt("generate_bs", type=click.IntRange(min=1), default=1, show_default=True, help="Problems per batch."),
@@ -190,11 +191,19 @@ def _check_writable(folder: Path | None) -> None:
 
 
 def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
+    """Binary units: KiB, MiB, GiB (powers of 1024)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+KV_HANDED_NOTE = (
+    "* KV handed: the KV cache each agent receives from the one before it, summed over a problem's hand-offs "
+    "(the cache grows, so its early slots count again at every hand-off); 'tokens by agent' is summed over "
+    "all problems, in agent order."
+)
 
 
 def print_results(results: dict[str, Any]) -> None:
@@ -207,10 +216,10 @@ def print_results(results: dict[str, Any]) -> None:
         "method",
         "accuracy",
         "tokens/problem",
-        "tokens by agent",
+        "tokens by agent (total)",
         "s/problem (median)",
         "latent share",
-        "KV handed/problem",
+        "KV handed/problem*",
     ):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, s in results["methods"].items():
@@ -227,6 +236,12 @@ def print_results(results: dict[str, Any]) -> None:
     console = Console()
     console.width = max(console.width, 120)  # keep the per-agent column readable when piped
     console.print(table)
+    console.print(KV_HANDED_NOTE)
+    for name, s in results["methods"].items():
+        held = s.get("kv_bytes_in_per_agent_per_problem") or {}
+        if any(held.values()):
+            each = ", ".join(f"{role} {_human_bytes(b)}" for role, b in held.items() if b)
+            console.print(f"{name}: KV held at each hand-off, mean per problem: {each}")
     r = results.get("ratios")
     if r:
         console.print(

@@ -21,6 +21,8 @@ from kvscope.mas.methods import MasSettings, ProblemRun
 from kvscope.mas.problems import Problem
 from kvscope.mas.runner import method_names, ratios, run_interleaved, summarize_runs
 
+GENERATE_DEFAULT_TOP_K = 50  # transformers' generate(): applied when neither the model nor the call sets top_k
+
 
 def sliding_window(model: Any) -> int | None:
     """The attention window of a sliding-window model (Mistral-style), None when every layer is full."""
@@ -41,6 +43,14 @@ def check_model(model: Any) -> None:
             f"sliding-window attention (window {window}), whose cache keeps only the last {window} "
             "slots per layer"
         )
+
+
+def generate_top_k(model: Any) -> int | None:
+    """The top-k that transformers' ``generate()`` applies when sampling with ``model``: its generation
+    config's ``top_k`` (Qwen3's ships 20), else transformers' default of 50 for an unset one. The kNN fork
+    sampled this way; kvscope applies no top-k unless ``top_k`` is given."""
+    top_k = getattr(getattr(model, "generation_config", None), "top_k", None)
+    return GENERATE_DEFAULT_TOP_K if top_k is None else int(top_k)
 
 
 def as_problems(problems: Iterable[Any]) -> list[Problem]:
@@ -73,6 +83,7 @@ class MasResult:
     runs: dict[str, list[ProblemRun]]
     torch_threads: int
     layers: int
+    generate_top_k: int | None = None  # what model.generate() would have applied (generate_top_k)
 
     @property
     def summaries(self) -> dict[str, dict[str, Any]]:
@@ -90,6 +101,7 @@ class MasResult:
             "task": self.task,
             "torch_threads": self.torch_threads,
             "config": self.config.record(),
+            "generate_top_k": self.generate_top_k,
             "methods": summaries,
             "ratios": ratios(summaries),
         }
@@ -134,7 +146,7 @@ class MasResult:
     def _repr_html_(self) -> str:
         head = (
             "<tr><th>method</th><th>accuracy</th><th>tokens / problem</th><th>median s / problem</th>"
-            "<th>latent share of time</th><th>KV handed / problem</th></tr>"
+            "<th>latent share of time</th><th>KV handed / problem (summed over hand-offs)</th></tr>"
         )
         rows = "".join(
             f"<tr><td>{html.escape(name)}</td><td>{s['accuracy']:.1%} ({s['correct']}/{s['problems']})</td>"
@@ -173,4 +185,4 @@ def run_mas(
     check_model(model)
     info = info if info is not None else describe(model, getattr(model.config, "_name_or_path", "") or "model")
     runs = run_interleaved(MasSettings(model, tokenizer, info, config), names, problems, quiet=quiet)
-    return MasResult(info.name, task, config, runs, torch.get_num_threads(), info.layers)
+    return MasResult(info.name, task, config, runs, torch.get_num_threads(), info.layers, generate_top_k(model))

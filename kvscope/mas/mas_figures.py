@@ -1,7 +1,8 @@
 """Heatmaps of the incoming agent's query against the shared cache, one per agent transition.
 
 Multi-layer: cosine ``[layer, slot]`` on RdYlGn fixed to [-1, 1]. Single-layer: the middle layer, min-max
-normalised to [0, 1] on YlOrRd, with the raw range in the title. The x axis is the cache slot; each
+normalised to [0, 1] on YlOrRd, with the raw range in the title; the panels before and after kNN filtering
+share one scale (the range of both), so one colour is one cosine in both. The x axis is the cache slot; each
 agent's prompt and latent-step segments are marked under it (after kNN filtering, a segment holds only
 its kept slots).
 """
@@ -38,9 +39,10 @@ def segments(labels: list[str]) -> list[tuple[str, int, int]]:
     return runs
 
 
-def minmax(values: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1]; all zeros when the range is below 1e-8."""
-    lo, hi = float(values.min()), float(values.max())
+def minmax(values: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Scale ``[lo, hi]`` (default: the range of ``values``) to [0, 1]; all zeros when it is below 1e-8."""
+    lo = float(values.min()) if lo is None else lo
+    hi = float(values.max()) if hi is None else hi
     return np.zeros_like(values) if hi - lo < 1e-8 else (values - lo) / (hi - lo)
 
 
@@ -105,13 +107,18 @@ def heatmap_figure(transition: Any, problem: int) -> Any:
 
 def singlelayer_figure(transition: Any, problem: int, layer: int) -> Any:
     """Similarity at ``layer`` (the middle layer: the one kNN filtering reads), min-max normalised to
-    [0, 1], raw range in the title; with kNN filtering, the cache before it is drawn above."""
+    [0, 1], raw range in the title; with kNN filtering, the cache before it is drawn above, on the same
+    scale (the range over both panels)."""
     panels = _panels(transition)
     fig, axes = _figure(max(t.similarity.shape[1] for t, _ in panels), 3.0, len(panels))
+    lo = min(float(t.similarity[layer].min()) for t, _ in panels)
+    hi = max(float(t.similarity[layer].max()) for t, _ in panels)
+    scale = f"Normalized Similarity\n(0 = {lo:.3f}, 1 = {hi:.3f})" if len(panels) > 1 else "Normalized Similarity"
     for ax, (t, caption) in zip(axes, panels):
         raw = t.similarity[layer].numpy()
-        img = ax.imshow(minmax(raw)[None, :], aspect="auto", cmap=SINGLE_CMAP, vmin=0, vmax=1, interpolation="nearest")
-        fig.colorbar(img, ax=ax, label="Normalized Similarity")
+        shown = minmax(raw, lo, hi)[None, :]
+        img = ax.imshow(shown, aspect="auto", cmap=SINGLE_CMAP, vmin=0, vmax=1, interpolation="nearest")
+        fig.colorbar(img, ax=ax, label=scale)
         _xticks(ax, raw.shape[0])
         ax.set_yticks([0])
         ax.set_yticklabels([f"Middle Layer ({layer})"])

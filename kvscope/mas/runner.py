@@ -65,12 +65,17 @@ def run_method(
 
 
 def summarize_runs(runs: list[ProblemRun]) -> dict[str, Any]:
-    """Accuracy, generated tokens (per agent and overall), wall time and KV bytes handed between agents."""
+    """Accuracy, generated tokens (per agent and overall, summed over problems), wall time and KV bytes
+    handed between agents: ``kv_bytes_handed`` sums, over every hand-off, the cache the receiving agent
+    gets (a growing cache counts again at each hand-off); ``kv_bytes_in_per_agent_per_problem`` is what is
+    held at each hand-off, by receiving agent, as a mean per problem."""
     n = len(runs)
     per_agent: dict[str, int] = {}
+    held: dict[str, int] = {}
     for run in runs:
         for a in run.agents:
             per_agent[a.role] = per_agent.get(a.role, 0) + a.generated_tokens
+            held[a.role] = held.get(a.role, 0) + a.kv_bytes_in
     seconds = [r.seconds for r in runs]
     tokens = sum(r.generated_tokens for r in runs)
     return {
@@ -87,6 +92,7 @@ def summarize_runs(runs: list[ProblemRun]) -> dict[str, Any]:
         "latent_share_of_time": (sum(r.latent_seconds for r in runs) / sum(seconds)) if sum(seconds) else 0.0,
         "kv_bytes_handed": sum(r.kv_bytes_handed for r in runs),
         "kv_bytes_handed_per_problem": sum(r.kv_bytes_handed for r in runs) / n if n else 0.0,
+        "kv_bytes_in_per_agent_per_problem": {role: b / n for role, b in held.items()} if n else {},
         "knn_bytes_before": sum(e["kv_bytes_before"] for r in runs for e in r.knn_events),
         "knn_bytes_after": sum(e["kv_bytes_after"] for r in runs for e in r.knn_events),
     }

@@ -208,6 +208,9 @@ CASES: list[tuple[list[str], str]] = [
     (["mas", "--method", "baseline", "--max_samples", "0"], "--max_samples must be positive"),
     (["mas", "--method", "baseline", "--latent_steps", "-1"], "--latent_steps must be >= 0"),
     (["mas", "--method", "baseline", "--task", "gsm8k", "--data", "{in}/missing.jsonl"], "missing.jsonl"),
+    # analyze-fixes (issue 23 item 8): --prompts refuses the options only one prompt uses
+    (["analyze", *T, "--prompts", "default", "--scan", "--out", "{out}"], "--scan applies to one prompt"),
+    (["analyze", *T, "--prompts", "default", "--cache-norm", "log", "--out", "{out}"], "--cache-norm applies to one"),
 ]
 
 # Cases that check a fix in one command's own code (argv, fragment, that command's area).

@@ -145,11 +145,12 @@ def test_references_that_disagree_are_reported():
     snap = random_snapshot(layers=1, kv_heads=1, n=60, d=8, seed=5)
     mag = np.nanmean(__import__("kvscope.analyze.importance", fromlist=["x"]).proxies(snap)["magnitude"], axis=(0, 1))
     imp = importance(snap, -mag)  # leave-one-out agrees perfectly with magnitude
-    assert imp.rho > 0.9 and imp.reference == "leave_one_out"
-    assert (
-        imp.disagree == (abs(imp.partial["attention"]["magnitude"]) < 0.3)
-        and ("disagree" in imp.verdict) == imp.disagree
-    )
+    from kvscope.analyze.verdict import classify, token_interval
+
+    assert imp.rho > 0.9 and imp.reference == "leave_one_out" and imp.kind == "holds"
+    rho = imp.partial["attention"]["magnitude"]
+    assert imp.disagree == (classify(rho, *token_interval(rho, 60)) != "holds")
+    assert ("disagree" in imp.verdict) == imp.disagree
 
 
 def test_importance_needs_attention():

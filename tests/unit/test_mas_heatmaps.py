@@ -71,3 +71,17 @@ def test_before_and_after_filtering_are_drawn_one_above_the_other():
     assert titles[0].startswith("Single-Layer Similarity, before kNN filtering")
     assert titles[1].startswith("Single-Layer Similarity, after kNN filtering")
     assert f"Tokens: {SLOTS}" in titles[0] and "Tokens: 7" in titles[1]
+
+
+def test_single_layer_before_and_after_share_one_colour_scale():
+    middle = LAYERS // 2
+    before = transition(seed=1, slots=SLOTS)
+    after = transition(seed=2, slots=7, before=before)
+    after.similarity[middle] = torch.linspace(0.0, 0.2, 7)  # a narrower range than before's [-0.3, 0.45]
+    fig = singlelayer_figure(after, 1, middle)
+    top, bottom = (np.asarray(i.get_array())[0] for i in images(fig))
+    lo, hi = -0.3, 0.45  # the range over both panels
+    assert np.allclose(top, (before.similarity[middle].numpy() - lo) / (hi - lo), atol=1e-6)
+    assert np.allclose(bottom, (after.similarity[middle].numpy() - lo) / (hi - lo), atol=1e-6)
+    assert bottom.max() < 0.7  # min-max scaled alone, the after panel's 0.2 would be drawn as 1.0
+    assert all(i.get_clim() == (0.0, 1.0) for i in images(fig))
