@@ -22,22 +22,20 @@ valid UTF-8 (FIFOs, devices such as ``/dev/zero`` and folders are refused before
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
-import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from kvscope import outdir
 from kvscope.errors import UsageError
+from kvscope.outdir import exchange
 
 MAX_INPUT_BYTES = 50 * 1024 * 1024  # prompt, continuation and data files: 50 MB
-RENAME_EXCHANGE = 2  # from <linux/fs.h>
-AT_FDCWD = -100
 LEGACY_AGE_S = 3600  # temporaries named by kvscope 0.1 (no PID) are removed once this old
 
 # Tests set this to a function called with the name of each write step ("tmp", "written", "swap",
@@ -105,8 +103,20 @@ def _nearest_existing(p: Path) -> Path:
     return p
 
 
-def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
-    """Check that folder ``path`` exists and is writable, or could be created; create nothing."""
+def check_out_dir(
+    path: str | os.PathLike,
+    option: str = "--out",
+    *,
+    command: str | None = None,
+    force: bool = False,
+    inputs: tuple | list = (),
+) -> Path:
+    """Check that folder ``path`` exists and is writable, or could be created; create nothing.
+
+    With ``command``, also what ``atomic_dir`` will check after the work (``kvscope.outdir.plan``: a
+    non-empty folder kvscope did not write is refused unless ``force``), and that ``path`` is not, and
+    does not hold, one of ``inputs``. Every refusal is a one-line ``UsageError`` naming ``option``.
+    """
     p = Path(path)
     if os.path.lexists(p) and not p.is_dir():
         raise UsageError(f"cannot write {option} {p}: it exists and is not a folder")
@@ -115,6 +125,9 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
         raise UsageError(f"cannot write {option} {p}: {base} is not a folder")
     if not os.access(base, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write {option} {p}: {base} is not writable")
+    if command is not None:
+        outdir.check_inputs(p, list(inputs), command, option)
+        outdir.plan(p, command, force, option)
     return p
 
 
@@ -187,12 +200,7 @@ def _older_than(p: Path, seconds: float) -> bool:
         return False
 
 
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            p.unlink()
+_remove = outdir.remove
 
 
 def clean_stale(dest: str | os.PathLike) -> list[Path]:
@@ -300,19 +308,23 @@ def to_jsonable(obj: Any) -> Any:
 
 
 @contextlib.contextmanager
-def atomic_dir(dest: str | os.PathLike, make_parents: bool = True) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``dest``; on success it replaces ``dest`` whole.
+def atomic_dir(
+    dest: str | os.PathLike, make_parents: bool = True, *, command: str | None = "kvscope", force: bool = False
+) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``dest``; on success its files go to ``dest``.
 
-    A multi-file output (analyze, bench, caching, mas) is written into the yielded folder, so ``dest``
-    never mixes two runs: it holds the complete old output until the new one is exchanged in. On any
-    exception (SIGTERM and SIGHUP included, which the CLI turns into one) the temporary folder and any
-    parent folder created for it are removed and ``dest`` is left as it was. With ``make_parents=False``
-    a missing parent is a ``UsageError``.
+    Ownership (``kvscope.outdir``): ``dest`` new, or carrying the marker of earlier kvscope runs, is
+    swapped in whole, keeping every entry this ``command`` did not write there before (another command's
+    files, a user's file added later: hard-linked into the new folder); an empty folder is filled; a
+    non-empty folder without the marker is refused (``UsageError``) unless ``force``, which replaces it
+    whole. ``command=None`` writes no marker (a snapshot, checked by its caller, with ``force``).
+    On any exception (SIGTERM and SIGHUP included, which the CLI turns into one) the temporary folder and
+    any parent folder created for it are removed and ``dest`` is left as it was. With
+    ``make_parents=False`` a missing parent is a ``UsageError``.
     """
-    dest = Path(dest)
-    parent = dest.parent if str(dest.parent) else Path(".")
-    if os.path.lexists(dest) and not dest.is_dir():
-        raise UsageError(f"cannot write {dest}: it exists and is not a folder")
+    p = outdir.plan(dest, command or "snapshot", force)
+    dest = p.dest
+    parent = dest.parent
     if not make_parents and not parent.is_dir():
         raise UsageError(f"cannot write {dest}: directory {parent} does not exist")
     created = _missing_parents(parent)
@@ -327,8 +339,17 @@ def atomic_dir(dest: str | os.PathLike, make_parents: bool = True) -> Iterator[P
         _step("tmp")
         yield tmp
         _step("written")
+        written = sorted(os.listdir(tmp))
+        outdir.check_names(p, written)
+        if command is not None:
+            (tmp / outdir.MARKER).write_text(outdir.marker_text(outdir.owners_after(p, written)), encoding="utf-8")
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700
-        replace_dir(tmp, dest)
+        if p.mode == "fill":
+            outdir.fill(tmp, p, written)
+        else:
+            for name in p.keep:
+                outdir.carry(dest / name, tmp / name)
+            replace_dir(tmp, dest)
     except BaseException:
         if tmp is not None:
             _remove(tmp)
@@ -353,45 +374,3 @@ def replace_dir(src: Path, dest: Path) -> None:
     os.rename(src, dest)
     _step("swapped")
     _remove(old)
-
-
-_renameat2: Any = None
-
-
-def exchange(a: Path, b: Path) -> bool:
-    """Atomically swap the names ``a`` and ``b`` with ``renameat2(RENAME_EXCHANGE)``.
-
-    Returns False where the call is unavailable (not Linux, old libc or kernel, a file system that
-    refuses it); raises ``OSError`` for other failures.
-    """
-    global _renameat2
-    if _renameat2 is None:
-        _renameat2 = _load_renameat2()
-    if _renameat2 is False:
-        return False
-    ret = _renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
-    if ret == 0:
-        return True
-    import ctypes
-
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _load_renameat2() -> Any:
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn

@@ -178,7 +178,7 @@ class KVSnapshot:
             raise UsageError(f"cannot write snapshot {dest}: it exists and is not a kvscope snapshot")
         tensors = self.tensor_dict()
         try:
-            with atomic_dir(dest, make_parents=False) as tmp:
+            with atomic_dir(dest, make_parents=False, command=None, force=True) as tmp:
                 save_file(tensors, str(tmp / TENSOR_FILE))
                 meta = self._manifest(tmp / TENSOR_FILE, tensors)
                 text = json.dumps(meta, indent=1, allow_nan=False)
