@@ -105,8 +105,9 @@ class CachingReport:
 
         return {name: draw(self) for name, draw in FIGURES.items()}
 
-    def save(self, out: str | Path) -> list[Path]:
-        """Write the figures and ``caching.json`` into folder ``out``, swapped in whole (``atomic_dir``).
+    def save(self, out: str | Path, force: bool = False) -> list[Path]:
+        """Write the figures and ``caching.json`` into folder ``out``, swapped in whole (``atomic_dir``: a
+        folder holding files kvscope did not write is refused unless ``force``).
 
         Returns the final paths; ``caching.json`` lists them under ``files``.
         """
@@ -116,7 +117,7 @@ class CachingReport:
         out = Path(out)
         names = [*FIGURES, "caching.json"]
         data = {**self.to_dict(), "files": [str(out / n) for n in names]}
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, command="caching", force=force) as tmp:
             save_all(self, tmp)
             write_json(tmp / "caching.json", data)
         return [out / n for n in names]

@@ -3,6 +3,7 @@ metrics.json and report.html. A thin client of ``kvscope.report.api.analyze``.""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import click
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
     emit_json,
+    force_option,
     json_option,
     model_options,
     print_table,
@@ -96,7 +98,8 @@ def _layers_before_loading(model: str) -> int:
     type=click.Path(path_type=Path),
     default=Path("kvscope-out"),
     show_default=True,
-    help="Folder for the figures, metrics.json and report.html (replaced whole).",
+    help="Folder for the figures, metrics.json and report.html (kvscope's own earlier files replaced; "
+    "a folder holding other files is refused unless --force).",
 )
 @click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png", show_default=True)
 @click.option("--layer", type=int, default=None, help="Layer for PCA and the head scatter [middle].")
@@ -148,6 +151,7 @@ def _layers_before_loading(model: str) -> int:
     default=None,
     help="Torch threads for the capture [torch's default]. On a busy machine 1 can be far faster.",
 )
+@force_option
 @json_option
 def analyze(
     model,
@@ -172,6 +176,7 @@ def analyze(
     scan_heads,
     continuation,
     threads,
+    force,
     as_json,
 ):
     """Analyze the KV cache of PROMPT: every figure, metrics.json and a self-contained report.html.
@@ -182,13 +187,15 @@ def analyze(
       kvscope analyze --prompts default --out many-out      # aggregated over the built-in texts
     """
     from kvscope.analyses.registry import torch_threads
-    from kvscope.cli.common import load, read_prompt
+    from kvscope.cli.common import check_out, load, read_prompt
     from kvscope.fileio import atomic_dir
     from kvscope.report import api
     from kvscope.report.pipeline import GROUND_TRUTH_FILE
 
     setup_logging(quiet=as_json)
     _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads, layer, model)
+    prompts_path = Path(prompts) if prompts is not None and os.path.lexists(prompts) else None
+    check_out(out, "analyze", force, [snapshot, ground_truth, prompt_file, prompts_path])
     texts = None
     if prompts is not None:
         from kvscope.report.prompts import load_prompts
@@ -241,7 +248,7 @@ def analyze(
                     ),
                 )
     t0 = time.perf_counter()
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, command="analyze", force=force) as tmp:
         result.save(tmp)
     timing = {**timing, **result.timing, "report": time.perf_counter() - t0}
     _summary(result, out, timing, as_json)

@@ -9,7 +9,9 @@ import click
 
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
+    check_out,
     emit_json,
+    force_option,
     load,
     model_options,
     setup_logging,
@@ -107,6 +109,7 @@ def parse_ratios(text: str) -> list[float]:
     help="First layers KNorm leaves uncompressed (strategies that declare 'skip_layers'). [0]",
 )
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-bench"), show_default=True)
+@force_option
 @click.option("--json", "as_json", is_flag=True, help="Print bench.json's content on stdout.")
 def bench(
     model,
@@ -128,6 +131,7 @@ def bench(
     rounding,
     knorm_skip_layers,
     out,
+    force,
     as_json,
 ):
     from kvscope.evaluation import shard
@@ -147,6 +151,7 @@ def bench(
     }
     quant_list = split_list(quantize, "--quantize") or []
     build_configs(split_list(strategies, "--strategies"), ratio_list, quant_list, options)  # names, specs
+    check_out(out, "bench", force, [data])
     user = None
     if data is not None:
         from kvscope.evaluation.data import load_samples
@@ -174,7 +179,7 @@ def bench(
     )
     if shard.world()[0] != 0:
         return
-    result.save(out)
+    result.save(out, force=force)
     if as_json:
         emit_json(result.to_dict())
     else:

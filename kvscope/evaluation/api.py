@@ -59,11 +59,12 @@ class BenchResult:
 
         return to_dict(self, samples)
 
-    def save(self, out: str | Path) -> Path:
-        """Write bench.json, samples.jsonl, bench_pareto.png and report.html into ``out`` (atomically)."""
+    def save(self, out: str | Path, force: bool = False) -> Path:
+        """Write bench.json, samples.jsonl, bench_pareto.png and report.html into ``out`` (atomically;
+        ``kvscope.fileio.atomic_dir``: a folder holding files kvscope did not write is refused unless ``force``)."""
         from kvscope.evaluation.output import save
 
-        return save(self, Path(out))
+        return save(self, Path(out), force=force)
 
     def __repr__(self) -> str:
         tasks = ", ".join(self.settings["tasks"])

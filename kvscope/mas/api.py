@@ -101,23 +101,29 @@ class MasResult:
         return heatmap_figures(self.runs.get("latent_mas", []), multi, single, self.layers)
 
     def save(
-        self, out: str | Path, multi: bool = False, single: bool = False, charts: str | Path | None = None
+        self,
+        out: str | Path,
+        multi: bool = False,
+        single: bool = False,
+        charts: str | Path | None = None,
+        force: bool = False,
     ) -> list[Path]:
         """Write ``results.json``, ``trace.jsonl`` and the chosen heatmaps (into ``out/charts`` or ``charts``),
-        each folder swapped in whole (kvscope.fileio.atomic_dir). Returns the final paths."""
+        each folder swapped in whole (kvscope.fileio.atomic_dir: a folder holding files kvscope did not
+        write is refused unless ``force``). Returns the final paths."""
         from kvscope.fileio import atomic_dir
         from kvscope.mas.runner import write_outputs
         from kvscope.plots.mas import save_figures
 
         out = Path(out)
         figures = self.figures(multi, single) if multi or single else {}
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, command="mas", force=force) as tmp:
             names = [p.name for p in write_outputs(tmp, self.to_dict(), self.runs)]
             if figures and charts is None:
                 names += [f"charts/{p.name}" for p in save_figures(figures, tmp / "charts")]
         files = [out / n for n in names]
         if figures and charts is not None:
-            with atomic_dir(charts) as tmp:
+            with atomic_dir(charts, command="mas --charts", force=force) as tmp:
                 files += [Path(charts) / p.name for p in save_figures(figures, tmp)]
         return files
 
