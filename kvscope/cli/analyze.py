@@ -188,6 +188,7 @@ def analyze(
     """
     from kvscope.analyses.registry import torch_threads
     from kvscope.cli.common import check_out, load, read_prompt
+    from kvscope.errors import UsageError
     from kvscope.fileio import atomic_dir
     from kvscope.report import api
     from kvscope.report.pipeline import GROUND_TRUTH_FILE
@@ -205,6 +206,12 @@ def analyze(
         texts = [read_prompt(prompt, prompt_file, _text("default_prompt.txt"))]
     is_default = prompt is None and prompt_file is None and prompts is None and snapshot is None
     truth = ground_truth or (out / GROUND_TRUTH_FILE if (out / GROUND_TRUTH_FILE).is_file() else None)
+    theirs = _owned_by_other(out, GROUND_TRUTH_FILE)  # prune's file in out: kept there, never copied over
+    truth_in_out = theirs and truth is not None and _same_file(truth, out / GROUND_TRUTH_FILE)
+    if truth is not None and theirs and not truth_in_out:
+        raise UsageError(
+            f"--out {out} holds another {GROUND_TRUTH_FILE} than --ground-truth {truth}: choose another --out"
+        )
     kw = dict(layer=layer, sparsity_threshold=sparsity_threshold, sink_share=sink_share, fmt=fmt)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -250,8 +257,25 @@ def analyze(
     t0 = time.perf_counter()
     with atomic_dir(out, command="analyze", force=force) as tmp:
         result.save(tmp)
+        if truth_in_out:  # the file is prune's, kept where it is; no copy of analyze's beside it
+            (tmp / GROUND_TRUTH_FILE).unlink(missing_ok=True)
     timing = {**timing, **result.timing, "report": time.perf_counter() - t0}
     _summary(result, out, timing, as_json)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _owned_by_other(out: Path, name: str) -> bool:
+    """True when ``out`` holds ``name`` written by another command than analyze (``kvscope.outdir``)."""
+    from kvscope.outdir import read_marker
+
+    owners = read_marker(out) or {}
+    return any(name in names for command, names in owners.items() if command != "analyze")
 
 
 def _one_text(loaded, text: str, truncate: bool, timing: dict[str, float], kw: dict):
