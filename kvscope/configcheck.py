@@ -93,6 +93,8 @@ def check_model_folder(path: Path) -> None:
         raise UsageError(f"--model {path} is not a model folder (expected config.json and *.safetensors)")
     try:
         cfg = json.loads(read_text_input(path / "config.json", "--model", limit=MAX_CONFIG_BYTES))
+    except UsageError:
+        raise
     except ValueError as exc:
         raise UsageError(f"invalid model config {path / 'config.json'}: not valid JSON ({str(exc)[:80]})") from None
     if not isinstance(cfg, dict):

@@ -132,16 +132,30 @@ def check_out_dir(
 
 
 def check_out_file(path: str | os.PathLike, option: str) -> Path:
-    """Check that file ``path`` can be written (its folder exists and is writable); create nothing."""
+    """Check that file ``path`` can be written (its folder exists and is writable, and ``path`` is absent or
+    a regular file, or a link to one: never a device, FIFO or socket); create nothing."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if p.is_dir():
         raise UsageError(f"cannot write {option} {p}: it is a folder")
+    _check_regular(p, f"{option} {p}")
     if not parent.is_dir():
         raise UsageError(f"cannot write {option} {p}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write {option} {p}: directory {parent} is not writable")
     return p
+
+
+def _check_regular(p: Path, where: str) -> None:
+    """Refuse replacing anything but a regular file (``/dev/null``, a FIFO, a link to one)."""
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return  # absent, or a dangling link: replaced by a new file
+    except OSError as exc:
+        raise UsageError(f"cannot write {where}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"cannot write {where}: it is not a regular file (devices, FIFOs and sockets are refused)")
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -248,6 +262,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"cannot write {dest}: directory {parent} does not exist")
+    _check_regular(dest, str(dest))
     clean_stale(dest)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}-", suffix=".tmp" + suffix, dir=parent)

@@ -105,6 +105,10 @@ def _regular(src: Path, name: str, limit: int) -> os.stat_result:
 
 def read_manifest(src: Path) -> dict[str, Any]:
     """The validated manifest of snapshot folder ``src``."""
+    if not os.path.lexists(src):
+        from kvscope.errors import InputNotFoundError
+
+        raise InputNotFoundError(f"{src} is not a kvscope snapshot: it does not exist")
     if not src.is_dir() or not os.path.lexists(src / META_FILE):
         raise UsageError(f"{src} is not a kvscope snapshot (expected a folder with {META_FILE})")
     for entry in os.scandir(src):

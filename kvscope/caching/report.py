@@ -253,6 +253,9 @@ def explain_caching(
     >>> report.manual_vs_model < 1e-4, report.generation_tokens_equal, report.prefix.reused  # "Hello " is shared
     (True, True, 6)
     """
+    from kvscope.errors import expect_model
+
+    expect_model(model, tokenizer)
     info = info or describe(model, type(model).__name__)
     layer = check_layer(info, layer)
     second_prompt = check_second_prompt(second_prompt)

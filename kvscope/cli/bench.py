@@ -63,6 +63,8 @@ def parse_ratios(text: str) -> list[float]:
 
     try:
         return [check_ratio(float(p)) for p in split_list(text, "--ratios") or []]
+    except UsageError:
+        raise
     except ValueError:
         raise UsageError(f"--ratios takes numbers in (0, 1) such as 0.25,0.5; got {text!r}") from None
 

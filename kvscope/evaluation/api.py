@@ -128,6 +128,21 @@ def make_samples(
     return out + list(data[:samples] if data else [])
 
 
+def _check_arguments(model: Any, tokenizer: Any, tasks: Any, strategies: Any, ratios: Any, quantize: Any) -> None:
+    """``ParameterTypeError`` for a model or tokenizer that is not one, or a single string where a list goes."""
+    from kvscope.errors import expect, expect_model
+
+    expect_model(model, tokenizer)
+    for name, value, example in (
+        ("tasks", tasks, "['passkey']"),
+        ("strategies", strategies, "['snapkv']"),
+        ("ratios", ratios, "[0.5]"),
+        ("quantize", quantize, "['K4V2']"),
+    ):
+        if value is not None:
+            expect(value, (list, tuple), name, f"a list such as {example}")
+
+
 def bench(
     model: Any,
     tokenizer: Any,
@@ -160,6 +175,7 @@ def bench(
     >>> model, tok, _ = ks.load_model("embedded")                              # doctest: +SKIP
     >>> ks.bench(model, tok, tasks=["passkey"], samples=20, strategies=["snapkv"])  # doctest: +SKIP
     """
+    _check_arguments(model, tokenizer, tasks, strategies, ratios, quantize)
     tasks = list(tasks or ([] if data else DEFAULT_TASKS))
     validate(tasks, samples, context_tokens, max_answer_tokens)
     configs, applied = build_configs(strategies, ratios, quantize, options)

@@ -176,6 +176,9 @@ def run_mas(
     config = config if config is not None else MasConfig(**settings)
     names = method_names(method)
     problems = as_problems(problems)
+    from kvscope.errors import expect_model
+
+    expect_model(model, tokenizer)
     check_model(model)
     info = info if info is not None else describe(model, getattr(model.config, "_name_or_path", "") or "model")
     runs = run_interleaved(MasSettings(model, tokenizer, info, config), names, problems, quiet=quiet)

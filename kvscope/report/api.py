@@ -145,6 +145,10 @@ def analyze(
     the next-token KL of quantization, and with ``tokenizer`` + ``continuation`` the layer/head scan.
     ``ground_truth``: ``delta_loglik`` ``[position]`` or the path of ``kvscope prune --leave-one-out``'s
     JSON; the verdict then rests on it. Nothing is written; call ``.save(dir)`` for files."""
+    from kvscope.errors import expect
+
+    for s in snapshot if isinstance(snapshot, (list, tuple)) else [snapshot]:
+        expect(s, KVSnapshot, "snapshot", "a KVSnapshot or a list of them (load a saved one: ks.KVSnapshot.load(path))")
     if isinstance(snapshot, (list, tuple)):
         if len(snapshot) == 1:
             snapshot = snapshot[0]

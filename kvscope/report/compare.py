@@ -131,6 +131,11 @@ def _side(snap: KVSnapshot) -> dict[str, Any]:
 
 def compare(snap_a: KVSnapshot, snap_b: KVSnapshot, labels: tuple[str, str] = ("A", "B")) -> CompareResult:
     """Compare two snapshots (see the module doc); in memory, nothing written."""
+    from kvscope.errors import expect
+    from kvscope.snapshot import KVSnapshot
+
+    expect(snap_a, KVSnapshot, "snap_a", "a KVSnapshot (ks.KVSnapshot.load(path))")
+    expect(snap_b, KVSnapshot, "snap_b", "a KVSnapshot (ks.KVSnapshot.load(path))")
     check_comparable(snap_a, snap_b)
     with torch_threads(1):
         a, b = _side(snap_a), _side(snap_b)

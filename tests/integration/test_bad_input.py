@@ -57,6 +57,7 @@ def make_inputs(root: Path) -> None:
     with open(root / "big.txt", "wb") as f:  # sparse: 51 MB of size, no disk
         f.truncate(51 * 1024 * 1024)
     os.mkfifo(root / "fifo")
+    os.symlink("/dev/null", root / "null_link")
     (root / "plain_dir").mkdir()
     (root / "plain_dir" / "keep.txt").write_text("x")
     for name, (config, files) in MODEL_FOLDERS.items():
@@ -229,6 +230,30 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
     (["bench", *T, "--device", "bogus", "--out", "{new}"], "unknown --device", "bench"),
     (["bench", "--model", "{in}/zero_heads"], "num_attention_heads = 0", "bench"),
     (["bench", *T, "--out", "{in}/prompt.txt"], "prompt.txt", "bench"),
+    # issue 19: --out never deletes what kvscope did not write; the last hostile inputs
+    (["bench", *T, "-o", "{in}/plain_dir"], "holds files kvscope did not write", "nothing-lost"),
+    (["analyze", *T, "-o", "{in}/plain_dir"], "{in}/plain_dir: the folder holds files", "nothing-lost"),
+    (["compare", "{in}/ok.kvs", "{in}/ok.kvs", "-o", "{in}/plain_dir"], "did not write", "nothing-lost"),
+    (["mas", "--method", "baseline", *T, "--out", "{in}/plain_dir"], "did not write", "nothing-lost"),
+    (["caching", *T, "--out", "{in}/plain_dir"], "did not write", "nothing-lost"),
+    (["prune", *T, "--sweep", "--out", "{in}/plain_dir"], "did not write", "nothing-lost"),
+    (["compare", "{in}/ok.kvs", "{in}/ok.kvs", "-o", "{in}/ok.kvs"], "it is the input", "nothing-lost"),
+    (["analyze", "--snapshot", "{in}/ok.kvs", "-o", "{in}/ok.kvs"], "it is the input", "nothing-lost"),
+    (["analyze", "--snapshot", "{in}/ok.kvs", "-o", "{in}"], "it holds the input", "nothing-lost"),
+    (
+        ["mas", "--method", "baseline", "--task", "gsm8k", "--data", "{in}/gsm.jsonl", "--out", "{in}"],
+        "holds the input",
+        "nothing-lost",
+    ),
+    (["bench", *T, "--data", "{in}/gsm.jsonl", "-o", "{in}"], "holds the input", "nothing-lost"),
+    (["mas", "--method", "baseline", "--charts", "{new}", "--out", "{new}"], "the same folder", "nothing-lost"),
+    (["bench", *T, "--ratios", "0.5,0.5,0.50"], "ratios lists 0.5 twice", "nothing-lost"),
+    (["bench", *T, "--strategies", "snapkv,knorm,snapkv"], "strategies lists snapkv twice", "nothing-lost"),
+    (["bench", *T, "--quantize", "K4V2,K4V2"], "quantize lists", "nothing-lost"),
+    (["memory", "--export", "/dev/null"], "not a regular file", "nothing-lost"),
+    (["memory", "--export", "{in}/fifo"], "not a regular file", "nothing-lost"),
+    (["memory", "--export", "{in}/null_link"], "not a regular file", "nothing-lost"),
+    (["memory", "--list", "--export", "{new}.html"], "does not go with --export", "nothing-lost"),
 ]
 
 
