@@ -149,6 +149,16 @@ class KVSnapshot:
         )
         return f"<table><caption>KVSnapshot</caption>{rows}</table>"
 
+    def check_finite(self, param: str = "snapshot") -> None:
+        """``UsageError`` naming ``param`` when a tensor holds NaN or infinite values (saved as such, and
+        recorded in ``nonfinite``): the analyses need finite numbers."""
+        bad = nonfinite_names({n: t for n, t in self.tensor_dict().items() if t.is_floating_point()})
+        if bad:
+            raise UsageError(
+                f"{param} holds NaN or infinite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}: "
+                "the analyses need finite numbers (capture it again, e.g. with dtype float32)"
+            )
+
     # ------------------------------------------------------------------ files
     def tensor_dict(self) -> dict[str, torch.Tensor]:
         """The tensors as saved; index-like fields in the dtype the loader demands (``_INT_NAMES``), so a
@@ -210,13 +220,20 @@ class KVSnapshot:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> KVSnapshot:
+    def load(cls, path: str | os.PathLike, require_finite: bool = False) -> KVSnapshot:
         """Read and validate a snapshot (format 1 or 2). A damaged or edited one raises
-        ``CorruptSnapshotError`` ("snapshot PATH is corrupted: WHAT", exit 2) before any large allocation."""
+        ``CorruptSnapshotError`` ("snapshot PATH is corrupted: WHAT", exit 2) before any large allocation.
+        NaN or infinite values recorded at save time give a warning, or with ``require_finite`` a
+        ``UsageError`` before the tensors are read."""
         src = Path(path)
         meta = read_manifest(src)
+        flagged = (meta.get("nonfinite") or []) if meta["format_version"] >= 2 else []
+        if flagged and require_finite:
+            raise UsageError(
+                f"snapshot {src} holds NaN or infinite values in {', '.join(flagged[:3])}: the analyses need "
+                "finite numbers (capture it again, e.g. with dtype float32)"
+            )
         tensors = read_tensors(src, meta)
-        flagged = meta.get("nonfinite") or []
         if flagged:
             log.warning("snapshot %s holds NaN or infinite values in %s", src, ", ".join(flagged[:4]))
         return cls._from_parts(meta, tensors)

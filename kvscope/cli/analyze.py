@@ -218,7 +218,7 @@ def analyze(
     if snapshot is not None:
         from kvscope.snapshot import KVSnapshot
 
-        snap = KVSnapshot.load(snapshot)
+        snap = KVSnapshot.load(snapshot, require_finite=True)
         timing["load"] = time.perf_counter() - t0
         result = api.analyze(
             snap,

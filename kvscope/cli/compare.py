@@ -44,7 +44,7 @@ def compare(snapshot_a, snapshot_b, out, force, as_json):
 
     setup_logging(quiet=as_json)
     check_out(out, "compare", force, [snapshot_a, snapshot_b])
-    a, b = KVSnapshot.load(snapshot_a), KVSnapshot.load(snapshot_b)
+    a, b = KVSnapshot.load(snapshot_a, require_finite=True), KVSnapshot.load(snapshot_b, require_finite=True)
     result = run(a, b, labels=(snapshot_a.name, snapshot_b.name))
     with atomic_dir(out, command="compare", force=force) as tmp:
         result.save(tmp)

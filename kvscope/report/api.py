@@ -149,6 +149,7 @@ def analyze(
 
     for s in snapshot if isinstance(snapshot, (list, tuple)) else [snapshot]:
         expect(s, KVSnapshot, "snapshot", "a KVSnapshot or a list of them (load a saved one: ks.KVSnapshot.load(path))")
+        s.check_finite("snapshot")
     if isinstance(snapshot, (list, tuple)):
         if len(snapshot) == 1:
             snapshot = snapshot[0]

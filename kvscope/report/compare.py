@@ -136,6 +136,8 @@ def compare(snap_a: KVSnapshot, snap_b: KVSnapshot, labels: tuple[str, str] = ("
 
     expect(snap_a, KVSnapshot, "snap_a", "a KVSnapshot (ks.KVSnapshot.load(path))")
     expect(snap_b, KVSnapshot, "snap_b", "a KVSnapshot (ks.KVSnapshot.load(path))")
+    snap_a.check_finite(f"snapshot {labels[0]}")
+    snap_b.check_finite(f"snapshot {labels[1]}")
     check_comparable(snap_a, snap_b)
     with torch_threads(1):
         a, b = _side(snap_a), _side(snap_b)

@@ -77,6 +77,28 @@ def make_inputs(root: Path) -> None:
     meta["n_layers"] = 10**12
     (root / "corrupt.kvs" / "snapshot.json").write_text(json.dumps(meta))
     (root / "gsm.jsonl").write_bytes(b'{"question": "1+1", "answer": "#### 2"}\n\xff\n')
+    _issue_19_inputs(root)
+
+
+def _issue_19_inputs(root: Path) -> None:
+    """Snapshots the loader used to accept and the analyses then crashed on; a format-1 snapshot whose
+    ``nonfinite`` (not a format-1 field) lists a NaN; a manifest over the size bound."""
+    from kvscope.snapshot_format import META_FILE, TENSOR_FILE
+    from tests.unit.test_snapshot import make_snapshot
+
+    make_snapshot().save(root / "nan.kvs")  # kvscope's own save of a NaN cache
+    big = make_snapshot()
+    big.keys, big.pre_rope_keys = [k.nan_to_num() for k in big.keys], [k.nan_to_num() for k in big.pre_rope_keys]
+    big.keys[0][..., 0] = 3.0e38
+    big.save(root / "huge_values.kvs")
+    make_snapshot().save(root / "v1_nan.kvs")
+    meta = json.loads((root / "v1_nan.kvs" / META_FILE).read_text())
+    meta.update(format_version=1, sha256=meta.pop("files")[TENSOR_FILE]["sha256"])
+    del meta["manifest_sha256"]
+    (root / "v1_nan.kvs" / META_FILE).write_text(json.dumps(meta))
+    make_snapshot().save(root / "big_manifest.kvs")
+    with open(root / "big_manifest.kvs" / META_FILE, "r+b") as f:
+        f.truncate(17 * 1024 * 1024)
 
 
 T = ["-m", "tiny"]
@@ -254,6 +276,11 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
     (["memory", "--export", "{in}/fifo"], "not a regular file", "nothing-lost"),
     (["memory", "--export", "{in}/null_link"], "not a regular file", "nothing-lost"),
     (["memory", "--list", "--export", "{new}.html"], "does not go with --export", "nothing-lost"),
+    (["compare", "{in}/nan.kvs", "{in}/ok.kvs", "-o", "{new}"], "nan.kvs holds NaN", "nothing-lost"),
+    (["analyze", "--snapshot", "{in}/nan.kvs", "-o", "{new}"], "snapshot {in}/nan.kvs holds NaN", "nothing-lost"),
+    (["analyze", "--snapshot", "{in}/huge_values.kvs", "-o", "{new}"], "magnitude 3e+38", "nothing-lost"),
+    (["compare", "{in}/v1_nan.kvs", "{in}/ok.kvs", "-o", "{new}"], "does not record", "nothing-lost"),
+    (["analyze", "--snapshot", "{in}/big_manifest.kvs", "-o", "{new}"], "over the limit of 16,777,216", "nothing-lost"),
 ]
 
 
