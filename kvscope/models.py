@@ -335,7 +335,7 @@ def _load_pretrained(
         if not trust_remote_code:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise KvscopeError(
+        raise UsageError(
             f"loading {name} ran the model's own code (trust_remote_code) and it failed: "
             f"{type(exc).__name__}: {first[:160]}"
         ) from None

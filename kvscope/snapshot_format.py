@@ -240,7 +240,7 @@ def read_header(path: Path, size: int, src: Path) -> dict[str, dict[str, Any]]:
             raise CorruptSnapshotError(src, f"{TENSOR_FILE} declares a header of {length:,} bytes")
         try:
             header = json.loads(f.read(length).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise CorruptSnapshotError(src, f"{TENSOR_FILE} has an unreadable header") from None
     if not isinstance(header, dict):
         raise CorruptSnapshotError(src, f"{TENSOR_FILE} has an unreadable header")

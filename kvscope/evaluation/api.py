@@ -89,6 +89,24 @@ def load_data(data: str | Sequence[Sample]) -> list[Sample]:
     return load_samples(data)
 
 
+MAX_SAMPLES = 100_000  # generated samples per built-in task
+
+
+def check_lengths(tokenizer: Any, data: list[Sample], info: ModelInfo, answer_tokens: int) -> None:
+    """Refuse (``UsageError``) a data item whose context, question and answer room exceed the model's
+    positions, before anything runs (it would otherwise run until killed)."""
+    limit = info.max_positions
+    if not limit:
+        return
+    for s in data:
+        n = sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in (s.context, s.question))
+        if n + answer_tokens > limit:
+            raise UsageError(
+                f"--data item {s.index + 1} has {n:,} tokens of context and question; with {answer_tokens} for the "
+                f"answer that exceeds the model's {limit:,} positions: shorten it"
+            )
+
+
 def validate(
     tasks: Sequence[str],
     samples: int,
@@ -101,6 +119,8 @@ def validate(
         get_task(t)
     if not isinstance(samples, int) or samples < 1:
         raise UsageError(f"--samples must be at least 1, got {samples!r}")
+    if tasks and samples > MAX_SAMPLES:  # a data file caps the count by its own length
+        raise UsageError(f"--samples must be at most {MAX_SAMPLES:,} per built-in task, got {samples:,}")
     if max_answer_tokens is not None and max_answer_tokens < 1:
         raise UsageError(f"--max-answer-tokens must be at least 1, got {max_answer_tokens}")
     needs = [TASKS[t] for t in tasks if TASKS[t].kind == "qa"]
@@ -182,6 +202,8 @@ def bench(
     info = describe(model, model_name or type(model).__name__)
     validate(tasks, samples, context_tokens, max_answer_tokens, info)
     user = load_data(data) if data else None
+    if user:
+        check_lengths(tokenizer, user[:samples], info, max_answer_tokens or DATA_ANSWER_TOKENS)
     all_samples = make_samples(tokenizer, tasks, samples, context_tokens, seed, user)
     rank, size = shard.world()
     t0 = time.perf_counter()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def read_jsonl(path: Path) -> list[tuple[int, Any]]:
             continue
         try:
             rows.append((i, json.loads(line)))
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
             rows.append((i, None))
     if not rows:
         raise UsageError(f"--data file {path} is empty")
@@ -103,6 +104,6 @@ def load_samples(spec: str) -> list[Sample]:
     if spec.startswith("hf:"):
         return samples_from(read_hf(spec), spec)
     path = Path(spec)
-    if not path.is_file():
-        raise UsageError(f"--data file {path} does not exist")
+    if not os.path.lexists(path):
+        raise UsageError(f"--data file {path} does not exist")  # anything else: read_text_input says what it is
     return samples_from(read_jsonl(path), str(path))

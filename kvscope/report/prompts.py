@@ -22,17 +22,30 @@ def default_prompts() -> list[str]:
 
 
 def _jsonl(path: Path) -> list[str]:
+    from kvscope.fileio import read_text_input
+
     texts = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text_input(path, "--prompts").splitlines(), 1):  # regular, 50 MB, UTF-8
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise UsageError(f"prompts file {path}: line {n} is not JSON") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
             raise UsageError(f'prompts file {path}: line {n} has no non-empty "text" field')
         texts.append(obj["text"])
+    return texts
+
+
+def _texts(files: list[Path]) -> list[str]:
+    """The texts of a prompts folder's files: each through ``read_text_input``, 50 MB in all."""
+    from kvscope.fileio import MAX_INPUT_BYTES, read_text_input
+
+    texts, total = [], 0
+    for p in files:
+        texts.append(read_text_input(p, "--prompts", limit=MAX_INPUT_BYTES - total))
+        total += len(texts[-1].encode("utf-8"))
     return texts
 
 
@@ -46,7 +59,7 @@ def load_prompts(spec: str | Path) -> list[str]:
             files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
             if not files:
                 raise UsageError(f"prompts folder {path} has no .txt files")
-            texts = [p.read_text(encoding="utf-8") for p in files]
+            texts = _texts(files)
             empty = [p.name for p, t in zip(files, texts) if not t.strip()]
             if empty:
                 raise UsageError(f"prompts folder {path}: {empty[0]} is empty")

@@ -43,6 +43,12 @@ MODEL_FOLDERS = {  # name -> (config.json content, extra files)
     "config_is_a_list": (lambda: [1, 2], {}),
     "bad_json": (None, {"config.json": b"{not json"}),
     "no_config": (None, {}),
+    "huge_experts": (lambda: _config(num_local_experts=100_000), {}),  # issue 19
+    "deep_config": (None, {"config.json": b"[" * 100_000 + b"]" * 100_000}),
+    "broken_remote_code": (
+        lambda: _config(auto_map={"AutoConfig": "conf.BrokenConfig", "AutoModelForCausalLM": "conf.Broken"}),
+        {"conf.py": b"raise NameError('this model code is broken')\n"},
+    ),
 }
 
 
@@ -81,11 +87,19 @@ def make_inputs(root: Path) -> None:
 
 
 def _issue_19_inputs(root: Path) -> None:
-    """Snapshots the loader used to accept and the analyses then crashed on; a format-1 snapshot whose
+    """Deep JSON, a scalar and a NaN ground truth, a too-long --data item; snapshots the loader used to
+    accept and the analyses then crashed on; a format-1 snapshot whose
     ``nonfinite`` (not a format-1 field) lists a NaN; a manifest over the size bound."""
     from kvscope.snapshot_format import META_FILE, TENSOR_FILE
     from tests.unit.test_snapshot import make_snapshot
 
+    deep = b"[" * 100_000 + b"]" * 100_000
+    (root / "deep.jsonl").write_bytes(deep + b"\n")
+    (root / "deep.json").write_bytes(deep)
+    (root / "scalar_gt.json").write_text('{"delta_loglik": 5}')
+    (root / "nan_gt.json").write_text('{"delta_loglik": [NaN, 1.0, 2.0]}')
+    item = {"context": "word " * 20_000, "question": "Which word?", "answer": "word"}
+    (root / "long.jsonl").write_text(json.dumps(item) + "\n")
     make_snapshot().save(root / "nan.kvs")  # kvscope's own save of a NaN cache
     big = make_snapshot()
     big.keys, big.pre_rope_keys = [k.nan_to_num() for k in big.keys], [k.nan_to_num() for k in big.pre_rope_keys]
@@ -281,6 +295,31 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
     (["analyze", "--snapshot", "{in}/huge_values.kvs", "-o", "{new}"], "magnitude 3e+38", "nothing-lost"),
     (["compare", "{in}/v1_nan.kvs", "{in}/ok.kvs", "-o", "{new}"], "does not record", "nothing-lost"),
     (["analyze", "--snapshot", "{in}/big_manifest.kvs", "-o", "{new}"], "over the limit of 16,777,216", "nothing-lost"),
+    (["bench", *T, "--samples", "1000000000"], "--samples must be at most 100,000", "nothing-lost"),
+    (["mas", "--method", "baseline", "--max_samples", "1000000000"], "at most 100,000", "nothing-lost"),
+    (["bench", *T, "--data", "{in}/long.jsonl", "-o", "{new}"], "--data item 1 has", "nothing-lost"),
+    (["bench", *T, "--data", "{in}/fifo", "-o", "{new}"], "not a regular file", "nothing-lost"),
+    (["analyze", *T, "--prompts", "{in}/big.txt", "-o", "{new}"], "over the limit of 52,428,800", "nothing-lost"),
+    (["analyze", *T, "--prompts", "{in}/deep.jsonl", "-o", "{new}"], "line 1 is not JSON", "nothing-lost"),
+    (["info", "--model", "{in}/deep_config"], "nested too deep", "nothing-lost"),
+    (["info", "--model", "{in}/huge_experts"], "num_local_experts = 100,000 is implausible", "nothing-lost"),
+    (["memory", "--model", "{in}/deep.json", "--json"], "cannot parse config", "nothing-lost"),
+    (
+        ["analyze", "--snapshot", "{in}/ok.kvs", "--ground-truth", "{in}/deep.json", "-o", "{new}"],
+        "cannot read ground truth",
+        "nothing-lost",
+    ),
+    (
+        ["analyze", "--snapshot", "{in}/ok.kvs", "--ground-truth", "{in}/scalar_gt.json", "-o", "{new}"],
+        "delta_loglik must be a list of numbers",
+        "nothing-lost",
+    ),
+    (
+        ["analyze", "--snapshot", "{in}/ok.kvs", "--ground-truth", "{in}/nan_gt.json", "-o", "{new}"],
+        "delta_loglik holds NaN",
+        "nothing-lost",
+    ),
+    (["info", "--model", "{in}/broken_remote_code", "--trust-remote-code"], "model's own code", "nothing-lost"),
 ]
 
 
