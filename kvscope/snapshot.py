@@ -179,8 +179,6 @@ class KVSnapshot:
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path`` (a ``.kvs`` folder) atomically: it holds the complete old or the complete new
         snapshot at every instant, even if the process is killed (``kvscope.fileio.atomic_dir``)."""
-        from safetensors.torch import save_file
-
         from kvscope.fileio import atomic_dir
 
         dest = Path(path)
@@ -189,7 +187,7 @@ class KVSnapshot:
         tensors = self.tensor_dict()
         try:
             with atomic_dir(dest, make_parents=False, command=None, force=True) as tmp:
-                save_file(tensors, str(tmp / TENSOR_FILE))
+                _save_tensors(tensors, tmp / TENSOR_FILE, dest)
                 meta = self._manifest(tmp / TENSOR_FILE, tensors)
                 text = json.dumps(meta, indent=1, allow_nan=False)
                 if len(text.encode("utf-8")) > MAX_META_BYTES:
@@ -260,3 +258,20 @@ class KVSnapshot:
             attention_counts=t.get("attention_counts"),
             meta=meta.get("meta", {}),
         )
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path, dest: Path) -> None:
+    """``safetensors`` ``save_file`` with the usual file mode (it creates 0600 files) and its errors (a full
+    disk, an I/O error: ``SafetensorError``, not ``OSError``) as one line naming the snapshot."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    from kvscope.fileio import current_umask
+
+    try:
+        save_file(tensors, str(path))
+    except SafetensorError as exc:
+        text = str(exc)
+        why = "no space left on device" if "StorageFull" in text or "No space left" in text else text[:160]
+        raise KvscopeError(f"cannot write snapshot {dest}: {why}") from None
+    os.chmod(path, 0o666 & ~current_umask())

@@ -80,7 +80,7 @@ def _summary_table(result: CompareResult) -> str:
 def _page(result: CompareResult, figures: str) -> str:
     a, b = (html.escape(x) for x in result.labels)
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>kvscope compare</title></head>"
+        f"<!doctype html><html><head><meta charset='utf-8'>{_csp_meta()}<title>kvscope compare</title></head>"
         "<body style='font-family:sans-serif;max-width:1100px;margin:2em auto'>"
         f"<h1>kvscope compare</h1><p>A = {a}<br>B = {b}</p>{_summary_table(result)}{figures}</body></html>\n"
     )
@@ -172,3 +172,9 @@ def compare(snap_a: KVSnapshot, snap_b: KVSnapshot, labels: tuple[str, str] = ("
 def _at4(side: dict, kind: str, variant: str) -> float:
     q = side["quantization"]
     return float(q["tensor"][kind][variant][q["bits"].index(4)]) if 4 in q["bits"] else float("nan")
+
+
+def _csp_meta() -> str:
+    from kvscope.plots.common import CSP_META
+
+    return CSP_META
