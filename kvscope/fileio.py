@@ -354,7 +354,7 @@ def atomic_dir(
         _step("tmp")
         yield tmp
         _step("written")
-        written = sorted(os.listdir(tmp))
+        written = sorted(n for n in os.listdir(tmp) if n != outdir.MARKER)
         outdir.check_names(p, written)
         if command is not None:
             (tmp / outdir.MARKER).write_text(outdir.marker_text(outdir.owners_after(p, written)), encoding="utf-8")

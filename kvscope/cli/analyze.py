@@ -189,7 +189,6 @@ def analyze(
     from kvscope.analyses.registry import torch_threads
     from kvscope.cli.common import check_out, load, read_prompt
     from kvscope.errors import UsageError
-    from kvscope.fileio import atomic_dir
     from kvscope.report import api
     from kvscope.report.pipeline import GROUND_TRUTH_FILE
 
@@ -255,10 +254,9 @@ def analyze(
                     ),
                 )
     t0 = time.perf_counter()
-    with atomic_dir(out, command="analyze", force=force) as tmp:
-        result.save(tmp)
-        if truth_in_out:  # the file is prune's, kept where it is; no copy of analyze's beside it
-            (tmp / GROUND_TRUTH_FILE).unlink(missing_ok=True)
+    if truth_in_out:  # the file is prune's, kept where it is; no copy of analyze's beside it
+        result.ground_truth_file = None
+    result.save(out, force=force)
     timing = {**timing, **result.timing, "report": time.perf_counter() - t0}
     _summary(result, out, timing, as_json)
 

@@ -38,7 +38,6 @@ def compare(snapshot_a, snapshot_b, out, force, as_json):
     Example:
       kvscope compare story.kvs code.kvs --out story-vs-code
     """
-    from kvscope.fileio import atomic_dir
     from kvscope.report.compare import compare as run
     from kvscope.snapshot import KVSnapshot
 
@@ -46,8 +45,7 @@ def compare(snapshot_a, snapshot_b, out, force, as_json):
     check_out(out, "compare", force, [snapshot_a, snapshot_b])
     a, b = KVSnapshot.load(snapshot_a, require_finite=True), KVSnapshot.load(snapshot_b, require_finite=True)
     result = run(a, b, labels=(snapshot_a.name, snapshot_b.name))
-    with atomic_dir(out, command="compare", force=force) as tmp:
-        result.save(tmp)
+    result.save(out, force=force)
     summary = {"out": str(out), **result.metrics["summary"], "report": str(out / "report.html")}
     if as_json:
         emit_json(summary)

@@ -44,13 +44,21 @@ class AnalyzeResult:
     tokens: dict[str, Any] | None = None
     ground_truth_file: bytes | None = None
 
-    def save(self, directory: str | Path) -> Path:
-        """Write every figure, ``metrics.json`` and ``report.html`` into ``directory`` (created if needed)."""
-        from kvscope.fileio import ensure_dir, write_bytes, write_json, write_text
+    def save(self, directory: str | Path, force: bool = False) -> Path:
+        """Write every figure, ``metrics.json`` and ``report.html`` into ``directory`` as one unit
+        (``kvscope.fileio.atomic_dir``: analyze's earlier files there are replaced, other kvscope files
+        kept; a folder holding files kvscope did not write is refused unless ``force``)."""
+        from kvscope.fileio import atomic_dir
+
+        with atomic_dir(directory, command="analyze", force=force) as tmp:
+            self._write(tmp)
+        return Path(directory)
+
+    def _write(self, out: Path) -> None:
+        from kvscope.fileio import write_bytes, write_json, write_text
         from kvscope.plots.analyze import FIGURES, encode
         from kvscope.report.html import build_report, data_uri
 
-        out = ensure_dir(directory)
         images = {}
         for name, fig in self.figures.items():
             payload = encode(fig, self.fmt, FIGURES[name].palette)
@@ -62,7 +70,6 @@ class AnalyzeResult:
             write_text(out / "report.html", build_report(self.metrics, self.tokens, FIGURES, images))
         if self.ground_truth_file is not None:
             write_bytes(out / GROUND_TRUTH_FILE, self.ground_truth_file)
-        return out
 
     def __repr__(self) -> str:
         p = self.metrics["prompt"]

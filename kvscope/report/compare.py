@@ -37,13 +37,21 @@ class CompareResult:
     figures: dict[str, Any]
     labels: tuple[str, str]
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the figures (PNG), ``metrics.json`` and ``report.html`` into ``directory``."""
-        from kvscope.fileio import ensure_dir, write_bytes, write_json, write_text
+    def save(self, directory: str | Path, force: bool = False) -> Path:
+        """Write the figures (PNG), ``metrics.json`` and ``report.html`` into ``directory`` as one unit
+        (``kvscope.fileio.atomic_dir``: a folder holding files kvscope did not write is refused unless
+        ``force``)."""
+        from kvscope.fileio import atomic_dir
+
+        with atomic_dir(directory, command="compare", force=force) as tmp:
+            self._write(tmp)
+        return Path(directory)
+
+    def _write(self, out: Path) -> None:
+        from kvscope.fileio import write_bytes, write_json, write_text
         from kvscope.plots.analyze import encode
         from kvscope.report.html import data_uri
 
-        out = ensure_dir(directory)
         parts = []
         for name, fig in self.figures.items():
             payload = encode(fig, "png")
@@ -54,7 +62,6 @@ class CompareResult:
             )
         write_json(out / "metrics.json", self.metrics)
         write_text(out / "report.html", _page(self, "".join(parts)))
-        return out
 
     def __repr__(self) -> str:
         return f"CompareResult(A={self.labels[0]!r}, B={self.labels[1]!r}, {len(self.figures)} figures)"
