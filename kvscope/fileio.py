@@ -9,6 +9,10 @@ Writing (Linux semantics, process crashes; power-loss durability would need fsyn
   and never mixes two runs. Where the exchange is unavailable (another OS, a file system without it) the
   fallback is two renames: ``dest`` to a backup ``.NAME.PID-old.tmp``, then the new folder to ``dest``; a
   crash between the two leaves the backup, which the next run moves back before doing anything else.
+- Ownership (``kvscope.outdir``): ``atomic_dir(dest, command=...)`` replaces only what that command wrote
+  there before (a marker file, ``.kvscope-out.json``, records it); other entries are carried into the
+  new folder, an empty folder is filled in place, a non-empty folder without the marker is refused
+  unless ``force``. ``check_out_dir(..., command=, inputs=)`` makes the same checks before any work.
 - Temporaries are named ``.NAME.PID-XXXX.tmp`` (PID of the writer). A run writing ``NAME`` first removes
   the temporaries of writers that are no longer alive (stale ones from a crash or a kill), so none
   accumulates; those of kvscope 0.1 (``.NAME.XXXXXXXX[.tmp]``, ``.NAME.old[.PID]``, no PID to check)

@@ -181,5 +181,20 @@ def run_mas(
     expect_model(model, tokenizer)
     check_model(model)
     info = info if info is not None else describe(model, getattr(model.config, "_name_or_path", "") or "model")
+    _check_lengths(tokenizer, problems, info.max_positions, config.max_new_tokens)
     runs = run_interleaved(MasSettings(model, tokenizer, info, config), names, problems, quiet=quiet)
     return MasResult(info.name, task, config, runs, torch.get_num_threads(), info.layers)
+
+
+def _check_lengths(tokenizer: Any, problems: list, positions: int, new_tokens: int) -> None:
+    """Refuse (``UsageError``) a problem whose question alone, with ``new_tokens`` to generate, exceeds the
+    model's ``positions``, before any problem runs (it would otherwise run until killed)."""
+    from kvscope.errors import UsageError
+
+    for p in problems if positions else []:
+        n = len(tokenizer(p.question, add_special_tokens=False).input_ids)
+        if n + new_tokens > positions:
+            raise UsageError(
+                f"problem {p.index} has {n:,} tokens; with {new_tokens} to generate that exceeds the model's "
+                f"{positions:,} positions: shorten it"
+            )

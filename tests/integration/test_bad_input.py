@@ -100,6 +100,8 @@ def _issue_19_inputs(root: Path) -> None:
     (root / "nan_gt.json").write_text('{"delta_loglik": [NaN, 1.0, 2.0]}')
     item = {"context": "word " * 20_000, "question": "Which word?", "answer": "word"}
     (root / "long.jsonl").write_text(json.dumps(item) + "\n")
+    gsm = {"question": "word " * 20_000, "answer": "#### 2"}
+    (root / "long_gsm.jsonl").write_text(json.dumps(gsm) + "\n")
     make_snapshot().save(root / "nan.kvs")  # kvscope's own save of a NaN cache
     big = make_snapshot()
     big.keys, big.pre_rope_keys = [k.nan_to_num() for k in big.keys], [k.nan_to_num() for k in big.pre_rope_keys]
@@ -299,6 +301,11 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
     (["mas", "--method", "baseline", "--max_samples", "1000000000"], "at most 100,000", "nothing-lost"),
     (["bench", *T, "--data", "{in}/long.jsonl", "-o", "{new}"], "--data item 1 has", "nothing-lost"),
     (["bench", *T, "--data", "{in}/fifo", "-o", "{new}"], "not a regular file", "nothing-lost"),
+    (
+        ["mas", "--method", "baseline", *T, "--task", "gsm8k", "--data", "{in}/long_gsm.jsonl", "--out", "{new}"],
+        "problem 1 has",
+        "nothing-lost",
+    ),
     (["analyze", *T, "--prompts", "{in}/big.txt", "-o", "{new}"], "over the limit of 52,428,800", "nothing-lost"),
     (["analyze", *T, "--prompts", "{in}/deep.jsonl", "-o", "{new}"], "line 1 is not JSON", "nothing-lost"),
     (["info", "--model", "{in}/deep_config"], "nested too deep", "nothing-lost"),
