@@ -27,12 +27,17 @@ CONFIG_LIMITS: dict[str, tuple[int, int]] = {
     "vocab_size": (1, 2_621_440),
     "intermediate_size": (1, 737_280),
     "max_position_embeddings": (1, 100_000_000),
+    # mixture of experts (largest published: 512 experts, 10 routed per token; Qwen3-Next)
+    "num_local_experts": (0, 5_120),
+    "num_experts_per_tok": (0, 5_120),
+    "moe_intermediate_size": (0, 737_280),
 }
 _CONFIG_ALIASES = {
     "num_hidden_layers": ("n_layer", "num_layers", "n_layers"),
     "num_attention_heads": ("n_head", "num_heads"),
     "hidden_size": ("n_embd", "d_model"),
     "max_position_embeddings": ("n_positions",),
+    "num_local_experts": ("num_experts", "n_routed_experts", "moe_num_experts"),
 }
 # The same bounds in ModelInfo's vocabulary (checked when a snapshot is read).
 INFO_LIMITS: dict[str, tuple[int, int]] = {
@@ -93,6 +98,10 @@ def check_model_folder(path: Path) -> None:
         raise UsageError(f"--model {path} is not a model folder (expected config.json and *.safetensors)")
     try:
         cfg = json.loads(read_text_input(path / "config.json", "--model", limit=MAX_CONFIG_BYTES))
+    except UsageError:
+        raise
+    except RecursionError:
+        raise UsageError(f"invalid model config {path / 'config.json'}: JSON nested too deep") from None
     except ValueError as exc:
         raise UsageError(f"invalid model config {path / 'config.json'}: not valid JSON ({str(exc)[:80]})") from None
     if not isinstance(cfg, dict):

@@ -9,6 +9,10 @@ Writing (Linux semantics, process crashes; power-loss durability would need fsyn
   and never mixes two runs. Where the exchange is unavailable (another OS, a file system without it) the
   fallback is two renames: ``dest`` to a backup ``.NAME.PID-old.tmp``, then the new folder to ``dest``; a
   crash between the two leaves the backup, which the next run moves back before doing anything else.
+- Ownership (``kvscope.outdir``): ``atomic_dir(dest, command=...)`` replaces only what that command wrote
+  there before (a marker file, ``.kvscope-out.json``, records it); other entries are carried into the
+  new folder, an empty folder is filled in place, a non-empty folder without the marker is refused
+  unless ``force``. ``check_out_dir(..., command=, inputs=)`` makes the same checks before any work.
 - Temporaries are named ``.NAME.PID-XXXX.tmp`` (PID of the writer). A run writing ``NAME`` first removes
   the temporaries of writers that are no longer alive (stale ones from a crash or a kill), so none
   accumulates; those of kvscope 0.1 (``.NAME.XXXXXXXX[.tmp]``, ``.NAME.old[.PID]``, no PID to check)
@@ -22,22 +26,20 @@ valid UTF-8 (FIFOs, devices such as ``/dev/zero`` and folders are refused before
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
-import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from kvscope import outdir
 from kvscope.errors import UsageError
+from kvscope.outdir import exchange
 
 MAX_INPUT_BYTES = 50 * 1024 * 1024  # prompt, continuation and data files: 50 MB
-RENAME_EXCHANGE = 2  # from <linux/fs.h>
-AT_FDCWD = -100
 LEGACY_AGE_S = 3600  # temporaries named by kvscope 0.1 (no PID) are removed once this old
 
 # Tests set this to a function called with the name of each write step ("tmp", "written", "swap",
@@ -93,7 +95,7 @@ def read_jsonl(path: str | os.PathLike, option: str) -> list[tuple[int, Any]]:
         if line.strip():
             try:
                 rows.append((number, json.loads(line)))
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
                 rows.append((number, None))
     return rows
 
@@ -118,8 +120,20 @@ def _nearest_existing(p: Path) -> Path:
     return p
 
 
-def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
-    """Check that folder ``path`` exists and is writable, or could be created; create nothing."""
+def check_out_dir(
+    path: str | os.PathLike,
+    option: str = "--out",
+    *,
+    command: str | None = None,
+    force: bool = False,
+    inputs: tuple | list = (),
+) -> Path:
+    """Check that folder ``path`` exists and is writable, or could be created; create nothing.
+
+    With ``command``, also what ``atomic_dir`` will check after the work (``kvscope.outdir.plan``: a
+    non-empty folder kvscope did not write is refused unless ``force``), and that ``path`` is not, and
+    does not hold, one of ``inputs``. Every refusal is a one-line ``UsageError`` naming ``option``.
+    """
     p = Path(path)
     if os.path.lexists(p) and not p.is_dir():
         raise UsageError(f"cannot write {option} {p}: it exists and is not a folder")
@@ -128,20 +142,37 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
         raise UsageError(f"cannot write {option} {p}: {base} is not a folder")
     if not os.access(base, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write {option} {p}: {base} is not writable")
+    if command is not None:
+        outdir.check_inputs(p, list(inputs), command, option)
+        outdir.plan(p, command, force, option)
     return p
 
 
 def check_out_file(path: str | os.PathLike, option: str) -> Path:
-    """Check that file ``path`` can be written (its folder exists and is writable); create nothing."""
+    """Check that file ``path`` can be written (its folder exists and is writable, and ``path`` is absent or
+    a regular file, or a link to one: never a device, FIFO or socket); create nothing."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if p.is_dir():
         raise UsageError(f"cannot write {option} {p}: it is a folder")
+    _check_regular(p, f"{option} {p}")
     if not parent.is_dir():
         raise UsageError(f"cannot write {option} {p}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write {option} {p}: directory {parent} is not writable")
     return p
+
+
+def _check_regular(p: Path, where: str) -> None:
+    """Refuse replacing anything but a regular file (``/dev/null``, a FIFO, a link to one)."""
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return  # absent, or a dangling link: replaced by a new file
+    except OSError as exc:
+        raise UsageError(f"cannot write {where}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"cannot write {where}: it is not a regular file (devices, FIFOs and sockets are refused)")
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -200,12 +231,7 @@ def _older_than(p: Path, seconds: float) -> bool:
         return False
 
 
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            p.unlink()
+_remove = outdir.remove
 
 
 def clean_stale(dest: str | os.PathLike) -> list[Path]:
@@ -253,6 +279,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"cannot write {dest}: directory {parent} does not exist")
+    _check_regular(dest, str(dest))
     clean_stale(dest)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}-", suffix=".tmp" + suffix, dir=parent)
@@ -313,19 +340,23 @@ def to_jsonable(obj: Any) -> Any:
 
 
 @contextlib.contextmanager
-def atomic_dir(dest: str | os.PathLike, make_parents: bool = True) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``dest``; on success it replaces ``dest`` whole.
+def atomic_dir(
+    dest: str | os.PathLike, make_parents: bool = True, *, command: str | None = "kvscope", force: bool = False
+) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``dest``; on success its files go to ``dest``.
 
-    A multi-file output (analyze, bench, caching, mas) is written into the yielded folder, so ``dest``
-    never mixes two runs: it holds the complete old output until the new one is exchanged in. On any
-    exception (SIGTERM and SIGHUP included, which the CLI turns into one) the temporary folder and any
-    parent folder created for it are removed and ``dest`` is left as it was. With ``make_parents=False``
-    a missing parent is a ``UsageError``.
+    Ownership (``kvscope.outdir``): ``dest`` new, or carrying the marker of earlier kvscope runs, is
+    swapped in whole, keeping every entry this ``command`` did not write there before (another command's
+    files, a user's file added later: hard-linked into the new folder); an empty folder is filled; a
+    non-empty folder without the marker is refused (``UsageError``) unless ``force``, which replaces it
+    whole. ``command=None`` writes no marker (a snapshot, checked by its caller, with ``force``).
+    On any exception (SIGTERM and SIGHUP included, which the CLI turns into one) the temporary folder and
+    any parent folder created for it are removed and ``dest`` is left as it was. With
+    ``make_parents=False`` a missing parent is a ``UsageError``.
     """
-    dest = Path(dest)
-    parent = dest.parent if str(dest.parent) else Path(".")
-    if os.path.lexists(dest) and not dest.is_dir():
-        raise UsageError(f"cannot write {dest}: it exists and is not a folder")
+    p = outdir.plan(dest, command or "snapshot", force)
+    dest = p.dest
+    parent = dest.parent
     if not make_parents and not parent.is_dir():
         raise UsageError(f"cannot write {dest}: directory {parent} does not exist")
     created = _missing_parents(parent)
@@ -340,8 +371,17 @@ def atomic_dir(dest: str | os.PathLike, make_parents: bool = True) -> Iterator[P
         _step("tmp")
         yield tmp
         _step("written")
+        written = sorted(n for n in os.listdir(tmp) if n != outdir.MARKER)
+        outdir.check_names(p, written)
+        if command is not None:
+            (tmp / outdir.MARKER).write_text(outdir.marker_text(outdir.owners_after(p, written)), encoding="utf-8")
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700
-        replace_dir(tmp, dest)
+        if p.mode == "fill":
+            outdir.fill(tmp, p, written)
+        else:
+            for name in p.keep:
+                outdir.carry(dest / name, tmp / name)
+            replace_dir(tmp, dest)
     except BaseException:
         if tmp is not None:
             _remove(tmp)
@@ -366,45 +406,3 @@ def replace_dir(src: Path, dest: Path) -> None:
     os.rename(src, dest)
     _step("swapped")
     _remove(old)
-
-
-_renameat2: Any = None
-
-
-def exchange(a: Path, b: Path) -> bool:
-    """Atomically swap the names ``a`` and ``b`` with ``renameat2(RENAME_EXCHANGE)``.
-
-    Returns False where the call is unavailable (not Linux, old libc or kernel, a file system that
-    refuses it); raises ``OSError`` for other failures.
-    """
-    global _renameat2
-    if _renameat2 is None:
-        _renameat2 = _load_renameat2()
-    if _renameat2 is False:
-        return False
-    ret = _renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
-    if ret == 0:
-        return True
-    import ctypes
-
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _load_renameat2() -> Any:
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn

@@ -326,9 +326,19 @@ def _load_pretrained(
             check_config(kwargs["config"].to_dict(), name)
         tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, local_files_only=local_only)
         model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    except KvscopeError:
+        raise
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"{unknown_model_message(name)} ({first[:160]})") from None
+    except Exception as exc:  # the model's own code (trust_remote_code) failed: one line, not its traceback
+        if not trust_remote_code:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UsageError(
+            f"loading {name} ran the model's own code (trust_remote_code) and it failed: "
+            f"{type(exc).__name__}: {first[:160]}"
+        ) from None
     return (model if device_map else model.to(device)), tok
 
 

@@ -149,6 +149,16 @@ class KVSnapshot:
         )
         return f"<table><caption>KVSnapshot</caption>{rows}</table>"
 
+    def check_finite(self, param: str = "snapshot") -> None:
+        """``UsageError`` naming ``param`` when a tensor holds NaN or infinite values (saved as such, and
+        recorded in ``nonfinite``): the analyses need finite numbers."""
+        bad = nonfinite_names({n: t for n, t in self.tensor_dict().items() if t.is_floating_point()})
+        if bad:
+            raise UsageError(
+                f"{param} holds NaN or infinite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}: "
+                "the analyses need finite numbers (capture it again, e.g. with dtype float32)"
+            )
+
     # ------------------------------------------------------------------ files
     def tensor_dict(self) -> dict[str, torch.Tensor]:
         """The tensors as saved; index-like fields in the dtype the loader demands (``_INT_NAMES``), so a
@@ -169,8 +179,6 @@ class KVSnapshot:
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path`` (a ``.kvs`` folder) atomically: it holds the complete old or the complete new
         snapshot at every instant, even if the process is killed (``kvscope.fileio.atomic_dir``)."""
-        from safetensors.torch import save_file
-
         from kvscope.fileio import atomic_dir
 
         dest = Path(path)
@@ -178,8 +186,8 @@ class KVSnapshot:
             raise UsageError(f"cannot write snapshot {dest}: it exists and is not a kvscope snapshot")
         tensors = self.tensor_dict()
         try:
-            with atomic_dir(dest, make_parents=False) as tmp:
-                save_file(tensors, str(tmp / TENSOR_FILE))
+            with atomic_dir(dest, make_parents=False, command=None, force=True) as tmp:
+                _save_tensors(tensors, tmp / TENSOR_FILE, dest)
                 meta = self._manifest(tmp / TENSOR_FILE, tensors)
                 text = json.dumps(meta, indent=1, allow_nan=False)
                 if len(text.encode("utf-8")) > MAX_META_BYTES:
@@ -210,13 +218,20 @@ class KVSnapshot:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> KVSnapshot:
+    def load(cls, path: str | os.PathLike, require_finite: bool = False) -> KVSnapshot:
         """Read and validate a snapshot (format 1 or 2). A damaged or edited one raises
-        ``CorruptSnapshotError`` ("snapshot PATH is corrupted: WHAT", exit 2) before any large allocation."""
+        ``CorruptSnapshotError`` ("snapshot PATH is corrupted: WHAT", exit 2) before any large allocation.
+        NaN or infinite values recorded at save time give a warning, or with ``require_finite`` a
+        ``UsageError`` before the tensors are read."""
         src = Path(path)
         meta = read_manifest(src)
+        flagged = (meta.get("nonfinite") or []) if meta["format_version"] >= 2 else []
+        if flagged and require_finite:
+            raise UsageError(
+                f"snapshot {src} holds NaN or infinite values in {', '.join(flagged[:3])}: the analyses need "
+                "finite numbers (capture it again, e.g. with dtype float32)"
+            )
         tensors = read_tensors(src, meta)
-        flagged = meta.get("nonfinite") or []
         if flagged:
             log.warning("snapshot %s holds NaN or infinite values in %s", src, ", ".join(flagged[:4]))
         return cls._from_parts(meta, tensors)
@@ -243,3 +258,20 @@ class KVSnapshot:
             attention_counts=t.get("attention_counts"),
             meta=meta.get("meta", {}),
         )
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path, dest: Path) -> None:
+    """``safetensors`` ``save_file`` with the usual file mode (it creates 0600 files) and its errors (a full
+    disk, an I/O error: ``SafetensorError``, not ``OSError``) as one line naming the snapshot."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    from kvscope.fileio import current_umask
+
+    try:
+        save_file(tensors, str(path))
+    except SafetensorError as exc:
+        text = str(exc)
+        why = "no space left on device" if "StorageFull" in text or "No space left" in text else text[:160]
+        raise KvscopeError(f"cannot write snapshot {dest}: {why}") from None
+    os.chmod(path, 0o666 & ~current_umask())

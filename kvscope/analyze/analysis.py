@@ -51,13 +51,21 @@ class AnalyzeResult:
     tokens: dict[str, Any] | None = None
     ground_truth_file: bytes | None = None
 
-    def save(self, directory: str | Path) -> Path:
-        """Write every figure, ``metrics.json`` and ``report.html`` into ``directory`` (created if needed)."""
+    def save(self, directory: str | Path, force: bool = False) -> Path:
+        """Write every figure, ``metrics.json`` and ``report.html`` into ``directory`` as one unit
+        (``kvscope.fileio.atomic_dir``: analyze's earlier files there are replaced, other kvscope files
+        kept; a folder holding files kvscope did not write is refused unless ``force``)."""
+        from kvscope.fileio import atomic_dir
+
+        with atomic_dir(directory, command="analyze", force=force) as tmp:
+            self._write(tmp)
+        return Path(directory)
+
+    def _write(self, out: Path) -> None:
         from kvscope.analyze.analyze_html import build_report, data_uri
         from kvscope.analyze.figure_registry import FIGURES, encode
-        from kvscope.fileio import ensure_dir, write_bytes, write_json, write_text
+        from kvscope.fileio import write_bytes, write_json, write_text
 
-        out = ensure_dir(directory)
         images = {}
         for name, fig in self.figures.items():
             payload = encode(fig, self.fmt, FIGURES[name].palette)
@@ -69,7 +77,6 @@ class AnalyzeResult:
             write_text(out / "report.html", build_report(self.metrics, self.tokens, FIGURES, images))
         if self.ground_truth_file is not None:
             write_bytes(out / GROUND_TRUTH_FILE, self.ground_truth_file)
-        return out
 
     def __repr__(self) -> str:
         p = self.metrics["prompt"]
@@ -143,6 +150,11 @@ def analyze(
     the next-token KL of quantization, and with ``tokenizer`` + ``continuation`` the layer/head scan.
     ``ground_truth``: ``delta_loglik`` ``[position]`` or the path of ``kvscope prune --leave-one-out``'s
     JSON; the verdict then rests on it. Nothing is written; call ``.save(dir)`` for files."""
+    from kvscope.errors import expect
+
+    for s in snapshot if isinstance(snapshot, (list, tuple)) else [snapshot]:
+        expect(s, KVSnapshot, "snapshot", "a KVSnapshot or a list of them (load a saved one: ks.KVSnapshot.load(path))")
+        s.check_finite("snapshot")
     if isinstance(snapshot, (list, tuple)):
         if len(snapshot) == 1:
             snapshot = snapshot[0]

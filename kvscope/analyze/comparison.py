@@ -44,13 +44,21 @@ class CompareResult:
     figures: dict[str, Any]
     labels: tuple[str, str]
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the figures (PNG), ``metrics.json`` and ``report.html`` into ``directory``."""
+    def save(self, directory: str | Path, force: bool = False) -> Path:
+        """Write the figures (PNG), ``metrics.json`` and ``report.html`` into ``directory`` as one unit
+        (``kvscope.fileio.atomic_dir``: a folder holding files kvscope did not write is refused unless
+        ``force``)."""
+        from kvscope.fileio import atomic_dir
+
+        with atomic_dir(directory, command="compare", force=force) as tmp:
+            self._write(tmp)
+        return Path(directory)
+
+    def _write(self, out: Path) -> None:
         from kvscope.analyze.analyze_html import data_uri
         from kvscope.analyze.figure_registry import encode
-        from kvscope.fileio import ensure_dir, write_bytes, write_json, write_text
+        from kvscope.fileio import write_bytes, write_json, write_text
 
-        out = ensure_dir(directory)
         parts = []
         for name, fig in self.figures.items():
             payload = encode(fig, "png")
@@ -61,7 +69,6 @@ class CompareResult:
             )
         write_json(out / "metrics.json", self.metrics)
         write_text(out / "report.html", _page(self, "".join(parts)))
-        return out
 
     def __repr__(self) -> str:
         return f"CompareResult(A={self.labels[0]!r}, B={self.labels[1]!r}, {len(self.figures)} figures)"
@@ -87,7 +94,7 @@ def _summary_table(result: CompareResult) -> str:
 def _page(result: CompareResult, figures: str) -> str:
     a, b = (html.escape(x) for x in result.labels)
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>kvscope compare</title></head>"
+        f"<!doctype html><html><head><meta charset='utf-8'>{_csp_meta()}<title>kvscope compare</title></head>"
         "<body style='font-family:sans-serif;max-width:1100px;margin:2em auto'>"
         f"<h1>kvscope compare</h1><p>A = {a}<br>B = {b}</p>{_summary_table(result)}{figures}</body></html>\n"
     )
@@ -185,6 +192,13 @@ def _length_note(a: dict, b: dict, m: int) -> str:
 
 def compare(snap_a: KVSnapshot, snap_b: KVSnapshot, labels: tuple[str, str] = ("A", "B")) -> CompareResult:
     """Compare two snapshots (see the module doc); in memory, nothing written."""
+    from kvscope.errors import expect
+    from kvscope.snapshot import KVSnapshot
+
+    expect(snap_a, KVSnapshot, "snap_a", "a KVSnapshot (ks.KVSnapshot.load(path))")
+    expect(snap_b, KVSnapshot, "snap_b", "a KVSnapshot (ks.KVSnapshot.load(path))")
+    snap_a.check_finite(f"snapshot {labels[0]}")
+    snap_b.check_finite(f"snapshot {labels[1]}")
     check_comparable(snap_a, snap_b)
     with torch_threads(1):
         a, b = _side(snap_a), _side(snap_b)
@@ -229,3 +243,9 @@ def compare(snap_a: KVSnapshot, snap_b: KVSnapshot, labels: tuple[str, str] = ("
 def _at4(side: dict, kind: str, variant: str) -> float:
     q = side["quantization"]
     return float(q["tensor"][kind][variant][q["bits"].index(4)]) if 4 in q["bits"] else float("nan")
+
+
+def _csp_meta() -> str:
+    from kvscope.kit.figures import CSP_META
+
+    return CSP_META

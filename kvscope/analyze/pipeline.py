@@ -22,12 +22,19 @@ def load_ground_truth(
     ``require_ids``: a file without ``token_ids`` matches nothing (many prompts are matched by ids)."""
     if path is None or not path.is_file():
         return None, ""
+    from kvscope.fileio import read_text_input
+
+    text = read_text_input(path, "ground truth")  # regular file, 50 MB, UTF-8
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(text)
         delta = np.asarray(doc["delta_loglik"], dtype=np.float64)
         ids = [int(i) for i in doc.get("token_ids", [])]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"cannot read ground truth {path}: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise UsageError(f"cannot read ground truth {path}: {str(exc)[:160] or type(exc).__name__}") from None
+    if delta.ndim != 1 or not delta.size:
+        raise UsageError(f"cannot read ground truth {path}: delta_loglik must be a list of numbers, one per token")
+    if not np.isfinite(delta).all():
+        raise UsageError(f"cannot read ground truth {path}: delta_loglik holds NaN or infinite values")
     if (require_ids or ids) and ids != snapshot.token_ids.tolist():
         return None, f"{path.name} was measured on a different prompt ({len(ids)} tokens); not compared"
     return delta, f"ground truth from {path.name}"

@@ -33,6 +33,17 @@ def _jsonl(path: Path) -> list[str]:
     return texts
 
 
+def _texts(files: list[Path]) -> list[str]:
+    """The texts of a prompts folder's files: each through ``read_text_input``, 50 MB in all."""
+    from kvscope.fileio import MAX_INPUT_BYTES, read_text_input
+
+    texts, total = [], 0
+    for p in files:
+        texts.append(read_text_input(p, "--prompts", limit=MAX_INPUT_BYTES - total))
+        total += len(texts[-1].encode("utf-8"))
+    return texts
+
+
 def load_prompts(spec: str | Path) -> list[str]:
     """The prompt texts of ``spec`` (see the module doc); a one-line ``UsageError`` when there are none."""
     if str(spec) == DEFAULT:
@@ -43,7 +54,7 @@ def load_prompts(spec: str | Path) -> list[str]:
             files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
             if not files:
                 raise UsageError(f"prompts folder {path} has no .txt files")
-            texts = [p.read_text(encoding="utf-8") for p in files]
+            texts = _texts(files)
             empty = [p.name for p, t in zip(files, texts) if not t.strip()]
             if empty:
                 raise UsageError(f"prompts folder {path}: {empty[0]} is empty")

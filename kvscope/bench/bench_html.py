@@ -109,7 +109,14 @@ def report_html(result: Any, figure_path: Path | None = None) -> str:
         else ""
     )
     return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>kvscope bench</title><style>{STYLE}</style>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'>{_csp_meta()}"
+        f"<title>kvscope bench</title><style>{STYLE}</style>"
         f"</head><body><h1>kvscope bench</h1>{summary_html(result, figure)}"
         f"<h2>Eviction maps</h2>{intro}{maps}</body></html>"
     )
+
+
+def _csp_meta() -> str:
+    from kvscope.kit.figures import CSP_META
+
+    return CSP_META

@@ -50,13 +50,13 @@ def samples_jsonl(result: Any) -> str:
     return "".join(json.dumps(to_jsonable(asdict(o)), allow_nan=False) + "\n" for o in result.outcomes)
 
 
-def save(result: Any, out: Path) -> Path:
-    """Write every file into ``out`` (replaced whole, never half-written)."""
+def save(result: Any, out: Path, force: bool = False) -> Path:
+    """Write every file into ``out`` (bench's earlier files replaced whole, never half-written)."""
     from kvscope.bench.bench_figures import bench_pareto
     from kvscope.bench.bench_html import report_html
     from kvscope.kit.figures import save_figure
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, command="bench", force=force) as tmp:
         (tmp / "bench.json").write_text(json.dumps(to_dict(result), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         (tmp / "samples.jsonl").write_text(samples_jsonl(result), encoding="utf-8")
         save_figure(bench_pareto(result), tmp / "bench_pareto.png")

@@ -59,11 +59,12 @@ class BenchResult:
 
         return to_dict(self, samples)
 
-    def save(self, out: str | Path) -> Path:
-        """Write bench.json, samples.jsonl, bench_pareto.png and report.html into ``out`` (atomically)."""
+    def save(self, out: str | Path, force: bool = False) -> Path:
+        """Write bench.json, samples.jsonl, bench_pareto.png and report.html into ``out`` (atomically;
+        ``kvscope.fileio.atomic_dir``: a folder holding files kvscope did not write is refused unless ``force``)."""
         from kvscope.bench.bench_output import save
 
-        return save(self, Path(out))
+        return save(self, Path(out), force=force)
 
     def __repr__(self) -> str:
         tasks = ", ".join(self.settings["tasks"])
@@ -88,6 +89,24 @@ def load_data(data: str | Sequence[Sample]) -> list[Sample]:
     return load_samples(data)
 
 
+MAX_SAMPLES = 100_000  # generated samples per built-in task
+
+
+def check_lengths(tokenizer: Any, data: list[Sample], info: ModelInfo, answer_tokens: int) -> None:
+    """Refuse (``UsageError``) a data item whose context, question and answer room exceed the model's
+    positions, before anything runs (it would otherwise run until killed)."""
+    limit = info.max_positions
+    if not limit:
+        return
+    for s in data:
+        n = sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in (s.context, s.question))
+        if n + answer_tokens > limit:
+            raise UsageError(
+                f"--data item {s.index + 1} has {n:,} tokens of context and question; with {answer_tokens} for the "
+                f"answer that exceeds the model's {limit:,} positions: shorten it"
+            )
+
+
 def validate(
     tasks: Sequence[str],
     samples: int,
@@ -100,6 +119,8 @@ def validate(
         get_task(t)
     if not isinstance(samples, int) or samples < 1:
         raise UsageError(f"--samples must be at least 1, got {samples!r}")
+    if tasks and samples > MAX_SAMPLES:  # a data file caps the count by its own length
+        raise UsageError(f"--samples must be at most {MAX_SAMPLES:,} per built-in task, got {samples:,}")
     if max_answer_tokens is not None and max_answer_tokens < 1:
         raise UsageError(f"--max-answer-tokens must be at least 1, got {max_answer_tokens}")
     needs = [TASKS[t] for t in tasks if TASKS[t].kind == "qa"]
@@ -125,6 +146,21 @@ def make_samples(
 
     out = [s for t in tasks for s in generate(t, samples, context_tokens, count, seed)]
     return out + list(data[:samples] if data else [])
+
+
+def _check_arguments(model: Any, tokenizer: Any, tasks: Any, strategies: Any, ratios: Any, quantize: Any) -> None:
+    """``ParameterTypeError`` for a model or tokenizer that is not one, or a single string where a list goes."""
+    from kvscope.errors import expect, expect_model
+
+    expect_model(model, tokenizer)
+    for name, value, example in (
+        ("tasks", tasks, "['passkey']"),
+        ("strategies", strategies, "['snapkv']"),
+        ("ratios", ratios, "[0.5]"),
+        ("quantize", quantize, "['K4V2']"),
+    ):
+        if value is not None:
+            expect(value, (list, tuple), name, f"a list such as {example}")
 
 
 def bench(
@@ -159,12 +195,15 @@ def bench(
     >>> model, tok, _ = ks.load_model("embedded")                              # doctest: +SKIP
     >>> ks.bench(model, tok, tasks=["passkey"], samples=20, strategies=["snapkv"])  # doctest: +SKIP
     """
+    _check_arguments(model, tokenizer, tasks, strategies, ratios, quantize)
     tasks = list(tasks or ([] if data else DEFAULT_TASKS))
     validate(tasks, samples, context_tokens, max_answer_tokens)
     configs, applied = build_configs(strategies, ratios, quantize, options)
     info = describe(model, model_name or type(model).__name__)
     validate(tasks, samples, context_tokens, max_answer_tokens, info)
     user = load_data(data) if data else None
+    if user:
+        check_lengths(tokenizer, user[:samples], info, max_answer_tokens or DATA_ANSWER_TOKENS)
     all_samples = make_samples(tokenizer, tasks, samples, context_tokens, seed, user)
     rank, size = shard.world()
     t0 = time.perf_counter()

@@ -79,6 +79,8 @@ def build_configs(
     """Baseline, each strategy x ratio, each KIVI spec; and the options each strategy took."""
     names = list(STRATEGIES) if strategies is None else list(strategies)
     ratios = [check_ratio(r) for r in ratios]
+    _once("strategies", names)
+    _once("ratios", [f"{r:g}" for r in ratios])
     configs = [Config("baseline", "baseline")]
     applied: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -87,4 +89,14 @@ def build_configs(
     for spec in quantize:
         q = parse_spec(spec) if isinstance(spec, str) else spec
         configs.append(Config(f"kivi@{q.label}", "kivi", quant=q))
+    _once("quantize", [c.name.removeprefix("kivi@") for c in configs if c.method == "kivi"])
     return configs, applied
+
+
+def _once(param: str, values: list[str]) -> None:
+    """Refuse a value given twice (it would make two rows that each count the same samples)."""
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise UsageError(f"{param} lists {v} twice: give each once")
+        seen.add(v)

@@ -5,6 +5,7 @@ the hub). Malformed lines are skipped with a warning naming their line numbers."
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,6 @@ def load_samples(spec: str) -> list[Sample]:
     if spec.startswith("hf:"):
         return samples_from(read_hf(spec), spec)
     path = Path(spec)
-    if not path.is_file():
-        raise UsageError(f"--data file {path} does not exist")
+    if not os.path.lexists(path):
+        raise UsageError(f"--data file {path} does not exist")  # anything else: read_text_input says what it is
     return samples_from(read_jsonl(path), str(path))

@@ -106,8 +106,9 @@ class CachingReport:
 
         return {name: draw(self) for name, draw in CACHING_FIGURES.items()}
 
-    def save(self, out: str | Path) -> list[Path]:
-        """Write the figures and ``caching.json`` into folder ``out``, swapped in whole (``atomic_dir``).
+    def save(self, out: str | Path, force: bool = False) -> list[Path]:
+        """Write the figures and ``caching.json`` into folder ``out``, swapped in whole (``atomic_dir``: a
+        folder holding files kvscope did not write is refused unless ``force``).
 
         Returns the final paths; ``caching.json`` lists them under ``files``.
         """
@@ -117,7 +118,7 @@ class CachingReport:
         out = Path(out)
         names = [*CACHING_FIGURES, "caching.json"]
         data = {**self.to_dict(), "files": [str(out / n) for n in names]}
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, command="caching", force=force) as tmp:
             save_all(self, tmp)
             write_json(tmp / "caching.json", data)
         return [out / n for n in names]
@@ -253,6 +254,9 @@ def explain_caching(
     >>> report.manual_vs_model < 1e-4, report.generation_tokens_equal, report.prefix.reused  # "Hello " is shared
     (True, True, 6)
     """
+    from kvscope.errors import expect_model
+
+    expect_model(model, tokenizer)
     info = info or describe(model, type(model).__name__)
     layer = check_layer(layer, info.layers)
     second_prompt = check_second_prompt(second_prompt)

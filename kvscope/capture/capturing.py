@@ -168,6 +168,10 @@ def capture(
     >>> snap.keys[0].shape  # [kv_head, position, head_dim]
     torch.Size([2, 5, 16])
     """
+    from kvscope.errors import expect, expect_model
+
+    expect_model(model, tokenizer)
+    expect(text, str, "text", "a string")
     info = info or describe(model, type(model).__name__)
     ids = encode_prompt(tokenizer, text, info.max_positions, truncate)
     return run_capture(

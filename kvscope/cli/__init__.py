@@ -100,10 +100,30 @@ def main(argv: list[str] | None = None) -> Any:
     Exit codes: 0 success; 2 a caller's mistake (bad option value, unreadable or invalid input file,
     invalid model config, corrupted snapshot), one sentence naming the option or file; 1 a failure at run
     time; 130 Ctrl+C; 128 + N on signal N (SIGTERM 143, SIGHUP 129). Always one line on stderr, never a
-    traceback (``KVSCOPE_DEBUG=1`` shows one for unexpected errors).
+    traceback (``KVSCOPE_DEBUG=1`` prints one before that line; the exit code stays the same).
     """
-    debug = os.environ.get("KVSCOPE_DEBUG") == "1"
     os.environ["MPLBACKEND"] = "Agg"  # the CLI draws headless; the library itself never picks a backend
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:  # the real process: a Ctrl+C while the interpreter shuts down exits quietly
+            _quiet_interrupts_at_exit()
+
+
+def _quiet_interrupts_at_exit() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+
+def _debug_traceback() -> None:
+    """With ``KVSCOPE_DEBUG=1``, the traceback of the error being handled (the exit code stays the same)."""
+    if os.environ.get("KVSCOPE_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exc()
+
+
+def _main(argv: list[str] | None) -> Any:
     try:
         with _termination_as_exception():
             return cli.main(args=argv, prog_name="kvscope", standalone_mode=False)
@@ -123,19 +143,16 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
     except KvscopeError as exc:
-        if debug:
-            raise
+        _debug_traceback()
         _fail(flag_message(exc, sys.argv[1:] if argv is None else argv), exc.exit_code)
     except MemoryError:
         _fail("out of memory; try a shorter prompt or a smaller model", 1)
     except OSError as exc:
-        if debug:
-            raise
+        _debug_traceback()
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         _fail(f"input/output error{where}: {exc.strerror or exc}", 1)
     except Exception as exc:  # the last line of defence against a traceback
-        if debug:
-            raise
+        _debug_traceback()
         _fail(_runtime_message(exc), 1)
 
 

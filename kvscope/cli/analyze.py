@@ -3,6 +3,7 @@ metrics.json and report.html. A thin client of ``kvscope.analyze.analysis.analyz
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from kvscope.analyze.prompt_set import default_prompts
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
     emit_json,
+    force_option,
     json_option,
     model_options,
     print_table,
@@ -117,7 +119,8 @@ def _layers_before_loading(model: str) -> int:
     type=click.Path(path_type=Path),
     default=Path("kvscope-out"),
     show_default=True,
-    help="Folder for the figures, metrics.json and report.html (replaced whole).",
+    help="Folder for the figures, metrics.json and report.html (kvscope's own earlier files replaced; "
+    "a folder holding other files is refused unless --force).",
 )
 @click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png", show_default=True)
 @click.option("--layer", type=int, default=None, help="Layer for PCA and the head scatter [middle].")
@@ -170,6 +173,7 @@ def _layers_before_loading(model: str) -> int:
     default=None,
     help="Torch threads for the capture [torch's default]. On a busy machine 1 can be far faster.",
 )
+@force_option
 @json_option
 def analyze(
     model,
@@ -194,6 +198,7 @@ def analyze(
     scan_heads,
     continuation,
     threads,
+    force,
     as_json,
 ):
     """Analyze the KV cache of PROMPT: every figure, metrics.json and a self-contained report.html.
@@ -206,14 +211,16 @@ def analyze(
     from kvscope.analyze import analysis as api
     from kvscope.analyze.pipeline import GROUND_TRUTH_FILE
     from kvscope.analyze.registry import torch_threads
-    from kvscope.cli.common import load, read_prompt
-    from kvscope.fileio import atomic_dir
+    from kvscope.cli.common import check_out, load, read_prompt
+    from kvscope.errors import UsageError
 
     setup_logging(quiet=as_json)
     _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads, layer, model)
     if prompts is not None:
         given = dict(do_scan=do_scan, scan_heads=scan_heads, continuation=continuation, cache_scale=1, cache_norm=1)
         _check_many(given)
+    prompts_path = Path(prompts) if prompts is not None and os.path.lexists(prompts) else None
+    check_out(out, "analyze", force, [snapshot, ground_truth, prompt_file, prompts_path])
     texts = None
     if prompts is not None:
         from kvscope.analyze.prompt_set import load_prompts
@@ -223,13 +230,19 @@ def analyze(
         texts = [read_prompt(prompt, prompt_file, _text("default_prompt.txt"))]
     is_default = prompt is None and prompt_file is None and prompts is None and snapshot is None
     truth = ground_truth or (out / GROUND_TRUTH_FILE if (out / GROUND_TRUTH_FILE).is_file() else None)
+    theirs = _owned_by_other(out, GROUND_TRUTH_FILE)  # prune's file in out: kept there, never copied over
+    truth_in_out = theirs and truth is not None and _same_file(truth, out / GROUND_TRUTH_FILE)
+    if truth is not None and theirs and not truth_in_out:
+        raise UsageError(
+            f"--out {out} holds another {GROUND_TRUTH_FILE} than --ground-truth {truth}: choose another --out"
+        )
     kw = dict(layer=layer, sparsity_threshold=sparsity_threshold, sink_share=sink_share, fmt=fmt)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     if snapshot is not None:
         from kvscope.snapshot import KVSnapshot
 
-        snap = KVSnapshot.load(snapshot)
+        snap = KVSnapshot.load(snapshot, require_finite=True)
         timing["load"] = time.perf_counter() - t0
         result = api.analyze(
             snap,
@@ -273,10 +286,26 @@ def analyze(
                     ),
                 )
     t0 = time.perf_counter()
-    with atomic_dir(out) as tmp:
-        result.save(tmp)
+    if truth_in_out:  # the file is prune's, kept where it is; no copy of analyze's beside it
+        result.ground_truth_file = None
+    result.save(out, force=force)
     timing = {**timing, **result.timing, "report": time.perf_counter() - t0}
     _summary(result, out, timing, as_json)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _owned_by_other(out: Path, name: str) -> bool:
+    """True when ``out`` holds ``name`` written by another command than analyze (``kvscope.outdir``)."""
+    from kvscope.outdir import read_marker
+
+    owners = read_marker(out) or {}
+    return any(name in names for command, names in owners.items() if command != "analyze")
 
 
 def _one_text(loaded, text: str, truncate: bool, timing: dict[str, float], kw: dict):

@@ -9,7 +9,9 @@ import click
 
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
+    check_out,
     emit_json,
+    force_option,
     load,
     model_options,
     setup_logging,
@@ -61,6 +63,8 @@ def parse_ratios(text: str) -> list[float]:
 
     try:
         return [check_ratio(float(p)) for p in split_list(text, "--ratios") or []]
+    except UsageError:
+        raise
     except ValueError:
         raise UsageError(f"--ratios takes numbers in (0, 1) such as 0.25,0.5; got {text!r}") from None
 
@@ -107,6 +111,7 @@ def parse_ratios(text: str) -> list[float]:
     help="First layers KNorm leaves uncompressed (strategies that declare 'skip_layers'). [0]",
 )
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-bench"), show_default=True)
+@force_option
 @click.option("--json", "as_json", is_flag=True, help="Print bench.json's content on stdout.")
 def bench(
     model,
@@ -128,6 +133,7 @@ def bench(
     rounding,
     knorm_skip_layers,
     out,
+    force,
     as_json,
 ):
     from kvscope.bench import shard
@@ -147,6 +153,7 @@ def bench(
     }
     quant_list = split_list(quantize, "--quantize") or []
     build_configs(split_list(strategies, "--strategies"), ratio_list, quant_list, options)  # names, specs
+    check_out(out, "bench", force, [data])
     user = None
     if data is not None:
         from kvscope.bench.data import load_samples
@@ -174,7 +181,7 @@ def bench(
     )
     if shard.world()[0] != 0:
         return
-    result.save(out)
+    result.save(out, force=force)
     if as_json:
         emit_json(result.to_dict())
     else:

@@ -8,7 +8,9 @@ import click
 
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
+    check_out,
     emit_json,
+    force_option,
     json_option,
     load,
     model_options,
@@ -47,13 +49,26 @@ from kvscope.cli.common import (
     "-o",
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("kvscope-out/caching"),
+    default=Path("kvscope-caching"),
     show_default=True,
-    help="Folder for the six figures and caching.json.",
+    help="Folder for the six figures and caching.json (a folder holding other files is refused unless --force).",
 )
+@force_option
 @json_option
 def caching(
-    model, device, dtype, trust_remote_code, device_map, prompt, second_prompt, layer, new_tokens, repeats, out, as_json
+    model,
+    device,
+    dtype,
+    trust_remote_code,
+    device_map,
+    prompt,
+    second_prompt,
+    layer,
+    new_tokens,
+    repeats,
+    out,
+    force,
+    as_json,
 ):
     """Show KV caching at work, and check it: projections, attention by hand (RoPE, GQA), one cached
     decode step against recomputation, greedy decoding with and without the cache, prefix reuse.
@@ -69,12 +84,13 @@ def caching(
     setup_logging(quiet=as_json)
     first = read_prompt(prompt, None, DEFAULT_PROMPT)
     second = check_second_prompt(second_prompt)
+    check_out(out, "caching", force)
     m, tok, facts = load(model, device, dtype, trust_remote_code, device_map)
     check_layer(layer, facts.layers)
     report = explain_caching(
         m, tok, first, second, layer=layer, new_tokens=new_tokens, repeats=repeats, info=facts, quiet=as_json
     )
-    files = report.save(out)
+    files = report.save(out, force=force)
     if as_json:
         emit_json({**report.to_dict(), "files": [str(p) for p in files]})
         return

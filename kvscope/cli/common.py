@@ -77,6 +77,20 @@ def model_options(f: F) -> F:
     return f
 
 
+def force_option(f: F) -> F:
+    """``--force``: replace an --out folder that holds files kvscope did not write (issue 19)."""
+    return click.option(
+        "--force", is_flag=True, help="Replace an --out folder that holds files kvscope did not write (deletes them)."
+    )(f)
+
+
+def check_out(out: Path, command: str, force: bool = False, inputs: tuple | list = (), option: str = "--out") -> Path:
+    """Before any work: ``out`` is a writable folder (or can be created), kvscope may write there
+    (``kvscope.outdir``: new, empty or marked by kvscope, unless ``force``) and it is not, and does not
+    hold, one of ``inputs``."""
+    return check_out_dir(out, option, command=command, force=force, inputs=[i for i in inputs if i is not None])
+
+
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")(f)
 

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, json_option, print_table, setup_logging
+from kvscope.cli.common import (
+    CONTEXT_SETTINGS,
+    check_out,
+    emit_json,
+    force_option,
+    json_option,
+    print_table,
+    setup_logging,
+)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -18,10 +26,12 @@ from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, json_option, print_t
     type=click.Path(path_type=Path),
     default=Path("kvscope-compare"),
     show_default=True,
-    help="Folder for the figures, metrics.json and report.html (replaced whole).",
+    help="Folder for the figures, metrics.json and report.html (kvscope's own earlier files replaced; "
+    "a folder holding other files is refused unless --force).",
 )
+@force_option
 @json_option
-def compare(snapshot_a, snapshot_b, out, as_json):
+def compare(snapshot_a, snapshot_b, out, force, as_json):
     """Compare two saved snapshots: per-layer statistics, sinks, outlier channels, quantization error.
 
     \b
@@ -29,14 +39,13 @@ def compare(snapshot_a, snapshot_b, out, as_json):
       kvscope compare story.kvs code.kvs --out story-vs-code
     """
     from kvscope.analyze.comparison import compare as run
-    from kvscope.fileio import atomic_dir
     from kvscope.snapshot import KVSnapshot
 
     setup_logging(quiet=as_json)
-    a, b = KVSnapshot.load(snapshot_a), KVSnapshot.load(snapshot_b)
+    check_out(out, "compare", force, [snapshot_a, snapshot_b])
+    a, b = KVSnapshot.load(snapshot_a, require_finite=True), KVSnapshot.load(snapshot_b, require_finite=True)
     result = run(a, b, labels=(snapshot_a.name, snapshot_b.name))
-    with atomic_dir(out) as tmp:
-        result.save(tmp)
+    result.save(out, force=force)
     summary = {"out": str(out), **result.metrics["summary"], "report": str(out / "report.html")}
     if as_json:
         emit_json(summary)

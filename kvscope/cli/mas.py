@@ -97,9 +97,9 @@ OPTIONS = [
     _opt(
         "out",
         type=click.Path(file_okay=False, path_type=Path),
-        default=Path("kvscope-out/mas"),
+        default=Path("kvscope-mas"),
         show_default=True,
-        help="Folder for results.json and trace.jsonl.",
+        help="Folder for results.json and trace.jsonl (a folder holding other files is refused unless --force).",
     ),
     _opt(
         "charts",
@@ -107,6 +107,7 @@ OPTIONS = [
         default=None,
         help="Folder for heatmaps (default: OUT/charts).",
     ),
+    click.option("--force", is_flag=True, help="Replace output folders that hold files kvscope did not write."),
     click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout."),
 ]
 
@@ -155,8 +156,7 @@ def mas(**kw: Any) -> None:
     names = method_names(kw["method"])
     if kw["max_samples"] == 0 or kw["max_samples"] < -1:
         raise UsageError(f"--max_samples must be positive or -1 (all), got {kw['max_samples']}")
-    for folder in (kw["out"], kw["charts"]):
-        _check_writable(folder)
+    _check_folders(kw["out"], kw["charts"], kw["force"], kw["data"])
     problems = load_task(kw["task"], kw["max_samples"], kw["seed"], kw["data"])
     if (heat or kw["knn_filter"] or kw["include_old_prompts"]) and "latent_mas" not in names:
         logging.getLogger("kvscope").warning("heatmaps, kNN filtering and stacked prompts apply to latent_mas only")
@@ -171,7 +171,9 @@ def mas(**kw: Any) -> None:
         task=kw["task"],
         quiet=kw["as_json"],
     )
-    files = result.save(kw["out"], kw["show_heatmaps"], kw["show_heatmaps_singlelayer"], kw["charts"])
+    files = result.save(
+        kw["out"], kw["show_heatmaps"], kw["show_heatmaps_singlelayer"], kw["charts"], force=kw["force"]
+    )
     results = {**result.to_dict(), "files": [str(p) for p in files]}
     if kw["as_json"]:
         emit_json(results)
@@ -179,15 +181,16 @@ def mas(**kw: Any) -> None:
     print_results(results)
 
 
-def _check_writable(folder: Path | None) -> None:
-    """Refuse an output folder that could not be written, before any model loads or file is created."""
-    if folder is None:
-        return
-    existing = Path(folder).absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise UsageError(f"cannot write output folder {folder}: {existing} is not a writable folder")
+def _check_folders(out: Path, charts: Path | None, force: bool, data: Path | None) -> None:
+    """Refuse output folders that could not be written, or that would delete files kvscope did not write,
+    before any model loads or file is created."""
+    from kvscope.cli.common import check_out
+
+    if charts is not None and Path(os.path.abspath(charts)) == Path(os.path.abspath(out)):
+        raise UsageError(f"--charts {charts} and --out {out} are the same folder: give --charts another folder")
+    check_out(out, "mas", force, [data])
+    if charts is not None:
+        check_out(charts, "mas --charts", force, [data], option="--charts")
 
 
 def _human_bytes(n: float) -> str:

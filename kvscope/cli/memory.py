@@ -244,8 +244,14 @@ def memory(
     """
     from kvscope.memory.estimate import estimate_memory
 
+    if list_catalog and (export is not None or force_serve):
+        raise UsageError("--list prints the catalog: it does not go with --export or --serve")
     if list_catalog:
         return _list(as_json)
+    if export is not None:
+        from kvscope.fileio import check_out_file
+
+        check_out_file(export, "--export")
     if [bool(as_json), export is not None, force_serve].count(True) > 1:
         raise UsageError("--json, --export and --serve are different outputs: choose one")
     if not 0 <= port <= 65535:

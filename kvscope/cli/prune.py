@@ -13,7 +13,9 @@ import click
 
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
+    check_out,
     emit_json,
+    force_option,
     json_option,
     load,
     model_options,
@@ -71,8 +73,8 @@ Examples:
   kvscope prune --strategy knorm --ratio 0.5
   kvscope prune --strategy snapkv --ratio 0.5 --setting window=64 --setting rounding=floor
   kvscope prune --quantize K4V2
-  kvscope prune --sweep --out kvscope-out          # compression_pareto.png, sweep.csv, sweep.json
-  kvscope prune --scan layers --out kvscope-out    # prune_scan_layers.png/.json
+  kvscope prune --sweep --out kvscope-prune        # compression_pareto.png, sweep.csv, sweep.json
+  kvscope prune --scan layers --out kvscope-prune  # prune_scan_layers.png/.json
   kvscope prune --leave-one-out --out kvscope-out  # importance_ground_truth.png/.json
 """
 
@@ -153,10 +155,11 @@ def _check_modes(
     "-o",
     "--out",
     type=click.Path(path_type=Path),
-    default=Path("kvscope-out"),
+    default=Path("kvscope-prune"),
     show_default=True,
-    help="Folder for figures and data (--sweep, --scan, --leave-one-out).",
+    help="Folder for figures and data (--sweep, --scan, --leave-one-out); each mode replaces only its own files.",
 )
+@force_option
 @json_option
 def prune(
     model,
@@ -179,6 +182,7 @@ def prune(
     scan,
     leave_one_out,
     out,
+    force,
     as_json,
 ):
     from kvscope.prune import prune_output as report
@@ -200,8 +204,8 @@ def prune(
     spec = parse_spec(quantize) if quantize is not None else None
     if continuation is not None and not continuation.strip():
         raise UsageError("the continuation is empty: pass --continuation TEXT with at least two tokens")
-    if mode != "single" and out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder")
+    if mode != "single":
+        check_out(out, report.command(mode, scan), force, [prompt_file])
     text = read_prompt(prompt, prompt_file, default=DEFAULT_PROMPT)
     m, tok, info = load(model, device, dtype, trust_remote_code, device_map)
     common = dict(info=info, truncate=truncate)
@@ -223,13 +227,13 @@ def prune(
             )
     elif mode == "sweep":
         result = api.sweep_pruning(m, tok, text, continuation, quiet=as_json, **common)
-        files = report.save_sweep(result, out)
+        files = report.save_sweep(result, out, force)
     elif mode == "scan":
         result = api.scan_pruning(m, tok, text, continuation, scan, quiet=as_json, **common)
-        files = report.save_scan(result, out)
+        files = report.save_scan(result, out, force)
     else:
         result = api.token_importance(m, tok, text, continuation, quiet=as_json, **common)
-        files = report.save_loo(result, out)
+        files = report.save_loo(result, out, force)
     data = _as_dict(mode, result, files)
     if as_json:
         emit_json(data)

@@ -113,23 +113,29 @@ class MasResult:
         return heatmap_figures(self.runs.get("latent_mas", []), multi, single, self.layers)
 
     def save(
-        self, out: str | Path, multi: bool = False, single: bool = False, charts: str | Path | None = None
+        self,
+        out: str | Path,
+        multi: bool = False,
+        single: bool = False,
+        charts: str | Path | None = None,
+        force: bool = False,
     ) -> list[Path]:
         """Write ``results.json``, ``trace.jsonl`` and the chosen heatmaps (into ``out/charts`` or ``charts``),
-        each folder swapped in whole (kvscope.fileio.atomic_dir). Returns the final paths."""
+        each folder swapped in whole (kvscope.fileio.atomic_dir: a folder holding files kvscope did not
+        write is refused unless ``force``). Returns the final paths."""
         from kvscope.fileio import atomic_dir
         from kvscope.mas.mas_figures import save_figures
         from kvscope.mas.runner import write_outputs
 
         out = Path(out)
         figures = self.figures(multi, single) if multi or single else {}
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, command="mas", force=force) as tmp:
             names = [p.name for p in write_outputs(tmp, self.to_dict(), self.runs)]
             if figures and charts is None:
                 names += [f"charts/{p.name}" for p in save_figures(figures, tmp / "charts")]
         files = [out / n for n in names]
         if figures and charts is not None:
-            with atomic_dir(charts) as tmp:
+            with atomic_dir(charts, command="mas --charts", force=force) as tmp:
                 files += [Path(charts) / p.name for p in save_figures(figures, tmp)]
         return files
 
@@ -182,7 +188,25 @@ def run_mas(
     config = config if config is not None else MasConfig(**settings)
     names = method_names(method)
     problems = as_problems(problems)
+    from kvscope.errors import expect_model
+
+    expect_model(model, tokenizer)
     check_model(model)
     info = info if info is not None else describe(model, getattr(model.config, "_name_or_path", "") or "model")
+    _check_lengths(tokenizer, problems, info.max_positions, config.max_new_tokens)
     runs = run_interleaved(MasSettings(model, tokenizer, info, config), names, problems, quiet=quiet)
     return MasResult(info.name, task, config, runs, torch.get_num_threads(), info.layers, generate_top_k(model))
+
+
+def _check_lengths(tokenizer: Any, problems: list, positions: int, new_tokens: int) -> None:
+    """Refuse (``UsageError``) a problem whose question alone, with ``new_tokens`` to generate, exceeds the
+    model's ``positions``, before any problem runs (it would otherwise run until killed)."""
+    from kvscope.errors import UsageError
+
+    for p in problems if positions else []:
+        n = len(tokenizer(p.question, add_special_tokens=False).input_ids)
+        if n + new_tokens > positions:
+            raise UsageError(
+                f"problem {p.index} has {n:,} tokens; with {new_tokens} to generate that exceeds the model's "
+                f"{positions:,} positions: shorten it"
+            )

@@ -56,12 +56,17 @@ def arith_problem(rng: random.Random, level: int) -> tuple[str, int]:
     return text, total
 
 
+MAX_ARITH = 100_000
+
+
 def load_arith(max_samples: int, seed: int, data: Path | None = None) -> list[Problem]:
     """``max_samples`` problems (default 20), cycling difficulty 1, 2, 3; the same seed gives the same set."""
     if data is not None:
         raise UsageError("--data is only read by --task gsm8k; arith problems are generated")
     rng = random.Random(seed)
     n = 20 if max_samples < 0 else max_samples
+    if n > MAX_ARITH:
+        raise UsageError(f"--max_samples must be at most {MAX_ARITH:,} for arith (generated problems), got {n:,}")
     problems = []
     for i in range(n):
         level = ARITH_LEVELS[i % len(ARITH_LEVELS)]

@@ -29,8 +29,9 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
             raw = json.loads(p.read_text(encoding="utf-8"))
         except OSError as exc:
             raise UsageError(f"cannot read config {p}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise UsageError(f"cannot parse config {p}: {str(exc).splitlines()[0][:160]}") from None
+        except (ValueError, RecursionError) as exc:
+            why = (str(exc).splitlines() or ["nested too deep"])[0][:160]
+            raise UsageError(f"cannot parse config {p}: {why}") from None
         return config_from_dict(raw, str(p))
     from kvscope.models import hub_reachable
 

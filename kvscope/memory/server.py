@@ -38,6 +38,7 @@ def make_handler(files: dict[str, bytes]) -> type[http.server.BaseHTTPRequestHan
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "kvscope"
         sys_version = ""
+        timeout = IDLE_TIMEOUT_S  # an idle connection is closed (socket timeout), its thread freed
 
         def _host_ok(self) -> bool:
             port = self.server.server_address[1]
@@ -96,10 +97,33 @@ def make_handler(files: dict[str, bytes]) -> type[http.server.BaseHTTPRequestHan
     return Handler
 
 
+IDLE_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 64
+
+
 class QuietServer(http.server.ThreadingHTTPServer):
-    """Drops clients that hang up without printing a traceback (socketserver prints one by default)."""
+    """Drops clients that hang up without printing a traceback (socketserver prints one by default).
+
+    At most ``MAX_CONNECTIONS`` connections are served at once (one thread each); a connection beyond
+    that is closed at once, and an idle one after ``IDLE_TIMEOUT_S`` seconds."""
 
     daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # over the cap: refuse, keep no thread
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys

@@ -78,6 +78,9 @@ def compare_pruning(
     runs after a warm-up (0 = not timed). Returns a ``PruneResult``; its ``warnings`` are the strategy's
     guardrails for this budget.
     """
+    from kvscope.errors import expect_model
+
+    expect_model(model, tokenizer)
     info = _info(model, info)
     chosen = resolve_strategy(strategy, ratio, **strategy_kwargs)
     spec = parse_spec(quantize) if isinstance(quantize, str) else quantize

@@ -50,7 +50,10 @@ def tiny_run(tiny, tmp_path_factory):
         "token_ids": ids,
         "delta_loglik": [-float(i % 5) for i in range(len(ids))],
     }
-    (out / "importance_ground_truth.json").write_text(json.dumps(gt))
+    from kvscope.fileio import atomic_dir
+
+    with atomic_dir(out, command="prune --leave-one-out") as tmp:  # as prune --leave-one-out writes it
+        (tmp / "importance_ground_truth.json").write_text(json.dumps(gt))
     main(
         [
             "analyze",
@@ -231,7 +234,7 @@ def test_unwritable_out_dir(tmp_path, capsys):
     blocker.write_text("x")
     code, _, err = run_cli(["analyze", "--model", "tiny", "--prompt", "hi", "--out", str(blocker / "sub")], capsys)
     assert_one_line_error(err, code, 2)
-    assert "cannot create output directory" in err
+    assert "file is not a folder" in err
 
 
 def test_scan_puts_the_measured_change_beside_the_score(tiny_run):

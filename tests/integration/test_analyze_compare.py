@@ -23,7 +23,7 @@ def test_compare_two_prompts_writes_one_report(tmp_path, capsys):
         ["compare", str(tmp_path / "a.kvs"), str(tmp_path / "b.kvs"), "--out", str(tmp_path / "cmp"), "--json"], capsys
     )
     assert code == 0, err
-    names = sorted(p.name for p in (tmp_path / "cmp").iterdir())
+    names = sorted(p.name for p in (tmp_path / "cmp").iterdir() if p.name != ".kvscope-out.json")  # the marker
     assert names == [
         "compare_channels.png",
         "compare_layers.png",

@@ -43,6 +43,12 @@ MODEL_FOLDERS = {  # name -> (config.json content, extra files)
     "config_is_a_list": (lambda: [1, 2], {}),
     "bad_json": (None, {"config.json": b"{not json"}),
     "no_config": (None, {}),
+    "huge_experts": (lambda: _config(num_local_experts=100_000), {}),  # issue 19
+    "deep_config": (None, {"config.json": b"[" * 100_000 + b"]" * 100_000}),
+    "broken_remote_code": (
+        lambda: _config(auto_map={"AutoConfig": "conf.BrokenConfig", "AutoModelForCausalLM": "conf.Broken"}),
+        {"conf.py": b"raise NameError('this model code is broken')\n"},
+    ),
 }
 
 
@@ -57,6 +63,7 @@ def make_inputs(root: Path) -> None:
     with open(root / "big.txt", "wb") as f:  # sparse: 51 MB of size, no disk
         f.truncate(51 * 1024 * 1024)
     os.mkfifo(root / "fifo")
+    os.symlink("/dev/null", root / "null_link")
     (root / "plain_dir").mkdir()
     (root / "plain_dir" / "keep.txt").write_text("x")
     for name, (config, files) in MODEL_FOLDERS.items():
@@ -81,6 +88,38 @@ def make_inputs(root: Path) -> None:
     no_attention.keys[1] = no_attention.keys[1].nan_to_num()  # no NaN warning: the one line is the error
     no_attention.save(root / "no_attention.kvs")
     (root / "empty_dir").mkdir()
+    _issue_19_inputs(root)
+
+
+def _issue_19_inputs(root: Path) -> None:
+    """Deep JSON, a scalar and a NaN ground truth, a too-long --data item; snapshots the loader used to
+    accept and the analyses then crashed on; a format-1 snapshot whose
+    ``nonfinite`` (not a format-1 field) lists a NaN; a manifest over the size bound."""
+    from kvscope.snapshot_format import META_FILE, TENSOR_FILE
+    from tests.unit.test_snapshot import make_snapshot
+
+    deep = b"[" * 100_000 + b"]" * 100_000
+    (root / "deep.jsonl").write_bytes(deep + b"\n")
+    (root / "deep.json").write_bytes(deep)
+    (root / "scalar_gt.json").write_text('{"delta_loglik": 5}')
+    (root / "nan_gt.json").write_text('{"delta_loglik": [NaN, 1.0, 2.0]}')
+    item = {"context": "word " * 20_000, "question": "Which word?", "answer": "word"}
+    (root / "long.jsonl").write_text(json.dumps(item) + "\n")
+    gsm = {"question": "word " * 20_000, "answer": "#### 2"}
+    (root / "long_gsm.jsonl").write_text(json.dumps(gsm) + "\n")
+    make_snapshot().save(root / "nan.kvs")  # kvscope's own save of a NaN cache
+    big = make_snapshot()
+    big.keys, big.pre_rope_keys = [k.nan_to_num() for k in big.keys], [k.nan_to_num() for k in big.pre_rope_keys]
+    big.keys[0][..., 0] = 3.0e38
+    big.save(root / "huge_values.kvs")
+    make_snapshot().save(root / "v1_nan.kvs")
+    meta = json.loads((root / "v1_nan.kvs" / META_FILE).read_text())
+    meta.update(format_version=1, sha256=meta.pop("files")[TENSOR_FILE]["sha256"])
+    del meta["manifest_sha256"]
+    (root / "v1_nan.kvs" / META_FILE).write_text(json.dumps(meta))
+    make_snapshot().save(root / "big_manifest.kvs")
+    with open(root / "big_manifest.kvs" / META_FILE, "r+b") as f:
+        f.truncate(17 * 1024 * 1024)
 
 
 T = ["-m", "tiny"]
@@ -248,6 +287,65 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
     (["view", "{in}/ok.kvs", "--port", "70000"], "--port must be between", "view"),
     (["view", "{in}/ok.kvs", "--export", "{new}/deeper/v.html"], "does not exist", "view"),
     (["view", "{in}/ok.kvs", "--export", "{in}"], "is a directory", "view"),
+    # issue 19: --out never deletes what kvscope did not write; the last hostile inputs
+    (["bench", *T, "-o", "{in}/plain_dir"], "holds files kvscope did not write", "nothing-lost"),
+    (["analyze", *T, "-o", "{in}/plain_dir"], "{in}/plain_dir: the folder holds files", "nothing-lost"),
+    (["compare", "{in}/ok.kvs", "{in}/ok.kvs", "-o", "{in}/plain_dir"], "did not write", "nothing-lost"),
+    (["mas", "--method", "baseline", *T, "--out", "{in}/plain_dir"], "did not write", "nothing-lost"),
+    (["caching", *T, "--out", "{in}/plain_dir"], "did not write", "nothing-lost"),
+    (["prune", *T, "--sweep", "--out", "{in}/plain_dir"], "did not write", "nothing-lost"),
+    (["compare", "{in}/ok.kvs", "{in}/ok.kvs", "-o", "{in}/ok.kvs"], "it is the input", "nothing-lost"),
+    (["analyze", "--snapshot", "{in}/ok.kvs", "-o", "{in}/ok.kvs"], "it is the input", "nothing-lost"),
+    (["analyze", "--snapshot", "{in}/ok.kvs", "-o", "{in}"], "it holds the input", "nothing-lost"),
+    (
+        ["mas", "--method", "baseline", "--task", "gsm8k", "--data", "{in}/gsm.jsonl", "--out", "{in}"],
+        "holds the input",
+        "nothing-lost",
+    ),
+    (["bench", *T, "--data", "{in}/gsm.jsonl", "-o", "{in}"], "holds the input", "nothing-lost"),
+    (["mas", "--method", "baseline", "--charts", "{new}", "--out", "{new}"], "the same folder", "nothing-lost"),
+    (["bench", *T, "--ratios", "0.5,0.5,0.50"], "ratios lists 0.5 twice", "nothing-lost"),
+    (["bench", *T, "--strategies", "snapkv,knorm,snapkv"], "strategies lists snapkv twice", "nothing-lost"),
+    (["bench", *T, "--quantize", "K4V2,K4V2"], "quantize lists", "nothing-lost"),
+    (["memory", "--export", "/dev/null"], "not a regular file", "nothing-lost"),
+    (["memory", "--export", "{in}/fifo"], "not a regular file", "nothing-lost"),
+    (["memory", "--export", "{in}/null_link"], "not a regular file", "nothing-lost"),
+    (["memory", "--list", "--export", "{new}.html"], "does not go with --export", "nothing-lost"),
+    (["compare", "{in}/nan.kvs", "{in}/ok.kvs", "-o", "{new}"], "nan.kvs holds NaN", "nothing-lost"),
+    (["analyze", "--snapshot", "{in}/nan.kvs", "-o", "{new}"], "snapshot {in}/nan.kvs holds NaN", "nothing-lost"),
+    (["analyze", "--snapshot", "{in}/huge_values.kvs", "-o", "{new}"], "magnitude 3e+38", "nothing-lost"),
+    (["compare", "{in}/v1_nan.kvs", "{in}/ok.kvs", "-o", "{new}"], "does not record", "nothing-lost"),
+    (["analyze", "--snapshot", "{in}/big_manifest.kvs", "-o", "{new}"], "over the limit of 16,777,216", "nothing-lost"),
+    (["bench", *T, "--samples", "1000000000"], "--samples must be at most 100,000", "nothing-lost"),
+    (["mas", "--method", "baseline", "--max_samples", "1000000000"], "at most 100,000", "nothing-lost"),
+    (["bench", *T, "--data", "{in}/long.jsonl", "-o", "{new}"], "--data item 1 has", "nothing-lost"),
+    (["bench", *T, "--data", "{in}/fifo", "-o", "{new}"], "not a regular file", "nothing-lost"),
+    (
+        ["mas", "--method", "baseline", *T, "--task", "gsm8k", "--data", "{in}/long_gsm.jsonl", "--out", "{new}"],
+        "problem 1 has",
+        "nothing-lost",
+    ),
+    (["analyze", *T, "--prompts", "{in}/big.txt", "-o", "{new}"], "over the limit of 52,428,800", "nothing-lost"),
+    (["analyze", *T, "--prompts", "{in}/deep.jsonl", "-o", "{new}"], "line 1 is not JSON", "nothing-lost"),
+    (["info", "--model", "{in}/deep_config"], "nested too deep", "nothing-lost"),
+    (["info", "--model", "{in}/huge_experts"], "num_local_experts = 100,000 is implausible", "nothing-lost"),
+    (["memory", "--model", "{in}/deep.json", "--json"], "cannot parse config", "nothing-lost"),
+    (
+        ["analyze", "--snapshot", "{in}/ok.kvs", "--ground-truth", "{in}/deep.json", "-o", "{new}"],
+        "cannot read ground truth",
+        "nothing-lost",
+    ),
+    (
+        ["analyze", "--snapshot", "{in}/ok.kvs", "--ground-truth", "{in}/scalar_gt.json", "-o", "{new}"],
+        "delta_loglik must be a list of numbers",
+        "nothing-lost",
+    ),
+    (
+        ["analyze", "--snapshot", "{in}/ok.kvs", "--ground-truth", "{in}/nan_gt.json", "-o", "{new}"],
+        "delta_loglik holds NaN",
+        "nothing-lost",
+    ),
+    (["info", "--model", "{in}/broken_remote_code", "--trust-remote-code"], "model's own code", "nothing-lost"),
 ]
 
 

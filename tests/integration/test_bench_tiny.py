@@ -118,7 +118,8 @@ def test_files_and_escaping(tiny, tmp_path):
     )
     assert "BenchResult(" in repr(result) and "<table>" in result._repr_html_()
     out = result.save(tmp_path / "b")
-    assert sorted(p.name for p in out.iterdir()) == ["bench.json", "bench_pareto.png", "report.html", "samples.jsonl"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".kvscope-out.json", "bench.json", "bench_pareto.png", "report.html", "samples.jsonl"]
     d = json.loads((out / "bench.json").read_text())
     assert d["settings"]["seed"] == 0 and d["kvscope_version"] and d["model"]["layers"] == 2
     assert [r["config"] for r in d["rows"]] == ["baseline", "knorm@0.5", "streaming@0.5"]

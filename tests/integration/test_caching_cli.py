@@ -76,7 +76,10 @@ def test_out_that_is_a_file_is_refused_before_loading(tmp_path, capsys):
 
 
 def test_a_second_run_replaces_the_folder_whole(tmp_path, capsys):
-    (tmp_path / "stale.txt").write_text("old run")
+    from kvscope.fileio import atomic_dir
+
+    with atomic_dir(tmp_path, command="caching") as tmp:  # an earlier run's file, no longer written
+        (tmp / "stale.txt").write_text("old run")
     code, _, err = run_cli(BASE + ["--out", str(tmp_path), "--prompt", "ab cd", "--second-prompt", "ab ce"], capsys)
     assert code == 0, err
     assert not (tmp_path / "stale.txt").exists() and (tmp_path / "caching.json").is_file()

@@ -131,7 +131,8 @@ def test_explain_caching_report_repr_html_and_save(tiny, tmp_path):
     page = r._repr_html_()
     assert page.count('<img src="data:image/png;base64,') == len(CACHING_FIGURES) and "speedup with cache" in page
     files = r.save(tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*CACHING_FIGURES, "caching.json"])
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == sorted([*CACHING_FIGURES, "caching.json", ".kvscope-out.json"])  # the marker: kvscope wrote it
     assert [p.name for p in files] == [*CACHING_FIGURES, "caching.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
 

@@ -164,4 +164,4 @@ def test_out_that_is_a_file_is_refused_before_loading(tmp_path, capsys):
     target.write_text("x")
     code, _, err = run_cli(["prune", "-m", "no-such-model", "--sweep", "--out", str(target)], capsys)
     assert_one_line_error(err, code, 2)
-    assert "is a file, not a folder" in err and target.read_text() == "x"
+    assert "it exists and is not a folder" in err and target.read_text() == "x"

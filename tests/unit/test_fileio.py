@@ -62,7 +62,7 @@ def write_run(dest, tag: str, n: int = 3) -> None:
 
 
 def contents(dest) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(dest.iterdir())}
+    return {p.name: p.read_text() for p in sorted(dest.iterdir()) if p.name != fileio.outdir.MARKER}
 
 
 def crash_in_child(step: str, fn) -> None:

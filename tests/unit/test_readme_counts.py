@@ -30,3 +30,9 @@ def test_strategy_counts_match_the_registry():
     from kvscope.prune.strategies import STRATEGIES
 
     assert _stated("strategies") == {len(STRATEGIES)}
+
+
+def test_bad_input_count_matches_the_table():
+    from tests.integration.test_bad_input import CASES
+
+    assert _stated("hostile inputs") == {len(CASES)}
