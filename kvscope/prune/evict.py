@@ -212,13 +212,21 @@ def perplexity(logliks: torch.Tensor) -> float:
     return float(torch.exp(-logliks.mean()))
 
 
-def decode(model: Any, pc: PrunedCache, first: int, start: int, steps: int) -> list[int]:
+def decode(
+    model: Any, pc: PrunedCache, first: int, start: int, steps: int, stop_ids: frozenset[int] = frozenset()
+) -> list[int]:
     """Greedy decoding of ``steps`` tokens against the pruned cache: ``first`` is fed at position ``start``
-    (true positions, whatever the cache's slot count), through the package's one decode loop."""
+    (true positions, whatever the cache's slot count), through the package's one decode loop. Decoding
+    stops after a token in ``stop_ids`` (kept as the last token); none by default, for timings."""
     from kvscope.decode import generate
 
     with torch.inference_mode(), evicting(model, pc.masks):
         out = generate(
-            model, pc.cache, first_tokens=torch.tensor([[first]]), positions=torch.tensor([start]), max_new_tokens=steps
+            model,
+            pc.cache,
+            first_tokens=torch.tensor([[first]]),
+            positions=torch.tensor([start]),
+            max_new_tokens=steps,
+            stop_ids=stop_ids,
         )
     return out.tokens[0]

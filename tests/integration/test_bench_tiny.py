@@ -211,3 +211,42 @@ def test_chat_wraps_context_and_question_in_the_template(tiny):
     assert tok.decode(ctx[0]) + tok.decode(tail[0]) == whole
     assert tok.decode(ctx[0]).endswith(sample.context) and sample.question in tok.decode(tail[0])
     assert tok.decode(raw_ctx[0]) == sample.context and tok.decode(raw_q[0]) == sample.question
+
+
+def test_decoding_stops_at_eos_so_text_after_it_is_never_credited(tiny):
+    """The model is forced to say "x", EOS, then the gold answer: the answer ends at EOS."""
+    from kvscope.evaluation.runner import encode
+
+    model, tok, info = tiny
+    sample = generate("passkey", 1, 80, counter(tok))[0]
+    ctx, question = encode(tok, sample)
+    first_answer_pos = ctx.shape[1] + question.shape[1] - 1  # its logits give the first answer token
+    script = tok("x", add_special_tokens=False).input_ids + [tok.eos_token_id]
+    script += tok(sample.answer, add_special_tokens=False).input_ids
+
+    def force(_m, _args, kwargs, out):
+        pos = kwargs.get("position_ids")
+        if pos is not None and int(pos[0, -1]) >= first_answer_pos:
+            i = min(int(pos[0, -1]) - first_answer_pos, len(script) - 1)
+            out.logits[0, -1] = -1e4
+            out.logits[0, -1, script[i]] = 1e4
+
+    handle = model.register_forward_hook(force, with_kwargs=True)
+    try:
+        (base,) = run_sample(model, tok, info, sample, [Config("baseline", "baseline")], steps=8).outcomes
+    finally:
+        handle.remove()
+    assert tok.eos_token_id == 257 and sample.answer.isdigit()
+    assert base.answer == "x" and base.correct is False
+
+
+def test_stop_tokens_are_eos_generation_config_and_end_of_turn(tiny):
+    from kvscope.decode import stop_tokens
+
+    model, tok, _ = tiny
+    assert stop_tokens(tok, model) == {257}  # <|im_end|>: the tokenizer's EOS and the model's
+    model.generation_config.eos_token_id = [257, 3]
+    try:
+        assert stop_tokens(tok, model) == {257, 3}
+    finally:
+        model.generation_config.eos_token_id = 257
