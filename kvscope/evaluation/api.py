@@ -90,7 +90,7 @@ def load_data(data: str | Sequence[Sample]) -> list[Sample]:
 
 def validate(
     tasks: Sequence[str],
-    samples: int,
+    samples: int | None,
     context_tokens: int,
     max_answer_tokens: int | None,
     info: ModelInfo | None = None,
@@ -98,7 +98,7 @@ def validate(
     """Check the cheap options (before any model is loaded when ``info`` is ``None``)."""
     for t in tasks:
         get_task(t)
-    if not isinstance(samples, int) or samples < 1:
+    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 1):
         raise UsageError(f"--samples must be at least 1, got {samples!r}")
     if max_answer_tokens is not None and max_answer_tokens < 1:
         raise UsageError(f"--max-answer-tokens must be at least 1, got {max_answer_tokens}")
@@ -118,20 +118,20 @@ def validate(
 def make_samples(
     tokenizer: Any, tasks: Sequence[str], samples: int, context_tokens: int, seed: int, data: list[Sample] | None = None
 ) -> list[Sample]:
-    """The run's samples: the built-in tasks' generated samples, then the ``data`` samples."""
+    """The run's samples: ``samples`` generated samples of each built-in task, then every ``data`` sample."""
 
     def count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False).input_ids)
 
     out = [s for t in tasks for s in generate(t, samples, context_tokens, count, seed)]
-    return out + list(data[:samples] if data else [])
+    return out + list(data or [])
 
 
 def bench(
     model: Any,
     tokenizer: Any,
     tasks: Sequence[str] | None = DEFAULT_TASKS,
-    samples: int = DEFAULT_SAMPLES,
+    samples: int | None = None,
     context_tokens: int = DEFAULT_CONTEXT,
     strategies: Sequence[str] | None = None,
     ratios: Sequence[float] = RATIOS,
@@ -149,8 +149,13 @@ def bench(
 
     Each sample's context is prefilled once; every configuration (baseline, each ``strategies`` x
     ``ratios``, each KIVI spec in ``quantize``) compresses a copy of that cache and answers the question
-    greedily from it. ``tasks``: names from ``TASKS`` (``None`` or ``[]`` with ``data``: the data file
-    only); ``data``: a JSONL file (``{"context", "question", "answer"}`` lines) or ``hf:NAME[:split]``;
+    greedily from it, until ``max_answer_tokens`` or the tokenizer's EOS / end-of-turn token. ``tasks``:
+    names from ``TASKS`` (``None`` or ``[]`` with ``data``: the data file only); ``samples``: per built-in
+    task (default 5) and, when given, the first ``samples`` of ``data`` (default: all of it); ``data``: a
+    JSONL file (``{"context", "question", "answer"}`` lines) or ``hf:NAME[:split]``. Prompts are raw
+    text (context, then question) unless ``chat``: then context and question are the user's turn of the
+    model's chat template and a built-in task's answer primer starts the assistant's turn (QA only;
+    text samples stay raw);
     ``options``: convention options ``window``, ``rounding``, ``skip_layers`` for the strategies that
     declare them. Run under ``accelerate launch`` the samples are sharded across processes and every
     process returns the same gathered result.
@@ -161,11 +166,13 @@ def bench(
     """
     tasks = list(tasks or ([] if data else DEFAULT_TASKS))
     validate(tasks, samples, context_tokens, max_answer_tokens)
+    per_task = DEFAULT_SAMPLES if samples is None else samples
     configs, applied = build_configs(strategies, ratios, quantize, options)
     info = describe(model, model_name or type(model).__name__)
     validate(tasks, samples, context_tokens, max_answer_tokens, info)
     user = load_data(data) if data else None
-    all_samples = make_samples(tokenizer, tasks, samples, context_tokens, seed, user)
+    used = user[:samples] if user and samples is not None else user
+    all_samples = make_samples(tokenizer, tasks, per_task, context_tokens, seed, used)
     rank, size = shard.world()
     t0 = time.perf_counter()
     runs, counter = run_all(
@@ -185,13 +192,16 @@ def bench(
     methods = [c.method for c in configs]
     settings = {
         "tasks": tasks + (["data"] if user else []),
-        "samples": samples,
+        "samples": per_task,
+        "data_samples": len(used) if user else None,
+        "data_lines": len(user) if user else None,
         "context_tokens": context_tokens,
         "strategies": sorted(set(methods) - {"baseline", "kivi"}, key=methods.index),
         "ratios": list(ratios),
         "quantize": [c.quant.label for c in configs if c.quant],
         "seed": seed,
         "chat": chat,
+        "prompt_format": prompt_format(chat),
         "data": data if isinstance(data, str) else ("samples" if data else None),
         "max_answer_tokens": max_answer_tokens,
         "options": options or {},
@@ -199,6 +209,16 @@ def bench(
         "reuse_prefill": reuse_prefill,
     }
     return assemble(gathered, configs, applied, info, model_name, settings, time.perf_counter() - t0, size)
+
+
+def prompt_format(chat: bool) -> str:
+    """The prompt convention, recorded in bench.json."""
+    if chat:
+        return (
+            "chat template: context + question as the user's turn, a built-in task's answer primer starting "
+            "the assistant's turn (kvpress's answer_prefix); text samples stay raw"
+        )
+    return "raw text, no chat template: context, then question (kvpress's pipeline applies the template by default)"
 
 
 def run_all(model, tokenizer, info, indexed, configs, max_answer_tokens, chat, ratios, quiet, reuse_prefill):

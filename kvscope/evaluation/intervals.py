@@ -1,4 +1,5 @@
-"""95 % intervals: Wilson's score interval for a proportion and a percentile bootstrap for a mean.
+"""95 % intervals (Wilson's score interval for a proportion, a percentile bootstrap for a mean) and the
+exact McNemar test for two configurations scored on the same samples.
 
 Wilson (1927): for ``k`` successes in ``n`` trials, ``p = k / n`` and ``z`` the normal quantile,
 centre ``(p + z²/2n) / (1 + z²/n)``, half-width ``z / (1 + z²/n) * sqrt(p(1-p)/n + z²/4n²)``. Unlike
@@ -50,3 +51,18 @@ def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
     if any(math.isnan(v) for v in (*a, *b)):
         return False
     return a[0] <= b[1] and b[0] <= a[1]
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for paired right/wrong outcomes (McNemar, 1947).
+
+    ``b``: pairs where only the first configuration is right; ``c``: only the second. Under the null
+    hypothesis the ``b + c`` discordant pairs split as Binomial(b + c, 1/2), so
+    ``p = min(1, 2 * P(X <= min(b, c)))``, computed with exact integers; 1.0 with no discordant pair.
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {b}, {c}")
+    n = b + c
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)

@@ -21,7 +21,7 @@ import torch
 
 from kvscope.decode import stop_tokens
 from kvscope.evaluation.configs import Config
-from kvscope.evaluation.tasks import Sample
+from kvscope.evaluation.tasks import TASKS, Sample
 from kvscope.models import ModelInfo
 from kvscope.prune.evict import (
     Prefill,
@@ -115,15 +115,28 @@ def is_correct(gold: str, generated: str) -> bool:
     return bool(g) and g in normalise(generated)
 
 
+def answer_primer(sample: Sample) -> tuple[str, str]:
+    """``(question, primer)``: a built-in task's question ends with the start of its answer after
+    ``"? "`` (``"...pass key? The pass key is"``), which ``--chat`` moves to the assistant's turn; a
+    ``--data`` question is the user's whole, with no primer."""
+    if sample.task not in TASKS or "? " not in sample.question:
+        return sample.question, ""
+    question, _, primer = sample.question.partition("? ")
+    return question + "?", primer
+
+
 def encode(tokenizer: Any, sample: Sample, chat: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(context_ids [1, P], tail_ids [1, Q])``: the tail is the question (QA) or the continuation (text).
 
-    With ``chat`` the context and question are one user message in the model's chat template: the
-    rendered text is split where the context ends, so the context is still prefilled alone."""
+    Raw text by default (no chat template): context, then question. With ``chat`` (QA samples only)
+    the context and question are one user message in the model's chat template and the answer primer
+    (``answer_primer``) starts the assistant's turn, as kvpress's ``answer_prefix``; the rendered text is
+    split where the context ends, so the context is still prefilled alone."""
     tail = sample.question if sample.kind == "qa" else sample.answer
     if chat and sample.kind == "qa":
-        msgs = [{"role": "user", "content": sample.context + sample.question}]
-        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        question, primer = answer_primer(sample)
+        msgs = [{"role": "user", "content": sample.context + question}]
+        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) + primer
         cut = text.index(sample.context) + len(sample.context)
         head, tail = text[:cut], text[cut:]
         ctx = tokenizer(head, return_tensors="pt", add_special_tokens=False).input_ids
