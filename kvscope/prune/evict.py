@@ -114,13 +114,18 @@ ROUNDINGS = ("ceil", "floor")
 
 
 def n_keep(n: int, ratio: float, rounding: str = "ceil") -> int:
-    """Tokens kept when a fraction ``ratio`` of ``n`` is removed: ``ceil((1 - ratio) * n)`` by default
-    (never evicts more than asked), ``floor`` with ``rounding="floor"`` (kvpress's ``int(n * (1 - r))``).
-    The product is rounded to 9 decimals first so that ``(1 - 0.7) * 10`` counts as 3."""
+    """Tokens kept when a fraction ``ratio`` of ``n`` is removed.
+
+    ``"ceil"`` (default, never evicts more than asked): ``ceil((1 - ratio) * n)``, the product rounded to
+    9 decimals first so that ``(1 - 0.7) * 10`` counts as 3. ``"floor"``: kvpress's own float64
+    expression ``int(n * (1 - ratio))``, so the budgets match kvpress's to the token, including where
+    floating point puts an integer product just below itself (490 tokens at 0.9: 48, not 49).
+    """
     if rounding not in ROUNDINGS:
         raise UsageError(f"unknown budget rounding {rounding!r}: use ceil or floor")
-    exact = round((1.0 - ratio) * n, 9)
-    return min(n, math.ceil(exact) if rounding == "ceil" else math.floor(exact))
+    if rounding == "floor":
+        return min(n, int(n * (1.0 - ratio)))
+    return min(n, math.ceil(round((1.0 - ratio) * n, 9)))
 
 
 def structural_keep(info: ModelInfo, n: int, layers: list[int] | None, heads: list[int] | None) -> torch.Tensor:

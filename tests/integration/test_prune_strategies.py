@@ -49,7 +49,7 @@ def test_keeps_exactly_the_budget(setup, name, ratio, rounding):
     _, info, pre, _ = setup
     n = pre.n_positions
     keep = make_strategy(name, rounding=rounding).keep(pre, ratio)
-    k = (math.ceil if rounding == "ceil" else math.floor)(round((1 - ratio) * n, 9))
+    k = math.ceil(round((1 - ratio) * n, 9)) if rounding == "ceil" else int(n * (1 - ratio))
     assert keep.shape == (info.layers, info.kv_heads, n)
     assert int(keep.sum()) == info.layers * info.kv_heads * k  # the same total for every strategy
     if SHARED.get(name) == "kv_heads":
@@ -79,6 +79,14 @@ def _snap_by_hand(pooled, n, k, w, sinks=4):
 
 def test_n_keep_is_float_safe():
     assert n_keep(10, 0.7) == 3 and n_keep(10, 0.9) == 1 and n_keep(8, 0.75) == 2 and n_keep(7, 0.5) == 4
+
+
+def test_floor_rounding_is_kvpress_arithmetic_to_the_token():
+    # kvpress keeps int(q_len * (1 - compression_ratio)) in float64: 490 * (1 - 0.9) = 48.99999999999999 -> 48
+    assert n_keep(490, 0.9, "floor") == 48 and n_keep(490, 0.9) == 49
+    for n in range(1, 2049):
+        for r in (0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95):
+            assert n_keep(n, r, "floor") == int(n * (1 - r))
 
 
 def test_knorm_and_magnitude_match_brute_force(setup):

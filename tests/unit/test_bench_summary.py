@@ -32,7 +32,7 @@ def test_ties_are_marked_against_the_best_compressed_configuration():
     cells = {r.config: r.accuracy["passkey"] for r in rows}
     assert cells["baseline"].mark == ""  # the reference, not a contender
     assert cells["a@0.5"].mark == "best" and cells["a@0.5"].value == pytest.approx(0.9)
-    assert cells["b@0.5"].mark == "tied"  # 75 % [53, 89] overlaps 90 % [70, 97]
+    assert cells["b@0.5"].mark == "tied"  # 3 discordant pairs to 0: McNemar p = 0.25
     assert cells["c@0.5"].mark == ""  # 10 % [3, 30] does not
     assert cells["c@0.5"].text() == "10 [3, 30]"
 
