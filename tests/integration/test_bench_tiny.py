@@ -265,6 +265,7 @@ def test_data_uses_every_line_unless_samples_is_given(tmp_path, capsys):
     assert "--data: scored 7 of its 7 samples" in stdout  # 7 lines, not the 5 of --samples' default
     d = json.loads((tmp_path / "all" / "bench.json").read_text())
     assert d["settings"]["data_samples"] == 7 and d["settings"]["data_lines"] == 7
+    assert "7 of 7 data samples" in (tmp_path / "all" / "report.html").read_text()
     assert len((tmp_path / "all" / "samples.jsonl").read_text().splitlines()) == 7 * 2
     code, stdout, err = run_cli([*base, "--samples", "3", "--out", str(tmp_path / "three"), "--json"], capsys)
     assert code == 0, err
