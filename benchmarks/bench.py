@@ -7,13 +7,13 @@ table is then built from every saved outcome with the same code as ``kvscope ben
 ``default``: wall time, CPU time and peak memory of the default ``kvscope bench`` run (no options) in a
 child process at one thread; the target is under 10 minutes here. Written to ``bench_default.md``.
 
-``reuse``: forwarded tokens and wall time of bench's one-prefill-per-sample against one fresh prefill
-per configuration (the way harnesses without prefix reuse do it), side by side on the same samples
-and configurations.
+``reuse``: forwarded tokens and wall time of bench's one-prefill-per-sample against kvscope's own
+``reuse_prefill=False`` (one instrumented prefill per configuration), ``--repeats`` times interleaved,
+with the spread; and the speed-up estimated against plain (uninstrumented) prefills.
 
 Usage:
   OMP_NUM_THREADS=1 python benchmarks/bench.py table --samples 50 --context-tokens 500
-  OMP_NUM_THREADS=1 python benchmarks/bench.py reuse --reuse-samples 1 --reuse-context 2000
+  OMP_NUM_THREADS=1 python benchmarks/bench.py reuse --reuse-samples 1 --reuse-context 2000 --repeats 3
   OMP_NUM_THREADS=1 python benchmarks/bench.py default
   python benchmarks/bench.py write --samples 50 ...   # rebuild bench.md and the figure from saved runs
 """
@@ -25,6 +25,7 @@ import json
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,11 +81,16 @@ def configs_ratios(args) -> list[float]:
     return [float(x) for x in args.ratios.split(",")]
 
 
+def table_strategies(args) -> list[str] | None:
+    """``--strategies`` as a list (None: every registered strategy, the published table)."""
+    return args.strategies.split(",") if args.strategies else None
+
+
 def run_table(args) -> None:
     model, tok, info = load_model("embedded")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    configs, _ = build_configs(None, configs_ratios(args), args.quantize.split(","))
+    configs, _ = build_configs(table_strategies(args), configs_ratios(args), args.quantize.split(","))
     tasks = args.tasks.split(",")
     for first in range(0, args.samples, CHUNK):
         for task in tasks:
@@ -111,7 +117,7 @@ def strategy_warnings(meta: list[dict]) -> list[str]:
 
 def write_table(args, work: Path) -> None:
     outs, meta = load_outcomes(work)
-    configs, _ = build_configs(None, [float(x) for x in args.ratios.split(",")], args.quantize.split(","))
+    configs, _ = build_configs(table_strategies(args), configs_ratios(args), args.quantize.split(","))
     names = {o.config for o in outs}
     configs = [c for c in configs if c.name in names]
     rows = summarize_outcomes(outs, configs, seed=args.seed)
@@ -122,6 +128,7 @@ def write_table(args, work: Path) -> None:
     cmd = (
         f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py table --samples {args.samples} "
         f"--context-tokens {args.context_tokens} --ratios {args.ratios} --quantize {args.quantize}"
+        + (f" --strategies {args.strategies}" if args.strategies else "")
     )
     cols = list(rows[0].accuracy)
     short = [f"{t} {k} of {args.samples}" for t, k in n.items() if t != "text" and k < args.samples]
@@ -150,7 +157,9 @@ def write_table(args, work: Path) -> None:
         (
             "Cells: value [95 % interval]. Accuracy: Wilson interval; text: mean perplexity ratio to the "
             "uncompressed cache, bootstrap interval. `*` best compressed configuration in the column, `~` tied "
-            "with it (intervals overlap): those are not ranked against each other. Seconds: this configuration's "
+            "with it: not different on the same samples (exact McNemar test, p >= 0.05, for accuracy; paired "
+            "bootstrap 95 % interval of the difference containing 0 for perplexity); those are not ranked "
+            "against each other. Seconds: this configuration's "
             "compression, question and answer over all its samples (the shared prefills are not in it)."
         ),
         "",
@@ -184,69 +193,111 @@ def write_table(args, work: Path) -> None:
     print(text)
 
 
+def plain_prefill_seconds(model, tok, task: str, args) -> float:
+    """Median seconds of a plain forward over each sample's context (no attention or query capture,
+    what a harness without prefix reuse runs per configuration), summed over the samples."""
+    from kvscope.bench.benchmark import make_samples
+    from kvscope.bench.sample_runner import encode
+
+    total = 0.0
+    for sample in make_samples(tok, [task], args.reuse_samples, args.reuse_context, args.seed):
+        ids = encode(tok, sample)[0]
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                model(input_ids=ids, use_cache=True)
+            times.append(time.perf_counter() - t0)
+        total += sorted(times)[1]
+    return total
+
+
 def run_reuse(args) -> None:
+    """Each task ``--repeats`` times both ways, the order alternating between repeats."""
     model, tok, _ = load_model("embedded")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    quant = list(REUSE_QUANT)
-    for task in REUSE_TASKS:
-        for reuse in (True, False):
-            f = work / f"reuse-{task}-{'once' if reuse else 'fresh'}.json"
-            if f.is_file():
-                continue
-            t0 = time.perf_counter()
-            r = bench(
-                model,
-                tok,
-                tasks=[task],
-                samples=args.reuse_samples,
-                context_tokens=args.reuse_context,
-                strategies=list(REUSE_STRATEGIES),
-                quantize=quant,
-                seed=args.seed,
-                reuse_prefill=reuse,
-                model_name="embedded",
-            )
-            wall = time.perf_counter() - t0
-            answers = [(o.config, o.answer) for o in r.outcomes]
-            f.write_text(
-                json.dumps(
-                    {
-                        "wall": wall,
-                        "prefills": r.prefills,
-                        "tokens": r.forwarded_tokens,
-                        "configs": len(r.rows),
-                        "answers": answers,
-                        "load": os.getloadavg()[0],
-                    }
+    for task in args.reuse_tasks.split(","):
+        for rep in range(args.repeats):
+            for reuse in (True, False) if rep % 2 == 0 else (False, True):
+                f = work / f"reuse-{task}-{'once' if reuse else 'fresh'}-{rep}.json"
+                if f.is_file():
+                    continue
+                t0 = time.perf_counter()
+                r = bench(
+                    model,
+                    tok,
+                    tasks=[task],
+                    samples=args.reuse_samples,
+                    context_tokens=args.reuse_context,
+                    strategies=args.reuse_strategies.split(","),
+                    quantize=args.reuse_quantize.split(",") if args.reuse_quantize else [],
+                    seed=args.seed,
+                    reuse_prefill=reuse,
+                    model_name="embedded",
                 )
-            )
-            print(f"{f.name}: {wall:.0f} s, {r.forwarded_tokens} tokens", file=sys.stderr, flush=True)
+                wall = time.perf_counter() - t0
+                d = {
+                    "wall": wall,
+                    "prefills": r.prefills,
+                    "prefill_seconds": r.prefill_seconds,
+                    "tokens": r.forwarded_tokens,
+                    "configs": len(r.rows),
+                    "answers": [(o.config, o.answer) for o in r.outcomes],
+                    "load": os.getloadavg()[0],
+                    "plain_prefill": plain_prefill_seconds(model, tok, task, args) if not reuse else None,
+                }
+                f.write_text(json.dumps(d))
+                print(f"{f.name}: {wall:.0f} s, {r.forwarded_tokens} tokens", file=sys.stderr, flush=True)
     write_reuse(args, work)
 
 
+def spread(values: list[float], fmt: str = "{:.0f}") -> str:
+    """``median [min, max]`` of ``values`` (just the value when there is one)."""
+    v = sorted(values)
+    med = statistics.median(v)
+    return fmt.format(med) if len(v) == 1 else f"{fmt.format(med)} [{fmt.format(v[0])}, {fmt.format(v[-1])}]"
+
+
+def reuse_runs(work: Path, task: str) -> list[tuple[dict, dict]]:
+    """The (once, fresh) pairs of every repeat of ``task`` saved in ``work``."""
+    pairs = []
+    for once_file in sorted(work.glob(f"reuse-{task}-once-*.json")):
+        fresh_file = once_file.with_name(once_file.name.replace("-once-", "-fresh-"))
+        if fresh_file.is_file():
+            pairs.append((json.loads(once_file.read_text()), json.loads(fresh_file.read_text())))
+    return pairs
+
+
 def write_reuse(args, work: Path) -> None:
-    rows, tot, loads = [], {"once": [0.0, 0], "fresh": [0.0, 0]}, []
-    for task in REUSE_TASKS:
-        d = {m: work / f"reuse-{task}-{m}.json" for m in ("once", "fresh")}
-        if not all(p.is_file() for p in d.values()):
+    rows, loads, reps = [], [], 0
+    for task in args.reuse_tasks.split(","):
+        pairs = reuse_runs(work, task)
+        if not pairs:
             continue
-        once, fresh = (json.loads(p.read_text()) for p in d.values())
-        loads += [x["load"] for x in (once, fresh) if "load" in x]
-        same = once["answers"] == fresh["answers"]
-        for m, x in (("once", once), ("fresh", fresh)):
-            tot[m][0] += x["wall"]
-            tot[m][1] += x["tokens"]
+        reps = max(reps, len(pairs))
+        once, fresh = pairs[0]
+        loads += [x["load"] for pair in pairs for x in pair]
+        same = all(o["answers"] == f["answers"] for o, f in pairs)
+        # a harness without reuse runs a plain forward per configuration: fresh's instrumented prefills
+        # replaced by that many plain ones
+        plain = [
+            f["wall"] - f["prefill_seconds"] + f["prefills"] * f["plain_prefill"] / args.reuse_samples for _, f in pairs
+        ]
         rows.append(
-            f"| {task} | {once['configs']} | {once['prefills']} / {fresh['prefills']} | "
-            f"{once['tokens']:,} / {fresh['tokens']:,} | {once['wall']:.0f} / {fresh['wall']:.0f} | "
-            f"{fresh['wall'] / once['wall']:.1f}x | {'yes' if same else 'NO'} |"
+            f"| {task} | {once['configs']} | {len(pairs)} | {once['prefills']} / {fresh['prefills']} | "
+            f"{once['tokens']:,} / {fresh['tokens']:,} | {spread([o['wall'] for o, _ in pairs])} | "
+            f"{spread([f['wall'] for _, f in pairs])} | "
+            f"{spread([f['wall'] / o['wall'] for o, f in pairs], '{:.1f}x')} | "
+            f"{spread([p / o['wall'] for p, (o, _) in zip(plain, pairs)], '{:.1f}x')} | {'yes' if same else 'NO'} |"
         )
     if not rows:
         return
+    quant = args.reuse_quantize or "''"
     cmd = (
         f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py reuse --reuse-samples {args.reuse_samples} "
-        f"--reuse-context {args.reuse_context}"
+        f"--reuse-context {args.reuse_context} --repeats {args.repeats} --reuse-tasks {args.reuse_tasks} "
+        f"--reuse-strategies {args.reuse_strategies} --reuse-quantize {quant}"
     )
     text = "\n".join(
         [
@@ -255,23 +306,24 @@ def write_reuse(args, work: Path) -> None:
             "",
             (
                 f"Reproduce: `{cmd}`. {args.reuse_samples} sample(s) per task at {args.reuse_context} context tokens; "
-                f"torch threads {torch.get_num_threads()}; both ways run in one process, one after the other, on a "
-                "machine shared with other jobs"
+                f"{reps} repeat(s), the two ways interleaved (their order alternating); torch threads "
+                f"{torch.get_num_threads()}; machine shared with other jobs"
                 + (f" (1-minute load average {min(loads):.1f} to {max(loads):.1f} as runs ended)" if loads else "")
-                + ". Forwarded tokens are counted with a forward pre-hook."
+                + ". Seconds and speed-ups: median [min, max] over the repeats. **Fresh** is kvscope's own "
+                "`reuse_prefill=False`: each of its prefills records attention and queries (instrumented), "
+                "heavier than the plain forward a harness without reuse would run, so the measured speed-up "
+                "overstates the saving against such a harness. The **plain** column replaces fresh's "
+                "instrumented prefills by as many plain forwards (each timed here, median of 3): the "
+                "speed-up against a plain harness, estimated. Forwarded tokens (a forward pre-hook) do not "
+                "depend on the instrumentation."
             ),
             "",
             (
-                "| task | configurations | prefills (once / fresh) | forwarded tokens (once / fresh) | "
-                "seconds (once / fresh) | speed-up | same answers |"
+                "| task | configurations | repeats | prefills (once / fresh) | forwarded tokens (once / fresh) | "
+                "seconds once | seconds fresh | speed-up (fresh) | speed-up (plain, estimated) | same answers |"
             ),
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
             *rows,
-            (
-                f"| all | | | {tot['once'][1]:,} / {tot['fresh'][1]:,} "
-                f"| {tot['once'][0]:.0f} / {tot['fresh'][0]:.0f} | "
-                f"{tot['fresh'][0] / max(tot['once'][0], 1e-9):.1f}x | |"
-            ),
             "",
         ]
     )
@@ -332,9 +384,14 @@ def main() -> None:
     p.add_argument("--tasks", default=",".join(TABLE_TASKS))
     p.add_argument("--ratios", default="0.25,0.5,0.9")
     p.add_argument("--quantize", default="K4V4,K2V2")
+    p.add_argument("--strategies", default="", help="table mode: these strategies only (default: every one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse-samples", type=int, default=1, help="reuse mode: samples per task")
     p.add_argument("--reuse-context", type=int, default=2000, help="reuse mode: context tokens")
+    p.add_argument("--repeats", type=int, default=3, help="reuse mode: runs of each way, interleaved")
+    p.add_argument("--reuse-tasks", default=",".join(REUSE_TASKS), help="reuse mode: tasks")
+    p.add_argument("--reuse-strategies", default=",".join(REUSE_STRATEGIES), help="reuse mode: strategies")
+    p.add_argument("--reuse-quantize", default=",".join(REUSE_QUANT), help="reuse mode: KIVI specs ('' for none)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "bench-work"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench.md"))

@@ -50,6 +50,20 @@ class Sampler:
 
 GREEDY = Sampler()
 
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
+
+
+def stop_tokens(tokenizer: Any, model: Any = None) -> frozenset[int]:
+    """Ids that end an answer: the tokenizer's EOS, the model's ``generation_config.eos_token_id`` (an
+    id or a list) and the end-of-turn tokens of common chat templates present in the vocabulary
+    (``END_OF_TURN``)."""
+    ids = {tokenizer.eos_token_id}
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(gen) if isinstance(gen, (list, tuple)) else {gen}
+    vocab = tokenizer.get_vocab()
+    ids |= {vocab[t] for t in END_OF_TURN if t in vocab}
+    return frozenset(int(i) for i in ids if i is not None)
+
 
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     """``logits`` ``[vocab]`` with all but the ``k`` largest set to -inf (ties at the k-th value kept)."""

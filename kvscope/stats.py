@@ -94,6 +94,21 @@ def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for paired right/wrong outcomes (McNemar, 1947).
+
+    ``b``: pairs where only the first configuration is right; ``c``: only the second. Under the null
+    hypothesis the ``b + c`` discordant pairs split as Binomial(b + c, 1/2), so
+    ``p = min(1, 2 * P(X <= min(b, c)))``, computed with exact integers; 1.0 with no discordant pair.
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {b}, {c}")
+    n = b + c
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
+
+
 def bootstrap_bands(
     rows, confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -84,15 +84,20 @@ def summary_html(result: Any, figure: bytes | None = None) -> str:
         else ""
     )
     s = result.settings
+    counts = [f"{s['samples']} samples per built-in task"] if any(t != "data" for t in s["tasks"]) else []
+    if s.get("data_samples") is not None:
+        counts.append(f"{s['data_samples']} of {s['data_lines']} data samples")
     meta = (
         f"model {escape(str(result.model.get('name')))}; tasks {escape(', '.join(s['tasks']))}; "
-        f"{s['samples']} samples per task; {s['context_tokens']} context tokens; seed {s['seed']}; "
+        f"{' and '.join(counts)}; {s['context_tokens']} context tokens; seed {s['seed']}; "
+        f"{escape(s.get('prompt_format', ''))}; "
         f"{result.prefills} prefills; {result.seconds:.0f} s on {result.processes} process(es), "
         f"{result.torch_threads} torch thread(s)"
     )
     return (
-        f"<div><p>{meta}</p><p>Cells: value [95 % interval]; * best compressed configuration, ~ tied with it "
-        f"(intervals overlap).</p>{table_html(result)}{warn}{img}</div>"
+        f"<div><p>{meta}</p><p>Cells: value [95 % interval]; * best compressed configuration, ~ tied with it: "
+        f"not different on the same samples (exact McNemar test, p &ge; 0.05, for accuracy; paired bootstrap "
+        f"interval of the difference containing 0 for perplexity).</p>{table_html(result)}{warn}{img}</div>"
     )
 
 

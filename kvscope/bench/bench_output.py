@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from kvscope.bench.summary import TIES
 from kvscope.fileio import atomic_dir, to_jsonable
 
 TIMING_KEYS = ("seconds", "prefill_seconds")  # differ between runs; every other number is reproducible
@@ -27,8 +28,8 @@ def to_dict(result: Any, samples: bool = False) -> dict[str, Any]:
         "model": result.model,
         "settings": result.settings,
         "intervals": "95 %: Wilson score for accuracies, percentile bootstrap (2000 resamples, seeded) for "
-        "the mean perplexity ratio; best = best compressed configuration, tied = interval "
-        "overlaps the best's",
+        "the mean perplexity ratio",
+        "ties": TIES,
         "rows": [row_dict(r) for r in result.rows],
         "warnings": result.warnings,
         "maps": [asdict(m) for m in result.maps],  # eviction maps, read by kvscope view (issue 25)

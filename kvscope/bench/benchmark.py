@@ -109,7 +109,7 @@ def check_lengths(tokenizer: Any, data: list[Sample], info: ModelInfo, answer_to
 
 def validate(
     tasks: Sequence[str],
-    samples: int,
+    samples: int | None,
     context_tokens: int,
     max_answer_tokens: int | None,
     info: ModelInfo | None = None,
@@ -117,7 +117,7 @@ def validate(
     """Check the cheap options (before any model is loaded when ``info`` is ``None``)."""
     for t in tasks:
         get_task(t)
-    if not isinstance(samples, int) or samples < 1:
+    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 1):
         raise UsageError(f"--samples must be at least 1, got {samples!r}")
     if tasks and samples > MAX_SAMPLES:  # a data file caps the count by its own length
         raise UsageError(f"--samples must be at most {MAX_SAMPLES:,} per built-in task, got {samples:,}")
@@ -139,13 +139,13 @@ def validate(
 def make_samples(
     tokenizer: Any, tasks: Sequence[str], samples: int, context_tokens: int, seed: int, data: list[Sample] | None = None
 ) -> list[Sample]:
-    """The run's samples: the built-in tasks' generated samples, then the ``data`` samples."""
+    """The run's samples: ``samples`` generated samples of each built-in task, then every ``data`` sample."""
 
     def count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False).input_ids)
 
     out = [s for t in tasks for s in generate(t, samples, context_tokens, count, seed)]
-    return out + list(data[:samples] if data else [])
+    return out + list(data or [])
 
 
 def _check_arguments(model: Any, tokenizer: Any, tasks: Any, strategies: Any, ratios: Any, quantize: Any) -> None:
@@ -167,7 +167,7 @@ def bench(
     model: Any,
     tokenizer: Any,
     tasks: Sequence[str] | None = DEFAULT_TASKS,
-    samples: int = DEFAULT_SAMPLES,
+    samples: int | None = None,
     context_tokens: int = DEFAULT_CONTEXT,
     strategies: Sequence[str] | None = None,
     ratios: Sequence[float] = RATIOS,
@@ -185,8 +185,13 @@ def bench(
 
     Each sample's context is prefilled once; every configuration (baseline, each ``strategies`` x
     ``ratios``, each KIVI spec in ``quantize``) compresses a copy of that cache and answers the question
-    greedily from it. ``tasks``: names from ``TASKS`` (``None`` or ``[]`` with ``data``: the data file
-    only); ``data``: a JSONL file (``{"context", "question", "answer"}`` lines) or ``hf:NAME[:split]``;
+    greedily from it, until ``max_answer_tokens`` or the tokenizer's EOS / end-of-turn token. ``tasks``:
+    names from ``TASKS`` (``None`` or ``[]`` with ``data``: the data file only); ``samples``: per built-in
+    task (default 5) and, when given, the first ``samples`` of ``data`` (default: all of it); ``data``: a
+    JSONL file (``{"context", "question", "answer"}`` lines) or ``hf:NAME[:split]``. Prompts are raw
+    text (context, then question) unless ``chat``: then context and question are the user's turn of the
+    model's chat template and a built-in task's answer primer starts the assistant's turn (QA only;
+    text samples stay raw);
     ``options``: convention options ``window``, ``rounding``, ``skip_layers`` for the strategies that
     declare them. Run under ``accelerate launch`` the samples are sharded across processes and every
     process returns the same gathered result.
@@ -198,13 +203,15 @@ def bench(
     _check_arguments(model, tokenizer, tasks, strategies, ratios, quantize)
     tasks = list(tasks or ([] if data else DEFAULT_TASKS))
     validate(tasks, samples, context_tokens, max_answer_tokens)
+    per_task = DEFAULT_SAMPLES if samples is None else samples
     configs, applied = build_configs(strategies, ratios, quantize, options)
     info = describe(model, model_name or type(model).__name__)
     validate(tasks, samples, context_tokens, max_answer_tokens, info)
     user = load_data(data) if data else None
-    if user:
-        check_lengths(tokenizer, user[:samples], info, max_answer_tokens or DATA_ANSWER_TOKENS)
-    all_samples = make_samples(tokenizer, tasks, samples, context_tokens, seed, user)
+    used = user[:samples] if user and samples is not None else user
+    if used:
+        check_lengths(tokenizer, used, info, max_answer_tokens or DATA_ANSWER_TOKENS)
+    all_samples = make_samples(tokenizer, tasks, per_task, context_tokens, seed, used)
     rank, size = shard.world()
     t0 = time.perf_counter()
     runs, counter = run_all(
@@ -224,13 +231,16 @@ def bench(
     methods = [c.method for c in configs]
     settings = {
         "tasks": tasks + (["data"] if user else []),
-        "samples": samples,
+        "samples": per_task,
+        "data_samples": len(used) if user else None,
+        "data_lines": len(user) if user else None,
         "context_tokens": context_tokens,
         "strategies": sorted(set(methods) - {"baseline", "kivi"}, key=methods.index),
         "ratios": list(ratios),
         "quantize": [c.quant.label for c in configs if c.quant],
         "seed": seed,
         "chat": chat,
+        "prompt_format": prompt_format(chat),
         "data": data if isinstance(data, str) else ("samples" if data else None),
         "max_answer_tokens": max_answer_tokens,
         "options": options or {},
@@ -238,6 +248,16 @@ def bench(
         "reuse_prefill": reuse_prefill,
     }
     return assemble(gathered, configs, applied, info, model_name, settings, time.perf_counter() - t0, size)
+
+
+def prompt_format(chat: bool) -> str:
+    """The prompt convention, recorded in bench.json."""
+    if chat:
+        return (
+            "chat template: context + question as the user's turn, a built-in task's answer primer starting "
+            "the assistant's turn (kvpress's answer_prefix); text samples stay raw"
+        )
+    return "raw text, no chat template: context, then question (kvpress's pipeline applies the template by default)"
 
 
 def run_all(model, tokenizer, info, indexed, configs, max_answer_tokens, chat, ratios, quiet, reuse_prefill):

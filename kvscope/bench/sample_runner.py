@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from kvscope.bench.configs import Config
-from kvscope.bench.tasks import Sample
+from kvscope.bench.tasks import TASKS, Sample
+from kvscope.decode import stop_tokens
 from kvscope.models import ModelInfo
 from kvscope.prune.evict import (
     Prefill,
@@ -114,15 +115,28 @@ def is_correct(gold: str, generated: str) -> bool:
     return bool(g) and g in normalise(generated)
 
 
+def answer_primer(sample: Sample) -> tuple[str, str]:
+    """``(question, primer)``: a built-in task's question ends with the start of its answer after
+    ``"? "`` (``"...pass key? The pass key is"``), which ``--chat`` moves to the assistant's turn; a
+    ``--data`` question is the user's whole, with no primer."""
+    if sample.task not in TASKS or "? " not in sample.question:
+        return sample.question, ""
+    question, _, primer = sample.question.partition("? ")
+    return question + "?", primer
+
+
 def encode(tokenizer: Any, sample: Sample, chat: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(context_ids [1, P], tail_ids [1, Q])``: the tail is the question (QA) or the continuation (text).
 
-    With ``chat`` the context and question are one user message in the model's chat template: the
-    rendered text is split where the context ends, so the context is still prefilled alone."""
+    Raw text by default (no chat template): context, then question. With ``chat`` (QA samples only)
+    the context and question are one user message in the model's chat template and the answer primer
+    (``answer_primer``) starts the assistant's turn, as kvpress's ``answer_prefix``; the rendered text is
+    split where the context ends, so the context is still prefilled alone."""
     tail = sample.question if sample.kind == "qa" else sample.answer
     if chat and sample.kind == "qa":
-        msgs = [{"role": "user", "content": sample.context + sample.question}]
-        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        question, primer = answer_primer(sample)
+        msgs = [{"role": "user", "content": sample.context + question}]
+        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) + primer
         cut = text.index(sample.context) + len(sample.context)
         head, tail = text[:cut], text[cut:]
         ctx = tokenizer(head, return_tensors="pt", add_special_tokens=False).input_ids
@@ -131,11 +145,16 @@ def encode(tokenizer: Any, sample: Sample, chat: bool = False) -> tuple[torch.Te
     return ctx, tokenizer(tail, return_tensors="pt", add_special_tokens=False).input_ids
 
 
-def answer_tokens(model: Any, pc: Any, question: torch.Tensor, start: int, steps: int) -> list[int]:
-    """Greedy answer: the question in one forward pass at ``start ..``, then ``steps - 1`` more tokens."""
+def answer_tokens(
+    model: Any, pc: Any, question: torch.Tensor, start: int, steps: int, stops: frozenset[int] = frozenset()
+) -> list[int]:
+    """Greedy answer: the question in one forward pass at ``start ..``, then up to ``steps - 1`` more
+    tokens; it ends at the first token in ``stops`` (EOS, end of turn), so nothing after it is scored."""
     logits = continuation_logits(model, pc, question, start)
     first = int(logits[-1].argmax())
-    return [first] + (decode(model, pc, first, start + question.shape[1], steps - 1) if steps > 1 else [])
+    if steps <= 1 or first in stops:
+        return [first]
+    return [first] + decode(model, pc, first, start + question.shape[1], steps - 1, stops)
 
 
 def run_config(
@@ -148,8 +167,10 @@ def run_config(
     tail: torch.Tensor,
     steps: int,
     base: Outcome | None,
+    stops: frozenset[int] | None = None,
 ) -> Outcome:
-    """One configuration on one sample, against a compressed copy of ``pre``'s cache."""
+    """One configuration on one sample, against a compressed copy of ``pre``'s cache. ``stops``: the ids
+    that end an answer (default ``stop_tokens(tokenizer, model)``)."""
     t0 = time.perf_counter()
     pc = build_cache(model.config, pre, keep, quant=cfg.quant)
     out = Outcome(
@@ -160,7 +181,8 @@ def run_config(
         kv_bytes=int(pc.kv_bytes),
     )
     if sample.kind == "qa":
-        ids = answer_tokens(model, pc, tail, pre.n_positions, steps)
+        stops = stop_tokens(tokenizer, model) if stops is None else stops
+        ids = answer_tokens(model, pc, tail, pre.n_positions, steps, stops)
         out.answer = tokenizer.decode(ids, skip_special_tokens=True)
         out.correct = is_correct(sample.answer, out.answer)
     else:
@@ -192,6 +214,7 @@ def run_sample(
     ctx, tail = encode(tokenizer, sample, chat)
     pre = prefill(model, tokenizer, info, ctx)
     prefill_seconds, outcomes, plans = pre.seconds, [], {}
+    stops = stop_tokens(tokenizer, model)
     for cfg in configs:
         if not reuse_prefill and outcomes:
             pre = prefill(model, tokenizer, info, ctx)
@@ -200,7 +223,8 @@ def run_sample(
         keep = cfg.keep(pre)
         if reuse_prefill and keep is not None:
             plans[cfg.name] = keep
-        o = run_config(model, tokenizer, pre, cfg, keep, sample, tail, steps, outcomes[0] if outcomes else None)
+        base = outcomes[0] if outcomes else None
+        o = run_config(model, tokenizer, pre, cfg, keep, sample, tail, steps, base, stops)
         o.seconds = time.perf_counter() - t0  # choosing the tokens counts too
         outcomes.append(o)
     run = SampleRun(outcomes, prefill_seconds, pre.n_positions, warnings=budget_warnings(configs, pre.n_positions))

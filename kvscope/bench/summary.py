@@ -2,8 +2,11 @@
 interval, mean perplexity ratio on text with a bootstrap 95 % interval, KV bytes kept and seconds.
 
 Ranking: in each column the best compressed configuration (``baseline`` is the reference, not a
-contender) is marked ``best`` and every configuration whose interval overlaps the best one's is
-marked ``tied``: those are not ranked against each other.
+contender) is marked ``best``. Every configuration is scored on the same samples as the best one, so
+ties come from a paired test against it: for accuracy the exact McNemar test on the samples both
+answered (``tied`` when p >= 0.05, uncorrected for the number of comparisons; ``Cell.p_value``), for
+the perplexity ratio a seeded bootstrap 95 % interval of the mean per-sample difference (``tied``
+when it contains 0). Tied configurations are not ranked against each other.
 """
 
 from __future__ import annotations
@@ -14,15 +17,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvscope.bench.sample_runner import Outcome
-from kvscope.stats import bootstrap_ci, overlaps, wilson
+from kvscope.stats import bootstrap_ci, mcnemar_exact, wilson
 
 POOLED = "all_qa"  # the pooled accuracy over every QA sample
+ALPHA = 0.05  # a configuration whose paired test against the best gives p >= ALPHA is tied with it
+TIES = (
+    "best = best compressed configuration in its column; tied = not different from it on the same samples: "
+    "exact McNemar test p >= 0.05 (accuracy), bootstrap 95 % interval of the paired mean difference "
+    "containing 0 (perplexity ratio)"
+)
 
 
 @dataclass
 class Cell:
     """One table cell: ``value`` (accuracy or mean ppl ratio), its 95 % interval, the sample count and
-    ``mark`` (``best``, ``tied`` or ``""``)."""
+    ``mark`` (``best``, ``tied`` or ``""``); ``p_value``: the exact McNemar test against the column's
+    best configuration (accuracy cells of compressed configurations other than the best)."""
 
     value: float
     low: float
@@ -30,6 +40,7 @@ class Cell:
     n: int
     correct: int | None = None
     mark: str = ""
+    p_value: float | None = None
 
     def text(self, pct: bool = True) -> str:
         if self.n == 0 or math.isnan(self.value):
@@ -83,7 +94,7 @@ def summarize_outcomes(outcomes: list[Outcome], configs: list[Any], seed: int = 
             row.kv_fraction = sum(o.kv_fraction for o in mine) / len(mine)
             row.seconds = sum(o.seconds for o in mine)
         rows.append(row)
-    mark_ties(rows)
+    mark_ties(rows, outcomes, seed)
     return rows
 
 
@@ -94,23 +105,51 @@ def _task_order(outcomes: list[Outcome]):
     return lambda t: first[t]
 
 
-def mark_ties(rows: list[Row]) -> None:
-    """Mark the best compressed configuration per column and those whose intervals overlap it."""
+def mark_ties(rows: list[Row], outcomes: list[Outcome], seed: int = 0) -> None:
+    """Mark the best compressed configuration per column and those a paired test cannot tell from it."""
     contenders = [r for r in rows if r.method != "baseline"]
-    columns = {c for r in contenders for c in r.accuracy}
-    for col in columns:
-        cells = [r.accuracy[col] for r in contenders if col in r.accuracy and r.accuracy[col].n]
-        _mark(cells, higher=True)
-    _mark([r.ppl_ratio for r in contenders if r.ppl_ratio is not None and r.ppl_ratio.n], higher=False)
+    answers = {r.config: _paired(outcomes, r.config, "correct") for r in contenders}
+    for col in {c for r in contenders for c in r.accuracy}:
+        cells = [(r, r.accuracy[col]) for r in contenders if col in r.accuracy and r.accuracy[col].n]
+        best = _best(cells, higher=True)
+        for r, cell in cells if best else []:
+            if r is not best:
+                mine, theirs = _column(answers[r.config], col), _column(answers[best.config], col)
+                both = mine.keys() & theirs.keys()
+                cell.p_value = mcnemar_exact(
+                    sum(mine[k] and not theirs[k] for k in both), sum(theirs[k] and not mine[k] for k in both)
+                )
+                cell.mark = "tied" if cell.p_value >= ALPHA else ""
+    cells = [(r, r.ppl_ratio) for r in contenders if r.ppl_ratio is not None and r.ppl_ratio.n]
+    best = _best(cells, higher=False)
+    for r, cell in cells if best else []:
+        if r is not best:
+            mine, theirs = _paired(outcomes, r.config, "ppl_ratio"), _paired(outcomes, best.config, "ppl_ratio")
+            _, low, high = bootstrap_ci([mine[k] - theirs[k] for k in mine.keys() & theirs.keys()], seed=seed)
+            cell.mark = "tied" if low <= 0 <= high else ""
 
 
-def _mark(cells: list[Cell], higher: bool) -> None:
-    cells = [c for c in cells if not math.isnan(c.value)]
+def _paired(outcomes: list[Outcome], config: str, field_name: str) -> dict[tuple[str, int], Any]:
+    """``{(task, sample): value}`` of one configuration's outcomes that have ``field_name``."""
+    return {
+        (o.task, o.sample): getattr(o, field_name)
+        for o in outcomes
+        if o.config == config and getattr(o, field_name) is not None
+    }
+
+
+def _column(values: dict[tuple[str, int], Any], col: str) -> dict[tuple[str, int], Any]:
+    return values if col == POOLED else {k: v for k, v in values.items() if k[0] == col}
+
+
+def _best(cells: list[tuple[Row, Cell]], higher: bool) -> Row | None:
+    """The row whose cell has the best value (the first one on equal values), marked ``best``."""
+    cells = [(r, c) for r, c in cells if not math.isnan(c.value)]
     if not cells:
-        return
-    best = max(cells, key=lambda c: c.value if higher else -c.value)
-    for c in cells:
-        c.mark = "best" if c is best else ("tied" if overlaps((c.low, c.high), (best.low, best.high)) else "")
+        return None
+    row, cell = max(cells, key=lambda rc: rc[1].value if higher else -rc[1].value)
+    cell.mark = "best"
+    return row
 
 
 def guardrails(rows: list[Row], outcomes: list[Outcome], sample_warnings: list[str]) -> list[str]:

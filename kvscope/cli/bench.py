@@ -25,12 +25,19 @@ KIVI spec) compresses a copy of that cache, then the question is fed at its true
 answer decoded greedily from the compressed cache (query-agnostic compression). A QA sample is correct
 when the normalised gold answer (lower case, punctuation removed) appears in the normalised generated
 answer (RULER's string match). Accuracy intervals are Wilson 95 %; the text task's mean perplexity
-ratio has a bootstrap 95 % interval. Configurations whose interval overlaps the best are marked tied.
+ratio has a bootstrap 95 % interval. Ties are paired tests against the best compressed configuration
+on the same samples: exact McNemar (p >= 0.05) for accuracy, a bootstrap interval of the mean
+per-sample difference containing 0 for perplexity.
+
+Prompts are raw text by default (context, then question; no chat template, unlike kvpress's
+pipeline); --chat uses the model's chat template (QA samples; text samples stay raw). Answers stop
+at the tokenizer's EOS or end-of-turn token.
 
 Tasks: {qa} (generated, seeded, offline) and text (perplexity on {texts} built-in texts;
 --context-tokens does not apply to it). --data FILE.jsonl with
-{"context", "question", "answer"} lines runs your own task (malformed lines skipped); it replaces the
-built-in tasks unless --task is given too. Several processes: accelerate launch --num_processes N
+{"context", "question", "answer"} lines runs your own task (malformed lines skipped), every line
+unless --samples N is given (then the first N); it replaces the built-in tasks unless --task is
+given too. Several processes: accelerate launch --num_processes N
 -m kvscope bench ... (on a CPU-only machine add --multi_gpu so accelerate starts N processes).
 
 \b
@@ -74,7 +81,13 @@ def parse_ratios(text: str) -> list[float]:
 @click.option(
     "-t", "--task", "tasks", multiple=True, help="A task (repeatable). [passkey, kv_retrieval, multi_needle, text]"
 )
-@click.option("-n", "--samples", type=int, default=5, show_default=True, help="Samples per task.")
+@click.option(
+    "-n",
+    "--samples",
+    type=int,
+    default=None,
+    help="Samples per built-in task, and the first N lines of --data. [5; every --data line]",
+)
 @click.option(
     "-c",
     "--context-tokens",
@@ -88,7 +101,12 @@ def parse_ratios(text: str) -> list[float]:
 @click.option("--quantize", default="K4V4,K2V2", show_default=True, help="KIVI specs ('' for none).")
 @click.option("--data", default=None, help="JSONL file of context/question/answer lines, or hf:NAME[:split].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--chat", is_flag=True, help="Wrap context and question in the model's chat template.")
+@click.option(
+    "--chat",
+    is_flag=True,
+    help="Context + question as the user's turn of the model's chat template, a built-in task's answer "
+    "primer ('The pass key is') starting the assistant's turn. [raw text]",
+)
 @click.option(
     "--max-answer-tokens", type=int, default=None, help="Greedy answer length in tokens. [6 built-in tasks, 16 --data]"
 )
@@ -215,8 +233,12 @@ def print_table(result, out: Path) -> None:
     console.print(table)
     console.print(
         "value [95 % interval]: Wilson for accuracy, bootstrap for perplexity; * best compressed "
-        "configuration, ~ tied with it (intervals overlap)."
+        "configuration, ~ tied with it: not different on the same samples (exact McNemar test p >= 0.05 "
+        "for accuracy; paired bootstrap interval of the difference containing 0 for perplexity)."
     )
     for w in result.warnings:
         Console(stderr=True).print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    s = result.settings
+    if s.get("data_samples") is not None:
+        console.print(f"--data: scored {s['data_samples']} of its {s['data_lines']} samples")
     console.print(f"wrote {out}/bench.json, samples.jsonl, bench_pareto.png, report.html")

@@ -115,13 +115,18 @@ ROUNDINGS = ("ceil", "floor")
 
 
 def n_keep(n: int, ratio: float, rounding: str = "ceil") -> int:
-    """Tokens kept when a fraction ``ratio`` of ``n`` is removed: ``ceil((1 - ratio) * n)`` by default
-    (never evicts more than asked), ``floor`` with ``rounding="floor"`` (kvpress's ``int(n * (1 - r))``).
-    The product is rounded to 9 decimals first so that ``(1 - 0.7) * 10`` counts as 3."""
+    """Tokens kept when a fraction ``ratio`` of ``n`` is removed.
+
+    ``"ceil"`` (default, never evicts more than asked): ``ceil((1 - ratio) * n)``, the product rounded to
+    9 decimals first so that ``(1 - 0.7) * 10`` counts as 3. ``"floor"``: kvpress's own float64
+    expression ``int(n * (1 - ratio))``, so the budgets match kvpress's to the token, including where
+    floating point puts an integer product just below itself (490 tokens at 0.9: 48, not 49).
+    """
     if rounding not in ROUNDINGS:
         raise UsageError(f"unknown budget rounding {rounding!r}: use ceil or floor")
-    exact = round((1.0 - ratio) * n, 9)
-    return min(n, math.ceil(exact) if rounding == "ceil" else math.floor(exact))
+    if rounding == "floor":
+        return min(n, int(n * (1.0 - ratio)))
+    return min(n, math.ceil(round((1.0 - ratio) * n, 9)))
 
 
 def structural_keep(info: ModelInfo, n: int, layers: list[int] | None, heads: list[int] | None) -> torch.Tensor:
@@ -213,13 +218,21 @@ def perplexity(logliks: torch.Tensor) -> float:
     return float(torch.exp(-logliks.mean()))
 
 
-def decode(model: Any, pc: PrunedCache, first: int, start: int, steps: int) -> list[int]:
+def decode(
+    model: Any, pc: PrunedCache, first: int, start: int, steps: int, stop_ids: frozenset[int] = frozenset()
+) -> list[int]:
     """Greedy decoding of ``steps`` tokens against the pruned cache: ``first`` is fed at position ``start``
-    (true positions, whatever the cache's slot count), through the package's one decode loop."""
+    (true positions, whatever the cache's slot count), through the package's one decode loop. Decoding
+    stops after a token in ``stop_ids`` (kept as the last token); none by default, for timings."""
     from kvscope.decode import generate
 
     with torch.inference_mode(), evicting(model, pc.masks):
         out = generate(
-            model, pc.cache, first_tokens=torch.tensor([[first]]), positions=torch.tensor([start]), max_new_tokens=steps
+            model,
+            pc.cache,
+            first_tokens=torch.tensor([[first]]),
+            positions=torch.tensor([start]),
+            max_new_tokens=steps,
+            stop_ids=stop_ids,
         )
     return out.tokens[0]

@@ -206,9 +206,77 @@ def test_chat_wraps_context_and_question_in_the_template(tiny):
     sample = generate("passkey", 1, 60, counter(tok))[0]
     raw_ctx, raw_q = encode(tok, sample)
     ctx, tail = encode(tok, sample, chat=True)
-    whole = tok.apply_chat_template(
-        [{"role": "user", "content": sample.context + sample.question}], tokenize=False, add_generation_prompt=True
-    )
-    assert tok.decode(ctx[0]) + tok.decode(tail[0]) == whole
-    assert tok.decode(ctx[0]).endswith(sample.context) and sample.question in tok.decode(tail[0])
+    # the question in the user's turn, its answer primer as the start of the assistant's (kvpress's answer_prefix)
+    user = [{"role": "user", "content": sample.context + "\nWhat is the pass key?"}]
+    whole = tok.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+    assert tok.decode(ctx[0]) + tok.decode(tail[0]) == whole + "The pass key is"
+    assert tok.decode(ctx[0]).endswith(sample.context) and tok.decode(tail[0]).endswith("assistant\nThe pass key is")
     assert tok.decode(raw_ctx[0]) == sample.context and tok.decode(raw_q[0]) == sample.question
+    data = generate("passkey", 1, 60, counter(tok))[0]
+    data.task, data.question = "data", "\nWhat is it? Say it."  # a user's question is kept whole
+    assert tok.decode(encode(tok, data, chat=True)[1][0]).endswith("Say it.<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_decoding_stops_at_eos_so_text_after_it_is_never_credited(tiny):
+    """The model is forced to say "x", EOS, then the gold answer: the answer ends at EOS."""
+    from kvscope.bench.sample_runner import encode
+
+    model, tok, info = tiny
+    sample = generate("passkey", 1, 80, counter(tok))[0]
+    ctx, question = encode(tok, sample)
+    first_answer_pos = ctx.shape[1] + question.shape[1] - 1  # its logits give the first answer token
+    script = tok("x", add_special_tokens=False).input_ids + [tok.eos_token_id]
+    script += tok(sample.answer, add_special_tokens=False).input_ids
+
+    def force(_m, _args, kwargs, out):
+        pos = kwargs.get("position_ids")
+        if pos is not None and int(pos[0, -1]) >= first_answer_pos:
+            i = min(int(pos[0, -1]) - first_answer_pos, len(script) - 1)
+            out.logits[0, -1] = -1e4
+            out.logits[0, -1, script[i]] = 1e4
+
+    handle = model.register_forward_hook(force, with_kwargs=True)
+    try:
+        (base,) = run_sample(model, tok, info, sample, [Config("baseline", "baseline")], steps=8).outcomes
+    finally:
+        handle.remove()
+    assert tok.eos_token_id == 257 and sample.answer.isdigit()
+    assert base.answer == "x" and base.correct is False
+
+
+def test_stop_tokens_are_eos_generation_config_and_end_of_turn(tiny):
+    from kvscope.decode import stop_tokens
+
+    model, tok, _ = tiny
+    assert stop_tokens(tok, model) == {257}  # <|im_end|>: the tokenizer's EOS and the model's
+    model.generation_config.eos_token_id = [257, 3]
+    try:
+        assert stop_tokens(tok, model) == {257, 3}
+    finally:
+        model.generation_config.eos_token_id = 257
+
+
+def test_data_uses_every_line_unless_samples_is_given(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    lines = [{"context": f"The code is {i}{i}{i}.", "question": " Code?", "answer": f"{i}" * 3} for i in range(7)]
+    data.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    base = ["bench", "-m", "tiny", "--data", str(data), "--strategies", "knorm", "--ratios", "0.5", "--quantize", ""]
+    code, stdout, err = run_cli([*base, "--out", str(tmp_path / "all")], capsys)
+    assert code == 0, err
+    assert "--data: scored 7 of its 7 samples" in stdout  # 7 lines, not the 5 of --samples' default
+    d = json.loads((tmp_path / "all" / "bench.json").read_text())
+    assert d["settings"]["data_samples"] == 7 and d["settings"]["data_lines"] == 7
+    assert "7 of 7 data samples" in (tmp_path / "all" / "report.html").read_text()
+    assert len((tmp_path / "all" / "samples.jsonl").read_text().splitlines()) == 7 * 2
+    code, stdout, err = run_cli([*base, "--samples", "3", "--out", str(tmp_path / "three"), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["settings"]["data_samples"] == 3
+
+
+def test_bench_json_states_the_prompt_format_and_the_tie_test(tiny):
+    model, tok, _ = tiny
+    kw = dict(tasks=["passkey"], samples=1, context_tokens=80, strategies=["knorm"], ratios=[0.5], quantize=[])
+    raw = bench(model, tok, **kw).to_dict()
+    assert raw["settings"]["prompt_format"].startswith("raw text, no chat template")
+    assert "McNemar" in raw["ties"] and "McNemar" in bench(model, tok, **kw)._repr_html_()
+    assert bench(model, tok, chat=True, **kw).to_dict()["settings"]["prompt_format"].startswith("chat template")

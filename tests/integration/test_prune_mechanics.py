@@ -83,3 +83,23 @@ def test_head_pruning_is_masked_and_counts_kept_bytes(setup):
     assert not torch.allclose(logits, full) and not torch.allclose(logits, base)
     # heads alone: those kv_heads in every layer
     assert structural_keep(info, n, None, [1])[:, 1].sum() == 0 and structural_keep(info, n, None, [1])[:, 0].all()
+
+
+def test_kivi_quantizes_the_prompt_only_appended_tokens_stay_full_precision(setup):
+    """The documented KIVI difference: the continuation (bench: question and answer) is appended in full
+    precision; KIVI's decoding would quantize each block of R keys once complete. Layer 0's keys depend
+    only on the token and its position, so the appended ones equal the unquantized cache's exactly,
+    while the prompt's quantized keys do not."""
+    from kvscope.capturing import cache_layer_kv
+    from kvscope.quant import parse_spec
+
+    model, _, pre, _, cont = setup
+    spec = parse_spec("K2V2G32R0")  # no full-precision residual: every prompt key goes through the grid
+    plain, kivi = build_cache(model.config, pre, None), build_cache(model.config, pre, None, quant=spec)
+    for pc in (plain, kivi):
+        continuation_logits(model, pc, cont, pre.n_positions)
+    (k_plain, _), (k_kivi, _) = cache_layer_kv(plain.cache, 0), cache_layer_kv(kivi.cache, 0)
+    n, c = pre.n_positions, cont.shape[1]
+    assert k_kivi.shape[-2] == n + c
+    assert torch.equal(k_kivi[..., n:, :], k_plain[..., n:, :])  # appended: full precision
+    assert not torch.equal(k_kivi[..., :n, :], k_plain[..., :n, :])  # prompt: quantized

@@ -11,7 +11,7 @@ from kvscope.errors import UsageError
 from kvscope.hfcache import cache_nbytes
 from kvscope.prune.evict import build_cache, n_keep, prefill
 from kvscope.prune.strategies import STRATEGIES, make_strategy
-from kvscope.prune.strategies.literature import pyramid_weights
+from kvscope.prune.strategies.literature import pyramid_budgets
 
 SHARED = {"pyramidkv": "layers", "adakv": "kv_heads"}  # how a strategy shares its total budget
 
@@ -49,7 +49,7 @@ def test_keeps_exactly_the_budget(setup, name, ratio, rounding):
     _, info, pre, _ = setup
     n = pre.n_positions
     keep = make_strategy(name, rounding=rounding).keep(pre, ratio)
-    k = (math.ceil if rounding == "ceil" else math.floor)(round((1 - ratio) * n, 9))
+    k = math.ceil(round((1 - ratio) * n, 9)) if rounding == "ceil" else int(n * (1 - ratio))
     assert keep.shape == (info.layers, info.kv_heads, n)
     assert int(keep.sum()) == info.layers * info.kv_heads * k  # the same total for every strategy
     if SHARED.get(name) == "kv_heads":
@@ -79,6 +79,14 @@ def _snap_by_hand(pooled, n, k, w, sinks=4):
 
 def test_n_keep_is_float_safe():
     assert n_keep(10, 0.7) == 3 and n_keep(10, 0.9) == 1 and n_keep(8, 0.75) == 2 and n_keep(7, 0.5) == 4
+
+
+def test_floor_rounding_is_kvpress_arithmetic_to_the_token():
+    # kvpress keeps int(q_len * (1 - compression_ratio)) in float64: 490 * (1 - 0.9) = 48.99999999999999 -> 48
+    assert n_keep(490, 0.9, "floor") == 48 and n_keep(490, 0.9) == 49
+    for n in range(1, 2049):
+        for r in (0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95):
+            assert n_keep(n, r, "floor") == int(n * (1 - r))
 
 
 def test_knorm_and_magnitude_match_brute_force(setup):
@@ -157,27 +165,48 @@ def test_tova_matches_eager_attention(setup):
 
 def test_pyramidkv_budgets_and_selection(setup):
     _, info, pre, probs = setup
-    n, g = pre.n_positions, info.group_size
-    strategy = make_strategy("pyramidkv", beta=2.0)  # on 2 layers, beta 20 leaves the last layer ~nothing
+    n, g, w = pre.n_positions, info.group_size, min(32, pre.n_positions)
+    strategy = make_strategy("pyramidkv", beta=2.0)
     for ratio in (0.25, 0.5):
         k = n_keep(n, ratio)
         budgets = strategy.layer_budgets(info.layers, n, ratio)
-        # by hand: 2 layers, weights 2k - k/2 and k/2 (capped at n, the excess moved to the other layer)
-        top = min(n, round(1.5 * k))
-        assert budgets == [top, 2 * k - top]
+        assert budgets == pyramid_budgets(info.layers, n, k, 32, 2.0) and sum(budgets) == info.layers * k
         keep = strategy.keep(pre, ratio)
         for layer, b in enumerate(budgets):
             for h in range(info.kv_heads):
-                expected = _snap_by_hand(_pooled_votes(probs, layer, h, g, min(32, n), n), n, b, min(32, n))
+                expected = _snap_by_hand(_pooled_votes(probs, layer, h, g, w, n), n, b, w)
                 assert _kept(keep, layer, h) == expected
 
 
-def test_pyramid_weights_hand_values():
-    # SmolLM2's 30 layers at k = 100, beta 20: from 195 down to 5 in 29 equal steps, mean 100
-    w = pyramid_weights(30, 100, 20)
-    assert w[0] == pytest.approx(195) and w[-1] == pytest.approx(5) and sum(w) == pytest.approx(3000)
-    assert w[1] - w[0] == pytest.approx(-190 / 29)
-    assert pyramid_weights(1, 7, 20) == [7.0]
+@pytest.mark.parametrize(
+    ("layers", "n", "ratio", "expected"),
+    [
+        # k = 50, e = 18 beyond the window 32: 32 + 35.1, 55.7, 44.3, 32.9 (steps of 11.4); the two
+        # largest remainders (.9, .7) round up
+        (4, 100, 0.5, [67, 56, 44, 33]),
+        # k = 75, e = 43: the top 32 + 83.85 passes n, so it is clamped to 100 and the bottom raised to
+        # 32 + (86 - 68) = 50: 100, 83.33, 66.67, 50
+        (4, 100, 0.25, [100, 83, 67, 50]),
+        # n = 486 at ratio 0.9: k = ceil(48.6) = 49, e = 17: 32 + 33.15, 49, 32.85
+        (3, 486, 0.9, [65, 49, 33]),
+        # k = 10 below the window: every layer keeps k (there snapkv's sinks + recent rule applies)
+        (4, 100, 0.9, [10, 10, 10, 10]),
+    ],
+)
+def test_pyramidkv_budgets_by_hand(layers, n, ratio, expected):
+    assert make_strategy("pyramidkv").layer_budgets(layers, n, ratio) == expected
+
+
+def test_pyramidkv_never_below_the_window_nor_above_the_prompt():
+    # the issue's case: SmolLM2's 30 layers, 486 tokens, ratio 0.25 (k = 365): top clamped to 486,
+    # bottom 32 + (2 * 333 - 454) = 244, the total held
+    b = make_strategy("pyramidkv").layer_budgets(30, 486, 0.25)
+    assert b[0] == 486 and b[-1] == 244 and sum(b) == 30 * 365
+    assert all(x >= y for x, y in zip(b, b[1:]))
+    for n, ratio in ((486, 0.5), (486, 0.9), (500, 0.75), (64, 0.25), (33, 0.5)):
+        k = n_keep(n, ratio)
+        b = make_strategy("pyramidkv").layer_budgets(30, n, ratio)
+        assert sum(b) == 30 * k and max(b) <= n and min(b) >= min(k, 32, n)
 
 
 def test_adakv_matches_brute_force(setup):
@@ -193,8 +222,8 @@ def test_adakv_matches_brute_force(setup):
                 for p in range(n):
                     scores[h, p] = 1e9 + p if p >= n - w else pooled[p]  # the window first
             chosen = set()
-            for h in range(info.kv_heads):  # the safeguard: each head's own top floor * k
-                own = sorted(range(n), key=lambda p: scores[h, p], reverse=True)[: int(floor * k)]
+            for h in range(info.kv_heads):  # the safeguard: the window + floor of the budget left after it
+                own = sorted(range(n), key=lambda p: scores[h, p], reverse=True)[: w + int(floor * (k - w))]
                 chosen |= {(h, p) for p in own}
             rest = sorted((hp for hp in scores if hp not in chosen), key=lambda hp: scores[hp], reverse=True)
             chosen |= set(rest[: info.kv_heads * k - len(chosen)])

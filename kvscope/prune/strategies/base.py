@@ -78,7 +78,7 @@ class Strategy:
     """Base: ``scores(pre, k)`` ``[layer, kv_head, n]`` (higher = keep); ``keep`` takes the top ``k``.
 
     ``rounding``: how the budget ``k`` is rounded from ``(1 - ratio) * n``: ``"ceil"`` (default: never
-    evicts more than asked) or ``"floor"`` (kvpress's convention).
+    evicts more than asked) or ``"floor"`` (kvpress's float ``int(n * (1 - ratio))``, see ``n_keep``).
     """
 
     name: ClassVar[str] = ""

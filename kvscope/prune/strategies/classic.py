@@ -102,6 +102,11 @@ class SnapKV(Strategy):
     whole; the originals never configure that case. kvscope then keeps the first ``sinks`` tokens
     (attention sinks) plus the most recent ``k - sinks``, i.e. StreamingLLM, and ``warnings`` says so
     (a plain recent window would drop the sinks).
+
+    Pooling runs over all ``n`` positions, the window's own votes included, averaging only real
+    positions at the edges (``count_include_pad=False``). The authors' code pools the positions before
+    the window alone, zero padding counted, so the first ``kernel // 2`` tokens and the last ``kernel //
+    2`` before the window score slightly differently there.
     """
 
     name = "snapkv"

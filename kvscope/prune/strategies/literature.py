@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 
 from kvscope.attention import last_query_probs
 from kvscope.errors import UsageError
 from kvscope.prune.evict import Prefill
-from kvscope.prune.strategies.base import PROTECT, Strategy, split_budget, top_keep
+from kvscope.prune.strategies.base import PROTECT, Strategy, top_keep
 from kvscope.prune.strategies.classic import SnapKV
 
 
@@ -37,23 +39,51 @@ class TOVA(Strategy):
         return torch.stack(rows)
 
 
-def pyramid_weights(layers: int, k: float, beta: float) -> list[float]:
-    """Per-layer budgets of PyramidKV before rounding: an arithmetic sequence from ``2k - k/beta`` at
-    layer 0 down to ``k/beta`` at the last layer (mean ``k``)."""
-    if layers == 1:
-        return [float(k)]
-    low, high = k / beta, 2 * k - k / beta
-    return [high - layer * (high - low) / (layers - 1) for layer in range(layers)]
+def pyramid_budgets(layers: int, n: int, k: int, window: int, beta: float) -> list[int]:
+    """Tokens kept per kv_head in each layer by PyramidKV, in exact arithmetic; sums to ``layers * k``.
+
+    As in the authors' code, the pyramid shares the budget beyond the observation window ``w =
+    min(window, n)``: ``e = k - w`` per layer on average, linear in depth from ``2e - e/beta`` at layer 0
+    down to ``e/beta`` at the last layer. When the top would exceed the prompt it is clamped to ``n - w``
+    and the bottom raised to ``2e - (n - w)``, so the mean stays ``e``. Each layer then keeps ``w`` plus
+    its share, so no layer gets less than the window nor more than ``n``; the fractions are settled by
+    largest remainder (ties: lower layer first). When ``k <= w`` the window cannot be kept in every
+    layer with the total held: every layer gets ``k`` (as ``snapkv`` there).
+    """
+    w = min(window, n)
+    if layers == 1 or k <= w:
+        return [k] * layers
+    extra = Fraction(k - w)
+    low = extra / Fraction(beta)
+    high = 2 * extra - low
+    if high > n - w:
+        high = Fraction(n - w)
+        low = 2 * extra - high
+    step = (high - low) / (layers - 1)
+    return largest_remainder([w + high - layer * step for layer in range(layers)], layers * k)
+
+
+def largest_remainder(exact: list[Fraction], total: int) -> list[int]:
+    """Integers summing to ``total`` (= ``sum(exact)``): each ``floor(x)``, plus one for the largest
+    fractional parts (ties: lower index first)."""
+    ints = [math.floor(x) for x in exact]
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - ints[i]), i))
+    for i in order[: total - sum(ints)]:
+        ints[i] += 1
+    return ints
 
 
 @dataclass
 class PyramidKV(SnapKV):
     """PyramidKV (Cai et al., "PyramidKV: Dynamic KV Cache Compression based on Pyramidal Information
-    Funneling", 2024): lower layers keep more tokens, deeper layers fewer, same total. Layer ``l`` gets
-    ``pyramid_weights`` (from ``2k - k/beta`` down to ``k/beta``, ``beta`` 20 as in the authors' code),
-    rounded so that the budgets sum to exactly ``layers * k`` and none exceeds the prompt; each layer
-    then keeps its top tokens by SnapKV's pooled window attention (same ``window``/``kernel``/``sinks``
-    rules as ``snapkv``). Unlike the authors' code the pyramid spans the whole budget, window included.
+    Funneling", 2024): lower layers keep more tokens, deeper layers fewer, same total. The per-layer
+    budgets follow the authors' code (``pyramid_budgets``: a linear schedule of the budget beyond the
+    observation window, ``beta`` 20, clamped so that no layer keeps less than the window nor more than
+    the prompt); each layer then keeps its top tokens by SnapKV's pooled window attention (same
+    ``window``/``kernel``/``sinks`` rules as ``snapkv``). Differences: the authors' code falls back to
+    uniform SnapKV budgets when ``n < 2 (k - w)`` (ratios below about 0.5) and kvpress when its smallest
+    layer would be under its window; kvscope keeps the clamped pyramid there, and is uniform only
+    when ``k <= w``.
     """
 
     name = "pyramidkv"
@@ -65,35 +95,23 @@ class PyramidKV(SnapKV):
     def layer_budgets(self, layers: int, n_positions: int, ratio: float) -> list[int]:
         """Tokens kept per kv_head in each layer; sums to ``layers * budget(n, ratio)``."""
         k = self.budget(n_positions, ratio)
-        return split_budget(pyramid_weights(layers, k, self.beta), layers * k, n_positions)
+        return pyramid_budgets(layers, n_positions, k, self.window, self.beta)
 
     def keep(self, pre: Prefill, ratio: float) -> torch.Tensor:
         pooled = self.pooled(pre)
         budgets = self.layer_budgets(pooled.shape[0], pre.n_positions, ratio)
         return torch.stack([top_keep(self.layer_scores(p, b), b) for p, b in zip(pooled, budgets)])
 
-    def warnings(self, n_positions: int, ratio: float, layers: int | None = None) -> list[str]:
-        out = Strategy.warnings(self, n_positions, ratio, layers)
-        w = min(self.window, n_positions)
-        budgets = self.layer_budgets(layers, n_positions, ratio) if layers else None
-        smallest = min(budgets) if budgets else int(self.budget(n_positions, ratio) / self.beta)
-        if smallest < w:
-            where = f"{sum(b < w for b in budgets)} of {layers} layers" if budgets else "the deepest layers"
-            out.append(
-                f"{self.label}: {where} keep fewer tokens than the observation window {w} (down to "
-                f"{smallest}); there it keeps sink tokens + the most recent (StreamingLLM)"
-            )
-        return out
-
 
 @dataclass
 class AdaKV(SnapKV):
     """Ada-KV (Feng et al., "Ada-KV: Optimizing KV Cache Eviction by Adaptive Budget Allocation for
     Efficient LLM Inference", 2024) on SnapKV scores: each layer keeps ``kv_heads * k`` tokens in all,
-    shared adaptively between its kv_heads. Every kv_head first gets its own top ``floor(floor * k)``
-    (the safeguard, ``floor`` 0.2 as in the authors' code); the rest of the layer's budget goes to the
+    shared adaptively between its kv_heads. Every kv_head first keeps the observation window ``w`` and
+    its own top ``floor(floor * (k - w))`` other tokens (the safeguard, ``floor`` 0.2, applied to the
+    budget left after the window as in the authors' code); the rest of the layer's budget goes to the
     highest remaining scores over all its kv_heads, so heads with concentrated attention keep fewer.
-    Below the observation window it falls back to sinks + recent for every kv_head, as ``snapkv``.
+    Below the observation window every kv_head keeps sinks + recent, as ``snapkv``.
     """
 
     name = "adakv"
@@ -110,9 +128,15 @@ class AdaKV(SnapKV):
         k = self.budget(pre.n_positions, ratio)
         return torch.stack([self._adaptive(self.layer_scores(p, k), k) for p in self.pooled(pre)])
 
+    def safeguard(self, n: int, k: int) -> int:
+        """Tokens every kv_head keeps before the adaptive share: the window plus ``floor`` of the budget
+        left after it (``k`` itself below the window, where every kv_head keeps sinks + recent)."""
+        w = min(self.window, n)
+        return k if k < w else w + int(self.floor * (k - w))
+
     def _adaptive(self, scores: torch.Tensor, k: int) -> torch.Tensor:
         """Bool ``[kv_head, n]`` with ``kv_heads * k`` True: per-head safeguard, then the layer's best."""
-        guaranteed = top_keep(scores, int(self.floor * k))
+        guaranteed = top_keep(scores, self.safeguard(scores.shape[-1], k))
         rest = scores.masked_fill(guaranteed, float("-inf")).flatten()
         extra = top_keep(rest, scores.shape[0] * k - int(guaranteed.sum())).view_as(scores)
         return guaranteed | extra
