@@ -15,6 +15,7 @@ Usage: ``python benchmarks/analyze.py --base /tmp/base [--repeats 3] [--out benc
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -51,10 +52,13 @@ def child(root: str, argv: list[str]) -> None:
             env=env,
         )
         wall = time.perf_counter() - t0
-    if proc.returncode:
-        raise SystemExit(proc.stderr)
+        if proc.returncode:
+            raise SystemExit(proc.stderr)
+        files = sorted((Path(tmp) / "out").glob("*.png")) + sorted((Path(tmp) / "out").glob("*.svg"))
+        figure_hashes = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
     summary = json.loads(proc.stdout)
     summary["wall_s"] = wall
+    summary["figure_sha256"] = figure_hashes
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary["peak_rss_mib"] = usage.ru_maxrss / 1024
     summary["cpu_s"] = usage.ru_utime + usage.ru_stime  # less sensitive to other jobs than wall time
