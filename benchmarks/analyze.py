@@ -15,6 +15,7 @@ Usage: ``python benchmarks/analyze.py --base /tmp/base [--repeats 3] [--out benc
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -51,10 +52,13 @@ def child(root: str, argv: list[str]) -> None:
             env=env,
         )
         wall = time.perf_counter() - t0
-    if proc.returncode:
-        raise SystemExit(proc.stderr)
+        if proc.returncode:
+            raise SystemExit(proc.stderr)
+        files = sorted((Path(tmp) / "out").glob("*.png")) + sorted((Path(tmp) / "out").glob("*.svg"))
+        figure_hashes = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
     summary = json.loads(proc.stdout)
     summary["wall_s"] = wall
+    summary["figure_sha256"] = figure_hashes
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary["peak_rss_mib"] = usage.ru_maxrss / 1024
     summary["cpu_s"] = usage.ru_utime + usage.ru_stime  # less sensitive to other jobs than wall time
@@ -81,7 +85,7 @@ def summarize(name: str, runs: list[dict]) -> dict:
     }
 
 
-def table(rows: list[dict], ratio: float, load: str, base: str, repeats: int) -> str:
+def table(rows: list[dict], ratio: float, load: str, base: str, repeats: int, same: bool) -> str:
     lines = [
         "## kvscope analyze: wall time and peak memory",
         "",
@@ -107,10 +111,13 @@ def table(rows: list[dict], ratio: float, load: str, base: str, repeats: int) ->
         f"**{ratio[0]:.2f}x** the median wall time and **{ratio[1]:.2f}x** the median CPU time "
         "(user + system; above 1 = slower).",
         "",
-        "Targets: `--prompts default` under 3 minutes and 4 GiB; the single-prompt run no slower than before.",
+        f"Figures byte-identical to {base}'s in every run: {same}.",
         "",
-        "Reproduce: `git archive a2e5e01 | tar -x -C /tmp/analyze_base && "
-        "python benchmarks/analyze.py --base /tmp/analyze_base --repeats 3`",
+        "Targets (issue 24): the single-prompt run at least 1.4x faster than c2d2e57; `--prompts default` at most "
+        "60 s and under 4 GiB.",
+        "",
+        f"Reproduce: `git worktree add /tmp/analyze_base {base} && "
+        f"python benchmarks/analyze.py --base /tmp/analyze_base --base-name {base} --repeats {repeats}`",
         "",
     ]
     return "\n".join(lines)
@@ -119,24 +126,26 @@ def table(rows: list[dict], ratio: float, load: str, base: str, repeats: int) ->
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True, help="checkout of the previous commit")
-    ap.add_argument("--base-name", default="a2e5e01")
+    ap.add_argument("--base-name", default="c2d2e57")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--many-repeats", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "analyze.md")
     args = ap.parse_args()
     now, old = [], []
+    load0 = f"{os.getloadavg()[0]:.1f}"
     for _ in range(args.repeats):
         now.append(one_run(str(ROOT), []))
         old.append(one_run(args.base, []))
     many = [one_run(str(ROOT), ["--prompts", "default"]) for _ in range(args.many_repeats)]
-    load = f"{os.getloadavg()[0]:.1f}"
+    load = f"{load0} at the start and {os.getloadavg()[0]:.1f} at the end"
+    same = all(r["figure_sha256"] == old[0]["figure_sha256"] for r in now + old)
     rows = [
         summarize("default prompt, this commit", now),
         summarize(f"default prompt, {args.base_name}", old),
         summarize("--prompts default (9 texts), this commit", many),
     ]
     ratio = (rows[0]["wall"] / rows[1]["wall"], rows[0]["cpu"] / rows[1]["cpu"])
-    text = table(rows, ratio, load, args.base_name, args.repeats)
+    text = table(rows, ratio, load, args.base_name, args.repeats, same)
     args.out.write_text(text)
     print(text)
 

@@ -333,40 +333,67 @@ def write_reuse(args, work: Path) -> None:
     print(text)
 
 
-def run_default(args) -> None:
-    """Time ``kvscope bench --out TMP`` (every default) in a child process with one torch thread."""
+def time_default(root: Path, extra: list[str]) -> dict:
+    """One ``kvscope bench --out TMP [extra]`` of the checkout at ``root`` in a child process, one torch thread."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env["PYTHONPATH"] = str(root)
     with tempfile.TemporaryDirectory() as tmp:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         load0, t0 = os.getloadavg()[0], time.perf_counter()
-        cmd = [sys.executable, "-m", "kvscope", "bench", "--out", str(Path(tmp) / "out")]
-        r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cmd = [sys.executable, "-m", "kvscope", "bench", "--out", str(Path(tmp) / "out"), *extra]
+        r = subprocess.run(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if r.returncode:
             sys.exit(f"kvscope bench failed (exit {r.returncode}): {r.stderr[-2000:]}")
         wall, load1 = time.perf_counter() - t0, os.getloadavg()[0]
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         d = json.loads((Path(tmp) / "out" / "bench.json").read_text())
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    text = "\n".join(
-        [
-            "## kvscope bench: the default run's cost (SmolLM2-135M, float32, CPU, 1 torch thread)",
-            "",
-            (
-                "Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py default` (it times "
-                "`kvscope bench --out DIR` with every default in a child process). Target: under 10 minutes here."
-            ),
-            "",
-            "| samples (one prefill each) | configurations | wall | CPU (user + sys) | peak RSS "
-            "| load average (start, end) |",
-            "|---|---|---|---|---|---|",
-            (
-                f"| {d['prefills']} | {len(d['rows'])} | {wall / 60:.1f} min | {cpu / 60:.1f} min | "
-                f"{after.ru_maxrss / 2**20:.2f} GiB | {load0:.1f}, {load1:.1f} |"
-            ),
-            "",
-        ]
+    return {"wall": wall, "cpu": cpu, "rss": after.ru_maxrss / 2**20, "load": (load0, load1), "d": d}
+
+
+def run_default(args) -> None:
+    """Time the default ``kvscope bench`` (``--bench-args`` appended); with ``--base DIR`` also that checkout's,
+    alternately, ``--repeats`` times each, and report the ratio of medians."""
+    import statistics
+
+    extra = args.bench_args.split()
+    roots = [("this checkout", ROOT)] + ([(f"base {args.base}", Path(args.base))] if args.base else [])
+    runs: dict[str, list[dict]] = {name: [] for name, _ in roots}
+    for _ in range(args.repeats):
+        for name, root in roots:
+            runs[name].append(time_default(root, extra))
+            r = runs[name][-1]
+            print(f"{name}: {r['wall']:.0f} s wall, {r['cpu']:.0f} s CPU, load {r['load']}", file=sys.stderr)
+    cmd = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py default" + (
+        f" --bench-args '{args.bench_args}'" if extra else ""
     )
-    Path(args.out).with_name("bench_default.md").write_text(text)
+    lines = [
+        "## kvscope bench: the default run's cost (SmolLM2-135M, float32, CPU, 1 torch thread)",
+        "",
+        f"Reproduce: `{cmd}{' --base DIR' if args.base else ''} --repeats {args.repeats}` (it times "
+        f"`kvscope bench --out DIR{' ' + args.bench_args if extra else ''}` in a child process per run, the "
+        "checkouts alternating). Target: at most 3 minutes at one thread.",
+        "",
+        "| checkout | samples (one prefill each) | configurations | wall (median, min-max) | CPU user + sys "
+        "(median) | peak RSS | load average (start, end) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, rs in runs.items():
+        walls = [r["wall"] / 60 for r in rs]
+        d = rs[0]["d"]
+        loads = "; ".join(f"{r['load'][0]:.1f}, {r['load'][1]:.1f}" for r in rs)
+        lines.append(
+            f"| {name} | {d['prefills']} | {len(d['rows'])} | {statistics.median(walls):.1f} min "
+            f"({min(walls):.1f}-{max(walls):.1f}) | {statistics.median(r['cpu'] for r in rs) / 60:.1f} min | "
+            f"{max(r['rss'] for r in rs):.2f} GiB | {loads} |"
+        )
+    if args.base:
+        mine, base = (statistics.median(r["wall"] for r in rs) for rs in runs.values())
+        cpu_m, cpu_b = (statistics.median(r["cpu"] for r in rs) for rs in runs.values())
+        ratio = f"**{base / mine:.2f}x** the wall time, {cpu_b / cpu_m:.2f}x the CPU time"
+        lines += ["", f"Base over this checkout: {ratio}."]
+    text = "\n".join(lines + [""])
+    Path(args.out).with_name(args.default_out).write_text(text)
     print(text)
 
 
@@ -393,6 +420,10 @@ def main() -> None:
     p.add_argument("--reuse-strategies", default=",".join(REUSE_STRATEGIES), help="reuse mode: strategies")
     p.add_argument("--reuse-quantize", default=",".join(REUSE_QUANT), help="reuse mode: KIVI specs ('' for none)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--base", default=None, help="default mode: a checkout of an earlier commit, timed alternately")
+    p.add_argument("--repeats", type=int, default=1, help="default mode: runs per checkout")
+    p.add_argument("--bench-args", default="", help="default mode: arguments added to both `kvscope bench` runs")
+    p.add_argument("--default-out", default="bench_default.md", help="default mode: results file name")
     p.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "bench-work"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench.md"))
     p.add_argument("--figure", default=str(ROOT / "docs" / "img" / "bench_pareto.png"), help="'' for none")

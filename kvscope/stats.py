@@ -1,7 +1,9 @@
 """Small statistics helpers shared by the analyses (numpy in, numpy out).
 
-``spearman`` is the ONE Spearman of kvscope (analyze and prune import it from here): a thin wrapper of
-``scipy.stats.spearmanr`` with one NaN rule. ``partial_spearman`` controls for a third variable
+``spearman`` is the ONE Spearman of kvscope (analyze and prune import it from here): the Pearson
+correlation of average ranks, computed exactly as ``scipy.stats.spearmanr`` does (``np.corrcoef`` of the
+rank columns, so the result is bit-identical; a unit test checks it) but without importing
+``scipy.stats``, whose import alone takes seconds, with one NaN rule. ``partial_spearman`` controls for a third variable
 (position); ``bootstrap_ci`` gives the 95 % percentile interval of a mean over samples (prompts, bench
 samples), the ONE bootstrap of kvscope; ``wilson`` the 95 % score interval of a proportion.
 
@@ -23,7 +25,7 @@ Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 
 
 def spearman(x, y) -> float:
-    """Spearman rank correlation of two 1-D arrays (average ranks for ties), by ``scipy.stats.spearmanr``.
+    """Spearman rank correlation of two 1-D arrays (average ranks for ties), as ``scipy.stats.spearmanr``.
 
     NaN rule (the only one in kvscope): pairs where either side is NaN or infinite are dropped; the
     result is NaN when fewer than 3 pairs remain or either remaining side is constant.
@@ -33,9 +35,19 @@ def spearman(x, y) -> float:
     x, y = x[keep], y[keep]
     if x.size < MIN_PAIRS or np.all(x == x[0]) or np.all(y == y[0]):
         return float("nan")
-    from scipy.stats import spearmanr
+    return float(np.corrcoef(np.column_stack((rankdata(x), rankdata(y))), rowvar=False)[1, 0])
 
-    return float(spearmanr(x, y).statistic)
+
+def rankdata(x) -> np.ndarray:
+    """1-based average ranks ``[n]`` (float64) of a 1-D array of finite values: tied values share the mean
+    of the ranks they span (``scipy.stats.rankdata``'s default ``"average"`` method)."""
+    a = np.asarray(x, dtype=np.float64).ravel()
+    order = np.argsort(a, kind="mergesort")
+    ordered = a[order]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]  # where each run of equal values starts
+    dense = np.cumsum(first)[np.argsort(order, kind="mergesort")]  # 1-based index of each value's run
+    bounds = np.r_[np.nonzero(first)[0], a.size]
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
 
 
 def partial_spearman(x, y, z) -> float:

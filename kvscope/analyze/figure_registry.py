@@ -114,14 +114,19 @@ FIGURES: dict[str, FigureSpec] = {
 
 
 def encode(fig, fmt: str, palette: bool = False) -> bytes:
-    """The figure's file bytes; with ``palette`` a PNG is reduced to 256 colours."""
+    """The figure's file bytes; with ``palette`` a PNG is reduced to 256 colours.
+
+    The palette path takes the rendered pixels as an uncompressed TIFF (the same RGBA pixels a PNG would
+    hold, without compressing them into a PNG only to decode it again)."""
     import io
 
     from kvscope.kit.figures import DPI
 
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight", metadata=_metadata(fmt))
-    if not (palette and fmt == "png"):
+    raw = palette and fmt == "png"
+    kw = {"pil_kwargs": {"compression": "raw"}} if raw else {"metadata": _metadata(fmt)}
+    fig.savefig(buf, format="tiff" if raw else fmt, dpi=DPI, bbox_inches="tight", **kw)
+    if not raw:
         return buf.getvalue()
     from PIL import Image
 

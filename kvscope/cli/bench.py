@@ -97,7 +97,9 @@ def parse_ratios(text: str) -> list[float]:
     help="Context length of the generated tasks, in tokens.",
 )
 @click.option("--strategies", default=None, help="Comma-separated eviction strategies. [every registered one]")
-@click.option("--ratios", default="0.25,0.5,0.75,0.9", show_default=True, help="Fractions of context tokens removed.")
+@click.option(
+    "--ratios", default="0.5", show_default=True, help="Fractions of context tokens removed (e.g. 0.25,0.5,0.75,0.9)."
+)
 @click.option("--quantize", default="K4V4,K2V2", show_default=True, help="KIVI specs ('' for none).")
 @click.option("--data", default=None, help="JSONL file of context/question/answer lines, or hf:NAME[:split].")
 @click.option("--seed", type=int, default=0, show_default=True)

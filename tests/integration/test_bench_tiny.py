@@ -280,3 +280,23 @@ def test_bench_json_states_the_prompt_format_and_the_tie_test(tiny):
     assert raw["settings"]["prompt_format"].startswith("raw text, no chat template")
     assert "McNemar" in raw["ties"] and "McNemar" in bench(model, tok, **kw)._repr_html_()
     assert bench(model, tok, chat=True, **kw).to_dict()["settings"]["prompt_format"].startswith("chat template")
+
+
+# --- speed (issue 24): the default runs one ratio; its cells are the four-ratio sweep's cells at 0.5 ---
+def test_default_ratio_rows_equal_the_sweeps(tiny):
+    from kvscope.bench.configs import RATIOS
+
+    model, tok, _ = tiny
+    kw = dict(tasks=["passkey", "text"], samples=2, context_tokens=80, strategies=["knorm", "h2o"], quantize=["K2V2"])
+    default = bench(model, tok, **kw)
+    sweep = bench(model, tok, ratios=[0.25, 0.5, 0.75, 0.9], **kw)
+    assert RATIOS == (0.5,) and default.settings["ratios"] == [0.5]
+
+    def cells(result):
+        return {
+            (o.task, o.sample, o.config): (o.answer, o.correct, o.ppl, o.kv_bytes)
+            for o in result.outcomes
+            if "@0.25" not in o.config and "@0.75" not in o.config and "@0.9" not in o.config
+        }
+
+    assert cells(default) == cells(sweep) and len(cells(default)) == 2 * 2 * 4
