@@ -119,7 +119,7 @@ def validate(
         get_task(t)
     if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 1):
         raise UsageError(f"--samples must be at least 1, got {samples!r}")
-    if tasks and samples > MAX_SAMPLES:  # a data file caps the count by its own length
+    if tasks and samples is not None and samples > MAX_SAMPLES:  # a data file caps the count by its own length
         raise UsageError(f"--samples must be at most {MAX_SAMPLES:,} per built-in task, got {samples:,}")
     if max_answer_tokens is not None and max_answer_tokens < 1:
         raise UsageError(f"--max-answer-tokens must be at least 1, got {max_answer_tokens}")

@@ -83,9 +83,11 @@ def test_cli_prompts_read_the_ground_truth_in_the_out_dir(tiny, tmp_path, capsys
 
     texts = ["Alice paid 42 euros in Paris on a rainy day.", "def f(x):\n    return x + 1  # add one"]
     (tmp_path / "p.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in texts))
+    from kvscope.fileio import atomic_dir
+
     out = tmp_path / "many"
-    out.mkdir()
-    _truth_file(out / "importance_ground_truth.json", capture(tiny.model, tiny.tokenizer, texts[1], info=tiny.info))
+    with atomic_dir(out, command="prune --leave-one-out") as tmp:  # as prune --leave-one-out writes it
+        _truth_file(tmp / "importance_ground_truth.json", capture(tiny.model, tiny.tokenizer, texts[1], info=tiny.info))
     argv = ["analyze", "--model", "tiny", "--prompts", str(tmp_path / "p.jsonl"), "--out", str(out), "--json"]
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
