@@ -10,7 +10,7 @@ import torch
 from kvscope.errors import UsageError
 from kvscope.hfcache import cache_nbytes
 from kvscope.prune.evict import build_cache, n_keep, prefill
-from kvscope.prune.strategies import STRATEGIES, get_strategy, make_strategy
+from kvscope.prune.strategies import STRATEGIES, make_strategy
 from kvscope.prune.strategies.literature import pyramid_weights
 
 SHARED = {"pyramidkv": "layers", "adakv": "kv_heads"}  # how a strategy shares its total budget
@@ -84,7 +84,7 @@ def test_n_keep_is_float_safe():
 def test_knorm_and_magnitude_match_brute_force(setup):
     _, info, pre, _ = setup
     n, k = pre.n_positions, n_keep(pre.n_positions, 0.5)
-    kn, mag = get_strategy("knorm").keep(pre, 0.5), get_strategy("magnitude").keep(pre, 0.5)
+    kn, mag = make_strategy("knorm").keep(pre, 0.5), make_strategy("magnitude").keep(pre, 0.5)
     skipped = make_strategy("knorm", skip_layers=1).keep(pre, 0.5)
     l2 = lambda vec: math.sqrt(sum(float(x) ** 2 for x in vec))  # noqa: E731
     for layer in range(info.layers):
@@ -102,7 +102,7 @@ def test_streaming_is_sinks_plus_window(setup):
     n = pre.n_positions
     for ratio in (0.5, 0.9):
         k = n_keep(n, ratio)
-        keep = get_strategy("streaming").keep(pre, ratio)
+        keep = make_strategy("streaming").keep(pre, ratio)
         expected = set(range(4)) | set(range(n - (k - 4), n))
         assert all(_kept(keep, layer, h) == expected for layer in range(info.layers) for h in range(info.kv_heads))
 
@@ -111,7 +111,7 @@ def test_h2o_matches_eager_attention(setup):
     _, info, pre, probs = setup
     n, k = pre.n_positions, n_keep(pre.n_positions, 0.75)
     g = info.group_size
-    keep = get_strategy("h2o").keep(pre, 0.75)
+    keep = make_strategy("h2o").keep(pre, 0.75)
     for layer in range(info.layers):
         for h in range(info.kv_heads):
             received = probs[layer][h * g : (h + 1) * g].sum(dim=(0, 1))  # over group q_heads and queries
@@ -148,7 +148,7 @@ def test_tova_matches_eager_attention(setup):
     n = pre.n_positions
     for ratio in (0.5, 0.9):
         k = n_keep(n, ratio)
-        keep = get_strategy("tova").keep(pre, ratio)
+        keep = make_strategy("tova").keep(pre, ratio)
         for layer in range(info.layers):
             last = [sum(float(probs[layer][q, n - 1, p]) for q in range(info.q_heads)) / info.q_heads for p in range(n)]
             expected = {n - 1} | _brute_keep(lambda p: last[p] if p != n - 1 else -1, n, k - 1)
@@ -204,25 +204,25 @@ def test_adakv_matches_brute_force(setup):
     counts = make_strategy("adakv").keep(pre, 0.5).sum(-1)
     assert (counts != counts[:, :1]).any()  # the budgets really differ between kv_heads
     # a safeguard of the whole budget leaves nothing to share: plain SnapKV
-    assert torch.equal(make_strategy("adakv", floor=1.0).keep(pre, 0.5), get_strategy("snapkv").keep(pre, 0.5))
+    assert torch.equal(make_strategy("adakv", floor=1.0).keep(pre, 0.5), make_strategy("snapkv").keep(pre, 0.5))
 
 
 def test_random_is_seeded_and_strategies_differ(setup):
     _, _, pre, _ = setup
-    a, b = get_strategy("random").keep(pre, 0.5), get_strategy("random").keep(pre, 0.5)
+    a, b = make_strategy("random").keep(pre, 0.5), make_strategy("random").keep(pre, 0.5)
     assert torch.equal(a, b)
-    plans = {name: get_strategy(name).keep(pre, 0.5) for name in STRATEGIES}
+    plans = {name: make_strategy(name).keep(pre, 0.5) for name in STRATEGIES}
     assert len({tuple(p.flatten().tolist()) for p in plans.values()}) == len(plans)
 
 
 def test_kept_bytes_equal_the_cache_tensors(setup):
     model, info, pre, _ = setup
     for name in (n for n in STRATEGIES if n not in SHARED):
-        pc = build_cache(model.config, pre, get_strategy(name).keep(pre, 0.75))
+        pc = build_cache(model.config, pre, make_strategy(name).keep(pre, 0.75))
         assert pc.masks == {} and pc.kv_bytes == cache_nbytes(pc.cache) == pc.held_bytes
         assert pc.kv_bytes == 2 * info.layers * info.kv_heads * n_keep(pre.n_positions, 0.75) * info.head_dim * 4
 
 
 def test_unknown_strategy_lists_valid_ones():
     with pytest.raises(UsageError, match=", ".join(STRATEGIES)):
-        get_strategy("quest")
+        make_strategy("quest")
