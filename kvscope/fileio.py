@@ -87,19 +87,6 @@ def read_text_input(path: str | os.PathLike, option: str, limit: int = MAX_INPUT
         raise UsageError(f"cannot read {where}: not valid UTF-8 text (byte {exc.start})") from None
 
 
-def read_jsonl(path: str | os.PathLike, option: str) -> list[tuple[int, Any]]:
-    """``(line number, parsed value)`` for each non-blank line of the JSONL file ``path`` (read by
-    :func:`read_text_input`); a line that is not JSON gives ``(line number, None)``. The one JSONL reader."""
-    rows = []
-    for number, line in enumerate(read_text_input(path, option).splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append((number, json.loads(line)))
-            except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
-                rows.append((number, None))
-    return rows
-
-
 def check_utf8(text: str, option: str) -> str:
     """``text`` if it encodes as UTF-8; command-line bytes that were not UTF-8 arrive as lone
     surrogates and are refused with a ``UsageError`` naming ``option``."""

@@ -21,7 +21,7 @@ def default_prompts() -> list[str]:
 
 
 def _jsonl(path: Path) -> list[str]:
-    from kvscope.fileio import read_jsonl
+    from kvscope.jsonl import read_jsonl
 
     texts = []
     for n, obj in read_jsonl(path, "prompts file"):

@@ -66,7 +66,7 @@ def samples_from(records: Iterable[tuple[int, Any]], source: str) -> list[Sample
 
 def read_jsonl(path: Path) -> list[tuple[int, Any]]:
     """``(line number, parsed JSON or None)`` for each non-blank line of ``path``."""
-    from kvscope.fileio import read_jsonl as read_lines
+    from kvscope.jsonl import read_jsonl as read_lines
 
     rows = read_lines(path, "--data")  # regular files only, size-bounded, UTF-8
     if not rows:

@@ -77,7 +77,7 @@ def load_arith(max_samples: int, seed: int, data: Path | None = None) -> list[Pr
 
 def read_gsm8k_jsonl(path: Path, max_samples: int) -> list[Problem]:
     """GSM8K items from a JSONL file; a malformed line is reported with its number and skipped."""
-    from kvscope.fileio import read_jsonl
+    from kvscope.jsonl import read_jsonl
 
     problems: list[Problem] = []
     for number, item in read_jsonl(path, "--data"):  # regular files only, size-bounded, UTF-8

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kvscope.kit.results import ResultMixin
 from kvscope.progress import track
 from kvscope.prune.evict import Prefill
 from kvscope.prune.lab import Plan, measure
@@ -30,8 +31,8 @@ from kvscope.scores import magnitude, mean_abs
 from kvscope.stats import spearman
 
 
-@dataclass
-class LooResult:
+@dataclass(repr=False)
+class LooResult(ResultMixin):
     """``delta_loglik`` ``[position]`` (nats); ``proxies`` name -> ``[position]``; ``spearman`` name -> rho
     of the proxy against ``-delta_loglik`` (the loss of likelihood when the token goes)."""
 
@@ -53,6 +54,24 @@ class LooResult:
             "token_ids": self.token_ids,
             "delta_loglik": [float(x) for x in self.delta_loglik],
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        proxies = {name: [float(x) for x in values] for name, values in self.proxies.items()}
+        return {
+            **self.ground_truth_json(),
+            "baseline_loglik": self.baseline_loglik,
+            "proxies": proxies,
+            "spearman": dict(self.spearman),
+        }
+
+    def rows(self) -> list[tuple[str, Any]]:
+        rho = ", ".join(f"{name} {value:+.2f}" for name, value in self.spearman.items())
+        return [("model", self.model), ("tokens", len(self.tokens)), ("spearman", rho)]
+
+    def figures(self) -> dict[str, Any]:
+        from kvscope.prune.prune_figures import importance_ground_truth
+
+        return {"importance_ground_truth": importance_ground_truth(self)}
 
 
 def proxies(pre: Prefill) -> dict[str, np.ndarray]:

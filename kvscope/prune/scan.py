@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from kvscope.errors import UsageError
+from kvscope.kit.results import ResultMixin
 from kvscope.models import ModelInfo
 from kvscope.progress import track
 from kvscope.prune.default_texts import DEFAULT_CONTINUATION, DEFAULT_PROMPT
@@ -19,8 +20,8 @@ from kvscope.prune.lab import Plan, measure
 KINDS = ("layers", "heads")
 
 
-@dataclass
-class ScanResult:
+@dataclass(repr=False)
+class ScanResult(ResultMixin):
     """``ppl`` and ``ppl_change_pct`` are ``[layer]`` (kind ``"layers"``) or ``[layer, kv_head]``;
     ``predicted_potential``: analyze's predicted pruning potential for the same prompt (same shape)."""
 
@@ -36,6 +37,29 @@ class ScanResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def rows(self) -> list[tuple[str, Any]]:
+        return [
+            ("kind", self.kind),
+            ("model", self.model),
+            ("baseline_ppl", f"{self.baseline_ppl:.3f}"),
+            ("largest_change", _largest(np.asarray(self.ppl_change_pct, dtype=np.float64))),
+            ("prompt_tokens", self.prompt_tokens),
+        ]
+
+    def figures(self) -> dict[str, Any]:
+        from kvscope.prune.prune_figures import scan_figure
+
+        fig = scan_figure(self, self.predicted_potential, self.predicted_definition)
+        return {f"prune_scan_{self.kind}": fig}
+
+
+def _largest(change: np.ndarray) -> str:
+    """``"+12.3 % at (layer,)"`` (or ``(layer, kv_head)``): the largest perplexity change and where."""
+    if not change.size or not np.isfinite(change).any():
+        return "n/a"
+    where = np.unravel_index(int(np.nanargmax(change)), change.shape)
+    return f"{np.nanmax(change):+.1f} % at {tuple(int(i) for i in where)}"
 
 
 def encode_texts(

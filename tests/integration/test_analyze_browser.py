@@ -13,7 +13,7 @@ from kvscope.analyze.figure_registry import FIGURES
 from kvscope.analyze.metrics import build_metrics
 from kvscope.analyze.pipeline import token_data
 from kvscope.analyze.registry import AnalysisOptions, run_all
-from tests.unit.test_analyses_synth import make_snapshot
+from tests.helpers import make_snapshot
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -27,7 +27,7 @@ def _report(tmp_path):
         k[0, 0, 0] = 30.0  # position 0 draws the attention: a sink
         k[0, 1:, 1] = torch.linspace(1, 2, n - 1)
     snap = make_snapshot(keys, [torch.ones(1, n, 4)] * 2, tokens=list(TOKENS), q_heads=2)
-    from tests.unit.test_analyses_synth import causal_attention
+    from tests.helpers import causal_attention
 
     for l in range(2):
         snap.queries[l][:] = 0.0

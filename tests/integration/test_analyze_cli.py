@@ -7,29 +7,9 @@ import json
 import pytest
 
 from kvscope.analyze.figure_registry import FIGURES
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import all_figure_files, assert_one_line_error, check_metrics, run_cli
 
-ALL_FILES = [f"{stem}.png" for spec in FIGURES.values() for stem in spec.files]
-
-
-def check_metrics(doc: dict, n_tokens: int) -> None:
-    """The metrics.json schema: top-level keys and the numbers the report leads with."""
-    assert doc["schema_version"] == 2 and isinstance(doc["kvscope_version"], str)
-    for key in ("layers", "kv_heads", "q_heads", "head_dim", "name"):
-        assert key in doc["model"]
-    assert doc["prompt"]["tokens"] == n_tokens
-    assert set(doc["figures"]) == set(FIGURES)
-    head = doc["headline"]
-    assert head["tokens"] == n_tokens and isinstance(head["verdict"], str)
-    assert set(head["median_partial_spearman_vs_attention"]) == {"magnitude", "key_norm", "value_norm"}
-    assert head["verdict_control"] == "partial Spearman given position"
-    an = doc["analyses"]
-    L, H = doc["model"]["layers"], doc["model"]["kv_heads"]
-    assert len(an["layer_stats"]["sparsity_k"]) == L
-    assert len(an["pruning"]["head"]) == L and len(an["pruning"]["head"][0]) == H
-    assert len(an["tokens"]["tokens"]) == n_tokens and len(an["tokens"]["sink"]) == n_tokens
-    assert an["quantization"]["bits"] == [8, 4, 3, 2] and an["quantization"]["sixteen_bit"] == "float16"
-    assert len(an["importance"]["layer_partial"]["key_norm"]) == L
+ALL_FILES = all_figure_files()
 
 
 PROMPT = "Alice paid 42 euros. <script>alert('x')</script> Bob!"
@@ -210,7 +190,7 @@ def test_many_prompts_give_intervals(tiny, tmp_path, capsys):
 def test_many_snapshots_verdict_has_an_interval_and_its_class_comes_from_it():
     from kvscope.analyze.analysis import analyze
     from kvscope.analyze.verdict import classify
-    from tests.unit.test_analyses_synth import random_snapshot
+    from tests.helpers import random_snapshot
 
     result = analyze([random_snapshot(layers=2, n=40, d=8, seed=s) for s in range(5)])
     mean, low, high = result.metrics["headline"]["magnitude_vs_reference"]

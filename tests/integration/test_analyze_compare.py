@@ -8,8 +8,7 @@ import json
 import numpy as np
 import torch
 
-from tests.helpers import assert_one_line_error, run_cli
-from tests.unit.test_analyses_synth import make_snapshot, random_snapshot
+from tests.helpers import assert_one_line_error, make_snapshot, random_snapshot, run_cli
 
 
 def test_compare_two_prompts_writes_one_report(tmp_path, capsys):

@@ -8,8 +8,10 @@ import json
 import pytest
 
 from kvscope.analyze.figure_registry import FIGURES
-from tests.integration.test_analyze_cli import ALL_FILES, check_metrics
-from tests.unit.test_analyses_figures import _png_ok
+from tests.helpers import all_figure_files, check_metrics
+from tests.helpers import png_ok as _png_ok
+
+ALL_FILES = all_figure_files()
 
 PROMPT = (
     "On 3 May, Alice Moreau paid 42 euros for 7 books in Paris. <script>alert('owned')</script> "

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from kvscope.errors import UsageError
-from tests.helpers import assert_one_line_error, run_cli
-from tests.unit.test_analyses_synth import random_snapshot
+from tests.helpers import assert_one_line_error, random_snapshot, run_cli
 
 ONE_PROMPT_ONLY = [
     ["--scan"],

@@ -54,7 +54,7 @@ MODEL_FOLDERS = {  # name -> (config.json content, extra files)
 
 def make_inputs(root: Path) -> None:
     """The prepared bad inputs under ``root`` (``{in}``)."""
-    from tests.unit.test_snapshot import make_snapshot
+    from tests.helpers import odd_snapshot as make_snapshot
 
     root.mkdir()
     (root / "bad_utf8.txt").write_bytes(b"caf\xe9 \xff\xfe")
@@ -439,6 +439,7 @@ def default_signals():
         signal.signal(s, handler)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGHUP", 129)])
 def test_interrupt_during_save_exits_with_its_code_and_leaves_nothing(tmp_path, capsys, default_signals, signame, code):
     (tmp_path / "new").mkdir()
@@ -472,6 +473,7 @@ def _captures_in_a_child(tmp_path: Path, signames: tuple[str, ...], ignore: bool
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
 
+@pytest.mark.slow
 def test_real_signals_during_capture_save_leave_nothing_behind(tmp_path):
     """A real process receives SIGTERM, SIGINT (Ctrl+C) and SIGHUP while a snapshot's files are being
     written (three captures in turn): exits 143, 130 and 129, one line each, no temporary left."""
@@ -487,6 +489,7 @@ def test_real_signals_during_capture_save_leave_nothing_behind(tmp_path):
         assert os.listdir(tmp_path / sig / "new") == [], sig
 
 
+@pytest.mark.slow
 def test_signals_the_caller_ignores_stay_ignored(tmp_path):
     """``nohup kvscope ...`` ignores SIGHUP (and a launcher may ignore SIGTERM): the CLI must not put
     its own handler over that, so a hangup during the save changes nothing and the snapshot is written."""

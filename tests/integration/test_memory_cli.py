@@ -244,6 +244,7 @@ def test_moe_config_active_parameters(tmp_path):
     assert m["params_total"] - m["params_active"] == expert_params * 3 // 4
 
 
+@pytest.mark.slow
 def test_json_path_does_not_import_torch():
     code = (
         "import sys; from kvscope.cli import main\n"
@@ -276,6 +277,7 @@ def test_model_or_gpu_alone_open_the_page_on_it():
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_unknown_gpu_exits_2_before_any_server_starts():
     res = subprocess.run(
         [sys.executable, "-m", "kvscope", "memory", "--no-browser", "--gpu", "nope"],
@@ -310,6 +312,7 @@ def test_clients_that_hang_up_leave_no_traceback():
     assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err, err
 
 
+@pytest.mark.slow
 def test_serve_prints_a_loopback_url_and_answers():
     import http.client
     import re as _re

@@ -13,17 +13,7 @@ import torch
 from kvscope.analyze.figure_registry import FIGURES, FigureData, draw_figures, encode
 from kvscope.analyze.registry import AnalysisOptions, run_all
 from kvscope.analyze.weights import weight_magnitudes
-from tests.unit.test_analyses_synth import make_snapshot, random_snapshot
-
-
-def _png_ok(path) -> bool:
-    import matplotlib.image as mpimg
-
-    with open(path, "rb") as f:
-        if f.read(8) != b"\x89PNG\r\n\x1a\n":
-            return False
-    img = mpimg.imread(path)
-    return img.ndim == 3 and float(img[..., :3].std()) > 0.01
+from tests.helpers import make_snapshot, random_snapshot
 
 
 def _results(snap, with_weights=True):

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from kvscope.analyze.pruning_potential import pruning_potential
-from tests.unit.test_analyses_synth import make_snapshot, random_snapshot
+from tests.helpers import make_snapshot, random_snapshot
 
 
 def test_uniform_fallback_is_mean_value_norm():
@@ -32,7 +32,7 @@ def test_attention_weighted_head_that_reads_a_zero_value_sink_has_potential_one(
     snap = make_snapshot([keys, torch.zeros(1, n, d)], [values, other_v], q_heads=1)
     snap.queries[0][:] = 0.0
     snap.queries[0][:, :, 0] = 1.0  # q.k0 = 50 -> softmax puts ~all mass on position 0
-    from tests.unit.test_analyses_synth import causal_attention
+    from tests.helpers import causal_attention
 
     snap.attention_received[0] = causal_attention(snap.queries[0], keys).sum(1)
     pp = pruning_potential(snap)

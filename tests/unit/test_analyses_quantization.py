@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from kvscope.analyze.quantization import BITS, quantization_error
-from tests.unit.test_analyses_synth import make_snapshot, random_snapshot
+from tests.helpers import make_snapshot, random_snapshot
 
 
 def test_error_falls_as_bits_rise_and_effective_bits_count_the_statistics():

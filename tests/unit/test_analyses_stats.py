@@ -10,7 +10,7 @@ from kvscope.analyze.distribution import histogram, value_distribution
 from kvscope.analyze.layer_stats import layer_stats
 from kvscope.analyze.pca import pca_2d, pca_by_position
 from kvscope.stats import excess_kurtosis, spearman
-from tests.unit.test_analyses_synth import make_snapshot, random_snapshot
+from tests.helpers import make_snapshot, random_snapshot
 
 
 def test_head_of_zeros_is_fully_sparse():

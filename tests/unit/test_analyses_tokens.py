@@ -12,7 +12,7 @@ from kvscope.analyze.sinks import detect_sinks, uniform_share
 from kvscope.analyze.token_table import token_table
 from kvscope.errors import KvscopeError
 from kvscope.tokens import token_types
-from tests.unit.test_analyses_synth import causal_attention, make_snapshot, random_snapshot
+from tests.helpers import causal_attention, make_snapshot, random_snapshot
 
 
 def test_token_types_cover_every_category():

@@ -13,7 +13,7 @@ from kvscope.analyze.figure_base import FigureData
 from kvscope.analyze.figure_registry import missing_needs
 from kvscope.analyze.figure_tokens import low_importance_tokens, position_relative
 from kvscope.analyze.registry import AnalysisOptions, run_all
-from tests.unit.test_analyses_synth import random_snapshot
+from tests.helpers import random_snapshot
 
 
 def test_position_relative_is_one_for_attention_that_depends_only_on_position():

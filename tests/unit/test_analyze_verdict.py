@@ -13,7 +13,7 @@ import torch
 from kvscope.analyze.importance import Importance, importance
 from kvscope.analyze.many import aggregate
 from kvscope.analyze.verdict import HOLDS, MIN_TOKENS, classify, sentence, token_interval
-from tests.unit.test_analyses_synth import random_snapshot
+from tests.helpers import random_snapshot
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import torch
 
 from kvscope.analyze.comparison import compare, first_positions
 from kvscope.analyze.layer_stats import layer_stats
-from tests.unit.test_analyses_synth import make_snapshot
+from tests.helpers import make_snapshot
 
 
 def _growing(n: int = 185, seed: int = 0):

@@ -9,6 +9,7 @@ import pytest
 
 from kvscope.errors import UsageError
 from kvscope.fileio import atomic_path, ensure_dir, write_json, write_text
+from tests.helpers import crash_in_child
 
 
 def test_write_is_atomic_and_leaves_nothing_on_failure(tmp_path):
@@ -63,19 +64,6 @@ def write_run(dest, tag: str, n: int = 3) -> None:
 
 def contents(dest) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(dest.iterdir()) if p.name != fileio.outdir.MARKER}
-
-
-def crash_in_child(step: str, fn) -> None:
-    """Run ``fn`` in a forked child that dies (os._exit, no cleanup at all) at write step ``step``."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            fileio.crash_hook = lambda s: os._exit(9) if s == step else None
-            fn()
-        finally:
-            os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 9, f"the child never reached step {step}"
 
 
 @pytest.fixture(params=["exchange", "fallback"])

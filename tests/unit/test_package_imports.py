@@ -19,6 +19,7 @@ def _python(code: str) -> str:
     return run.stdout.strip()
 
 
+@pytest.mark.slow
 def test_import_kvscope_loads_neither_torch_nor_matplotlib():
     out = _python(
         "import sys, kvscope; print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'click') "
@@ -60,6 +61,7 @@ def test_unknown_name_is_an_attribute_error():
         kvscope.nope  # noqa: B018
 
 
+@pytest.mark.slow
 def test_importing_every_module_keeps_the_matplotlib_backend():
     code = (
         "import importlib, pkgutil, matplotlib, kvscope\n"

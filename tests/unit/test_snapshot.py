@@ -8,48 +8,8 @@ import pytest
 import torch
 
 from kvscope.errors import KvscopeError, UsageError
-from kvscope.models import ModelInfo
 from kvscope.snapshot import FORMAT_VERSION, META_FILE, TENSOR_FILE, KVSnapshot
-
-INFO = ModelInfo(
-    name="synthetic",
-    architecture="llama",
-    layers=2,
-    q_heads=4,
-    kv_heads=2,
-    head_dim=3,
-    hidden_size=12,
-    vocab_size=10,
-    rope_theta=10000.0,
-    max_positions=64,
-    dtype="float32",
-    parameters=1,
-    kv_bytes_per_token=2 * 2 * 2 * 3 * 4,
-)
-
-
-def make_snapshot(extras: bool = True) -> KVSnapshot:
-    g = torch.Generator().manual_seed(0)
-    keys = [torch.randn(2, 5, 3, generator=g) for _ in range(2)]
-    values = [torch.randn(2, 5, 3, generator=g) for _ in range(2)]
-    keys[1][0, 0, 0] = float("nan")  # odd values must survive too
-    values[0][1, 2, 1] = -0.0
-    snap = KVSnapshot(
-        keys=keys,
-        values=values,
-        token_ids=torch.tensor([5, 1, 2, 3, 4]),
-        tokens=["<s>", "a", " ü", "\n", "<script>"],
-        special=torch.tensor([1, 0, 0, 0, 0]).bool(),
-        positions=torch.arange(5),
-        info=INFO,
-        text="a ü\n<script>",
-    )
-    if extras:
-        snap.pre_rope_keys = [k * 2 for k in keys]
-        snap.queries = [torch.randn(4, 5, 3, generator=g) for _ in range(2)]
-        snap.attention_received = torch.rand(2, 2, 5, generator=g)
-        snap.attention_counts = torch.tensor([[10, 8, 6, 4, 2]] * 2)
-    return snap
+from tests.helpers import odd_snapshot as make_snapshot
 
 
 def assert_identical(a: KVSnapshot, b: KVSnapshot) -> None:
@@ -166,7 +126,7 @@ def test_crash_during_save_leaves_old_or_new_snapshot(tmp_path, step):
     import os
 
     import kvscope.fileio as fileio
-    from tests.unit.test_fileio import crash_in_child
+    from tests.helpers import crash_in_child
 
     dest = tmp_path / "s.kvs"
     old, new = make_snapshot(True), make_snapshot(False)

@@ -17,7 +17,7 @@ import torch
 from kvscope.errors import CorruptSnapshotError, UsageError
 from kvscope.snapshot import META_FILE, TENSOR_FILE, KVSnapshot
 from kvscope.snapshot_format import seal, sha256_file
-from tests.unit.test_snapshot import make_snapshot
+from tests.helpers import odd_snapshot as make_snapshot
 
 
 def edit_meta(folder: Path, fn, reseal: bool = True) -> None:
@@ -166,6 +166,7 @@ def test_tampered_snapshot_is_refused_as_corrupted(tmp_path, name):
     assert err.value.exit_code == 2 and seconds < 2.0
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_for_every_variant(tmp_path):
     """All variants in a fresh process: peak resident memory grows by under 64 MiB over the baseline."""
     script = (
