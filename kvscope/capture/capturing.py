@@ -62,11 +62,10 @@ def encode_prompt(tokenizer: Any, text: str, max_positions: int, truncate: bool 
 
 
 def attention_modules(model: Any) -> list[Any]:
-    """The self-attention modules, ordered by ``layer_idx`` (Llama/Mistral/Qwen/Gemma layout)."""
-    found = [m for m in model.modules() if hasattr(m, "k_proj") and hasattr(m, "layer_idx")]
-    if not found:
-        raise KvscopeError(f"{type(model).__name__}: no attention modules with k_proj found")
-    return sorted(found, key=lambda m: m.layer_idx)
+    """The self-attention modules, ordered by ``layer_idx`` (:func:`kvscope.archs.attention_modules`)."""
+    from kvscope.archs import attention_modules as modules
+
+    return modules(model)
 
 
 def cache_layer_kv(cache: Any, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,7 +120,12 @@ def pre_rope_hooks(model: Any, store: dict[int, torch.Tensor], kv_heads: int, he
     """Record each layer's pre-RoPE keys ``[kv_head, position, head_dim]`` into ``store``."""
     handles = []
     for attn in attention_modules(model):
-        target = getattr(attn, "k_norm", None) or attn.k_proj
+        target = getattr(attn, "k_norm", None) or getattr(attn, "k_proj", None)
+        if target is None:
+            raise UsageError(
+                f"{type(attn).__name__} computes keys in a fused projection (no k_proj or k_norm to hook): "
+                "capture it without pre_rope"
+            )
 
         def hook(_mod, _inp, out, layer=attn.layer_idx):
             x = out[0].detach().to(device="cpu", dtype=torch.float32, copy=True)
@@ -153,10 +157,13 @@ def run_capture(
     keep_logits: bool = False,
     text: str = "",
     query_chunk: int | None = None,
+    full_cache: bool = False,
 ) -> CaptureResult:
     """One forward pass over ``input_ids`` ``[1, P]``; returns the snapshot and logits.
 
     ``logits`` is ``[P, vocab]`` with ``keep_logits`` and ``[1, vocab]`` (last position) otherwise.
+    ``full_cache`` keeps every position in every layer, also where the model's cache keeps a sliding
+    window (attention is unchanged: the window is in the mask), for the eviction engine.
     """
     from transformers import DynamicCache
 
@@ -167,7 +174,7 @@ def run_capture(
     ids = input_ids.to(device)
     rec = AttentionRecorder(info.layers, want_attention=attention, want_queries=queries, chunk=query_chunk)
     pre: dict[int, torch.Tensor] = {}
-    cache = DynamicCache(config=model.config)
+    cache = DynamicCache() if full_cache else DynamicCache(config=model.config)
     hooks = pre_rope_hooks(model, pre, info.kv_heads, info.head_dim) if pre_rope else contextlib.nullcontext()
     with torch.inference_mode(), hooks, recording(model, rec if (attention or queries) else None):
         out = forward(model, cache, input_ids=ids, use_cache=True, logits_to_keep=0 if keep_logits else 1)
