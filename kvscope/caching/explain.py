@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from kvscope.attention import causal_attention
 from kvscope.caching.flops import FlopModel, generation_flops
 from kvscope.caching.prefix import PrefixReuse, prefix_reuse
 from kvscope.caching.projections import LayerProjections, check_layer, hooked_forward
@@ -202,7 +201,11 @@ def summary_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
     )
     return [
         ("layer", str(d["layer"])),
-        ("attention by hand vs o_proj input", f"{d['projections']['manual_attention_vs_o_proj_input_max_abs']:.1e}"),
+        (
+            "attention by hand vs o_proj input",
+            f"{d['projections']['manual_attention_vs_o_proj_input_max_abs']:.1e} "
+            f"({'match' if d['projections']['matches'] else 'MISMATCH'})",
+        ),
         (
             "cached decode step vs recompute",
             f"attention {diffs['attention_row_cached_vs_full']:.1e}, logits {diffs['logits_cached_vs_full']:.1e}",
@@ -263,7 +266,7 @@ def explain_caching(
         raise UsageError("the prompt needs at least 2 tokens (one to cache, one to decode)")
     tokens1 = token_strings(tokenizer, ids1[0].tolist())[0]
     proj, _ = hooked_forward(model, info, ids1, layer, use_cache=False)
-    out, probs = causal_attention(proj.q_post, proj.k_post, proj.v, proj.scaling)
+    out, probs = proj.by_hand()
     generation = timed_generation(model, ids1, new_tokens, repeats, quiet=quiet)
     fm = FlopModel.from_model(model, info)
     work = {mode: generation_flops(fm, ids1.shape[1], new_tokens, mode) for mode in (True, False)}
