@@ -90,6 +90,36 @@ def layer_attention(model: Any) -> list[LayerAttention]:
     return out
 
 
+def config_before_loading(name: str, trust_remote_code: bool = False) -> Any:
+    """The transformers config of model ``name`` read without any weights: a local folder's config.json
+    or a hub id's config already in the local cache; None for the built-in names or when not at hand."""
+    from pathlib import Path
+
+    if name in ("tiny", "embedded"):
+        return None
+    try:
+        from transformers import AutoConfig
+
+        local = Path(name).is_dir()
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, local_files_only=not local)
+    except Exception:  # not cached, not a model: the load itself reports it
+        return None
+
+
+def refuse_before_loading(name: str, *checks: Any, trust_remote_code: bool = False) -> None:
+    """``UsageError`` (exit 2, one line) when :func:`refusal` or any of ``checks`` (``config -> reason or
+    None``) refuses model ``name``'s config, before its weights load."""
+    from kvscope.errors import UsageError
+
+    config = config_before_loading(name, trust_remote_code)
+    if config is None:
+        return
+    for check in (refusal, *checks):
+        why = check(config)
+        if why:
+            raise UsageError(f"model {name}: {why}")
+
+
 def refusal(config: Any) -> str | None:
     """Why the engine cannot run a model with ``config`` (one line), or None when it can."""
     cfg = text_config(config)

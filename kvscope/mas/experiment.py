@@ -22,25 +22,25 @@ from kvscope.mas.problems import Problem
 from kvscope.mas.runner import method_names, ratios, run_interleaved, summarize
 
 
-def sliding_window(model: Any) -> int | None:
-    """The attention window of a sliding-window model (Mistral-style), None when every layer is full."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    window = getattr(cfg, "sliding_window", None)
-    types = getattr(cfg, "layer_types", None)
-    if types:
-        return window if "sliding_attention" in types else None
-    return window if window and getattr(cfg, "use_sliding_window", True) is not False else None
+def config_refusal(config: Any) -> str | None:
+    """Why mas cannot run a model with ``config`` (read before any weights load), or None."""
+    from kvscope.archs import layer_windows, text_config
+
+    window = next((w for w in layer_windows(config) if w), None)
+    if not window:
+        return None
+    return (
+        f"kvscope mas needs full-attention caches, but this {text_config(config).model_type} model uses "
+        f"sliding-window attention (window {window}), whose cache keeps only the last {window - 1} slots "
+        "of those layers, and the agents' shared cache must keep every position"
+    )
 
 
 def check_model(model: Any) -> None:
     """Refuse models whose cache the shared-cache bookkeeping cannot follow (one line, before running)."""
-    window = sliding_window(model)
-    if window:
-        raise UsageError(
-            f"kvscope mas needs full-attention caches, but this {model.config.model_type} model uses "
-            f"sliding-window attention (window {window}), whose cache keeps only the last {window} "
-            "slots per layer"
-        )
+    why = config_refusal(model.config)
+    if why:
+        raise UsageError(why)
 
 
 def as_problems(problems: Iterable[Any]) -> list[Problem]:
