@@ -169,7 +169,7 @@ def run_capture(
 
     if input_ids.ndim != 2 or input_ids.shape[0] != 1:
         raise UsageError("capture takes one sequence: input_ids of shape [1, P]")
-    info = info or describe(model, type(model).__name__)
+    info = info or describe(model)
     device = next(model.parameters()).device
     ids = input_ids.to(device)
     rec = AttentionRecorder(info.layers, want_attention=attention, want_queries=queries, chunk=query_chunk)
@@ -213,15 +213,21 @@ def _build_snapshot(
 def capture(
     model: Any,
     tokenizer: Any,
-    text: str,
+    text: Any,
     *,
     info: ModelInfo | None = None,
     attention: bool = False,
     pre_rope: bool = False,
     queries: bool = False,
     truncate: bool = False,
-) -> KVSnapshot:
-    """Tokenize ``text``, run one forward pass and return its ``KVSnapshot``.
+) -> KVSnapshot | list[KVSnapshot]:
+    """Run one forward pass over ``text`` and return its ``KVSnapshot``.
+
+    ``text`` may be a string, token ids (a list of ints, an int tensor ``[P]``), a ``BatchEncoding``,
+    chat messages (``[{"role": ..., "content": ...}]``, through the tokenizer's chat template) or a
+    transformers ``Cache`` (snapshotted as it is: no forward pass, token ids unknown). A batch (a list of
+    strings, ids ``[B, P]``, a ``BatchEncoding`` of several rows) gives a list of snapshots, one forward
+    pass per row (padding dropped). Anything else is a ``TypeError`` naming these.
 
     >>> from kvscope.models import load_model
     >>> model, tok, info = load_model("tiny")
@@ -229,8 +235,36 @@ def capture(
     >>> snap.keys[0].shape  # [kv_head, position, head_dim]
     torch.Size([2, 5, 16])
     """
-    info = info or describe(model, type(model).__name__)
-    ids = encode_prompt(tokenizer, text, info.max_positions, truncate)
-    return run_capture(
-        model, ids, tokenizer, info=info, attention=attention, pre_rope=pre_rope, queries=queries, text=text
-    ).snapshot
+    from kvscope.capture.inputs import is_batch, is_cache, rows
+
+    info = info or describe(model)
+    if is_cache(text):
+        return snapshot_cache(text, info)
+    snaps = []
+    for ids, words in rows(tokenizer, text):
+        if ids is None:
+            ids = encode_prompt(tokenizer, words, info.max_positions, truncate)
+        elif ids.shape[1] == 0:
+            raise UsageError("the prompt produced no tokens")
+        res = run_capture(
+            model, ids, tokenizer, info=info, attention=attention, pre_rope=pre_rope, queries=queries, text=words
+        )
+        snaps.append(res.snapshot)
+    return snaps if is_batch(text) else snaps[0]
+
+
+def snapshot_cache(cache: Any, info: ModelInfo) -> KVSnapshot:
+    """A ``KVSnapshot`` of an existing cache (batch row 0), as it holds it; the token ids are not in a
+    cache, so they are recorded as 0 with empty token strings and ``meta["tokens"] = "unknown"``."""
+    keys, values = cache_to_lists(cache, info.layers)
+    n = max(k.shape[1] for k in keys)
+    return KVSnapshot(
+        keys=keys,
+        values=values,
+        token_ids=torch.zeros(n, dtype=torch.int64),
+        tokens=[""] * n,
+        special=torch.zeros(n, dtype=torch.bool),
+        positions=torch.arange(n, dtype=torch.int64),
+        info=info,
+        meta={"kvscope_version": __version__, "tokens": "unknown (a snapshot of an existing cache)"},
+    )
