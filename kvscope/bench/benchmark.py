@@ -162,7 +162,7 @@ def bench(
     tasks = list(tasks or ([] if data else DEFAULT_TASKS))
     validate(tasks, samples, context_tokens, max_answer_tokens)
     configs, applied = build_configs(strategies, ratios, quantize, options)
-    info = describe(model, model_name or type(model).__name__)
+    info = describe(model, model_name)
     validate(tasks, samples, context_tokens, max_answer_tokens, info)
     user = load_data(data) if data else None
     all_samples = make_samples(tokenizer, tasks, samples, context_tokens, seed, user)

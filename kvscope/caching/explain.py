@@ -255,7 +255,7 @@ def explain_caching(
     >>> report.manual_vs_model < 1e-4, report.generation_tokens_equal, report.prefix.reused  # "Hello " is shared
     (True, True, 6)
     """
-    info = info or describe(model, type(model).__name__)
+    info = info or describe(model)
     layer = check_layer(info, layer)
     second_prompt = check_second_prompt(second_prompt)
     if not 1 <= new_tokens < info.max_positions:

@@ -171,6 +171,6 @@ def run_mas(
     names = method_names(method)
     problems = as_problems(problems)
     check_model(model)
-    info = info if info is not None else describe(model, getattr(model.config, "_name_or_path", "") or "model")
+    info = info if info is not None else describe(model)
     runs = run_interleaved(MasSettings(model, tokenizer, info, config), names, problems, quiet=quiet)
     return MasResult(info.name, task, config, runs, torch.get_num_threads(), info.layers)
