@@ -101,8 +101,9 @@ class CachingReport:
     def figures(self) -> dict[str, Any]:
         """Every figure of ``kvscope.caching.caching_figures.FIGURES``, drawn now: file name -> matplotlib Figure."""
         from kvscope.caching.caching_figures import FIGURES
+        from kvscope.kit.figures import shown
 
-        return {name: draw(self) for name, draw in FIGURES.items()}
+        return shown({name: draw(self) for name, draw in FIGURES.items()})
 
     def save(self, out: str | Path) -> list[Path]:
         """Write the figures and ``caching.json`` into folder ``out``, swapped in whole (``atomic_dir``).

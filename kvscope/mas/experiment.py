@@ -96,9 +96,10 @@ class MasResult:
 
     def figures(self, multi: bool = True, single: bool = True) -> dict[str, Any]:
         """Heatmaps (file stem -> matplotlib Figure) of latent_mas runs made with ``similarities``."""
+        from kvscope.kit.figures import shown
         from kvscope.mas.mas_figures import heatmap_figures
 
-        return heatmap_figures(self.runs.get("latent_mas", []), multi, single, self.layers)
+        return shown(heatmap_figures(self.runs.get("latent_mas", []), multi, single, self.layers))
 
     def save(
         self, out: str | Path, multi: bool = False, single: bool = False, charts: str | Path | None = None
