@@ -85,6 +85,7 @@ def causal_attention(
     q_positions: torch.Tensor | None = None,
     k_positions: torch.Tensor | None = None,
     softcap: float | None = None,
+    window: int | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Causal GQA attention: ``softmax(q k^T * scaling + causal mask) v``, computed in ``dtype``.
@@ -95,7 +96,8 @@ def causal_attention(
     default to ``0..K-1`` for the keys and the last ``Q`` of them for the queries, so a chunk of queries
     (or keys that survived an eviction) is passed with its ``q_positions`` ``[Q]`` / ``k_positions`` ``[K]``.
     ``scaling`` is the model's (its attention module's ``scaling``), ``head_dim ** -0.5`` only where it uses that;
-    ``softcap`` its logit soft-capping (``tanh(s / c) * c``, Gemma 2) when it has one.
+    ``softcap`` its logit soft-capping (``tanh(s / c) * c``, Gemma 2) when it has one; ``window`` a sliding
+    window (a query at ``p`` then sees keys at ``p - window < j <= p``, Mistral, Gemma 2/3's alternate layers).
 
     Returns ``(out [q_head, Q, head_dim] or None, probs [q_head, Q, K])`` in ``dtype`` (float64 by default, a
     reference; pass ``torch.float32`` for speed). A query that sees no key gets a zero row.
@@ -109,7 +111,10 @@ def causal_attention(
     scores = torch.einsum("hqd,hkd->hqk", queries.to(dtype), keys.to(dtype)[kv_of]) * scaling
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
-    hidden = (kpos[None, :] > qpos[:, None]).to(scores.device)
+    hidden = kpos[None, :] > qpos[:, None]
+    if window:
+        hidden |= kpos[None, :] <= qpos[:, None] - window
+    hidden = hidden.to(scores.device)
     probs = torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1).nan_to_num_(0.0)
     out = None if values is None else torch.einsum("hqk,hkd->hqd", probs, values.to(dtype)[kv_of])
     return out, probs

@@ -14,11 +14,10 @@ from kvscope.errors import KvscopeError
 
 
 def attention_modules(model: Any) -> list[Any]:
-    """The self-attention modules, ordered by ``layer_idx`` (Llama/Mistral/Qwen/Gemma layout)."""
-    found = [m for m in model.modules() if hasattr(m, "k_proj") and hasattr(m, "layer_idx")]
-    if not found:
-        raise KvscopeError(f"{type(model).__name__}: no attention modules with k_proj found")
-    return sorted(found, key=lambda m: m.layer_idx)
+    """The self-attention modules, ordered by ``layer_idx`` (:func:`kvscope.archs.attention_modules`)."""
+    from kvscope.archs import attention_modules as modules
+
+    return modules(model)
 
 
 def cache_layer_kv(cache: Any, layer: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -95,9 +95,19 @@ def dtype_bytes(dtype: str) -> int:
     return {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}.get(dtype.replace("torch.", ""), 4)
 
 
-def describe(model: Any, name: str) -> ModelInfo:
-    """Build a ``ModelInfo`` from a transformers causal-LM's config and weights."""
+def model_name(model: Any) -> str:
+    """The name results show for ``model``: what ``load_model`` was given (``tiny``, a hub id, a folder),
+    else the id or folder ``from_pretrained`` was given (``config._name_or_path``), else the class name."""
+    given = getattr(model, "_kvscope_name", None) or getattr(getattr(model, "config", None), "_name_or_path", "")
+    return str(given) if given else type(model).__name__
+
+
+def describe(model: Any, name: str | None = None) -> ModelInfo:
+    """Build a ``ModelInfo`` from a transformers causal-LM's config and weights; ``name`` defaults to
+    :func:`model_name`."""
     from kvscope.configcheck import config_facts
+
+    name = name or model_name(model)
 
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     facts = config_facts(model.config)
@@ -393,4 +403,5 @@ def load_model(
     model, tok = loader(name, dev, dt, **args) if loader is _load_pretrained else loader(dev, dt, **args)
     model.eval()
     display = EMBEDDED_ID if name == "embedded" else name
+    model._kvscope_name = display  # later describe(model) calls name it as the user did
     return LoadedModel(model, tok, describe(model, display))

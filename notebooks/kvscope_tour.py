@@ -87,7 +87,7 @@ result.figures["head_specialization"]
 PROMPT = TEXT
 CONTINUATION = " Her colleague had counted 1,482 sentences by hand."
 pruned = {
-    name: ks.compare_pruning(model, tokenizer, PROMPT, CONTINUATION, strategy=name, ratio=0.5)
+    name: ks.compare_pruning(model, tokenizer, PROMPT, CONTINUATION, strategy=name, ratio=0.5, repeats=1)
     for name in ("snapkv", "streaming")
 }
 for name, lab in pruned.items():

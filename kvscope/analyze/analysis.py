@@ -51,6 +51,11 @@ class AnalyzeResult:
     tokens: dict[str, Any] | None = None
     ground_truth_file: bytes | None = None
 
+    def __post_init__(self) -> None:
+        from kvscope.kit.figures import shown
+
+        shown(self.figures)
+
     def save(self, directory: str | Path, force: bool = False) -> Path:
         """Write every figure, ``metrics.json`` and ``report.html`` into ``directory`` as one unit
         (``kvscope.fileio.atomic_dir``: analyze's earlier files there are replaced, other kvscope files
@@ -89,19 +94,15 @@ class AnalyzeResult:
     def _repr_html_(self) -> str:
         import html
 
-        from kvscope.analyze.analyze_html import data_uri
-        from kvscope.analyze.figure_registry import encode
+        from kvscope.kit.figures import thumbnail_html
 
         rows = "".join(
             f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))[:200]}</td></tr>"
             for k, v in self.metrics["headline"].items()
             if k != "verdict"
         )
-        figs = "".join(
-            f'<figure><figcaption>{html.escape(n)}</figcaption><img style="max-width:100%" '
-            f'src="{data_uri(encode(f, "png"), "png")}"></figure>'
-            for n, f in self.figures.items()
-        )
+        note = '<p>Thumbnails; <code>result.figures["name"]</code> shows one full size.</p>'
+        figs = note + "".join(thumbnail_html(n, f) for n, f in self.figures.items())
         return f"<p><b>{html.escape(self.verdict)}</b></p><table>{rows}</table>{figs}"
 
 

@@ -54,11 +54,35 @@ def weight_hist(weights: list[torch.Tensor], bins: int = DEFAULT_BINS) -> Weight
 
 
 def projection_weights(model) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Each layer's k_proj and v_proj weight matrices ``[kv_head*head_dim, hidden]``."""
-    from kvscope.hfcache import attention_modules
+    """Each layer's k_proj and v_proj weight matrices ``[kv_head*head_dim, hidden]``; a fused projection
+    (``qkv_proj``, GPT-2's ``c_attn``) is split into its q, k and v rows."""
+    from kvscope.archs import attention_modules
 
-    mods = attention_modules(model)
-    return [m.k_proj.weight for m in mods], [m.v_proj.weight for m in mods]
+    ks, vs = [], []
+    for m in attention_modules(model):
+        if hasattr(m, "k_proj") and hasattr(m, "v_proj"):
+            ks.append(m.k_proj.weight)
+            vs.append(m.v_proj.weight)
+            continue
+        k, v = _fused_kv(model, m)
+        ks.append(k)
+        vs.append(v)
+    return ks, vs
+
+
+def _fused_kv(model, attn) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k and v rows ``[kv_head*head_dim, hidden]`` of a fused q/k/v projection."""
+    from kvscope.configcheck import config_facts
+    from kvscope.errors import KvscopeError
+
+    fused = getattr(attn, "qkv_proj", None) or getattr(attn, "c_attn", None)
+    if fused is None:
+        raise KvscopeError(f"{type(attn).__name__}: no k_proj/v_proj or fused qkv projection")
+    facts = config_facts(model.config)
+    q, kv = facts["q_heads"] * facts["head_dim"], facts["kv_heads"] * facts["head_dim"]
+    w = fused.weight.T if type(fused).__name__ == "Conv1D" else fused.weight  # Conv1D stores [in, out]
+    _, k, v = w.split([q, kv, kv], dim=0)
+    return k, v
 
 
 def weight_magnitudes(k_weights: list[torch.Tensor], v_weights: list[torch.Tensor]) -> WeightMagnitudes:

@@ -205,7 +205,7 @@ def bench(
     validate(tasks, samples, context_tokens, max_answer_tokens)
     per_task = DEFAULT_SAMPLES if samples is None else samples
     configs, applied = build_configs(strategies, ratios, quantize, options)
-    info = describe(model, model_name or type(model).__name__)
+    info = describe(model, model_name)
     validate(tasks, samples, context_tokens, max_answer_tokens, info)
     user = load_data(data) if data else None
     used = user[:samples] if user and samples is not None else user

@@ -41,6 +41,20 @@ def _heads_image(ax: Any, x: Any, title: str, prefix: str, tokens: list[str]) ->
     plt.colorbar(im, ax=ax, fraction=0.04, pad=0.01)
 
 
+def _by_hand_verdict(r: Any) -> str:
+    """The one sentence about the by-hand check: a match only when it is within the tolerance it states."""
+    from kvscope.caching.explain import ATTENTION_TOLERANCE
+
+    p = r.projections
+    parts = [f"soft-capping {p.softcap:g}" if p.softcap else "", f"window {p.window}" if p.window else ""]
+    how = " and ".join(x for x in parts if x)
+    what = "attention rebuilt by hand from Q, K after RoPE and V" + (f" (with the model's {how})" if how else "")
+    tol = f"tolerance {ATTENTION_TOLERANCE:.0e}"
+    if r.manual_vs_model <= ATTENTION_TOLERANCE:
+        return f"{what} matches the o_proj input to {r.manual_vs_model:.1e} ({tol})"
+    return f"{what} DOES NOT MATCH the o_proj input: off by {r.manual_vs_model:.1e} ({tol})"
+
+
 def attention_projections(r: Any) -> Any:
     """Q, K (pre- and post-RoPE), V and the o_proj input of one layer, per head."""
     p = r.projections
@@ -57,8 +71,7 @@ def attention_projections(r: Any) -> Any:
         _heads_image(ax, x, title, prefix, r.tokens)
     fig.suptitle(
         f"{r.info.name}: layer {r.layer} projections captured by forward hooks (channels within each "
-        f"head on x; colour clipped at the 99th percentile of |value|)\nattention rebuilt by hand "
-        f"from Q, K after RoPE and V matches the o_proj input to {r.manual_vs_model:.1e}",
+        f"head on x; colour clipped at the 99th percentile of |value|)\n{_by_hand_verdict(r)}",
         fontsize=10,
     )
     fig.tight_layout()

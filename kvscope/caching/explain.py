@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from kvscope.attention import causal_attention
 from kvscope.caching.flops import FlopModel, generation_flops
 from kvscope.caching.prefix import PrefixReuse, prefix_reuse
 from kvscope.caching.projections import LayerProjections, hooked_forward
@@ -103,8 +102,9 @@ class CachingReport:
     def figures(self) -> dict[str, Any]:
         """Every figure of ``CACHING_FIGURES``, drawn now: file name -> matplotlib Figure."""
         from kvscope.caching.caching_figures import CACHING_FIGURES
+        from kvscope.kit.figures import shown
 
-        return {name: draw(self) for name, draw in CACHING_FIGURES.items()}
+        return shown({name: draw(self) for name, draw in CACHING_FIGURES.items()})
 
     def save(self, out: str | Path, force: bool = False) -> list[Path]:
         """Write the figures and ``caching.json`` into folder ``out``, swapped in whole (``atomic_dir``: a
@@ -204,7 +204,11 @@ def summary_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
     )
     return [
         ("layer", str(d["layer"])),
-        ("attention by hand vs o_proj input", f"{d['projections']['manual_attention_vs_o_proj_input_max_abs']:.1e}"),
+        (
+            "attention by hand vs o_proj input",
+            f"{d['projections']['manual_attention_vs_o_proj_input_max_abs']:.1e} "
+            f"({'match' if d['projections']['matches'] else 'MISMATCH'})",
+        ),
         (
             "cached decode step vs recompute",
             f"attention {diffs['attention_row_cached_vs_full']:.1e}, logits {diffs['logits_cached_vs_full']:.1e}",
@@ -257,7 +261,7 @@ def explain_caching(
     from kvscope.errors import expect_model
 
     expect_model(model, tokenizer)
-    info = info or describe(model, type(model).__name__)
+    info = info or describe(model)
     layer = check_layer(layer, info.layers)
     second_prompt = check_second_prompt(second_prompt)
     if not 1 <= new_tokens < info.max_positions:
@@ -268,7 +272,7 @@ def explain_caching(
         raise UsageError("the prompt needs at least 2 tokens (one to cache, one to decode)")
     tokens1 = token_strings(tokenizer, ids1[0].tolist())[0]
     proj, _ = hooked_forward(model, info, ids1, layer, use_cache=False)
-    out, probs = causal_attention(proj.q_post, proj.k_post, proj.v, proj.scaling)
+    out, probs = proj.by_hand()
     generation = timed_generation(model, ids1, new_tokens, repeats, quiet=quiet)
     fm = FlopModel.from_model(model, info)
     work = {mode: generation_flops(fm, ids1.shape[1], new_tokens, mode) for mode in (True, False)}

@@ -40,7 +40,9 @@ class FlopModel:
             q_heads=info.q_heads,
             kv_heads=info.kv_heads,
             head_dim=info.head_dim,
-            intermediate=int(cfg.intermediate_size),
+            intermediate=int(
+                getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * info.hidden_size
+            ),
             vocab=info.vocab_size,
         )
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from kvscope.attention import causal_attention
 from kvscope.caching.flops import FlopModel, prefix_savings
 from kvscope.caching.projections import hooked_forward
 from kvscope.compat import forward
@@ -77,7 +76,9 @@ class PrefixReuse:
 
 
 def prefix_cache(model: Any, cache: Any, n_layers: int, keep: int) -> Any:
-    """A new cache holding copies of the first ``keep`` slots of ``cache`` in every layer."""
+    """A new cache (laid out as the model's own) holding copies of the first ``keep`` slots of ``cache`` in
+    every layer; ``cache`` holds every position (a plain ``DynamicCache()``), so a sliding-window layer
+    then keeps the last of those ``keep`` positions that its window needs, as after a prefill of them."""
     kv = [cache_layer_kv(cache, layer) for layer in range(n_layers)]
     return cache_from_tensors(model.config, [k[:, :, :keep] for k, _ in kv], [v[:, :, :keep] for _, v in kv])
 
@@ -113,12 +114,12 @@ def prefix_reuse(
     n2 = ids2.shape[1]
     shared = common_prefix(ids1[0].tolist(), ids2[0].tolist())
     reused = min(shared, n2 - 1)
-    cache1 = DynamicCache(config=model.config)
+    cache1 = DynamicCache()  # every position in every layer: a prefix can be cut from it
     continue_from(model, cache1, ids1, 0, logits_to_keep=1)
     reuse_logits = continue_from(model, prefix_cache(model, cache1, info.layers, reused), ids2, reused).logits[0]
     fresh_proj, fresh_out = hooked_forward(model, info, ids2, layer, use_cache=False)
     diff = float((reuse_logits.float() - fresh_out.logits[0, reused:].float()).abs().max())
-    _, probs = causal_attention(fresh_proj.q_post, fresh_proj.k_post, None, fresh_proj.scaling)
+    _, probs = fresh_proj.by_hand(values=None)
 
     def fresh() -> None:
         continue_from(model, DynamicCache(config=model.config), ids2, 0, logits_to_keep=1)

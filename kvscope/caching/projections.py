@@ -11,6 +11,12 @@ where ``group = q_heads // kv_heads`` (grouped-query attention, Ainslie et al., 
 stores ``k'`` (post-RoPE) and ``v``. Here forward hooks record ``q``, ``k``, ``v`` (pre-RoPE) and the
 o_proj *input* (the model's own attention output), RoPE is applied with the model's own rotary module,
 and attention is recomputed by hand (``kvscope.attention.causal_attention``) so that the two can be compared.
+
+Other layouts are read through ``PROJECTIONS`` (a registry of module names): a fused projection (GPT-2's
+``c_attn``, Phi-3's ``qkv_proj``, GPT-BigCode's multi-query ``c_attn``) is split into its q, k and v
+columns; q/k norms (Qwen3, Gemma 3, OLMo 2) are hooked after the norm, which is what RoPE rotates. A model
+without RoPE (absolute positions: GPT-2, GPT-BigCode) caches its keys as projected, so "after RoPE" equals
+"before". The by-hand attention uses the layer's own soft-capping (Gemma 2) and sliding window.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from typing import Any
 
 import torch
 
+from kvscope.archs import layer_attention
+from kvscope.attention import causal_attention
 from kvscope.compat import forward
 from kvscope.errors import KvscopeError
-from kvscope.hfcache import attention_modules
 
 
 @dataclass
@@ -45,6 +52,26 @@ class LayerProjections:
     k_post: torch.Tensor
     positions: torch.Tensor
     scaling: float
+    softcap: float | None = None
+    window: int | None = None
+
+    def by_hand(
+        self, keys: torch.Tensor | None = None, values: Any = "own", k_positions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """:func:`causal_attention` of ``q_post`` with this layer's scaling, soft-capping and window; keys and
+        values default to this call's own (``values=None`` for probabilities only)."""
+        keys = self.k_post if keys is None else keys
+        values = self.v if isinstance(values, str) else values
+        return causal_attention(
+            self.q_post,
+            keys,
+            values,
+            self.scaling,
+            q_positions=self.positions,
+            k_positions=self.positions if k_positions is None and keys is self.k_post else k_positions,
+            softcap=self.softcap,
+            window=self.window,
+        )
 
     @property
     def group(self) -> int:
@@ -67,15 +94,22 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos.unsqueeze(0) + rotate_half(x) * sin.unsqueeze(0)
 
 
-def rope_tables(model: Any, positions: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(cos, sin)`` ``[position, head_dim]`` float32 from the model's own rotary module."""
+def rope_tables(
+    model: Any, positions: torch.Tensor, head_dim: int, layer_type: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cos, sin)`` ``[position, head_dim]`` float32 from the model's own rotary module (for ``layer_type``
+    where the model keeps one rotary table per layer type, as Gemma 3 does). A model without RoPE gets the
+    identity (cos 1, sin 0)."""
+    import inspect
+
     rotary = getattr(getattr(model, "model", None), "rotary_emb", None)
     if rotary is None:
-        raise KvscopeError(f"{type(model).__name__} has no model.rotary_emb: only RoPE decoders are supported")
+        return torch.ones(positions.numel(), head_dim), torch.zeros(positions.numel(), head_dim)
     device = next(model.parameters()).device
     probe = torch.zeros(1, positions.numel(), head_dim, device=device, dtype=torch.float32)
+    extra = (layer_type,) if "layer_type" in inspect.signature(rotary.forward).parameters else ()
     with torch.no_grad():
-        cos, sin = rotary(probe, positions.reshape(1, -1).to(device))
+        cos, sin = rotary(probe, positions.reshape(1, -1).to(device), *extra)
     return cos[0].float().cpu(), sin[0].float().cpu()
 
 
@@ -85,25 +119,65 @@ def _heads(x: torch.Tensor, head_dim: int) -> torch.Tensor:
     return x.reshape(x.shape[0], -1, head_dim).transpose(0, 1).contiguous()
 
 
-@contextlib.contextmanager
-def projection_hooks(model: Any, layer: int, head_dim: int, store: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Record ``layer``'s q, k (after q_norm/k_norm where present), v and the o_proj input into ``store``.
+# Module names per role, first match wins: separate projections (and q/k norms after them), then fused ones.
+PROJECTIONS: dict[str, tuple[str, ...]] = {
+    "q": ("q_proj",),
+    "k": ("k_proj",),
+    "v": ("v_proj",),
+    "qkv": ("qkv_proj", "c_attn"),
+    "o": ("o_proj", "c_proj", "dense"),
+}
 
-    Each call overwrites the previous one, so after a forward ``store`` holds the last call's tensors.
-    """
-    attn = attention_modules(model)[layer]
-    targets = {
-        "q": getattr(attn, "q_norm", None) or attn.q_proj,
-        "k": getattr(attn, "k_norm", None) or attn.k_proj,
-        "v": attn.v_proj,
-    }
-    handles = [
-        mod.register_forward_hook(lambda _m, _i, out, n=name: store.__setitem__(n, _heads(out, head_dim)))
-        for name, mod in targets.items()
-    ]
-    handles.append(
-        attn.o_proj.register_forward_pre_hook(lambda _m, args: store.__setitem__("o", _heads(args[0], head_dim)))
+
+def _find(attn: Any, role: str) -> Any:
+    return next(
+        (getattr(attn, n) for n in PROJECTIONS[role] if isinstance(getattr(attn, n, None), torch.nn.Module)), None
     )
+
+
+def _hook_targets(attn: Any, info: Any, store: dict[str, torch.Tensor]) -> list[tuple[Any, Any]]:
+    """``(module, hook)`` pairs that put q, k and v of one attention module, ``[1, P, heads * head_dim]``
+    as projected, into ``store``."""
+
+    def put(name: str):
+        return lambda _m, _i, out: store.__setitem__(name, out.detach().float())
+
+    if all(_find(attn, r) is not None for r in ("q", "k", "v")):
+        return [(_find(attn, r), put(r)) for r in ("q", "k", "v")]
+    fused = _find(attn, "qkv")
+    if fused is None:
+        raise KvscopeError(f"{type(attn).__name__}: no q/k/v projections (q_proj, k_proj, v_proj or a fused qkv)")
+    sizes = [info.q_heads * info.head_dim, info.kv_heads * info.head_dim, info.kv_heads * info.head_dim]
+
+    def split(_m, _i, out):
+        store.update(zip("qkv", out.detach().float().split(sizes, dim=-1)))
+
+    return [(fused, split)]
+
+
+def _normed(attn: Any, role: str, x: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """``x [1, P, heads * head_dim]`` through the layer's ``q_norm``/``k_norm`` where it has one: per head
+    (Qwen3, Gemma 3: a norm of size head_dim) or over all heads (OLMo 2), as the model applies it."""
+    norm = getattr(attn, f"{role}_norm", None)
+    if not isinstance(norm, torch.nn.Module):
+        return x
+    weight = getattr(norm, "weight", None)
+    per_head = weight is not None and weight.numel() == head_dim
+    with torch.inference_mode():
+        y = norm(x.view(*x.shape[:-1], -1, head_dim).to(weight.dtype)) if per_head else norm(x)
+    return y.reshape(x.shape).float()
+
+
+@contextlib.contextmanager
+def projection_hooks(model: Any, layer: int, info: Any, store: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Record ``layer``'s q, k (after q_norm/k_norm where present), v and the output projection's input into
+    ``store``. Each call overwrites the previous one, so after a forward ``store`` holds the last call's."""
+    attn = layer_attention(model)[layer].module
+    out_proj = _find(attn, "o")
+    if out_proj is None:
+        raise KvscopeError(f"{type(attn).__name__}: no output projection (o_proj, c_proj or dense) to hook")
+    handles = [mod.register_forward_hook(hook) for mod, hook in _hook_targets(attn, info, store)]
+    handles.append(out_proj.register_forward_pre_hook(lambda _m, args: store.__setitem__("o", args[0].detach())))
     try:
         yield
     finally:
@@ -125,10 +199,12 @@ def hooked_forward(
     positions = (pos[0].cpu() if pos is not None else torch.arange(start, start + n)).to(torch.int64)
     store: dict[str, torch.Tensor] = {}
     device = next(model.parameters()).device
-    with torch.inference_mode(), projection_hooks(model, layer, info.head_dim, store):
+    with torch.inference_mode(), projection_hooks(model, layer, info, store):
         out = forward(model, cache, input_ids=input_ids.to(device), **forward_kwargs)
-    cos, sin = rope_tables(model, positions, info.head_dim)
-    attn = attention_modules(model)[layer]
+    attn = layer_attention(model)[layer]
+    cos, sin = rope_tables(model, positions, info.head_dim, attn.layer_type)
+    d = info.head_dim
+    store = {name: _heads(_normed(attn.module, name, x, d), d) for name, x in store.items()}
     proj = LayerProjections(
         layer=layer,
         q_pre=store["q"],
@@ -138,6 +214,8 @@ def hooked_forward(
         q_post=apply_rope(store["q"], cos, sin),
         k_post=apply_rope(store["k"], cos, sin),
         positions=positions,
-        scaling=float(attn.scaling),
+        scaling=attn.scaling,
+        softcap=attn.softcap,
+        window=attn.window,
     )
     return proj, out

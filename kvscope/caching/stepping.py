@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from kvscope.attention import causal_attention
 from kvscope.caching.projections import hooked_forward
 from kvscope.compat import forward
 from kvscope.hfcache import cache_layer_kv
@@ -59,18 +58,20 @@ def decode_step(model: Any, info: Any, input_ids: torch.Tensor, layer: int, toke
     with torch.inference_mode():
         forward(model, cache, input_ids=input_ids[:, :-1].to(device), use_cache=True, logits_to_keep=1)
     before = cache.get_seq_length()
+    keys, values = (t[0].float().cpu() for t in cache_layer_kv(cache, layer))  # copies: the step may crop the cache
     step, out_step = hooked_forward(model, info, input_ids[:, -1:], layer, cache, use_cache=True)
-    keys, values = cache_layer_kv(cache, layer)
-    k_cache, v_cache = keys[0].float().cpu(), values[0].float().cpu()
-    o_cached, p_cached = causal_attention(step.q_post, k_cache, v_cache, step.scaling)
+    k_cache, v_cache = torch.cat([keys, step.k_post], 1), torch.cat([values, step.v], 1)  # what the step attended
+    n, held = input_ids.shape[1], k_cache.shape[1]  # a sliding-window layer holds its last window - 1
+    o_cached, p_cached = step.by_hand(k_cache, v_cache, k_positions=torch.arange(n - held, n))
+    p_cached = torch.nn.functional.pad(p_cached, (n - held, 0))  # positions the cache dropped: 0
     full, out_full = hooked_forward(model, info, input_ids, layer, use_cache=False)
-    o_full, p_full = causal_attention(full.q_post, full.k_post, full.v, full.scaling)
+    o_full, p_full = full.by_hand()
     diffs = {
         "attention_row_cached_vs_full": _max_abs(p_cached[:, 0], p_full[:, -1]),
         "manual_vs_model_cached_step": _max_abs(o_cached, step.o_in),
         "manual_vs_model_full": _max_abs(o_full, full.o_in),
         "o_proj_input_cached_vs_full": _max_abs(step.o_in[:, 0], full.o_in[:, -1]),
-        "cached_keys_vs_full_keys": _max_abs(k_cache, full.k_post),
+        "cached_keys_vs_full_keys": _max_abs(k_cache, full.k_post[:, n - held :]),
         "logits_cached_vs_full": _max_abs(out_step.logits[0, -1], out_full.logits[0, -1]),
     }
     return DecodeComparison(

@@ -67,7 +67,12 @@ def pre_rope_hooks(model: Any, store: dict[int, torch.Tensor], kv_heads: int, he
     """Record each layer's pre-RoPE keys ``[kv_head, position, head_dim]`` into ``store``."""
     handles = []
     for attn in attention_modules(model):
-        target = getattr(attn, "k_norm", None) or attn.k_proj
+        target = getattr(attn, "k_norm", None) or getattr(attn, "k_proj", None)
+        if target is None:
+            raise UsageError(
+                f"{type(attn).__name__} computes keys in a fused projection (no k_proj or k_norm to hook): "
+                "capture it without pre_rope"
+            )
 
         def hook(_mod, _inp, out, layer=attn.layer_idx):
             x = out[0].detach().to(device="cpu", dtype=torch.float32, copy=True)
@@ -99,21 +104,24 @@ def run_capture(
     keep_logits: bool = False,
     text: str = "",
     query_chunk: int | None = None,
+    full_cache: bool = False,
 ) -> CaptureResult:
     """One forward pass over ``input_ids`` ``[1, P]``; returns the snapshot and logits.
 
     ``logits`` is ``[P, vocab]`` with ``keep_logits`` and ``[1, vocab]`` (last position) otherwise.
+    ``full_cache`` keeps every position in every layer, also where the model's cache keeps a sliding
+    window (attention is unchanged: the window is in the mask), for the eviction engine.
     """
     from transformers import DynamicCache
 
     if input_ids.ndim != 2 or input_ids.shape[0] != 1:
         raise UsageError("capture takes one sequence: input_ids of shape [1, P]")
-    info = info or describe(model, type(model).__name__)
+    info = info or describe(model)
     device = next(model.parameters()).device
     ids = input_ids.to(device)
     rec = AttentionRecorder(info.layers, want_attention=attention, want_queries=queries, chunk=query_chunk)
     pre: dict[int, torch.Tensor] = {}
-    cache = DynamicCache(config=model.config)
+    cache = DynamicCache() if full_cache else DynamicCache(config=model.config)
     hooks = pre_rope_hooks(model, pre, info.kv_heads, info.head_dim) if pre_rope else contextlib.nullcontext()
     with torch.inference_mode(), hooks, recording(model, rec if (attention or queries) else None):
         out = forward(model, cache, input_ids=ids, use_cache=True, logits_to_keep=0 if keep_logits else 1)
@@ -152,15 +160,21 @@ def _build_snapshot(
 def capture(
     model: Any,
     tokenizer: Any,
-    text: str,
+    text: Any,
     *,
     info: ModelInfo | None = None,
     attention: bool = False,
     pre_rope: bool = False,
     queries: bool = False,
     truncate: bool = False,
-) -> KVSnapshot:
-    """Tokenize ``text``, run one forward pass and return its ``KVSnapshot``.
+) -> KVSnapshot | list[KVSnapshot]:
+    """Run one forward pass over ``text`` and return its ``KVSnapshot``.
+
+    ``text`` may be a string, token ids (a list of ints, an int tensor ``[P]``), a ``BatchEncoding``,
+    chat messages (``[{"role": ..., "content": ...}]``, through the tokenizer's chat template) or a
+    transformers ``Cache`` (snapshotted as it is: no forward pass, token ids unknown). A batch (a list of
+    strings, ids ``[B, P]``, a ``BatchEncoding`` of several rows) gives a list of snapshots, one forward
+    pass per row (padding dropped). Anything else is a ``TypeError`` naming these.
 
     >>> from kvscope.models import load_model
     >>> model, tok, info = load_model("tiny")
@@ -168,12 +182,38 @@ def capture(
     >>> snap.keys[0].shape  # [kv_head, position, head_dim]
     torch.Size([2, 5, 16])
     """
-    from kvscope.errors import expect, expect_model
+    from kvscope.capture.inputs import is_batch, is_cache, rows
+    from kvscope.errors import expect_model
 
     expect_model(model, tokenizer)
-    expect(text, str, "text", "a string")
-    info = info or describe(model, type(model).__name__)
-    ids = encode_prompt(tokenizer, text, info.max_positions, truncate)
-    return run_capture(
-        model, ids, tokenizer, info=info, attention=attention, pre_rope=pre_rope, queries=queries, text=text
-    ).snapshot
+    info = info or describe(model)
+    if is_cache(text):
+        return snapshot_cache(text, info)
+    snaps = []
+    for ids, words in rows(tokenizer, text):
+        if ids is None:
+            ids = encode_prompt(tokenizer, words, info.max_positions, truncate)
+        elif ids.shape[1] == 0:
+            raise UsageError("the prompt produced no tokens")
+        res = run_capture(
+            model, ids, tokenizer, info=info, attention=attention, pre_rope=pre_rope, queries=queries, text=words
+        )
+        snaps.append(res.snapshot)
+    return snaps if is_batch(text) else snaps[0]
+
+
+def snapshot_cache(cache: Any, info: ModelInfo) -> KVSnapshot:
+    """A ``KVSnapshot`` of an existing cache (batch row 0), as it holds it; the token ids are not in a
+    cache, so they are recorded as 0 with empty token strings and ``meta["tokens"] = "unknown"``."""
+    keys, values = cache_to_lists(cache, info.layers)
+    n = max(k.shape[1] for k in keys)
+    return KVSnapshot(
+        keys=keys,
+        values=values,
+        token_ids=torch.zeros(n, dtype=torch.int64),
+        tokens=[""] * n,
+        special=torch.zeros(n, dtype=torch.bool),
+        positions=torch.arange(n, dtype=torch.int64),
+        info=info,
+        meta={"kvscope_version": __version__, "tokens": "unknown (a snapshot of an existing cache)"},
+    )

@@ -166,9 +166,15 @@ def load(
     dtype: str | None = None,
     trust_remote_code: bool = False,
     device_map: str | None = None,
+    refuse: tuple = (),
 ):
-    """``load_model`` with a status line on stderr."""
+    """``load_model`` with a status line on stderr, after :func:`kvscope.archs.refuse_before_loading` has
+    read the config (no weights) and found nothing the command cannot run: ``refuse`` adds the command's
+    own checks (``config -> reason or None``)."""
+    from kvscope.archs import refuse_before_loading
     from kvscope.models import load_model
+
+    refuse_before_loading(model, *refuse, trust_remote_code=trust_remote_code)
 
     with stderr_console().status(f"loading model {model} ..."):
         return load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, device_map=device_map)

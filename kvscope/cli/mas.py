@@ -160,7 +160,9 @@ def mas(**kw: Any) -> None:
     problems = load_task(kw["task"], kw["max_samples"], kw["seed"], kw["data"])
     if (heat or kw["knn_filter"] or kw["include_old_prompts"]) and "latent_mas" not in names:
         logging.getLogger("kvscope").warning("heatmaps, kNN filtering and stacked prompts apply to latent_mas only")
-    loaded = load(kw["model"], kw["device"], kw["dtype"])
+    from kvscope.mas.experiment import config_refusal
+
+    loaded = load(kw["model"], kw["device"], kw["dtype"], refuse=(config_refusal,))
     result = run_mas(
         loaded.model,
         loaded.tokenizer,

@@ -36,6 +36,38 @@ def save_figure(fig: Any, path: str | Path, fmt: str | None = None) -> Path:
     return path
 
 
+THUMB_DPI = 28  # a result's _repr_html_ shows thumbnails; result.figures[name] is the full figure
+
+
+def png_bytes(fig: Any, dpi: int = DPI) -> bytes:
+    """``fig`` rendered as PNG bytes (the figure stays open)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def shown(figures: dict[str, Any]) -> dict[str, Any]:
+    """``figures`` (name -> matplotlib Figure), each given a ``_repr_png_`` so that a notebook cell ending
+    in ``result.figures[name]`` shows the figure inline, whatever matplotlib's backend (no
+    ``%matplotlib inline`` needed). Returns the same dict."""
+    for fig in figures.values():
+        if hasattr(fig, "savefig") and not hasattr(fig, "_repr_png_"):
+            fig._repr_png_ = lambda f=fig: png_bytes(f)
+    return figures
+
+
+def thumbnail_html(name: str, fig: Any, dpi: int = THUMB_DPI) -> str:
+    """A small inline ``<img>`` of ``fig`` captioned with how to show it full size, for ``_repr_html_``."""
+    import html
+
+    data = base64.b64encode(png_bytes(fig, dpi)).decode("ascii")
+    cap = html.escape(f'{name}: result.figures["{name}"] shows it full size')
+    return (
+        f'<figure style="display:inline-block;margin:4px"><img src="data:image/png;base64,{data}" title="{cap}">'
+        f'<figcaption style="font-size:small">{html.escape(name)}</figcaption></figure>'
+    )
+
+
 def figure_html(fig: Any, close: bool = True) -> str:
     """``fig`` as an inline ``<img>`` (PNG, base64) for a result's ``_repr_html_``; closes it unless told not to."""
     buf = io.BytesIO()

@@ -24,25 +24,25 @@ from kvscope.mas.runner import method_names, ratios, run_interleaved, summarize_
 GENERATE_DEFAULT_TOP_K = 50  # transformers' generate(): applied when neither the model nor the call sets top_k
 
 
-def sliding_window(model: Any) -> int | None:
-    """The attention window of a sliding-window model (Mistral-style), None when every layer is full."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    window = getattr(cfg, "sliding_window", None)
-    types = getattr(cfg, "layer_types", None)
-    if types:
-        return window if "sliding_attention" in types else None
-    return window if window and getattr(cfg, "use_sliding_window", True) is not False else None
+def config_refusal(config: Any) -> str | None:
+    """Why mas cannot run a model with ``config`` (read before any weights load), or None."""
+    from kvscope.archs import layer_windows, text_config
+
+    window = next((w for w in layer_windows(config) if w), None)
+    if not window:
+        return None
+    return (
+        f"kvscope mas needs full-attention caches, but this {text_config(config).model_type} model uses "
+        f"sliding-window attention (window {window}), whose cache keeps only the last {window - 1} slots "
+        "of those layers, and the agents' shared cache must keep every position"
+    )
 
 
 def check_model(model: Any) -> None:
     """Refuse models whose cache the shared-cache bookkeeping cannot follow (one line, before running)."""
-    window = sliding_window(model)
-    if window:
-        raise UsageError(
-            f"kvscope mas needs full-attention caches, but this {model.config.model_type} model uses "
-            f"sliding-window attention (window {window}), whose cache keeps only the last {window} "
-            "slots per layer"
-        )
+    why = config_refusal(model.config)
+    if why:
+        raise UsageError(why)
 
 
 def generate_top_k(model: Any) -> int | None:
@@ -108,9 +108,10 @@ class MasResult:
 
     def figures(self, multi: bool = True, single: bool = True) -> dict[str, Any]:
         """Heatmaps (file stem -> matplotlib Figure) of latent_mas runs made with ``similarities``."""
+        from kvscope.kit.figures import shown
         from kvscope.mas.mas_figures import heatmap_figures
 
-        return heatmap_figures(self.runs.get("latent_mas", []), multi, single, self.layers)
+        return shown(heatmap_figures(self.runs.get("latent_mas", []), multi, single, self.layers))
 
     def save(
         self,
@@ -192,7 +193,7 @@ def run_mas(
 
     expect_model(model, tokenizer)
     check_model(model)
-    info = info if info is not None else describe(model, getattr(model.config, "_name_or_path", "") or "model")
+    info = info if info is not None else describe(model)
     _check_lengths(tokenizer, problems, info.max_positions, config.max_new_tokens)
     runs = run_interleaved(MasSettings(model, tokenizer, info, config), names, problems, quiet=quiet)
     return MasResult(info.name, task, config, runs, torch.get_num_threads(), info.layers, generate_top_k(model))

@@ -5,6 +5,11 @@ Shapes: a keep plan is bool ``[layer, kv_head, position]`` over the prompt (True
 cache tensors are ``[1, kv_head, slot, head_dim]`` in the model's dtype. After eviction a layer
 holds fewer slots than the prompt has tokens, so the continuation always gets explicit
 ``position_ids`` starting at the prompt length: its positions do not change when tokens are evicted.
+
+Sliding-window layers (Mistral, Gemma 2/3's alternate layers): the prefill keeps every position of
+every layer so that strategies score all of them, and ``build_cache`` then cuts a windowed layer to
+what the model's own cache holds (its last ``window - 1`` positions, ``Prefill.held``) before applying
+the plan there: eviction inside the window, bytes counted for what the cache holds.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Prefill:
     seconds: float
     scaling: list[float] = field(default_factory=list)
     forward_passes: int = 1  # prefill forwards counted while building it (count_forwards)
+    held: list[int] = field(default_factory=list)  # [layer] positions the model's cache holds (window)
+    softcap: float | None = None  # the model's logit soft-capping (Gemma 2), None without
 
     @property
     def n_positions(self) -> int:
@@ -62,6 +69,7 @@ class PrunedCache:
     kept_entries: int
     held_bytes: int = 0
     kv_bytes_fp16: int = 0
+    positions: dict[int, torch.Tensor] = field(default_factory=dict)  # windowed layers: [kv_head, slots]
 
 
 @dataclass
@@ -96,19 +104,25 @@ def count_forwards(model: Any) -> Iterator[ForwardCount]:
 
 
 def prefill(model: Any, tokenizer: Any, info: ModelInfo, prompt_ids: torch.Tensor) -> Prefill:
-    """One forward pass over ``prompt_ids`` ``[1, P]`` recording attention received and queries."""
-    from kvscope.hfcache import attention_modules
+    """One forward pass over ``prompt_ids`` ``[1, P]`` recording attention received and queries (every
+    layer keeps all ``P`` positions; ``held`` says how many the model's own cache would keep)."""
+    from kvscope.archs import layer_attention
 
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
     t0 = time.perf_counter()
     with count_forwards(model) as count:
-        snap = run_capture(model, prompt_ids, tokenizer, info=info, attention=True, queries=True).snapshot
+        snap = run_capture(
+            model, prompt_ids, tokenizer, info=info, attention=True, queries=True, full_cache=True
+        ).snapshot
     seconds = time.perf_counter() - t0
     keys = [k[None].to(device=device, dtype=dtype) for k in snap.keys]
     values = [v[None].to(device=device, dtype=dtype) for v in snap.values]
-    scaling = [float(getattr(m, "scaling", info.head_dim**-0.5)) for m in attention_modules(model)]
-    return Prefill(prompt_ids, keys, values, snap, seconds, scaling, count.prefills)
+    layers = layer_attention(model)
+    scaling = [a.scaling for a in layers]
+    held = [a.held(int(prompt_ids.shape[1])) for a in layers]
+    softcap = layers[0].softcap if layers else None
+    return Prefill(prompt_ids, keys, values, snap, seconds, scaling, count.prefills, held, softcap)
 
 
 ROUNDINGS = ("ceil", "floor")
@@ -164,9 +178,10 @@ def build_cache(
     """
     if quant is not None and mode == "mask":
         raise UsageError("quantization needs the kept entries cut out (mode 'auto' or 'remove'), not masked")
-    keys, values, masks, total, entries, fp16 = [], [], {}, 0, 0, 0
+    keys, values, masks, total, entries, fp16, positions = [], [], {}, 0, 0, 0, {}
     for layer, (k, v) in enumerate(zip(pre.keys, pre.values)):
         lk = keep[layer] if keep is not None else torch.ones(k.shape[1], k.shape[2], dtype=torch.bool)
+        k, v, lk, pos = _held(pre, layer, k, v, lk)
         counts = lk.sum(-1)
         rect = bool((counts == counts[0]).all())
         if (mode == "remove" or quant is not None) and not rect:
@@ -176,6 +191,7 @@ def build_cache(
             )
         if mode != "mask" and rect:
             k, v = gather_layer(k, lk), gather_layer(v, lk)
+            pos = None if pos is None else gather_layer(pos[None, :, :, None], lk)[0, :, :, 0]
         elif not bool(lk.all()):
             masks[layer] = lk.to(k.device)
         kept = int(lk.sum())
@@ -189,8 +205,23 @@ def build_cache(
             fp16 += 2 * kept * k.shape[-1] * 2
         keys.append(k)
         values.append(v)
+        if pos is not None:
+            positions[layer] = pos
     held = sum(t.numel() * t.element_size() for t in keys + values)
-    return PrunedCache(cache_from_tensors(config, keys, values), masks, total, entries, held, fp16)
+    # every layer a plain growing layer: the window is applied by position in evict_attention
+    cache = cache_from_tensors(None, keys, values)
+    return PrunedCache(cache, masks, total, entries, held, fp16, positions)
+
+
+def _held(pre: Prefill, layer: int, k: torch.Tensor, v: torch.Tensor, lk: torch.Tensor):
+    """A windowed layer cut to the positions the model's cache holds (the last ``pre.held[layer]``):
+    ``(k, v, keep, positions [kv_head, held])``; any other layer unchanged, with positions None."""
+    n = k.shape[2]
+    h = pre.held[layer] if pre.held else n
+    if h >= n:
+        return k, v, lk, None
+    pos = torch.arange(n - h, n).expand(k.shape[1], h)
+    return k[:, :, n - h :], v[:, :, n - h :], lk[:, n - h :], pos
 
 
 def continuation_logits(model: Any, pc: PrunedCache, cont_ids: torch.Tensor, start: int) -> torch.Tensor:
@@ -198,7 +229,7 @@ def continuation_logits(model: Any, pc: PrunedCache, cont_ids: torch.Tensor, sta
     attending to the pruned cache (extended in place by the continuation)."""
     device = next(model.parameters()).device
     pos = torch.arange(start, start + cont_ids.shape[1], device=device)[None]
-    with torch.inference_mode(), evicting(model, pc.masks):
+    with torch.inference_mode(), evicting(model, pc.masks, pc.positions, start):
         out = forward(model, pc.cache, input_ids=cont_ids.to(device), position_ids=pos, use_cache=True)
     return out.logits[0].float()
 
@@ -226,7 +257,7 @@ def decode(
     stops after a token in ``stop_ids`` (kept as the last token); none by default, for timings."""
     from kvscope.decode import generate
 
-    with torch.inference_mode(), evicting(model, pc.masks):
+    with torch.inference_mode(), evicting(model, pc.masks, pc.positions, start):
         out = generate(
             model,
             pc.cache,

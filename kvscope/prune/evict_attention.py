@@ -12,6 +12,14 @@ set to ``-inf`` before the softmax, so it receives exactly zero probability from
 the kv_head's GQA group. Keys after ``slots`` (the tokens being scored) are never masked.
 Physical removal (a shorter cache) and masking therefore give the same logits up to float
 rounding, which the tests check.
+
+Any architecture whose attention goes through the interface works: fused QKV and multi-query
+attention look the same from here (see ``kvscope.archs``). Gemma 2's logit soft-capping
+(``softcap``) is applied as the model does, ``tanh(s / c) * c`` before the mask. A sliding-window
+layer (``sliding_window`` = ``W``) lets a query at position ``p`` see keys at positions ``p - W < j <= p``;
+since eviction makes slots differ from positions, ``positions[layer]`` (``[kv_head, slots]``, the
+token position of each cached slot) and ``start`` (the position of the first token after the
+cache) give each key its position.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,9 +37,17 @@ from kvscope.attention import causal_visible, register_attention, routed
 from kvscope.errors import KvscopeError
 
 NAME = "kvscope_prune"
-_MASKS: contextvars.ContextVar[dict[int, torch.Tensor] | None] = contextvars.ContextVar(
-    "kvscope_prune_masks", default=None
-)
+_STATE: contextvars.ContextVar[EvictState | None] = contextvars.ContextVar("kvscope_prune_state", default=None)
+
+
+@dataclass
+class EvictState:
+    """Per-layer keep masks ``{layer: bool [kv_head, slots]}``, slot positions ``{layer: int64 [kv_head,
+    slots]}`` (windowed layers) and ``start``, the position of the first key after the cached slots."""
+
+    masks: dict[int, torch.Tensor] = field(default_factory=dict)
+    positions: dict[int, torch.Tensor] = field(default_factory=dict)
+    start: int = 0
 
 
 causal_keep = causal_visible  # bool [q, k]: query i (the (k - q + i)-th key) sees keys 0 .. k - q + i
@@ -53,6 +70,38 @@ def build_mask(q: int, k: int, group: int, keep: torch.Tensor | None, device: An
     return mask
 
 
+def window_visible(
+    q: int, k: int, window: int, slot_pos: torch.Tensor | None, start: int, device: Any = None
+) -> torch.Tensor:
+    """Bool ``[kv_head or 1, q, k]``: causal and within ``window`` by token position.
+
+    Without ``slot_pos`` the ``k`` keys are consecutive positions ending at the last query; with it the
+    first ``slots`` keys sit at ``slot_pos [kv_head, slots]`` and the rest at ``start, start + 1, ...``.
+    """
+    if slot_pos is None:
+        kpos, qpos = torch.arange(k, device=device)[None], torch.arange(k - q, k, device=device)
+    else:
+        slot_pos = slot_pos.to(device)
+        new = start + torch.arange(k - slot_pos.shape[-1], device=device)
+        kpos = torch.cat([slot_pos, new.expand(slot_pos.shape[0], -1)], -1)
+        qpos = new[new.numel() - q :]
+    diff = qpos[None, :, None] - kpos[:, None, :]  # [h, q, k]: how far back each key is
+    return (diff >= 0) & (diff < window)
+
+
+def _mask(query: torch.Tensor, key: torch.Tensor, layer: int, window: int | None) -> torch.Tensor | None:
+    """The bool mask ``[1, q_head or 1, q, k]`` of one call (None: every key visible)."""
+    state = _STATE.get() or EvictState()
+    q, k = query.shape[2], key.shape[2]
+    group = query.shape[1] // key.shape[1]
+    mask = build_mask(q, k, group, state.masks.get(layer), query.device)
+    if not window:
+        return mask
+    vis = window_visible(q, k, window, state.positions.get(layer), state.start, query.device)
+    vis = (vis.repeat_interleave(group, 0) if vis.shape[0] > 1 else vis)[None]
+    return vis if mask is None else mask & vis
+
+
 def _prune_attention(
     module: Any,
     query: torch.Tensor,
@@ -65,25 +114,28 @@ def _prune_attention(
 ) -> tuple[torch.Tensor, None]:
     """``AttentionInterface`` entry point: query ``[b, q_head, q, d]``, key/value ``[b, kv_head, k, d]``;
     returns ``([b, q, q_head, d_v], None)`` like transformers' sdpa path."""
-    if kwargs.get("s_aux") is not None or kwargs.get("softcap") or kwargs.get("sliding_window"):
-        raise KvscopeError(
-            "kvscope prune supports plain full causal attention only (no sliding window, "
-            "soft-capping or attention sinks)"
-        )
-    masks = _MASKS.get()
-    keep = masks.get(module.layer_idx) if masks else None
-    q, k = query.shape[2], key.shape[2]
+    if kwargs.get("s_aux") is not None:
+        raise KvscopeError("kvscope prune does not support attention sinks (s_aux)")
+    mask = _mask(query, key, module.layer_idx, kwargs.get("sliding_window"))
     group = query.shape[1] // key.shape[1]
-    mask = build_mask(q, k, group, keep, query.device)
-    out = F.scaled_dot_product_attention(
-        query,
-        key,
-        value,
-        attn_mask=mask,
-        scale=scaling,  # model's scaling
-        enable_gqa=group > 1,
-    )
+    scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
+    softcap = kwargs.get("softcap")
+    if softcap:
+        out = _softcapped(query, key, value, mask, scaling, softcap, group)
+    else:
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling, enable_gqa=group > 1)
     return out.transpose(1, 2).contiguous(), None
+
+
+def _softcapped(query, key, value, mask, scaling: float, softcap: float, group: int) -> torch.Tensor:
+    """Attention with logit soft-capping, ``softmax(tanh(q k^T s / c) c + mask) v``, as Gemma 2 computes it."""
+    k, v = (key.repeat_interleave(group, 1), value.repeat_interleave(group, 1)) if group > 1 else (key, value)
+    scores = torch.matmul(query, k.transpose(-1, -2)) * scaling
+    scores = torch.tanh(scores / softcap) * softcap
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = torch.softmax(scores.float(), dim=-1).to(v.dtype)
+    return torch.matmul(probs, v)
 
 
 def _no_mask(*_args: Any, **_kwargs: Any) -> None:
@@ -97,16 +149,23 @@ def register() -> None:
 
 
 @contextlib.contextmanager
-def evicting(model: Any, masks: dict[int, torch.Tensor] | None = None) -> Iterator[None]:
+def evicting(
+    model: Any,
+    masks: dict[int, torch.Tensor] | None = None,
+    positions: dict[int, torch.Tensor] | None = None,
+    start: int = 0,
+) -> Iterator[None]:
     """Route ``model``'s attention through ``_prune_attention`` with per-layer keep masks.
 
-    ``masks``: ``{layer: bool [kv_head, slots]}``; layers absent from it are not masked. The model's
+    ``masks``: ``{layer: bool [kv_head, slots]}``; layers absent from it are not masked. ``positions``:
+    ``{layer: int64 [kv_head, slots]}``, the token position of each cached slot of a sliding-window layer,
+    and ``start`` the position of the first token after them (see the module docstring). The model's
     previous attention implementation is restored on exit.
     """
     register()
-    token = _MASKS.set(masks or None)
+    token = _STATE.set(EvictState(masks or {}, positions or {}, start))
     try:
         with routed(model, NAME):
             yield
     finally:
-        _MASKS.reset(token)
+        _STATE.reset(token)

@@ -29,7 +29,7 @@ from kvscope.quant import KiviSpec, parse_spec
 
 
 def _info(model: Any, info: ModelInfo | None) -> ModelInfo:
-    return info or describe(model, getattr(model.config, "_name_or_path", "") or type(model).__name__)
+    return info or describe(model)
 
 
 def _prefill(
@@ -75,8 +75,9 @@ def compare_pruning(
 
     ``strategy_kwargs`` are the strategy's settings (``window=64``, ``rounding="floor"`` ...). ``None``
     texts use kvscope's default example. Latencies: median and ``[min, max]`` of ``repeats`` interleaved
-    runs after a warm-up (0 = not timed). Returns a ``PruneResult``; its ``warnings`` are the strategy's
-    guardrails for this budget.
+    runs after a warm-up (0 = not timed). ``repeats`` defaults to 5, so a call times the baseline and the
+    pruned cache five times each (plus ``decode_tokens`` greedy steps per run); pass ``repeats=1`` for a
+    quick look. Returns a ``PruneResult``; its ``warnings`` are the strategy's guardrails for this budget.
     """
     from kvscope.errors import expect_model
 

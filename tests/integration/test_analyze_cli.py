@@ -150,6 +150,9 @@ def test_library_save_writes_what_the_cli_writes(tiny, tmp_path, capsys):
     assert code == 0, err
     result = analyze(snap)
     assert "figures" in repr(result) and "<img" in result._repr_html_()
+    assert len(result._repr_html_().encode()) < 1_000_000  # thumbnails, not every figure full size
+    png = result.figures["low_importance_tokens"]._repr_png_()  # shown inline in a notebook, any backend
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
     result.save(tmp_path / "lib")
     cli_files = sorted(p.name for p in (tmp_path / "cli").iterdir())
     assert cli_files == sorted(p.name for p in (tmp_path / "lib").iterdir())

@@ -7,26 +7,7 @@ import torch
 
 from kvscope.capture.capturing import run_capture
 from kvscope.models import byte_tokenizer, describe
-
-SMALL = dict(
-    vocab_size=260,
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    head_dim=16,
-    max_position_embeddings=512,
-)
-
-
-def build(kind: str):
-    from transformers import MistralConfig, MistralForCausalLM, Qwen3Config, Qwen3ForCausalLM
-
-    torch.manual_seed(0)
-    if kind == "qwen3":
-        return Qwen3ForCausalLM(Qwen3Config(**SMALL)).eval()
-    return MistralForCausalLM(MistralConfig(**SMALL, sliding_window=8)).eval()
+from tests.families import build
 
 
 @pytest.mark.parametrize("kind", ["qwen3", "mistral"])

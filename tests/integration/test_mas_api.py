@@ -54,18 +54,9 @@ def test_bad_settings_are_refused_before_running(tiny):
 
 
 def test_sliding_window_models_are_refused_in_one_line():
-    from transformers import MistralConfig, MistralForCausalLM
+    from tests.families import build
 
-    cfg = MistralConfig(
-        vocab_size=260,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        sliding_window=8,
-    )
-    model = MistralForCausalLM(cfg).eval()
+    model = build("mistral")  # sliding_window=8
     with pytest.raises(UsageError) as err:
         run_mas(model, byte_tokenizer(), QUESTIONS, latent_steps=1, max_new_tokens=2)
     assert "sliding-window attention (window 8)" in str(err.value) and "\n" not in str(err.value)

@@ -82,3 +82,33 @@ def test_tour_runs_offline_on_the_embedded_model(tmp_path):
         fulls.add(full)
     assert len(fulls) == 1  # both strategies are measured against the same unpruned baseline
     assert "llama" in lines["memory"].lower()
+
+
+@pytest.mark.embedded
+def test_tour_notebook_shows_its_figures_inline(tmp_path):
+    """Executed as a notebook, with matplotlib's Agg backend (no inline backend, no %matplotlib inline), the
+    cells ending in ``result.figures[...]`` output real PNG images, and the analysis' HTML stays under 1 MB."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = nbformat.read(TOUR_NOTEBOOK, as_version=4)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    env = {"MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        nbclient.NotebookClient(
+            nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    figure_cells = [c for c in code if c.source.strip().startswith('result.figures["')]
+    assert len(figure_cells) == 3
+    for cell in figure_cells:
+        pngs = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+        assert pngs and len(pngs[0]["data"]["image/png"]) > 10_000, cell.source  # a real image, base64
+    analysis = next(c for c in code if c.source.rstrip().endswith("\nresult"))
+    html = next(o["data"]["text/html"] for o in analysis.outputs if "text/html" in o.get("data", {}))
+    assert "data:image/png;base64," in html and len(html.encode()) < 1_000_000
