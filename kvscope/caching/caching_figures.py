@@ -43,7 +43,7 @@ def _heads_image(ax: Any, x: Any, title: str, prefix: str, tokens: list[str]) ->
 
 def _by_hand_verdict(r: Any) -> str:
     """The one sentence about the by-hand check: a match only when it is within the tolerance it states."""
-    from kvscope.caching.explain import ATTENTION_TOLERANCE
+    from kvscope.caching.projections import ATTENTION_TOLERANCE
 
     p = r.projections
     parts = [f"soft-capping {p.softcap:g}" if p.softcap else "", f"window {p.window}" if p.window else ""]

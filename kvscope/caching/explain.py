@@ -16,7 +16,7 @@ import torch
 
 from kvscope.caching.flops import FlopModel, generation_flops
 from kvscope.caching.prefix import PrefixReuse, prefix_reuse
-from kvscope.caching.projections import LayerProjections, hooked_forward
+from kvscope.caching.projections import ATTENTION_TOLERANCE, LayerProjections, hooked_forward
 from kvscope.caching.stepping import DecodeComparison, GenerationTrace, decode_step, timed_generation
 from kvscope.capture.capturing import encode_prompt, token_strings
 from kvscope.configcheck import check_layer
@@ -30,7 +30,6 @@ DEFAULT_SECOND_PROMPT = (
     "You are a concise geography assistant. Answer in one short sentence. "
     "Question: What is the capital of Germany, and which river runs through it?"
 )
-ATTENTION_TOLERANCE = 1e-4  # float32 parity of the hand-made attention with the model's o_proj input
 
 
 @dataclass

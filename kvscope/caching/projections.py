@@ -33,6 +33,8 @@ from kvscope.attention import causal_attention
 from kvscope.compat import forward
 from kvscope.errors import KvscopeError
 
+ATTENTION_TOLERANCE = 1e-4  # float32 parity of the hand-made attention with the model's o_proj input
+
 
 @dataclass
 class LayerProjections:
