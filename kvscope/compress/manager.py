@@ -143,9 +143,9 @@ class Compressor:
         if not s.keep:
             empty = torch.zeros(0, self.info.layers, self.info.kv_heads, dtype=torch.int64)
             return CompressStats(empty, [], [], 0, 0, 0, 0, s.sequences, self._label())
-        keeps = [
-            torch.stack([s.keep[layer][b, :, pad:].cpu() for layer in sorted(s.keep)]) for b, pad in enumerate(s.pads)
-        ]
+        layers = sorted(s.keep)
+        end = min(s.keep[layer].shape[-1] for layer in layers)  # some layers are ahead after an interruption
+        keeps = [torch.stack([s.keep[layer][b, :, pad:end].cpu() for layer in layers]) for b, pad in enumerate(s.pads)]
         per_entry = 2 * self.info.head_dim * s.element_size  # K and V of one token of one kv_head
         before = sum(k[0, 0].numel() for k in keeps) * self.info.layers * self.info.kv_heads * per_entry
         after = sum(int(k.sum()) for k in keeps) * per_entry

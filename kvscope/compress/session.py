@@ -22,6 +22,19 @@ from kvscope.prune.strategies.base import top_keep
 from kvscope.quant import KiviSpec, kivi_layer
 from kvscope.snapshot import KVSnapshot
 
+# what each registered strategy reads from the prefill besides keys and values (others: both)
+READS = {
+    "h2o": {"received"},
+    "snapkv": {"queries"},
+    "pyramidkv": {"queries"},
+    "adakv": {"queries"},
+    "tova": {"queries"},
+    "knorm": set(),
+    "streaming": set(),
+    "magnitude": set(),
+    "random": set(),
+}
+
 
 class Session:
     """Bookkeeping for the sequence being generated inside a ``ks.compress`` block."""
@@ -33,7 +46,9 @@ class Session:
         self.info, self.scalings = info, scalings
         self.strategy, self.ratio, self.budget, self.every, self.quant = strategy, ratio, budget, every, quant
         self.name = getattr(strategy, "name", None)
-        self.record = strategy is not None
+        self.evicts = strategy is not None and (ratio != 0 or budget is not None)  # ratio 0 keeps everything
+        reads = READS.get(self.name, {"received", "queries"}) if self.evicts else set()
+        self.want_received, self.want_queries = "received" in reads, "queries" in reads
         self.decode_probs = budget is not None and self.name in NEEDS_PROBS
         self.generator = torch.Generator().manual_seed(int(getattr(strategy, "seed", 0)))
         self.sequences = 0
@@ -69,19 +84,26 @@ class Session:
 
     def _prefill_layer(self, layer: int, query, key, value, scaling: float) -> torch.Tensor:
         """Each row on its real tokens alone (the prune/bench prefill), recording what strategies read."""
+        if not (self.want_received or self.want_queries or any(self.pads)):
+            return attend(query, key, value, None, scaling)[0]  # nothing to record: plain causal SDPA
         out = torch.zeros_like(query)
         received = torch.zeros(key.shape[0], key.shape[1], key.shape[2])
         last = torch.zeros(key.shape[0], key.shape[2])
         rows = []
         for b, pad in enumerate(self.pads):
             q, k, v = query[b : b + 1, :, pad:], key[b : b + 1, :, pad:], value[b : b + 1, :, pad:]
-            out[b : b + 1, :, pad:], got, _ = chunked_attention(q, k, v, None, scaling)
-            received[b, :, pad:] = got.cpu()
-            rows.append(q[0].detach().to(device="cpu", dtype=torch.float32, copy=True) if self.record else None)
+            if self.want_received:  # the recording prefill of prune/bench (attention received per key)
+                out[b : b + 1, :, pad:], got, _ = chunked_attention(q, k, v, None, scaling)
+                received[b, :, pad:] = got.cpu()
+            else:
+                out[b : b + 1, :, pad:] = attend(q, k, v, None, scaling)[0]
+            rows.append(q[0].detach().to(device="cpu", dtype=torch.float32, copy=True) if self.want_queries else None)
             if self.decode_probs and rows[-1] is not None:  # TOVA's first decode-time scores
                 probs = last_query_probs(rows[-1], k[0].detach().float().cpu(), scaling, 1)
                 last[b, pad:] = probs.mean(dim=(0, 1, 2))
-        self.queries[layer], self.received[layer] = rows, received
+        self.queries[layer] = rows
+        if self.want_received:
+            self.received[layer] = received
         if self.decode_probs:
             self.last_probs[layer] = last
         return out
@@ -109,7 +131,8 @@ class Session:
     def _accumulate(self, layer: int, probs: torch.Tensor, kv_heads: int) -> None:
         """H2O's received attention and TOVA's last-query attention from one decode call's probs."""
         b, hq, q, slots = probs.shape
-        self.received[layer] += probs.view(b, kv_heads, hq // kv_heads, q, slots).sum((2, 3)).cpu()
+        if layer in self.received:
+            self.received[layer] += probs.view(b, kv_heads, hq // kv_heads, q, slots).sum((2, 3)).cpu()
         self.last_probs[layer] = probs[:, :, -1].mean(1).cpu()
 
     # ------------------------------------------------------------------ after the prefill
@@ -136,7 +159,7 @@ class Session:
         """Keep plan ``[layer, kv_head, n]`` of row ``b`` (all True without a strategy)."""
         pad = self.pads[b]
         n = layers[0][0].shape[2] - pad
-        if self.strategy is None or n == 0:
+        if not self.evicts or n == 0:
             return torch.ones(self.info.layers, layers[0][0].shape[1], n, dtype=torch.bool)
         pre = self._prefill_row(b, layers)
         if self.ratio is not None:
@@ -149,7 +172,7 @@ class Session:
         pad = self.pads[b]
         keys = [k[b : b + 1, :, pad:] for k, _ in layers]
         values = [v[b : b + 1, :, pad:] for _, v in layers]
-        n = keys[0].shape[2]
+        n, layers = keys[0].shape[2], self.info.layers
         snap = KVSnapshot(
             keys=[k[0].detach().to(device="cpu", dtype=torch.float32, copy=True) for k in keys],
             values=[v[0].detach().to(device="cpu", dtype=torch.float32, copy=True) for v in values],
@@ -158,8 +181,12 @@ class Session:
             special=torch.zeros(n, dtype=torch.bool),
             positions=torch.arange(n),
             info=self.info,
-            queries=[self.queries[layer][b] for layer in range(self.info.layers)],
-            attention_received=torch.stack([self.received[layer][b, :, pad:] for layer in range(self.info.layers)]),
+            queries=[self.queries[layer][b] for layer in range(layers)] if self.want_queries else None,
+            attention_received=(
+                torch.stack([self.received[layer][b, :, pad:] for layer in range(layers)])
+                if self.want_received
+                else None
+            ),
         )
         return Prefill(self.ids[b : b + 1, pad:], keys, values, snap, 0.0, self.scalings)
 

@@ -126,3 +126,24 @@ def test_bad_parameters_are_one_line_errors(tiny):
     with pytest.raises(UsageError, match="no setting"):
         ks.compress(model, "snapkv", ratio=0.5, windw=8)
     assert ks.strategy("snapkv", window=64).label == "snapkv(window=64)"
+
+
+def test_an_error_inside_generate_leaves_the_model_clean_and_stats_readable(tiny):
+    model, tok, _ = tiny
+    before = _state(model)
+    enc = tok(PROMPTS[:1], return_tensors="pt")
+    calls = []
+
+    def fail_on_layer_1(module, *_):
+        calls.append(1)
+        if len(calls) > 3:  # in the middle of a decode step: layer 0 has grown its keep mask, layer 1 not
+            raise KeyboardInterrupt
+
+    handle = model.model.layers[1].register_forward_pre_hook(fail_on_layer_1)
+    try:
+        with pytest.raises(KeyboardInterrupt), ks.compress(model, "h2o", budget=8) as c:
+            model.generate(**enc, max_new_tokens=6, do_sample=False)
+    finally:
+        handle.remove()
+    assert _state(model) == before
+    assert c.stats.max_held <= 8 and c.stats.sequences == 1

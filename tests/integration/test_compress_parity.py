@@ -57,6 +57,10 @@ def test_every_strategy_matches_bench(setup, name):
         assert stats.bytes_after == prompt_bytes + later
 
 
+def _layers(cache):
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
 @pytest.mark.parametrize("spec", ["K4V4", "K2V2"])
 def test_kivi_matches_bench(setup, spec):
     model, tok, info, _, _ = setup
@@ -66,8 +70,13 @@ def test_kivi_matches_bench(setup, spec):
         first = int(model(input_ids=ids).logits[0, -1].argmax())
     pre = prefill(model, tok, info, ids)
     want, pc = _bench(model, pre, first, quant=parse_spec(spec))
-    got, stats = _compress(model, ids, quantize=spec)
+    with torch.inference_mode(), ks.compress(model, quantize=spec) as c:
+        out = model.generate(input_ids=ids, max_new_tokens=STEPS, do_sample=False, return_dict_in_generate=True)
+    got, stats = out.sequences[0, ids.shape[1] :].tolist(), c.stats
     assert got == want
+    n = ids.shape[1]
+    for (k, v), (bk, bv) in zip(_layers(out.past_key_values), _layers(pc.cache)):  # the same quantized prompt
+        assert torch.equal(k[:, :, :n], bk[:, :, :n]) and torch.equal(v[:, :, :n], bv[:, :, :n])
     later = (STEPS - 1) * info.layers * info.kv_heads * 2 * info.head_dim * 4
     assert stats.bytes_after == pc.kv_bytes + later
     assert stats.bytes_after < stats.bytes_before
