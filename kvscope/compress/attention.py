@@ -51,9 +51,12 @@ def attend(
     Returns ``(out [b, q_head, q, d], None)``; ``allowed`` as :func:`visible` returns it.
     """
     q, group = query.shape[2], query.shape[1] // key.shape[1]
-    if allowed is None and q > 1:
+    causal = allowed is None and q > 1 and q == key.shape[2]  # a whole prefill: SDPA's own causal kernel
+    if allowed is None and q > 1 and not causal:
         allowed = causal_visible(q, key.shape[2], query.device)[None, None]
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, scale=scaling, enable_gqa=group > 1)
+    out = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=allowed, is_causal=causal, scale=scaling, enable_gqa=group > 1
+    )
     return out, None
 
 
