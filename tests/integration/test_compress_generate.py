@@ -147,3 +147,18 @@ def test_an_error_inside_generate_leaves_the_model_clean_and_stats_readable(tiny
         handle.remove()
     assert _state(model) == before
     assert c.stats.max_held <= 8 and c.stats.sequences == 1
+
+
+def test_a_strategy_and_kivi_together(tiny):
+    model, tok, info = tiny
+    enc = tok(PROMPTS[:1], return_tensors="pt")
+    with ks.compress(model, "streaming", ratio=0.5, quantize="K4V4R0") as both:
+        model.generate(**enc, max_new_tokens=4, do_sample=False)
+    with ks.compress(model, "streaming", ratio=0.5) as evict_only:
+        model.generate(**enc, max_new_tokens=4, do_sample=False)
+    assert torch.equal(both.stats.kept, evict_only.stats.kept)
+    assert both.stats.bytes_after < evict_only.stats.bytes_after < both.stats.bytes_before
+    with pytest.raises(UsageError, match="different numbers of tokens per kv_head"):  # adakv: ragged per head
+        with ks.compress(model, "adakv", ratio=0.5, quantize="K4V4R0"):
+            model.generate(**enc, max_new_tokens=2, do_sample=False)
+    assert model.config._attn_implementation != "kvscope_compress"
