@@ -28,6 +28,8 @@ API: dict[str, str] = {
     "compare": "kvscope.analyze.comparison:compare",
     "compare_pruning": "kvscope.prune.pruning:compare_pruning",
     "bench": "kvscope.bench:bench",
+    "compress": "kvscope.compress:compress",
+    "strategy": "kvscope.compress:strategy",
     "explain_caching": "kvscope.caching:explain_caching",
     "estimate_memory": "kvscope.memory.estimate:estimate_memory",
     "run_mas": "kvscope.mas:run_mas",

@@ -1,0 +1,107 @@
+"""The attention function ``ks.compress`` routes a model through while its block is active.
+
+Registered with transformers' ``AttentionInterface`` under ``"kvscope_compress"`` (on first use), with
+transformers' own SDPA mask builder, so ``attention_mask`` arrives as a bool ``[batch, 1, q, slots]``
+(True = visible: causal and padding) or ``None`` (nothing hidden). The cache stays dense: evicted slots
+are hidden by a per-layer keep mask ``[batch, kv_head, slots]`` (True = kept), repeated for the q_heads
+of each kv_head's GQA group, so a hidden slot gets exactly zero probability from every q_head that reads
+it. Slots and positions never change, so generate's ``cache_position``/RoPE positions stay true.
+
+The prefill call (the first forward of a sequence) is computed row by row on each row's real tokens
+(left padding cut off) by :func:`kvscope.attention.chunked_attention`, the function ``kvscope prune`` and
+``kvscope bench`` prefill with, which also yields the attention each key received; the queries are kept
+for the strategy.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from kvscope.attention import causal_visible, register_attention
+from kvscope.errors import KvscopeError
+
+NAME = "kvscope_compress"
+ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("kvscope_compress_session", default=None)
+
+
+def visible(mask: torch.Tensor | None, keep: torch.Tensor | None, q: int, group: int) -> torch.Tensor | None:
+    """Bool ``[batch or 1, q_head or 1, q, slots]`` for SDPA, or ``None`` when every slot is visible.
+
+    ``mask``: transformers' bool ``[batch, 1, q, slots]`` or ``None``; ``keep``: ``[batch, kv_head, slots]``
+    (True = kept) or ``None``.
+    """
+    if keep is None:
+        if mask is None and q > 1:
+            return None  # plain causal: SDPA's is_causal is not used, so build it
+        return mask
+    slots = keep.shape[-1]
+    base = mask if mask is not None else causal_visible(q, slots, keep.device)[None, None]
+    return base & keep.repeat_interleave(group, 1)[:, :, None, :]
+
+
+def attend(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, allowed: torch.Tensor | None, scaling: float
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """SDPA over ``query`` ``[b, q_head, q, d]`` and ``key``/``value`` ``[b, kv_head, slots, d]``.
+
+    Returns ``(out [b, q_head, q, d], None)``; ``allowed`` as :func:`visible` returns it.
+    """
+    q, group = query.shape[2], query.shape[1] // key.shape[1]
+    causal = allowed is None and q > 1 and q == key.shape[2]  # a whole prefill: SDPA's own causal kernel
+    if allowed is None and q > 1 and not causal:
+        allowed = causal_visible(q, key.shape[2], query.device)[None, None]
+    out = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=allowed, is_causal=causal, scale=scaling, enable_gqa=group > 1
+    )
+    return out, None
+
+
+def attend_with_probs(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, allowed: torch.Tensor | None, scaling: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """As :func:`attend`, plus the probabilities ``[b, q_head, q, slots]`` (float32), for decode-time scores."""
+    q, group = query.shape[2], query.shape[1] // key.shape[1]
+    if allowed is None:
+        allowed = causal_visible(q, key.shape[2], query.device)[None, None]
+    k, v = key.repeat_interleave(group, 1), value.repeat_interleave(group, 1)
+    scores = torch.matmul(query, k.transpose(-1, -2)).float() * scaling
+    probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    return torch.matmul(probs.to(v.dtype), v), probs
+
+
+def _compress_attention(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: Any,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """``AttentionInterface`` entry point; returns ``([b, q, q_head, d], None)`` like transformers' sdpa."""
+    if kwargs.get("s_aux") is not None or kwargs.get("softcap") or kwargs.get("sliding_window"):
+        raise KvscopeError(
+            "ks.compress supports plain full causal attention only (no sliding window, soft-capping or attention sinks)"
+        )
+    scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
+    session = ACTIVE.get()
+    mask = attention_mask if isinstance(attention_mask, torch.Tensor) else None
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask > torch.finfo(mask.dtype).min / 2
+    if session is None:
+        out, _ = attend(query, key, value, mask, scaling)
+    else:
+        out = session.attention(module.layer_idx, query, key, value, mask, scaling)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register() -> None:
+    """Register the attention function with transformers' SDPA mask builder, once per process."""
+    from transformers.masking_utils import sdpa_mask
+
+    register_attention(NAME, _compress_attention, sdpa_mask)
