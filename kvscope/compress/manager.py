@@ -80,7 +80,7 @@ class Compressor:
     _active: Compressor | None = None
 
     def __init__(self, model: Any, strategy: Strategy | None, ratio, budget, every: int, quant) -> None:
-        from kvscope.capture.capturing import attention_modules
+        from kvscope.hfcache import attention_modules
         from kvscope.models import describe
 
         self.model, self.strategy, self.ratio, self.budget, self.every, self.quant = (
@@ -134,7 +134,7 @@ class Compressor:
 
     def _after(self, _module: Any, _args: tuple, _kwargs: dict, output: Any) -> None:
         if self.session.prefilling:
-            from kvscope.capture.capturing import cache_layer_kv
+            from kvscope.hfcache import cache_layer_kv
 
             self.session.finish_prefill(output_cache(output), cache_layer_kv)
 
