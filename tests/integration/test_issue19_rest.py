@@ -135,3 +135,37 @@ def test_library_misuse_raises_built_in_exceptions(call, kind, needle):
     with pytest.raises(kind) as err:
         call(ks, model, tok)
     assert needle in str(err.value) and "--" not in str(err.value), str(err.value)
+
+
+# issue 19 point 4: every prompt of a many-prompt analyze is measured before the first one runs
+def test_analyze_texts_refuses_a_too_long_second_prompt_before_any_capture(tiny, monkeypatch):
+    from kvscope.analyze import analysis
+    from kvscope.capture import capturing
+    from kvscope.errors import UsageError
+
+    def no_capture(*_a, **_k):
+        raise AssertionError("a prompt was captured before every length was checked")
+
+    monkeypatch.setattr(capturing, "capture", no_capture)
+    limit = tiny.info.max_positions
+    texts = ["a short first prompt", "word " * (limit + 10)]
+    with pytest.raises(UsageError) as err:
+        analysis.analyze_texts(tiny.model, tiny.tokenizer, texts, info=tiny.info)
+    message = str(err.value)
+    assert message.startswith("prompt 2 of 2 has ") and f"at most {limit:,}" in message, message
+    assert "--" not in message and err.value.param == "truncate"
+
+
+def test_analyze_texts_truncates_a_too_long_prompt_when_asked(tiny, caplog):
+    import dataclasses
+
+    from kvscope.analyze import analysis
+
+    limit = 32
+    info = dataclasses.replace(tiny.info, max_positions=limit)
+    with caplog.at_level("WARNING"):
+        result = analysis.analyze_texts(
+            tiny.model, tiny.tokenizer, ["a short first prompt", "word " * 100], info=info, truncate=True
+        )
+    assert result.metrics["per_prompt"][1]["tokens"] == limit
+    assert "truncated" in caplog.text
