@@ -126,6 +126,18 @@ def test_memory_server_caps_connections_and_drops_idle_ones(monkeypatch):
         (lambda ks, m, t: ks.KVSnapshot.load("/no/such.kvs"), FileNotFoundError, "does not exist"),
         (lambda ks, m, t: ks.compare_pruning(None, t, "a b c"), TypeError, "model must be"),
         (lambda ks, m, t: ks.explain_caching(m, None), TypeError, "tokenizer must be"),
+        (lambda ks, m, t: ks.estimate_memory(5, "h100-sxm"), TypeError, "model must be a catalog name"),
+        (lambda ks, m, t: ks.estimate_memory("llama-3.1-8b", 5), TypeError, "gpu must be a catalog name"),
+        (lambda ks, m, t: ks.estimate_memory("llama-3.1-8b", "h100-sxm", batch="x"), TypeError, "batch must be an"),
+        (lambda ks, m, t: ks.estimate_memory("llama-3.1-8b", "h100-sxm", batch=0), ValueError, "batch must be betw"),
+        (lambda ks, m, t: ks.estimate_memory(kv_dtype=8), TypeError, "kv_dtype must be a string"),
+        (lambda ks, m, t: ks.estimate_memory(gpu_memory_utilization="0.9"), TypeError, "gpu_memory_utilization must"),
+        (lambda ks, m, t: ks.estimate_memory(flash="no"), TypeError, "flash must be True or False"),
+        (lambda ks, m, t: ks.load_model(None), TypeError, "name must be a model name"),
+        (lambda ks, m, t: ks.load_model(3), TypeError, "name must be a model name"),
+        (lambda ks, m, t: ks.load_model("tiny", device=0), TypeError, "device must be a string"),
+        (lambda ks, m, t: ks.load_model("tiny", dtype=["float32"]), TypeError, "dtype must be a torch dtype"),
+        (lambda ks, m, t: ks.load_model("tiny", trust_remote_code="yes"), TypeError, "trust_remote_code must be"),
     ],
 )
 def test_library_misuse_raises_built_in_exceptions(call, kind, needle):
