@@ -394,7 +394,18 @@ def load_model(
     ``dtype`` is a torch dtype or a name (``float32``, ``bfloat16``, ...); the default is float32 on
     CPU and bfloat16 on GPU. ``device_map="auto"`` hands multi-GPU placement to accelerate.
     """
-    if not name or not name.strip():
+    from kvscope.errors import expect
+
+    expect(name, str, "name", "a model name: 'embedded', 'tiny', a Hugging Face model id or a local folder")
+    expect(device, str, "device", "a string: auto, cpu, cuda, cuda:N, mps or xpu")
+    if dtype is not None and not isinstance(dtype, str):
+        import torch
+
+        expect(dtype, torch.dtype, "dtype", "a torch dtype or one of 'float32', 'float16', 'bfloat16'")
+    expect(trust_remote_code, bool, "trust_remote_code", "True or False")
+    if device_map is not None:
+        expect(device_map, (str, dict), "device_map", "'auto' or a dict of module -> device")
+    if not name.strip():
         raise UsageError(unknown_model_message(name))
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)

@@ -355,10 +355,42 @@ def analyze_texts(
     quiet: bool = True,
     **kw: Any,
 ) -> AnalyzeResult:
-    """Capture each text (attention and queries) and analyze them together; one text = :func:`analyze`."""
-    from kvscope.capture.capturing import capture
+    """Capture each text (attention and queries) and analyze them together; one text = :func:`analyze`.
 
+    Every text is measured before the first one runs: one longer than the model's positions is refused
+    (``UsageError`` naming it) unless ``truncate``, which keeps its first tokens with a warning."""
+    from kvscope.capture.capturing import capture
+    from kvscope.errors import expect, expect_model
+    from kvscope.models import describe
+
+    expect_model(model, tokenizer)
+    expect(texts, (list, tuple), "texts", "a list of strings")
+    info = info or describe(model)
+    check_text_lengths(tokenizer, texts, info.max_positions, truncate)
     snaps = (capture(model, tokenizer, t, info=info, attention=True, queries=True, truncate=truncate) for t in texts)
     if len(texts) == 1:
         return analyze(next(snaps), model=model, tokenizer=tokenizer, quiet=quiet, **kw)
     return analyze_many(snaps, model=model, quiet=quiet, total=len(texts), **kw)
+
+
+def check_text_lengths(tokenizer: Any, texts: list[str], max_positions: int, truncate: bool) -> None:
+    """Refuse, before any text runs, an empty text or one longer than ``max_positions`` tokens (counted as
+    ``encode_prompt`` counts them); with ``truncate`` a long one is left for the capture to cut, with a warning."""
+    from kvscope.errors import ParameterTypeError
+
+    if not texts:
+        raise UsageError("no prompts to analyze")
+    for i, text in enumerate(texts):
+        where = f"prompt {i + 1} of {len(texts)}"
+        if not isinstance(text, str):
+            raise ParameterTypeError(f"texts must hold strings: {where} is {type(text).__name__}")
+        if not text.strip():
+            raise UsageError(f"{where} is empty")
+        if truncate or not max_positions:
+            continue
+        n = len(tokenizer(text).input_ids)
+        if n > max_positions:
+            raise UsageError(
+                f"{where} has {n:,} tokens but the model takes at most {max_positions:,}: shorten it or pass truncate",
+                param="truncate",
+            )

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvscope.errors import UsageError
+from kvscope.errors import ParameterTypeError, UsageError, expect
 
 GIB = 2**30
 
@@ -114,18 +114,32 @@ def fmt_bytes(b: float) -> str:
 
 
 def _range(name: str, value: Any, low: float, high: float, integer: bool = True) -> Any:
+    """``value`` within ``[low, high]``; a wrong type is a ``ParameterTypeError``, a bad value a ``UsageError``,
+    each naming the parameter (the CLI prints its ``--flag`` in its place)."""
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
-        raise UsageError(f"--{name} must be a finite {'integer' if integer else 'number'} (got {value!r})")
+    if isinstance(value, bool) or not ok_type:
+        raise ParameterTypeError(
+            f"{name} must be {'an integer' if integer else 'a number'}, got {_shown(value)}", param=name
+        )
+    if not integer and not math.isfinite(value):
+        raise UsageError(f"{name} must be a finite number (got {value!r})", param=name)
     if not low <= value <= high:
-        raise UsageError(f"--{name} must be between {low:,} and {high:,} (got {value:,})")
+        raise UsageError(f"{name} must be between {low:,} and {high:,} (got {value:,})", param=name)
     return value
 
 
-def _choice(name: str, value: str, valid: list[str]) -> str:
+def _choice(name: str, value: Any, valid: list[str]) -> str:
+    if not isinstance(value, str):
+        raise ParameterTypeError(
+            f"{name} must be a string (one of {', '.join(valid)}), got {_shown(value)}", param=name
+        )
     if value not in valid:
-        raise UsageError(f"--{name} {value!r} is not valid: use one of {', '.join(valid)}")
+        raise UsageError(f"{name} {value!r} is not valid: use one of {', '.join(valid)}", param=name)
     return value
+
+
+def _shown(value: Any) -> str:
+    return (repr(value) if isinstance(value, (str, int, float, type(None))) else type(value).__name__)[:80]
 
 
 def build_options(
@@ -159,24 +173,26 @@ def build_options(
     _range("page", page, 1, 4096)
     if tokens is not None:
         _range("tokens", tokens, 0, context)
-    _range("gpu-memory-utilization", gpu_memory_utilization, *lim["gpu_memory_utilization"], integer=False)
-    _range("max-num-batched-tokens", max_num_batched_tokens, *lim["max_num_batched_tokens"])
-    _range("max-num-seqs", max_num_seqs, *lim["max_num_seqs"])
-    for name, v in (("activation-gib", activation_gib), ("cuda-graph-gib", cuda_graph_gib)):
+    _range("gpu_memory_utilization", gpu_memory_utilization, *lim["gpu_memory_utilization"], integer=False)
+    _range("max_num_batched_tokens", max_num_batched_tokens, *lim["max_num_batched_tokens"])
+    _range("max_num_seqs", max_num_seqs, *lim["max_num_seqs"])
+    for name, v in (("activation_gib", activation_gib), ("cuda_graph_gib", cuda_graph_gib)):
         if v is not None:
-            _range(name, v, *lim[name.replace("-", "_")], integer=False)
+            _range(name, v, *lim[name], integer=False)
+    for name, v in (("flash", flash), ("keep_sliding", keep_sliding)):
+        expect(v, bool, name, "True or False")
     return f.normalize(
         {
             "batch": batch,
             "context": context,
             "tokens": tokens,
-            "kv_dtype": _choice("kv-dtype", kv_dtype, list(f.KV_DTYPES)),
-            "weight_dtype": None if weight_dtype is None else _choice("weight-dtype", weight_dtype, weights),
+            "kv_dtype": _choice("kv_dtype", kv_dtype, list(f.KV_DTYPES)),
+            "weight_dtype": None if weight_dtype is None else _choice("weight_dtype", weight_dtype, weights),
             "mode": _choice("mode", mode, list(f.MODES)),
             "flash": bool(flash),
             "tp": tp,
             "page": page,
-            "engine": _choice("engine", engine, list(f.ENGINES)) if engine else None,
+            "engine": _choice("engine", engine, list(f.ENGINES)) if engine is not None else None,
             "free_sliding": not keep_sliding,
             "gpu_memory_utilization": float(gpu_memory_utilization),
             "max_num_batched_tokens": max_num_batched_tokens,
@@ -201,6 +217,7 @@ def resolve_model(model: Any, trust_remote_code: bool = False) -> dict[str, Any]
     """A catalog entry for ``model`` (see the module docstring for what it may be)."""
     from kvscope.memory import catalog
 
+    expect(trust_remote_code, bool, "trust_remote_code", "True or False")
     if isinstance(model, str):
         return catalog.model(model, trust_remote_code=trust_remote_code)
     if isinstance(model, dict) and "layer_types" in model and "params_total" in model:
@@ -211,9 +228,10 @@ def resolve_model(model: Any, trust_remote_code: bool = False) -> dict[str, Any]
     if isinstance(cfg, dict):
         cfg = config_from_dict(cfg, "config dict")
     if not hasattr(cfg, "num_hidden_layers") and not hasattr(cfg, "get_text_config"):
-        raise UsageError(
-            f"cannot read a model from {type(model).__name__}: pass a catalog name, a config "
-            "path, a config dict or a transformers config/model"
+        raise ParameterTypeError(
+            f"model must be a catalog name, a config path, a config dict or a transformers config/model, "
+            f"got {_shown(model)}",
+            param="model",
         )
     return entry_from_config(cfg, getattr(cfg, "_name_or_path", "") or getattr(cfg, "model_type", "model"))
 
@@ -221,7 +239,10 @@ def resolve_model(model: Any, trust_remote_code: bool = False) -> dict[str, Any]
 def resolve_gpu(gpu: Any) -> dict[str, Any]:
     from kvscope.memory import catalog
 
-    return dict(gpu) if isinstance(gpu, dict) else catalog.gpu(str(gpu))
+    if isinstance(gpu, dict):
+        return dict(gpu)
+    expect(gpu, str, "gpu", "a catalog name such as 'h100-sxm' or a GPU dict")
+    return catalog.gpu(gpu)
 
 
 def estimate_memory(

@@ -107,6 +107,8 @@ def _issue_19_inputs(root: Path) -> None:
     (root / "long.jsonl").write_text(json.dumps(item) + "\n")
     gsm = {"question": "word " * 20_000, "answer": "#### 2"}
     (root / "long_gsm.jsonl").write_text(json.dumps(gsm) + "\n")
+    short, long = {"text": "a short first prompt"}, {"text": "word " * 1000}  # 5,000 tiny tokens; it takes 4,096
+    (root / "long_prompts.jsonl").write_text(json.dumps(short) + "\n" + json.dumps(long) + "\n")
     make_snapshot().save(root / "nan.kvs")  # kvscope's own save of a NaN cache
     big = make_snapshot()
     big.keys, big.pre_rope_keys = [k.nan_to_num() for k in big.keys], [k.nan_to_num() for k in big.pre_rope_keys]
@@ -346,6 +348,11 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
         "nothing-lost",
     ),
     (["info", "--model", "{in}/broken_remote_code", "--trust-remote-code"], "model's own code", "nothing-lost"),
+    (
+        ["analyze", *T, "--prompts", "{in}/long_prompts.jsonl", "-o", "{new}"],
+        "prompt 2 of 2 has 5,000 tokens but the model takes at most 4,096: shorten it or pass --truncate",
+        "nothing-lost",
+    ),
 ]
 
 

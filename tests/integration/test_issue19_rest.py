@@ -126,6 +126,18 @@ def test_memory_server_caps_connections_and_drops_idle_ones(monkeypatch):
         (lambda ks, m, t: ks.KVSnapshot.load("/no/such.kvs"), FileNotFoundError, "does not exist"),
         (lambda ks, m, t: ks.compare_pruning(None, t, "a b c"), TypeError, "model must be"),
         (lambda ks, m, t: ks.explain_caching(m, None), TypeError, "tokenizer must be"),
+        (lambda ks, m, t: ks.estimate_memory(5, "h100-sxm"), TypeError, "model must be a catalog name"),
+        (lambda ks, m, t: ks.estimate_memory("llama-3.1-8b", 5), TypeError, "gpu must be a catalog name"),
+        (lambda ks, m, t: ks.estimate_memory("llama-3.1-8b", "h100-sxm", batch="x"), TypeError, "batch must be an"),
+        (lambda ks, m, t: ks.estimate_memory("llama-3.1-8b", "h100-sxm", batch=0), ValueError, "batch must be betw"),
+        (lambda ks, m, t: ks.estimate_memory(kv_dtype=8), TypeError, "kv_dtype must be a string"),
+        (lambda ks, m, t: ks.estimate_memory(gpu_memory_utilization="0.9"), TypeError, "gpu_memory_utilization must"),
+        (lambda ks, m, t: ks.estimate_memory(flash="no"), TypeError, "flash must be True or False"),
+        (lambda ks, m, t: ks.load_model(None), TypeError, "name must be a model name"),
+        (lambda ks, m, t: ks.load_model(3), TypeError, "name must be a model name"),
+        (lambda ks, m, t: ks.load_model("tiny", device=0), TypeError, "device must be a string"),
+        (lambda ks, m, t: ks.load_model("tiny", dtype=["float32"]), TypeError, "dtype must be a torch dtype"),
+        (lambda ks, m, t: ks.load_model("tiny", trust_remote_code="yes"), TypeError, "trust_remote_code must be"),
     ],
 )
 def test_library_misuse_raises_built_in_exceptions(call, kind, needle):
@@ -135,3 +147,37 @@ def test_library_misuse_raises_built_in_exceptions(call, kind, needle):
     with pytest.raises(kind) as err:
         call(ks, model, tok)
     assert needle in str(err.value) and "--" not in str(err.value), str(err.value)
+
+
+# issue 19 point 4: every prompt of a many-prompt analyze is measured before the first one runs
+def test_analyze_texts_refuses_a_too_long_second_prompt_before_any_capture(tiny, monkeypatch):
+    from kvscope.analyze import analysis
+    from kvscope.capture import capturing
+    from kvscope.errors import UsageError
+
+    def no_capture(*_a, **_k):
+        raise AssertionError("a prompt was captured before every length was checked")
+
+    monkeypatch.setattr(capturing, "capture", no_capture)
+    limit = tiny.info.max_positions
+    texts = ["a short first prompt", "word " * (limit + 10)]
+    with pytest.raises(UsageError) as err:
+        analysis.analyze_texts(tiny.model, tiny.tokenizer, texts, info=tiny.info)
+    message = str(err.value)
+    assert message.startswith("prompt 2 of 2 has ") and f"at most {limit:,}" in message, message
+    assert "--" not in message and err.value.param == "truncate"
+
+
+def test_analyze_texts_truncates_a_too_long_prompt_when_asked(tiny, caplog):
+    import dataclasses
+
+    from kvscope.analyze import analysis
+
+    limit = 32
+    info = dataclasses.replace(tiny.info, max_positions=limit)
+    with caplog.at_level("WARNING"):
+        result = analysis.analyze_texts(
+            tiny.model, tiny.tokenizer, ["a short first prompt", "word " * 100], info=info, truncate=True
+        )
+    assert result.metrics["per_prompt"][1]["tokens"] == limit
+    assert "truncated" in caplog.text
