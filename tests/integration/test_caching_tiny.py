@@ -126,7 +126,7 @@ def test_explain_caching_report_repr_html_and_save(tiny, tmp_path):
     model, tok, info = tiny
     r = ks.explain_caching(model, tok, "ab cd", "ab ce", layer=1, new_tokens=3, repeats=1)
     text = repr(r)
-    assert text.startswith("CachingReport(model='LlamaForCausalLM', layer=1, tokens=") and len(text) < 300
+    assert text.startswith("CachingReport(model='tiny', layer=1, tokens=") and len(text) < 300
     assert "prefix_reused=4/5" in text and "tensor" not in text
     page = r._repr_html_()
     assert page.count('<img src="data:image/png;base64,') == len(CACHING_FIGURES) and "speedup with cache" in page

@@ -119,7 +119,7 @@ def test_memory_server_caps_connections_and_drops_idle_ones(monkeypatch):
     [
         (lambda ks, m, t: ks.analyze("not a snapshot"), TypeError, "snapshot must be a KVSnapshot"),
         (lambda ks, m, t: ks.capture(None, None, "x"), TypeError, "model must be a loaded transformers model"),
-        (lambda ks, m, t: ks.capture(m, t, 5), TypeError, "text must be a string"),
+        (lambda ks, m, t: ks.capture(m, t, 5), TypeError, "capture takes a string, a list of strings, token ids"),
         (lambda ks, m, t: ks.compare("a.kvs", "b.kvs"), TypeError, "snap_a must be a KVSnapshot"),
         (lambda ks, m, t: ks.bench(m, t, tasks="passkey"), TypeError, "tasks must be a list such as ['passkey']"),
         (lambda ks, m, t: ks.bench(m, t, tasks=["passkey"], ratios=[0.5, 0.5]), ValueError, "ratios lists 0.5 twice"),
