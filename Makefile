@@ -70,7 +70,7 @@ $(OLD)/.stamp: pyproject.toml constraints.txt
 test-oldest: $(OLD)/.stamp
 	@$(OLD)/bin/python -c "import transformers as t; print('transformers', t.__version__, '(oldest declared)')"
 	$(OLD)/bin/python -m pytest -q -n 2 -p no:cacheprovider tests/unit
-	$(OLD)/bin/python -m pytest -q -n 2 -p no:cacheprovider -m embedded tests/integration
+	$(OLD)/bin/python -m pytest -q -n 2 -p no:cacheprovider -m "embedded and not browser" tests/integration
 
 # `pip install kvscope` as a user gets it: build the wheel, install it into a fresh virtualenv (torch from the
 # pinned local wheel), and run two commands from outside the source tree.

@@ -218,7 +218,7 @@ def run_reuse(args) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     for task in args.reuse_tasks.split(","):
-        for rep in range(args.repeats):
+        for rep in range(args.reuse_repeats):
             for reuse in (True, False) if rep % 2 == 0 else (False, True):
                 f = work / f"reuse-{task}-{'once' if reuse else 'fresh'}-{rep}.json"
                 if f.is_file():
@@ -296,7 +296,7 @@ def write_reuse(args, work: Path) -> None:
     quant = args.reuse_quantize or "''"
     cmd = (
         f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench.py reuse --reuse-samples {args.reuse_samples} "
-        f"--reuse-context {args.reuse_context} --repeats {args.repeats} --reuse-tasks {args.reuse_tasks} "
+        f"--reuse-context {args.reuse_context} --repeats {args.reuse_repeats} --reuse-tasks {args.reuse_tasks} "
         f"--reuse-strategies {args.reuse_strategies} --reuse-quantize {quant}"
     )
     text = "\n".join(
@@ -359,7 +359,7 @@ def run_default(args) -> None:
     extra = args.bench_args.split()
     roots = [("this checkout", ROOT)] + ([(f"base {args.base}", Path(args.base))] if args.base else [])
     runs: dict[str, list[dict]] = {name: [] for name, _ in roots}
-    for _ in range(args.repeats):
+    for _ in range(args.default_repeats):
         for name, root in roots:
             runs[name].append(time_default(root, extra))
             r = runs[name][-1]
@@ -370,7 +370,7 @@ def run_default(args) -> None:
     lines = [
         "## kvscope bench: the default run's cost (SmolLM2-135M, float32, CPU, 1 torch thread)",
         "",
-        f"Reproduce: `{cmd}{' --base DIR' if args.base else ''} --repeats {args.repeats}` (it times "
+        f"Reproduce: `{cmd}{' --base DIR' if args.base else ''} --repeats {args.default_repeats}` (it times "
         f"`kvscope bench --out DIR{' ' + args.bench_args if extra else ''}` in a child process per run, the "
         "checkouts alternating). Target: at most 3 minutes at one thread.",
         "",
@@ -415,19 +415,21 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse-samples", type=int, default=1, help="reuse mode: samples per task")
     p.add_argument("--reuse-context", type=int, default=2000, help="reuse mode: context tokens")
-    p.add_argument("--repeats", type=int, default=3, help="reuse mode: runs of each way, interleaved")
+    p.add_argument(
+        "--repeats", type=int, default=None, help="reuse mode: runs of each way (3); default mode: per checkout (1)"
+    )
     p.add_argument("--reuse-tasks", default=",".join(REUSE_TASKS), help="reuse mode: tasks")
     p.add_argument("--reuse-strategies", default=",".join(REUSE_STRATEGIES), help="reuse mode: strategies")
     p.add_argument("--reuse-quantize", default=",".join(REUSE_QUANT), help="reuse mode: KIVI specs ('' for none)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--base", default=None, help="default mode: a checkout of an earlier commit, timed alternately")
-    p.add_argument("--repeats", type=int, default=1, help="default mode: runs per checkout")
     p.add_argument("--bench-args", default="", help="default mode: arguments added to both `kvscope bench` runs")
     p.add_argument("--default-out", default="bench_default.md", help="default mode: results file name")
     p.add_argument("--work", default=str(ROOT / "benchmarks" / "results" / "bench-work"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench.md"))
     p.add_argument("--figure", default=str(ROOT / "docs" / "img" / "bench_pareto.png"), help="'' for none")
     args = p.parse_args()
+    args.reuse_repeats, args.default_repeats = args.repeats or 3, args.repeats or 1
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.mode in ("all", "table"):

@@ -66,9 +66,21 @@ def text_config(config: Any) -> Any:
 def layer_types(config: Any) -> list[str]:
     """``[layer]`` attention type, as transformers lays out the cache: ``full_attention``,
     ``sliding_attention``, ``chunked_attention`` ..."""
-    from transformers.cache_utils import get_layer_types_and_kwargs
-
+    try:
+        from transformers.cache_utils import get_layer_types_and_kwargs
+    except ImportError:  # transformers < 5.2: DynamicCache(config=) applies this rule itself
+        return _layer_types_before_5_2(text_config(config))
     return list(get_layer_types_and_kwargs(text_config(config))[0])
+
+
+def _layer_types_before_5_2(cfg: Any) -> list[str]:
+    """The rule of ``DynamicCache.__init__`` in transformers 5.0/5.1: ``layer_types`` when the config has it,
+    else every layer sliding when it names a window (or chunk size), else every layer full."""
+    types = getattr(cfg, "layer_types", None)
+    if types is None:
+        windowed = (getattr(cfg, "sliding_window", None) or getattr(cfg, "attention_chunk_size", None)) is not None
+        types = ["sliding_attention" if windowed else "full_attention"] * cfg.num_hidden_layers
+    return list(types)
 
 
 def layer_windows(config: Any) -> list[int | None]:
