@@ -34,7 +34,7 @@ def test_reuse_report_gives_repeats_spread_and_the_plain_estimate(tmp_path):
     args = SimpleNamespace(
         reuse_samples=1,
         reuse_context=500,
-        repeats=2,
+        reuse_repeats=2,
         reuse_tasks="passkey,kv_retrieval",
         reuse_strategies="knorm",
         reuse_quantize="",
