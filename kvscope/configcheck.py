@@ -95,7 +95,7 @@ def check_model_folder(path: Path) -> None:
     from kvscope.fileio import read_text_input
 
     if not path.is_dir():
-        raise UsageError(f"--model {path} is not a model folder (expected config.json and *.safetensors)")
+        raise UsageError(f"model {path} is not a model folder (expected config.json and *.safetensors)", param="model")
     try:
         cfg = json.loads(read_text_input(path / "config.json", "--model", limit=MAX_CONFIG_BYTES))
     except UsageError:
@@ -112,8 +112,9 @@ def check_model_folder(path: Path) -> None:
         pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
         what = f"only pickle weights ({', '.join(pickles[:2])})" if pickles else "no *.safetensors weights"
         raise UsageError(
-            f"--model {path} holds {what}; kvscope loads safetensors only "
-            "(pickle can run code): convert the weights with save_pretrained(safe_serialization=True)"
+            f"model {path} holds {what}; kvscope loads safetensors only "
+            "(pickle can run code): convert the weights with save_pretrained(safe_serialization=True)",
+            param="model",
         )
 
 

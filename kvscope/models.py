@@ -143,16 +143,20 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     m = re.fullmatch(r"([a-z]+)(?::(\d{1,3}))?", str(device))
     if m is None or m.group(1) not in DEVICE_TYPES or (m.group(1) in ("cpu", "mps") and m.group(2)):
-        raise UsageError(f"unknown --device {str(device)[:40]!r}: use auto, cpu, cuda, cuda:N, mps or xpu")
+        raise UsageError(
+            f"unknown device {str(device)[:40]!r}: use auto, cpu, cuda, cuda:N, mps or xpu", param="device"
+        )
     kind, index = m.group(1), int(m.group(2) or 0)
     backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None), "xpu": getattr(torch, "xpu", None)}
     if kind != "cpu":
         mod = backend.get(kind)
         if mod is None or not mod.is_available():
-            raise UsageError(f"--device {device}: {kind} is not available on this machine (use cpu or auto)")
+            raise UsageError(
+                f"device {device}: {kind} is not available on this machine (use cpu or auto)", param="device"
+            )
         count = mod.device_count() if hasattr(mod, "device_count") else 1
         if index >= count:
-            raise UsageError(f"--device {device}: this machine has {count} {kind} device(s)")
+            raise UsageError(f"device {device}: this machine has {count} {kind} device(s)", param="device")
     return device
 
 

@@ -126,14 +126,12 @@ def read_prompt(prompt: str | None, prompt_file: Path | None, default: str | Non
     return text
 
 
-def check_device(device: str, option: str = "--device") -> str:
-    """Validate a ``--device`` value before any model loads (``UsageError`` naming ``option``)."""
+def check_device(device: str) -> str:
+    """Validate a ``--device`` value before any model loads (the error names the ``device`` parameter,
+    which ``kvscope.cli.flag_message`` spells as the command's flag)."""
     from kvscope.models import resolve_device
 
-    try:
-        return resolve_device(device)
-    except UsageError as exc:
-        raise UsageError(str(exc).replace("--device", option, 1)) from None
+    return resolve_device(device)
 
 
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
