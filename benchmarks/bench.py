@@ -30,15 +30,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from kvscope.bench import bench
-from kvscope.bench.configs import build_configs
 from kvscope.bench.sample_runner import Outcome
 from kvscope.bench.summary import POOLED, guardrails, summarize_outcomes
 from kvscope.models import load_model
+from kvscope.prune.engine import build_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_TASKS = ("passkey", "kv_retrieval", "multi_needle", "text")
@@ -71,9 +72,9 @@ def run_chunk(model, tok, info, task: str, first: int, args, configs) -> dict:
     samples = make_samples(tok, [task], min(args.samples, first + CHUNK), args.context_tokens, args.seed)
     indexed = list(enumerate(samples))[first:]
     t0 = time.perf_counter()
-    runs, counter = run_all(model, tok, info, indexed, configs, None, False, configs_ratios(args), True, True)
+    runs, count = run_all(model, tok, info, indexed, configs, None, False, configs_ratios(args), True, True)
     settings = {"tasks": [task], "samples": args.samples, "context_tokens": args.context_tokens, "seed": args.seed}
-    r = assemble([(runs, counter.__dict__)], configs, {}, info, "embedded", settings, time.perf_counter() - t0, 1)
+    r = assemble([(runs, asdict(count))], configs, {}, info, "embedded", settings, time.perf_counter() - t0, 1)
     return dict(r.to_dict(samples=True), first=first)
 
 
@@ -90,7 +91,7 @@ def run_table(args) -> None:
     model, tok, info = load_model("embedded")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    configs, _ = build_configs(table_strategies(args), configs_ratios(args), args.quantize.split(","))
+    configs = build_grid(table_strategies(args), configs_ratios(args), args.quantize.split(",")).configs
     tasks = args.tasks.split(",")
     for first in range(0, args.samples, CHUNK):
         for task in tasks:
@@ -117,7 +118,7 @@ def strategy_warnings(meta: list[dict]) -> list[str]:
 
 def write_table(args, work: Path) -> None:
     outs, meta = load_outcomes(work)
-    configs, _ = build_configs(table_strategies(args), configs_ratios(args), args.quantize.split(","))
+    configs = build_grid(table_strategies(args), configs_ratios(args), args.quantize.split(",")).configs
     names = {o.config for o in outs}
     configs = [c for c in configs if c.name in names]
     rows = summarize_outcomes(outs, configs, seed=args.seed)

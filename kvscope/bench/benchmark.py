@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +12,14 @@ import torch
 
 from kvscope import __version__
 from kvscope.bench import shard
-from kvscope.bench.configs import QUANT_SPECS, RATIOS, build_configs
-from kvscope.bench.sample_runner import EvictionMap, ForwardCounter, Outcome, run_sample
+from kvscope.bench.sample_runner import EvictionMap, Outcome, run_sample
 from kvscope.bench.summary import Row, guardrails, summarize_outcomes
 from kvscope.bench.tasks import TASKS, Sample, generate, get_task
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo, describe
 from kvscope.progress import track
+from kvscope.prune.engine import BENCH, build_grid
+from kvscope.prune.evict import count_forwards
 
 # variable_tracking is left out by default: SmolLM2-135M answers 0 of 6 at 500 tokens (a task the baseline
 # cannot do tells nothing about compression); ask for it with tasks=[..., "variable_tracking"].
@@ -170,13 +171,13 @@ def bench(
     samples: int | None = None,
     context_tokens: int = DEFAULT_CONTEXT,
     strategies: Sequence[str] | None = None,
-    ratios: Sequence[float] = RATIOS,
-    quantize: Sequence[str] = QUANT_SPECS,
+    ratios: Sequence[float] = BENCH.ratios,
+    quantize: Sequence[str] = BENCH.quantize,
     data: str | Sequence[Sample] | None = None,
     seed: int = 0,
     chat: bool = False,
     max_answer_tokens: int | None = None,
-    options: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
     model_name: str | None = None,
     quiet: bool = True,
     reuse_prefill: bool = True,
@@ -192,8 +193,10 @@ def bench(
     text (context, then question) unless ``chat``: then context and question are the user's turn of the
     model's chat template and a built-in task's answer primer starts the assistant's turn (QA only;
     text samples stay raw);
-    ``options``: convention options ``window``, ``rounding``, ``skip_layers`` for the strategies that
-    declare them. Run under ``accelerate launch`` the samples are sharded across processes and every
+    ``settings``: strategy settings (``{"window": 64, "rounding": "floor"}``, ``kvscope.prune.engine``'s
+    ``CONVENTIONS`` and any other), each given to every strategy that declares it; one that none of
+    ``strategies`` declares is refused. ``ratios`` and ``quantize`` default to the engine's ``BENCH``
+    (one ratio). Run under ``accelerate launch`` the samples are sharded across processes and every
     process returns the same gathered result.
 
     >>> import kvscope as ks                                                   # doctest: +SKIP
@@ -204,7 +207,7 @@ def bench(
     tasks = list(tasks or ([] if data else DEFAULT_TASKS))
     validate(tasks, samples, context_tokens, max_answer_tokens)
     per_task = DEFAULT_SAMPLES if samples is None else samples
-    configs, applied = build_configs(strategies, ratios, quantize, options)
+    configs, applied = build_grid(strategies, ratios, quantize, settings)
     info = describe(model, model_name)
     validate(tasks, samples, context_tokens, max_answer_tokens, info)
     user = load_data(data) if data else None
@@ -214,7 +217,7 @@ def bench(
     all_samples = make_samples(tokenizer, tasks, per_task, context_tokens, seed, used)
     rank, size = shard.world()
     t0 = time.perf_counter()
-    runs, counter = run_all(
+    runs, count = run_all(
         model,
         tokenizer,
         info,
@@ -226,10 +229,10 @@ def bench(
         quiet,
         reuse_prefill,
     )
-    gathered = shard.gather((runs, counter.__dict__), size)
+    gathered = shard.gather((runs, asdict(count)), size)
     shard.barrier_done(size)
     methods = [c.method for c in configs]
-    settings = {
+    record = {
         "tasks": tasks + (["data"] if user else []),
         "samples": per_task,
         "data_samples": len(used) if user else None,
@@ -243,11 +246,11 @@ def bench(
         "prompt_format": prompt_format(chat),
         "data": data if isinstance(data, str) else ("samples" if data else None),
         "max_answer_tokens": max_answer_tokens,
-        "options": options or {},
-        "options_applied": applied,
+        "strategy_settings": {k: v for taken in applied.values() for k, v in taken.items()},
+        "settings_applied": applied,
         "reuse_prefill": reuse_prefill,
     }
-    return assemble(gathered, configs, applied, info, model_name, settings, time.perf_counter() - t0, size)
+    return assemble(gathered, configs, applied, info, model_name, record, time.perf_counter() - t0, size)
 
 
 def prompt_format(chat: bool) -> str:
@@ -261,17 +264,16 @@ def prompt_format(chat: bool) -> str:
 
 
 def run_all(model, tokenizer, info, indexed, configs, max_answer_tokens, chat, ratios, quiet, reuse_prefill):
-    """Run this process's samples; returns ``([(index, SampleRun)], ForwardCounter)``."""
+    """Run this process's samples; returns ``([(index, SampleRun)], ForwardCount)`` (``count_forwards``)."""
     map_ratio = 0.5 if 0.5 in ratios else (list(ratios)[len(ratios) // 2] if ratios else None)
     runs = []
-    counter = ForwardCounter()
     label = f"bench: {len(indexed)} samples x {len(configs)} configurations"
-    with counter.attached(model):
+    with count_forwards(model) as count:
         for i, s in track(indexed, label, total=len(indexed), quiet=quiet):
             steps = max_answer_tokens or (TASKS[s.task].answer_tokens if s.task in TASKS else DATA_ANSWER_TOKENS)
             draw = map_ratio if (s.kind == "qa" and s.index == 0) else None
             runs.append((i, run_sample(model, tokenizer, info, s, configs, steps, chat, draw, reuse_prefill)))
-    return runs, counter
+    return runs, count
 
 
 def assemble(gathered, configs, applied, info, model_name, settings, seconds, size) -> BenchResult:

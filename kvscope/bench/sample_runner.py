@@ -10,19 +10,17 @@ score the continuation's perplexity against the compressed cache, as ``kvscope p
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from kvscope.bench.configs import Config
 from kvscope.bench.tasks import TASKS, Sample
 from kvscope.decode import stop_tokens
 from kvscope.models import ModelInfo
+from kvscope.prune.engine import Config
 from kvscope.prune.evict import (
     Prefill,
     build_cache,
@@ -76,32 +74,6 @@ class SampleRun:
     context_tokens: int
     map: EvictionMap | None = None
     warnings: list[str] = field(default_factory=list)
-
-
-class ForwardCounter:
-    """Counts the model's forward passes (``prefills`` = passes that start from an empty cache) and the
-    tokens they carry, with a forward pre-hook."""
-
-    def __init__(self) -> None:
-        self.forwards = 0
-        self.prefills = 0
-        self.tokens = 0
-
-    def hook(self, _module: Any, args: tuple, kwargs: dict) -> None:
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        cache = kwargs.get("cache", kwargs.get("past_key_values"))
-        self.forwards += 1
-        self.tokens += int(ids.shape[-1]) if ids is not None else 0
-        if cache is None or int(cache.get_seq_length()) == 0:
-            self.prefills += 1
-
-    @contextlib.contextmanager
-    def attached(self, model: Any) -> Iterator[ForwardCounter]:
-        handle = model.register_forward_pre_hook(self.hook, with_kwargs=True)
-        try:
-            yield self
-        finally:
-            handle.remove()
 
 
 def normalise(text: str) -> str:
@@ -236,12 +208,7 @@ def run_sample(
 def budget_warnings(configs: list[Config], n: int) -> list[str]:
     """Each strategy's own guardrail messages for an ``n``-token context (``Strategy.warnings``: a budget
     below its observation window, too few sinks, nothing kept, ...), prefixed by the configuration."""
-    return [
-        f"{cfg.name}: {w}"
-        for cfg in configs
-        if cfg.ratio is not None and hasattr(cfg.strategy, "warnings")
-        for w in cfg.strategy.warnings(n, cfg.ratio)
-    ]
+    return [f"{cfg.name}: {w}" for cfg in configs for w in cfg.warnings(n)]
 
 
 def eviction_map(

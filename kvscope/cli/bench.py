@@ -66,7 +66,7 @@ def split_list(text: str | None, flag: str) -> list[str] | None:
 
 
 def parse_ratios(text: str) -> list[float]:
-    from kvscope.bench.configs import check_ratio
+    from kvscope.prune.engine import check_ratio
 
     try:
         return [check_ratio(float(p)) for p in split_list(text, "--ratios") or []]
@@ -113,22 +113,29 @@ def parse_ratios(text: str) -> list[float]:
     "--max-answer-tokens", type=int, default=None, help="Greedy answer length in tokens. [6 built-in tasks, 16 --data]"
 )
 @click.option(
+    "--setting",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A strategy setting for every strategy that declares it, e.g. window=64, rounding=floor (repeatable).",
+)
+@click.option(
     "--snapkv-window",
     type=click.Choice(["32", "64"]),
     default=None,
-    help="SnapKV's observation window (strategies that declare 'window'). [32]",
+    help="Shortcut for --setting window=N (strategies that declare 'window'). [32]",
 )
 @click.option(
     "--rounding",
     type=click.Choice(["floor", "ceil"]),
     default=None,
-    help="Budget rounding (strategies that declare it). [ceil]",
+    help="Shortcut for --setting rounding=... (every strategy). [ceil]",
 )
 @click.option(
     "--knorm-skip-layers",
     type=int,
     default=None,
-    help="First layers KNorm leaves uncompressed (strategies that declare 'skip_layers'). [0]",
+    help="Shortcut for --setting skip_layers=N (knorm). [0]",
 )
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-bench"), show_default=True)
 @force_option
@@ -149,6 +156,7 @@ def bench(
     seed,
     chat,
     max_answer_tokens,
+    settings,
     snapkv_window,
     rounding,
     knorm_skip_layers,
@@ -158,7 +166,7 @@ def bench(
 ):
     from kvscope.bench import shard
     from kvscope.bench.benchmark import DEFAULT_TASKS, validate
-    from kvscope.bench.configs import build_configs
+    from kvscope.prune.engine import build_grid, parse_pairs
 
     setup_logging(quiet=as_json)
     task_list = list(tasks) if tasks else ([] if data else list(DEFAULT_TASKS))
@@ -166,13 +174,10 @@ def bench(
     ratio_list = parse_ratios(ratios)
     if not ratio_list:
         raise UsageError("--ratios needs at least one ratio")
-    options = {
-        "window": int(snapkv_window) if snapkv_window else None,
-        "rounding": rounding,
-        "skip_layers": knorm_skip_layers,
-    }
+    shortcuts = {"window": snapkv_window, "rounding": rounding, "skip_layers": knorm_skip_layers}
+    chosen = parse_pairs(settings, shortcuts)
     quant_list = split_list(quantize, "--quantize") or []
-    build_configs(split_list(strategies, "--strategies"), ratio_list, quant_list, options)  # names, specs
+    build_grid(split_list(strategies, "--strategies"), ratio_list, quant_list, chosen)  # names, settings, specs
     check_out(out, "bench", force, [data])
     user = None
     if data is not None:
@@ -195,7 +200,7 @@ def bench(
         seed=seed,
         chat=chat,
         max_answer_tokens=max_answer_tokens,
-        options=options,
+        settings=chosen,
         model_name=model,
         quiet=as_json,
     )

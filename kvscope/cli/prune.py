@@ -188,7 +188,7 @@ def prune(
     from kvscope.prune import prune_output as report
     from kvscope.prune import pruning as api
     from kvscope.prune.default_texts import DEFAULT_PROMPT
-    from kvscope.prune.lab import check_ratio
+    from kvscope.prune.engine import check_ratio
     from kvscope.prune.strategies import make_strategy, parse_settings
     from kvscope.quant import parse_spec
 

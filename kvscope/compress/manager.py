@@ -33,12 +33,9 @@ from kvscope.compress import attention
 from kvscope.compress.decoding import SCORERS
 from kvscope.compress.session import Session
 from kvscope.errors import UsageError
+from kvscope.prune.engine import Config, configure
 from kvscope.prune.strategies import Strategy, make_strategy
-from kvscope.quant import KiviSpec, parse_spec
-
-
-class SettingError(UsageError, ValueError):
-    """A ``ks.compress`` parameter that cannot work (one line, names the parameter)."""
+from kvscope.quant import KiviSpec
 
 
 def strategy(name: str, **settings: Any) -> Strategy:
@@ -193,46 +190,25 @@ def compress(
     ...     out = model.generate(**inputs, max_new_tokens=32)
     >>> c.stats.kept.shape  # [batch, layer, kv_head]                    # doctest: +SKIP
     """
-    chosen = _strategy(strategy, settings)
-    ratio, budget, every = _check(chosen, ratio, budget, every, quantize)
-    quant = parse_spec(quantize) if isinstance(quantize, str) else quantize
-    return Compressor(model, chosen, ratio, budget, every, quant)
+    config = configure(strategy, ratio, budget, quantize, settings, zero=True)  # the engine's one check
+    _check(config, every)
+    return Compressor(model, config.strategy, config.ratio, config.budget, every, config.quant)
 
 
-def _strategy(strategy: str | Strategy | None, settings: dict[str, Any]) -> Strategy | None:
-    if isinstance(strategy, Strategy):
-        if settings:
-            raise SettingError(f"settings {', '.join(settings)} go to ks.strategy(...), not next to a Strategy")
-        return strategy
-    if strategy is None:
-        if settings:
-            raise SettingError(f"settings {', '.join(settings)} need a strategy")
-        return None
-    if not isinstance(strategy, str):
-        raise SettingError(f"strategy must be a name or a ks.strategy(...), got {type(strategy).__name__}")
-    return make_strategy(strategy, **settings)
-
-
-def _check(chosen: Strategy | None, ratio: Any, budget: Any, every: Any, quantize: Any) -> tuple:
-    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1):
-        raise SettingError(f"ratio is the fraction of prompt tokens evicted, in [0, 1); got {ratio!r}")
-    for key, value in (("budget", budget), ("every", every)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise SettingError(f"{key} must be a positive integer, got {value!r}")
-    if chosen is None and (ratio is not None or budget is not None):
-        raise SettingError("ratio and budget need a strategy (a name or ks.strategy(...))")
-    if chosen is not None and ratio is None and budget is None:
-        raise SettingError(f"{chosen.name}: give ratio= (after prefill) or budget= (while decoding)")
-    if chosen is None and quantize is None:
-        raise SettingError("nothing to do: give a strategy with ratio= or budget=, or quantize=")
-    if budget is not None:
-        if chosen.name not in SCORERS:
-            raise SettingError(
-                f"budget: {chosen.name} scores the prompt as a whole and cannot evict while decoding; "
-                f"use one of {', '.join(SCORERS)}, or ratio= alone"
-            )
-        if getattr(chosen, "skip_layers", 0):
-            raise SettingError("budget: knorm's skip_layers keeps layers whole, which a budget forbids")
-        if every > budget:
-            raise SettingError(f"every must be at most budget ({budget}), got {every}")
-    return (float(ratio) if ratio is not None else None), budget, every
+def _check(config: Config, every: Any) -> None:
+    """What decoding adds to the engine's checks: a budget needs a decode-time scorer and whole layers."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise UsageError(f"every must be a positive integer, got {every!r}", param="every")
+    if config.budget is None:
+        return
+    name = config.strategy.name
+    if name not in SCORERS:
+        raise UsageError(
+            f"budget: {name} scores the prompt as a whole and cannot evict while decoding; "
+            f"use one of {', '.join(SCORERS)}, or ratio= alone",
+            param="budget",
+        )
+    if getattr(config.strategy, "skip_layers", 0):
+        raise UsageError("budget: knorm's skip_layers keeps layers whole, which a budget forbids", param="budget")
+    if every > config.budget:
+        raise UsageError(f"every must be at most budget ({config.budget}), got {every}", param="every")

@@ -7,7 +7,8 @@ an example, not a ranking: ``kvscope bench`` compares strategies over many sampl
 The prompt is prefilled once (``evict.prefill``); each configuration builds a pruned or quantized
 copy of that cache (``evict.build_cache``) and scores the continuation against it. Modules:
 ``attention`` (masked causal attention), ``evict`` (mechanics), ``strategies`` (token eviction
-registry), ``lab`` (baseline vs pruned with timing), ``sweep``, ``scan``, ``loo`` (leave-one-out),
+registry), ``engine`` (the configurations, grid, ratio check and settings that prune, bench and
+``ks.compress`` share), ``lab`` (baseline vs pruned with timing), ``sweep``, ``scan``, ``loo`` (leave-one-out),
 ``report`` (writes a mode's files), ``html`` (notebook tables) and ``texts`` (default texts).
 """
 

@@ -74,27 +74,34 @@ class PrunedCache:
 
 @dataclass
 class ForwardCount:
-    """Forward passes of a model counted by :func:`count_forwards`: ``prefills`` received no cache (a
-    prompt processed from scratch), ``cached`` extended an existing cache."""
+    """Forward passes of a model counted by :func:`count_forwards`: ``prefills`` started from no cache or an
+    empty one at position 0 (a prompt processed from scratch), ``cached`` extended an existing cache;
+    ``tokens``: the input tokens of every pass."""
 
+    forwards: int = 0
     prefills: int = 0
-    cached: int = 0
+    tokens: int = 0
+
+    @property
+    def cached(self) -> int:
+        return self.forwards - self.prefills
 
 
 @contextlib.contextmanager
 def count_forwards(model: Any) -> Iterator[ForwardCount]:
-    """Count ``model``'s forward calls inside the block with a forward pre-hook (removed on exit)."""
+    """Count ``model``'s forward calls inside the block with a forward pre-hook (removed on exit): the one
+    forward counter of prune, bench and their benchmarks."""
     count = ForwardCount()
     key = cache_keyword(model)
 
     def hook(_module: Any, args: tuple, kwargs: dict) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
         cache = kwargs.get(key, kwargs.get("past_key_values"))
         pos = kwargs.get("position_ids")
         fresh = (cache is None or not cache.get_seq_length()) and (pos is None or int(pos.min()) == 0)
-        if fresh:
-            count.prefills += 1
-        else:
-            count.cached += 1
+        count.forwards += 1
+        count.prefills += int(fresh)
+        count.tokens += int(ids.shape[-1]) if ids is not None else 0
 
     handle = model.register_forward_pre_hook(hook, with_kwargs=True)
     try:

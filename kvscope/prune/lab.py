@@ -18,6 +18,7 @@ import torch
 
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo
+from kvscope.prune.engine import check_ratio
 from kvscope.prune.evict import (
     Prefill,
     build_cache,
@@ -87,13 +88,6 @@ def check_indices(info: ModelInfo, layers: list[int] | None, heads: list[int] | 
                 f"{info.kv_heads} kv_heads (GQA: each serves {info.group_size} of its {info.q_heads} query "
                 f"heads), valid indices 0..{info.kv_heads - 1}"
             )
-
-
-def check_ratio(ratio: float) -> None:
-    if not 0.0 < ratio < 1.0:
-        raise UsageError(
-            f"--ratio must be strictly between 0 and 1 (the fraction of prompt tokens removed), got {ratio}"
-        )
 
 
 def make_plan(

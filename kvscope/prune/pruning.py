@@ -19,12 +19,13 @@ import torch
 
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo, describe
+from kvscope.prune.engine import SWEEP, build_grid, check_ratio, resolve_strategy
 from kvscope.prune.evict import Prefill, count_forwards, prefill
-from kvscope.prune.lab import PruneResult, check_indices, check_ratio, compare, make_plan
+from kvscope.prune.lab import PruneResult, check_indices, compare, make_plan
 from kvscope.prune.loo import LooResult, leave_one_out
 from kvscope.prune.scan import KINDS, ScanResult, encode_texts, scan
-from kvscope.prune.strategies import Strategy, make_strategy
-from kvscope.prune.sweep import QUANT_SPECS, RATIOS, SweepResult, sweep
+from kvscope.prune.strategies import Strategy
+from kvscope.prune.sweep import SweepResult, sweep
 from kvscope.quant import KiviSpec, parse_spec
 
 
@@ -37,20 +38,6 @@ def _prefill(
 ) -> tuple[Prefill, torch.Tensor]:
     ids, cont = encode_texts(tokenizer, info, prompt, continuation, truncate)
     return prefill(model, tokenizer, info, ids), cont
-
-
-def resolve_strategy(strategy: str | Strategy | None, ratio: float, **strategy_kwargs: Any) -> Strategy | None:
-    """The strategy to run (a name is made with ``strategy_kwargs``), with ``ratio`` checked."""
-    if strategy is None:
-        if strategy_kwargs:
-            raise UsageError(f"strategy settings {', '.join(strategy_kwargs)} need a strategy")
-        return None
-    check_ratio(ratio)
-    if isinstance(strategy, Strategy):
-        if strategy_kwargs:
-            raise UsageError("pass settings either in make_strategy(...) or as keyword arguments, not both")
-        return strategy
-    return make_strategy(strategy, **strategy_kwargs)
 
 
 def compare_pruning(
@@ -83,7 +70,9 @@ def compare_pruning(
 
     expect_model(model, tokenizer)
     info = _info(model, info)
-    chosen = resolve_strategy(strategy, ratio, **strategy_kwargs)
+    chosen = resolve_strategy(strategy, strategy_kwargs)
+    if chosen is not None:
+        check_ratio(ratio)
     spec = parse_spec(quantize) if isinstance(quantize, str) else quantize
     check_indices(info, layers, heads)
     if repeats < 0 or decode_tokens < 0:
@@ -105,21 +94,19 @@ def sweep_pruning(
     prompt: str | None = None,
     continuation: str | None = None,
     *,
-    ratios: tuple[float, ...] = RATIOS,
+    ratios: tuple[float, ...] = SWEEP.ratios,
     strategies: list[str | Strategy] | None = None,
-    quantize: tuple[str | KiviSpec, ...] = QUANT_SPECS,
+    quantize: tuple[str | KiviSpec, ...] = SWEEP.quantize,
     info: ModelInfo | None = None,
     truncate: bool = False,
     quiet: bool = False,
 ) -> SweepResult:
-    """Every strategy (or ``strategies``) at every ratio, plus each KIVI spec, on one prefill."""
+    """Every strategy (or ``strategies``) at every ratio, plus each KIVI spec, on one prefill: the engine's
+    grid (``kvscope.prune.engine.build_grid``), checked before the model runs."""
+    build_grid(strategies, ratios, quantize)
     info = _info(model, info)
-    for r in ratios:
-        check_ratio(r)
-    chosen = [make_strategy(s) if isinstance(s, str) else s for s in strategies] if strategies else None
-    specs = [parse_spec(q) if isinstance(q, str) else q for q in quantize]
     pre, cont = _prefill(model, tokenizer, info, prompt, continuation, truncate)
-    return sweep(model, info.name, pre, cont, ratios, chosen, specs, quiet=quiet)
+    return sweep(model, info.name, pre, cont, ratios, strategies, quantize, quiet=quiet)
 
 
 def scan_pruning(

@@ -17,13 +17,11 @@ from typing import Any
 import torch
 
 from kvscope.progress import track
+from kvscope.prune.engine import SWEEP, Config, build_grid
 from kvscope.prune.evict import Prefill, count_forwards
 from kvscope.prune.lab import Plan, measure, pct
-from kvscope.prune.strategies import STRATEGIES, Strategy, make_strategy
-from kvscope.quant import KiviSpec, parse_spec
-
-RATIOS = (0.25, 0.5, 0.75, 0.9)
-QUANT_SPECS = ("K8V8", "K4V4", "K2V2")
+from kvscope.prune.strategies import Strategy
+from kvscope.quant import KiviSpec
 
 
 @dataclass
@@ -77,31 +75,27 @@ class SweepResult:
         return sweep_result_html(self)
 
 
-def _row(
-    model: Any,
-    pre: Prefill,
-    cont_ids: torch.Tensor,
-    plan: Plan,
-    method: str,
-    setting: str,
-    ratio: float | None,
-    base: tuple[float, int, int] | None,
-) -> SweepRow:
+def _row(model: Any, pre: Prefill, cont_ids: torch.Tensor, cfg: Config, base: SweepRow | None) -> SweepRow:
+    """One configuration's row: ``method`` the strategy's label (settings included), ``kivi`` or ``baseline``."""
     t0 = time.perf_counter()
-    m = measure(model, pre, cont_ids, plan)
+    m = measure(model, pre, cont_ids, Plan(cfg.label, cfg.keep(pre), cfg.quant))
     seconds = time.perf_counter() - t0
-    ppl0, bytes0, fp16_0 = base or (m.ppl, m.kv_bytes, m.kv_bytes_fp16)
+    ref = base or SweepRow("", "", None, m.ppl, 0.0, m.kv_bytes, 1.0, 0.0, m.kv_bytes_fp16)
+    if cfg.strategy is not None:
+        method, setting, ratio = cfg.strategy.label, f"{cfg.ratio:g}", cfg.ratio
+    else:
+        method, setting, ratio = cfg.method, (cfg.quant.label if cfg.quant else "none"), (None if cfg.quant else 0.0)
     return SweepRow(
         method,
         setting,
         ratio,
         m.ppl,
-        pct(m.ppl, ppl0),
+        pct(m.ppl, ref.ppl),
         m.kv_bytes,
-        m.kv_bytes / bytes0,
+        m.kv_bytes / ref.kv_bytes,
         seconds,
         m.kv_bytes_fp16,
-        m.kv_bytes_fp16 / fp16_0,
+        m.kv_bytes_fp16 / ref.kv_bytes_fp16,
     )
 
 
@@ -110,29 +104,22 @@ def sweep(
     model_name: str,
     pre: Prefill,
     cont_ids: torch.Tensor,
-    ratios=RATIOS,
+    ratios=SWEEP.ratios,
     strategies: list[str | Strategy] | None = None,
-    quant_specs: list[str | KiviSpec] = QUANT_SPECS,
+    quant_specs: list[str | KiviSpec] = SWEEP.quantize,
     quiet: bool = False,
 ) -> SweepResult:
-    """Baseline, then each strategy x ratio, then each KIVI spec, all against ``pre``'s cache.
+    """Baseline, then each strategy x ratio, then each KIVI spec (the engine's grid,
+    ``kvscope.prune.engine.build_grid``), all against ``pre``'s cache.
 
     ``strategies``: registered names or strategies made with ``make_strategy`` (default: every one).
     """
-    chosen = [make_strategy(s) if isinstance(s, str) else s for s in (strategies or list(STRATEGIES))]
-    specs = [parse_spec(q) if isinstance(q, str) else q for q in quant_specs]
-    configs = [(s, r) for s in chosen for r in ratios] + [(q, None) for q in specs]
+    configs = build_grid(strategies, ratios, quant_specs).configs
     with count_forwards(model) as count:
-        base = _row(model, pre, cont_ids, Plan("baseline"), "baseline", "none", 0.0, None)
-        rows, ref = [base], (base.ppl, base.kv_bytes, base.kv_bytes_fp16)
-        for what, r in track(configs, "sweep: configurations", quiet=quiet):
-            if isinstance(what, KiviSpec):
-                rows.append(_row(model, pre, cont_ids, Plan(what.label, quant=what), "kivi", what.label, None, ref))
-            else:
-                plan = Plan(f"{what.label} {r:g}", what.keep(pre, r))
-                rows.append(_row(model, pre, cont_ids, plan, what.label, f"{r:g}", r, ref))
+        base = _row(model, pre, cont_ids, configs[0], None)
+        rest = track(configs[1:], "sweep: configurations", quiet=quiet)
+        rows = [base] + [_row(model, pre, cont_ids, c, base) for c in rest]
     layers = len(pre.keys)
-    warnings = [w for s in chosen for r in ratios for w in s.warnings(pre.n_positions, r, layers=layers)]
     return SweepResult(
         model_name,
         base.ppl,
@@ -143,7 +130,7 @@ def sweep(
         pre.seconds,
         sum(r.seconds for r in rows),
         pre.forward_passes + count.prefills,
-        warnings=warnings,
+        warnings=[w for c in configs for w in c.warnings(pre.n_positions, layers)],
     )
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from kvscope.bench.benchmark import DEFAULT_CONTEXT
-from kvscope.bench.configs import Config
 from kvscope.bench.sample_runner import run_sample
 from kvscope.bench.tasks import generate
+from kvscope.prune.engine import Config
 
 pytestmark = pytest.mark.embedded
 
@@ -21,6 +21,9 @@ class Fixed:
 
     def keep(self, pre, ratio):
         return torch.full((len(pre.keys), pre.keys[0].shape[1], pre.n_positions), self.value, dtype=torch.bool)
+
+    def warnings(self, n_positions, ratio, layers=None):
+        return []
 
 
 def test_passkey_baseline_keep_all_and_evict_all(embedded):

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from kvscope.bench import bench
-from kvscope.bench.configs import Config, build_configs
-from kvscope.bench.sample_runner import ForwardCounter, run_sample
+from kvscope.bench.sample_runner import run_sample
 from kvscope.bench.tasks import generate
+from kvscope.prune.engine import Config, build_grid
+from kvscope.prune.evict import count_forwards
 from tests.helpers import assert_one_line_error, run_cli
 
 
@@ -28,6 +29,9 @@ class Fixed:
     def keep(self, pre, ratio):
         n = pre.n_positions
         return torch.full((len(pre.keys), pre.keys[0].shape[1], n), self.value, dtype=torch.bool)
+
+    def warnings(self, n_positions, ratio, layers=None):
+        return []
 
 
 def test_one_prefill_per_sample_whatever_the_configurations(tiny):
@@ -80,20 +84,20 @@ def test_keep_everything_equals_baseline_and_evict_everything_differs(tiny):
 def test_forward_counter_counts_prefills_and_tokens(tiny):
     model, tok, info = tiny
     sample = generate("passkey", 1, 80, counter(tok))[0]
-    configs, _ = build_configs(["knorm", "streaming"], [0.5, 0.75], [])
-    with ForwardCounter().attached(model) as c:
+    configs, _ = build_grid(["knorm", "streaming"], [0.5, 0.75], [])
+    with count_forwards(model) as c:
         run = run_sample(model, tok, info, sample, configs, steps=3)
     q = len(tok(sample.question, add_special_tokens=False).input_ids)
     assert c.prefills == 1
     assert c.forwards == 1 + len(configs) * 3  # prefill, then per config: question + 2 decode steps
     assert c.tokens == run.context_tokens + len(configs) * (q + 2)
-    with ForwardCounter().attached(model) as fresh:
+    with count_forwards(model) as fresh:
         run_sample(model, tok, info, sample, configs, steps=3, reuse_prefill=False)
     assert fresh.prefills == len(configs)
 
 
 def test_convention_options_reach_the_strategies_that_declare_them():
-    configs, applied = build_configs(["snapkv", "knorm"], [0.5], [], {"window": 64, "rounding": None})
+    configs, applied = build_grid(["snapkv", "knorm"], [0.5], [], {"window": 64, "rounding": None})
     assert applied["snapkv"] == {"window": 64} and configs[1].strategy.window == 64
     assert "window" not in applied["knorm"]
 
@@ -284,13 +288,13 @@ def test_bench_json_states_the_prompt_format_and_the_tie_test(tiny):
 
 # --- speed (issue 24): the default runs one ratio; its cells are the four-ratio sweep's cells at 0.5 ---
 def test_default_ratio_rows_equal_the_sweeps(tiny):
-    from kvscope.bench.configs import RATIOS
+    from kvscope.prune.engine import BENCH
 
     model, tok, _ = tiny
     kw = dict(tasks=["passkey", "text"], samples=2, context_tokens=80, strategies=["knorm", "h2o"], quantize=["K2V2"])
     default = bench(model, tok, **kw)
     sweep = bench(model, tok, ratios=[0.25, 0.5, 0.75, 0.9], **kw)
-    assert RATIOS == (0.5,) and default.settings["ratios"] == [0.5]
+    assert BENCH.ratios == (0.5,) and default.settings["ratios"] == [0.5]
 
     def cells(result):
         return {

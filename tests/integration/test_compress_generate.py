@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import kvscope as ks
-from kvscope.compress import SettingError
 from kvscope.errors import UsageError
 
 PROMPTS = ["The key is 4471. Remember the key, then say it back to me please.", "Short one."]
@@ -122,7 +121,7 @@ def test_bad_parameters_are_one_line_errors(tiny):
     for kw, words in cases:
         with pytest.raises(ValueError, match=words) as err:
             ks.compress(model, **kw)
-        assert isinstance(err.value, SettingError) and "\n" not in str(err.value)
+        assert isinstance(err.value, UsageError) and "\n" not in str(err.value)
     with pytest.raises(UsageError, match="no setting"):
         ks.compress(model, "snapkv", ratio=0.5, windw=8)
     assert ks.strategy("snapkv", window=64).label == "snapkv(window=64)"

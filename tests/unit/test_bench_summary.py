@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kvscope.bench.configs import Config
 from kvscope.bench.sample_runner import Outcome, budget_warnings
 from kvscope.bench.summary import POOLED, guardrails, summarize_outcomes
+from kvscope.prune.engine import Config
 
 
 def outcomes(config: str, task: str, correct: int, n: int) -> list[Outcome]:

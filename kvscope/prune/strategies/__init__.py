@@ -60,12 +60,26 @@ def parse_settings(name: str, pairs: list[str] | tuple[str, ...]) -> dict[str, A
     to its setting's type (for command lines). One-line ``UsageError`` on anything else."""
     defaults, out = setting_defaults(name), {}
     for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in defaults:
+        key, text = split_setting(pair)
+        if text is None or key not in defaults:
             raise UsageError(f"{name} takes KEY=VALUE with KEY one of {', '.join(defaults)}; got {pair!r}")
-        out[key] = _convert(name, key, text.strip(), type(defaults[key]))
+        out[key] = convert_setting(name, key, text)
     return out
+
+
+def split_setting(pair: str) -> tuple[str, str | None]:
+    """``"skip-layers = 2"`` -> ``("skip_layers", "2")``; the text is None without ``=``."""
+    key, sep, text = pair.partition("=")
+    return key.strip().replace("-", "_"), (text.strip() if sep else None)
+
+
+def convert_setting(name: str, key: str, value: Any) -> Any:
+    """``value`` for strategy ``name``'s setting ``key``: text (a command line's) converted to the setting's
+    type, anything else as it is (the strategy checks it when made)."""
+    kind = type(setting_defaults(name)[key])
+    if not isinstance(value, str) or kind is str:
+        return value
+    return _convert(name, key, value.strip(), kind)
 
 
 def _convert(name: str, key: str, text: str, kind: type) -> Any:
@@ -93,6 +107,8 @@ __all__ = [
     "strategy_names",
     "setting_defaults",
     "parse_settings",
+    "convert_setting",
+    "split_setting",
     "split_budget",
     "top_keep",
     "PROTECT",
