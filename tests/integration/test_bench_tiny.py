@@ -304,3 +304,58 @@ def test_default_ratio_rows_equal_the_sweeps(tiny):
         }
 
     assert cells(default) == cells(sweep) and len(cells(default)) == 2 * 2 * 4
+
+
+# --- the engine (issue 21 part 2): settings reach the strategies, bench and prune --sweep are one engine ---
+def test_bench_settings_reach_the_strategies_and_bench_json_records_them(tiny, tmp_path, capsys):
+    from kvscope.prune.engine import evicting
+    from kvscope.prune.evict import n_keep
+    from kvscope.prune.strategies import make_strategy
+
+    model, tok, info = tiny
+    kw = dict(tasks=["passkey"], samples=1, context_tokens=80, strategies=["snapkv", "knorm"], ratios=[0.3])
+    result = bench(model, tok, quantize=[], settings={"window": 8, "rounding": "floor"}, **kw)
+    assert result.settings["settings_applied"] == {
+        "snapkv": {"window": 8, "rounding": "floor"},
+        "knorm": {"rounding": "floor"},
+    }
+    sample = generate("passkey", 1, 80, counter(tok))[0]
+    made = [evicting(make_strategy("snapkv", window=8, rounding="floor"), 0.3)]
+    made += [evicting(make_strategy("knorm", rounding="floor"), 0.3)]
+    direct = run_sample(model, tok, info, sample, [Config("baseline", "baseline"), *made], steps=6).outcomes
+    got = [(o.config, o.answer, o.kv_bytes) for o in result.outcomes]
+    assert got == [(o.config, o.answer, o.kv_bytes) for o in direct]
+    n = run_sample(model, tok, info, sample, [], steps=1).context_tokens
+    assert n_keep(n, 0.3, "floor") < n_keep(n, 0.3)  # so the bytes show that rounding=floor was taken
+    per_token = result.outcomes[0].kv_bytes // n
+    assert result.outcomes[2].kv_bytes == n_keep(n, 0.3, "floor") * per_token
+    out = tmp_path / "o"
+    code, _, err = run_cli(
+        ["bench", "-m", "tiny", "--task", "passkey", "--samples", "1", "--context-tokens", "80", "--quantize", ""]
+        + ["--strategies", "snapkv,knorm", "--ratios", "0.3", "--setting", "window=8", "--rounding", "floor"]
+        + ["--out", str(out)],
+        capsys,
+    )
+    assert code == 0, err
+    recorded = json.loads((out / "bench.json").read_text())["settings"]
+    assert recorded["strategy_settings"] == {"window": 8, "rounding": "floor"}
+    assert recorded["settings_applied"] == result.settings["settings_applied"]
+
+
+def test_bench_and_prune_sweep_rows_are_the_same_engine(tiny):
+    """The text task's continuation perplexity and bytes per configuration equal prune --sweep's rows on the
+    same text, to the last bit."""
+    from kvscope.bench.benchmark import make_samples
+    from kvscope.prune import sweep_pruning
+
+    model, tok, info = tiny
+    strategies, ratios, quantize = ["knorm", "snapkv", "tova"], [0.5, 0.75], ["K4V4"]
+    sample = make_samples(tok, ["text"], 1, 0, 0)[0]
+    res = bench(model, tok, tasks=["text"], samples=1, strategies=strategies, ratios=ratios, quantize=quantize)
+    rows = sweep_pruning(
+        model, tok, sample.context, sample.answer, ratios=ratios, strategies=strategies, quantize=quantize
+    )
+    bench_cells = [(o.config, o.ppl, o.kv_bytes) for o in res.outcomes]
+    names = ["baseline"] + [f"{s}@{r:g}" for s in strategies for r in ratios] + ["kivi@K4V4G32R128"]
+    assert [(n, r.ppl, r.kv_bytes) for n, r in zip(names, rows.rows)] == bench_cells
+    assert len(bench_cells) == 8 and len({c[1] for c in bench_cells}) > 2  # configurations that differ
