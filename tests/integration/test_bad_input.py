@@ -353,6 +353,12 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
         "prompt 2 of 2 has 5,000 tokens but the model takes at most 4,096: shorten it or pass --truncate",
         "nothing-lost",
     ),
+    # engine
+    (
+        ["bench", *T, "--strategies", "knorm,h2o", "--setting", "window=64", "-o", "{new}"],
+        "--setting: window is declared by none of the strategies chosen (knorm, h2o)",
+        "nothing-lost",
+    ),
 ]
 
 
