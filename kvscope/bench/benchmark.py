@@ -18,7 +18,7 @@ from kvscope.bench.tasks import TASKS, Sample, generate, get_task
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo, describe
 from kvscope.progress import track
-from kvscope.prune.engine import BENCH, build_grid
+from kvscope.prune.engine import BENCH, build_grid, conventions
 from kvscope.prune.evict import count_forwards
 
 # variable_tracking is left out by default: SmolLM2-135M answers 0 of 6 at 500 tokens (a task the baseline
@@ -248,6 +248,7 @@ def bench(
         "max_answer_tokens": max_answer_tokens,
         "strategy_settings": {k: v for taken in applied.values() for k, v in taken.items()},
         "settings_applied": applied,
+        "conventions": conventions(configs),
         "reuse_prefill": reuse_prefill,
     }
     return assemble(gathered, configs, applied, info, model_name, record, time.perf_counter() - t0, size)

@@ -340,6 +340,8 @@ def test_bench_settings_reach_the_strategies_and_bench_json_records_them(tiny, t
     recorded = json.loads((out / "bench.json").read_text())["settings"]
     assert recorded["strategy_settings"] == {"window": 8, "rounding": "floor"}
     assert recorded["settings_applied"] == result.settings["settings_applied"]
+    conventions = {"snapkv": {"rounding": "floor", "window": 8}, "knorm": {"rounding": "floor", "skip_layers": 0}}
+    assert recorded["conventions"] == result.settings["conventions"] == conventions  # defaults stated too
 
 
 def test_bench_and_prune_sweep_rows_are_the_same_engine(tiny):
