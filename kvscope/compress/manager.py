@@ -76,16 +76,16 @@ class Compressor:
 
     _active: Compressor | None = None
 
-    def __init__(self, model: Any, strategy: Strategy | None, ratio, budget, every: int, quant) -> None:
+    def __init__(self, model: Any, config: Config, every: int) -> None:
+        """``config``: the engine's configuration (``kvscope.prune.engine.configure``), checked already."""
         from kvscope.hfcache import attention_modules
         from kvscope.models import describe
 
-        self.model, self.strategy, self.ratio, self.budget, self.every, self.quant = (
-            model, strategy, ratio, budget, every, quant,
-        )  # fmt: skip
+        self.model, self.config, self.every = model, config, every
         self.info = describe(model, type(model).__name__)
         scalings = [float(getattr(m, "scaling", self.info.head_dim**-0.5)) for m in attention_modules(model)]
-        self.session = Session(self.info, scalings, strategy, ratio, budget, every, quant)
+        c = config
+        self.session = Session(self.info, scalings, c.strategy, c.ratio, c.budget, every, c.quant)
         self.stats: CompressStats | None = None
         self._stack: contextlib.ExitStack | None = None
 
@@ -139,28 +139,21 @@ class Compressor:
         s = self.session
         if not s.keep:
             empty = torch.zeros(0, self.info.layers, self.info.kv_heads, dtype=torch.int64)
-            return CompressStats(empty, [], [], 0, 0, 0, 0, s.sequences, self._label())
+            return CompressStats(empty, [], [], 0, 0, 0, 0, s.sequences, self.config.label)
         layers = sorted(s.keep)
         end = min(s.keep[layer].shape[-1] for layer in layers)  # some layers are ahead after an interruption
         keeps = [torch.stack([s.keep[layer][b, :, pad:end].cpu() for layer in layers]) for b, pad in enumerate(s.pads)]
         per_entry = 2 * self.info.head_dim * s.element_size  # K and V of one token of one kv_head
         before = sum(k[0, 0].numel() for k in keeps) * self.info.layers * self.info.kv_heads * per_entry
         after = sum(int(k.sum()) for k in keeps) * per_entry
-        if self.quant is not None:  # the prompt's kept tokens as KIVI packed them, later tokens as they are
+        if self.config.quant is not None:  # the prompt's kept tokens as KIVI packed them, later tokens as they are
             prompt_kept = sum(int(k[..., : s.prompt_slots - pad].sum()) for k, pad in zip(keeps, s.pads))
             after += sum(map(sum, s.prompt_kivi_bytes)) - prompt_kept * per_entry
         held = sum(t.numel() for t in s.keep.values()) * per_entry
         kept = torch.stack([k.sum(-1) for k in keeps])
         return CompressStats(
-            kept, [k.shape[-1] for k in keeps], keeps, before, after, held, s.max_held, s.sequences, self._label()
+            kept, [k.shape[-1] for k in keeps], keeps, before, after, held, s.max_held, s.sequences, self.config.label
         )
-
-    def _label(self) -> str:
-        parts = [self.strategy.label] if self.strategy is not None else []
-        parts += [f"ratio={self.ratio:g}"] if self.ratio is not None else []
-        parts += [f"budget={self.budget}"] if self.budget is not None else []
-        parts += [f"kivi@{self.quant.label}"] if self.quant is not None else []
-        return " ".join(parts)
 
 
 def _pads(kwargs: dict, shape: tuple) -> list[int]:
@@ -192,7 +185,7 @@ def compress(
     """
     config = configure(strategy, ratio, budget, quantize, settings, zero=True)  # the engine's one check
     _check(config, every)
-    return Compressor(model, config.strategy, config.ratio, config.budget, every, config.quant)
+    return Compressor(model, config, every)
 
 
 def _check(config: Config, every: Any) -> None:

@@ -6,9 +6,10 @@
   ``prune --sweep`` and ``bench``; ``SWEEP`` and ``BENCH`` are the two commands' named defaults.
 - ``check_ratio``: the one ratio check (``UsageError`` naming the parameter ``ratio``).
 - ``CONVENTIONS``: the settings where papers and reproductions disagree (SnapKV's window, budget
-  rounding, KNorm's skipped layers). A strategy is configured through its settings only
-  (``make_strategy(name, **settings)``); a run's settings go to every strategy that declares them and
-  ``Grid.applied`` records which strategy took which.
+  rounding, KNorm's skipped layers); ``conventions(configs)`` says which values a run used. A strategy
+  is configured through its settings only (``make_strategy(name, **settings)``, never by inspecting its
+  class); a run's settings go to every strategy that declares them and ``Grid.applied`` records which
+  strategy took which; ``parse_pairs`` reads ``KEY=VALUE`` pairs and shortcut flags.
 - The forward counter is ``kvscope.prune.evict.count_forwards`` (the prefill counts its own passes).
 """
 
@@ -101,15 +102,26 @@ class Config:
 
     @property
     def label(self) -> str:
-        """What was run, settings included: ``snapkv(window=64) 0.5``, ``K4V4G32R128``, ``baseline``."""
+        """What was run, settings included: ``snapkv(window=64) ratio=0.5``, ``h2o budget=64``,
+        ``kivi@K4V4G32R128``, ``baseline``."""
         parts = [self.strategy.label] if self.strategy is not None else []
-        parts += [f"{self.ratio:g}"] if self.ratio is not None else []
+        parts += [f"ratio={self.ratio:g}"] if self.ratio is not None else []
         parts += [f"budget={self.budget}"] if self.budget is not None else []
-        parts += [self.quant.label] if self.quant is not None else []
+        parts += [f"kivi@{self.quant.label}"] if self.quant is not None else []
         return " ".join(parts) or "baseline"
 
 
 BASELINE = Config("baseline", "baseline")
+
+
+def conventions(configs: Sequence[Config]) -> dict[str, dict[str, Any]]:
+    """Per strategy in ``configs``, the value of each of ``CONVENTIONS`` it declares and ran with (its own
+    default, or the run's setting): ``{"snapkv": {"rounding": "ceil", "window": 32}, ...}``."""
+    return {
+        c.method: {k: v for k, v in c.strategy.settings().items() if k in CONVENTIONS}
+        for c in configs
+        if isinstance(c.strategy, Strategy)
+    }
 
 
 def evicting(strategy: Strategy, ratio: float) -> Config:

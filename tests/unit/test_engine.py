@@ -29,7 +29,7 @@ def test_the_grid_is_baseline_then_strategy_by_ratio_then_kivi():
     ]
     assert [c.method for c in grid.configs] == ["baseline", "knorm", "knorm", "snapkv", "snapkv", "kivi", "kivi"]
     assert [c.ratio for c in grid.configs[1:5]] == [0.25, 0.5, 0.25, 0.5] and grid.configs[5].ratio is None
-    assert grid.configs[3].label == "snapkv 0.25" and grid.configs[5].label == "K4V4G32R128"
+    assert grid.configs[3].label == "snapkv ratio=0.25" and grid.configs[5].label == "kivi@K4V4G32R128"
     assert grid.applied == {"knorm": {}, "snapkv": {}}
 
 
