@@ -17,6 +17,7 @@ from kvscope.cli.common import (
     setup_logging,
 )
 from kvscope.errors import UsageError
+from kvscope.prune.engine import BENCH
 
 HELP = """Judge KV-cache compression on tasks, over many samples, with 95 % intervals.
 
@@ -44,6 +45,7 @@ given too. Several processes: accelerate launch --num_processes N
 Examples:
   kvscope bench --out bench-out
   kvscope bench --task passkey --samples 50 --strategies snapkv,knorm --ratios 0.5,0.9
+  kvscope bench --strategies snapkv,pyramidkv --setting window=64 --setting rounding=floor
   kvscope bench --data mine.jsonl --json
 """
 
@@ -98,9 +100,12 @@ def parse_ratios(text: str) -> list[float]:
 )
 @click.option("--strategies", default=None, help="Comma-separated eviction strategies. [every registered one]")
 @click.option(
-    "--ratios", default="0.5", show_default=True, help="Fractions of context tokens removed (e.g. 0.25,0.5,0.75,0.9)."
+    "--ratios",
+    default=",".join(f"{r:g}" for r in BENCH.ratios),
+    show_default=True,
+    help="Fractions of context tokens removed (e.g. 0.25,0.5,0.75,0.9).",
 )
-@click.option("--quantize", default="K4V4,K2V2", show_default=True, help="KIVI specs ('' for none).")
+@click.option("--quantize", default=",".join(BENCH.quantize), show_default=True, help="KIVI specs ('' for none).")
 @click.option("--data", default=None, help="JSONL file of context/question/answer lines, or hf:NAME[:split].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(

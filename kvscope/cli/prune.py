@@ -25,6 +25,7 @@ from kvscope.cli.common import (
     stderr_console,
 )
 from kvscope.errors import UsageError
+from kvscope.prune.engine import SWEEP
 from kvscope.prune.strategies import STRATEGIES, setting_defaults, summaries
 
 
@@ -137,7 +138,11 @@ def _check_modes(
 )
 @click.option("--quantize", default=None, help="KIVI spec K<bits>V<bits>[G<group>][R<residual>], e.g. K4V2.")
 @click.option("--repeats", type=int, default=5, show_default=True, help="Timed runs (median, min-max) after a warm-up.")
-@click.option("--sweep", is_flag=True, help="Every strategy at 0.25/0.5/0.75/0.9 plus K8V8/K4V4/K2V2.")
+@click.option(
+    "--sweep",
+    is_flag=True,
+    help=f"Every strategy at {'/'.join(f'{r:g}' for r in SWEEP.ratios)} plus {'/'.join(SWEEP.quantize)}.",
+)
 @click.option(
     "--scan",
     type=click.Choice(["layers", "heads"]),
