@@ -175,8 +175,8 @@ def configure(
     if chosen is None and quantize is None:
         raise UsageError("nothing to do: give a strategy with a ratio or a budget, or quantize")
     q = quantized(quantize).quant if quantize is not None else None
-    name = chosen.name if chosen is not None else "kivi"
-    return Config(name, name, r, q, chosen, b)
+    config = Config("", chosen.name if chosen is not None else "kivi", r, q, chosen, b)
+    return dataclasses.replace(config, name=config.label)
 
 
 def parse_pairs(pairs: Sequence[str], shortcuts: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -143,3 +143,19 @@ def test_bench_refuses_an_undeclared_setting_before_loading_a_model(capsys, tmp_
         code, _, err = run_cli(["bench", "-m", "tiny", "--out", str(tmp_path / "o"), *extra], capsys)
         assert_one_line_error(err, code, 2)
         assert words in err and not (tmp_path / "o").exists()
+
+
+def test_one_configuration_for_ks_compress():
+    c = configure("snapkv", 0.5, quantize="K4V4", settings={"window": 8})
+    assert (c.method, c.ratio, c.budget, c.strategy.window, c.quant.label) == ("snapkv", 0.5, None, 8, "K4V4G32R128")
+    assert c.name == c.label == "snapkv(window=8) ratio=0.5 kivi@K4V4G32R128"
+    assert configure("h2o", budget=64).label == "h2o budget=64" and configure(quantize="K2V2").method == "kivi"
+    for kw, words in (
+        (dict(strategy="h2o"), "give ratio"),
+        (dict(ratio=0.5), "need a strategy"),
+        (dict(strategy="h2o", budget=0), "budget must be a positive integer"),
+        (dict(strategy=make_strategy("h2o"), ratio=0.5, settings={"rounding": "floor"}), "go into the strategy"),
+        (dict(), "nothing to do"),
+    ):
+        with pytest.raises(UsageError, match=words):
+            configure(**kw)
