@@ -18,7 +18,7 @@ import torch
 
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo
-from kvscope.prune.engine import check_ratio
+from kvscope.prune.engine import evicting, resolve_strategy
 from kvscope.prune.evict import (
     Prefill,
     build_cache,
@@ -28,7 +28,7 @@ from kvscope.prune.evict import (
     structural_keep,
     token_logliks,
 )
-from kvscope.prune.strategies import Strategy, make_strategy
+from kvscope.prune.strategies import Strategy
 from kvscope.quant import KiviSpec
 
 
@@ -108,10 +108,10 @@ def make_plan(
         parts += [f"layers {','.join(map(str, layers))}"] if layers else []
         parts += [f"kv_heads {','.join(map(str, heads))}"] if heads else []
     if strategy:
-        check_ratio(ratio)
-        chosen = make_strategy(strategy) if isinstance(strategy, str) else strategy
-        keep = chosen.keep(pre, ratio) if keep is None else keep & chosen.keep(pre, ratio)
-        parts.append(f"{chosen.label} {ratio:g}")
+        cfg = evicting(resolve_strategy(strategy, {}), ratio)
+        kept = cfg.keep(pre)
+        keep = kept if keep is None else keep & kept
+        parts.append(f"{cfg.strategy.label} {cfg.ratio:g}")
     if quant is not None:
         parts.append(quant.label)
     if not parts:
