@@ -309,14 +309,23 @@ def causal_visible(q: int, k: int, device: Any = None) -> torch.Tensor:
     return torch.arange(k, device=device)[None, :] <= torch.arange(q, device=device)[:, None] + (k - q)
 
 
-def last_query_probs(queries: torch.Tensor, keys: torch.Tensor, scaling: float, w: int) -> torch.Tensor:
+def last_query_probs(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    scaling: float,
+    w: int,
+    softcap: float | None = None,
+    window: int | None = None,
+) -> torch.Tensor:
     """Probabilities of the last ``w`` queries (:func:`causal_attention`, float64), grouped by kv_head.
 
-    ``queries`` ``[q_head, position, head_dim]`` (post-RoPE), ``keys`` ``[kv_head, position, head_dim]``.
+    ``queries`` ``[q_head, position, head_dim]`` (post-RoPE), ``keys`` ``[kv_head, position, head_dim]``
+    (every position, also on a sliding-window layer). ``softcap`` and ``window`` are the layer's logit
+    soft-capping and sliding window (None: none), applied as the model applies them.
     Returns ``[kv_head, group, w, position]``: each row sums to 1 over the keys its query can see.
     """
     n = queries.shape[1]
-    _, probs = causal_attention(queries[:, n - w :], keys, None, scaling)
+    _, probs = causal_attention(queries[:, n - w :], keys, None, scaling, softcap=softcap, window=window)
     return probs.view(keys.shape[0], queries.shape[0] // keys.shape[0], w, n)
 
 
