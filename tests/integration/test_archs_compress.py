@@ -50,6 +50,27 @@ def test_compress_equals_the_prune_engine_on_every_family(family):
             assert int(kept[layer].min()) == 6 + c.shape[1]  # ceil(0.1 n)
 
 
+@pytest.mark.parametrize("name", ["h2o", "tova", "pyramidkv"])
+@pytest.mark.parametrize("family", ["gemma2", "gemma3", "mistral"])
+def test_attention_strategies_equal_the_prune_engine_on_windowed_models(family, name):
+    """H2O reads the attention received, TOVA and PyramidKV the window's queries: with soft-capping and
+    windows they keep what prune keeps, and the continuation gets the same logits."""
+    torch.set_num_threads(1)
+    tok, model = byte_tokenizer(), build(family)
+    p, c = tok(PROMPT, return_tensors="pt").input_ids, tok(CONT, return_tensors="pt").input_ids
+    pre = prefill(model, tok, describe(model, family), p)
+    keep = make_strategy(name).keep(pre, 0.8)
+    ref = continuation_logits(model, build_cache(model.config, pre, keep, mode="mask"), c, p.shape[1])
+    with ks.compress(model, name, ratio=0.8) as comp:
+        mine = user_loop(model, p, c)
+    assert (mine - ref).abs().max() < 1e-4
+    n, total = p.shape[1], p.shape[1] + c.shape[1]
+    got = comp.stats.keep[0][:, :, :n]  # [layer, kv_head, prompt position]
+    for layer, window in enumerate(pre.windows):  # a windowed layer holds its last window - 1 positions
+        held = torch.arange(n) >= (total - window + 1 if window else 0)
+        assert torch.equal(got[layer], keep[layer] & held)
+
+
 @pytest.mark.parametrize("family", ["gemma2", "mistral"])
 def test_a_budget_while_decoding_on_windowed_models(family):
     """generate with budget 5 (below the window): no step holds more, windowed layers evict inside their
