@@ -100,3 +100,20 @@ def test_kivi_is_refused_on_sliding_windows_before_hooking():
     with pytest.raises(SettingError, match="sliding-window"):
         ks.compress(model, quantize="K4V4")
     assert model.config._attn_implementation == "eager"
+
+
+@pytest.mark.parametrize("family", ["gemma2", "mistral"])
+def test_a_left_padded_batch_on_windowed_models_matches_each_prompt_alone(family):
+    """The window counts real tokens on each row (transformers' mask over the dense cache) and the
+    prefill cuts each row's padding off, so a batch gives each row the tokens it gets alone."""
+    torch.set_num_threads(1)
+    tok, model = byte_tokenizer(), build(family)
+    tok.padding_side = "left"
+    texts = [PROMPT, "A short one, longer than eight."]
+
+    def generate(enc):
+        with ks.compress(model, "h2o", budget=6):
+            return model.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=258)[:, -5:].tolist()
+
+    alone = [generate(tok(t, return_tensors="pt"))[0] for t in texts]
+    assert generate(tok(texts, return_tensors="pt", padding=True)) == alone
