@@ -53,11 +53,11 @@ class CompressStats:
 
     ``kept`` int ``[batch, layer, kv_head]``: tokens kept; ``tokens`` per row: real tokens seen (prompt +
     fed later); ``keep`` per row: bool ``[layer, kv_head, tokens]`` (True = kept, by position: the eviction
-    map); ``bytes_before``: K and V of every real token the model's own cache holds (a sliding layer: the last
-    ``window - 1``) at the cache's dtype; ``bytes_after``: the kept
-    entries (KIVI: packed prompt tokens + full-precision later tokens); ``held_bytes``: the dense tensors
-    this simulation holds; ``max_held``: the most kept tokens of any (row, layer, kv_head) at any decode
-    step; ``sequences``: prefills seen in the block.
+    map); ``bytes_before``: K and V of every real token the model's own cache holds (a sliding layer: its
+    last ``window - 1``) at the cache's dtype; ``bytes_after``: the kept entries (KIVI: packed prompt tokens
+    + full-precision later tokens); ``held_bytes``: the dense tensors this simulation holds; ``max_held``:
+    the most kept tokens of any (row, layer, kv_head) at any decode step; ``sequences``: prefills seen in
+    the block.
     """
 
     kept: torch.Tensor
