@@ -120,6 +120,32 @@ def causal_attention(
     return out, probs
 
 
+def softcapped_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    allowed: torch.Tensor | None,
+    scaling: float,
+    softcap: float | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``softmax(tanh(q k^T s / c) c, hidden keys -inf) v`` as Gemma 2 computes it (``softcap`` None: no cap).
+
+    ``query`` ``[b, q_head, q, d]``, ``key``/``value`` ``[b, kv_head, k, d]`` (GQA: q_head ``h`` reads kv_head
+    ``h // group``), ``allowed`` bool broadcastable to ``[b, q_head, q, k]`` (True = visible) or None.
+    Returns ``(out [b, q_head, q, d] in value's dtype, probs [b, q_head, q, k] float32)``; a query that sees
+    no key gets a zero row.
+    """
+    group = query.shape[1] // key.shape[1]
+    k, v = (key.repeat_interleave(group, 1), value.repeat_interleave(group, 1)) if group > 1 else (key, value)
+    scores = torch.matmul(query, k.transpose(-1, -2)).float() * scaling
+    if softcap:
+        scores = torch.tanh(scores / softcap) * softcap
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    probs = torch.softmax(scores, dim=-1).nan_to_num_(0.0)
+    return torch.matmul(probs.to(v.dtype), v), probs
+
+
 def _allowed(mask: torch.Tensor | None, s: int, e: int, kend: int, offset: int, device) -> torch.Tensor:
     """Bool ``[q, kend]`` (or ``[b, 1|h, q, kend]`` from a given mask): which keys each query sees."""
     if mask is None:  # plain causal: query i sits at absolute slot offset + i
@@ -309,14 +335,23 @@ def causal_visible(q: int, k: int, device: Any = None) -> torch.Tensor:
     return torch.arange(k, device=device)[None, :] <= torch.arange(q, device=device)[:, None] + (k - q)
 
 
-def last_query_probs(queries: torch.Tensor, keys: torch.Tensor, scaling: float, w: int) -> torch.Tensor:
+def last_query_probs(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    scaling: float,
+    w: int,
+    softcap: float | None = None,
+    window: int | None = None,
+) -> torch.Tensor:
     """Probabilities of the last ``w`` queries (:func:`causal_attention`, float64), grouped by kv_head.
 
-    ``queries`` ``[q_head, position, head_dim]`` (post-RoPE), ``keys`` ``[kv_head, position, head_dim]``.
+    ``queries`` ``[q_head, position, head_dim]`` (post-RoPE), ``keys`` ``[kv_head, position, head_dim]``
+    (every position, also on a sliding-window layer). ``softcap`` and ``window`` are the layer's logit
+    soft-capping and sliding window (None: none), applied as the model applies them.
     Returns ``[kv_head, group, w, position]``: each row sums to 1 over the keys its query can see.
     """
     n = queries.shape[1]
-    _, probs = causal_attention(queries[:, n - w :], keys, None, scaling)
+    _, probs = causal_attention(queries[:, n - w :], keys, None, scaling, softcap=softcap, window=window)
     return probs.view(keys.shape[0], queries.shape[0] // keys.shape[0], w, n)
 
 

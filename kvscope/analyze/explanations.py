@@ -43,7 +43,9 @@ EXPLANATIONS = {
         " which read far. Colour groups the query heads that share one kv_head (GQA). The two heatmaps give "
         "the same two numbers for every layer and query head. Attention is recomputed from the captured "
         "queries and keys with the model's own score scale; the title says how closely it matches the "
-        "captured attention."
+        "captured attention. A sliding-window layer is left blank: its cache holds only the last window - 1 "
+        "keys, too few to recompute the prompt's attention, so the scatter shows the nearest full layer (and "
+        "nothing is claimed when every layer is windowed)."
     ),
     "kv_quantization_error": (
         "Error of quantizing the cache against what it costs: the x axis is effective bits per element, "

@@ -12,6 +12,8 @@ def head_specialization(data: FigureData):
     Right: every layer x q_head, look-back and sink share as two heatmaps."""
     hs = data.results["heads"]
     l = hs.layer
+    if l is None:  # every layer windowed: nothing was recomputed, the scatter stays empty
+        l = hs.requested or 0
     fig, axes = new_figure(
         15, max(5.5, 0.2 * hs.lookback.shape[0] + 2), 1, 3, gridspec_kw={"width_ratios": [1.3, 1, 1]}
     )
@@ -37,9 +39,7 @@ def head_specialization(data: FigureData):
     ax.set_xlim(-0.02, 1.02)
     ax.legend(fontsize=7, title="GQA group", title_fontsize=7)
     ax.grid(alpha=0.3)
-    ax.set_title(
-        f"layer {l}: recomputed attention (scale: {hs.scaling_source}; matches capture to {hs.parity:.1e})", fontsize=8
-    )
+    ax.set_title(_scatter_title(hs), fontsize=8)
     for ax, mat, name, cm in (
         (axes[0][1], hs.lookback, "look-back, non-sink (tokens)", "viridis"),
         (axes[0][2], hs.sink_share, "sink share", "Oranges"),
@@ -49,10 +49,20 @@ def head_specialization(data: FigureData):
         ax.set_xlabel("q_head")
         ax.set_ylabel("layer")
         ax.set_yticks(range(0, mat.shape[0], max(1, mat.shape[0] // 15)))
-        ax.set_title(f"every layer: {name}", fontsize=9)
+        blank = f"\n(blank: sliding-window layers {hs.skipped_layers})" if hs.skipped_layers else ""
+        ax.set_title(f"every layer: {name}{blank}", fontsize=9)
     fig.suptitle("Head specialization: look-back measured without the sink, sink share as its own axis", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def _scatter_title(hs) -> str:
+    """What the scatter shows and what was checked: the parity claim only for layers recomputed."""
+    if hs.layer is None:
+        return "no layer recomputed: every layer keeps a sliding window\n(its cache lacks the keys; nothing checked)"
+    check = f"matches capture to {hs.parity:.1e}" if np.isfinite(hs.parity) else "not checked: no attention captured"
+    moved = f"; layer {hs.requested} keeps a sliding window" if hs.requested not in (None, hs.layer) else ""
+    return f"layer {hs.layer}: recomputed attention (scale: {hs.scaling_source})\n{check}{moved}"
 
 
 def _scan_rho(score: np.ndarray, measured) -> str:

@@ -15,7 +15,13 @@ non-sink key (the others have nothing to look back at):
 - ``entropy``: normalized entropy ``H(A_i) / log(i + 1)`` (0 = one key, 1 = uniform).
 
 ``parity`` is the largest relative difference, over the layers, between the recomputed attention
-received (summed over each group) and the one recorded at capture (NaN without attention data).
+received (summed over each group) and the one recorded at capture (NaN without attention data, or when
+no layer could be recomputed).
+
+A sliding-window layer (Mistral, Gemma 2/3's alternate layers) is skipped: its cache holds only the last
+``window - 1`` positions, too few to recompute the attention of the prompt's queries. The scatter view
+then shows the nearest layer that holds every position (``layer``; ``requested`` is the one asked for);
+with none (every layer windowed) nothing is recomputed and nothing is claimed.
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ QUERY_CHUNK = 256
 @dataclass(frozen=True)
 class HeadSpecialization:
     """``lookback``, ``sink_share``, ``entropy``: ``[layer, q_head]`` (NaN for a sliding-window layer);
-    ``kv_head[h] = h // group``; ``layer``: the layer the scatter view shows; ``sinks``: ``S``."""
+    ``kv_head[h] = h // group``; ``layer``: the layer the scatter view shows (the nearest full layer to
+    ``requested``; None when every layer is windowed); ``sinks``: ``S``; ``skipped_layers``: the windowed
+    layers, not recomputed."""
 
-    layer: int
+    layer: int | None
     kv_head: np.ndarray
     lookback: np.ndarray
     sink_share: np.ndarray
@@ -47,6 +55,7 @@ class HeadSpecialization:
     parity: float
     scaling_source: str
     skipped_layers: list[int]
+    requested: int | None = None
 
 
 def pattern_features(a: torch.Tensor, sinks: list[int], offset: int = 0) -> np.ndarray:
@@ -113,14 +122,16 @@ def head_specialization(
             mine = received.reshape(k.shape[0], hq // k.shape[0], -1).sum(1).numpy()
             ref = snapshot.attention_received[l].double().numpy()
             parity = max(parity, float(np.abs(mine - ref).max() / max(np.abs(ref).max(), 1e-12)))
+    full = [l for l in range(L) if l not in skipped]
     return HeadSpecialization(
-        layer=layer,
+        layer=min(full, key=lambda l: (abs(l - layer), l)) if full else None,
         kv_head=np.arange(hq) // (hq // snapshot.keys[0].shape[0]),
         lookback=look,
         sink_share=share,
         entropy=ent,
         sinks=sinks,
-        parity=parity if snapshot.has_attention else float("nan"),
+        parity=parity if snapshot.has_attention and full else float("nan"),
         scaling_source=spec.source,
         skipped_layers=skipped,
+        requested=layer,
     )

@@ -52,7 +52,8 @@ def headline(snapshot: KVSnapshot, results: dict[str, Any]) -> dict[str, Any]:
     info = snapshot.info
     out: dict[str, Any] = {
         "tokens": snapshot.n_positions,
-        "kv_cache_bytes": info.kv_bytes_per_token * snapshot.n_positions,
+        # what the cache holds: a sliding-window layer keeps only its last window - 1 positions
+        "kv_cache_bytes": info.kv_bytes_per_token // info.layers * sum(k.shape[1] for k in snapshot.keys),
         "kv_cache_dtype": info.dtype,
     }
     if "sinks" in results and results["sinks"].detected:

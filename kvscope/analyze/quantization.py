@@ -108,6 +108,11 @@ def _output_layers(snapshot: KVSnapshot, spec: AttentionSpec, n_layers: int) -> 
     if snapshot.queries is None:
         return [], "attention-output error skipped: the snapshot has no queries (capture with queries)"
     full = full_layers(snapshot)
+    if not full:
+        return [], (
+            "attention-output error skipped: every layer keeps a sliding window, whose cache lacks the "
+            "older keys the prompt's queries saw"
+        )
     picked = (
         sorted({full[int(round(x))] for x in np.linspace(0, len(full) - 1, min(n_layers, len(full)))}) if full else []
     )

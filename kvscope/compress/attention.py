@@ -7,6 +7,12 @@ are hidden by a per-layer keep mask ``[batch, kv_head, slots]`` (True = kept), r
 of each kv_head's GQA group, so a hidden slot gets exactly zero probability from every q_head that reads
 it. Slots and positions never change, so generate's ``cache_position``/RoPE positions stay true.
 
+Every family ``kvscope.archs`` describes works: fused QKV and multi-query attention look the same from
+here; Gemma 2's logit soft-capping (``softcap``) is applied by hand as the model does; a sliding-window
+layer's cache is made dense before the prefill (:func:`dense_prefill`), its window then comes in the mask
+transformers builds (``[batch, 1, q, slots]`` with ``p - window < j <= p``), and the session keeps only
+the last ``window - 1`` slots after each step, as the model's own cache does.
+
 The prefill call (the first forward of a sequence) is computed row by row on each row's real tokens
 (left padding cut off) by :func:`kvscope.attention.chunked_attention`, the function ``kvscope prune`` and
 ``kvscope bench`` prefill with, which also yields the attention each key received; the queries are kept
@@ -21,7 +27,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from kvscope.attention import causal_visible, register_attention
+from kvscope.archs import layer_windows
+from kvscope.attention import causal_visible, register_attention, softcapped_attention
 from kvscope.errors import KvscopeError
 
 NAME = "kvscope_compress"
@@ -44,16 +51,24 @@ def visible(mask: torch.Tensor | None, keep: torch.Tensor | None, q: int, group:
 
 
 def attend(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, allowed: torch.Tensor | None, scaling: float
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    allowed: torch.Tensor | None,
+    scaling: float,
+    softcap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """SDPA over ``query`` ``[b, q_head, q, d]`` and ``key``/``value`` ``[b, kv_head, slots, d]``.
+    """SDPA over ``query`` ``[b, q_head, q, d]`` and ``key``/``value`` ``[b, kv_head, slots, d]``; with a
+    logit ``softcap`` (Gemma 2) the soft-capped attention by hand, as the model computes it.
 
     Returns ``(out [b, q_head, q, d], None)``; ``allowed`` as :func:`visible` returns it.
     """
     q, group = query.shape[2], query.shape[1] // key.shape[1]
     causal = allowed is None and q > 1 and q == key.shape[2]  # a whole prefill: SDPA's own causal kernel
-    if allowed is None and q > 1 and not causal:
-        allowed = causal_visible(q, key.shape[2], query.device)[None, None]
+    if allowed is None and q > 1 and (softcap or not causal):
+        allowed, causal = causal_visible(q, key.shape[2], query.device)[None, None], False
+    if softcap:
+        return softcapped_attention(query, key, value, allowed, scaling, softcap)[0], None
     out = F.scaled_dot_product_attention(
         query, key, value, attn_mask=allowed, is_causal=causal, scale=scaling, enable_gqa=group > 1
     )
@@ -61,16 +76,40 @@ def attend(
 
 
 def attend_with_probs(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, allowed: torch.Tensor | None, scaling: float
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    allowed: torch.Tensor | None,
+    scaling: float,
+    softcap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """As :func:`attend`, plus the probabilities ``[b, q_head, q, slots]`` (float32), for decode-time scores."""
-    q, group = query.shape[2], query.shape[1] // key.shape[1]
     if allowed is None:
-        allowed = causal_visible(q, key.shape[2], query.device)[None, None]
-    k, v = key.repeat_interleave(group, 1), value.repeat_interleave(group, 1)
-    scores = torch.matmul(query, k.transpose(-1, -2)).float() * scaling
-    probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
-    return torch.matmul(probs.to(v.dtype), v), probs
+        allowed = causal_visible(query.shape[2], key.shape[2], query.device)[None, None]
+    return softcapped_attention(query, key, value, allowed, scaling, softcap)
+
+
+def dense_prefill(model: Any, args: tuple, kwargs: dict, cache: Any) -> tuple[tuple, dict] | None:
+    """Before a prefill of a model with sliding-window layers: the (empty) cache with each sliding layer
+    replaced by a full one, so that slots stay positions on every layer (a fresh full cache when the
+    caller passed none). The window is then applied by the mask transformers builds from the config
+    (``sliding_window``), and the session drops what the model's own cache would not hold. Returns the
+    forward's new ``(args, kwargs)`` for a forward pre-hook, or None to leave them as they are."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    from kvscope.compat import cache_keyword
+
+    if not any(window for window in layer_windows(model.config)):
+        return None
+    if cache is None:
+        if not kwargs.get("use_cache", getattr(model.config, "use_cache", True)):
+            return None
+        return args, {**kwargs, cache_keyword(model): DynamicCache()}
+    layers = getattr(cache, "layers", None) or []
+    for i, layer in enumerate(layers):
+        if getattr(layer, "is_sliding", False) and getattr(layer, "keys", None) is None:
+            layers[i] = DynamicLayer()
+    return None
 
 
 def _compress_attention(
@@ -84,19 +123,18 @@ def _compress_attention(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """``AttentionInterface`` entry point; returns ``([b, q, q_head, d], None)`` like transformers' sdpa."""
-    if kwargs.get("s_aux") is not None or kwargs.get("softcap") or kwargs.get("sliding_window"):
-        raise KvscopeError(
-            "ks.compress supports plain full causal attention only (no sliding window, soft-capping or attention sinks)"
-        )
+    if kwargs.get("s_aux") is not None:
+        raise KvscopeError("ks.compress does not support attention sinks (s_aux)")
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
+    softcap, window = kwargs.get("softcap") or None, kwargs.get("sliding_window") or None
     session = ACTIVE.get()
     mask = attention_mask if isinstance(attention_mask, torch.Tensor) else None
     if mask is not None and mask.dtype != torch.bool:
         mask = mask > torch.finfo(mask.dtype).min / 2
     if session is None:
-        out, _ = attend(query, key, value, mask, scaling)
+        out, _ = attend(query, key, value, mask, scaling, softcap)
     else:
-        out = session.attention(module.layer_idx, query, key, value, mask, scaling)
+        out = session.attention(module.layer_idx, query, key, value, mask, scaling, softcap, window)
     return out.transpose(1, 2).contiguous(), None
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from kvscope.archs import layer_windows
 from kvscope.attention import routed
 from kvscope.compat import cache_keyword, output_cache
 from kvscope.compress import attention
@@ -49,10 +50,11 @@ class CompressStats:
 
     ``kept`` int ``[batch, layer, kv_head]``: tokens kept; ``tokens`` per row: real tokens seen (prompt +
     fed later); ``keep`` per row: bool ``[layer, kv_head, tokens]`` (True = kept, by position: the eviction
-    map); ``bytes_before``: K and V of every real token at the cache's dtype; ``bytes_after``: the kept
-    entries (KIVI: packed prompt tokens + full-precision later tokens); ``held_bytes``: the dense tensors
-    this simulation holds; ``max_held``: the most kept tokens of any (row, layer, kv_head) at any decode
-    step; ``sequences``: prefills seen in the block.
+    map); ``bytes_before``: K and V of every real token the model's own cache holds (a sliding layer: its
+    last ``window - 1``) at the cache's dtype; ``bytes_after``: the kept entries (KIVI: packed prompt tokens
+    + full-precision later tokens); ``held_bytes``: the dense tensors this simulation holds; ``max_held``:
+    the most kept tokens of any (row, layer, kv_head) at any decode step; ``sequences``: prefills seen in
+    the block.
     """
 
     kept: torch.Tensor
@@ -81,6 +83,12 @@ class Compressor:
         from kvscope.hfcache import attention_modules
         from kvscope.models import describe
 
+        if config.quant is not None and any(layer_windows(model.config)):
+            raise UsageError(
+                f"quantize: {type(model).__name__} has sliding-window layers, whose cache drops tokens while "
+                "decoding, which KIVI's packed groups cannot follow; use ratio= or budget= alone",
+                param="quantize",
+            )
         self.model, self.config, self.every = model, config, every
         self.info = describe(model, type(model).__name__)
         scalings = [float(getattr(m, "scaling", self.info.head_dim**-0.5)) for m in attention_modules(model)]
@@ -120,14 +128,15 @@ class Compressor:
 
     # ------------------------------------------------------------------ hooks
 
-    def _before(self, _module: Any, args: tuple, kwargs: dict) -> None:
+    def _before(self, _module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         ids = kwargs.get("input_ids", args[0] if args else None)
         embeds = kwargs.get("inputs_embeds")
         cache = kwargs.get(cache_keyword(self.model), kwargs.get("past_key_values"))
         if cache is not None and int(cache.get_seq_length()) > 0:
-            return
+            return None
         shape = ids.shape if ids is not None else embeds.shape[:2]
         self.session.start(ids if ids is not None else torch.zeros(shape, dtype=torch.int64), _pads(kwargs, shape))
+        return attention.dense_prefill(self.model, args, kwargs, cache)
 
     def _after(self, _module: Any, _args: tuple, _kwargs: dict, output: Any) -> None:
         if self.session.prefilling:
@@ -144,7 +153,7 @@ class Compressor:
         end = min(s.keep[layer].shape[-1] for layer in layers)  # some layers are ahead after an interruption
         keeps = [torch.stack([s.keep[layer][b, :, pad:end].cpu() for layer in layers]) for b, pad in enumerate(s.pads)]
         per_entry = 2 * self.info.head_dim * s.element_size  # K and V of one token of one kv_head
-        before = sum(k[0, 0].numel() for k in keeps) * self.info.layers * self.info.kv_heads * per_entry
+        before = sum(s.held_tokens(k.shape[-1]) for k in keeps) * self.info.kv_heads * per_entry  # what the cache holds
         after = sum(int(k.sum()) for k in keeps) * per_entry
         if self.config.quant is not None:  # the prompt's kept tokens as KIVI packed them, later tokens as they are
             prompt_kept = sum(int(k[..., : s.prompt_slots - pad].sum()) for k, pad in zip(keeps, s.pads))
@@ -164,7 +173,7 @@ def _pads(kwargs: dict, shape: tuple) -> list[int]:
     pads = (mask == 0).sum(1).tolist()
     for b, pad in enumerate(pads):
         if not bool(mask[b, pad:].all()):
-            raise UsageError("ks.compress needs left padding (tokenizer.padding_side = 'left'): row {b} is not")
+            raise UsageError(f"ks.compress needs left padding (tokenizer.padding_side = 'left'): row {b} is not")
     return [int(p) for p in pads]
 
 

@@ -66,40 +66,61 @@ class Session:
         self.prompt_kivi_bytes = [[0] * self.info.layers for _ in pads]
         self.prompt_slots = 0
         self.max_held = 0
+        self.softcap: float | None = None
+        self.windows: dict[int, int | None] = {}  # [layer] sliding window (from the prefill's calls)
         self.element_size = 4
 
     # ------------------------------------------------------------------ attention calls
 
-    def attention(self, layer: int, query, key, value, mask, scaling: float) -> torch.Tensor:
-        """Output ``[b, q_head, q, d]`` of one layer's attention inside the block."""
+    def attention(
+        self, layer: int, query, key, value, mask, scaling: float, softcap: float | None = None,
+        window: int | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """Output ``[b, q_head, q, d]`` of one layer's attention inside the block. ``mask``: transformers'
+        bool ``[b, 1, q, slots]`` (causal, padding and ``window``, the layer's sliding window) or None;
+        ``softcap``: the model's logit soft-capping (Gemma 2)."""
         if self.prefilling:
-            return self._prefill_layer(layer, query, key, value, scaling)
+            self.softcap, self.windows[layer] = softcap, window
+            return self._prefill_layer(layer, query, key, value, mask, scaling)
         keep = self._extend(layer, key, query.shape[2])
         allowed = visible(mask, None if self.full.get(layer) else keep, query.shape[2], query.shape[1] // key.shape[1])
         if not self.decode_probs:
-            return attend(query, key, value, allowed, scaling)[0]
-        out, probs = attend_with_probs(query, key, value, allowed, scaling)
-        self._accumulate(layer, probs.detach(), key.shape[1])
+            out = attend(query, key, value, allowed, scaling, softcap)[0]
+        else:
+            out, probs = attend_with_probs(query, key, value, allowed, scaling, softcap)
+            self._accumulate(layer, probs.detach(), key.shape[1])
+        self._slide(layer)
         return out
 
-    def _prefill_layer(self, layer: int, query, key, value, scaling: float) -> torch.Tensor:
+    def _slide(self, layer: int) -> None:
+        """A sliding-window layer after a step: like the model's own cache, it holds only its last
+        ``window - 1`` slots (the next query sees those and itself); older slots are no longer kept."""
+        window, keep = self.windows.get(layer), self.keep[layer]
+        if window and keep.shape[-1] >= window:
+            keep[..., : keep.shape[-1] - window + 1] = False
+            self.full[layer] = False
+
+    def _prefill_layer(self, layer: int, query, key, value, mask, scaling: float) -> torch.Tensor:
         """Each row on its real tokens alone (the prune/bench prefill), recording what strategies read."""
+        softcap, window = self.softcap, self.windows.get(layer)
+        mask = mask if window else None  # without a window: plain causal on each row's real tokens
         if not (self.want_received or self.want_queries or any(self.pads)):
-            return attend(query, key, value, None, scaling)[0]  # nothing to record: plain causal SDPA
+            return attend(query, key, value, mask, scaling, softcap)[0]  # nothing to record: plain causal
         out = torch.zeros_like(query)
         received = torch.zeros(key.shape[0], key.shape[1], key.shape[2])
         last = torch.zeros(key.shape[0], key.shape[2])
         rows = []
         for b, pad in enumerate(self.pads):
             q, k, v = query[b : b + 1, :, pad:], key[b : b + 1, :, pad:], value[b : b + 1, :, pad:]
+            m = None if mask is None else mask[b : b + 1, :, pad:, pad:]  # the row's window, no padding
             if self.want_received:  # the recording prefill of prune/bench (attention received per key)
-                out[b : b + 1, :, pad:], got, _ = chunked_attention(q, k, v, None, scaling)
+                out[b : b + 1, :, pad:], got, _ = chunked_attention(q, k, v, m, scaling, softcap)
                 received[b, :, pad:] = got.cpu()
             else:
-                out[b : b + 1, :, pad:] = attend(q, k, v, None, scaling)[0]
+                out[b : b + 1, :, pad:] = attend(q, k, v, m, scaling, softcap)[0]
             rows.append(q[0].detach().to(device="cpu", dtype=torch.float32, copy=True) if self.want_queries else None)
             if self.decode_probs and rows[-1] is not None:  # TOVA's first decode-time scores
-                probs = last_query_probs(rows[-1], k[0].detach().float().cpu(), scaling, 1)
+                probs = last_query_probs(rows[-1], k[0].detach().float().cpu(), scaling, 1, softcap, window)
                 last[b, pad:] = probs.mean(dim=(0, 1, 2))
         self.queries[layer] = rows
         if self.want_received:
@@ -128,6 +149,12 @@ class Session:
         self.max_held = max(self.max_held, int(keep.sum(-1).max()))
         return keep
 
+    def held_tokens(self, tokens: int) -> int:
+        """Tokens the model's own cache holds over all layers after ``tokens`` real tokens (a sliding
+        layer: the last ``window - 1``), per kv_head."""
+        windows = [self.windows.get(layer) for layer in range(self.info.layers)]
+        return sum(min(tokens, w - 1) if w else tokens for w in windows)
+
     def _accumulate(self, layer: int, probs: torch.Tensor, kv_heads: int) -> None:
         """H2O's received attention and TOVA's last-query attention from one decode call's probs."""
         b, hq, q, slots = probs.shape
@@ -151,6 +178,7 @@ class Session:
         for layer, (k, v) in enumerate(layers):
             self.keep[layer] = keep[layer].to(k.device)
             self.full[layer] = bool(keep[layer][:, :, max(self.pads) :].all()) and not any(self.pads)
+            self._slide(layer)  # a sliding layer holds its last window - 1 slots: eviction inside them
             if self.quant is not None:
                 self._kivi(layer, k, v, keep[layer])
         self.queries = {}
@@ -188,7 +216,9 @@ class Session:
                 else None
             ),
         )
-        return Prefill(self.ids[b : b + 1, pad:], keys, values, snap, 0.0, self.scalings)
+        windows = [self.windows.get(layer) for layer in range(layers)]
+        return Prefill(self.ids[b : b + 1, pad:], keys, values, snap, 0.0, self.scalings, softcap=self.softcap,
+                       windows=windows)  # fmt: skip
 
     def _kivi(self, layer: int, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor) -> None:
         """KIVI on each row's kept prompt tokens, written back into the dense cache in place."""

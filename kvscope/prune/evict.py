@@ -47,6 +47,7 @@ class Prefill:
     forward_passes: int = 1  # prefill forwards counted while building it (count_forwards)
     held: list[int] = field(default_factory=list)  # [layer] positions the model's cache holds (window)
     softcap: float | None = None  # the model's logit soft-capping (Gemma 2), None without
+    windows: list[int | None] = field(default_factory=list)  # [layer] sliding window, None = full attention
 
     @property
     def n_positions(self) -> int:
@@ -129,7 +130,8 @@ def prefill(model: Any, tokenizer: Any, info: ModelInfo, prompt_ids: torch.Tenso
     scaling = [a.scaling for a in layers]
     held = [a.held(int(prompt_ids.shape[1])) for a in layers]
     softcap = layers[0].softcap if layers else None
-    return Prefill(prompt_ids, keys, values, snap, seconds, scaling, count.prefills, held, softcap)
+    windows = [a.window for a in layers]
+    return Prefill(prompt_ids, keys, values, snap, seconds, scaling, count.prefills, held, softcap, windows)
 
 
 ROUNDINGS = ("ceil", "floor")

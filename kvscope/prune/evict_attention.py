@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from kvscope.attention import causal_visible, register_attention, routed
+from kvscope.attention import causal_visible, register_attention, routed, softcapped_attention
 from kvscope.errors import KvscopeError
 
 NAME = "kvscope_prune"
@@ -129,13 +129,7 @@ def _prune_attention(
 
 def _softcapped(query, key, value, mask, scaling: float, softcap: float, group: int) -> torch.Tensor:
     """Attention with logit soft-capping, ``softmax(tanh(q k^T s / c) c + mask) v``, as Gemma 2 computes it."""
-    k, v = (key.repeat_interleave(group, 1), value.repeat_interleave(group, 1)) if group > 1 else (key, value)
-    scores = torch.matmul(query, k.transpose(-1, -2)) * scaling
-    scores = torch.tanh(scores / softcap) * softcap
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    probs = torch.softmax(scores.float(), dim=-1).to(v.dtype)
-    return torch.matmul(probs, v)
+    return softcapped_attention(query, key, value, mask, scaling, softcap)[0]
 
 
 def _no_mask(*_args: Any, **_kwargs: Any) -> None:

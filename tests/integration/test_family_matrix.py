@@ -1,5 +1,7 @@
 """Every command on a tiny model of each of eleven families: it runs, or it is refused in one line with
-exit 2 before any weights load. The README's support table is generated from the same expectations."""
+exit 2 before any weights load. ``ks.compress`` is a Python API: its case calls the library on the loaded
+model (``model.generate`` inside the block). The README's support table is generated from the same
+expectations."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from kvscope.errors import UsageError
 from tests.families import COMMANDS, EXPECTED, FAMILIES, save, support_table
 from tests.helpers import assert_one_line_error, run_cli
 
@@ -28,6 +31,31 @@ CASES = {
 }  # fmt: skip
 
 
+def compress_case(path: str) -> None:
+    """``ks.compress`` around the user's own ``model.generate``: SnapKV at ratio 0.9 (window 4) after the prefill, then
+    StreamingLLM under a budget of 6 tokens while decoding (the cache never holds more)."""
+    import kvscope as ks
+    from kvscope.models import load_model
+
+    loaded = load_model(path)
+    model, enc = loaded.model, loaded.tokenizer(PROMPT, return_tensors="pt")
+    n, new = enc.input_ids.shape[1], 4
+    with ks.compress(model, "snapkv", ratio=0.9, window=4) as c:  # evicts inside an 8-token window too
+        out = model.generate(**enc, max_new_tokens=new, do_sample=False, pad_token_id=258)
+    assert out.shape[1] == n + new and c.stats.bytes_after <= c.stats.bytes_before
+    held = []
+    with ks.compress(model, "streaming", budget=6) as c:
+        handle = model.register_forward_hook(lambda *_: held.append(int(c.held().max())))
+        try:
+            model.generate(**enc, max_new_tokens=new, do_sample=False, pad_token_id=258)
+        finally:
+            handle.remove()
+    assert len(held) == new and max(held) <= 6 and c.stats.max_held <= 6
+
+
+LIBRARY = {"compress": compress_case}  # commands that are Python APIs, not CLI commands
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     made: dict[str, Path] = {}
@@ -44,6 +72,13 @@ def folder(tmp_path_factory):
 @pytest.mark.parametrize(("family", "command"), list(EXPECTED))
 def test_family_by_command(family, command, folder, tmp_path, capsys, monkeypatch):
     torch.set_num_threads(1)
+    if command in LIBRARY:
+        if EXPECTED[family, command] == "refused":
+            with pytest.raises(UsageError):
+                LIBRARY[command](folder(family))
+        else:
+            LIBRARY[command](folder(family))
+        return
     argv = CASES[command](folder(family), tmp_path)
     if EXPECTED[family, command] == "refused":
         import kvscope.models
@@ -61,7 +96,7 @@ def test_family_by_command(family, command, folder, tmp_path, capsys, monkeypatc
 
 
 def test_every_command_is_in_the_matrix():
-    assert set(CASES) == set(COMMANDS) and len(EXPECTED) == len(FAMILIES) * len(COMMANDS)
+    assert set(CASES) | set(LIBRARY) == set(COMMANDS) and len(EXPECTED) == len(FAMILIES) * len(COMMANDS)
 
 
 def test_readme_support_table_is_generated_from_the_matrix():

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from kvscope.attention import last_query_probs
 from kvscope.errors import UsageError
 from kvscope.prune.evict import ROUNDINGS, Prefill, n_keep
 
@@ -26,6 +27,15 @@ def top_keep(scores: torch.Tensor, k: int) -> torch.Tensor:
     if k > 0:
         keep.scatter_(-1, torch.topk(scores, k, dim=-1).indices, True)
     return keep
+
+
+def last_probs(pre: Prefill, layer: int, w: int) -> torch.Tensor:
+    """``[kv_head, group, w, n]`` float64: the attention of the prompt's last ``w`` queries in ``layer``, as
+    the model computes it: its scaling, logit soft-capping (Gemma 2) and sliding window (a query at ``t``
+    sees keys ``t - window + 1 .. t`` on a sliding layer; ``pre``'s keys hold every position)."""
+    snap = pre.snapshot
+    window = pre.windows[layer] if pre.windows else None
+    return last_query_probs(snap.queries[layer], snap.keys[layer], pre.scaling[layer], w, pre.softcap, window)
 
 
 def recent_bonus(n: int, window: int) -> torch.Tensor:

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from kvscope.attention import last_query_probs
 from kvscope.errors import UsageError
 from kvscope.prune.evict import Prefill
-from kvscope.prune.strategies.base import Strategy, recent_bonus, sinks_and_recent, top_keep
+from kvscope.prune.strategies.base import Strategy, last_probs, recent_bonus, sinks_and_recent, top_keep
 from kvscope.scores import magnitude
 
 
@@ -128,12 +127,7 @@ class SnapKV(Strategy):
         if snap.queries is None:
             raise UsageError(f"{self.name} needs the prompt's queries")
         w = min(self.window, n)
-        votes = torch.stack(
-            [
-                last_query_probs(q, key, pre.scaling[i], w).sum(dim=(1, 2))
-                for i, (q, key) in enumerate(zip(snap.queries, snap.keys))
-            ]
-        )
+        votes = torch.stack([last_probs(pre, layer, w).sum(dim=(1, 2)) for layer in range(len(snap.keys))])
         return F.avg_pool1d(votes, self.kernel, stride=1, padding=self.kernel // 2, count_include_pad=False)
 
     def layer_scores(self, pooled: torch.Tensor, k: int) -> torch.Tensor:

@@ -8,10 +8,9 @@ from fractions import Fraction
 
 import torch
 
-from kvscope.attention import last_query_probs
 from kvscope.errors import UsageError
 from kvscope.prune.evict import Prefill
-from kvscope.prune.strategies.base import PROTECT, Strategy, top_keep
+from kvscope.prune.strategies.base import PROTECT, Strategy, last_probs, top_keep
 from kvscope.prune.strategies.classic import SnapKV
 
 
@@ -32,8 +31,8 @@ class TOVA(Strategy):
         if snap.queries is None:
             raise UsageError("tova needs the prompt's queries")
         rows = []
-        for i, (q, key) in enumerate(zip(snap.queries, snap.keys)):
-            row = last_query_probs(q, key, pre.scaling[i], 1).mean(dim=(0, 1, 2))  # [n]
+        for i, key in enumerate(snap.keys):
+            row = last_probs(pre, i, 1).mean(dim=(0, 1, 2))  # [n]
             row[n - 1] += PROTECT
             rows.append(row.expand(key.shape[0], n))
         return torch.stack(rows)
