@@ -15,16 +15,15 @@ from typing import Any
 
 import torch
 
+from kvscope.bench.settings import BenchSettings
 from kvscope.errors import UsageError
 from kvscope.prune.evict import Prefill
 from kvscope.prune.strategies import STRATEGIES
 from kvscope.prune.strategies import make_strategy as registry_strategy
 from kvscope.quant import KiviSpec, parse_spec
 
-# One ratio by default, so `kvscope bench` answers in about 3 minutes at one thread on the embedded model;
-# the published table (`make bench`) passes its ratios explicitly.
-RATIOS = (0.5,)
-QUANT_SPECS = ("K4V4", "K2V2")
+RATIOS = BenchSettings.ratios  # the defaults live in BenchSettings (kvscope.bench.settings)
+QUANT_SPECS = BenchSettings.quantize
 # option name -> the strategy field/attribute it sets
 CONVENTIONS = {"window": "window", "rounding": "rounding", "skip_layers": "skip_layers"}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kvscope.bench.settings import BenchSettings as S
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
     check_out,
@@ -14,6 +15,9 @@ from kvscope.cli.common import (
     force_option,
     load,
     model_options,
+    option,
+    out_option,
+    seed_option,
     setup_logging,
 )
 from kvscope.errors import UsageError
@@ -78,39 +82,48 @@ def parse_ratios(text: str) -> list[float]:
 
 @click.command(context_settings=CONTEXT_SETTINGS, help=_help())
 @model_options
-@click.option(
-    "-t", "--task", "tasks", multiple=True, help="A task (repeatable). [passkey, kv_retrieval, multi_needle, text]"
-)
-@click.option(
+@option("-t", "--task", "tasks", multiple=True, help=f"A task (repeatable). [{', '.join(S.tasks)}]")
+@option(
     "-n",
     "--samples",
+    "samples",
     type=int,
     default=None,
-    help="Samples per built-in task, and the first N lines of --data. [5; every --data line]",
+    help=f"Samples per built-in task, and the first N lines of --data. [{S.samples}; every --data line]",
 )
-@click.option(
+@option(
     "-c",
     "--context-tokens",
+    "context_tokens",
     type=int,
-    default=500,
+    default=S.context_tokens,
     show_default=True,
     help="Context length of the generated tasks, in tokens.",
 )
-@click.option("--strategies", default=None, help="Comma-separated eviction strategies. [every registered one]")
-@click.option(
-    "--ratios", default="0.5", show_default=True, help="Fractions of context tokens removed (e.g. 0.25,0.5,0.75,0.9)."
+@option("--strategies", "strategies", default=None, help="Comma-separated eviction strategies. [every registered one]")
+@option(
+    "--ratios",
+    "ratios",
+    default=",".join(f"{r:g}" for r in S.ratios),
+    show_default=True,
+    help="Fractions of context tokens removed (e.g. 0.25,0.5,0.75,0.9).",
 )
-@click.option("--quantize", default="K4V4,K2V2", show_default=True, help="KIVI specs ('' for none).")
-@click.option("--data", default=None, help="JSONL file of context/question/answer lines, or hf:NAME[:split].")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
+@option("--quantize", "quantize", default=",".join(S.quantize), show_default=True, help="KIVI specs ('' for none).")
+@option("--data", "data", default=None, help="JSONL file of context/question/answer lines, or hf:NAME[:split].")
+@seed_option(S.seed)
+@option(
     "--chat",
+    "chat",
     is_flag=True,
     help="Context + question as the user's turn of the model's chat template, a built-in task's answer "
     "primer ('The pass key is') starting the assistant's turn. [raw text]",
 )
-@click.option(
-    "--max-answer-tokens", type=int, default=None, help="Greedy answer length in tokens. [6 built-in tasks, 16 --data]"
+@option(
+    "--max-answer-tokens",
+    "max_answer_tokens",
+    type=int,
+    default=S.max_answer_tokens,
+    help="Greedy answer length in tokens. [6 built-in tasks, 16 --data]",
 )
 @click.option(
     "--snapkv-window",
@@ -130,9 +143,9 @@ def parse_ratios(text: str) -> list[float]:
     default=None,
     help="First layers KNorm leaves uncompressed (strategies that declare 'skip_layers'). [0]",
 )
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-bench"), show_default=True)
+@out_option(S.out, "Folder for bench.json, samples.jsonl, bench_pareto.png and report.html.")
 @force_option
-@click.option("--json", "as_json", is_flag=True, help="Print bench.json's content on stdout.")
+@option("--json", "as_json", is_flag=True, help="Print bench.json's content on stdout.")
 def bench(
     model,
     device,
@@ -157,11 +170,11 @@ def bench(
     as_json,
 ):
     from kvscope.bench import shard
-    from kvscope.bench.benchmark import DEFAULT_TASKS, validate
+    from kvscope.bench.benchmark import validate
     from kvscope.bench.configs import build_configs
 
     setup_logging(quiet=as_json)
-    task_list = list(tasks) if tasks else ([] if data else list(DEFAULT_TASKS))
+    task_list = list(tasks) if tasks else ([] if data else list(S.tasks))
     validate(task_list, samples, context_tokens, max_answer_tokens)
     ratio_list = parse_ratios(ratios)
     if not ratio_list:

@@ -11,18 +11,19 @@ transformers config or a loaded model (its ``.config``). Counting a config impor
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kvscope.errors import ParameterTypeError, UsageError, expect
+from kvscope.kit.results import ResultMixin
 
 GIB = 2**30
 
 
-@dataclass
-class MemoryEstimate:
+@dataclass(repr=False)
+class MemoryEstimate(ResultMixin):
     """Every number of one state (``numbers``: see ``kvscope.memory.budget.compute``) with its inputs.
 
     ``kv_bytes`` is the KV cache for every slot full (batch x context); ``kv_peak_bytes`` the most the
@@ -61,7 +62,20 @@ class MemoryEstimate:
         """JSON-ready: catalog entries, options and every number (without the per-slot states)."""
         return {"model_entry": self.model, "gpu_entry": self.gpu, **self.numbers}
 
-    def summary(self) -> list[tuple[str, str]]:
+    command = "memory"
+
+    def summary(self) -> list[tuple[str, Any]]:
+        o, cap = self.options, self.capacity
+        return [
+            ("model", self.model["name"]),
+            ("gpu", self.gpu["name"]),
+            ("tokens", f"{o['batch']:,} x {o['context']:,} ({o['mode']})"),
+            ("kv", fmt_bytes(cap["kv_full_bytes"])),
+            ("peak", fmt_bytes(cap["kv_peak_bytes"])),
+            ("gpus", cap["gpus_required"]),
+        ]
+
+    def details(self) -> list[tuple[str, str]]:
         """The headline as (name, value) rows."""
         o, cap = self.options, self.capacity
         gpus = str(cap["gpus_required"]) if cap["gpus_required"] else "none with tensor parallelism alone"
@@ -74,20 +88,15 @@ class MemoryEstimate:
             ("efficiency over the run", f"{self.efficiency:.1%} ({o['mode']})"),
         ]
 
-    def __repr__(self) -> str:
-        o, cap = self.options, self.capacity
-        return (
-            f"MemoryEstimate({self.model['name']} on {self.gpu['name']}, {o['batch']:,} x {o['context']:,} "
-            f"tokens, {o['mode']}: KV {fmt_bytes(cap['kv_full_bytes'])}, peak {fmt_bytes(cap['kv_peak_bytes'])}, "
-            f"GPUs {cap['gpus_required']})"
-        )
+    def notes(self) -> list[str]:
+        return list(self.warnings)
 
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in self.summary()
-        )
-        return f"<table><caption>kvscope memory estimate</caption>{rows}</table>"
+    def write(self, folder: Path) -> list[str]:
+        """``memory.json``: every number (``kvscope memory --json`` prints the same document)."""
+        from kvscope.fileio import write_json
+
+        write_json(folder / "memory.json", self.to_dict())
+        return ["memory.json"]
 
 
 def fmt_params(n: float) -> str:
