@@ -18,6 +18,7 @@ from typing import Any
 
 from kvscope.errors import ParameterTypeError, UsageError, expect
 from kvscope.kit.results import ResultMixin
+from kvscope.memory.settings import MemorySettings as S
 
 GIB = 2**30
 
@@ -255,23 +256,23 @@ def resolve_gpu(gpu: Any) -> dict[str, Any]:
 
 
 def estimate_memory(
-    model: Any = "llama-3.1-8b",
-    gpu: Any = "h100-sxm",
-    batch: int = 8,
-    context: int = 8192,
+    model: Any = S.model_name,
+    gpu: Any = S.gpu_name,
+    batch: int = S.batch,
+    context: int = S.context,
     *,
     tokens: int | None = None,
-    kv_dtype: str = "bf16",
+    kv_dtype: str = S.kv_dtype,
     weight_dtype: str | None = None,
-    mode: str = "paged",
-    flash: bool = True,
-    tp: int = 1,
-    page: int = 16,
+    mode: str = S.mode,
+    flash: bool = S.flash,
+    tp: int = S.tp,
+    page: int = S.page,
     engine: str | None = None,
     keep_sliding: bool = False,
-    gpu_memory_utilization: float = 0.9,
-    max_num_batched_tokens: int = 8192,
-    max_num_seqs: int = 256,
+    gpu_memory_utilization: float = S.gpu_memory_utilization,
+    max_num_batched_tokens: int = S.max_num_batched_tokens,
+    max_num_seqs: int = S.max_num_seqs,
     activation_gib: float | None = None,
     cuda_graph_gib: float | None = None,
     trust_remote_code: bool = False,

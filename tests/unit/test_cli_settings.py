@@ -24,6 +24,7 @@ from kvscope.capture.settings import CaptureSettings
 from kvscope.cli import COMMANDS
 from kvscope.cli.common import Opt
 from kvscope.mas.settings import MasCommandSettings
+from kvscope.memory.settings import MemorySettings
 from kvscope.prune.settings import PruneSettings
 from kvscope.view.settings import ViewSettings
 
@@ -36,11 +37,9 @@ SETTINGS = {
     "capture": CaptureSettings,
     "mas": MasCommandSettings,
     "view": ViewSettings,
+    "memory": MemorySettings,
 }
-NO_SETTINGS = {
-    "info": "the model options only",
-    "memory": "its defaults are ks.estimate_memory's and the catalog's (kvscope/memory/data)",
-}
+NO_SETTINGS = {"info": "the model options only"}
 # Options whose command-line default is None: the command (or the library) resolves it from the settings,
 # because None also means something ("every line of --data", "--ratio needs --strategy").
 RESOLVED_LATER = {("bench", "tasks"), ("bench", "samples"), ("prune", "ratio")}
@@ -50,6 +49,7 @@ LIBRARY = {
     "caching": "kvscope.caching.explain:explain_caching",
     "capture": "kvscope.capture.capturing:capture",
     "prune": "kvscope.prune.pruning:compare_pruning",
+    "memory": "kvscope.memory.estimate:estimate_memory",
 }
 # Where the library's default differs on purpose.
 LIBRARY_DIFFERS = {
