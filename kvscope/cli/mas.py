@@ -56,7 +56,17 @@ OPTIONS = [
         default=None,
         help="GSM8K-format JSONL (question, answer ending in '#### N').",
     ),
-    _opt("max_samples", type=int, default=S.max_samples, show_default=True, help="Problems to run (-1: all)."),
+    option(
+        "-n",
+        "--samples",
+        "samples",
+        aliases=("--max_samples", "--max-samples"),
+        params=("max_samples",),
+        type=int,
+        default=S.samples,
+        show_default=True,
+        help="Problems to run (-1: all), as bench's --samples.",
+    ),
     _opt(
         "latent_steps", type=int, default=S.latent_steps, show_default=True, help="Latent steps per non-judger agent."
     ),
@@ -158,7 +168,7 @@ def mas(**kw: Any) -> None:
 
     \b
     Examples:
-      kvscope mas --method all --max-samples 5 --max-new-tokens 128
+      kvscope mas --method all --samples 5 --max-new-tokens 128
       kvscope mas --method latent_mas --task gsm8k --data test.jsonl --knn-filter --show-heatmaps
     """
     from kvscope.mas.config import MasConfig
@@ -186,10 +196,10 @@ def mas(**kw: Any) -> None:
         batch_size=kw["batch_size"],
     )
     names = method_names(kw["method"])
-    if kw["max_samples"] == 0 or kw["max_samples"] < -1:
-        raise UsageError(f"--max-samples must be positive or -1 (all), got {kw['max_samples']}")
+    if kw["samples"] == 0 or kw["samples"] < -1:
+        raise UsageError(f"--samples must be positive or -1 (all), got {kw['samples']}")
     _check_folders(kw["out"], kw["charts"], kw["force"], kw["data"])
-    problems = load_task(kw["task"], kw["max_samples"], kw["seed"], kw["data"])
+    problems = load_task(kw["task"], kw["samples"], kw["seed"], kw["data"])
     if (heat or kw["knn_filter"] or kw["include_old_prompts"]) and "latent_mas" not in names:
         logging.getLogger("kvscope").warning("heatmaps, kNN filtering and stacked prompts apply to latent_mas only")
     from kvscope.mas.experiment import config_refusal

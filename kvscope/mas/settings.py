@@ -12,11 +12,11 @@ from kvscope.mas.knn import KnnConfig
 
 @dataclass(frozen=True)
 class MasCommandSettings:
-    """Field names are the command's option names; ``max_samples`` -1: all problems (arith: 20)."""
+    """Field names are the command's option names; ``samples`` -1: all problems (arith: 20)."""
 
     model: str = "embedded"
     task: str = "arith"
-    max_samples: int = 20
+    samples: int = 20
     prompt: str = MasConfig.prompt
     latent_steps: int = MasConfig.latent_steps
     max_new_tokens: int = MasConfig.max_new_tokens

@@ -246,7 +246,7 @@ CASES: list[tuple[list[str], str]] = [
     (["mas", "--method", "bogus"], "'bogus' is not one of"),
     (["mas", "--method", "baseline", "--top_p", "0"], "--top-p"),
     (["mas", "--method", "baseline", "--temperature", "-1"], "--temperature"),
-    (["mas", "--method", "baseline", "--max_samples", "0"], "--max-samples must be positive"),
+    (["mas", "--method", "baseline", "--max_samples", "0"], "--samples must be positive"),
     (["mas", "--method", "baseline", "--latent_steps", "-1"], "--latent-steps must be >= 0"),
     (["mas", "--method", "baseline", "--task", "gsm8k", "--data", "{in}/missing.jsonl"], "missing.jsonl"),
     # analyze-fixes (issue 23 item 8): --prompts refuses the options only one prompt uses

@@ -117,7 +117,7 @@ def test_gsm8k_from_jsonl_with_a_malformed_line(tmp_path, capsys):
         (["--method", "latent_mas", "--knn_positions", "fork"], "knn_positions"),
         (["--method", "latent_mas", "--top_k", "0"], "top_k"),
         (["--method", "latent_mas", "--prompt", "hierarchical", "--include_old_prompts"], "--include-old-prompts"),
-        (["--method", "latent_mas", "--max_samples", "0"], "--max-samples"),
+        (["--method", "latent_mas", "--max_samples", "0"], "--samples must be positive"),
         (["--method", "latent_mas", "--out", "/dev/null/mas"], "/dev/null is not a folder"),
     ],
 )
