@@ -147,3 +147,13 @@ def test_to_dict_is_json_and_holds_the_ground_truth_contract():
     assert doc["delta_loglik"] == [-0.5, 0.1, -0.2] and doc["proxies"]["magnitude"] == [3.0, 1.0, 2.0]
     assert set(loo_result().ground_truth_json()) <= set(doc)
     assert json.loads(json.dumps(to_jsonable(scan_result().to_dict())))["ppl_change_pct"] == [[1.0, 30.5], [0.5, 2.0]]
+
+
+def test_the_core_snapshot_has_a_short_repr_and_a_bounded_html_view():
+    from tests.helpers import random_snapshot
+
+    snap = random_snapshot()
+    text = repr(snap)
+    assert type(snap).__name__ in CORE_RESULTS and text.startswith("KVSnapshot(")
+    assert "\n" not in text and len(text) <= REPR_LIMIT
+    assert "<table>" in snap._repr_html_() and len(snap._repr_html_().encode()) < 1_000_000
