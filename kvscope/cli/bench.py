@@ -17,6 +17,7 @@ from kvscope.cli.common import (
     model_options,
     option,
     out_option,
+    samples_option,
     seed_option,
     setup_logging,
 )
@@ -83,14 +84,7 @@ def parse_ratios(text: str) -> list[float]:
 @click.command(context_settings=CONTEXT_SETTINGS, help=_help())
 @model_options
 @option("-t", "--task", "tasks", multiple=True, help=f"A task (repeatable). [{', '.join(S.tasks)}]")
-@option(
-    "-n",
-    "--samples",
-    "samples",
-    type=int,
-    default=None,
-    help=f"Samples per built-in task, and the first N lines of --data. [{S.samples}; every --data line]",
-)
+@samples_option(None, f"Samples per built-in task, and the first N lines of --data. [{S.samples}; every --data line]")
 @option(
     "-c",
     "--context-tokens",

@@ -125,13 +125,12 @@ def model_options(f: F) -> F:
     )
 
 
-def out_option(default_folder: str | None, what: str, short: bool = True, **kw: Any) -> Callable[[F], F]:
+def out_option(default_folder: str | None, what: str, **kw: Any) -> Callable[[F], F]:
     """``-o/--out FOLDER``: where the command writes ``what`` (``default_folder`` from its settings)."""
-    names = ("-o", "--out", "out") if short else ("--out", "out")
     kw.setdefault("type", click.Path(path_type=Path))
     if default_folder is not None:
         kw.update(default=Path(default_folder), show_default=True)
-    return option(*names, help=what, **kw)
+    return option("-o", "--out", "out", help=what, **kw)
 
 
 def force_option(f: F) -> F:
@@ -157,6 +156,11 @@ def json_option(f: F) -> F:
 
 def repeats_option(default_repeats: int, help: str, **kw: Any) -> Callable[[F], F]:
     return option("--repeats", "repeats", default=default_repeats, show_default=True, help=help, **kw)
+
+
+def samples_option(default_samples: int | None, help: str, **kw: Any) -> Callable[[F], F]:
+    """``-n/--samples N``: how many samples (bench) or problems (mas) run."""
+    return option("-n", "--samples", "samples", type=int, default=default_samples, help=help, **kw)
 
 
 def seed_option(default_seed: int) -> Callable[[F], F]:

@@ -20,6 +20,7 @@ from kvscope.cli.common import (
     model_option,
     option,
     out_option,
+    samples_option,
     seed_option,
     setup_logging,
 )
@@ -56,16 +57,12 @@ OPTIONS = [
         default=None,
         help="GSM8K-format JSONL (question, answer ending in '#### N').",
     ),
-    option(
-        "-n",
-        "--samples",
-        "samples",
+    samples_option(
+        S.samples,
+        "Problems to run (-1: all).",
         aliases=("--max_samples", "--max-samples"),
         params=("max_samples",),
-        type=int,
-        default=S.samples,
         show_default=True,
-        help="Problems to run (-1: all), as bench's --samples.",
     ),
     _opt(
         "latent_steps", type=int, default=S.latent_steps, show_default=True, help="Latent steps per non-judger agent."
