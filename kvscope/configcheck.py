@@ -97,7 +97,7 @@ def check_model_folder(path: Path) -> None:
     if not path.is_dir():
         raise UsageError(f"model {path} is not a model folder (expected config.json and *.safetensors)", param="model")
     try:
-        cfg = json.loads(read_text_input(path / "config.json", "--model", limit=MAX_CONFIG_BYTES))
+        cfg = json.loads(read_text_input(path / "config.json", "model", limit=MAX_CONFIG_BYTES))
     except UsageError:
         raise
     except RecursionError:

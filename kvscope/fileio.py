@@ -66,25 +66,29 @@ def read_text_input(path: str | os.PathLike, option: str, limit: int = MAX_INPUT
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise UsageError(f"cannot read {where}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {where}: {exc.strerror or exc}", param=option) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"cannot read {where}: not a regular file (folders, FIFOs and devices are refused)")
+            raise UsageError(
+                f"cannot read {where}: not a regular file (folders, FIFOs and devices are refused)", param=option
+            )
         if st.st_size > limit:
-            raise UsageError(f"cannot read {where}: {st.st_size:,} bytes is over the limit of {limit:,}")
+            raise UsageError(f"cannot read {where}: {st.st_size:,} bytes is over the limit of {limit:,}", param=option)
         with os.fdopen(os.dup(fd), "rb") as f:
             data = f.read(limit + 1)
     except OSError as exc:
-        raise UsageError(f"cannot read {where}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {where}: {exc.strerror or exc}", param=option) from None
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise UsageError(f"cannot read {where}: it grew over the limit of {limit:,} bytes while being read")
+        raise UsageError(
+            f"cannot read {where}: it grew over the limit of {limit:,} bytes while being read", param=option
+        )
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"cannot read {where}: not valid UTF-8 text (byte {exc.start})") from None
+        raise UsageError(f"cannot read {where}: not valid UTF-8 text (byte {exc.start})", param=option) from None
 
 
 def check_utf8(text: str, option: str) -> str:
@@ -93,7 +97,7 @@ def check_utf8(text: str, option: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise UsageError(f"{option} is not valid UTF-8 text (character {exc.start})") from None
+        raise UsageError(f"{option} is not valid UTF-8 text (character {exc.start})", param=option) from None
     return text
 
 
@@ -109,7 +113,7 @@ def _nearest_existing(p: Path) -> Path:
 
 def check_out_dir(
     path: str | os.PathLike,
-    option: str = "--out",
+    option: str = "out",
     *,
     command: str | None = None,
     force: bool = False,
@@ -123,12 +127,12 @@ def check_out_dir(
     """
     p = Path(path)
     if os.path.lexists(p) and not p.is_dir():
-        raise UsageError(f"cannot write {option} {p}: it exists and is not a folder")
+        raise UsageError(f"cannot write {option} {p}: it exists and is not a folder", param=option)
     base = _nearest_existing(p)
     if not base.is_dir():
-        raise UsageError(f"cannot write {option} {p}: {base} is not a folder")
+        raise UsageError(f"cannot write {option} {p}: {base} is not a folder", param=option)
     if not os.access(base, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write {option} {p}: {base} is not writable")
+        raise UsageError(f"cannot write {option} {p}: {base} is not writable", param=option)
     if command is not None:
         outdir.check_inputs(p, list(inputs), command, option)
         outdir.plan(p, command, force, option)
@@ -141,12 +145,12 @@ def check_out_file(path: str | os.PathLike, option: str) -> Path:
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if p.is_dir():
-        raise UsageError(f"cannot write {option} {p}: it is a folder")
+        raise UsageError(f"cannot write {option} {p}: it is a folder", param=option)
     _check_regular(p, f"{option} {p}")
     if not parent.is_dir():
-        raise UsageError(f"cannot write {option} {p}: directory {parent} does not exist")
+        raise UsageError(f"cannot write {option} {p}: directory {parent} does not exist", param=option)
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write {option} {p}: directory {parent} is not writable")
+        raise UsageError(f"cannot write {option} {p}: directory {parent} is not writable", param=option)
     return p
 
 

@@ -107,16 +107,17 @@ def plan(dest: str | os.PathLike, command: str, force: bool = False, option: str
     if not os.path.lexists(dest):
         return Plan(dest, command, "new")
     if not dest.is_dir():
-        raise UsageError(f"cannot write {option} {dest}: it exists and is not a folder")
+        raise UsageError(f"cannot write {option} {dest}: it exists and is not a folder", param=option)
     try:
         entries = sorted(os.listdir(dest))
     except OSError as exc:
-        raise UsageError(f"cannot write {option} {dest}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write {option} {dest}: {exc.strerror or exc}", param=option) from None
     here = is_current_or_above(dest)
     if force:
         if here and entries:
             raise UsageError(
-                f"cannot write {option} {dest}: it is the working folder or above it; force would delete it"
+                f"cannot write {option} {dest}: it is the working folder or above it; force would delete it",
+                param=option,
             )
         return Plan(dest, command, "swap")
     if not entries:
@@ -126,7 +127,8 @@ def plan(dest: str | os.PathLike, command: str, force: bool = False, option: str
         hint = FORCE_HINT if option.startswith("-") else "pass force=True to replace it"
         raise UsageError(
             f"cannot write {option} {dest}: the folder holds files kvscope did not write ({len(entries)} entries, "
-            f"no {MARKER}); choose a new or empty folder, or {hint}"
+            f"no {MARKER}); choose a new or empty folder, or {hint}",
+            param=option,
         )
     mine = set(owners.get(command, []))
     keep = [e for e in entries if e != MARKER and e not in mine]
@@ -139,7 +141,9 @@ def check_names(p: Plan, written: list[str], option: str = "out") -> None:
     if clash:
         who = [c for c, names in p.owners.items() if clash[0] in names]
         by = f"kvscope {who[0]}" if who else "someone else (not kvscope)"
-        raise UsageError(f"cannot write {option} {p.dest}: {clash[0]} there was written by {by}; choose another folder")
+        raise UsageError(
+            f"cannot write {option} {p.dest}: {clash[0]} there was written by {by}; choose another folder", param=option
+        )
 
 
 def owners_after(p: Plan, written: list[str]) -> dict[str, list[str]]:
@@ -164,7 +168,7 @@ def _link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         shutil.copy2(src, dst, follow_symlinks=False)
 
 
-def check_inputs(dest: str | os.PathLike, inputs: list, command: str, option: str = "--out") -> None:
+def check_inputs(dest: str | os.PathLike, inputs: list, command: str, option: str = "out") -> None:
     """Refuse (``UsageError``) an output folder that is, or lies above, one of ``inputs``.
 
     An input inside ``dest`` that another command than ``command`` recorded in the marker is allowed
@@ -182,7 +186,9 @@ def check_inputs(dest: str | os.PathLike, inputs: list, command: str, option: st
         if top is not None and any(top in names for names in owners.values()):
             continue
         what = "is" if i == d else "holds"
-        raise UsageError(f"cannot write {option} {dest}: it {what} the input {inp}; choose another folder")
+        raise UsageError(
+            f"cannot write {option} {dest}: it {what} the input {inp}; choose another folder", param=option
+        )
 
 
 def remove(p: Path) -> None:

@@ -102,7 +102,7 @@ class KVSnapshot:
     def mean_attention(self) -> torch.Tensor:
         """``[layer, kv_head, position]``: attention received per query that could see the key."""
         if self.attention_received is None or self.attention_counts is None:
-            raise KvscopeError("this snapshot was captured without attention (use --attention)")
+            raise KvscopeError("this snapshot was captured without attention (capture it with attention=True)")
         return self.attention_received / self.attention_counts.clamp(min=1).unsqueeze(1)
 
     def nbytes(self) -> int:

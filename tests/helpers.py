@@ -195,3 +195,31 @@ def all_figure_files() -> list[str]:
     from kvscope.analyze.figure_registry import FIGURES
 
     return [f"{stem}.png" for spec in FIGURES.values() for stem in spec.files]
+
+
+def check_result_contract(result, out, files: list[str] | None = None) -> None:
+    """Every part of the result contract (``kvscope.kit.results``) on one result: a one-line repr of at most
+    200 characters, a ``_repr_html_`` under 1 MB, ``to_dict`` as JSON, ``figures()`` as Matplotlib figures,
+    and ``save(out)`` returning exactly the files it wrote (``files`` when given), all present, while a
+    second save keeps a file another command wrote there."""
+    import json
+
+    from matplotlib.figure import Figure
+
+    from kvscope.fileio import atomic_dir, to_jsonable
+
+    text = repr(result)
+    assert "\n" not in text and len(text) <= 200, text
+    page = result._repr_html_()
+    assert isinstance(page, str) and len(page.encode()) < 1_000_000
+    json.dumps(to_jsonable(result.to_dict()), allow_nan=False)
+    assert all(isinstance(f, Figure) for f in result.figures().values())
+    written = result.save(out)
+    assert all(p.is_file() for p in written) and len(set(written)) == len(written)
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != ".kvscope-out.json"}
+    assert {str(p.relative_to(out)) for p in written} == on_disk
+    if files is not None:
+        assert [p.name for p in written] == files
+    with atomic_dir(out, command="another command") as tmp:
+        (tmp / "theirs.txt").write_text("kept")
+    assert result.save(out) == written and (out / "theirs.txt").read_text() == "kept"

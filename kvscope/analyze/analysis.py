@@ -2,7 +2,7 @@
 
 >>> import kvscope as ks                                            # doctest: +SKIP
 >>> result = ks.analyze(snap)              # AnalyzeResult: .figures, .metrics, .verdict
->>> result.save("out/")                    # the files ``kvscope analyze`` writes, byte for byte
+>>> result.save("out/")                    # the files ``kvscope analyze`` writes, byte for byte (their paths)
 
 Many prompts (a list of snapshots, or texts with :func:`analyze_texts`) give the figures that aggregate
 over prompts, with 95 % bootstrap intervals; one prompt keeps the full single-prompt set.
@@ -28,6 +28,7 @@ from kvscope.analyze.pipeline import (
 from kvscope.analyze.registry import AnalysisOptions, run_all
 from kvscope.configcheck import check_layer
 from kvscope.errors import UsageError
+from kvscope.kit.results import FigureDict, ResultMixin
 from kvscope.snapshot import KVSnapshot
 
 CACHE_SCALES = ("layer", "shared")
@@ -36,74 +37,59 @@ FORMATS = ("png", "svg")
 MANY_ANALYSES = ["sinks", "layer_stats", "tokens", "importance", "heads", "quantization"]
 
 
-@dataclass
-class AnalyzeResult:
+@dataclass(repr=False)
+class AnalyzeResult(ResultMixin):
     """What :func:`analyze` found. ``figures``: name -> ``matplotlib.figure.Figure``; ``metrics``: the
     ``metrics.json`` document; ``verdict``: the importance verdict (names its reference); ``results``:
     the analysis dataclasses by name (the first prompt's when there are many); ``timing``: seconds."""
 
     metrics: dict[str, Any]
     verdict: str
-    figures: dict[str, Any]
+    figures: dict[str, Any] = field()  # a FigureDict: also callable, as the contract's figures()
     results: dict[str, Any]
     fmt: str = "png"
     timing: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, Any] | None = None
     ground_truth_file: bytes | None = None
 
+    command = "analyze"
+
     def __post_init__(self) -> None:
         from kvscope.kit.figures import shown
 
-        shown(self.figures)
+        self.figures = FigureDict(shown(self.figures))
 
-    def save(self, directory: str | Path, force: bool = False) -> Path:
-        """Write every figure, ``metrics.json`` and ``report.html`` into ``directory`` as one unit
-        (``kvscope.fileio.atomic_dir``: analyze's earlier files there are replaced, other kvscope files
-        kept; a folder holding files kvscope did not write is refused unless ``force``)."""
-        from kvscope.fileio import atomic_dir
+    def to_dict(self) -> dict[str, Any]:
+        return self.metrics
 
-        with atomic_dir(directory, command="analyze", force=force) as tmp:
-            self._write(tmp)
-        return Path(directory)
-
-    def _write(self, out: Path) -> None:
+    def write(self, out: Path) -> list[str]:
+        """Every figure (under each of its file stems), ``metrics.json``, ``report.html`` (one prompt) and
+        the ground-truth file the verdict rests on, when it came from a file."""
         from kvscope.analyze.analyze_html import build_report, data_uri
         from kvscope.analyze.figure_registry import FIGURES, encode
         from kvscope.fileio import write_bytes, write_json, write_text
 
-        images = {}
+        images, names = {}, []
         for name, fig in self.figures.items():
             payload = encode(fig, self.fmt, FIGURES[name].palette)
             for stem in FIGURES[name].files:
-                write_bytes(out / f"{stem}.{self.fmt}", payload)
+                names.append(write_bytes(out / f"{stem}.{self.fmt}", payload).name)
             images[name] = data_uri(payload, self.fmt)
-        write_json(out / "metrics.json", self.metrics)
+        names.append(write_json(out / "metrics.json", self.metrics).name)
         if self.tokens is not None:
-            write_text(out / "report.html", build_report(self.metrics, self.tokens, FIGURES, images))
+            names.append(write_text(out / "report.html", build_report(self.metrics, self.tokens, FIGURES, images)).name)
         if self.ground_truth_file is not None:
-            write_bytes(out / GROUND_TRUTH_FILE, self.ground_truth_file)
+            names.append(write_bytes(out / GROUND_TRUTH_FILE, self.ground_truth_file).name)
+        return names
 
-    def __repr__(self) -> str:
+    def summary(self) -> list[tuple[str, Any]]:
         p = self.metrics["prompt"]
-        size = f"{p['prompts']} prompts" if "prompts" in p else f"{p['tokens']} tokens"
-        return (
-            f"AnalyzeResult({self.metrics['model']['name']}, {size}, {len(self.figures)} figures, "
-            f"verdict={self.verdict[:80]!r}{'...' if len(self.verdict) > 80 else ''})"
-        )
+        size = ("prompts", p["prompts"]) if "prompts" in p else ("tokens", p["tokens"])
+        verdict = self.verdict if len(self.verdict) <= 80 else self.verdict[:77] + "..."
+        return [("model", self.metrics["model"]["name"]), size, ("figures", len(self.figures)), ("verdict", verdict)]
 
-    def _repr_html_(self) -> str:
-        import html
-
-        from kvscope.kit.figures import thumbnail_html
-
-        rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))[:200]}</td></tr>"
-            for k, v in self.metrics["headline"].items()
-            if k != "verdict"
-        )
-        note = '<p>Thumbnails; <code>result.figures["name"]</code> shows one full size.</p>'
-        figs = note + "".join(thumbnail_html(n, f) for n, f in self.figures.items())
-        return f"<p><b>{html.escape(self.verdict)}</b></p><table>{rows}</table>{figs}"
+    def details(self) -> list[tuple[str, Any]]:
+        return [("verdict", self.verdict), *((k, v) for k, v in self.metrics["headline"].items() if k != "verdict")]
 
 
 def _check(layer: int | None, n_layers: int, cache_scale: str, cache_norm: str, fmt: str) -> int:

@@ -18,7 +18,7 @@ of their matched positions (one prompt against itself).
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,74 +29,64 @@ from kvscope.analyze.quantization import quantization_error
 from kvscope.analyze.registry import torch_threads
 from kvscope.analyze.sinks import detect_sinks
 from kvscope.errors import UsageError
+from kvscope.kit.results import FigureDict, ResultMixin
 from kvscope.snapshot import KVSnapshot
 
 TOP_CHANNELS = 5
 MATCHED = ("std_k", "std_v", "mean_abs_k", "mean_abs_v", "outlier_ratio_k", "outlier_ratio_v")
 
 
-@dataclass
-class CompareResult:
+@dataclass(repr=False)
+class CompareResult(ResultMixin):
     """``metrics``: both sides' per-layer statistics, sinks, outlier channels, quantization errors and
     their differences; ``figures``: name -> ``matplotlib.figure.Figure``; ``labels``: names of A and B."""
 
     metrics: dict[str, Any]
-    figures: dict[str, Any]
+    figures: dict[str, Any] = field()  # a FigureDict: also callable, as the contract's figures()
     labels: tuple[str, str]
 
-    def save(self, directory: str | Path, force: bool = False) -> Path:
-        """Write the figures (PNG), ``metrics.json`` and ``report.html`` into ``directory`` as one unit
-        (``kvscope.fileio.atomic_dir``: a folder holding files kvscope did not write is refused unless
-        ``force``)."""
-        from kvscope.fileio import atomic_dir
+    command = "compare"
 
-        with atomic_dir(directory, command="compare", force=force) as tmp:
-            self._write(tmp)
-        return Path(directory)
+    def __post_init__(self) -> None:
+        self.figures = FigureDict(self.figures)
 
-    def _write(self, out: Path) -> None:
+    def to_dict(self) -> dict[str, Any]:
+        return self.metrics
+
+    def write(self, out: Path) -> list[str]:
+        """The figures (PNG), ``metrics.json`` and ``report.html``."""
         from kvscope.analyze.analyze_html import data_uri
         from kvscope.analyze.figure_registry import encode
         from kvscope.fileio import write_bytes, write_json, write_text
 
-        parts = []
+        parts, names = [], []
         for name, fig in self.figures.items():
             payload = encode(fig, "png")
-            write_bytes(out / f"{name}.png", payload)
+            names.append(write_bytes(out / f"{name}.png", payload).name)
             parts.append(
                 f'<figure><h3>{html.escape(name)}</h3><img style="max-width:100%" '
                 f'src="{data_uri(payload, "png")}"></figure>'
             )
-        write_json(out / "metrics.json", self.metrics)
-        write_text(out / "report.html", _page(self, "".join(parts)))
+        names.append(write_json(out / "metrics.json", self.metrics).name)
+        names.append(write_text(out / "report.html", _page(self, "".join(parts))).name)
+        return names
 
-    def __repr__(self) -> str:
-        return f"CompareResult(A={self.labels[0]!r}, B={self.labels[1]!r}, {len(self.figures)} figures)"
+    def summary(self) -> list[tuple[str, Any]]:
+        return [("A", self.labels[0]), ("B", self.labels[1]), ("figures", len(self.figures))]
 
-    def _repr_html_(self) -> str:
-        from kvscope.analyze.analyze_html import data_uri
-        from kvscope.analyze.figure_registry import encode
-
-        figs = "".join(
-            f'<img style="max-width:100%" src="{data_uri(encode(f, "png"), "png")}">' for f in self.figures.values()
-        )
-        return _summary_table(self) + figs
-
-
-def _summary_table(result: CompareResult) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in result.metrics["summary"].items()
-    )
-    return f"<table>{rows}</table>"
+    def details(self) -> list[tuple[str, Any]]:
+        return list(self.metrics["summary"].items())
 
 
 def _page(result: CompareResult, figures: str) -> str:
+    from kvscope.kit.pages import summary_html
+
     a, b = (html.escape(x) for x in result.labels)
+    table = summary_html("summary", result.details())
     return (
         f"<!doctype html><html><head><meta charset='utf-8'>{_csp_meta()}<title>kvscope compare</title></head>"
         "<body style='font-family:sans-serif;max-width:1100px;margin:2em auto'>"
-        f"<h1>kvscope compare</h1><p>A = {a}<br>B = {b}</p>{_summary_table(result)}{figures}</body></html>\n"
+        f"<h1>kvscope compare</h1><p>A = {a}<br>B = {b}</p>{table}{figures}</body></html>\n"
     )
 
 

@@ -39,7 +39,7 @@ def _texts(files: list[Path]) -> list[str]:
 
     texts, total = [], 0
     for p in files:
-        texts.append(read_text_input(p, "--prompts", limit=MAX_INPUT_BYTES - total))
+        texts.append(read_text_input(p, "prompts", limit=MAX_INPUT_BYTES - total))
         total += len(texts[-1].encode("utf-8"))
     return texts
 

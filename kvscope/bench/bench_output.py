@@ -1,4 +1,4 @@
-"""Files of a bench run, written into one folder atomically (``kvscope.fileio.atomic_dir``):
+"""Files of a bench run, written into one folder atomically (``BenchResult.save``, ``kvscope.kit.results``):
 ``bench.json`` (the table, settings, model, seed, version, cost), ``samples.jsonl`` (one line per
 sample x configuration), ``bench_pareto.png`` and a self-contained ``report.html``."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kvscope.bench.summary import TIES
-from kvscope.fileio import atomic_dir, to_jsonable
+from kvscope.fileio import to_jsonable
 
 TIMING_KEYS = ("seconds", "prefill_seconds")  # differ between runs; every other number is reproducible
 
@@ -51,15 +51,20 @@ def samples_jsonl(result: Any) -> str:
     return "".join(json.dumps(to_jsonable(asdict(o)), allow_nan=False) + "\n" for o in result.outcomes)
 
 
-def save(result: Any, out: Path, force: bool = False) -> Path:
-    """Write every file into ``out`` (bench's earlier files replaced whole, never half-written)."""
-    from kvscope.bench.bench_figures import bench_pareto
+def write(result: Any, folder: Path) -> list[str]:
+    """Write every file into the (temporary) ``folder``; ``result.save(out)`` swaps it in whole."""
     from kvscope.bench.bench_html import report_html
-    from kvscope.kit.figures import save_figure
+    from kvscope.kit.figures import save_figures
 
-    with atomic_dir(out, command="bench", force=force) as tmp:
-        (tmp / "bench.json").write_text(json.dumps(to_dict(result), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        (tmp / "samples.jsonl").write_text(samples_jsonl(result), encoding="utf-8")
-        save_figure(bench_pareto(result), tmp / "bench_pareto.png")
-        (tmp / "report.html").write_text(report_html(result, tmp / "bench_pareto.png"), encoding="utf-8")
-    return out
+    (folder / "bench.json").write_text(json.dumps(to_dict(result), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    (folder / "samples.jsonl").write_text(samples_jsonl(result), encoding="utf-8")
+    figures = save_figures(result.figures(), folder)
+    (folder / "report.html").write_text(report_html(result, folder / "bench_pareto.png"), encoding="utf-8")
+    return ["bench.json", "samples.jsonl", *figures, "report.html"]
+
+
+def row_text(row: Any) -> str:
+    """A table row as one line: each accuracy and the perplexity ratio with its interval, KV kept."""
+    cells = [f"acc {task} {cell.text()}" for task, cell in row.accuracy.items()]
+    cells += [f"ppl ratio {row.ppl_ratio.text(False)}"] if row.ppl_ratio is not None else []
+    return "; ".join([*cells, f"KV kept {100 * row.kv_fraction:.1f} %"])

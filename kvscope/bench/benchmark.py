@@ -13,25 +13,25 @@ import torch
 from kvscope import __version__
 from kvscope.bench import shard
 from kvscope.bench.sample_runner import EvictionMap, Outcome, run_sample
+from kvscope.bench.settings import BenchSettings
 from kvscope.bench.summary import Row, guardrails, summarize_outcomes
 from kvscope.bench.tasks import TASKS, Sample, generate, get_task
 from kvscope.errors import UsageError
+from kvscope.kit.results import ResultMixin
 from kvscope.models import ModelInfo, describe
 from kvscope.progress import track
 from kvscope.prune.engine import BENCH, build_grid, conventions
 from kvscope.prune.evict import count_forwards
 
-# variable_tracking is left out by default: SmolLM2-135M answers 0 of 6 at 500 tokens (a task the baseline
-# cannot do tells nothing about compression); ask for it with tasks=[..., "variable_tracking"].
-DEFAULT_TASKS = ("passkey", "kv_retrieval", "multi_needle", "text")
-DEFAULT_SAMPLES = 5
-DEFAULT_CONTEXT = 500
+DEFAULT_TASKS = BenchSettings.tasks  # each default lives in BenchSettings (kvscope.bench.settings)
+DEFAULT_SAMPLES = BenchSettings.samples
+DEFAULT_CONTEXT = BenchSettings.context_tokens
 DATA_ANSWER_TOKENS = 16  # a user's answers may be words, not one number
 MAP_SAMPLES = 4  # eviction maps: sample 0 of each QA task, at most this many
 
 
-@dataclass
-class BenchResult:
+@dataclass(repr=False)
+class BenchResult(ResultMixin):
     """A bench run: ``rows`` (the table, one per configuration), ``outcomes`` (one per sample x
     configuration), eviction ``maps``, ``warnings``, the settings, and what the run cost: ``prefills``
     and ``forwarded_tokens`` counted with a forward hook, ``prefill_seconds``, ``seconds`` in all."""
@@ -60,25 +60,39 @@ class BenchResult:
 
         return to_dict(self, samples)
 
-    def save(self, out: str | Path, force: bool = False) -> Path:
-        """Write bench.json, samples.jsonl, bench_pareto.png and report.html into ``out`` (atomically;
-        ``kvscope.fileio.atomic_dir``: a folder holding files kvscope did not write is refused unless ``force``)."""
-        from kvscope.bench.bench_output import save
+    command = "bench"
 
-        return save(self, Path(out), force=force)
+    def figures(self) -> dict[str, Any]:
+        from kvscope.bench.bench_figures import bench_pareto
 
-    def __repr__(self) -> str:
-        tasks = ", ".join(self.settings["tasks"])
-        n = len({(o.task, o.sample) for o in self.outcomes})
-        return (
-            f"BenchResult({self.model.get('name')}: {n} samples [{tasks}] x {len(self.rows)} configurations, "
-            f"{self.prefills} prefills, {len(self.warnings)} warnings)"
-        )
+        return {"bench_pareto": bench_pareto(self)}
 
-    def _repr_html_(self) -> str:
-        from kvscope.bench.bench_html import summary_html
+    def write(self, folder: Path) -> list[str]:
+        """bench.json, samples.jsonl, bench_pareto.png and report.html."""
+        from kvscope.bench.bench_output import write
 
-        return summary_html(self)
+        return write(self, folder)
+
+    def summary(self) -> list[tuple[str, Any]]:
+        return [
+            ("model", self.model.get("name")),
+            ("samples", len({(o.task, o.sample) for o in self.outcomes})),
+            ("tasks", ", ".join(self.settings["tasks"])),
+            ("configurations", len(self.rows)),
+            ("prefills", self.prefills),
+            ("warnings", len(self.warnings)),
+        ]
+
+    def details(self) -> list[tuple[str, Any]]:
+        """One row per configuration: each accuracy (and the perplexity ratio) with its 95 % interval."""
+        from kvscope.bench.bench_output import row_text
+
+        return [(r.config, row_text(r)) for r in self.rows]
+
+    def notes(self) -> list[str]:
+        from kvscope.bench.summary import TIES
+
+        return ["value [95 % interval]; * best compressed configuration, ~ tied with it: " + TIES, *self.warnings]
 
 
 def load_data(data: str | Sequence[Sample]) -> list[Sample]:
@@ -103,8 +117,9 @@ def check_lengths(tokenizer: Any, data: list[Sample], info: ModelInfo, answer_to
         n = sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in (s.context, s.question))
         if n + answer_tokens > limit:
             raise UsageError(
-                f"--data item {s.index + 1} has {n:,} tokens of context and question; with {answer_tokens} for the "
-                f"answer that exceeds the model's {limit:,} positions: shorten it"
+                f"data item {s.index + 1} has {n:,} tokens of context and question; with {answer_tokens} for the "
+                f"answer that exceeds the model's {limit:,} positions: shorten it",
+                param="data",
             )
 
 
@@ -119,21 +134,23 @@ def validate(
     for t in tasks:
         get_task(t)
     if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 1):
-        raise UsageError(f"--samples must be at least 1, got {samples!r}")
+        raise UsageError(f"samples must be at least 1, got {samples!r}", param="samples")
     if tasks and samples is not None and samples > MAX_SAMPLES:  # a data file caps the count by its own length
-        raise UsageError(f"--samples must be at most {MAX_SAMPLES:,} per built-in task, got {samples:,}")
+        raise UsageError(f"samples must be at most {MAX_SAMPLES:,} per built-in task, got {samples:,}", param="samples")
     if max_answer_tokens is not None and max_answer_tokens < 1:
-        raise UsageError(f"--max-answer-tokens must be at least 1, got {max_answer_tokens}")
+        raise UsageError(f"max_answer_tokens must be at least 1, got {max_answer_tokens}", param="max_answer_tokens")
     needs = [TASKS[t] for t in tasks if TASKS[t].kind == "qa"]
     for t in needs:
         if context_tokens < t.min_tokens:
             raise UsageError(
-                f"--context-tokens {context_tokens} is too small for {t.name}: it needs at least {t.min_tokens}"
+                f"context_tokens {context_tokens} is too small for {t.name}: it needs at least {t.min_tokens}",
+                param="context_tokens",
             )
     if info is not None and info.max_positions and needs and context_tokens + 64 > info.max_positions:
         raise UsageError(
-            f"--context-tokens {context_tokens} plus the question and answer exceeds the model's "
-            f"limit of {info.max_positions} positions (use at most {info.max_positions - 64})"
+            f"context_tokens {context_tokens} plus the question and answer exceeds the model's "
+            f"limit of {info.max_positions} positions (use at most {info.max_positions - 64})",
+            param="context_tokens",
         )
 
 

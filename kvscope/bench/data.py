@@ -68,9 +68,9 @@ def read_jsonl(path: Path) -> list[tuple[int, Any]]:
     """``(line number, parsed JSON or None)`` for each non-blank line of ``path``."""
     from kvscope.jsonl import read_jsonl as read_lines
 
-    rows = read_lines(path, "--data")  # regular files only, size-bounded, UTF-8
+    rows = read_lines(path, "data")  # regular files only, size-bounded, UTF-8
     if not rows:
-        raise UsageError(f"--data file {path} is empty")
+        raise UsageError(f"data file {path} is empty", param="data")
     return rows
 
 
@@ -78,11 +78,11 @@ def read_hf(spec: str) -> list[tuple[int, Any]]:
     """Rows of ``hf:NAME[:split]`` (split ``test`` by default)."""
     name, _, split = spec[3:].partition(":")
     if not name:
-        raise UsageError("--data hf:NAME[:split] needs a dataset name")
+        raise UsageError("data hf:NAME[:split] needs a dataset name", param="data")
     try:
         import datasets
     except ImportError:
-        raise UsageError("--data hf:... needs the 'datasets' package (pip install datasets)") from None
+        raise UsageError("data hf:... needs the 'datasets' package (pip install datasets)", param="data") from None
     try:
         ds = datasets.load_dataset(name, split=split or "test")
     except Exception as exc:
@@ -96,5 +96,7 @@ def load_samples(spec: str) -> list[Sample]:
         return samples_from(read_hf(spec), spec)
     path = Path(spec)
     if not os.path.lexists(path):
-        raise UsageError(f"--data file {path} does not exist")  # anything else: read_text_input says what it is
+        raise UsageError(
+            f"data file {path} does not exist", param="data"
+        )  # anything else: read_text_input says what it is
     return samples_from(read_jsonl(path), str(path))

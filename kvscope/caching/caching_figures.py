@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.colors import PowerNorm
 from matplotlib.patches import Rectangle
 
-from kvscope.kit.figures import plt, save_figure, token_label
+from kvscope.kit.figures import plt, token_label
 
 MAX_LABELS = 40  # token labels per axis before thinning
 
@@ -297,8 +296,3 @@ CACHING_FIGURES: dict[str, Callable[[Any], Any]] = {
     "kv_cache_speedup.png": kv_cache_speedup,
     "prefix_reuse.png": prefix_reuse,
 }
-
-
-def save_all(report: Any, out_dir: str | Path) -> list[Path]:
-    """Draw every figure in ``CACHING_FIGURES`` into ``out_dir`` (written atomically); returns the paths."""
-    return [save_figure(draw(report), Path(out_dir) / name) for name, draw in CACHING_FIGURES.items()]

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import html
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,12 @@ import torch
 from kvscope.caching.flops import FlopModel, generation_flops
 from kvscope.caching.prefix import PrefixReuse, prefix_reuse
 from kvscope.caching.projections import ATTENTION_TOLERANCE, LayerProjections, hooked_forward
+from kvscope.caching.settings import CachingSettings
 from kvscope.caching.stepping import DecodeComparison, GenerationTrace, decode_step, timed_generation
 from kvscope.capture.capturing import encode_prompt, token_strings
 from kvscope.configcheck import check_layer
 from kvscope.errors import UsageError
+from kvscope.kit.results import ResultMixin
 from kvscope.models import describe
 
 DEFAULT_PROMPT = (
@@ -32,8 +33,8 @@ DEFAULT_SECOND_PROMPT = (
 )
 
 
-@dataclass
-class CachingReport:
+@dataclass(repr=False)
+class CachingReport(ResultMixin):
     """Everything ``kvscope caching`` measures. Tensors are float32 on CPU.
 
     ``projections``: the chosen layer on prompt 1; ``probs`` ``[q_head, n, n]`` its attention rebuilt by
@@ -84,17 +85,21 @@ class CachingReport:
             "kv_bytes_at_max_positions_mha": mha * i.max_positions,
         }
 
-    def __repr__(self) -> str:
-        d = self.decode.diffs
-        return (
-            f"CachingReport(model={self.info.name!r}, layer={self.layer}, tokens={len(self.tokens)}, "
-            f"manual_vs_model={self.manual_vs_model:.1e}, "
-            f"cached_vs_full_logits={d['logits_cached_vs_full']:.1e}, "
-            f"speedup_last_step={self.speedups()['last_step']:.1f}x, "
-            f"prefix_reused={self.prefix.reused}/{len(self.prefix.tokens2)})"
-        )
+    command = "caching"
 
-    def summary_rows(self) -> list[tuple[str, str]]:
+    def summary(self) -> list[tuple[str, Any]]:
+        d = self.decode.diffs
+        return [
+            ("model", repr(self.info.name)),
+            ("layer", self.layer),
+            ("tokens", len(self.tokens)),
+            ("manual_vs_model", f"{self.manual_vs_model:.1e}"),
+            ("cached_vs_full_logits", f"{d['logits_cached_vs_full']:.1e}"),
+            ("speedup_last_step", f"{self.speedups()['last_step']:.1f}x"),
+            ("prefix_reused", f"{self.prefix.reused}/{len(self.prefix.tokens2)}"),
+        ]
+
+    def details(self) -> list[tuple[str, str]]:
         """``(name, value)`` rows: parity checks, speedups and the share of compute a reused prefix saves."""
         return summary_rows(self.to_dict())
 
@@ -105,32 +110,14 @@ class CachingReport:
 
         return shown({name: draw(self) for name, draw in CACHING_FIGURES.items()})
 
-    def save(self, out: str | Path, force: bool = False) -> list[Path]:
-        """Write the figures and ``caching.json`` into folder ``out``, swapped in whole (``atomic_dir``: a
-        folder holding files kvscope did not write is refused unless ``force``).
+    def write(self, folder: Path) -> list[str]:
+        """The figures and ``caching.json``, which lists them under ``files`` (names in the same folder)."""
+        from kvscope.fileio import write_json
+        from kvscope.kit.figures import save_figure
 
-        Returns the final paths; ``caching.json`` lists them under ``files``.
-        """
-        from kvscope.caching.caching_figures import CACHING_FIGURES, save_all
-        from kvscope.fileio import atomic_dir, write_json
-
-        out = Path(out)
-        names = [*CACHING_FIGURES, "caching.json"]
-        data = {**self.to_dict(), "files": [str(out / n) for n in names]}
-        with atomic_dir(out, command="caching", force=force) as tmp:
-            save_all(self, tmp)
-            write_json(tmp / "caching.json", data)
-        return [out / n for n in names]
-
-    def _repr_html_(self) -> str:
-        from kvscope.kit.figures import figure_html
-
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in self.summary_rows()
-        )
-        figs = "".join(figure_html(f) for f in self.figures().values())
-        return f"<table><caption>kvscope caching: {html.escape(self.info.name)}</caption>{rows}</table>{figs}"
+        names = [save_figure(fig, folder / name).name for name, fig in self.figures().items()]
+        write_json(folder / "caching.json", {**self.to_dict(), "files": [*names, "caching.json"]})
+        return [*names, "caching.json"]
 
     def to_dict(self) -> dict[str, Any]:
         """Every number for ``caching.json`` (no tensors beyond small lists)."""
@@ -228,7 +215,7 @@ def check_second_prompt(second_prompt: str | None) -> str:
     if second_prompt is None:
         return DEFAULT_SECOND_PROMPT
     if not second_prompt.strip():
-        raise UsageError("the second prompt is empty: pass --second-prompt TEXT with some text")
+        raise UsageError("second_prompt is empty: give a text with some characters", param="second_prompt")
     return second_prompt
 
 
@@ -238,9 +225,9 @@ def explain_caching(
     prompt: str = DEFAULT_PROMPT,
     second_prompt: str | None = None,
     *,
-    layer: int | None = None,
-    new_tokens: int = 32,
-    repeats: int = 3,
+    layer: int | None = CachingSettings.layer,
+    new_tokens: int = CachingSettings.new_tokens,
+    repeats: int = CachingSettings.repeats,
     info: Any = None,
     quiet: bool = False,
 ) -> CachingReport:
@@ -264,7 +251,9 @@ def explain_caching(
     layer = check_layer(layer, info.layers)
     second_prompt = check_second_prompt(second_prompt)
     if not 1 <= new_tokens < info.max_positions:
-        raise UsageError(f"--new-tokens must be between 1 and {info.max_positions - 1} (the model's max positions)")
+        raise UsageError(
+            f"new_tokens must be between 1 and {info.max_positions - 1} (the model's max positions)", param="new_tokens"
+        )
     ids1 = encode_prompt(tokenizer, prompt, info.max_positions - new_tokens)
     ids2 = encode_prompt(tokenizer, second_prompt, info.max_positions)
     if ids1.shape[1] < 2:

@@ -47,7 +47,7 @@ def encode_prompt(tokenizer: Any, text: str, max_positions: int, truncate: bool 
     With ``truncate`` a too-long prompt keeps its first ``max_positions`` tokens, with a warning.
     """
     if text is None or not text.strip():
-        raise UsageError("the prompt is empty: pass --prompt TEXT or --prompt-file FILE with some text")
+        raise UsageError("the prompt is empty: give a text with some characters", param="prompt")
     ids = tokenizer(text, return_tensors="pt").input_ids
     n = ids.shape[1]
     if n == 0:
@@ -55,7 +55,8 @@ def encode_prompt(tokenizer: Any, text: str, max_positions: int, truncate: bool 
     if max_positions and n > max_positions:
         if not truncate:
             raise UsageError(
-                f"the prompt has {n} tokens but the model takes at most {max_positions}; shorten it or pass --truncate"
+                f"the prompt has {n} tokens but the model takes at most {max_positions}; shorten it or pass truncate",
+                param="truncate",
             )
         log.warning("prompt truncated from %d to %d tokens (the model's max positions)", n, max_positions)
         ids = ids[:, :max_positions]

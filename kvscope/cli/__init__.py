@@ -164,7 +164,13 @@ def flag_message(exc: KvscopeError, argv: list[str]) -> str:
         return message
     module, attr = COMMANDS[command].split(":")
     options = getattr(importlib.import_module(module), attr).params
-    flags = [o for p in options if p.name == param for o in p.opts if o.startswith("--")]
+    flags = [
+        o
+        for p in options
+        if param == p.name or param in getattr(p, "library_params", ())
+        for o in p.opts
+        if o.startswith("--") and o not in getattr(p, "aliases", ())
+    ]
     if not flags:
         return message
     return re.sub(rf"(?<![\w-]){re.escape(param)}\b", flags[0], message, count=1)

@@ -11,16 +11,20 @@ import click
 
 from kvscope.analyze.figure_registry import FIGURES
 from kvscope.analyze.prompt_set import default_prompts
+from kvscope.analyze.settings import AnalyzeSettings as S
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
     emit_json,
     force_option,
     json_option,
     model_options,
+    option,
+    out_option,
     print_table,
     prompt_options,
     setup_logging,
     stderr_console,
+    threads_option,
 )
 
 
@@ -113,42 +117,42 @@ def _layers_before_loading(model: str) -> int:
     default=None,
     help="Analyze a saved .kvs capture instead (no model is loaded).",
 )
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("kvscope-out"),
-    show_default=True,
-    help="Folder for the figures, metrics.json and report.html (kvscope's own earlier files replaced; "
+@out_option(
+    S.out,
+    "Folder for the figures, metrics.json and report.html (kvscope's own earlier files replaced; "
     "a folder holding other files is refused unless --force).",
 )
-@click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png", show_default=True)
-@click.option("--layer", type=int, default=None, help="Layer for PCA and the head scatter [middle].")
-@click.option(
+@option("--format", "fmt", type=click.Choice(["png", "svg"]), default=S.fmt, show_default=True)
+@option("--layer", "layer", type=int, default=S.layer, help="Layer for PCA and the head scatter [middle].")
+@option(
     "--sparsity-threshold",
+    "sparsity_threshold",
     type=click.FloatRange(min=0.0),
-    default=1e-5,
+    default=S.sparsity_threshold,
     show_default=True,
     help="|x| below this counts as zero.",
 )
-@click.option(
+@option(
     "--sink-share",
+    "sink_share",
     type=click.FloatRange(0.0, 1.0, min_open=True),
-    default=0.2,
+    default=S.sink_share,
     show_default=True,
     help="Attention share (per query that sees the token) above which a token is a sink in a layer.",
 )
-@click.option(
+@option(
     "--cache-scale",
+    "cache_scale",
     type=click.Choice(["layer", "shared"]),
-    default="layer",
+    default=S.cache_scale,
     show_default=True,
     help="Colour scale of the cache heatmaps: one per layer, or one shared by all layers.",
 )
-@click.option(
+@option(
     "--cache-norm",
+    "cache_norm",
     type=click.Choice(["auto", "clip", "log"]),
-    default="auto",
+    default=S.cache_norm,
     show_default=True,
     help="Linear clipped at the 99.5th percentile, log, or auto (log when one element dominates).",
 )
@@ -167,12 +171,7 @@ def _layers_before_loading(model: str) -> int:
 )
 @click.option("--scan-heads", is_flag=True, help="Also measure each (layer, kv_head): slower.")
 @click.option("--continuation", default=None, help="Text scored by the scan [built in for the default prompt].")
-@click.option(
-    "--threads",
-    type=int,
-    default=None,
-    help="Torch threads for the capture [torch's default]. On a busy machine 1 can be far faster.",
-)
+@threads_option
 @force_option
 @json_option
 def analyze(

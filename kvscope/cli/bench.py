@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kvscope.bench.settings import BenchSettings as S
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
     check_out,
@@ -14,10 +15,13 @@ from kvscope.cli.common import (
     force_option,
     load,
     model_options,
+    option,
+    out_option,
+    samples_option,
+    seed_option,
     setup_logging,
 )
 from kvscope.errors import UsageError
-from kvscope.prune.engine import BENCH
 
 HELP = """Judge KV-cache compression on tasks, over many samples, with 95 % intervals.
 
@@ -80,42 +84,41 @@ def parse_ratios(text: str) -> list[float]:
 
 @click.command(context_settings=CONTEXT_SETTINGS, help=_help())
 @model_options
-@click.option(
-    "-t", "--task", "tasks", multiple=True, help="A task (repeatable). [passkey, kv_retrieval, multi_needle, text]"
-)
-@click.option(
-    "-n",
-    "--samples",
-    type=int,
-    default=None,
-    help="Samples per built-in task, and the first N lines of --data. [5; every --data line]",
-)
-@click.option(
+@option("-t", "--task", "tasks", multiple=True, help=f"A task (repeatable). [{', '.join(S.tasks)}]")
+@samples_option(None, f"Samples per built-in task, and the first N lines of --data. [{S.samples}; every --data line]")
+@option(
     "-c",
     "--context-tokens",
+    "context_tokens",
     type=int,
-    default=500,
+    default=S.context_tokens,
     show_default=True,
     help="Context length of the generated tasks, in tokens.",
 )
-@click.option("--strategies", default=None, help="Comma-separated eviction strategies. [every registered one]")
-@click.option(
+@option("--strategies", "strategies", default=None, help="Comma-separated eviction strategies. [every registered one]")
+@option(
     "--ratios",
-    default=",".join(f"{r:g}" for r in BENCH.ratios),
+    "ratios",
+    default=",".join(f"{r:g}" for r in S.ratios),
     show_default=True,
     help="Fractions of context tokens removed (e.g. 0.25,0.5,0.75,0.9).",
 )
-@click.option("--quantize", default=",".join(BENCH.quantize), show_default=True, help="KIVI specs ('' for none).")
-@click.option("--data", default=None, help="JSONL file of context/question/answer lines, or hf:NAME[:split].")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
+@option("--quantize", "quantize", default=",".join(S.quantize), show_default=True, help="KIVI specs ('' for none).")
+@option("--data", "data", default=None, help="JSONL file of context/question/answer lines, or hf:NAME[:split].")
+@seed_option(S.seed)
+@option(
     "--chat",
+    "chat",
     is_flag=True,
     help="Context + question as the user's turn of the model's chat template, a built-in task's answer "
     "primer ('The pass key is') starting the assistant's turn. [raw text]",
 )
-@click.option(
-    "--max-answer-tokens", type=int, default=None, help="Greedy answer length in tokens. [6 built-in tasks, 16 --data]"
+@option(
+    "--max-answer-tokens",
+    "max_answer_tokens",
+    type=int,
+    default=S.max_answer_tokens,
+    help="Greedy answer length in tokens. [6 built-in tasks, 16 --data]",
 )
 @click.option(
     "--setting",
@@ -142,9 +145,9 @@ def parse_ratios(text: str) -> list[float]:
     default=None,
     help="Shortcut for --setting skip_layers=N (knorm). [0]",
 )
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("kvscope-bench"), show_default=True)
+@out_option(S.out, "Folder for bench.json, samples.jsonl, bench_pareto.png and report.html.")
 @force_option
-@click.option("--json", "as_json", is_flag=True, help="Print bench.json's content on stdout.")
+@option("--json", "as_json", is_flag=True, help="Print bench.json's content on stdout.")
 def bench(
     model,
     device,
@@ -170,11 +173,11 @@ def bench(
     as_json,
 ):
     from kvscope.bench import shard
-    from kvscope.bench.benchmark import DEFAULT_TASKS, validate
+    from kvscope.bench.benchmark import validate
     from kvscope.prune.engine import build_grid, parse_pairs
 
     setup_logging(quiet=as_json)
-    task_list = list(tasks) if tasks else ([] if data else list(DEFAULT_TASKS))
+    task_list = list(tasks) if tasks else ([] if data else list(S.tasks))
     validate(task_list, samples, context_tokens, max_answer_tokens)
     ratio_list = parse_ratios(ratios)
     if not ratio_list:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from kvscope.caching.settings import CachingSettings as S
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
     check_out,
@@ -14,8 +15,11 @@ from kvscope.cli.common import (
     json_option,
     load,
     model_options,
+    option,
+    out_option,
     print_table,
     read_prompt,
+    repeats_option,
     setup_logging,
     stderr_console,
 )
@@ -23,35 +27,33 @@ from kvscope.cli.common import (
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @model_options
-@click.option(
+@option(
     "-p",
     "--prompt",
+    "prompt",
     default=None,
     help="First prompt (cached, decoded, drawn). Default: a geography question behind a short system prompt.",
 )
-@click.option("--second-prompt", default=None, help="Second prompt, continued from the first one's cached prefix.")
-@click.option("--layer", type=int, default=None, help="Layer to hook and draw. Default: the middle layer.")
-@click.option(
+@option(
+    "--second-prompt",
+    "second_prompt",
+    default=None,
+    help="Second prompt, continued from the first one's cached prefix.",
+)
+@option("--layer", "layer", type=int, default=S.layer, help="Layer to hook and draw. Default: the middle layer.")
+@option(
     "--new-tokens",
+    "new_tokens",
     type=click.IntRange(1, 4096),
-    default=32,
+    default=S.new_tokens,
     show_default=True,
     help="Tokens to decode greedily, with and without the cache, for the timing figure.",
 )
-@click.option(
-    "--repeats",
-    type=click.IntRange(1, 50),
-    default=3,
-    show_default=True,
-    help="Timed runs per measurement (medians are reported).",
-)
-@click.option(
-    "-o",
-    "--out",
+@repeats_option(S.repeats, "Timed runs per measurement (medians are reported).", type=click.IntRange(1, 50))
+@out_option(
+    S.out,
+    "Folder for the six figures and caching.json (a folder holding other files is refused unless --force).",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("kvscope-caching"),
-    show_default=True,
-    help="Folder for the six figures and caching.json (a folder holding other files is refused unless --force).",
 )
 @force_option
 @json_option
@@ -94,7 +96,7 @@ def caching(
     if as_json:
         emit_json({**report.to_dict(), "files": [str(p) for p in files]})
         return
-    print_table("kvscope caching", report.summary_rows())
+    print_table("kvscope caching", report.details())
     if not report.prefix.reused:
         stderr_console().print("note: the second prompt shares no prefix with the first; nothing was reused")
     click.echo(f"wrote {len(files)} files to {out}")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
+from kvscope.capture.settings import CaptureSettings as S
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
     check_model_options,
@@ -14,6 +13,8 @@ from kvscope.cli.common import (
     json_option,
     load,
     model_options,
+    option,
+    out_option,
     print_table,
     prompt_options,
     read_prompt,
@@ -25,16 +26,22 @@ from kvscope.cli.common import (
 @click.command(context_settings=CONTEXT_SETTINGS)
 @model_options
 @prompt_options
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Snapshot folder to write, e.g. run.kvs (written atomically).",
+@out_option(None, "Snapshot folder to write, e.g. run.kvs (written atomically).", required=True)
+@option(
+    "--attention",
+    "attention",
+    is_flag=True,
+    default=S.attention,
+    help="Also record attention received per key (bounded memory).",
 )
-@click.option("--attention", is_flag=True, help="Also record attention received per key (bounded memory).")
-@click.option("--pre-rope", is_flag=True, help="Also record keys before RoPE (hook on k_proj / k_norm).")
-@click.option("--queries", is_flag=True, help="Also record per-layer post-RoPE query vectors.")
+@option(
+    "--pre-rope",
+    "pre_rope",
+    is_flag=True,
+    default=S.pre_rope,
+    help="Also record keys before RoPE (hook on k_proj / k_norm).",
+)
+@option("--queries", "queries", is_flag=True, default=S.queries, help="Also record per-layer post-RoPE query vectors.")
 @json_option
 def capture(
     model,

@@ -55,32 +55,91 @@ def setup_logging(quiet: bool = False) -> None:
         pass
 
 
+class Opt(click.Option):
+    """An option with one spelling: its first long name. ``aliases`` (the seeds' own spellings, such as
+    ``--max_new_tokens``) are accepted but left out of ``--help``; ``params`` names the library parameters
+    the option sets, so that ``kvscope.cli.flag_message`` spells an error about them as this flag."""
+
+    def __init__(self, param_decls: list[str], aliases: tuple[str, ...] = (), params: tuple[str, ...] = (), **kw):
+        super().__init__([*param_decls, *aliases], **kw)
+        self.aliases, self.library_params = tuple(aliases), tuple(params)
+
+    def get_help_record(self, ctx: click.Context):
+        opts = self.opts
+        self.opts = [o for o in opts if o not in self.aliases]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
+
+
+def option(*decls: str, aliases: tuple[str, ...] = (), params: tuple[str, ...] = (), **kw: Any) -> Callable[[F], F]:
+    """``click.option`` with one spelling (see :class:`Opt`); a ``default`` is read from the command's
+    settings dataclass (``BenchSettings.samples``), where it lives once."""
+    return click.option(*decls, cls=Opt, aliases=aliases, params=params, **kw)
+
+
+def apply(f: F, *decorators: Callable[[F], F]) -> F:
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+MODEL_HELP = "'embedded' (SmolLM2-135M, offline), 'tiny' (random GQA Llama), a Hugging Face id or a local folder."
+
+
+def model_option(aliases: tuple[str, ...] = ()) -> Callable[[F], F]:
+    return option(
+        "-m",
+        "--model",
+        "model",
+        aliases=aliases,
+        default="embedded",
+        show_default=True,
+        envvar="KVSCOPE_MODEL",
+        help=MODEL_HELP,
+    )
+
+
+def device_option(f: F) -> F:
+    return option("--device", "device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps ...")(f)
+
+
+def dtype_option(f: F) -> F:
+    return option("--dtype", "dtype", default=None, help="float32 (CPU default), bfloat16 (GPU default), float16.")(f)
+
+
 def model_options(f: F) -> F:
     """``--model``, ``--device``, ``--dtype``, ``--trust-remote-code``, ``--device-map``."""
-    opts = [
-        click.option(
-            "-m",
-            "--model",
-            "model",
-            default="embedded",
-            show_default=True,
-            envvar="KVSCOPE_MODEL",
-            help="'embedded' (SmolLM2-135M, offline), 'tiny' (random GQA Llama), a Hugging Face id or a local folder.",
+    return apply(
+        f,
+        model_option(),
+        device_option,
+        dtype_option,
+        option(
+            "--trust-remote-code", "trust_remote_code", is_flag=True, help="Allow a hub model's own Python code to run."
         ),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps ..."),
-        click.option("--dtype", default=None, help="float32 (CPU default), bfloat16 (GPU default), float16."),
-        click.option("--trust-remote-code", is_flag=True, help="Allow a hub model's own Python code to run."),
-        click.option("--device-map", default=None, help="'auto' shards a large model across GPUs (accelerate)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+        option(
+            "--device-map", "device_map", default=None, help="'auto' shards a large model across GPUs (accelerate)."
+        ),
+    )
+
+
+def out_option(default_folder: str | None, what: str, **kw: Any) -> Callable[[F], F]:
+    """``-o/--out FOLDER``: where the command writes ``what`` (``default_folder`` from its settings)."""
+    kw.setdefault("type", click.Path(path_type=Path))
+    if default_folder is not None:
+        kw.update(default=Path(default_folder), show_default=True)
+    return option("-o", "--out", "out", help=what, **kw)
 
 
 def force_option(f: F) -> F:
     """``--force``: replace an --out folder that holds files kvscope did not write (issue 19)."""
-    return click.option(
-        "--force", is_flag=True, help="Replace an --out folder that holds files kvscope did not write (deletes them)."
+    return option(
+        "--force",
+        "force",
+        is_flag=True,
+        help="Replace an --out folder that holds files kvscope did not write (deletes them).",
     )(f)
 
 
@@ -92,21 +151,51 @@ def check_out(out: Path, command: str, force: bool = False, inputs: tuple | list
 
 
 def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")(f)
+    return option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")(f)
+
+
+def repeats_option(default_repeats: int, help: str, **kw: Any) -> Callable[[F], F]:
+    return option("--repeats", "repeats", default=default_repeats, show_default=True, help=help, **kw)
+
+
+def samples_option(default_samples: int | None, help: str, **kw: Any) -> Callable[[F], F]:
+    """``-n/--samples N``: how many samples (bench) or problems (mas) run."""
+    return option("-n", "--samples", "samples", type=int, default=default_samples, help=help, **kw)
+
+
+def seed_option(default_seed: int) -> Callable[[F], F]:
+    return option("--seed", "seed", type=int, default=default_seed, show_default=True, help="Random seed.")
+
+
+def threads_option(f: F) -> F:
+    return option(
+        "--threads",
+        "threads",
+        type=int,
+        default=None,
+        help="Torch threads [torch's default]. On a busy machine 1 can be far faster.",
+    )(f)
 
 
 def prompt_options(f: F) -> F:
     """``--prompt`` / ``--prompt-file`` / ``--truncate``."""
-    f = click.option(
-        "--truncate", is_flag=True, help="Cut a prompt longer than the model's max positions (with a warning)."
-    )(f)
-    f = click.option(
-        "--prompt-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Read the prompt from a UTF-8 text file (a regular file, at most 50 MB).",
-    )(f)
-    return click.option("-p", "--prompt", default=None, help="Prompt text.")(f)
+    return apply(
+        f,
+        option("-p", "--prompt", "prompt", default=None, help="Prompt text."),
+        option(
+            "--prompt-file",
+            "prompt_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Read the prompt from a UTF-8 text file (a regular file, at most 50 MB).",
+        ),
+        option(
+            "--truncate",
+            "truncate",
+            is_flag=True,
+            help="Cut a prompt longer than the model's max positions (with a warning).",
+        ),
+    )
 
 
 def read_prompt(prompt: str | None, prompt_file: Path | None, default: str | None = None) -> str:

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from kvscope.analyze.settings import CompareSettings as S
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
     check_out,
     emit_json,
     force_option,
     json_option,
+    out_option,
     print_table,
     setup_logging,
 )
@@ -20,13 +22,9 @@ from kvscope.cli.common import (
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("snapshot_a", type=click.Path(path_type=Path))
 @click.argument("snapshot_b", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("kvscope-compare"),
-    show_default=True,
-    help="Folder for the figures, metrics.json and report.html (kvscope's own earlier files replaced; "
+@out_option(
+    S.out,
+    "Folder for the figures, metrics.json and report.html (kvscope's own earlier files replaced; "
     "a folder holding other files is refused unless --force).",
 )
 @force_option

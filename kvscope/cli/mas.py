@@ -9,14 +9,29 @@ from typing import Any
 
 import click
 
-from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, load, setup_logging
+from kvscope.cli.common import (
+    CONTEXT_SETTINGS,
+    device_option,
+    dtype_option,
+    emit_json,
+    force_option,
+    json_option,
+    load,
+    model_option,
+    option,
+    out_option,
+    samples_option,
+    seed_option,
+    setup_logging,
+)
 from kvscope.errors import UsageError
+from kvscope.mas.settings import MasCommandSettings as S
 
 
 def _opt(name: str, *args: Any, **kwargs: Any):
-    """An option spelled ``--a_b`` as in the original run.py, with ``--a-b`` accepted too."""
-    names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-    return click.option(*names, *args, name, **kwargs)
+    """An option spelled ``--a-b``, the original run.py's ``--a_b`` kept as a hidden alias."""
+    aliases = (f"--{name}",) if "_" in name else ()
+    return option(f"--{name.replace('_', '-')}", name, *args, aliases=aliases, **kwargs)
 
 
 OPTIONS = [
@@ -26,21 +41,13 @@ OPTIONS = [
         required=True,
         help="Method to run; 'all' runs the three on the same problems and seeds, interleaved per problem.",
     ),
-    click.option(
-        "--model_name",
-        "--model",
-        "-m",
-        "model",
-        default="embedded",
-        show_default=True,
-        help="'embedded' (SmolLM2-135M), 'tiny', a Hugging Face id or a local folder.",
-    ),
-    _opt("device", default="auto", show_default=True, help="auto, cpu, cuda ..."),
-    _opt("dtype", default=None, help="float32 (CPU default), bfloat16, float16."),
+    model_option(aliases=("--model_name",)),
+    device_option,
+    dtype_option,
     _opt(
         "task",
         type=click.Choice(["arith", "gsm8k"]),
-        default="arith",
+        default=S.task,
         show_default=True,
         help="arith: built-in seeded problems; gsm8k: --data FILE.jsonl.",
     ),
@@ -50,41 +57,75 @@ OPTIONS = [
         default=None,
         help="GSM8K-format JSONL (question, answer ending in '#### N').",
     ),
-    _opt("max_samples", type=int, default=20, show_default=True, help="Problems to run (-1: all)."),
-    _opt("latent_steps", type=int, default=10, show_default=True, help="Latent steps per non-judger agent."),
+    samples_option(
+        S.samples,
+        "Problems to run (-1: all).",
+        aliases=("--max_samples", "--max-samples"),
+        params=("max_samples",),
+        show_default=True,
+    ),
+    _opt(
+        "latent_steps", type=int, default=S.latent_steps, show_default=True, help="Latent steps per non-judger agent."
+    ),
     _opt(
         "max_new_tokens",
         type=click.IntRange(min=1),
-        default=256,
+        default=S.max_new_tokens,
         show_default=True,
         help="Decoding budget per decoding agent.",
     ),
-    _opt("temperature", type=click.FloatRange(min=0), default=0.6, show_default=True, help="0 = greedy."),
-    _opt("top_p", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True),
+    _opt("temperature", type=click.FloatRange(min=0), default=S.temperature, show_default=True, help="0 = greedy."),
+    _opt("top_p", type=click.FloatRange(0, 1, min_open=True), default=S.top_p, show_default=True),
     _opt(
         "top_k",
         type=click.IntRange(min=1),
-        default=None,
+        default=S.top_k,
         help="Sample only among the K most likely tokens (off by default). The original's generate() applied "
         "the model's generation-config top_k implicitly (50 when the config sets none; Qwen3's sets 20); "
         "results.json records that value as generate_top_k.",
     ),
-    _opt("seed", type=int, default=42, show_default=True),
-    _opt("generate_bs", type=click.IntRange(min=1), default=1, show_default=True, help="Problems per batch."),
-    _opt("prompt", type=click.Choice(["sequential", "hierarchical"]), default="sequential", show_default=True),
+    seed_option(S.seed),
+    option(
+        "--batch-size",
+        "batch_size",
+        aliases=("--generate_bs", "--generate-bs"),
+        type=click.IntRange(min=1),
+        default=S.batch_size,
+        show_default=True,
+        help="Problems per batch.",
+    ),
+    _opt("prompt", type=click.Choice(["sequential", "hierarchical"]), default=S.prompt, show_default=True),
     _opt("latent_space_realign", is_flag=True, help="Map hidden states through the ridge W_a (else identity)."),
     _opt("show_heatmaps", is_flag=True, help="Query-to-cache cosine heatmaps, every layer."),
     _opt("show_heatmaps_singlelayer", is_flag=True, help="The same for the middle layer, min-max normalised."),
     _opt("knn_filter", is_flag=True, help="Filter the shared cache at each agent transition."),
-    _opt("knn_percentage", type=float, default=0.8, show_default=True, help="Fraction of slots kept, (0, 1]."),
-    _opt("knn_strategy", type=click.Choice(["top", "bottom", "random"]), default="top", show_default=True),
     _opt(
-        "knn_min_keep", type=click.IntRange(min=0), default=5, show_default=True, help="Most recent slots always kept."
+        "knn_percentage",
+        type=float,
+        default=S.knn_percentage,
+        show_default=True,
+        params=("keep_fraction",),
+        help="Fraction of slots kept, (0, 1].",
+    ),
+    _opt(
+        "knn_strategy",
+        type=click.Choice(["top", "bottom", "random"]),
+        default=S.knn_strategy,
+        show_default=True,
+        params=("strategy",),
+    ),
+    _opt(
+        "knn_min_keep",
+        type=click.IntRange(min=0),
+        default=S.knn_min_keep,
+        show_default=True,
+        params=("min_keep",),
+        help="Most recent slots always kept.",
     ),
     _opt(
         "knn_positions",
         type=click.Choice(["true", "reuse"]),
-        default="true",
+        default=S.knn_positions,
         show_default=True,
         help="Positions of tokens after filtering: 'true' continues from the real length; 'reuse' takes the "
         "cache length after filtering, as the kNN fork did (reproduces its numbers).",
@@ -94,12 +135,10 @@ OPTIONS = [
         is_flag=True,
         help="Stack each earlier sequential agent's prompt into the next one's (the kNN fork's headline runs).",
     ),
-    _opt(
-        "out",
+    out_option(
+        S.out,
+        "Folder for results.json and trace.jsonl (a folder holding other files is refused unless --force).",
         type=click.Path(file_okay=False, path_type=Path),
-        default=Path("kvscope-mas"),
-        show_default=True,
-        help="Folder for results.json and trace.jsonl (a folder holding other files is refused unless --force).",
     ),
     _opt(
         "charts",
@@ -107,8 +146,8 @@ OPTIONS = [
         default=None,
         help="Folder for heatmaps (default: OUT/charts).",
     ),
-    click.option("--force", is_flag=True, help="Replace output folders that hold files kvscope did not write."),
-    click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout."),
+    force_option,
+    json_option,
 ]
 
 
@@ -126,8 +165,8 @@ def mas(**kw: Any) -> None:
 
     \b
     Examples:
-      kvscope mas --method all --max_samples 5 --max_new_tokens 128
-      kvscope mas --method latent_mas --task gsm8k --data test.jsonl --knn_filter --show_heatmaps
+      kvscope mas --method all --samples 5 --max-new-tokens 128
+      kvscope mas --method latent_mas --task gsm8k --data test.jsonl --knn-filter --show-heatmaps
     """
     from kvscope.mas.config import MasConfig
     from kvscope.mas.experiment import run_mas
@@ -151,13 +190,13 @@ def mas(**kw: Any) -> None:
         knn_positions=kw["knn_positions"],
         include_old_prompts=kw["include_old_prompts"],
         similarities=heat,
-        batch_size=kw["generate_bs"],
+        batch_size=kw["batch_size"],
     )
     names = method_names(kw["method"])
-    if kw["max_samples"] == 0 or kw["max_samples"] < -1:
-        raise UsageError(f"--max_samples must be positive or -1 (all), got {kw['max_samples']}")
+    if kw["samples"] == 0 or kw["samples"] < -1:
+        raise UsageError(f"--samples must be positive or -1 (all), got {kw['samples']}")
     _check_folders(kw["out"], kw["charts"], kw["force"], kw["data"])
-    problems = load_task(kw["task"], kw["max_samples"], kw["seed"], kw["data"])
+    problems = load_task(kw["task"], kw["samples"], kw["seed"], kw["data"])
     if (heat or kw["knn_filter"] or kw["include_old_prompts"]) and "latent_mas" not in names:
         logging.getLogger("kvscope").warning("heatmaps, kNN filtering and stacked prompts apply to latent_mas only")
     from kvscope.mas.experiment import config_refusal

@@ -10,8 +10,9 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, json_option
+from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, json_option, option
 from kvscope.errors import UsageError
+from kvscope.memory.settings import MemorySettings as S
 
 
 def warn(message: str) -> None:
@@ -158,61 +159,61 @@ def serve(port: int, open_browser: bool, data: dict, query: str) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option(
+@option(
     "-m",
     "--model",
     "model_name",
-    default="llama-3.1-8b",
+    default=S.model_name,
     show_default=True,
     help="Catalog id (see --list), a path to a config.json, or a Hugging Face id.",
 )
-@click.option("-g", "--gpu", "gpu_name", default="h100-sxm", show_default=True, help="Catalog id (see --list).")
-@click.option("-b", "--batch", default=8, show_default=True, type=int, help="Sequences in the batch (slots).")
-@click.option("-c", "--context", default=8192, show_default=True, type=int, help="Maximum tokens per sequence.")
-@click.option("--tokens", default=None, type=int, help="Step of the run drawn (default: --context, the end).")
-@click.option("--kv-dtype", default="bf16", show_default=True, help="bf16, fp16, fp32, fp8, int8, int4.")
-@click.option(
+@option("-g", "--gpu", "gpu_name", default=S.gpu_name, show_default=True, help="Catalog id (see --list).")
+@option("-b", "--batch", default=S.batch, show_default=True, type=int, help="Sequences in the batch (slots).")
+@option("-c", "--context", default=S.context, show_default=True, type=int, help="Maximum tokens per sequence.")
+@option("--tokens", default=None, type=int, help="Step of the run drawn (default: --context, the end).")
+@option("--kv-dtype", default=S.kv_dtype, show_default=True, help="bf16, fp16, fp32, fp8, int8, int4.")
+@option(
     "--weight-dtype",
     default=None,
     help="bf16, fp16, fp32, fp8, int8, int4 (default: as the model ships, fp8 for DeepSeek-V3, else bf16).",
 )
-@click.option("--mode", default="paged", show_default=True, help="static, cb (continuous batching), paged.")
-@click.option("--flash/--no-flash", default=True, show_default=True, help="FlashAttention during prefill.")
-@click.option("--tp", default=1, show_default=True, type=int, help="Tensor-parallel GPUs.")
-@click.option("--page", default=16, show_default=True, type=int, help="Tokens per KV page (paged mode).")
-@click.option("--engine", default=None, help="Budget like an engine at start-up: vllm.")
-@click.option(
+@option("--mode", default=S.mode, show_default=True, help="static, cb (continuous batching), paged.")
+@option("--flash/--no-flash", default=S.flash, show_default=True, help="FlashAttention during prefill.")
+@option("--tp", default=S.tp, show_default=True, type=int, help="Tensor-parallel GPUs.")
+@option("--page", default=S.page, show_default=True, type=int, help="Tokens per KV page (paged mode).")
+@option("--engine", default=None, help="Budget like an engine at start-up: vllm.")
+@option(
     "--gpu-memory-utilization",
-    default=0.9,
+    default=S.gpu_memory_utilization,
     show_default=True,
     type=float,
     help="Fraction of each GPU that weights + KV may fill for 'GPUs required' (of nvidia-smi's memory) and "
     "that vLLM may use (of the CUDA-visible total); the rest is left for activations and the Flash workspace.",
 )
-@click.option(
+@option(
     "--max-num-batched-tokens",
-    default=8192,
+    default=S.max_num_batched_tokens,
     show_default=True,
     type=int,
     help="vLLM: tokens of the profiling forward (sets the activation estimate).",
 )
-@click.option("--max-num-seqs", default=256, show_default=True, type=int, help="vLLM: sequences per step.")
-@click.option("--activation-gib", default=None, type=float, help="vLLM: the logged activation peak (else estimated).")
-@click.option("--cuda-graph-gib", default=None, type=float, help="vLLM: CUDA-graph memory (default 0.5 GiB).")
-@click.option("--keep-sliding", is_flag=True, help="Sliding-window layers keep every token (engine frees none).")
-@click.option("--block-table", is_flag=True, help="With --json: per-slot pages and last-page fill.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow a hub config's own Python code.")
-@click.option(
+@option("--max-num-seqs", default=S.max_num_seqs, show_default=True, type=int, help="vLLM: sequences per step.")
+@option("--activation-gib", default=None, type=float, help="vLLM: the logged activation peak (else estimated).")
+@option("--cuda-graph-gib", default=None, type=float, help="vLLM: CUDA-graph memory (default 0.5 GiB).")
+@option("--keep-sliding", is_flag=True, help="Sliding-window layers keep every token (engine frees none).")
+@option("--block-table", is_flag=True, help="With --json: per-slot pages and last-page fill.")
+@option("--trust-remote-code", is_flag=True, help="Allow a hub config's own Python code.")
+@option(
     "--export",
     "export",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Write the page as one self-contained HTML file.",
 )
-@click.option("--serve", "force_serve", is_flag=True, help="Serve the page starting at the given options.")
-@click.option("--port", default=0, type=int, help="Port for the page (default: a free one).")
-@click.option("--no-browser", is_flag=True, help="Serve without opening a browser.")
-@click.option("--list", "list_catalog", is_flag=True, help="List the catalog's models, GPUs and dtypes.")
+@option("--serve", "force_serve", is_flag=True, help="Serve the page starting at the given options.")
+@option("--port", default=0, type=int, help="Port for the page (default: a free one).")
+@option("--no-browser", is_flag=True, help="Serve without opening a browser.")
+@option("--list", "list_catalog", is_flag=True, help="List the catalog's models, GPUs and dtypes.")
 @json_option
 @click.pass_context
 def memory(

@@ -19,13 +19,17 @@ from kvscope.cli.common import (
     json_option,
     load,
     model_options,
+    option,
+    out_option,
     prompt_options,
     read_prompt,
+    repeats_option,
     setup_logging,
     stderr_console,
 )
 from kvscope.errors import UsageError
 from kvscope.prune.engine import SWEEP
+from kvscope.prune.settings import PruneSettings as S
 from kvscope.prune.strategies import STRATEGIES, setting_defaults, summaries
 
 
@@ -48,9 +52,9 @@ Semantics:
     Its first token is predicted before any pruning, so tokens 2.. are scored.
   * Pruning means eviction: entries are removed from the cache, or masked so that they get
     exactly zero attention probability (never zeroed: a zero key still takes softmax mass).
-  * --prune_layers L alone evicts every kv_head of those layers for all prompt positions;
-    --prune_heads H with --prune_layers evicts only those kv_heads in those layers;
-    --prune_heads H alone evicts those kv_heads in every layer.
+  * --prune-layers L alone evicts every kv_head of those layers for all prompt positions;
+    --prune-heads H with --prune-layers evicts only those kv_heads in those layers;
+    --prune-heads H alone evicts those kv_heads in every layer.
   * Head indices are kv_head indices: with GQA each one serves a group of query heads
     (3 per kv_head on the embedded SmolLM2-135M).
   * Reported for baseline and pruned, with the % change: continuation perplexity; latency of the
@@ -70,7 +74,7 @@ Semantics:
 
 \b
 Examples:
-  kvscope prune --prune_layers 0,1,2 --prune_heads 2,3
+  kvscope prune --prune-layers 0,1,2 --prune-heads 2,3
   kvscope prune --strategy knorm --ratio 0.5
   kvscope prune --strategy snapkv --ratio 0.5 --setting window=64 --setting rounding=floor
   kvscope prune --quantize K4V2
@@ -109,7 +113,7 @@ def _check_modes(
     if len(modes) > 1:
         raise UsageError("use only one of --sweep, --scan and --leave-one-out")
     given = {"prune_layers": layers, "prune_heads": heads, "strategy": strategy, "quantize": quantize}
-    pruning = [f"--{n}" for n, v in given.items() if v is not None]
+    pruning = [f"--{n.replace('_', '-')}" for n, v in given.items() if v is not None]
     if modes and pruning:
         raise UsageError(f"--{modes[0].replace('_', '-')} chooses its own configurations; drop {', '.join(pruning)}")
     if ratio is not None and strategy is None:
@@ -124,45 +128,66 @@ def _check_modes(
 @click.command(context_settings=CONTEXT_SETTINGS, help=HELP)
 @model_options
 @prompt_options
-@click.option("--continuation", default=None, help="Text scored against the pruned cache (default: built-in).")
-@click.option("--prune_layers", "--prune-layers", "prune_layers", default=None, help="Layers to evict, e.g. 0,1,2.")
-@click.option("--prune_heads", "--prune-heads", "prune_heads", default=None, help="kv_heads to evict, e.g. 2,3.")
-@click.option("--strategy", default=None, help=f"Token eviction: {', '.join(STRATEGIES)}.")
-@click.option("--ratio", type=float, default=None, help="Fraction of prompt tokens removed, in (0, 1). [0.5]")
-@click.option(
+@option(
+    "--continuation",
+    "continuation",
+    default=S.continuation,
+    help="Text scored against the pruned cache (default: built-in).",
+)
+@option(
+    "--prune-layers",
+    "prune_layers",
+    aliases=("--prune_layers",),
+    params=("layers",),
+    default=S.prune_layers,
+    help="Layers to evict, e.g. 0,1,2.",
+)
+@option(
+    "--prune-heads",
+    "prune_heads",
+    aliases=("--prune_heads",),
+    params=("heads",),
+    default=S.prune_heads,
+    help="kv_heads to evict, e.g. 2,3.",
+)
+@option("--strategy", "strategy", default=S.strategy, help=f"Token eviction: {', '.join(STRATEGIES)}.")
+@option("--ratio", "ratio", type=float, default=None, help=f"Fraction of prompt tokens removed, in (0, 1). [{S.ratio}]")
+@option(
     "--setting",
     "settings",
     multiple=True,
     metavar="KEY=VALUE",
     help="A strategy setting, e.g. window=64, rounding=floor, skip_layers=2 (repeatable).",
 )
-@click.option("--quantize", default=None, help="KIVI spec K<bits>V<bits>[G<group>][R<residual>], e.g. K4V2.")
-@click.option("--repeats", type=int, default=5, show_default=True, help="Timed runs (median, min-max) after a warm-up.")
-@click.option(
+@option(
+    "--quantize",
+    "quantize",
+    default=S.quantize,
+    help="KIVI spec K<bits>V<bits>[G<group>][R<residual>], e.g. K4V2.",
+)
+@repeats_option(S.repeats, "Timed runs (median, min-max) after a warm-up.", type=int)
+@option(
     "--sweep",
+    "sweep",
     is_flag=True,
     help=f"Every strategy at {'/'.join(f'{r:g}' for r in SWEEP.ratios)} plus {'/'.join(SWEEP.quantize)}.",
 )
-@click.option(
+@option(
     "--scan",
+    "scan",
     type=click.Choice(["layers", "heads"]),
-    default=None,
+    default=S.scan,
     help="Evict each layer (or kv_head) alone and measure the perplexity change.",
 )
-@click.option(
+@option(
     "--leave-one-out",
-    "--leave_one_out",
     "leave_one_out",
+    aliases=("--leave_one_out",),
     is_flag=True,
     help="Evict each prompt token in turn; write importance_ground_truth.png/.json.",
 )
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("kvscope-prune"),
-    show_default=True,
-    help="Folder for figures and data (--sweep, --scan, --leave-one-out); each mode replaces only its own files.",
+@out_option(
+    S.out, "Folder for figures and data (--sweep, --scan, --leave-one-out); each mode replaces only its own files."
 )
 @force_option
 @json_option
@@ -201,8 +226,8 @@ def prune(
     mode = _check_modes(
         prune_layers, prune_heads, strategy, ratio, quantize, repeats, sweep, scan, leave_one_out, settings
     )
-    layers, heads = parse_indices(prune_layers, "--prune_layers"), parse_indices(prune_heads, "--prune_heads")
-    ratio = 0.5 if ratio is None else ratio
+    layers, heads = parse_indices(prune_layers, "--prune-layers"), parse_indices(prune_heads, "--prune-heads")
+    ratio = S.ratio if ratio is None else ratio
     chosen = make_strategy(strategy, **parse_settings(strategy, settings)) if strategy else None
     if chosen is not None:
         check_ratio(ratio)
@@ -232,13 +257,12 @@ def prune(
             )
     elif mode == "sweep":
         result = api.sweep_pruning(m, tok, text, continuation, quiet=as_json, **common)
-        files = report.save_sweep(result, out, force)
     elif mode == "scan":
         result = api.scan_pruning(m, tok, text, continuation, scan, quiet=as_json, **common)
-        files = report.save_scan(result, out, force)
     else:
         result = api.token_importance(m, tok, text, continuation, quiet=as_json, **common)
-        files = report.save_loo(result, out, force)
+    if mode != "single":
+        files = result.save(out, force)
     data = _as_dict(mode, result, files)
     if as_json:
         emit_json(data)

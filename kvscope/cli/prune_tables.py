@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from kvscope.prune.prune_html import EXAMPLE_NOTE
+from kvscope.prune.summaries import EXAMPLE_NOTE
 
 
 def _fmt(x: Any, unit: str = "") -> str:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from kvscope.cli.common import CONTEXT_SETTINGS
+from kvscope.cli.common import CONTEXT_SETTINGS, option
 from kvscope.errors import UsageError
+from kvscope.view.settings import ViewSettings as S
 
 
 def _strategies(text: str | None) -> list[str] | None:
@@ -62,16 +63,22 @@ def _serve(server, open_browser: bool) -> None:
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--strategies", default=None, help="Comma-separated strategies (default: every registered one).")
-@click.option("--step", default=0.05, show_default=True, type=float, help="Ratio slider step (0 to 0.95).")
-@click.option(
+@option(
+    "--strategies",
+    "strategies",
+    default=S.strategies,
+    help="Comma-separated strategies (default: every registered one).",
+)
+@option("--step", "step", default=S.step, show_default=True, type=float, help="Ratio slider step (0 to 0.95).")
+@option(
     "--export",
+    "export",
     type=click.Path(path_type=Path),
     default=None,
     help="Write the page as one self-contained HTML file instead of serving it.",
 )
-@click.option("--port", default=0, type=int, help="Port on 127.0.0.1 (default: a free one).")
-@click.option("--no-browser", is_flag=True, help="Serve without opening a browser.")
+@option("--port", "port", default=S.port, type=int, help="Port on 127.0.0.1 (default: a free one).")
+@option("--no-browser", "no_browser", is_flag=True, help="Serve without opening a browser.")
 def view(source, strategies, step, export, port, no_browser):
     """Explore a captured cache and what each eviction strategy keeps, or a bench run's answers.
 

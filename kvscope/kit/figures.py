@@ -88,3 +88,8 @@ def token_label(text: str, limit: int = 12) -> str:
         shown = shown.replace(" ", "␣")
     shown = shown.replace("$", r"\$")  # matplotlib would read $...$ as mathtext
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def save_figures(figures: dict[str, Any], folder: Path, fmt: str = "png") -> list[str]:
+    """Each figure as ``folder/NAME.fmt`` (atomically, then closed); returns the file names."""
+    return [save_figure(fig, Path(folder) / f"{name}.{fmt}").name for name, fig in figures.items()]

@@ -35,25 +35,27 @@ class MasConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.prompt in MODES, f"--prompt must be one of {', '.join(MODES)}, got {self.prompt!r}"),
-            (self.latent_steps >= 0, f"--latent_steps must be >= 0, got {self.latent_steps}"),
-            (self.max_new_tokens >= 1, f"--max_new_tokens must be >= 1, got {self.max_new_tokens}"),
-            (self.temperature >= 0, f"--temperature must be >= 0, got {self.temperature}"),
-            (0 < self.top_p <= 1, f"--top_p must be in (0, 1], got {self.top_p}"),
-            (self.top_k is None or self.top_k >= 1, f"--top_k must be >= 1, got {self.top_k}"),
+            (self.prompt in MODES, "prompt", f"prompt must be one of {', '.join(MODES)}, got {self.prompt!r}"),
+            (self.latent_steps >= 0, "latent_steps", f"latent_steps must be >= 0, got {self.latent_steps}"),
+            (self.max_new_tokens >= 1, "max_new_tokens", f"max_new_tokens must be >= 1, got {self.max_new_tokens}"),
+            (self.temperature >= 0, "temperature", f"temperature must be >= 0, got {self.temperature}"),
+            (0 < self.top_p <= 1, "top_p", f"top_p must be in (0, 1], got {self.top_p}"),
+            (self.top_k is None or self.top_k >= 1, "top_k", f"top_k must be >= 1, got {self.top_k}"),
             (
                 self.knn_positions in KNN_POSITIONS,
-                f"--knn_positions must be one of {', '.join(KNN_POSITIONS)}, got {self.knn_positions!r}",
+                "knn_positions",
+                f"knn_positions must be one of {', '.join(KNN_POSITIONS)}, got {self.knn_positions!r}",
             ),
             (
                 not self.include_old_prompts or self.prompt == "sequential",
-                "--include_old_prompts stacks the sequential agents' prompts; it needs --prompt sequential",
+                "include_old_prompts",
+                "include_old_prompts stacks the sequential agents' prompts; it needs prompt='sequential'",
             ),
-            (self.batch_size >= 1, f"--generate_bs must be >= 1, got {self.batch_size}"),
+            (self.batch_size >= 1, "batch_size", f"batch_size must be >= 1, got {self.batch_size}"),
         ]
-        for ok, message in checks:
+        for ok, param, message in checks:
             if not ok:
-                raise UsageError(message)
+                raise UsageError(message, param=param)
 
     def record(self) -> dict[str, Any]:
         """Plain values, as written to results.json."""

@@ -7,7 +7,6 @@ Takes a user's own loaded causal LM and tokenizer, runs one method or all three 
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from kvscope.errors import UsageError
+from kvscope.kit.results import ResultMixin
 from kvscope.mas.config import MasConfig
 from kvscope.mas.methods import MasSettings, ProblemRun
 from kvscope.mas.problems import Problem
@@ -72,8 +72,8 @@ def as_problems(problems: Iterable[Any]) -> list[Problem]:
     return out
 
 
-@dataclass
-class MasResult:
+@dataclass(repr=False)
+class MasResult(ResultMixin):
     """Runs of each method (``runs[method]``: one :class:`ProblemRun` per problem, in order), their
     summaries and the latent_mas / text_mas ratios, all from the same interleaved run."""
 
@@ -84,6 +84,7 @@ class MasResult:
     torch_threads: int
     layers: int
     generate_top_k: int | None = None  # what model.generate() would have applied (generate_top_k)
+    command = "mas"
 
     @property
     def summaries(self) -> dict[str, dict[str, Any]]:
@@ -113,6 +114,18 @@ class MasResult:
 
         return shown(heatmap_figures(self.runs.get("latent_mas", []), multi, single, self.layers))
 
+    def write(self, folder: Path, multi: bool = False, single: bool = False, charts: bool = True) -> list[str]:
+        """``results.json``, ``trace.jsonl`` and, when ``charts``, the chosen heatmaps in ``charts/``."""
+        from kvscope.kit.figures import save_figures
+        from kvscope.mas.runner import write_outputs
+
+        names = [p.name for p in write_outputs(folder, self.to_dict(), self.runs)]
+        figures = self.figures(multi, single) if charts and (multi or single) else {}
+        if figures:
+            (folder / "charts").mkdir()
+            names += [f"charts/{n}" for n in save_figures(figures, folder / "charts")]
+        return names
+
     def save(
         self,
         out: str | Path,
@@ -124,44 +137,36 @@ class MasResult:
         """Write ``results.json``, ``trace.jsonl`` and the chosen heatmaps (into ``out/charts`` or ``charts``),
         each folder swapped in whole (kvscope.fileio.atomic_dir: a folder holding files kvscope did not
         write is refused unless ``force``). Returns the final paths."""
-        from kvscope.fileio import atomic_dir
-        from kvscope.mas.mas_figures import save_figures
-        from kvscope.mas.runner import write_outputs
+        files = super().save(out, force=force, multi=multi, single=single, charts=charts is None)
+        if charts is not None and (multi or single):
+            from kvscope.fileio import atomic_dir
+            from kvscope.kit.figures import save_figures
 
-        out = Path(out)
-        figures = self.figures(multi, single) if multi or single else {}
-        with atomic_dir(out, command="mas", force=force) as tmp:
-            names = [p.name for p in write_outputs(tmp, self.to_dict(), self.runs)]
-            if figures and charts is None:
-                names += [f"charts/{p.name}" for p in save_figures(figures, tmp / "charts")]
-        files = [out / n for n in names]
-        if figures and charts is not None:
             with atomic_dir(charts, command="mas --charts", force=force) as tmp:
-                files += [Path(charts) / p.name for p in save_figures(figures, tmp)]
+                files += [Path(charts) / n for n in save_figures(self.figures(multi, single), tmp)]
         return files
 
-    def __repr__(self) -> str:
-        parts = [
-            f"{name}: acc {s['accuracy']:.0%}, {s['generated_tokens_per_problem']:.0f} tok/problem"
+    def summary(self) -> list[tuple[str, Any]]:
+        n = len(next(iter(self.runs.values()), []))
+        rows: list[tuple[str, Any]] = [("model", self.model), ("problems", n)]
+        for name, s in self.summaries.items():
+            rows.append((name, f"acc {s['accuracy']:.0%}, {s['generated_tokens_per_problem']:.0f} tok/problem"))
+        r = self.ratios
+        return rows + ([("latent_vs_text", f"{r['speedup_latent_vs_text']:.2f}x faster")] if r else [])
+
+    def details(self) -> list[tuple[str, Any]]:
+        """One row per method: accuracy, tokens, time, latent share and KV handed over per problem."""
+        return [
+            (
+                name,
+                f"accuracy {s['accuracy']:.1%} ({s['correct']}/{s['problems']}); "
+                f"{s['generated_tokens_per_problem']:.1f} tokens / problem; "
+                f"median {s['seconds_per_problem_median']:.2f} s / problem; "
+                f"latent share of time {s['latent_share_of_time']:.1%}; "
+                f"KV handed / problem (summed over hand-offs) {s['kv_bytes_handed_per_problem'] / 2**20:.2f} MiB",
+            )
             for name, s in self.summaries.items()
         ]
-        n = len(next(iter(self.runs.values()), []))
-        r = self.ratios
-        tail = f", latent_mas {r['speedup_latent_vs_text']:.2f}x faster than text_mas" if r else ""
-        return f"MasResult({self.model}, {n} problems, {'; '.join(parts)}{tail})"
-
-    def _repr_html_(self) -> str:
-        head = (
-            "<tr><th>method</th><th>accuracy</th><th>tokens / problem</th><th>median s / problem</th>"
-            "<th>latent share of time</th><th>KV handed / problem (summed over hand-offs)</th></tr>"
-        )
-        rows = "".join(
-            f"<tr><td>{html.escape(name)}</td><td>{s['accuracy']:.1%} ({s['correct']}/{s['problems']})</td>"
-            f"<td>{s['generated_tokens_per_problem']:.1f}</td><td>{s['seconds_per_problem_median']:.2f}</td>"
-            f"<td>{s['latent_share_of_time']:.1%}</td><td>{s['kv_bytes_handed_per_problem'] / 2**20:.2f} MiB</td></tr>"
-            for name, s in self.summaries.items()
-        )
-        return f"<table><caption>kvscope mas: {html.escape(self.model)}</caption>{head}{rows}</table>"
 
 
 def run_mas(

@@ -103,11 +103,13 @@ class KnnConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.keep_fraction <= 1:
-            raise UsageError(f"--knn_percentage must be in (0, 1], got {self.keep_fraction}")
+            raise UsageError(f"keep_fraction must be in (0, 1], got {self.keep_fraction}", param="keep_fraction")
         if self.min_keep < 0:
-            raise UsageError(f"--knn_min_keep must be >= 0, got {self.min_keep}")
+            raise UsageError(f"min_keep must be >= 0, got {self.min_keep}", param="min_keep")
         if self.strategy not in KNN_STRATEGIES:
-            raise UsageError(f"unknown --knn_strategy {self.strategy!r}: use one of {', '.join(KNN_STRATEGIES)}")
+            raise UsageError(
+                f"unknown strategy {self.strategy!r}: use one of {', '.join(KNN_STRATEGIES)}", param="strategy"
+            )
 
 
 def knn_filter(

@@ -9,7 +9,6 @@ its kept slots).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -141,12 +140,3 @@ def heatmap_figures(runs: list[Any], multi: bool, single: bool, n_layers: int) -
             if single:
                 figures[f"heatmap_singlelayer_{t.name}_problem{n}"] = singlelayer_figure(t, n, n_layers // 2)
     return figures
-
-
-def save_figures(figures: dict[str, Any], charts: Path) -> list[Path]:
-    """Each figure as ``charts/NAME.png``."""
-    from kvscope.fileio import ensure_dir
-    from kvscope.kit.figures import save_figure
-
-    ensure_dir(charts)
-    return [save_figure(fig, charts / f"{name}.png") for name, fig in figures.items()]

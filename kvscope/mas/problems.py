@@ -62,11 +62,13 @@ MAX_ARITH = 100_000
 def load_arith(max_samples: int, seed: int, data: Path | None = None) -> list[Problem]:
     """``max_samples`` problems (default 20), cycling difficulty 1, 2, 3; the same seed gives the same set."""
     if data is not None:
-        raise UsageError("--data is only read by --task gsm8k; arith problems are generated")
+        raise UsageError("data is only read by the gsm8k task; arith problems are generated", param="data")
     rng = random.Random(seed)
     n = 20 if max_samples < 0 else max_samples
     if n > MAX_ARITH:
-        raise UsageError(f"--max_samples must be at most {MAX_ARITH:,} for arith (generated problems), got {n:,}")
+        raise UsageError(
+            f"max_samples must be at most {MAX_ARITH:,} for arith (generated problems), got {n:,}", param="max_samples"
+        )
     problems = []
     for i in range(n):
         level = ARITH_LEVELS[i % len(ARITH_LEVELS)]
@@ -80,14 +82,16 @@ def read_gsm8k_jsonl(path: Path, max_samples: int) -> list[Problem]:
     from kvscope.jsonl import read_jsonl
 
     problems: list[Problem] = []
-    for number, item in read_jsonl(path, "--data"):  # regular files only, size-bounded, UTF-8
+    for number, item in read_jsonl(path, "data"):  # regular files only, size-bounded, UTF-8
         if max_samples >= 0 and len(problems) >= max_samples:
             break
         problem = _parse_gsm8k_item(item, number, path, len(problems) + 1)
         if problem is not None:
             problems.append(problem)
     if not problems:
-        raise UsageError(f"--data {path} holds no usable GSM8K items (question + answer ending in '#### N')")
+        raise UsageError(
+            f"data {path} holds no usable GSM8K items (question + answer ending in '#### N')", param="data"
+        )
     return problems
 
 
@@ -121,7 +125,7 @@ def load_gsm8k(max_samples: int, seed: int, data: Path | None = None) -> list[Pr
 
     if datasets is None or not hub_reachable():
         why = "the 'datasets' package is not installed" if datasets is None else "the hub is unreachable"
-        raise UsageError(f"--task gsm8k needs --data FILE.jsonl (GSM8K format) here: {why}")
+        raise UsageError(f"data must name a GSM8K-format JSONL file for the gsm8k task here: {why}", param="data")
     rows = datasets.load_dataset("openai/gsm8k", "main", split="test")
     n = len(rows) if max_samples < 0 else min(max_samples, len(rows))
     return [
@@ -137,5 +141,5 @@ def load_task(name: str, max_samples: int = -1, seed: int = 42, data: Path | Non
     if name not in PROBLEM_SETS:
         raise UsageError(f"unknown task {name!r}: use one of {', '.join(PROBLEM_SETS)}")
     if max_samples == 0:
-        raise UsageError("--max_samples must be positive (or -1 for all)")
+        raise UsageError("max_samples must be positive (or -1 for all)", param="max_samples")
     return PROBLEM_SETS[name](max_samples, seed, data)

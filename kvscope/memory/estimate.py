@@ -11,18 +11,20 @@ transformers config or a loaded model (its ``.config``). Counting a config impor
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kvscope.errors import ParameterTypeError, UsageError, expect
+from kvscope.kit.results import ResultMixin
+from kvscope.memory.settings import MemorySettings as S
 
 GIB = 2**30
 
 
-@dataclass
-class MemoryEstimate:
+@dataclass(repr=False)
+class MemoryEstimate(ResultMixin):
     """Every number of one state (``numbers``: see ``kvscope.memory.budget.compute``) with its inputs.
 
     ``kv_bytes`` is the KV cache for every slot full (batch x context); ``kv_peak_bytes`` the most the
@@ -61,7 +63,20 @@ class MemoryEstimate:
         """JSON-ready: catalog entries, options and every number (without the per-slot states)."""
         return {"model_entry": self.model, "gpu_entry": self.gpu, **self.numbers}
 
-    def summary(self) -> list[tuple[str, str]]:
+    command = "memory"
+
+    def summary(self) -> list[tuple[str, Any]]:
+        o, cap = self.options, self.capacity
+        return [
+            ("model", self.model["name"]),
+            ("gpu", self.gpu["name"]),
+            ("tokens", f"{o['batch']:,} x {o['context']:,} ({o['mode']})"),
+            ("kv", fmt_bytes(cap["kv_full_bytes"])),
+            ("peak", fmt_bytes(cap["kv_peak_bytes"])),
+            ("gpus", cap["gpus_required"]),
+        ]
+
+    def details(self) -> list[tuple[str, str]]:
         """The headline as (name, value) rows."""
         o, cap = self.options, self.capacity
         gpus = str(cap["gpus_required"]) if cap["gpus_required"] else "none with tensor parallelism alone"
@@ -74,20 +89,15 @@ class MemoryEstimate:
             ("efficiency over the run", f"{self.efficiency:.1%} ({o['mode']})"),
         ]
 
-    def __repr__(self) -> str:
-        o, cap = self.options, self.capacity
-        return (
-            f"MemoryEstimate({self.model['name']} on {self.gpu['name']}, {o['batch']:,} x {o['context']:,} "
-            f"tokens, {o['mode']}: KV {fmt_bytes(cap['kv_full_bytes'])}, peak {fmt_bytes(cap['kv_peak_bytes'])}, "
-            f"GPUs {cap['gpus_required']})"
-        )
+    def notes(self) -> list[str]:
+        return list(self.warnings)
 
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in self.summary()
-        )
-        return f"<table><caption>kvscope memory estimate</caption>{rows}</table>"
+    def write(self, folder: Path) -> list[str]:
+        """``memory.json``: every number (``kvscope memory --json`` prints the same document)."""
+        from kvscope.fileio import write_json
+
+        write_json(folder / "memory.json", self.to_dict())
+        return ["memory.json"]
 
 
 def fmt_params(n: float) -> str:
@@ -246,23 +256,23 @@ def resolve_gpu(gpu: Any) -> dict[str, Any]:
 
 
 def estimate_memory(
-    model: Any = "llama-3.1-8b",
-    gpu: Any = "h100-sxm",
-    batch: int = 8,
-    context: int = 8192,
+    model: Any = S.model_name,
+    gpu: Any = S.gpu_name,
+    batch: int = S.batch,
+    context: int = S.context,
     *,
     tokens: int | None = None,
-    kv_dtype: str = "bf16",
+    kv_dtype: str = S.kv_dtype,
     weight_dtype: str | None = None,
-    mode: str = "paged",
-    flash: bool = True,
-    tp: int = 1,
-    page: int = 16,
+    mode: str = S.mode,
+    flash: bool = S.flash,
+    tp: int = S.tp,
+    page: int = S.page,
     engine: str | None = None,
     keep_sliding: bool = False,
-    gpu_memory_utilization: float = 0.9,
-    max_num_batched_tokens: int = 8192,
-    max_num_seqs: int = 256,
+    gpu_memory_utilization: float = S.gpu_memory_utilization,
+    max_num_batched_tokens: int = S.max_num_batched_tokens,
+    max_num_seqs: int = S.max_num_seqs,
     activation_gib: float | None = None,
     cuda_graph_gib: float | None = None,
     trust_remote_code: bool = False,

@@ -196,7 +196,8 @@ def build_cache(
         if (mode == "remove" or quant is not None) and not rect:
             raise UsageError(
                 f"layer {layer}: its kv_heads keep different numbers of tokens, so the layer can "
-                "only be masked, not cut (and not quantized); drop --quantize or --prune_heads"
+                "only be masked, not cut (and not quantized); drop quantize or heads",
+                param="heads",
             )
         if mode != "mask" and rect:
             k, v = gather_layer(k, lk), gather_layer(v, lk)

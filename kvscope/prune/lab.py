@@ -12,11 +12,13 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from kvscope.errors import UsageError
+from kvscope.kit.results import ResultMixin
 from kvscope.models import ModelInfo
 from kvscope.prune.engine import evicting, resolve_strategy
 from kvscope.prune.evict import (
@@ -84,9 +86,10 @@ def check_indices(info: ModelInfo, layers: list[int] | None, heads: list[int] | 
     for head in heads or []:
         if not 0 <= head < info.kv_heads:
             raise UsageError(
-                f"head {head} is out of range: --prune_heads takes kv_head indices and this model has "
+                f"head {head} is out of range: heads takes kv_head indices and this model has "
                 f"{info.kv_heads} kv_heads (GQA: each serves {info.group_size} of its {info.q_heads} query "
-                f"heads), valid indices 0..{info.kv_heads - 1}"
+                f"heads), valid indices 0..{info.kv_heads - 1}",
+                param="heads",
             )
 
 
@@ -115,7 +118,7 @@ def make_plan(
     if quant is not None:
         parts.append(quant.label)
     if not parts:
-        raise UsageError("nothing to prune: pass --prune_layers, --prune_heads, --strategy or --quantize")
+        raise UsageError("nothing to prune: pass layers, heads, strategy or quantize")
     return Plan(" + ".join(parts), keep, quant)
 
 
@@ -173,8 +176,8 @@ def overlap(a: tuple[float, float] | None, b: tuple[float, float] | None) -> boo
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-@dataclass
-class PruneResult:
+@dataclass(repr=False)
+class PruneResult(ResultMixin):
     """Baseline and pruned runs of one plan on one prompt and continuation, with the setting they were
     measured in. One text is an example, not a ranking: compare strategies with ``kvscope bench``.
 
@@ -231,17 +234,34 @@ class PruneResult:
             "within_spread": self.within_spread(),
         }
 
-    def __repr__(self) -> str:
-        ch = self.changes()
-        return (
-            f"PruneResult({self.plan!r} on {self.model}: ppl {self.baseline.ppl:.3f} -> {self.pruned.ppl:.3f} "
-            f"({ch['ppl']:+.1f} %), KV bytes {ch['kv_bytes']:+.1f} %; one text, an example, not a ranking)"
-        )
+    command = "prune"
 
-    def _repr_html_(self) -> str:
-        from kvscope.prune.prune_html import prune_result_html
+    def summary(self) -> list[tuple[str, Any]]:
+        ch, b, p = self.changes(), self.baseline, self.pruned
+        return [
+            ("plan", self.plan),
+            ("model", self.model),
+            ("ppl", f"{b.ppl:.3f} -> {p.ppl:.3f} ({ch['ppl']:+.1f} %)"),
+            ("kv_bytes", f"{ch['kv_bytes']:+.1f} %"),
+            ("note", "one text, an example, not a ranking"),
+        ]
 
-        return prune_result_html(self)
+    def details(self) -> list[tuple[str, Any]]:
+        from kvscope.prune.summaries import prune_details
+
+        return prune_details(self)
+
+    def notes(self) -> list[str]:
+        from kvscope.prune.summaries import prune_notes
+
+        return prune_notes(self)
+
+    def write(self, folder: Path) -> list[str]:
+        """``prune.json``: the measurements (``kvscope prune`` prints them as a table)."""
+        from kvscope.fileio import write_json
+
+        write_json(folder / "prune.json", self.to_dict())
+        return ["prune.json"]
 
 
 def compare(

@@ -18,6 +18,7 @@ Spearman's rank correlation, each oriented so that higher means "keep":
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,9 @@ class LooResult(ResultMixin):
             "spearman": dict(self.spearman),
         }
 
-    def rows(self) -> list[tuple[str, Any]]:
+    command = "prune --leave-one-out"
+
+    def summary(self) -> list[tuple[str, Any]]:
         rho = ", ".join(f"{name} {value:+.2f}" for name, value in self.spearman.items())
         return [("model", self.model), ("tokens", len(self.tokens)), ("spearman", rho)]
 
@@ -72,6 +75,14 @@ class LooResult(ResultMixin):
         from kvscope.prune.prune_figures import importance_ground_truth
 
         return {"importance_ground_truth": importance_ground_truth(self)}
+
+    def write(self, folder: Path) -> list[str]:
+        """``importance_ground_truth.json`` (the contract ``kvscope analyze`` reads) and ``.png``."""
+        from kvscope.fileio import write_json
+        from kvscope.kit.figures import save_figures
+
+        write_json(folder / "importance_ground_truth.json", self.ground_truth_json())
+        return ["importance_ground_truth.json", *save_figures(self.figures(), folder)]
 
 
 def proxies(pre: Prefill) -> dict[str, np.ndarray]:

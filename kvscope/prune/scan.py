@@ -4,6 +4,7 @@ layer, alone (every prompt position of it), on one prefill."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,11 @@ class ScanResult(ResultMixin):
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-    def rows(self) -> list[tuple[str, Any]]:
+    @property
+    def command(self) -> str:
+        return f"prune --scan {self.kind}"
+
+    def summary(self) -> list[tuple[str, Any]]:
         return [
             ("kind", self.kind),
             ("model", self.model),
@@ -52,6 +57,14 @@ class ScanResult(ResultMixin):
 
         fig = scan_figure(self, self.predicted_potential, self.predicted_definition)
         return {f"prune_scan_{self.kind}": fig}
+
+    def write(self, folder: Path) -> list[str]:
+        """``prune_scan_<kind>.json`` and ``.png`` (measured beside analyze's predicted potential)."""
+        from kvscope.fileio import write_json
+        from kvscope.kit.figures import save_figures
+
+        write_json(folder / f"prune_scan_{self.kind}.json", self.to_dict())
+        return [f"prune_scan_{self.kind}.json", *save_figures(self.figures(), folder)]
 
 
 def _largest(change: np.ndarray) -> str:
@@ -71,7 +84,7 @@ def encode_texts(
     ids = encode_prompt(tokenizer, prompt if prompt is not None else DEFAULT_PROMPT, info.max_positions, truncate)
     text = continuation if continuation is not None else DEFAULT_CONTINUATION
     if not text or not text.strip():
-        raise UsageError("the continuation is empty: pass --continuation TEXT with at least two tokens")
+        raise UsageError("continuation is empty: give a text of at least two tokens", param="continuation")
     cont = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
     if cont.shape[1] < 2:
         raise UsageError("the continuation must have at least two tokens (the first is predicted before pruning)")

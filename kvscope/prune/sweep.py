@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from kvscope.kit.results import ResultMixin
 from kvscope.progress import track
 from kvscope.prune.engine import SWEEP, Config, build_grid
 from kvscope.prune.evict import Prefill, count_forwards
@@ -41,8 +43,8 @@ class SweepRow:
     kv_fraction_fp16: float = 1.0
 
 
-@dataclass
-class SweepResult:
+@dataclass(repr=False)
+class SweepResult(ResultMixin):
     """Rows (baseline first), the prefill time and the summed continuation-pass time, in seconds;
     ``prefills``: prefill forward passes counted; ``warnings``: the strategies' guardrail messages."""
 
@@ -63,16 +65,41 @@ class SweepResult:
         d["rows"] = [r.__dict__ for r in self.rows]
         return d
 
-    def __repr__(self) -> str:
-        return (
-            f"SweepResult({self.model}: {len(self.rows)} configurations on {self.prompt_tokens} prompt tokens, "
-            f"{self.prefills} prefill(s), baseline ppl {self.baseline_ppl:.3f}; one text, an example, not a ranking)"
-        )
+    command = "prune --sweep"
 
-    def _repr_html_(self) -> str:
-        from kvscope.prune.prune_html import sweep_result_html
+    def summary(self) -> list[tuple[str, Any]]:
+        return [
+            ("model", self.model),
+            ("configurations", len(self.rows)),
+            ("prompt_tokens", self.prompt_tokens),
+            ("prefills", self.prefills),
+            ("baseline_ppl", f"{self.baseline_ppl:.3f}"),
+            ("note", "one text, an example, not a ranking"),
+        ]
 
-        return sweep_result_html(self)
+    def details(self) -> list[tuple[str, Any]]:
+        from kvscope.prune.summaries import sweep_details
+
+        return sweep_details(self)
+
+    def notes(self) -> list[str]:
+        from kvscope.prune.summaries import sweep_notes
+
+        return sweep_notes(self)
+
+    def figures(self) -> dict[str, Any]:
+        from kvscope.prune.prune_figures import compression_pareto
+
+        return {"compression_pareto": compression_pareto(self)}
+
+    def write(self, folder: Path) -> list[str]:
+        """``sweep.csv``, ``sweep.json`` and ``compression_pareto.png``."""
+        from kvscope.fileio import write_json, write_text
+        from kvscope.kit.figures import save_figures
+
+        write_text(folder / "sweep.csv", to_csv(self))
+        write_json(folder / "sweep.json", self.to_dict())
+        return ["sweep.csv", "sweep.json", *save_figures(self.figures(), folder)]
 
 
 def _row(model: Any, pre: Prefill, cont_ids: torch.Tensor, cfg: Config, base: SweepRow | None) -> SweepRow:

@@ -28,8 +28,9 @@ import torch
 
 from kvscope.errors import UsageError
 from kvscope.snapshot import KVSnapshot
+from kvscope.view.settings import ViewSettings
 
-DEFAULT_STEP = 0.05
+DEFAULT_STEP = ViewSettings.step  # the default lives in ViewSettings
 MAX_RATIO = 0.95
 QUANTITIES = {  # name -> label shown on the page
     "attention": "attention received (mean per seeing query)",
@@ -57,7 +58,7 @@ def check_snapshot(snap: KVSnapshot) -> None:
     """One-line ``UsageError`` when the page cannot be built from ``snap``."""
     if not snap.has_attention or snap.attention_counts is None:
         raise UsageError(
-            "the snapshot has no attention data: capture it with 'kvscope capture --attention --queries' "
+            "the snapshot has no attention data: capture it with attention and queries "
             "(ks.capture(..., attention=True, queries=True))"
         )
     if len({k.shape[1] for k in snap.keys}) != 1 or snap.keys[0].shape[1] != snap.n_positions:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import html
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kvscope.errors import UsageError
+from kvscope.kit.results import ResultMixin
 
 
-@dataclass
-class ViewPage:
+@dataclass(repr=False)
+class ViewPage(ResultMixin):
     """The page's ``data`` (JSON-ready) and its self-contained ``html``. ``_repr_html_`` shows the page
-    inline in a notebook (in a sandboxed iframe: its script and style stay apart from the notebook's)."""
+    itself inline in a notebook (in a sandboxed iframe: its script and style stay apart from the notebook's)."""
 
-    data: dict[str, Any] = field(repr=False)
+    data: dict[str, Any]
+    command = "view"
 
     @property
     def html(self) -> str:
@@ -27,25 +29,35 @@ class ViewPage:
     def to_dict(self) -> dict[str, Any]:
         return self.data
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the self-contained page to ``path`` (atomically); returns the path."""
+    def save(self, directory: str | os.PathLike, force: bool = False) -> list[Path]:
+        """Write the self-contained page: to ``directory`` itself when it names an ``.html`` file (what
+        ``kvscope view --export FILE`` writes), else as ``view.html`` inside that folder; atomically."""
+        if str(directory).lower().endswith(".html"):
+            from kvscope.fileio import write_text
+
+            return [write_text(directory, self.html)]
+        return super().save(directory, force=force)
+
+    def write(self, folder: Path) -> list[str]:
         from kvscope.fileio import write_text
 
-        return write_text(path, self.html)
+        return [write_text(folder / "view.html", self.html).name]
+
+    def summary(self) -> list[tuple[str, Any]]:
+        d = self.data
+        if d["kind"] == "bench":
+            return [("bench", d["source"]), ("answers", len(d["outcomes"])), ("eviction_maps", len(d["maps"]))]
+        usable = sum("unavailable" not in s for s in d["strategies"])
+        return [
+            ("model", d["model"]["name"]),
+            ("tokens", d["n"]),
+            ("strategies", f"{usable} of {len(d['strategies'])}"),
+            ("ratios", f"0..{d['ratios'][-1]:g} step {d['ratios'][1]:g}"),
+        ]
 
     def _repr_html_(self) -> str:
         doc = html.escape(self.html, quote=True)
         return f'<iframe sandbox="allow-scripts" style="width:100%;height:900px;border:0" srcdoc="{doc}"></iframe>'
-
-    def __repr__(self) -> str:
-        d = self.data
-        if d["kind"] == "bench":
-            return f"ViewPage(bench {d['source']}: {len(d['outcomes'])} answers, {len(d['maps'])} eviction maps)"
-        usable = sum("unavailable" not in s for s in d["strategies"])
-        return (
-            f"ViewPage({d['model']['name']}: {d['n']} tokens, {usable} of {len(d['strategies'])} strategies, "
-            f"ratios 0..{d['ratios'][-1]:g} step {d['ratios'][1]:g})"
-        )
 
 
 def view_data(source: Any, strategies: list[str] | None = None, step: float | None = None) -> dict[str, Any]:

@@ -224,7 +224,7 @@ CASES: list[tuple[list[str], str]] = [
     # caching
     (["caching", *T, "--new-tokens", "0"], "--new-tokens"),
     (["caching", *T, "--repeats", "100"], "--repeats"),
-    (["caching", *T, "--second-prompt", " "], "second prompt is empty"),
+    (["caching", *T, "--second-prompt", " "], "--second-prompt is empty"),
     (["caching", *T, "--prompt", U], "--prompt is not valid UTF-8"),
     (["caching", *T, "--out", "{in}/prompt.txt"], "is a file"),
     (["caching", *T, "--device", "bogus", "--out", "{out}"], "unknown --device"),
@@ -244,10 +244,10 @@ CASES: list[tuple[list[str], str]] = [
     # mas
     (["mas"], "Missing option '--method'"),
     (["mas", "--method", "bogus"], "'bogus' is not one of"),
-    (["mas", "--method", "baseline", "--top_p", "0"], "--top_p"),
+    (["mas", "--method", "baseline", "--top_p", "0"], "--top-p"),
     (["mas", "--method", "baseline", "--temperature", "-1"], "--temperature"),
-    (["mas", "--method", "baseline", "--max_samples", "0"], "--max_samples must be positive"),
-    (["mas", "--method", "baseline", "--latent_steps", "-1"], "--latent_steps must be >= 0"),
+    (["mas", "--method", "baseline", "--max_samples", "0"], "--samples must be positive"),
+    (["mas", "--method", "baseline", "--latent_steps", "-1"], "--latent-steps must be >= 0"),
     (["mas", "--method", "baseline", "--task", "gsm8k", "--data", "{in}/missing.jsonl"], "missing.jsonl"),
     # analyze-fixes (issue 23 item 8): --prompts refuses the options only one prompt uses
     (["analyze", *T, "--prompts", "default", "--scan", "--out", "{out}"], "--scan applies to one prompt"),
@@ -272,7 +272,7 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
     (["mas", "--method", "baseline", "--task", "gsm8k", "--data", "/dev/zero"], "not a regular file", "mas"),
     (["mas", "--method", "baseline", "--task", "gsm8k", "--data", "{in}/gsm.jsonl"], "UTF-8", "mas"),
     (["mas", "--method", "baseline", "--task", "gsm8k", "--data", "{in}/fifo"], "not a regular file", "mas"),
-    (["mas", "--method", "baseline", "--knn_percentage", "2", "--knn_filter"], "--knn_percentage", "mas"),
+    (["mas", "--method", "baseline", "--knn_percentage", "2", "--knn_filter"], "--knn-percentage must be in", "mas"),
     (["bench", *T, "--task", "nope"], "nope", "bench"),
     (["bench", *T, "--samples", "0"], "--samples", "bench"),
     (["bench", *T, "--device", "bogus", "--out", "{new}"], "unknown --device", "bench"),

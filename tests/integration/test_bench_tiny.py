@@ -121,7 +121,8 @@ def test_files_and_escaping(tiny, tmp_path):
         data=[evil],
     )
     assert "BenchResult(" in repr(result) and "<table>" in result._repr_html_()
-    out = result.save(tmp_path / "b")
+    out = tmp_path / "b"
+    assert result.save(out) == [out / n for n in ("bench.json", "samples.jsonl", "bench_pareto.png", "report.html")]
     names = sorted(p.name for p in out.iterdir())
     assert names == [".kvscope-out.json", "bench.json", "bench_pareto.png", "report.html", "samples.jsonl"]
     d = json.loads((out / "bench.json").read_text())

@@ -54,7 +54,7 @@ def test_no_shared_prefix_is_reported_with_the_figure_drawn(tmp_path, capsys):
         (["--layer", "2"], "--layer 2 is out of range: the model has 2 layers (0-1)"),
         (["--layer", "-1"], "out of range"),
         (["--prompt", "   "], "prompt is empty"),
-        (["--second-prompt", " "], "second prompt is empty"),
+        (["--second-prompt", " "], "--second-prompt is empty"),
         (["--prompt", "a"], "at least 2 tokens"),
         (["--new-tokens", "0"], "--new-tokens"),
         (["--new-tokens", "4096"], "--new-tokens must be between 1 and 4095"),

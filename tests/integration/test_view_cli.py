@@ -172,7 +172,8 @@ def test_a_real_bench_folder_gives_answers_and_maps(tiny, tmp_path):
         ratios=[0.5],
         quantize=[],
     )
-    data = bench_data(result.save(tmp_path / "b"))
+    result.save(tmp_path / "b")
+    data = bench_data(tmp_path / "b")
     assert [o["config"] for o in data["outcomes"]] == ["baseline", "knorm@0.5", "streaming@0.5"]
     assert data["outcomes"][1]["gold"] == result.outcomes[1].gold
     (m,) = data["maps"]

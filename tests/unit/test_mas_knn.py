@@ -56,12 +56,12 @@ def test_fold_query_is_the_chunk_mean():
 
 @pytest.mark.parametrize("p", [0.0, -0.1, 1.5])
 def test_knn_percentage_out_of_range(p):
-    with pytest.raises(UsageError, match="knn_percentage"):
+    with pytest.raises(UsageError, match="keep_fraction"):
         KnnConfig(p, 5, "top")
 
 
 def test_unknown_strategy():
-    with pytest.raises(UsageError, match="knn_strategy"):
+    with pytest.raises(UsageError, match="unknown strategy"):
         KnnConfig(0.8, 5, "middle")
 
 

@@ -77,5 +77,5 @@ def test_gsm8k_max_samples_and_errors(tmp_path):
 
 def test_gsm8k_without_data_is_a_clear_error_here(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(UsageError, match="--task gsm8k needs --data"):
+    with pytest.raises(UsageError, match="data must name a GSM8K-format JSONL file for the gsm8k task"):
         load_task("gsm8k", 3)

@@ -43,8 +43,9 @@ def test_a_folder_with_foreign_files_is_refused_before_and_after_the_work(tmp_pa
     out.mkdir()
     (out / foreign).mkdir() if foreign == ".git" else (out / foreign).write_text("mine")
     before = sorted(os.listdir(out))
-    with pytest.raises(UsageError, match=f"cannot write --out {out}: the folder holds files kvscope did not write"):
+    with pytest.raises(UsageError, match=f"cannot write out {out}: the folder holds files kvscope did not write") as e:
         check_out_dir(out, command="bench")
+    assert e.value.param == "out"  # the CLI spells it --out (kvscope.cli.flag_message)
     with pytest.raises(UsageError, match="force=True"):
         run(out, "bench", {"a": "1"})
     assert sorted(os.listdir(out)) == before and os.listdir(tmp_path) == ["out"]

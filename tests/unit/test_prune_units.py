@@ -171,7 +171,7 @@ def test_warnings_are_guardrails():
 
 
 def test_result_html_escapes_text():
-    from kvscope.prune.prune_html import table_html
+    from kvscope.kit.pages import summary_html
 
-    html = table_html("<b>t</b>", ["a"], [["<script>x</script>"]], ["1 < 2"])
-    assert "<script>" not in html and "&lt;script&gt;" in html and "1 &lt; 2" in html
+    html = summary_html("<b>t</b>", [("a", "<script>x</script>")], notes=["1 < 2"])
+    assert "<script>" not in html and "&lt;script&gt;" in html and "1 &lt; 2" in html and "<b>t</b>" not in html

@@ -127,7 +127,7 @@ def test_view_page_result_and_its_self_contained_html(tmp_path):
     import kvscope as ks
 
     page = ks.view(make_snapshot(), strategies=["knorm", "h2o"], step=0.25)
-    assert repr(page) == "ViewPage(synthetic: 5 tokens, 2 of 2 strategies, ratios 0..0.75 step 0.25)"
+    assert repr(page) == "ViewPage(model=synthetic, tokens=5, strategies=2 of 2, ratios=0..0.75 step 0.25)"
     assert page.to_dict()["ratios"] == [0.0, 0.25, 0.5, 0.75]
     html = page.html
     assert "http://" not in html and "https://" not in html and "<script>" not in html.split('id="kv-data"')[1][:-9]
@@ -137,4 +137,6 @@ def test_view_page_result_and_its_self_contained_html(tmp_path):
     assert f"script-src 'sha256-{digest}'" in policy and "connect-src 'none'" in policy
     inline = page._repr_html_()
     assert inline.startswith('<iframe sandbox="allow-scripts"') and "<script" not in inline
-    assert page.save(tmp_path / "v.html").read_text(encoding="utf-8") == html
+    assert page.save(tmp_path / "v.html") == [tmp_path / "v.html"]  # a file name: that file, as --export writes
+    assert (tmp_path / "v.html").read_text(encoding="utf-8") == html
+    assert page.save(tmp_path / "folder") == [tmp_path / "folder" / "view.html"]
