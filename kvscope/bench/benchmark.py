@@ -19,6 +19,7 @@ from kvscope.bench.tasks import TASKS, Sample, generate, get_task
 from kvscope.errors import UsageError
 from kvscope.models import ModelInfo, describe
 from kvscope.progress import track
+from kvscope.prune.strategies.kvpress_adapter import attached
 
 # variable_tracking is left out by default: SmolLM2-135M answers 0 of 6 at 500 tokens (a task the baseline
 # cannot do tells nothing about compression); ask for it with tasks=[..., "variable_tracking"].
@@ -266,7 +267,8 @@ def run_all(model, tokenizer, info, indexed, configs, max_answer_tokens, chat, r
     runs = []
     counter = ForwardCounter()
     label = f"bench: {len(indexed)} samples x {len(configs)} configurations"
-    with counter.attached(model):
+    presses = attached(model, [c.strategy for c in configs])  # kvpress presses: record attention inputs
+    with counter.attached(model), presses:
         for i, s in track(indexed, label, total=len(indexed), quiet=quiet):
             steps = max_answer_tokens or (TASKS[s.task].answer_tokens if s.task in TASKS else DATA_ANSWER_TOKENS)
             draw = map_ratio if (s.kind == "qa" and s.index == 0) else None

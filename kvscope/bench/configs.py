@@ -63,9 +63,9 @@ def declared(cls: type) -> set[str]:
 def make_strategy(name: str, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The registry's strategy ``name`` with the convention ``options`` it declares; returns
     ``(strategy, applied)``. Options set to ``None`` keep the strategy's own default."""
-    registry_strategy(name)  # one-line error for an unknown name
+    cls = type(registry_strategy(name))  # one-line error for an unknown name (kvpress:<Press> too)
     wanted = {CONVENTIONS[k]: v for k, v in options.items() if v is not None}
-    applied = {k: v for k, v in wanted.items() if k in declared(STRATEGIES[name])}
+    applied = {k: v for k, v in wanted.items() if k in declared(cls)}
     return registry_strategy(name, **applied), applied
 
 

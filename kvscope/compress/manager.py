@@ -33,7 +33,7 @@ from kvscope.compress import attention
 from kvscope.compress.decoding import SCORERS
 from kvscope.compress.session import Session
 from kvscope.errors import UsageError
-from kvscope.prune.strategies import Strategy, make_strategy
+from kvscope.prune.strategies import Strategy, kvpress_adapter, make_strategy
 from kvscope.quant import KiviSpec, parse_spec
 
 
@@ -103,6 +103,7 @@ class Compressor:
             stack.callback(attention.ACTIVE.reset, token)
             stack.callback(self.model.register_forward_pre_hook(self._before, with_kwargs=True).remove)
             stack.callback(self.model.register_forward_hook(self._after, with_kwargs=True).remove)
+            stack.enter_context(kvpress_adapter.attached(self.model, [self.strategy]))  # a kvpress press
         except BaseException:
             stack.close()
             raise
@@ -193,6 +194,8 @@ def compress(
     ...     out = model.generate(**inputs, max_new_tokens=32)
     >>> c.stats.kept.shape  # [batch, layer, kv_head]                    # doctest: +SKIP
     """
+    if kvpress_adapter.is_press(strategy):  # a kvpress press object: ratio defaults to its compression_ratio
+        strategy, ratio = kvpress_adapter.from_press(strategy, ratio)
     chosen = _strategy(strategy, settings)
     ratio, budget, every = _check(chosen, ratio, budget, every, quantize)
     quant = parse_spec(quantize) if isinstance(quantize, str) else quantize
