@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -352,6 +353,12 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
         ["analyze", *T, "--prompts", "{in}/long_prompts.jsonl", "-o", "{new}"],
         "prompt 2 of 2 has 5,000 tokens but the model takes at most 4,096: shorten it or pass --truncate",
         "nothing-lost",
+    ),
+    # kvpress: a press named without the extra installed (where it is installed: a press kvscope cannot run)
+    (
+        ["bench", *T, "--strategies", "kvpress:KnormPress" if find_spec("kvpress") is None else "kvpress:AdaKVPress"],
+        "pip install 'kvscope[kvpress]'" if find_spec("kvpress") is None else "kvpress:AdaKVPress does not rank",
+        "kvpress",
     ),
 ]
 
