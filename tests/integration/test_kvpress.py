@@ -6,6 +6,8 @@ kvscope's adapter keeps when it runs the same press; bench and ``ks.compress`` t
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -209,3 +211,34 @@ def test_keep_without_a_recorded_prefill_says_what_to_do(tiny):
         s.keep(pre, 0.5)
     with attached(model, [s]), pytest.raises(KvscopeError, match="no prefill of these"):
         s.keep(pre, 0.5)  # the prefill ran before the recorder was attached
+
+
+@pytest.mark.embedded
+def test_the_readme_press_example_runs_as_written(setup):
+    """The README's kvpress example runs with the model and a left-padded batch as in the section above it;
+    each row of such a batch keeps what its prompt keeps alone."""
+    model, tok, _, _, _ = setup
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### kvpress presses as configurations", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    side, tok.padding_side = tok.padding_side, "left"
+    try:
+        inputs = tok(
+            ["The capital of France is Paris. The capital of Italy is", "Count: one, two,"],
+            return_tensors="pt",
+            padding=True,
+        )
+        scope = {"ks": ks, "model": model, "inputs": inputs}
+        with torch.inference_mode():
+            exec(compile(code, "README.md", "exec"), scope)
+            # each left-padded row keeps what that prompt keeps alone (its own hidden states and positions)
+            press = kvpress.ExpectedAttentionPress(compression_ratio=0.5)
+            with ks.compress(model, press) as batch:
+                model.generate(**inputs, max_new_tokens=2, do_sample=False)
+            for row, ids in enumerate(inputs.input_ids):
+                real = ids[inputs.attention_mask[row].bool()][None]
+                with ks.compress(model, press) as alone:
+                    model.generate(input_ids=real, max_new_tokens=2, do_sample=False)
+                assert torch.equal(batch.stats.keep[row], alone.stats.keep[0]), row
+    finally:
+        tok.padding_side = side
