@@ -22,6 +22,7 @@ from kvscope.models import ModelInfo, describe
 from kvscope.progress import track
 from kvscope.prune.engine import BENCH, build_grid, conventions
 from kvscope.prune.evict import count_forwards
+from kvscope.prune.strategies.kvpress_adapter import attached
 
 DEFAULT_TASKS = BenchSettings.tasks  # each default lives in BenchSettings (kvscope.bench.settings)
 DEFAULT_SAMPLES = BenchSettings.samples
@@ -286,7 +287,8 @@ def run_all(model, tokenizer, info, indexed, configs, max_answer_tokens, chat, r
     map_ratio = 0.5 if 0.5 in ratios else (list(ratios)[len(ratios) // 2] if ratios else None)
     runs = []
     label = f"bench: {len(indexed)} samples x {len(configs)} configurations"
-    with count_forwards(model) as count:
+    presses = attached(model, [c.strategy for c in configs])  # kvpress presses: record attention inputs
+    with count_forwards(model) as count, presses:
         for i, s in track(indexed, label, total=len(indexed), quiet=quiet):
             steps = max_answer_tokens or (TASKS[s.task].answer_tokens if s.task in TASKS else DATA_ANSWER_TOKENS)
             draw = map_ratio if (s.kind == "qa" and s.index == 0) else None

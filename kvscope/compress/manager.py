@@ -35,7 +35,7 @@ from kvscope.compress.decoding import SCORERS
 from kvscope.compress.session import Session
 from kvscope.errors import UsageError
 from kvscope.prune.engine import Config, configure
-from kvscope.prune.strategies import Strategy, make_strategy
+from kvscope.prune.strategies import Strategy, kvpress_adapter, make_strategy
 from kvscope.quant import KiviSpec
 
 
@@ -108,6 +108,7 @@ class Compressor:
             stack.callback(attention.ACTIVE.reset, token)
             stack.callback(self.model.register_forward_pre_hook(self._before, with_kwargs=True).remove)
             stack.callback(self.model.register_forward_hook(self._after, with_kwargs=True).remove)
+            stack.enter_context(kvpress_adapter.attached(self.model, [self.strategy]))  # a kvpress press
         except BaseException:
             stack.close()
             raise
@@ -192,6 +193,8 @@ def compress(
     ...     out = model.generate(**inputs, max_new_tokens=32)
     >>> c.stats.kept.shape  # [batch, layer, kv_head]                    # doctest: +SKIP
     """
+    if kvpress_adapter.is_press(strategy):  # a kvpress press object: ratio defaults to its compression_ratio
+        strategy, ratio = kvpress_adapter.from_press(strategy, ratio)
     config = configure(strategy, ratio, budget, quantize, settings, zero=True)  # the engine's one check
     _check(config, every)
     return Compressor(model, config, every)

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -358,6 +359,12 @@ MORE_CASES: list[tuple[list[str], str, str]] = [
         ["bench", *T, "--strategies", "knorm,h2o", "--setting", "window=64", "-o", "{new}"],
         "--setting: window is declared by none of the strategies chosen (knorm, h2o)",
         "nothing-lost",
+    ),
+    # kvpress: a press named without the extra installed (where it is installed: a press kvscope cannot run)
+    (
+        ["bench", *T, "--strategies", "kvpress:KnormPress" if find_spec("kvpress") is None else "kvpress:AdaKVPress"],
+        "pip install 'kvscope[kvpress]'" if find_spec("kvpress") is None else "kvpress:AdaKVPress does not rank",
+        "kvpress",
     ),
 ]
 

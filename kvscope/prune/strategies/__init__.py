@@ -18,6 +18,7 @@ import dataclasses
 from typing import Any
 
 from kvscope.errors import UsageError
+from kvscope.prune.strategies import kvpress_adapter
 from kvscope.prune.strategies.base import PROTECT, Strategy, split_budget, top_keep
 from kvscope.prune.strategies.classic import H2O, KNorm, Magnitude, Random, SnapKV, Streaming
 from kvscope.prune.strategies.literature import TOVA, AdaKV, PyramidKV
@@ -39,6 +40,8 @@ def summaries() -> dict[str, str]:
 
 def setting_defaults(name: str) -> dict[str, Any]:
     """The settings ``name`` takes and their defaults, e.g. ``{"rounding": "ceil", "window": 32, ...}``."""
+    if kvpress_adapter.is_press_name(name):  # kvpress:<PressClass>: the press's own fields
+        return kvpress_adapter.setting_defaults(name)
     return {f.name: f.default for f in dataclasses.fields(_cls(name))}
 
 
@@ -46,8 +49,11 @@ def make_strategy(name: str, **settings: Any) -> Strategy:
     """The strategy registered as ``name`` with ``settings`` as keyword arguments (its fields).
 
     One-line ``UsageError`` for an unknown name (listing the valid ones), an unknown setting (listing the
-    ones it takes) or a bad value.
+    ones it takes) or a bad value. ``"kvpress:<PressClass>"`` names a kvpress press (the extra
+    ``kvscope[kvpress]``, ``kvpress_adapter``).
     """
+    if kvpress_adapter.is_press_name(name):
+        return kvpress_adapter.make(name, **settings)
     cls = _cls(name)
     unknown = sorted(set(settings) - set(setting_defaults(name)))
     if unknown:
