@@ -144,7 +144,7 @@ def test_bench_takes_presses_with_intervals_and_one_prefill_per_sample(tiny):
     model, tok, _ = tiny
     result = ks.bench(
         model, tok, tasks=["passkey"], samples=2, strategies=["knorm", "kvpress:KnormPress"], ratios=[0.5],
-        quantize=[], options={"rounding": "floor"},
+        quantize=[], settings={"rounding": "floor"},
     )  # fmt: skip
     rows = {r.config: r for r in result.rows}
     press = rows["kvpress:KnormPress@0.5"]
