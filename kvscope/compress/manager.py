@@ -108,7 +108,7 @@ class Compressor:
             stack.callback(attention.ACTIVE.reset, token)
             stack.callback(self.model.register_forward_pre_hook(self._before, with_kwargs=True).remove)
             stack.callback(self.model.register_forward_hook(self._after, with_kwargs=True).remove)
-            stack.enter_context(kvpress_adapter.attached(self.model, [self.strategy]))  # a kvpress press
+            stack.enter_context(kvpress_adapter.attached(self.model, [self.config.strategy]))  # a kvpress press
         except BaseException:
             stack.close()
             raise
