@@ -114,31 +114,10 @@ FIGURES: dict[str, FigureSpec] = {
 
 
 def encode(fig, fmt: str, palette: bool = False) -> bytes:
-    """The figure's file bytes; with ``palette`` a PNG is reduced to 256 colours.
+    """The figure's file bytes (``kvscope.kit.figures.figure_bytes``); with ``palette`` a PNG of 256 colours."""
+    from kvscope.kit.figures import figure_bytes
 
-    The palette path takes the rendered pixels as an uncompressed TIFF (the same RGBA pixels a PNG would
-    hold, without compressing them into a PNG only to decode it again)."""
-    import io
-
-    from kvscope.kit.figures import DPI
-
-    buf = io.BytesIO()
-    raw = palette and fmt == "png"
-    kw = {"pil_kwargs": {"compression": "raw"}} if raw else {"metadata": _metadata(fmt)}
-    fig.savefig(buf, format="tiff" if raw else fmt, dpi=DPI, bbox_inches="tight", **kw)
-    if not raw:
-        return buf.getvalue()
-    from PIL import Image
-
-    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(colors=256)
-    out = io.BytesIO()
-    img.save(out, format="PNG", optimize=True)
-    return out.getvalue()
-
-
-def _metadata(fmt: str) -> dict:
-    """No creation dates in the files, so two saves of one result are byte-identical."""
-    return {"Date": None} if fmt == "svg" else {}
+    return figure_bytes(fig, fmt, palette=palette)
 
 
 def missing_needs(name: str, data: FigureData, notes: dict[str, str], many: bool = False) -> str | None:
