@@ -99,3 +99,25 @@ def test_figures_follow_their_place_not_their_analysis():
     assert names.index("head_sparsity") > names.index("token_key_value_scatter")
     assert names[0] == "kv_cache_layers" and names[-1] == "importance_validation"
     assert FIGURES["kv_pca_by_position"].needs == ("pca", "tokens")
+
+
+def test_ground_truth_in_the_output_folder(tmp_path):
+    """analyze_into's ground truth: the given file, else the folder's own; prune's file in the folder is used
+    in place (not copied), and another file while prune's is there is refused naming ground_truth."""
+    from kvscope.analyze.pipeline import GROUND_TRUTH_FILE, ground_truth_for
+    from kvscope.errors import UsageError
+    from kvscope.outdir import MARKER, marker_text
+
+    out = tmp_path / "out"
+    out.mkdir()
+    assert ground_truth_for(out, None) == (None, False)
+    theirs = out / GROUND_TRUTH_FILE
+    theirs.write_text("{}")
+    assert ground_truth_for(out, None) == (theirs, False)  # analyze's own earlier copy: replaced by the save
+    (out / MARKER).write_text(marker_text({"prune": [GROUND_TRUTH_FILE]}))
+    assert ground_truth_for(out, None) == (theirs, True)
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    with pytest.raises(UsageError, match="holds another") as err:
+        ground_truth_for(out, other)
+    assert err.value.param == "ground_truth"
