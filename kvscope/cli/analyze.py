@@ -1,5 +1,5 @@
 """``kvscope analyze``: every figure of the KV cache of one prompt (or aggregated over many), plus
-metrics.json and report.html. Parses flags, calls ``kvscope.analyze.pipeline.analyze_into`` and prints."""
+metrics.json and report.html. Parses flags, calls ``kvscope.analyze.command.analyze_into`` and prints."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from kvscope.cli.common import (
 
 def _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads, layer, model) -> None:
     """Every check that needs no model: runs before anything is loaded or written."""
-    from kvscope.analyze.pipeline import check_before_loading
+    from kvscope.analyze.command import check_before_loading
     from kvscope.errors import UsageError
 
     given = [
@@ -175,7 +175,7 @@ def analyze(
       kvscope analyze --prompt "Alice paid 42 euros in Paris." --out kvscope-out
       kvscope analyze --prompts default --out many-out      # aggregated over the built-in texts
     """
-    from kvscope.analyze.pipeline import analyze_into, package_text
+    from kvscope.analyze.command import analyze_into, package_text
     from kvscope.cli.common import check_out, load, read_prompt
 
     setup_logging(quiet=as_json)

@@ -104,7 +104,8 @@ def test_figures_follow_their_place_not_their_analysis():
 def test_ground_truth_in_the_output_folder(tmp_path):
     """analyze_into's ground truth: the given file, else the folder's own; prune's file in the folder is used
     in place (not copied), and another file while prune's is there is refused naming ground_truth."""
-    from kvscope.analyze.pipeline import GROUND_TRUTH_FILE, ground_truth_for
+    from kvscope.analyze.command import ground_truth_for
+    from kvscope.analyze.pipeline import GROUND_TRUTH_FILE
     from kvscope.errors import UsageError
     from kvscope.outdir import MARKER, marker_text
 
