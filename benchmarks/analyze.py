@@ -101,7 +101,7 @@ def _row(r: dict) -> str:
     )
 
 
-def table(rows: list[dict], speedups: dict, load: str, base: str, new: str, same: str) -> str:
+def table(rows: list[dict], speedups: dict, load: str, base: str, new: str, same: str, repeats=3, many=1) -> str:
     lines = [
         "## kvscope analyze: wall time and peak memory",
         "",
@@ -126,8 +126,8 @@ def table(rows: list[dict], speedups: dict, load: str, base: str, new: str, same
         "",
         f"Targets (issue 24): the single-prompt run at least 1.4x as fast as {base}; `--prompts default` at most 60 s.",
         "",
-        f"Reproduce: `git worktree add /tmp/analyze_base {base} && python benchmarks/analyze.py --base "
-        f"/tmp/analyze_base --base-name {base} --repeats N --many-repeats M`",
+        f"Reproduce: `git worktree add /work/wt/old{base} {base} && OMP_NUM_THREADS=1 python benchmarks/analyze.py "
+        f"--base /work/wt/old{base} --base-name {base} --repeats {repeats} --many-repeats {many}`",
         "",
     ]
     return "\n".join(lines)
@@ -180,7 +180,7 @@ def main() -> None:
     )
     equal = new[0]["metrics"] == old[0]["metrics"] and many_new[0]["metrics"] == many_old[0]["metrics"]
     note = f"numbers and texts): the same in every run of {args.new_name}: {same}; equal to {args.base_name}'s: {equal}"
-    text = table(rows, speedups, load, args.base_name, args.new_name, note)
+    text = table(rows, speedups, load, args.base_name, args.new_name, note, args.repeats, args.many_repeats)
     args.out.write_text(text)
     print(text)
 
