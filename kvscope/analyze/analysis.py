@@ -25,7 +25,7 @@ from kvscope.analyze.pipeline import (
     many_ground_truth,
     token_data,
 )
-from kvscope.analyze.registry import AnalysisOptions, run_all
+from kvscope.analyze.registry import AnalysisOptions, many_analyses, run_all
 from kvscope.configcheck import check_layer
 from kvscope.errors import UsageError
 from kvscope.kit.results import FigureDict, ResultMixin
@@ -34,7 +34,6 @@ from kvscope.snapshot import KVSnapshot
 CACHE_SCALES = ("layer", "shared")
 CACHE_NORMS = ("auto", "clip", "log")
 FORMATS = ("png", "svg")
-MANY_ANALYSES = ["sinks", "layer_stats", "tokens", "importance", "heads", "quantization"]
 
 
 @dataclass(repr=False)
@@ -293,7 +292,7 @@ def analyze_many(
                 layer=lay, sparsity_threshold=sparsity_threshold, sink_share=sink_share, delta_loglik=truth
             ),
             model=model,
-            only=MANY_ANALYSES,
+            only=many_analyses(),
         )
         runs.append(ctx.results)
         notes.update({f"prompt {i}: {k}": v for k, v in ctx.notes.items()})

@@ -7,7 +7,6 @@ layer); their summaries are here (colour limits, per-channel means in ``layer_st
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -19,32 +18,11 @@ SCHEMA_VERSION = 2
 FEW_TOKENS = 16
 
 
-def _plain(result: Any) -> Any:
-    if dataclasses.is_dataclass(result):
-        return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    return result
-
-
 def _analysis_dict(name: str, result: Any) -> Any:
-    if name == "cache_maps":
-        return {
-            "block": result.block,
-            "vmax_k": result.vmax_k,
-            "vmax_v": result.vmax_v,
-            "rows": len(result.key[0]) if result.key else 0,
-            "note": "pixel data not stored",
-        }
-    if name == "distribution":
-        return {
-            "key": _plain(result.key),
-            "value": _plain(result.value),
-            "outlier_sigma": result.outlier_sigma,
-            "layer_kurtosis_k": result.layer_kurtosis_k,
-            "layer_kurtosis_v": result.layer_kurtosis_v,
-        }
-    if name == "weights":
-        return {"k_proj": _plain(result.k_proj), "v_proj": _plain(result.v_proj)}
-    return _plain(result)
+    """The result's ``metrics.json`` entry, as its registry entry writes it (``Analysis.to_metrics``)."""
+    from kvscope.analyze.registry import ANALYSES, plain
+
+    return ANALYSES[name].to_metrics(result) if name in ANALYSES else plain(result)
 
 
 def headline(snapshot: KVSnapshot, results: dict[str, Any]) -> dict[str, Any]:
@@ -194,5 +172,6 @@ def build_many_metrics(
             "intervals": many.intervals,
             "quantization": many.quantization,
             "sinks": many.sinks,
+            **many.extra,
         },
     }

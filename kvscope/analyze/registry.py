@@ -1,30 +1,34 @@
-"""Registry of analyses: name -> how to run it and what it needs. ``run_all`` runs them in order.
+"""The one registry of analyses. An analysis is one entry: how to compute it, what it needs, its figures
+(file names, drawing for one prompt and for many, title, explanation), its entry in ``metrics.json`` and
+its aggregation over prompts. The report, ``metrics.json``, the many-prompt path and the CLI read
+``ANALYSES`` and ``FIGURES``; every count comes from them.
 
-An analysis whose needs are not met (no attention, no queries, no model) is skipped with a note;
-it never fails the run. Later analyses can read earlier results (``ctx.results``).
+The built-in analyses are the modules of ``kvscope.analyze.entries``, each calling :func:`register` once;
+they are found by listing that package, so a new analysis is one module there plus its test. ``run_all``
+runs the analyses in ``place`` order; an analysis whose needs are not met (no attention, no queries, no
+model) is skipped with a note, never failing the run. Later analyses can read earlier results
+(``ctx.results``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from kvscope.analyze.cache_maps import cache_maps
-from kvscope.analyze.distribution import value_distribution
-from kvscope.analyze.head_specialization import head_specialization
-from kvscope.analyze.importance import importance
-from kvscope.analyze.layer_stats import DEFAULT_SPARSITY_THRESHOLD, layer_stats
-from kvscope.analyze.pca import pca_by_position
-from kvscope.analyze.pruning_potential import pruning_potential
-from kvscope.analyze.sinks import DEFAULT_SINK_SHARE, detect_sinks
-from kvscope.analyze.token_table import token_table
-from kvscope.analyze.weights import projection_weights, weight_magnitudes
+from kvscope.analyze.layer_stats import DEFAULT_SPARSITY_THRESHOLD
+from kvscope.analyze.sinks import DEFAULT_SINK_SHARE
 from kvscope.errors import KvscopeError
 from kvscope.snapshot import KVSnapshot
+
+SINGLE_ONLY = "drawn for one prompt only; run with --prompt (or analyze one snapshot) to see it"
+LAST = 1_000_000.0  # the place of an entry that does not give one: after every built-in
 
 
 @dataclass(frozen=True)
@@ -47,39 +51,101 @@ class Context:
     notes: dict[str, str] = field(default_factory=dict)
 
 
+def plain(result: Any) -> Any:
+    """A result's entry in ``metrics.json``: a dataclass's fields by name (``fileio.write_json`` converts arrays)."""
+    if dataclasses.is_dataclass(result):
+        return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    return result
+
+
+def lazy(target: str) -> Callable[..., Any]:
+    """``"module:function"`` as a callable that imports the module on its first call (figure code pulls in
+    Matplotlib, which a registry lookup should not)."""
+    module, name = target.split(":")
+
+    def call(*args: Any, **kw: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kw)
+
+    call.__qualname__ = call.__name__ = name
+    return call
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure. ``files``: names without suffix (the first is its name; the same image may be written
+    under several); ``draw(FigureData) -> matplotlib Figure``; ``draw_many``: the view over many prompts
+    (None: ``many_skip`` says why there is none); ``needs``: the analyses it reads (its own is added by
+    :func:`register`); ``place``: its rank in the report and in ``metrics.json``; ``palette``: a PNG of
+    256 colours (for heatmaps drawn with at most ~200 colours)."""
+
+    files: tuple[str, ...]
+    draw: Callable[[Any], Any]
+    title: str
+    explanation: str
+    place: float = LAST
+    needs: tuple[str, ...] = ()
+    draw_many: Callable[[Any], Any] | None = None
+    palette: bool = False
+    many_skip: str = SINGLE_ONLY
+
+    @property
+    def name(self) -> str:
+        return self.files[0]
+
+
 @dataclass(frozen=True)
 class Analysis:
-    run: Callable[[Context], Any]
+    """One analysis. ``compute(ctx) -> result`` (a dataclass, no I/O); ``needs``: any of ``attention``,
+    ``queries``, ``model``; ``place``: the run order; ``to_metrics(result)``: its ``metrics.json`` entry;
+    ``aggregate([result per prompt]) -> {key: value}``: what it adds to ``ManyPrompts`` and to the
+    ``aggregate`` of a many-prompt ``metrics.json`` (None: a many-prompt run does not compute it)."""
+
+    name: str
+    compute: Callable[[Context], Any]
+    place: float = LAST
     needs: tuple[str, ...] = ()
+    figures: tuple[Figure, ...] = ()
+    to_metrics: Callable[[Any], Any] = plain
+    aggregate: Callable[[list[Any]], dict[str, Any]] | None = None
 
 
-def _quantization(ctx: Context) -> Any:
-    from kvscope.analyze.quantization import quantization_error
-
-    return quantization_error(ctx.snapshot, model=ctx.model)
+ANALYSES: dict[str, Analysis] = {}
+FIGURES: dict[str, Figure] = {}
 
 
-def _heads(ctx: Context) -> Any:
-    from kvscope.analyze.attention_spec import attention_spec
+def register(analysis: Analysis) -> Analysis:
+    """Add ``analysis`` (replacing one of the same name) and its figures; returns it."""
+    taken = {f for a in ANALYSES.values() if a.name != analysis.name for fig in a.figures for f in fig.files}
+    clash = taken.intersection(f for fig in analysis.figures for f in fig.files)
+    if clash:
+        raise ValueError(f"analysis {analysis.name!r}: figure file(s) {sorted(clash)} already registered")
+    figures = tuple(dataclasses.replace(f, needs=(analysis.name, *f.needs)) for f in analysis.figures)
+    ANALYSES[analysis.name] = dataclasses.replace(analysis, figures=figures)
+    _reorder()
+    return ANALYSES[analysis.name]
 
-    sinks = ctx.results.get("sinks")
-    found = sinks.positions.tolist() if sinks is not None and sinks.detected else None
-    return head_specialization(ctx.snapshot, ctx.options.layer, found, attention_spec(ctx.snapshot, ctx.model))
+
+def unregister(name: str) -> None:
+    """Remove the analysis ``name`` and its figures (tests register their own and take them off again)."""
+    ANALYSES.pop(name, None)
+    _reorder()
 
 
-ANALYSES: dict[str, Analysis] = {
-    "sinks": Analysis(lambda c: detect_sinks(c.snapshot, c.options.sink_share)),
-    "cache_maps": Analysis(lambda c: cache_maps(c.snapshot)),
-    "layer_stats": Analysis(lambda c: layer_stats(c.snapshot, c.options.sparsity_threshold)),
-    "distribution": Analysis(lambda c: value_distribution(c.snapshot)),
-    "pca": Analysis(lambda c: pca_by_position(c.snapshot, c.options.layer)),
-    "tokens": Analysis(lambda c: token_table(c.snapshot, c.results["sinks"], c.options.n_rank)),
-    "pruning": Analysis(lambda c: pruning_potential(c.snapshot)),
-    "importance": Analysis(lambda c: importance(c.snapshot, c.options.delta_loglik), ("attention",)),
-    "heads": Analysis(_heads, ("queries",)),
-    "quantization": Analysis(_quantization),
-    "weights": Analysis(lambda c: weight_magnitudes(*projection_weights(c.model)), ("model",)),
-}
+def _reorder() -> None:
+    """``ANALYSES`` in ``place`` order, ``FIGURES`` in theirs; the dicts are updated in place, so a module
+    that imported them sees every registration."""
+    analyses = sorted(ANALYSES.values(), key=lambda a: a.place)
+    ANALYSES.clear()
+    ANALYSES.update((a.name, a) for a in analyses)
+    figures = sorted((f for a in analyses for f in a.figures), key=lambda f: f.place)
+    FIGURES.clear()
+    FIGURES.update((f.name, f) for f in figures)
+
+
+def many_analyses() -> list[str]:
+    """The analyses a many-prompt run computes on every prompt: those with an aggregation."""
+    return [name for name, a in ANALYSES.items() if a.aggregate is not None]
+
 
 _NEED_NOTES = {
     "attention": "the snapshot has no attention data (capture with --attention)",
@@ -130,7 +196,7 @@ def run_all(
 
 def _run_all(snapshot: KVSnapshot, options: AnalysisOptions, model: Any, only: list[str] | None) -> Context:
     ctx = Context(snapshot, options, model)
-    for name, analysis in ANALYSES.items():
+    for name, analysis in list(ANALYSES.items()):
         if only is not None and name not in only:
             continue
         why = _missing(ctx, analysis.needs)
@@ -138,7 +204,17 @@ def _run_all(snapshot: KVSnapshot, options: AnalysisOptions, model: Any, only: l
             ctx.notes[name] = f"skipped: {why}"
             continue
         try:
-            ctx.results[name] = analysis.run(ctx)
+            ctx.results[name] = analysis.compute(ctx)
         except KvscopeError as exc:
             ctx.notes[name] = f"skipped: {exc}"
     return ctx
+
+
+def _load_builtin() -> None:
+    """Import every module of ``kvscope.analyze.entries``; each registers its analysis."""
+    entries = importlib.import_module("kvscope.analyze.entries")
+    for module in pkgutil.iter_modules(entries.__path__):
+        importlib.import_module(f"{entries.__name__}.{module.name}")
+
+
+_load_builtin()

@@ -1,16 +1,15 @@
 """``kvscope analyze``: every figure of the KV cache of one prompt (or aggregated over many), plus
-metrics.json and report.html. A thin client of ``kvscope.analyze.analysis.analyze``."""
+metrics.json and report.html. Parses flags, calls ``kvscope.analyze.command.analyze_into`` and prints."""
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import click
 
-from kvscope.analyze.figure_registry import FIGURES
 from kvscope.analyze.prompt_set import default_prompts
+from kvscope.analyze.registry import FIGURES
 from kvscope.analyze.settings import AnalyzeSettings as S
 from kvscope.cli.common import (
     CONTEXT_SETTINGS,
@@ -28,14 +27,9 @@ from kvscope.cli.common import (
 )
 
 
-def _text(name: str) -> str:
-    from importlib import resources
-
-    return resources.files("kvscope").joinpath("data", name).read_text(encoding="utf-8")
-
-
 def _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads, layer, model) -> None:
     """Every check that needs no model: runs before anything is loaded or written."""
+    from kvscope.analyze.command import check_before_loading
     from kvscope.errors import UsageError
 
     given = [
@@ -50,14 +44,7 @@ def _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads
     ]
     if len(given) > 1:
         raise UsageError(f"give only one of {', '.join(given)}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {threads}")
-    if ground_truth is not None and not Path(ground_truth).is_file():
-        raise UsageError(f"cannot read ground truth {ground_truth}: no such file")
-    if layer is not None and snapshot is None:
-        from kvscope.configcheck import check_layer
-
-        check_layer(layer, _layers_before_loading(model))
+    check_before_loading(model=model, snapshot=snapshot, ground_truth=ground_truth, threads=threads, layer=layer)
 
 
 # Options that only a one-prompt run uses: a many-prompt run refuses them (issue 23 item 8).
@@ -79,26 +66,6 @@ def _check_many(given: dict) -> None:
         source = ctx.get_parameter_source(name)
         if given[name] not in (None, False) and source is not None and source.name != "DEFAULT":
             raise UsageError(f"{flag} applies to one prompt, not to --prompts: {why} (use --prompt or --prompt-file)")
-
-
-def _layers_before_loading(model: str) -> int:
-    """The model's layer count from its config alone (no weights loaded)."""
-    from kvscope.errors import UsageError
-
-    if model == "embedded":
-        return 30
-    if model == "tiny":
-        from kvscope.models import tiny_config
-
-        return tiny_config().num_hidden_layers
-    try:
-        from transformers import AutoConfig
-
-        cfg = AutoConfig.from_pretrained(model)
-        cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-        return int(cfg.num_hidden_layers)
-    except Exception as exc:
-        raise UsageError(f"cannot read the config of {model} to check --layer: {exc}") from None
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -207,11 +174,8 @@ def analyze(
       kvscope analyze --prompt "Alice paid 42 euros in Paris." --out kvscope-out
       kvscope analyze --prompts default --out many-out      # aggregated over the built-in texts
     """
-    from kvscope.analyze import analysis as api
-    from kvscope.analyze.pipeline import GROUND_TRUTH_FILE
-    from kvscope.analyze.registry import torch_threads
+    from kvscope.analyze.command import analyze_into, package_text
     from kvscope.cli.common import check_out, load, read_prompt
-    from kvscope.errors import UsageError
 
     setup_logging(quiet=as_json)
     _check_options(prompt, prompt_file, prompts, snapshot, ground_truth, threads, layer, model)
@@ -226,99 +190,33 @@ def analyze(
 
         texts = load_prompts(prompts)
     elif snapshot is None:
-        texts = [read_prompt(prompt, prompt_file, _text("default_prompt.txt"))]
+        texts = [read_prompt(prompt, prompt_file, package_text("default_prompt.txt"))]
     is_default = prompt is None and prompt_file is None and prompts is None and snapshot is None
-    truth = ground_truth or (out / GROUND_TRUTH_FILE if (out / GROUND_TRUTH_FILE).is_file() else None)
-    theirs = _owned_by_other(out, GROUND_TRUTH_FILE)  # prune's file in out: kept there, never copied over
-    truth_in_out = theirs and truth is not None and _same_file(truth, out / GROUND_TRUTH_FILE)
-    if truth is not None and theirs and not truth_in_out:
-        raise UsageError(
-            f"--out {out} holds another {GROUND_TRUTH_FILE} than --ground-truth {truth}: choose another --out"
+    one_prompt = None
+    if prompts is None:
+        cont = continuation or (package_text("default_continuation.txt") if is_default else None)
+        one_prompt = dict(
+            cache_scale=cache_scale, cache_norm=cache_norm, scan_layers=bool(do_scan), scan_heads=scan_heads
         )
-    kw = dict(layer=layer, sparsity_threshold=sparsity_threshold, sink_share=sink_share, fmt=fmt)
-    timing: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if snapshot is not None:
-        from kvscope.snapshot import KVSnapshot
-
-        snap = KVSnapshot.load(snapshot, require_finite=True)
-        timing["load"] = time.perf_counter() - t0
-        result = api.analyze(
-            snap,
-            ground_truth=truth,
-            cache_scale=cache_scale,
-            cache_norm=cache_norm,
-            scan_layers=bool(do_scan),
-            scan_heads=scan_heads,
-            **kw,
-        )
-    else:
-        loaded = load(model, device, dtype, trust_remote_code, device_map)
-        timing["load"] = time.perf_counter() - t0
-        with torch_threads(threads):
-            if len(texts) > 1:
-                result = api.analyze_texts(
-                    loaded.model,
-                    loaded.tokenizer,
-                    texts,
-                    info=loaded.info,
-                    truncate=truncate,
-                    quiet=as_json,
-                    ground_truth=truth,
-                    **kw,
-                )
-            else:
-                cont = continuation or (_text("default_continuation.txt") if is_default else None)
-                result = _one_text(
-                    loaded,
-                    texts[0],
-                    truncate,
-                    timing,
-                    dict(
-                        ground_truth=truth,
-                        cache_scale=cache_scale,
-                        cache_norm=cache_norm,
-                        scan_layers=bool(do_scan),
-                        scan_heads=scan_heads,
-                        continuation=cont,
-                        **kw,
-                    ),
-                )
-    t0 = time.perf_counter()
-    if truth_in_out:  # the file is prune's, kept where it is; no copy of analyze's beside it
-        result.ground_truth_file = None
-    result.save(out, force=force)
-    timing = {**timing, **result.timing, "report": time.perf_counter() - t0}
+        one_prompt.update({"continuation": cont} if snapshot is None else {})
+    result, timing = analyze_into(
+        out,
+        texts=texts,
+        snapshot=snapshot,
+        loader=lambda: load(model, device, dtype, trust_remote_code, device_map),
+        threads=threads,
+        truncate=truncate,
+        ground_truth=ground_truth,
+        force=force,
+        quiet=as_json,
+        status=stderr_console().status,
+        one_prompt=one_prompt,
+        layer=layer,
+        sparsity_threshold=sparsity_threshold,
+        sink_share=sink_share,
+        fmt=fmt,
+    )
     _summary(result, out, timing, as_json)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _owned_by_other(out: Path, name: str) -> bool:
-    """True when ``out`` holds ``name`` written by another command than analyze (``kvscope.outdir``)."""
-    from kvscope.outdir import read_marker
-
-    owners = read_marker(out) or {}
-    return any(name in names for command, names in owners.items() if command != "analyze")
-
-
-def _one_text(loaded, text: str, truncate: bool, timing: dict[str, float], kw: dict):
-    """Capture one prompt (attention and queries) and analyze it with the model at hand."""
-    from kvscope.analyze import analysis as api
-    from kvscope.capture.capturing import capture
-
-    with stderr_console().status("capturing and analyzing ..."):
-        t0 = time.perf_counter()
-        snap = capture(
-            loaded.model, loaded.tokenizer, text, info=loaded.info, attention=True, queries=True, truncate=truncate
-        )
-        timing["capture"] = time.perf_counter() - t0
-        return api.analyze(snap, model=loaded.model, tokenizer=loaded.tokenizer, **kw)
 
 
 def _summary(result, out: Path, timing: dict[str, float], as_json: bool) -> None:

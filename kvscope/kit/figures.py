@@ -6,7 +6,9 @@ No backend is chosen here: a notebook keeps its inline backend, and the CLI pick
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +26,67 @@ CSP_META = (
 )
 
 
-def save_figure(fig: Any, path: str | Path, fmt: str | None = None) -> Path:
+def save_figure(fig: Any, path: str | Path, fmt: str | None = None, palette: bool = False) -> Path:
     """Write ``fig`` atomically to ``path`` (format from ``fmt`` or the suffix) and close it."""
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".") or "png"
     try:
         with atomic_path(path, suffix=f".{fmt}") as tmp:
-            fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight")
+            Path(tmp).write_bytes(figure_bytes(fig, fmt, palette=palette))
     finally:
         plt.close(fig)
     return path
+
+
+# zlib level of every PNG (PIL's default is 6): the faster level makes analyze's plots up to 29 % larger, and its
+# 256-colour heatmap (quantized by fast octree) 17 % smaller; 6 % fewer bytes over the 17 figures in all.
+PNG_COMPRESS_LEVEL = 1
+
+
+def figure_bytes(fig: Any, fmt: str = "png", *, palette: bool = False, dpi: int = DPI) -> bytes:
+    """``fig``'s file bytes (``png`` or ``svg``), drawn once; ``palette``: a PNG reduced to 256 colours.
+
+    A figure that laid itself out (``tight_layout()`` or a layout engine) is saved at its own size: a tight
+    crop (``bbox_inches="tight"``) would draw it twice more only to trim a few pixels of margin, and the
+    spent placeholder ``tight_layout()`` leaves behind would add one more layout pass. A figure that did not
+    lay itself out is still cropped to its contents. The figure is left as it was; no dates are written, so
+    two saves of one figure are byte-identical."""
+    buf = io.BytesIO()
+    raw = palette and fmt == "png"
+    kw: dict[str, Any] = {"pil_kwargs": {"compression": "raw"}} if raw else _format_kwargs(fmt)
+    with _laid_out(fig) as crop:
+        fig.savefig(buf, format="tiff" if raw else fmt, dpi=dpi, bbox_inches="tight" if crop else None, **kw)
+    if not raw:
+        return buf.getvalue()
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    img.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return out.getvalue()
+
+
+def _format_kwargs(fmt: str) -> dict[str, Any]:
+    if fmt == "png":
+        return {"pil_kwargs": {"compress_level": PNG_COMPRESS_LEVEL}}
+    return {"metadata": {"Date": None}} if fmt == "svg" else {}
+
+
+@contextlib.contextmanager
+def _laid_out(fig: Any) -> Iterator[bool]:
+    """Yields whether ``fig`` still needs a tight crop; a spent ``tight_layout()`` placeholder is taken off
+    for the save (matplotlib would otherwise lay the figure out once more) and put back after."""
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    engine = fig.get_layout_engine()
+    if not isinstance(engine, PlaceHolderLayoutEngine):
+        yield engine is None
+        return
+    fig.set_layout_engine(None)
+    try:
+        yield False
+    finally:
+        fig.set_layout_engine(engine)
 
 
 THUMB_DPI = 28  # a result's _repr_html_ shows thumbnails; result.figures[name] is the full figure
@@ -41,9 +94,7 @@ THUMB_DPI = 28  # a result's _repr_html_ shows thumbnails; result.figures[name] 
 
 def png_bytes(fig: Any, dpi: int = DPI) -> bytes:
     """``fig`` rendered as PNG bytes (the figure stays open)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return buf.getvalue()
+    return figure_bytes(fig, "png", dpi=dpi)
 
 
 def shown(figures: dict[str, Any]) -> dict[str, Any]:
@@ -70,13 +121,11 @@ def thumbnail_html(name: str, fig: Any, dpi: int = THUMB_DPI) -> str:
 
 def figure_html(fig: Any, close: bool = True) -> str:
     """``fig`` as an inline ``<img>`` (PNG, base64) for a result's ``_repr_html_``; closes it unless told not to."""
-    buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+        data = base64.b64encode(figure_bytes(fig, "png")).decode("ascii")
     finally:
         if close:
             plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" style="max-width:100%"/>'
 
 

@@ -38,7 +38,7 @@ def test_palette_png_is_the_same_as_through_a_png():
     from PIL import Image
 
     from kvscope.analyze.figure_registry import encode
-    from kvscope.kit.figures import DPI
+    from kvscope.kit.figures import DPI, PNG_COMPRESS_LEVEL
 
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.imshow(np.random.default_rng(0).normal(size=(40, 60)), aspect="auto")
@@ -46,6 +46,33 @@ def test_palette_png_is_the_same_as_through_a_png():
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     slow = io.BytesIO()
-    Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(colors=256).save(slow, format="PNG", optimize=True)
+    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    img = img.quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    img.save(slow, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     assert encode(fig, "png", palette=True) == slow.getvalue()
     plt.close(fig)
+
+
+def test_a_laid_out_figure_is_saved_at_its_own_size_in_one_draw():
+    """A figure that ran tight_layout() is written uncropped at figsize x dpi, drawn once (no layout pass
+    and no tight crop), and keeps its layout placeholder; one without a layout is still cropped."""
+    import io
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from kvscope.kit.figures import DPI, figure_bytes
+
+    fig = Figure(figsize=(3, 2))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1])
+    fig.tight_layout()
+    engine = fig.get_layout_engine()
+    draws = []
+    fig.canvas.mpl_connect("draw_event", lambda event: draws.append(event))
+    assert Image.open(io.BytesIO(figure_bytes(fig))).size == (3 * DPI, 2 * DPI)
+    assert len(draws) == 1 and fig.get_layout_engine() is engine
+    bare = Figure(figsize=(3, 2))
+    bare.text(0.5, 0.5, "x")
+    width, height = Image.open(io.BytesIO(figure_bytes(bare))).size
+    assert width < 3 * DPI and height < 2 * DPI
