@@ -18,7 +18,7 @@ import dataclasses
 from typing import Any
 
 from kvscope.errors import UsageError
-from kvscope.prune.strategies.base import PROTECT, Strategy, split_budget, top_keep
+from kvscope.prune.strategies.base import PROTECT, Strategy, top_keep
 from kvscope.prune.strategies.classic import H2O, KNorm, Magnitude, Random, SnapKV, Streaming
 from kvscope.prune.strategies.literature import TOVA, AdaKV, PyramidKV
 
@@ -109,7 +109,6 @@ __all__ = [
     "parse_settings",
     "convert_setting",
     "split_setting",
-    "split_budget",
     "top_keep",
     "PROTECT",
     "KNorm",
