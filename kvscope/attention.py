@@ -27,9 +27,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from kvscope.errors import KvscopeError
 
 NAME = "kvscope_capture"
 SCORE_BUDGET = 1 << 25  # floats in one chunk of attention scores (128 MiB in float32)
@@ -263,16 +266,42 @@ def _recording_attention(
 ) -> tuple[torch.Tensor, None]:
     """The ``AttentionInterface`` entry point; returns ``([b, q, q_head, d_v], None)`` like eager."""
     rec = _ACTIVE.get()
-    if kwargs.get("s_aux") is not None:
-        raise NotImplementedError("attention sinks (s_aux) are not supported by kvscope's recorder")
-    scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
+    call = interface_args("kvscope's recorder", query, scaling, kwargs)
     if rec is not None and rec.want_queries:
         rec.queries[module.layer_idx] = query[0].detach().to(device="cpu", dtype=torch.float32, copy=True)
     out, received, counts = chunked_attention(
-        query, key, value, attention_mask, scaling, kwargs.get("softcap"), rec.chunk if rec else None
+        query, key, value, attention_mask, call.scaling, call.softcap, rec.chunk if rec else None
     )
     if rec is not None and rec.want_attention:
         rec.add(module.layer_idx, received.cpu(), counts.cpu())
+    return interface_output(out)
+
+
+@dataclass(frozen=True)
+class InterfaceArgs:
+    """What kvscope's attention functions read of the keywords transformers passes them."""
+
+    scaling: float  # the module's own (head_dim ** -0.5 when it passes none)
+    softcap: float | None  # Gemma 2's logit soft-capping, None when off
+    window: int | None  # the layer's sliding window (keys at positions p - window < j <= p), None when full
+
+
+def interface_args(who: str, query: torch.Tensor, scaling: float | None, kwargs: dict[str, Any]) -> InterfaceArgs:
+    """Read one ``AttentionInterface`` call's ``scaling`` and keywords (``softcap``, ``sliding_window``);
+    ``query`` is ``[b, q_head, q, head_dim]``. Attention sinks (``s_aux``, gpt-oss) are computed by no
+    kvscope attention function: a ``KvscopeError`` naming ``who`` says so."""
+    if kwargs.get("s_aux") is not None:
+        raise KvscopeError(f"{who} does not support attention sinks (s_aux)")
+    return InterfaceArgs(
+        scaling=scaling if scaling is not None else query.shape[-1] ** -0.5,
+        softcap=kwargs.get("softcap") or None,
+        window=kwargs.get("sliding_window") or None,
+    )
+
+
+def interface_output(out: torch.Tensor) -> tuple[torch.Tensor, None]:
+    """``out`` ``[b, q_head, q, d_v]`` as an ``AttentionInterface`` function returns it: ``([b, q, q_head, d_v],
+    None)`` (no attention weights), like transformers' sdpa path."""
     return out.transpose(1, 2).contiguous(), None
 
 

@@ -32,7 +32,6 @@ import torch
 from kvscope.errors import UsageError
 
 SCHEMES = ("tensor", "token", "channel")
-ROUND_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -113,13 +112,6 @@ def quantize(x: torch.Tensor, bits: int, scheme: str, group_size: int | None = N
     tensor([[0., 1., 2., 3.]])
     """
     return quantize_with_stats(x, bits, scheme, group_size).tensor
-
-
-def round_to_dtype(x: torch.Tensor, dtype: str) -> torch.Tensor:
-    """``x`` rounded to ``"float16"`` or ``"bfloat16"`` and cast back to its own dtype."""
-    if dtype not in ROUND_DTYPES:
-        raise UsageError(f"unknown dtype {dtype!r}: use float16 or bfloat16")
-    return x.to(ROUND_DTYPES[dtype]).to(x.dtype)
 
 
 # ----------------------------------------------------------------------------- KIVI

@@ -43,11 +43,6 @@ never not here there now always often sometimes seldom rather quite almost perha
 )
 
 
-def stopwords() -> frozenset[str]:
-    """kvscope's English stop-word list (lower case)."""
-    return STOPWORDS
-
-
 def _is_punct(text: str) -> bool:
     return bool(text) and all(unicodedata.category(c)[0] in "PS" for c in text)
 

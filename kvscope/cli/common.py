@@ -284,3 +284,32 @@ def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
     for name, value in rows:
         table.add_row(name, str(value))
     Console().print(table)
+
+
+def listen(make_server: Callable[[int], Any], port: int) -> Any:
+    """``make_server(port)`` (a server bound to 127.0.0.1:``port``), a port that cannot be bound being a
+    one-line ``UsageError`` naming ``--port``."""
+    try:
+        return make_server(port)
+    except OSError as exc:
+        raise UsageError(f"--port {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+
+
+def serve(server: Any, command: str, open_browser: bool, query: str = "") -> None:
+    """Serve ``server`` (bound to 127.0.0.1) until Ctrl+C, which ends the command with exit code 130 and one
+    line; the server is closed in every case. Prints the page's URL (``query`` appended) on stderr and opens
+    it in a browser when ``open_browser``."""
+    import sys
+    import webbrowser
+
+    url = f"http://127.0.0.1:{server.server_address[1]}/{query}"
+    try:
+        click.echo(f"kvscope {command}: serving {url} (Ctrl+C stops)", err=True)
+        if open_browser:
+            webbrowser.open(url)
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo(f"kvscope {command}: stopped", err=True)
+        sys.exit(130)
+    finally:
+        server.server_close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, json_option, option
+from kvscope.cli.common import CONTEXT_SETTINGS, emit_json, json_option, listen, option, serve
 from kvscope.errors import UsageError
 from kvscope.memory.settings import MemorySettings as S
 
@@ -137,27 +137,6 @@ def calculate(est, block_table: bool, as_json: bool) -> None:
         print_table("kvscope memory", summary_rows(est))
 
 
-def serve(port: int, open_browser: bool, data: dict, query: str) -> None:
-    import webbrowser
-
-    from kvscope.memory.server import make_server
-
-    try:
-        server = make_server(data, port)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-    url = f"http://127.0.0.1:{server.server_address[1]}/{query}"
-    click.echo(f"kvscope memory: serving {url} (Ctrl+C stops)", err=True)
-    if open_browser:
-        webbrowser.open(url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-
-
 @click.command(context_settings=CONTEXT_SETTINGS)
 @option(
     "-m",
@@ -278,7 +257,10 @@ def memory(
         return None
     from urllib.parse import urlencode
 
-    return serve(port, not no_browser, data, "?" + urlencode(initial) if initial else "")
+    from kvscope.memory.server import make_server
+
+    server = listen(lambda p: make_server(data, p), port)
+    return serve(server, "memory", not no_browser, "?" + urlencode(initial) if initial else "")
 
 
 def _initial(est, kw: dict) -> dict:

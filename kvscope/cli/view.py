@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from kvscope.cli.common import CONTEXT_SETTINGS, option
+from kvscope.cli.common import CONTEXT_SETTINGS, listen, option, serve
 from kvscope.errors import UsageError
 from kvscope.view.settings import ViewSettings as S
 
@@ -37,28 +37,6 @@ def _check_export(export: Path) -> None:
     parent = export.parent if str(export.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"--export {export}: directory {parent} does not exist")
-
-
-def _bind(port: int):
-    from kvscope.view.page import bind
-
-    try:
-        return bind(port)
-    except OSError as exc:
-        raise UsageError(f"--port {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-
-
-def _serve(server, open_browser: bool) -> None:
-    import webbrowser
-
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    click.echo(f"kvscope view: serving {url} (Ctrl+C stops)", err=True)
-    if open_browser:
-        webbrowser.open(url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -111,11 +89,12 @@ def view(source, strategies, step, export, port, no_browser):
         write_text(export, export_html(view_data(source, names, step)))
         click.echo(f"kvscope view: wrote {export}", err=True)
         return
-    server, files = _bind(port)
-    try:
-        from kvscope.view.page import render_index
+    from kvscope.view.page import bind, render_index
 
+    server, files = listen(bind, port)
+    try:
         files["index.html"] = render_index(view_data(source, names, step)).encode("utf-8")
-        _serve(server, not no_browser)
-    finally:
+    except BaseException:
         server.server_close()
+        raise
+    serve(server, "view", not no_browser)

@@ -28,8 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from kvscope.archs import layer_windows
-from kvscope.attention import causal_visible, register_attention, softcapped_attention
-from kvscope.errors import KvscopeError
+from kvscope.attention import (
+    causal_visible,
+    interface_args,
+    interface_output,
+    register_attention,
+    softcapped_attention,
+)
 
 NAME = "kvscope_compress"
 ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("kvscope_compress_session", default=None)
@@ -123,19 +128,16 @@ def _compress_attention(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """``AttentionInterface`` entry point; returns ``([b, q, q_head, d], None)`` like transformers' sdpa."""
-    if kwargs.get("s_aux") is not None:
-        raise KvscopeError("ks.compress does not support attention sinks (s_aux)")
-    scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
-    softcap, window = kwargs.get("softcap") or None, kwargs.get("sliding_window") or None
+    call = interface_args("ks.compress", query, scaling, kwargs)
     session = ACTIVE.get()
     mask = attention_mask if isinstance(attention_mask, torch.Tensor) else None
     if mask is not None and mask.dtype != torch.bool:
         mask = mask > torch.finfo(mask.dtype).min / 2
     if session is None:
-        out, _ = attend(query, key, value, mask, scaling, softcap)
+        out, _ = attend(query, key, value, mask, call.scaling, call.softcap)
     else:
-        out = session.attention(module.layer_idx, query, key, value, mask, scaling, softcap, window)
-    return out.transpose(1, 2).contiguous(), None
+        out = session.attention(module.layer_idx, query, key, value, mask, call.scaling, call.softcap, call.window)
+    return interface_output(out)
 
 
 def register() -> None:

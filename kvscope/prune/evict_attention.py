@@ -33,8 +33,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from kvscope.attention import causal_visible, register_attention, routed, softcapped_attention
-from kvscope.errors import KvscopeError
+from kvscope.attention import (
+    causal_visible,
+    interface_args,
+    interface_output,
+    register_attention,
+    routed,
+    softcapped_attention,
+)
 
 NAME = "kvscope_prune"
 _STATE: contextvars.ContextVar[EvictState | None] = contextvars.ContextVar("kvscope_prune_state", default=None)
@@ -114,22 +120,16 @@ def _prune_attention(
 ) -> tuple[torch.Tensor, None]:
     """``AttentionInterface`` entry point: query ``[b, q_head, q, d]``, key/value ``[b, kv_head, k, d]``;
     returns ``([b, q, q_head, d_v], None)`` like transformers' sdpa path."""
-    if kwargs.get("s_aux") is not None:
-        raise KvscopeError("kvscope prune does not support attention sinks (s_aux)")
-    mask = _mask(query, key, module.layer_idx, kwargs.get("sliding_window"))
-    group = query.shape[1] // key.shape[1]
-    scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
-    softcap = kwargs.get("softcap")
-    if softcap:
-        out = _softcapped(query, key, value, mask, scaling, softcap, group)
+    call = interface_args("kvscope prune", query, scaling, kwargs)
+    mask = _mask(query, key, module.layer_idx, call.window)
+    if call.softcap:
+        out = softcapped_attention(query, key, value, mask, call.scaling, call.softcap)[0]
     else:
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling, enable_gqa=group > 1)
-    return out.transpose(1, 2).contiguous(), None
-
-
-def _softcapped(query, key, value, mask, scaling: float, softcap: float, group: int) -> torch.Tensor:
-    """Attention with logit soft-capping, ``softmax(tanh(q k^T s / c) c + mask) v``, as Gemma 2 computes it."""
-    return softcapped_attention(query, key, value, mask, scaling, softcap)[0]
+        group = query.shape[1] // key.shape[1]
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, scale=call.scaling, enable_gqa=group > 1
+        )
+    return interface_output(out)
 
 
 def _no_mask(*_args: Any, **_kwargs: Any) -> None:

@@ -92,10 +92,12 @@ def test_ctrl_c_during_interpreter_exit_prints_no_traceback():
 
 
 def test_memory_server_caps_connections_and_drops_idle_ones(monkeypatch):
-    from kvscope.memory import catalog, server
+    from kvscope.kit import pages as server
+    from kvscope.memory import catalog
+    from kvscope.memory.server import serve_in_thread
 
     monkeypatch.setattr(server, "IDLE_TIMEOUT_S", 0.5)
-    srv, url = server.serve_in_thread(catalog.page_data())
+    srv, url = serve_in_thread(catalog.page_data())
     port = srv.server_address[1]
     try:
         before = threading.active_count()

@@ -140,7 +140,7 @@ def test_error_pages_carry_the_csp_and_check_the_host(server, request_bytes, sta
 
 
 def test_data_element_cannot_be_closed_or_commented_by_any_string():
-    from kvscope.memory.page import data_script
+    from kvscope.kit.pages import data_script
 
     hostile = {"name": "</script><script>alert(1)</script><!--<script>&amp;"}
     html = data_script(hostile)

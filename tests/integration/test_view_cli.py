@@ -179,3 +179,18 @@ def test_a_real_bench_folder_gives_answers_and_maps(tiny, tmp_path):
     (m,) = data["maps"]
     assert set(m["shares"]) == {"knorm", "streaming"} and m["ratio"] == 0.5
     assert len(m["shares"]["knorm"]) == len(m["tokens"])
+
+
+def test_ctrl_c_while_serving_exits_130_and_closes_the_socket(snap_path, capsys, monkeypatch):
+    from kvscope.kit import pages
+
+    made = []
+
+    def serve_forever(self, *args, **kwargs):
+        made.append(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pages.QuietServer, "serve_forever", serve_forever)
+    code, _, err = run_cli(["view", str(snap_path), "--strategies", "knorm", "--no-browser"], capsys)
+    assert code == 130 and err.splitlines()[-1] == "kvscope view: stopped", err
+    assert len(made) == 1 and made[0].socket.fileno() == -1

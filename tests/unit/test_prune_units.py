@@ -108,7 +108,6 @@ from kvscope.prune.strategies import (  # noqa: E402
     make_strategy,
     parse_settings,
     setting_defaults,
-    split_budget,
     summaries,
 )
 
@@ -147,15 +146,6 @@ def test_n_keep_rounding():
     assert n_keep(10, 0.7, "floor") == 3 and n_keep(3, 0.9, "floor") == 0 and n_keep(3, 0.9) == 1
     with pytest.raises(UsageError, match="ceil or floor"):
         n_keep(10, 0.5, "round")
-
-
-def test_split_budget_hand_values():
-    assert split_budget([19.5, 0.5], 20, 96) == [20, 0]  # ties in the remainder go to the lower index
-    assert split_budget([1, 1, 1], 7, 3) == [3, 2, 2]
-    assert split_budget([150, 50], 200, 120) == [120, 80]  # capped at 120, the excess moves over
-    assert split_budget([0, 0], 3, 2) == [2, 1]
-    with pytest.raises(UsageError):
-        split_budget([1, 1], 5, 2)
 
 
 def test_warnings_are_guardrails():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kvscope.errors import UsageError
-from kvscope.quant import KiviSpec, kivi, kivi_layer, parse_spec, quantize, quantize_with_stats, round_to_dtype
+from kvscope.quant import KiviSpec, kivi, kivi_layer, parse_spec, quantize, quantize_with_stats
 
 
 def _grid(shape, bits, lo=-1.5, step=0.25):
@@ -82,15 +82,6 @@ def test_constant_group_is_exact_and_counts():
     assert r.groups == 2 * 4 * 3  # heads x channels x ceil(5/2) position groups
     assert r.code_bytes == math.ceil(40 * 3 / 8)
     assert r.stats_bytes == 2 * r.groups * 4
-
-
-def test_round_to_dtype():
-    x = torch.tensor([1.0 + 2**-9, 1.0 + 2**-12])
-    assert torch.equal(round_to_dtype(x, "bfloat16"), torch.tensor([1.0, 1.0]))
-    assert round_to_dtype(x, "float16")[0] == 1.0 + 2**-9  # 10 mantissa bits keep it
-    assert round_to_dtype(x, "float16").dtype == torch.float32
-    with pytest.raises(UsageError):
-        round_to_dtype(x, "int8")
 
 
 def test_parse_spec():

@@ -19,7 +19,7 @@ from typing import Any
 
 from kvscope.errors import UsageError
 from kvscope.prune.strategies import kvpress_adapter
-from kvscope.prune.strategies.base import PROTECT, Strategy, split_budget, top_keep
+from kvscope.prune.strategies.base import PROTECT, Strategy, top_keep
 from kvscope.prune.strategies.classic import H2O, KNorm, Magnitude, Random, SnapKV, Streaming
 from kvscope.prune.strategies.literature import TOVA, AdaKV, PyramidKV
 
@@ -115,7 +115,6 @@ __all__ = [
     "parse_settings",
     "convert_setting",
     "split_setting",
-    "split_budget",
     "top_keep",
     "PROTECT",
     "KNorm",

@@ -8,7 +8,6 @@ float32 snapshot (in bf16 most key norms tie, kvpress issue #276).
 
 from __future__ import annotations
 
-import math
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -53,34 +52,6 @@ def sinks_and_recent(n: int, k: int, sinks: int) -> torch.Tensor:
     row = recent_bonus(n, k - s)
     row[:s] = 2 * PROTECT + n - torch.arange(s, dtype=torch.float64)
     return row
-
-
-def split_budget(weights: list[float], total: int, cap: int) -> list[int]:
-    """``total`` integer slots shared in proportion to ``weights``, none above ``cap``; sums to ``total``.
-
-    Shares above ``cap`` are capped and the excess re-shared among the others (water-filling); the
-    fractional parts are then settled by largest remainder (ties: lower index first).
-    """
-    if total > cap * len(weights):
-        raise UsageError(f"cannot share {total} slots among {len(weights)} rows of at most {cap}")
-    w = [max(0.0, float(x)) for x in weights]
-    share, free, left = [0.0] * len(w), list(range(len(w))), float(total)
-    while free:
-        mass = sum(w[i] for i in free)
-        alloc = {i: left * w[i] / mass if mass > 0 else left / len(free) for i in free}
-        over = [i for i in free if alloc[i] > cap]
-        if not over:
-            for i in free:
-                share[i] = alloc[i]
-            break
-        for i in over:
-            share[i], left = float(cap), left - cap
-            free.remove(i)
-    ints = [min(cap, math.floor(x + 1e-9)) for x in share]
-    order = sorted(range(len(w)), key=lambda i: (-(share[i] - ints[i]), i))
-    for i in order[: total - sum(ints)]:
-        ints[i] += 1
-    return ints
 
 
 @dataclass
