@@ -46,9 +46,10 @@ chromium:
 run: install
 	$(BIN)/kvscope analyze
 
-# Two workers on two cores, one torch thread each (tests/conftest.py). A failure in any step fails.
+# Two workers on two cores, one torch thread each (tests/conftest.py); work stealing evens out the long tests
+# at the end of the run. A failure in any step fails.
 test: install-dev chromium lint
-	$(BIN)/python -m pytest -q -n 2 --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15
 	$(MAKE) test-oldest wheel-check
 
 lint: install-dev
@@ -71,8 +72,9 @@ $(OLD)/.stamp: pyproject.toml constraints.txt
 
 test-oldest: $(OLD)/.stamp
 	@$(OLD)/bin/python -c "import transformers as t; print('transformers', t.__version__, '(oldest declared)')"
-	$(OLD)/bin/python -m pytest -q -n 2 -p no:cacheprovider tests/unit
-	$(OLD)/bin/python -m pytest -q -n 2 -p no:cacheprovider -m "(embedded or kvpress) and not browser" tests/integration
+	$(OLD)/bin/python -m pytest -q -n 2 --dist worksteal -p no:cacheprovider tests/unit
+	$(OLD)/bin/python -m pytest -q -n 2 --dist worksteal -p no:cacheprovider -m "(embedded or kvpress) and not browser" \
+		tests/integration
 
 # `pip install kvscope` as a user gets it: build the wheel, install it into a fresh virtualenv (torch from the
 # pinned local wheel), and run two commands from outside the source tree.

@@ -352,16 +352,22 @@ def time_default(root: Path, extra: list[str]) -> dict:
     return {"wall": wall, "cpu": cpu, "rss": after.ru_maxrss / 2**20, "load": (load0, load1), "d": d}
 
 
+def _cells(row: dict) -> dict:
+    """A bench.json row without its timings (the part two checkouts must agree on)."""
+    return {k: v for k, v in row.items() if "second" not in k}
+
+
 def run_default(args) -> None:
     """Time the default ``kvscope bench`` (``--bench-args`` appended); with ``--base DIR`` also that checkout's,
-    alternately, ``--repeats`` times each, and report the ratio of medians."""
+    alternately (the order swapping between repeats), ``--repeats`` times each, and report the ratio of medians
+    and whether both tables hold the same cells."""
     import statistics
 
     extra = args.bench_args.split()
     roots = [("this checkout", ROOT)] + ([(f"base {args.base}", Path(args.base))] if args.base else [])
     runs: dict[str, list[dict]] = {name: [] for name, _ in roots}
-    for _ in range(args.default_repeats):
-        for name, root in roots:
+    for rep in range(args.default_repeats):
+        for name, root in roots if rep % 2 == 0 else roots[::-1]:
             runs[name].append(time_default(root, extra))
             r = runs[name][-1]
             print(f"{name}: {r['wall']:.0f} s wall, {r['cpu']:.0f} s CPU, load {r['load']}", file=sys.stderr)
@@ -392,7 +398,9 @@ def run_default(args) -> None:
         mine, base = (statistics.median(r["wall"] for r in rs) for rs in runs.values())
         cpu_m, cpu_b = (statistics.median(r["cpu"] for r in rs) for rs in runs.values())
         ratio = f"**{base / mine:.2f}x** the wall time, {cpu_b / cpu_m:.2f}x the CPU time"
-        lines += ["", f"Base over this checkout: {ratio}."]
+        mine_rows, base_rows = ([_cells(r) for r in rs[0]["d"]["rows"]] for rs in runs.values())
+        same = "the same" if mine_rows == base_rows else "**different**"
+        lines += ["", f"Base over this checkout: {ratio}. The two checkouts' tables (every row's cells): {same}."]
     text = "\n".join(lines + [""])
     Path(args.out).with_name(args.default_out).write_text(text)
     print(text)

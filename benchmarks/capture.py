@@ -8,6 +8,12 @@ Modes, all on the embedded SmolLM2-135M (float32, CPU):
 - ``attention``: ``run_capture(attention=True)``: attention received per key, chunked.
 
 Usage: ``python benchmarks/capture.py [--sizes 512 2048 8192] [--repeats 3] [--threads N] [--out FILE.md]``
+
+Side by side with an older checkout (``--base DIR``, e.g. ``git worktree add /tmp/before 968cf5c``): per size,
+``--repeats`` rounds of three fresh processes, the bare forward, this checkout's attention capture and the
+base's (its ``kvscope`` first on ``PYTHONPATH``), their order alternating between rounds; each process warms
+up on 256 tokens and times one run. The table gives medians and min-max of the rounds, both ratios to the
+bare forward and the 1-minute load average around each round.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+GSM8K = Path(os.environ.get("KVSCOPE_GSM8K", ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"))
 
 
 def prompt_ids(tokenizer, n: int):
@@ -40,8 +46,9 @@ def prompt_ids(tokenizer, n: int):
     return torch.tensor([ids[:n]])
 
 
-def worker(mode: str, n: int, repeats: int) -> dict:
-    """Time ``repeats`` runs of ``mode`` after one warm-up; return times and this process's peak RSS."""
+def worker(mode: str, n: int, repeats: int, warm: int | None = None) -> dict:
+    """Time ``repeats`` runs of ``mode`` after one warm-up (on ``warm`` tokens, default ``n``); return times
+    and this process's peak RSS."""
     import resource
 
     t0 = time.perf_counter()
@@ -58,16 +65,17 @@ def worker(mode: str, n: int, repeats: int) -> dict:
     load_s = time.perf_counter() - t1
     import_s = t1 - t0
     ids = prompt_ids(tok, n)
+    warm_ids = ids[:, :warm] if warm else ids
     run = {
-        "forward": lambda: model(ids),
-        "capture": lambda: run_capture(model, ids, tok, info=info),
-        "attention": lambda: run_capture(model, ids, tok, info=info, attention=True),
+        "forward": lambda x: model(x),
+        "capture": lambda x: run_capture(model, x, tok, info=info),
+        "attention": lambda x: run_capture(model, x, tok, info=info, attention=True),
     }[mode]
     times = []
     with torch.inference_mode():
         for i in range(repeats + 1):
             t = time.perf_counter()
-            out = run()
+            out = run(ids if i else warm_ids)
             if i:
                 times.append(time.perf_counter() - t)
             del out
@@ -83,10 +91,60 @@ def worker(mode: str, n: int, repeats: int) -> dict:
     }
 
 
-def spawn(mode: str, n: int, repeats: int) -> dict:
+def spawn(mode: str, n: int, repeats: int, base: Path | None = None, warm: int | None = None) -> dict:
+    """Run one worker process; with ``base`` its ``kvscope`` is imported from that checkout."""
     cmd = [sys.executable, __file__, "--worker", mode, str(n), "--repeats", str(repeats)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    cmd += ["--warm", str(warm)] if warm else []
+    env = dict(os.environ, PYTHONPATH=str(base or ROOT))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def side_by_side(sizes: list[int], rounds: int, base: Path) -> tuple[list[dict], list[tuple[float, float]]]:
+    """``rounds`` rounds per size of forward / attention (this checkout) / attention (``base``), the order
+    alternating; returns every result (``arm`` added) and the 1-minute load average before and after each."""
+    arms = [("forward", None, "forward"), ("attention", None, "attention"), ("attention", base, "attention (base)")]
+    results, loads = [], []
+    for n in sizes:
+        for r in range(rounds):
+            before = os.getloadavg()[0]
+            for mode, root, arm in arms if r % 2 == 0 else arms[::-1]:
+                results.append({**spawn(mode, n, 1, root, warm=256), "arm": arm})
+                print(f"{arm:17s} n={n:5d} {results[-1]['times'][0]:.2f} s", file=sys.stderr, flush=True)
+            loads.append((before, os.getloadavg()[0]))
+    return results, loads
+
+
+def side_table(results: list[dict], loads: list[tuple[float, float]], rounds: int, base: Path, cmd: str) -> str:
+    threads = results[0]["threads"]
+    lines = [
+        "## Capture with attention received, side by side with the code before (`benchmarks/capture.py --base`)",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        f"Embedded SmolLM2-135M, float32, CPU, torch threads = {threads}; {rounds} round(s) per size, each arm a "
+        f"fresh process (warm-up on 256 tokens, one timed run), the order alternating between rounds; base = "
+        f"`{base}`. Cells: median [min, max] seconds. 1-minute load average around the rounds: "
+        + ", ".join(f"{a:.1f}->{b:.1f}" for a, b in loads)
+        + " (2 cores).",
+        "",
+        "| tokens | bare forward s | attention s, this checkout | attention s, base | this ÷ forward | "
+        "base ÷ forward | this ÷ base | peak RSS GiB (this, base) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sorted({r["n"] for r in results}):
+        mine = [r for r in results if r["n"] == n]
+        t = {a: [r["times"][0] for r in mine if r["arm"] == a] for a in ("forward", "attention", "attention (base)")}
+        rss = {a: max(r["peak_rss_gib"] for r in mine if r["arm"] == a) for a in t}
+        med = {a: statistics.median(v) for a, v in t.items()}
+        cell = {a: f"{med[a]:.2f} [{min(v):.2f}, {max(v):.2f}]" for a, v in t.items()}
+        lines.append(
+            f"| {n} | {cell['forward']} | {cell['attention']} | {cell['attention (base)']} | "
+            f"{med['attention'] / med['forward']:.2f}× | {med['attention (base)'] / med['forward']:.2f}× | "
+            f"{med['attention'] / med['attention (base)']:.2f}× | "
+            f"{rss['attention']:.2f}, {rss['attention (base)']:.2f} |"
+        )
+    return "\n".join(lines + [""])
 
 
 def table(results: list[dict], loads: list[float], imports: list[float], repeats: int, cmd: str) -> str:
@@ -129,12 +187,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads in each worker [torch's default]")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "capture.md")
+    ap.add_argument("--base", type=Path, help="an older checkout to time side by side (attention capture)")
+    ap.add_argument("--warm", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.repeats)))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.repeats, args.warm)))
         return
     if args.threads:
         os.environ["KVSCOPE_BENCH_THREADS"] = str(args.threads)
+    cmd = "python benchmarks/capture.py " + " ".join(sys.argv[1:])
+    if args.base:
+        results, loads = side_by_side(args.sizes, args.repeats, args.base.resolve())
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(side_table(results, loads, args.repeats, args.base, cmd.strip()), encoding="utf-8")
+        print(args.out.read_text())
+        return
     results = []
     for n in args.sizes:
         for mode in ("forward", "capture", "attention"):

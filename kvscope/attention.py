@@ -175,8 +175,9 @@ def chunked_attention(
 
     A plain causal prefill on CPU takes the fast path: PyTorch's fused flash kernel gives the output
     (bit-identical to the model's sdpa path) and each row's log-sum-exp, then one extra Q·Kᵀ pass
-    per query chunk turns ``exp(score - lse)`` into column sums. Anything else (a cache offset, a
-    padding or sliding-window mask, soft-capping, GPU) takes the general chunked softmax.
+    per query chunk turns ``exp(score - lse)`` into column sums (:func:`_received_from_lse`). Anything
+    else (a cache offset, a padding or sliding-window mask, soft-capping, GPU) takes the general
+    chunked softmax.
     """
     fast = (
         mask is None
@@ -195,27 +196,41 @@ def _prefill_flash(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float, chunk: int | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     b, hq, n, d = query.shape
-    hkv = key.shape[1]
-    g = hq // hkv
+    g = hq // key.shape[1]
     k_rep, v_rep = (key.repeat_interleave(g, 1), value.repeat_interleave(g, 1)) if g > 1 else (key, value)
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
         query, k_rep, v_rep, 0.0, True, attn_mask=None, scale=scaling
     )[:2]
     del k_rep, v_rep
-    # scores - lse in one matmul: q' = [q * scale, -lse], k' = [k, 1]
-    q_aug = torch.cat([query[:1] * scaling, -lse[:1, ..., None].to(query.dtype)], -1).view(hkv, g, n, d + 1)
-    k_aug = torch.cat([key[0], key.new_ones(hkv, n, 1)], -1).transpose(-1, -2)  # [kv_head, d + 1, k]
-    c = chunk or 128
-    upper = torch.ones(c, c, dtype=torch.bool, device=query.device).triu(1)
-    received = torch.zeros(hkv, n, dtype=torch.float32, device=query.device)
-    for s in range(0, n, c):
-        e = min(n, s + c)
-        probs = torch.matmul(q_aug[:, :, s:e].reshape(hkv, g * (e - s), d + 1), k_aug[..., :e])
-        probs = probs.view(hkv, g, e - s, e)
-        probs[..., s:e].masked_fill_(upper[: e - s, : e - s], float("-inf"))
-        received[:, :e] += probs.exp_().sum(dim=(1, 2))
+    received = _received_from_lse(query[0], key[0], lse[0], scaling, chunk or 64)
     counts = (n - torch.arange(n, device=query.device, dtype=torch.float32)) * g
     return out, received, counts
+
+
+def _received_from_lse(
+    query: torch.Tensor, key: torch.Tensor, lse: torch.Tensor, scaling: float, chunk: int
+) -> torch.Tensor:
+    """``received [kv_head, key]``: the column sums of ``exp(q k^T * scaling - lse)`` under the causal mask.
+
+    ``query`` ``[q_head, n, d]``, ``key`` ``[kv_head, n, d]``, ``lse`` ``[q_head, n]`` (each row's log-sum-exp,
+    from the flash kernel). Rows are laid out (position, group) so a chunk of ``chunk`` positions is one
+    contiguous ``[chunk * group, d]`` block per kv_head: one plain ``d``-wide matmul, then the ``- lse``
+    shift, the mask of the diagonal block, ``exp`` and a column sum, all in place.
+    """
+    hq, n, d = query.shape
+    hkv = key.shape[0]
+    g = hq // hkv
+    rows = (query * scaling).view(hkv, g, n, d).transpose(1, 2).reshape(hkv, n * g, d)
+    shift = lse.neg().view(hkv, g, n).transpose(1, 2).reshape(hkv, n * g, 1)
+    keys_t = key.transpose(-1, -2)  # [kv_head, d, n]
+    upper = torch.ones(chunk, chunk, dtype=torch.bool, device=query.device).triu(1)[:, None, :]  # [q, 1, k]
+    received = torch.zeros(hkv, n, dtype=torch.float32, device=query.device)
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        probs = torch.matmul(rows[:, s * g : e * g], keys_t[..., :e]).add_(shift[:, s * g : e * g])
+        probs.view(hkv, e - s, g, e)[..., s:e].masked_fill_(upper[: e - s, :, : e - s], float("-inf"))
+        received[:, :e] += probs.exp_().sum(dim=1)
+    return received
 
 
 def _chunked_softmax(

@@ -31,6 +31,10 @@ from kvscope.prune.evict import (
     token_logliks,
 )
 
+# The LM head on the question's last 4 rows gives the last row bit for bit as on all its rows (on CPU a
+# 1- to 3-row product takes another kernel, which rounds differently): benchmarks/logits_rows.py checks it.
+LAST_ROWS = 4
+
 
 @dataclass
 class Outcome:
@@ -121,8 +125,9 @@ def answer_tokens(
     model: Any, pc: Any, question: torch.Tensor, start: int, steps: int, stops: frozenset[int] = frozenset()
 ) -> list[int]:
     """Greedy answer: the question in one forward pass at ``start ..``, then up to ``steps - 1`` more
-    tokens; it ends at the first token in ``stops`` (EOS, end of turn), so nothing after it is scored."""
-    logits = continuation_logits(model, pc, question, start)
+    tokens; it ends at the first token in ``stops`` (EOS, end of turn), so nothing after it is scored.
+    Only the last ``LAST_ROWS`` rows of the question's logits are computed: the last one is read."""
+    logits = continuation_logits(model, pc, question, start, rows=LAST_ROWS)
     first = int(logits[-1].argmax())
     if steps <= 1 or first in stops:
         return [first]

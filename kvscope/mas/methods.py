@@ -49,6 +49,7 @@ class MasSettings:
     info: Any
     config: MasConfig = field(default_factory=MasConfig)
     _realigner: Realigner | None = field(default=None, repr=False)
+    _stops_pad: tuple[frozenset[int], int] | None = field(default=None, repr=False)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name == "config":
@@ -59,6 +60,13 @@ class MasSettings:
         if self._realigner is None:
             self._realigner = realigner(self.model, self.realign)
         return self._realigner
+
+    def stops_and_pad(self) -> tuple[frozenset[int], int]:
+        """The ids that end an agent's text and the padding id, looked up once (the tokenizer's whole
+        vocabulary is built to find ``<|im_end|>``, about a tenth of a second each time)."""
+        if self._stops_pad is None:
+            self._stops_pad = _stops_and_pad(self.model, self.tokenizer)
+        return self._stops_pad
 
 
 @dataclass
@@ -124,16 +132,20 @@ def seeded(seed: int, problem: Problem, role: str, purpose: int = 0) -> torch.Ge
     return torch.Generator().manual_seed(seed * 1_000_003 + problem.index * 101 + roles.index(role) * 2 + purpose)
 
 
-def _sampling(s: MasSettings, problems: list[Problem], role: str) -> Sampling:
-    tok = s.tokenizer
+def _stops_and_pad(model: Any, tok: Any) -> tuple[frozenset[int], int]:
     stops = {tok.eos_token_id} if tok.eos_token_id is not None else set()
-    gen_eos = getattr(getattr(s.model, "generation_config", None), "eos_token_id", None)
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     stops |= set(gen_eos if isinstance(gen_eos, list) else [gen_eos] if gen_eos is not None else [])
     end = tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else None
     stops |= {end} if end is not None else set()
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    return frozenset(stops), pad
+
+
+def _sampling(s: MasSettings, problems: list[Problem], role: str) -> Sampling:
+    stops, pad = s.stops_and_pad()
     sampler = Sampler(s.temperature, s.top_k, s.top_p)
-    return Sampling(s.max_new_tokens, sampler, [seeded(s.seed, p, role) for p in problems], frozenset(stops), pad)
+    return Sampling(s.max_new_tokens, sampler, [seeded(s.seed, p, role) for p in problems], stops, pad)
 
 
 def _generate(
@@ -199,9 +211,7 @@ def _latent_steps(s: MasSettings, state: CacheState, hidden: torch.Tensor, role:
 def _think(s: MasSettings, state: CacheState, prompts: list[list[int]], agent: Agent) -> float:
     """Append an agent's prompt and run its latent steps; returns the seconds it took."""
     t0 = time.perf_counter()
-    first = append_ids(
-        s.model, state, prompts, f"{agent.role}:prompt", _sampling(s, [], agent.role).pad_id, want="hidden"
-    )
+    first = append_ids(s.model, state, prompts, f"{agent.role}:prompt", s.stops_and_pad()[1], want="hidden")
     _latent_steps(s, state, first.hidden, agent.role)
     return time.perf_counter() - t0
 

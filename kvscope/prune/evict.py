@@ -234,13 +234,15 @@ def _held(pre: Prefill, layer: int, k: torch.Tensor, v: torch.Tensor, lk: torch.
     return k[:, :, n - h :], v[:, :, n - h :], lk[:, n - h :], pos
 
 
-def continuation_logits(model: Any, pc: PrunedCache, cont_ids: torch.Tensor, start: int) -> torch.Tensor:
+def continuation_logits(model: Any, pc: PrunedCache, cont_ids: torch.Tensor, start: int, rows: int = 0) -> torch.Tensor:
     """Logits ``[C, vocab]`` (float32) of the continuation ``[1, C]`` at positions ``start ..``,
-    attending to the pruned cache (extended in place by the continuation)."""
+    attending to the pruned cache (extended in place by the continuation). ``rows`` > 0 computes only
+    the last ``rows`` rows of the LM head (``[min(C, rows), vocab]``); 0 = every row."""
     device = next(model.parameters()).device
     pos = torch.arange(start, start + cont_ids.shape[1], device=device)[None]
+    kw = {"logits_to_keep": rows} if rows else {}
     with torch.inference_mode(), evicting(model, pc.masks, pc.positions, start):
-        out = forward(model, pc.cache, input_ids=cont_ids.to(device), position_ids=pos, use_cache=True)
+        out = forward(model, pc.cache, input_ids=cont_ids.to(device), position_ids=pos, use_cache=True, **kw)
     return out.logits[0].float()
 
 

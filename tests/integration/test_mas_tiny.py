@@ -182,3 +182,13 @@ def test_text_mas_context_flow_in_both_variants(tiny):
         if mode == "hierarchical":  # the experts see only the question
             expected[1:3] = [plain(mode, roles[1]), plain(mode, roles[2])]
         assert [a.prompt_tokens for a in run.agents] == expected
+
+
+def test_the_vocabulary_is_read_once_per_settings(tiny, monkeypatch):
+    """Stop and padding ids are looked up once (building the vocabulary costs time inside the latent steps)."""
+    s = settings(tiny, latent_steps=2, max_new_tokens=2)
+    calls, real = [], type(tiny.tokenizer).get_vocab
+    monkeypatch.setattr(type(tiny.tokenizer), "get_vocab", lambda self: calls.append(1) or real(self))
+    problems = load_arith(2, 0)
+    runs = [run_method(s, "latent_mas", problems), run_method(s, "text_mas", problems)]
+    assert len(calls) == 1 and all(len(r) == 2 for r in runs)

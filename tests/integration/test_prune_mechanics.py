@@ -103,3 +103,13 @@ def test_kivi_quantizes_the_prompt_only_appended_tokens_stay_full_precision(setu
     assert k_kivi.shape[-2] == n + c
     assert torch.equal(k_kivi[..., n:, :], k_plain[..., n:, :])  # appended: full precision
     assert not torch.equal(k_kivi[..., :n, :], k_plain[..., :n, :])  # prompt: quantized
+
+
+def test_last_rows_only_are_the_last_rows(setup):
+    """``rows=k`` computes the LM head on the last k rows only (bench reads the last row's argmax)."""
+    model, info, pre, ids, cont = setup
+    every, _ = _score(model, pre, cont, None)
+    last = continuation_logits(model, build_cache(model.config, pre, None), cont, pre.n_positions, rows=4)
+    assert last.shape == (4, every.shape[1]) and cont.shape[1] > 4
+    torch.testing.assert_close(last, every[-4:], atol=1e-5, rtol=1e-5)
+    assert int(last[-1].argmax()) == int(every[-1].argmax())
