@@ -29,6 +29,7 @@ from kvscope.analyze.quantization import quantization_error
 from kvscope.analyze.registry import torch_threads
 from kvscope.analyze.sinks import detect_sinks
 from kvscope.errors import UsageError
+from kvscope.kit.pages import CSP_META
 from kvscope.kit.results import FigureDict, ResultMixin
 from kvscope.snapshot import KVSnapshot
 
@@ -84,7 +85,7 @@ def _page(result: CompareResult, figures: str) -> str:
     a, b = (html.escape(x) for x in result.labels)
     table = summary_html("summary", result.details())
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'>{_csp_meta()}<title>kvscope compare</title></head>"
+        f"<!doctype html><html><head><meta charset='utf-8'>{CSP_META}<title>kvscope compare</title></head>"
         "<body style='font-family:sans-serif;max-width:1100px;margin:2em auto'>"
         f"<h1>kvscope compare</h1><p>A = {a}<br>B = {b}</p>{table}{figures}</body></html>\n"
     )
@@ -233,9 +234,3 @@ def compare(snap_a: KVSnapshot, snap_b: KVSnapshot, labels: tuple[str, str] = ("
 def _at4(side: dict, kind: str, variant: str) -> float:
     q = side["quantization"]
     return float(q["tensor"][kind][variant][q["bits"].index(4)]) if 4 in q["bits"] else float("nan")
-
-
-def _csp_meta() -> str:
-    from kvscope.kit.figures import CSP_META
-
-    return CSP_META

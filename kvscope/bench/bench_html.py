@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kvscope.bench.summary import POOLED
+from kvscope.kit.pages import CSP_META
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -114,14 +115,8 @@ def report_html(result: Any, figure_path: Path | None = None) -> str:
         else ""
     )
     return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'>{_csp_meta()}"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'>{CSP_META}"
         f"<title>kvscope bench</title><style>{STYLE}</style>"
         f"</head><body><h1>kvscope bench</h1>{summary_html(result, figure)}"
         f"<h2>Eviction maps</h2>{intro}{maps}</body></html>"
     )
-
-
-def _csp_meta() -> str:
-    from kvscope.kit.figures import CSP_META
-
-    return CSP_META

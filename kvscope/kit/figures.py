@@ -18,13 +18,6 @@ from kvscope.fileio import atomic_path
 
 DPI = 110
 
-# The Content-Security-Policy of a self-contained report without scripts (bench, compare): images are
-# data: URIs and styles inline, so nothing is fetched and nothing runs.
-CSP_META = (
-    "<meta http-equiv='Content-Security-Policy' "
-    "content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
-)
-
 
 def save_figure(fig: Any, path: str | Path, fmt: str | None = None, palette: bool = False) -> Path:
     """Write ``fig`` atomically to ``path`` (format from ``fmt`` or the suffix) and close it."""

@@ -51,6 +51,14 @@ def summary_html(
 
 # ---- self-contained pages: the Content-Security-Policy, the inlined data, the assembly of index.html
 
+# The Content-Security-Policy of a self-contained report without scripts (bench, compare): images are
+# data: URIs and styles inline, so nothing is fetched and nothing runs.
+CSP_META = (
+    "<meta http-equiv='Content-Security-Policy' "
+    "content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
+)
+
+
 BASE_CSP = "default-src 'none'; img-src 'self' data:; base-uri 'none'; form-action 'none'; object-src 'none'"
 # a served page (memory, view): only its own scripts and styles, connections to its own server only
 SERVED_CSP = f"{BASE_CSP}; script-src 'self'; style-src 'self'; connect-src 'self'; frame-ancestors 'none'"
