@@ -104,15 +104,20 @@ def layer_attention(model: Any) -> list[LayerAttention]:
 
 def config_before_loading(name: str, trust_remote_code: bool = False) -> Any:
     """The transformers config of model ``name`` read without any weights: a local folder's config.json
-    or a hub id's config already in the local cache; None for the built-in names or when not at hand."""
+    or a hub id's config already in the local cache; None for the built-in names or when not at hand. A local
+    folder is checked first (``configcheck.check_model_folder``: size, JSON, plausible sizes, safetensors)."""
     from pathlib import Path
 
     if name in ("tiny", "embedded"):
         return None
+    local = bool(name) and Path(name).is_dir()  # '' is the working folder to Path, never a model name
+    if local:  # bounded and plausible first: transformers walks every layer of the config it builds
+        from kvscope.configcheck import check_model_folder
+
+        check_model_folder(Path(name))
     try:
         from transformers import AutoConfig
 
-        local = Path(name).is_dir()
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, local_files_only=not local)
     except Exception:  # not cached, not a model: the load itself reports it
         return None
