@@ -41,7 +41,7 @@ given too. Several processes: accelerate launch --num_processes N
 -m kvscope bench ... (on a CPU-only machine add --multi_gpu so accelerate starts N processes).
 
 --task streaming (alone) reproduces StreamingLLM's Fig. 3: per-token log-perplexity along the joined
-texts (--samples streams [8] of --context-tokens tokens [512]), fed one token per step while the cache
+texts (--samples streams [4] of --context-tokens tokens [384]), fed one token per step while the cache
 is held to each of --budgets, for dense attention and --strategies [window,streaming,h2o,tova,knorm].
 
 \b
