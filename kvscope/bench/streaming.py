@@ -136,10 +136,10 @@ class Run:
 def _compressor(model: Any, label: str, budget: int | None) -> Any:
     if label == DENSE:
         return contextlib.nullcontext()
-    import kvscope as ks
+    from kvscope.compress import compress
 
     name, settings = CONFIGS[label]
-    return ks.compress(model, name, budget=budget, **settings)
+    return compress(model, name, budget=budget, **settings)
 
 
 def _shares(compressor: Any) -> np.ndarray:
