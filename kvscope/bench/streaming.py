@@ -24,13 +24,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from kvscope import __version__
+from kvscope.bench.streaming_result import Run, StreamingResult, StreamRow
 from kvscope.errors import UsageError
 
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {  # label -> (ks.compress strategy, settings)
@@ -49,10 +49,6 @@ DEFAULT_TOKENS = 384
 MIN_TOKENS, MAX_TOKENS = 16, 8192
 MAX_SAMPLES = 64
 MAP_STEPS = 16  # eviction map: steps recorded per strategy (smallest budget, stream 0)
-INTERVALS = (
-    "95 % percentile bootstrap (2000 resamples, seeded) over streams of each stream's mean over the positions "
-    "after the cache fills (prediction of position B + 1 on)"
-)
 
 
 def _positive_int(value: Any, param: str) -> int:
@@ -117,22 +113,6 @@ def stream_ids(tokenizer: Any, samples: int, context_tokens: int, seed: int = 0)
     return torch.tensor([r[:context_tokens] for r in rows], dtype=torch.int64)
 
 
-@dataclass
-class Run:
-    """One configuration over every stream: ``nll`` ``[stream, T - 1]`` (nats); ``held`` ``[T - 1]``: the
-    most kept tokens of any (stream, layer, kv_head) after the forward that fed position ``s`` (``None``
-    for dense; the positions of the first forward share its value); ``map``: the eviction map of stream 0
-    (``steps``: positions fed last; ``held`` ``[len(steps), T]``: share of (layer, kv_head) slots holding
-    each position after that step, 0 for positions not fed yet); ``seconds``."""
-
-    label: str
-    budget: int | None
-    nll: np.ndarray
-    held: list[int] | None
-    map: dict[str, Any] | None
-    seconds: float
-
-
 def _compressor(model: Any, label: str, budget: int | None) -> Any:
     if label == DENSE:
         return contextlib.nullcontext()
@@ -192,27 +172,8 @@ def map_steps(total: int, budget: int, count: int = MAP_STEPS) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(first, last, count)})
 
 
-@dataclass
-class StreamRow:
-    """One configuration's line of the table. ``log_ppl`` and ``delta`` are ``(mean, low, high)`` in
-    nats per token over the predictions after the cache fills (``nll[:, budget:]``; dense: all of them):
-    ``log_ppl`` the configuration's, ``delta`` its paired difference to dense on the same positions;
-    ``ppl_ratio`` = exp(mean delta); ``max_held``: the most tokens any (stream, layer, kv_head) held."""
-
-    config: str
-    strategy: str
-    budget: int | None
-    predictions: int
-    log_ppl: tuple[float, float, float]
-    dense_log_ppl: float
-    delta: tuple[float, float, float]
-    ppl_ratio: float
-    max_held: int | None
-    seconds: float
-
-
 def summarize(runs: list[Run], seed: int = 0) -> list[StreamRow]:
-    """Rows from the runs (the first is dense); intervals as ``INTERVALS`` says."""
+    """Rows from the runs (the first is dense); intervals as ``streaming_result.INTERVALS`` says."""
     from kvscope.stats import bootstrap_ci
 
     dense = runs[0].nll
@@ -258,7 +219,6 @@ def bench_streaming(
     >>> model, tok, _ = ks.load_model("embedded")                               # doctest: +SKIP
     >>> ks.bench_streaming(model, tok, budgets=[64], strategies=["window", "streaming"])  # doctest: +SKIP
     """
-    from kvscope.bench.streaming_result import StreamingResult
     from kvscope.errors import expect_model
     from kvscope.models import describe
     from kvscope.progress import track

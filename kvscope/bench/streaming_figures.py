@@ -111,8 +111,6 @@ def _img(path: Path, alt: str) -> str:
 def report_html(result: Any, figures: dict[str, Path]) -> str:
     """The whole self-contained page (figures inlined from the PNG files just written)."""
     from kvscope.bench.bench_html import STYLE
-    from kvscope.bench.streaming import INTERVALS
-    from kvscope.bench.streaming_result import CITATION
     from kvscope.kit.figures import CSP_META
 
     s = result.settings
@@ -125,6 +123,6 @@ def report_html(result: Any, figures: dict[str, Path]) -> str:
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'>{CSP_META}<title>kvscope bench: streaming</title>"
         f"<style>{STYLE}</style></head><body><h1>kvscope bench: decode-time compression</h1>"
-        f"<p>{escape(meta)}</p><p>Reproduces {escape(CITATION)}. Intervals: {escape(INTERVALS)}.</p>"
+        f"<p>{escape(meta)}</p><p>Reproduces {escape(result.citation)}. Intervals: {escape(result.intervals)}.</p>"
         f"{table_html(result)}{images}</body></html>"
     )

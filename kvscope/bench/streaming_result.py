@@ -16,11 +16,49 @@ from typing import Any
 import numpy as np
 import torch
 
-from kvscope.bench.streaming import INTERVALS, Run, StreamRow
 from kvscope.fileio import atomic_dir, to_jsonable
 from kvscope.kit.results import ResultMixin
 
 CITATION = 'Xiao et al., "Efficient Streaming Language Models with Attention Sinks", ICLR 2024, Fig. 3'
+INTERVALS = (
+    "95 % percentile bootstrap (2000 resamples, seeded) over streams of each stream's mean over the positions "
+    "after the cache fills (prediction of position B + 1 on)"
+)
+
+
+@dataclass
+class Run:
+    """One configuration over every stream: ``nll`` ``[stream, T - 1]`` (nats); ``held`` ``[T - 1]``: the
+    most kept tokens of any (stream, layer, kv_head) after the forward that fed position ``s`` (``None``
+    for dense; the positions of the first forward share its value); ``map``: the eviction map of stream 0
+    (``steps``: positions fed last; ``held`` ``[len(steps), T]``: share of (layer, kv_head) slots holding
+    each position after that step, 0 for positions not fed yet); ``seconds``."""
+
+    label: str
+    budget: int | None
+    nll: np.ndarray
+    held: list[int] | None
+    map: dict[str, Any] | None
+    seconds: float
+
+
+@dataclass
+class StreamRow:
+    """One configuration's line of the table. ``log_ppl`` and ``delta`` are ``(mean, low, high)`` in
+    nats per token over the predictions after the cache fills (``nll[:, budget:]``; dense: all of them):
+    ``log_ppl`` the configuration's, ``delta`` its paired difference to dense on the same positions;
+    ``ppl_ratio`` = exp(mean delta); ``max_held``: the most tokens any (stream, layer, kv_head) held."""
+
+    config: str
+    strategy: str
+    budget: int | None
+    predictions: int
+    log_ppl: tuple[float, float, float]
+    dense_log_ppl: float
+    delta: tuple[float, float, float]
+    ppl_ratio: float
+    max_held: int | None
+    seconds: float
 
 
 @dataclass(repr=False)
@@ -36,6 +74,8 @@ class StreamingResult(ResultMixin):
     seconds: float
     kvscope_version: str
     torch_threads: int = field(default_factory=torch.get_num_threads)
+    intervals: str = INTERVALS
+    citation: str = CITATION
 
     def row(self, config: str) -> StreamRow:
         return next(r for r in self.table if r.config == config)
@@ -61,10 +101,10 @@ class StreamingResult(ResultMixin):
         d = {
             "kvscope_version": self.kvscope_version,
             "task": "streaming",
-            "reproduces": CITATION,
+            "reproduces": self.citation,
             "model": self.model,
             "settings": self.settings,
-            "intervals": INTERVALS,
+            "intervals": self.intervals,
             "rows": [asdict(r) for r in self.table],
             "maps": [_map_dict(self.table[i].config, run) for i, run in enumerate(self.runs) if run.map],
             "seconds": self.seconds,
