@@ -91,7 +91,7 @@ wheel-check: install-dev
 
 # Each benchmark writes benchmarks/results/<name>.md; BENCHMARKS.md collects them.
 bench: install-dev chromium
-	for b in capture analyze prune bench caching memory mas; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in capture analyze prune bench caching memory mas compress streaming view; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 	cat benchmarks/results/*.md > BENCHMARKS.md
 
 clean:

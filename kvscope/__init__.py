@@ -28,6 +28,7 @@ API: dict[str, str] = {
     "compare": "kvscope.analyze.comparison:compare",
     "compare_pruning": "kvscope.prune.pruning:compare_pruning",
     "bench": "kvscope.bench:bench",
+    "bench_streaming": "kvscope.bench.streaming:bench_streaming",
     "compress": "kvscope.compress:compress",
     "strategy": "kvscope.compress:strategy",
     "explain_caching": "kvscope.caching:explain_caching",

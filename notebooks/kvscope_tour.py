@@ -95,6 +95,16 @@ for name, lab in pruned.items():
 pruned["snapkv"]
 
 # %% [markdown]
+# The same strategies run inside your own `model.generate` with `ks.compress`: here StreamingLLM (4 sink tokens
+# + the most recent) holds the cache to 32 tokens per layer and kv_head at every step while the model writes.
+
+# %%
+inputs = tokenizer(PROMPT, return_tensors="pt")
+with ks.compress(model, "streaming", budget=32) as c:
+    out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
+print(f"ks.compress: {c.stats.max_held} tokens held at most, {tokenizer.decode(out[0, inputs.input_ids.shape[1] :])!r}")
+
+# %% [markdown]
 # ## 4. Size the memory of a large model
 # The calculator needs no weights: it reads the architecture from its catalog (or a `config.json`).
 

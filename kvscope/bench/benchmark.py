@@ -133,7 +133,8 @@ def validate(
 ) -> None:
     """Check the cheap options (before any model is loaded when ``info`` is ``None``)."""
     for t in tasks:
-        get_task(t)
+        if get_task(t).kind == "stream":  # decodetask: its own loop and result (kvscope.bench.streaming)
+            raise UsageError(f"task {t} runs alone through kvscope.bench.streaming.bench_streaming", param="tasks")
     if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 1):
         raise UsageError(f"samples must be at least 1, got {samples!r}", param="samples")
     if tasks and samples is not None and samples > MAX_SAMPLES:  # a data file caps the count by its own length

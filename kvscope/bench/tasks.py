@@ -255,6 +255,18 @@ def text_sample(rng: random.Random, tokens: int, count: Counter, index: int) -> 
     return Sample("text", index, context, "", continuation, kind="ppl", meta={"kind": kind, "title": title})
 
 
+def stream_sample(rng: random.Random, tokens: int, count: Counter, index: int) -> Sample:
+    """The built-in texts (context + continuation each) joined into one stream, stream ``index`` starting
+    at text ``index`` and going round in order (later streams: a seeded order), for the ``streaming``
+    task (``kvscope.bench.streaming``, which cuts it to ``tokens`` tokens)."""
+    from kvscope.bench.texts import TEXTS
+
+    order = list(range(len(TEXTS)))
+    order = order[index:] + order[:index] if index < len(TEXTS) else rng.sample(order, len(order))
+    context = "\n\n".join(TEXTS[i][2] + TEXTS[i][3] for i in order)
+    return Sample("streaming", index, context, "", "", kind="stream", meta={"order": [TEXTS[i][1] for i in order]})
+
+
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
@@ -275,6 +287,14 @@ TASKS: dict[str, Task] = {
             0,
             0,
             "ppl",
+        ),
+        Task(
+            "streaming",
+            "per-token log-perplexity along the joined texts under a fixed cache budget (StreamingLLM Fig. 3)",
+            stream_sample,
+            0,
+            0,
+            "stream",
         ),
     )
 }

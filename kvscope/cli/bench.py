@@ -45,12 +45,17 @@ unless --samples N is given (then the first N); it replaces the built-in tasks u
 given too. Several processes: accelerate launch --num_processes N
 -m kvscope bench ... (on a CPU-only machine add --multi_gpu so accelerate starts N processes).
 
+--task streaming (alone) reproduces StreamingLLM's Fig. 3: per-token log-perplexity along the joined
+texts (--samples streams [4] of --context-tokens tokens [384]), fed one token per step while the cache
+is held to each of --budgets, for dense attention and --strategies [window,streaming,h2o,tova,knorm].
+
 \b
 Examples:
   kvscope bench --out bench-out
   kvscope bench --task passkey --samples 50 --strategies snapkv,knorm --ratios 0.5,0.9
   kvscope bench --strategies snapkv,pyramidkv --setting window=64 --setting rounding=floor
   kvscope bench --data mine.jsonl --json
+  kvscope bench --task streaming --budgets 64,128,256
 """
 
 
@@ -145,6 +150,12 @@ def parse_ratios(text: str) -> list[float]:
     default=None,
     help="Shortcut for --setting skip_layers=N (knorm). [0]",
 )
+@click.option(
+    "--budgets",
+    default=None,
+    help="--task streaming (decode-time, StreamingLLM Fig. 3): cache budgets in tokens per layer and kv_head. "
+    "[64,128,256]",
+)
 @out_option(S.out, "Folder for bench.json, samples.jsonl, bench_pareto.png and report.html.")
 @force_option
 @option("--json", "as_json", is_flag=True, help="Print bench.json's content on stdout.")
@@ -168,10 +179,15 @@ def bench(
     snapkv_window,
     rounding,
     knorm_skip_layers,
+    budgets,
     out,
     force,
     as_json,
 ):
+    from kvscope.cli import bench_streaming
+
+    if bench_streaming.wanted(tasks, budgets):  # decodetask: the decode-time task runs its own loop
+        return bench_streaming.run(click.get_current_context())
     from kvscope.bench import shard
     from kvscope.bench.benchmark import validate
     from kvscope.prune.engine import build_grid, parse_pairs

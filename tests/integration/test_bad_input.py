@@ -529,3 +529,28 @@ def test_view_on_a_port_in_use_exits_2_with_one_line(prepared, tmp_path, monkeyp
         port = str(busy.getsockname()[1])
         argv = ["view", "{in}/ok.kvs", "--port", port, "--no-browser"]
         run_case(prepared, tmp_path, monkeypatch, capsys, argv, f"cannot listen on 127.0.0.1:{port}")
+
+
+# decodetask: bench --task streaming (issue 21 part 3), in a table of its own so that appending it here does not
+# change the ids of the table above; CASES (the count the README states) includes it.
+S = ["bench", *T, "--task", "streaming"]
+DECODETASK_CASES = [
+    ([*S, "--budgets", "0", "-o", "{new}"], "--budgets must hold positive integers, got 0"),
+    ([*S, "--budgets", "64,-8", "-o", "{new}"], "--budgets must hold positive integers, got -8"),
+    ([*S, "--budgets=-3", "-o", "{new}"], "--budgets must hold positive integers, got -3"),
+    ([*S, "--budgets", "1.5", "-o", "{new}"], "--budgets must hold positive integers such as 64,128; got '1.5'"),
+    ([*S, "--budgets", "64,64", "-o", "{new}"], "--budgets lists a budget twice"),
+    ([*S, "--budgets", ",", "-o", "{new}"], "--budgets takes a comma-separated list"),
+    (["bench", *T, "--budgets", "64", "-o", "{new}"], "--budgets goes with --task streaming"),
+    ([*S, "--task", "passkey", "-o", "{new}"], "--task streaming runs alone"),
+    ([*S, "--ratios", "0.5", "-o", "{new}"], "--ratios does not apply to --task streaming"),
+    ([*S, "--strategies", "snapkv", "-o", "{new}"], "--strategies for the streaming task are window, streaming"),
+    ([*S, "--context-tokens", "8", "-o", "{new}"], "--context-tokens for the streaming task must be 16..8192"),
+    ([*S, "--samples", "0", "-o", "{new}"], "--samples (streams) must be 1..64, got 0"),
+]
+CASES = CASES + DECODETASK_CASES
+
+
+@pytest.mark.parametrize("argv,fragment", DECODETASK_CASES, ids=[_id(c[0]) for c in DECODETASK_CASES])
+def test_decodetask_bad_input_exits_2_with_one_line(prepared, tmp_path, monkeypatch, capsys, argv, fragment):
+    run_case(prepared, tmp_path, monkeypatch, capsys, argv, fragment)

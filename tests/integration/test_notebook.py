@@ -82,6 +82,7 @@ def test_tour_runs_offline_on_the_embedded_model(tmp_path):
         fulls.add(full)
     assert len(fulls) == 1  # both strategies are measured against the same unpruned baseline
     assert "llama" in lines["memory"].lower()
+    assert lines["ks.compress"].startswith("32 tokens held at most, '")  # decodetask: the ks.compress cell
 
 
 @pytest.mark.embedded

@@ -27,6 +27,7 @@ NOT_RESULTS = {
     "CaptureResult": "run_capture's snapshot plus logits, for the library's own commands",
     "Compressor": "ks.compress's context manager around the caller's generate()",
     "Strategy": "ks.strategy's configuration, applied by ks.compress",
+    "Run": "one configuration's per-token NLL inside a StreamingResult (run_config's return), not a result",
 }
 # Results of the core, which cannot import the kit: their own repr and _repr_html_, one .kvs folder as file.
 CORE_RESULTS = {"KVSnapshot"}
