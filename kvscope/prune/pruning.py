@@ -25,6 +25,7 @@ from kvscope.prune.lab import PruneResult, check_indices, compare, make_plan
 from kvscope.prune.loo import LooResult, leave_one_out
 from kvscope.prune.scan import KINDS, ScanResult, encode_texts, scan
 from kvscope.prune.strategies import Strategy
+from kvscope.prune.strategies.kvpress_adapter import attached
 from kvscope.prune.sweep import SweepResult, sweep
 from kvscope.quant import KiviSpec, parse_spec
 
@@ -78,8 +79,9 @@ def compare_pruning(
     if repeats < 0 or decode_tokens < 0:
         raise UsageError("repeats and decode_tokens must be at least 0")
     with count_forwards(model) as count:
-        pre, cont = _prefill(model, tokenizer, info, prompt, continuation, truncate)
-        plan = make_plan(info, pre, layers, heads, chosen, ratio, spec)
+        with attached(model, [chosen]):  # a kvpress press scores from the prefill's recorded attention inputs
+            pre, cont = _prefill(model, tokenizer, info, prompt, continuation, truncate)
+            plan = make_plan(info, pre, layers, heads, chosen, ratio, spec)
         result = compare(model, info, pre, cont, plan, repeats=repeats, decode_tokens=decode_tokens)
     result.prefills = count.prefills
     if chosen is not None:

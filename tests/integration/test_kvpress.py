@@ -169,6 +169,21 @@ def test_bench_cli_with_two_presses(tiny, tmp_path, capsys):
     assert names == ["baseline", "kvpress:SnapKVPress@0.5", "kvpress:ExpectedAttentionPress@0.5"]
 
 
+def test_prune_takes_a_press_as_its_strategy(tiny, tmp_path, capsys):
+    """ks.compare_pruning (kvscope prune --strategy) with a press: the same kept bytes and (up to key-norm
+    ties) the same perplexity as kvscope's knorm at floor rounding, from one prefill; the CLI runs it too."""
+    model, tok, _ = tiny
+    theirs = ks.compare_pruning(model, tok, TEXT, " The pass key is", "kvpress:KnormPress", 0.5, repeats=0)
+    ours = ks.compare_pruning(model, tok, TEXT, " The pass key is", "knorm", 0.5, repeats=0, rounding="floor")
+    assert theirs.pruned.kv_bytes == ours.pruned.kv_bytes < theirs.baseline.kv_bytes
+    # close, not equal: exact key-norm ties (a token repeated in layer 0, RoPE keeps norms) fall either way
+    assert theirs.pruned.ppl == pytest.approx(ours.pruned.ppl, rel=1e-3) and theirs.prefills == 1
+    assert theirs.pruned.ppl != pytest.approx(theirs.baseline.ppl, rel=1e-6)  # the press did evict
+    argv = ["prune", "-m", "tiny", "--strategy", "kvpress:KnormPress", "--ratio", "0.5", "--repeats", "1"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+
+
 def test_presses_kvscope_cannot_run_are_refused_in_one_line(tiny, capsys):
     cases = {
         "kvpress:AdaKVPress": "kvpress:AdaKVPress does not rank tokens by a score",
