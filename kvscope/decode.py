@@ -148,12 +148,14 @@ def generate(
     attention_mask: torch.Tensor | None = None,
     pad_id: int = 0,
     step: Step | None = None,
+    until: Callable[[list[int]], bool] | None = None,
 ) -> Decoded:
     """Decode up to ``max_new_tokens`` per row after ``first_logits`` or after feeding ``first_tokens``.
 
     Exactly one of ``first_logits`` ``[batch, vocab]`` and ``first_tokens`` ``[batch, L]`` (int64) is given.
     ``positions`` ``[batch]`` is the position of the next fed token (default: the cache length, 0 without a
-    cache); ``generators`` one per row (None: the global RNG). Finished rows are fed ``pad_id`` with
+    cache); ``generators`` one per row (None: the global RNG). A row also stops once ``until(its tokens
+    so far)`` is true (a caller's own end, e.g. a settled verdict). Finished rows are fed ``pad_id`` with
     ``live`` False until every row stops.
     """
     if (first_logits is None) == (first_tokens is None):
@@ -181,7 +183,7 @@ def generate(
             if not done[row]:
                 new[row] = sample_token(logits[row], sampler, gens[row])
                 result.tokens[row].append(new[row])
-                done[row] = new[row] in stops
+                done[row] = new[row] in stops or (until is not None and until(result.tokens[row]))
         result.step_seconds.append(time.perf_counter() - t0)  # the forward that gave these logits + the pick
         if all(done) or i == max_new_tokens - 1:
             break  # the last picked tokens need no forward pass

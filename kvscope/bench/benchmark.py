@@ -205,7 +205,8 @@ def bench(
 
     Each sample's context is prefilled once; every configuration (baseline, each ``strategies`` x
     ``ratios``, each KIVI spec in ``quantize``) compresses a copy of that cache and answers the question
-    greedily from it, until ``max_answer_tokens`` or the tokenizer's EOS / end-of-turn token. ``tasks``:
+    greedily from it, until ``max_answer_tokens``, the tokenizer's EOS / end-of-turn token, or the answer's
+    verdict is settled (``kvscope.bench.verdict``: the same verdicts as decoding every token). ``tasks``:
     names from ``TASKS`` (``None`` or ``[]`` with ``data``: the data file only); ``samples``: per built-in
     task (default 5) and, when given, the first ``samples`` of ``data`` (default: all of it); ``data``: a
     JSONL file (``{"context", "question", "answer"}`` lines) or ``hf:NAME[:split]``. Prompts are raw

@@ -10,14 +10,15 @@ score the continuation's perplexity against the compressed cache, as ``kvscope p
 
 from __future__ import annotations
 
-import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from kvscope.bench.tasks import TASKS, Sample
+from kvscope.bench.verdict import is_correct, normalise, settled_by  # noqa: F401 - normalise: re-exported
 from kvscope.decode import stop_tokens
 from kvscope.models import ModelInfo
 from kvscope.prune.engine import Config
@@ -80,17 +81,6 @@ class SampleRun:
     warnings: list[str] = field(default_factory=list)
 
 
-def normalise(text: str) -> str:
-    """Lower case, punctuation removed, whitespace collapsed (RULER-style string match)."""
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-
-
-def is_correct(gold: str, generated: str) -> bool:
-    """The normalised gold answer appears in the normalised generated answer."""
-    g = normalise(gold)
-    return bool(g) and g in normalise(generated)
-
-
 def answer_primer(sample: Sample) -> tuple[str, str]:
     """``(question, primer)``: a built-in task's question ends with the start of its answer after
     ``"? "`` (``"...pass key? The pass key is"``), which ``--chat`` moves to the assistant's turn; a
@@ -122,16 +112,24 @@ def encode(tokenizer: Any, sample: Sample, chat: bool = False) -> tuple[torch.Te
 
 
 def answer_tokens(
-    model: Any, pc: Any, question: torch.Tensor, start: int, steps: int, stops: frozenset[int] = frozenset()
+    model: Any,
+    pc: Any,
+    question: torch.Tensor,
+    start: int,
+    steps: int,
+    stops: frozenset[int] = frozenset(),
+    done: Callable[[list[int]], bool] | None = None,
 ) -> list[int]:
     """Greedy answer: the question in one forward pass at ``start ..``, then up to ``steps - 1`` more
-    tokens; it ends at the first token in ``stops`` (EOS, end of turn), so nothing after it is scored.
+    tokens; it ends at the first token in ``stops`` (EOS, end of turn), so nothing after it is scored,
+    or once ``done(tokens so far)`` (``verdict.settled_by``: the verdict can no longer change).
     Only the last ``LAST_ROWS`` rows of the question's logits are computed: the last one is read."""
     logits = continuation_logits(model, pc, question, start, rows=LAST_ROWS)
     first = int(logits[-1].argmax())
-    if steps <= 1 or first in stops:
+    if steps <= 1 or first in stops or (done is not None and done([first])):
         return [first]
-    return [first] + decode(model, pc, first, start + question.shape[1], steps - 1, stops)
+    until = None if done is None else lambda ids: done([first, *ids])
+    return [first] + decode(model, pc, first, start + question.shape[1], steps - 1, stops, until)
 
 
 def run_config(
@@ -147,7 +145,9 @@ def run_config(
     stops: frozenset[int] | None = None,
 ) -> Outcome:
     """One configuration on one sample, against a compressed copy of ``pre``'s cache. ``stops``: the ids
-    that end an answer (default ``stop_tokens(tokenizer, model)``)."""
+    that end an answer (default ``stop_tokens(tokenizer, model)``). A QA answer also ends once its
+    verdict is settled (``verdict.settled_by``), so ``answer`` may be shorter than ``steps`` tokens:
+    the same verdict, fewer forward passes."""
     t0 = time.perf_counter()
     pc = build_cache(model.config, pre, keep, quant=cfg.quant)
     out = Outcome(
@@ -159,7 +159,8 @@ def run_config(
     )
     if sample.kind == "qa":
         stops = stop_tokens(tokenizer, model) if stops is None else stops
-        ids = answer_tokens(model, pc, tail, pre.n_positions, steps, stops)
+        done = settled_by(tokenizer, sample.answer, steps)
+        ids = answer_tokens(model, pc, tail, pre.n_positions, steps, stops, done)
         out.answer = tokenizer.decode(ids, skip_special_tokens=True)
         out.correct = is_correct(sample.answer, out.answer)
     else:

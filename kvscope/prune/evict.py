@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,11 +262,18 @@ def perplexity(logliks: torch.Tensor) -> float:
 
 
 def decode(
-    model: Any, pc: PrunedCache, first: int, start: int, steps: int, stop_ids: frozenset[int] = frozenset()
+    model: Any,
+    pc: PrunedCache,
+    first: int,
+    start: int,
+    steps: int,
+    stop_ids: frozenset[int] = frozenset(),
+    until: Callable[[list[int]], bool] | None = None,
 ) -> list[int]:
     """Greedy decoding of ``steps`` tokens against the pruned cache: ``first`` is fed at position ``start``
     (true positions, whatever the cache's slot count), through the package's one decode loop. Decoding
-    stops after a token in ``stop_ids`` (kept as the last token); none by default, for timings."""
+    stops after a token in ``stop_ids`` (kept as the last token; none by default, for timings) or once
+    ``until(tokens decoded so far)`` is true."""
     from kvscope.decode import generate
 
     with torch.inference_mode(), evicting(model, pc.masks, pc.positions, start):
@@ -277,5 +284,6 @@ def decode(
             positions=torch.tensor([start]),
             max_new_tokens=steps,
             stop_ids=stop_ids,
+            until=until,
         )
     return out.tokens[0]

@@ -81,12 +81,18 @@ def test_keep_everything_equals_baseline_and_evict_everything_differs(tiny):
     assert gone.outcomes[1].kv_bytes == 0
 
 
-def test_forward_counter_counts_prefills_and_tokens(tiny):
+def test_forward_counter_counts_prefills_and_tokens(tiny, monkeypatch):
+    from kvscope.bench import sample_runner
+
     model, tok, info = tiny
     sample = generate("passkey", 1, 80, counter(tok))[0]
     configs, _ = build_grid(["knorm", "streaming"], [0.5, 0.75], [])
+    with count_forwards(model) as settled:  # the random model's answers are wrong, settled before 3 tokens
+        run_sample(model, tok, info, sample, configs, steps=3)
+    monkeypatch.setattr(sample_runner, "settled_by", lambda *a: None)  # every answer decoded to its end
     with count_forwards(model) as c:
         run = run_sample(model, tok, info, sample, configs, steps=3)
+    assert settled.forwards < c.forwards
     q = len(tok(sample.question, add_special_tokens=False).input_ids)
     assert c.prefills == 1
     assert c.forwards == 1 + len(configs) * 3  # prefill, then per config: question + 2 decode steps
