@@ -348,6 +348,8 @@ def time_default(root: Path, extra: list[str]) -> dict:
         wall, load1 = time.perf_counter() - t0, os.getloadavg()[0]
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         d = json.loads((Path(tmp) / "out" / "bench.json").read_text())
+        lines = (Path(tmp) / "out" / "samples.jsonl").read_text().splitlines()
+        d["verdicts"] = [_verdict(json.loads(line)) for line in lines if line.strip()]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall": wall, "cpu": cpu, "rss": after.ru_maxrss / 2**20, "load": (load0, load1), "d": d}
 
@@ -355,6 +357,11 @@ def time_default(root: Path, extra: list[str]) -> dict:
 def _cells(row: dict) -> dict:
     """A bench.json row without its timings (the part two checkouts must agree on)."""
     return {k: v for k, v in row.items() if "second" not in k}
+
+
+def _verdict(outcome: dict) -> tuple:
+    """One sample x configuration's score (``correct``, or the perplexity), without the answer's text."""
+    return outcome["task"], outcome["sample"], outcome["config"], outcome["correct"], outcome["ppl"]
 
 
 def run_default(args) -> None:
@@ -400,7 +407,13 @@ def run_default(args) -> None:
         ratio = f"**{base / mine:.2f}x** the wall time, {cpu_b / cpu_m:.2f}x the CPU time"
         mine_rows, base_rows = ([_cells(r) for r in rs[0]["d"]["rows"]] for rs in runs.values())
         same = "the same" if mine_rows == base_rows else "**different**"
-        lines += ["", f"Base over this checkout: {ratio}. The two checkouts' tables (every row's cells): {same}."]
+        verdicts = [rs[0]["d"]["verdicts"] for rs in runs.values()]
+        each = "the same" if verdicts[0] == verdicts[1] else "**different**"
+        lines += [
+            "",
+            f"Base over this checkout: {ratio}. The two checkouts' tables (every row's cells): {same}; every "
+            f"sample x configuration's verdict and perplexity (samples.jsonl): {each}.",
+        ]
     text = "\n".join(lines + [""])
     Path(args.out).with_name(args.default_out).write_text(text)
     print(text)

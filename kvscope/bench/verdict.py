@@ -43,9 +43,11 @@ def vocabulary_text(tokenizer: Any) -> str:
     return "\n".join(f" {normalise(t)} " for t in texts)
 
 
+@functools.lru_cache(maxsize=256)
 def per_token(gold: str, vocabulary: str) -> int:
     """The most characters of the normalised ``gold`` one token can write: its longest piece in
-    ``vocabulary`` (``vocabulary_text``), plus one when the gold holds a letter of ``ASCII_FROM_WIDE``."""
+    ``vocabulary`` (``vocabulary_text``), plus one when the gold holds a letter of ``ASCII_FROM_WIDE``.
+    Cached: every configuration of a sample asks for the same gold."""
     longest = next(
         (n for n in range(len(gold), 0, -1) if any(gold[i : i + n] in vocabulary for i in range(len(gold) - n + 1))),
         0,
