@@ -255,6 +255,41 @@ def test_decoding_stops_at_eos_so_text_after_it_is_never_credited(tiny):
     assert base.answer == "x" and base.correct is False
 
 
+def forced_answer(tiny, words: str, steps: int) -> tuple[str, str, bool]:
+    """The baseline's answer when the model is forced to say ``words`` and then the gold, in ``steps`` tokens."""
+    from kvscope.bench.sample_runner import encode
+
+    model, tok, info = tiny
+    sample = generate("passkey", 1, 80, counter(tok))[0]
+    ctx, question = encode(tok, sample)
+    first_answer_pos = ctx.shape[1] + question.shape[1] - 1
+    script = tok(words + sample.answer, add_special_tokens=False).input_ids
+
+    def force(_m, _args, kwargs, out):
+        pos = kwargs.get("position_ids")
+        if pos is not None and int(pos[0, -1]) >= first_answer_pos:
+            i = min(int(pos[0, -1]) - first_answer_pos, len(script) - 1)
+            out.logits[0, -1] = -1e4
+            out.logits[0, -1, script[i]] = 1e4
+
+    handle = model.register_forward_hook(force, with_kwargs=True)
+    try:
+        (base,) = run_sample(model, tok, info, sample, [Config("baseline", "baseline")], steps=steps).outcomes
+    finally:
+        handle.remove()
+    return base.answer, sample.answer, base.correct
+
+
+def test_an_answer_stops_only_when_the_tokens_left_cannot_write_the_gold(tiny):
+    """One byte a token: after "x" the 5 tokens left can still write a 5-digit key, after "xy" the 4 left cannot."""
+    answer, gold, correct = forced_answer(tiny, "x", steps=6)
+    assert answer == "x" + gold and correct is True
+    answer, gold, correct = forced_answer(tiny, "xy", steps=6)
+    assert answer == "xy" and correct is False
+    answer, gold, correct = forced_answer(tiny, "", steps=8)
+    assert answer == gold and correct is True  # settled once the gold is there: 5 of 8 tokens
+
+
 def test_stop_tokens_are_eos_generation_config_and_end_of_turn(tiny):
     from kvscope.decode import stop_tokens
 
