@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-# ASCII word characters that a non-ASCII character lower-cases to (tests/test_bench_verdict.py scans Unicode)
+# ASCII word characters that a non-ASCII character lower-cases to (tests/unit/test_bench_verdict.py scans Unicode)
 ASCII_FROM_WIDE = frozenset("ik")
 
 
