@@ -151,3 +151,21 @@ def test_the_cli_loads_with_the_collector_off_then_freezes_what_it_keeps():
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+@pytest.mark.parametrize(("top", "minor"), [(1e2, True), (10**2.5, True), (1e4, False)])
+def test_log_scale_keeps_minor_ticks_up_to_three_decades(top, minor):
+    """``log_scale``: log axes; the unlabelled minor ticks only on axes spanning at most three decades,
+    the decade ticks and their labels on every one."""
+    from kvscope.analyze.figure_base import log_scale, new_figure
+
+    fig, axes = new_figure(3, 2)
+    ax = axes[0][0]
+    ax.plot([1.0, top], [1.0, top])
+    log_scale(ax, "x", "y")
+    fig.canvas.draw()
+    for axis in (ax.xaxis, ax.yaxis):
+        assert axis.get_scale() == "log"
+        assert (len(axis.get_minorticklocs()) > 0) is minor
+        labels = [t.get_text() for t in axis.get_majorticklabels() if t.get_text()]
+        assert len(labels) >= 3 and "$\\mathdefault{10^{0}}$" in labels
