@@ -100,7 +100,7 @@ def log_scale(ax, *which: str) -> None:
     """Log scale on ``ax``'s ``which`` axes ("x", "y"), set after the data are drawn. An axis spanning more
     than ``WIDE_LOG_DECADES`` decades keeps its labelled decade ticks and loses the unlabelled minor ones
     (8 per decade, each a matplotlib Tick of three lines and two texts that every layout pass and draw
-    update: 650 of the 1,350 ticks of a default run, a tenth of its figure time); matplotlib itself drops
+    update: 493 of the 1,359 ticks of a default run, a tenth of its figure time); matplotlib itself drops
     them past about ten decades."""
     from matplotlib.ticker import NullLocator
 
