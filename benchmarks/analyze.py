@@ -32,10 +32,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def imported_from(root: str, env: dict, cwd: str) -> None:
+    """Fail unless ``python`` in ``cwd`` with ``env`` imports the ``kvscope`` of ``root``: ``python -m`` puts
+    its working directory first on ``sys.path``, so a run started inside another checkout measured that
+    checkout's code whatever ``PYTHONPATH`` said (every side-by-side number of this file before the fix)."""
+    code = "import kvscope; print(kvscope.__file__)"
+    where = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, check=True)
+    if Path(where.stdout.strip()).resolve().parents[1] != Path(root).resolve():
+        raise SystemExit(f"{root}: python imports kvscope from {where.stdout.strip()}")
+
+
 def child(root: str, argv: list[str]) -> None:
-    """Run one analyze subprocess; print its JSON summary with wall time and peak RSS added."""
+    """Run one analyze subprocess (in an empty folder, so that the ``kvscope`` of ``root`` is imported);
+    print its JSON summary with wall time and peak RSS added."""
     env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
+        imported_from(root, env, tmp)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(
             [
@@ -53,6 +66,7 @@ def child(root: str, argv: list[str]) -> None:
             capture_output=True,
             text=True,
             env=env,
+            cwd=tmp,
         )
         wall = time.perf_counter() - t0
         if proc.returncode:
@@ -66,7 +80,8 @@ def child(root: str, argv: list[str]) -> None:
     summary["metrics"] = hashlib.sha256(json.dumps(_numbers(metrics), sort_keys=True).encode()).hexdigest()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary["peak_rss_mib"] = usage.ru_maxrss / 1024
-    summary["cpu_s"] = usage.ru_utime + usage.ru_stime  # less sensitive to other jobs than wall time
+    # less sensitive to other jobs than wall time; the import check's process is not counted
+    summary["cpu_s"] = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
     print(json.dumps(summary))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kvscope.analyze.figure_base import K_COLOR, V_COLOR, FigureData, layer_axis, new_figure
+from kvscope.analyze.figure_base import K_COLOR, V_COLOR, FigureData, layer_axis, log_scale, new_figure
 
 
 def head_specialization(data: FigureData):
@@ -158,8 +158,7 @@ def weight_magnitude_distribution(data: FigureData):
     fig, axes = new_figure(12, 4.2, 1, 2)
     for ax, h, name, color in ((axes[0][0], w.k_proj, "k_proj", K_COLOR), (axes[0][1], w.v_proj, "v_proj", V_COLOR)):
         ax.stairs(h.counts, h.edges, fill=True, color=color, alpha=0.7)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        log_scale(ax, "x", "y")
         ax.set_xlabel(f"|{name} weight|")
         ax.set_ylabel("count (log)")
         ax.set_title(

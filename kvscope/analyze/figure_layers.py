@@ -7,7 +7,16 @@ import math
 
 import numpy as np
 
-from kvscope.analyze.figure_base import K_COLOR, V_COLOR, FigureData, layer_axis, new_figure, no_data, wrap
+from kvscope.analyze.figure_base import (
+    K_COLOR,
+    V_COLOR,
+    FigureData,
+    layer_axis,
+    log_scale,
+    new_figure,
+    no_data,
+    wrap,
+)
 
 
 def _norm(scale: str, vmax: float, maps, log: bool):
@@ -119,7 +128,7 @@ def kv_value_distribution(data: FigureData):
     fig, axes = new_figure(12, 4.2, 1, 2)
     for ax, h, name, color in ((axes[0][0], dist.key, "keys", K_COLOR), (axes[0][1], dist.value, "values", V_COLOR)):
         ax.stairs(np.maximum(h.counts, 0), h.edges, fill=True, color=color, alpha=0.7)
-        ax.set_yscale("log")
+        log_scale(ax, "y")
         ax.set_xlabel(f"{name} element value")
         ax.set_ylabel("count (log)")
         ax.set_title(f"{name}: {h.n:,} elements", fontsize=10)
@@ -184,7 +193,7 @@ def kv_quantization_error(data: FigureData):
                     )
             if row == 0:
                 ax.plot([16], [max(q.float16[kind], 1e-12)], "k*", ms=9, label="float16")
-            ax.set_yscale("log")
+            log_scale(ax, "y")
             ax.set_xlabel("effective bits per element (codes + float16 scale and zero)")
             ax.set_ylabel(what, fontsize=8)
             ax.grid(alpha=0.3, which="both")

@@ -6,7 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from kvscope.analyze.figure_base import K_COLOR, SINK_COLOR, V_COLOR, FigureData, layer_axis, new_figure, no_data, wrap
+from kvscope.analyze.figure_base import (
+    K_COLOR,
+    SINK_COLOR,
+    V_COLOR,
+    FigureData,
+    layer_axis,
+    log_scale,
+    new_figure,
+    no_data,
+    wrap,
+)
 
 
 def _band(ax, band, color, label, marker="o") -> None:
@@ -134,7 +144,7 @@ def quantization(data: FigureData):
             if not drawn:
                 no_data(ax, q["notes"].get(err, "not measured"))
                 continue
-            ax.set_yscale("log")
+            log_scale(ax, "y")
             ax.set_xlabel("effective bits per element")
             ax.set_ylabel(what, fontsize=8)
             ax.grid(alpha=0.3, which="both")

@@ -11,6 +11,7 @@ from kvscope.analyze.figure_base import (
     FigureData,
     label_points,
     layer_axis,
+    log_scale,
     mark_sinks,
     new_figure,
     no_data,
@@ -91,7 +92,7 @@ def _received_bars(ax, t) -> None:
             )
     log = np.nanmax(att) > 20 * max(np.nanmin(att), 1e-12)  # a sink is ~100x typical: keep the rest readable
     if log:
-        ax.set_yscale("log")
+        log_scale(ax, "y")
     if np.isfinite(att).any():
         ax.set_ylim(top=float(np.nanmax(att)) * (4 if log else 1.25))  # room for the sink's note
     ax.set_ylabel(f"attention received / median of the\ntokens within {w} positions (1 = typical)", fontsize=8)

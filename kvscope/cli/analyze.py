@@ -203,7 +203,7 @@ def analyze(
         out,
         texts=texts,
         snapshot=snapshot,
-        loader=lambda: load(model, device, dtype, trust_remote_code, device_map),
+        loader=lambda: _kept_to_the_end(lambda: load(model, device, dtype, trust_remote_code, device_map)),
         threads=threads,
         truncate=truncate,
         ground_truth=ground_truth,
@@ -217,6 +217,23 @@ def analyze(
         fmt=fmt,
     )
     _summary(result, out, timing, as_json)
+
+
+def _kept_to_the_end(load):
+    """``load()`` (the model) with the garbage collector off, then every object alive frozen out of its
+    sight (``gc.freeze``): this process keeps torch, transformers and the model to its end, and each full
+    collection (four while transformers loads, more while the figures are drawn, one at exit) would walk
+    their ~450,000 objects again, about 1 s of CPU of a default run's 11 (benchmarks/results/analyze.md).
+    Here only, not in the library: a notebook's objects must stay collectable."""
+    import gc
+
+    gc.disable()
+    try:
+        loaded = load()
+    finally:
+        gc.freeze()
+        gc.enable()
+    return loaded
 
 
 def _summary(result, out: Path, timing: dict[str, float], as_json: bool) -> None:

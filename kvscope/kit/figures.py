@@ -41,13 +41,14 @@ def figure_bytes(fig: Any, fmt: str = "png", *, palette: bool = False, dpi: int 
 
     A figure that laid itself out (``tight_layout()`` or a layout engine) is saved at its own size: a tight
     crop (``bbox_inches="tight"``) would draw it twice more only to trim a few pixels of margin, and the
-    spent placeholder ``tight_layout()`` leaves behind would add one more layout pass. A figure that did not
-    lay itself out is still cropped to its contents. The figure is left as it was; no dates are written, so
-    two saves of one figure are byte-identical."""
+    spent placeholder ``tight_layout()`` leaves behind would add one more layout pass; a live engine
+    (constrained layout) runs once before a raster save at the figure's dpi, not in a dry draw of everything.
+    A figure that did not lay itself out is still cropped to its contents. The figure is left as it was; no
+    dates are written, so two saves of one figure are byte-identical."""
     buf = io.BytesIO()
     raw = palette and fmt == "png"
     kw: dict[str, Any] = {"pil_kwargs": {"compression": "raw"}} if raw else _format_kwargs(fmt)
-    with _laid_out(fig) as crop:
+    with _laid_out(fig, once=fmt == "png" and dpi == fig.dpi) as crop:
         fig.savefig(buf, format="tiff" if raw else fmt, dpi=dpi, bbox_inches="tight" if crop else None, **kw)
     if not raw:
         return buf.getvalue()
@@ -66,15 +67,21 @@ def _format_kwargs(fmt: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _laid_out(fig: Any) -> Iterator[bool]:
-    """Yields whether ``fig`` still needs a tight crop; a spent ``tight_layout()`` placeholder is taken off
-    for the save (matplotlib would otherwise lay the figure out once more) and put back after."""
+def _laid_out(fig: Any, once: bool = False) -> Iterator[bool]:
+    """Yields whether ``fig`` still needs a tight crop. A spent ``tight_layout()`` placeholder is taken off
+    for the save (matplotlib would otherwise lay the figure out once more) and put back after. ``once``
+    (a raster save at the figure's own dpi): a live engine (constrained layout) lays the figure out here,
+    and is off for the save, which then draws once; matplotlib's save would first draw the whole figure
+    (every image resampled) without rendering it, only to run the engine."""
     from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
     engine = fig.get_layout_engine()
-    if not isinstance(engine, PlaceHolderLayoutEngine):
+    live = engine is not None and not isinstance(engine, PlaceHolderLayoutEngine)
+    if engine is None or (live and not once):
         yield engine is None
         return
+    if live:
+        engine.execute(fig)
     fig.set_layout_engine(None)
     try:
         yield False
