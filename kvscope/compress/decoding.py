@@ -11,7 +11,7 @@ the caller. The conventions match the prefill strategies of the same name
 - ``tova``: the attention the previous token's query gave each slot, averaged over the layer's q_heads
   (Oren et al., 2024). The previous step's query, since eviction happens before this step's attention.
 - ``knorm``: the lowest key L2 norm (Devoto et al., EMNLP 2024).
-- ``random``: uniform, from a generator seeded with the strategy's ``seed``.
+- ``random``: uniform, from a generator per layer seeded with the strategy's ``seed`` and the layer.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _knorm(session: Any, layer: int, key: torch.Tensor) -> torch.Tensor:
 
 
 def _random(session: Any, layer: int, key: torch.Tensor) -> torch.Tensor:
-    return torch.rand(key.shape[:3], generator=session.generator, dtype=torch.float64)
+    return torch.rand(key.shape[:3], generator=session.rng(layer), dtype=torch.float64)
 
 
 SCORERS: dict[str, Scorer] = {
