@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from kvscope.prune.strategies.base import PROTECT
 
@@ -79,6 +80,8 @@ def evict(keep: torch.Tensor, scores: torch.Tensor, new: int, budget: int, every
     candidates = keep.clone()
     candidates[..., slots - new :] = False
     ranked = scores.to(keep.device).masked_fill(~candidates, float("inf"))
+    if int(drop.max()) == 1:  # one slot each (every=1): the first lowest, as the stable sort would rank it
+        return (drop > 0)[..., None] & F.one_hot(ranked.argmin(-1), slots).bool()
     order = torch.sort(ranked, dim=-1, stable=True).indices
     chosen = torch.arange(slots, device=keep.device) < drop[..., None]
     return torch.zeros_like(keep).scatter_(-1, order, chosen)
