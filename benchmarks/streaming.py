@@ -10,9 +10,9 @@ each run, and the last run's rows go to ``benchmarks/results/streaming.md``.
 
 ``--speed`` measures instead, in this process, the task's chunked feeding against the one-token-per-forward
 loop it replaced (``run_config(chunk=1)``): for each default strategy at ``--speed-budget`` on 4 streams x
-``--speed-tokens`` tokens, the largest NLL difference and the seconds of each; then, for h2o (the slowest
-per step), ``--speed-repeats`` alternating rounds of chunk 1 and each of ``--speed-chunks``, medians and
-min-max. It rewrites only its own section of the results file.
+``--speed-tokens`` tokens, the largest NLL difference and the CPU seconds of each; then, for h2o (the
+slowest per step), ``--speed-repeats`` alternating rounds of chunk 1 and each of ``--speed-chunks``, medians
+and min-max of CPU and wall seconds. It rewrites only its own section of the results file.
 
 Usage: ``python benchmarks/streaming.py [--repeats 1] [--out benchmarks/results/streaming.md] [-- bench options]``
 e.g. ``python benchmarks/streaming.py -- --budgets 64,128 --samples 2``; ``python benchmarks/streaming.py --speed``.

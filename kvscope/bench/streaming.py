@@ -234,8 +234,8 @@ def bench_streaming(
     model_name: str | None = None,
     quiet: bool = True,
 ) -> Any:
-    """Per-token log-perplexity along ``samples`` streams of ``context_tokens`` tokens, fed one token per
-    step, for dense attention and each of ``strategies`` (``CONFIGS``; default ``DEFAULT_STRATEGIES``) at
+    """Per-token log-perplexity along ``samples`` streams of ``context_tokens`` tokens, one eviction
+    step per token (``run_config``), for dense attention and each of ``strategies`` (``CONFIGS``; default ``DEFAULT_STRATEGIES``) at
     each cache budget in ``budgets`` (tokens per layer and kv_head). Returns a ``StreamingResult``.
 
     >>> import kvscope as ks                                                    # doctest: +SKIP
