@@ -235,8 +235,9 @@ def bench_streaming(
     quiet: bool = True,
 ) -> Any:
     """Per-token log-perplexity along ``samples`` streams of ``context_tokens`` tokens, one eviction
-    step per token (``run_config``), for dense attention and each of ``strategies`` (``CONFIGS``; default ``DEFAULT_STRATEGIES``) at
-    each cache budget in ``budgets`` (tokens per layer and kv_head). Returns a ``StreamingResult``.
+    step per token (``run_config``), for dense attention and each of ``strategies`` (``CONFIGS``; default
+    ``DEFAULT_STRATEGIES``) at each cache budget in ``budgets`` (tokens per layer and kv_head). Returns a
+    ``StreamingResult``.
 
     >>> import kvscope as ks                                                    # doctest: +SKIP
     >>> model, tok, _ = ks.load_model("embedded")                               # doctest: +SKIP
