@@ -92,7 +92,7 @@ wheel-check: install-dev
 # Each benchmark writes benchmarks/results/<name>.md; BENCHMARKS.md collects them.
 bench: install-dev chromium
 	for b in capture analyze prune bench caching memory mas compress streaming view; do $(BIN)/python benchmarks/$$b.py || exit 1; done
-	cat benchmarks/results/*.md > BENCHMARKS.md
+	LC_ALL=C sh -c 'cat benchmarks/results/*.md' > BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) $(OLD) $(WHEELVENV) dist build kvscope-out .pytest_cache

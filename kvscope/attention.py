@@ -138,15 +138,17 @@ def softcapped_attention(
     Returns ``(out [b, q_head, q, d] in value's dtype, probs [b, q_head, q, k] float32)``; a query that sees
     no key gets a zero row.
     """
-    group = query.shape[1] // key.shape[1]
-    k, v = (key.repeat_interleave(group, 1), value.repeat_interleave(group, 1)) if group > 1 else (key, value)
-    scores = torch.matmul(query, k.transpose(-1, -2)).float() * scaling
+    b, hq, q, d = query.shape
+    kv = key.shape[1]  # each kv_head's group of q_heads as rows of one matmul (no copies of K and V)
+    grouped = query.reshape(b, kv, hq // kv * q, d)
+    scores = torch.matmul(grouped, key.transpose(-1, -2)).view(b, hq, q, -1).float() * scaling
     if softcap:
         scores = torch.tanh(scores / softcap) * softcap
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
     probs = torch.softmax(scores, dim=-1).nan_to_num_(0.0)
-    return torch.matmul(probs.to(v.dtype), v), probs
+    out = torch.matmul(probs.to(value.dtype).view(b, kv, hq // kv * q, -1), value)
+    return out.view(b, hq, q, value.shape[-1]), probs
 
 
 def _allowed(mask: torch.Tensor | None, s: int, e: int, kend: int, offset: int, device) -> torch.Tensor:

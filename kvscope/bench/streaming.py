@@ -3,10 +3,12 @@ to a fixed budget, the experiment of StreamingLLM (Xiao et al., "Efficient Strea
 Attention Sinks", ICLR 2024, Fig. 3) on any causal LM.
 
 Each stream (the ``streaming`` task of ``kvscope.bench.tasks``: the built-in texts joined in a rotated
-order, cut to ``context_tokens`` tokens) is fed ONE token per step, teacher-forced, through
-``ks.compress(model, strategy, budget=B)``; the NLL of each next token (nats) is read from that step's
-logits. ``dense`` is the same loop without compression. Streams run side by side as the rows of one batch
-(equal lengths, no padding), so each row's eviction is its own.
+order, cut to ``context_tokens`` tokens) is fed teacher-forced through ``ks.compress(model, strategy,
+budget=B)``: the first ``B`` tokens in one forward, then ``CHUNK`` tokens per forward, which
+``ks.compress`` takes as one step per token (each token's eviction, then its query, as if it came alone),
+so the NLL of each next token (nats) is that of a one-token-per-step decode, to float rounding. ``dense``
+is one forward without compression. Streams run side by side as the rows of one batch (equal lengths, no
+padding), so each row's eviction is its own.
 
 Configurations (``CONFIGS``): ``window`` (the most recent ``B`` tokens, no sinks), ``streaming`` (4 sinks
 + the most recent ``B - 4``), ``h2o``, ``tova``, ``knorm`` and ``random`` (``kvscope.compress.decoding``).
@@ -49,6 +51,7 @@ DEFAULT_TOKENS = 384
 MIN_TOKENS, MAX_TOKENS = 16, 8192
 MAX_SAMPLES = 64
 MAP_STEPS = 16  # eviction map: steps recorded per strategy (smallest budget, stream 0)
+CHUNK = 128  # tokens per forward after the prompt (ks.compress still evicts token by token)
 
 
 def _positive_int(value: Any, param: str) -> int:
@@ -135,9 +138,12 @@ def run_config(
     budget: int | None,
     map_steps: Sequence[int] = (),
     prefill: int | None = None,
+    chunk: int = CHUNK,
 ) -> Run:
     """Feed ``ids`` ``[stream, T]`` through ``label``'s compressor (``dense``: none): the first ``prefill``
-    tokens in one forward (default: ``min(budget, T)``, dense ``T``), then one token per step."""
+    tokens in one forward (default: ``min(budget, T)``, dense ``T``), then the rest ``chunk`` tokens per
+    forward, cut at each of ``map_steps``. Under a budget ``ks.compress`` takes a forward's tokens one step
+    each, so any ``chunk`` gives the NLL of one token per forward (``chunk=1``), to float rounding."""
     from kvscope.compat import forward, output_cache
 
     rows, total = ids.shape
@@ -149,21 +155,38 @@ def run_config(
     t0 = time.perf_counter()
     with torch.inference_mode(), _compressor(model, label, budget) as c:
         cache, start = None, 0
-        for stop in [first, *range(first + 1, total)]:  # the last token predicts nothing: not fed
+        for stop in _stops(first, total - 1, chunk, map_steps):  # the last token predicts nothing: not fed
             out = forward(model, cache, input_ids=ids[:, start:stop], use_cache=True)
             cache = output_cache(out)
-            logp = torch.log_softmax(out.logits[:, -(stop - start) :].float(), dim=-1)  # [stream, new, vocab]
-            target = ids[:, start + 1 : stop + 1].to(logp.device)
-            got = -logp[:, : target.shape[1]].gather(2, target[..., None])[..., 0]
-            nll[:, start : start + target.shape[1]] = got.double().cpu().numpy()
-            if held is not None:
-                held.extend([int(c.held().max())] * (stop - start))
-                if stop - 1 in wanted:
-                    shares[wanted[stop - 1], :stop] = _shares(c)
+            got = _nll(out.logits, ids[:, start + 1 : stop + 1])
+            nll[:, start : start + got.shape[1]] = got
+            if held is not None and start == 0:
+                held += [int(c.held().max())] * first  # the prompt's positions: as the prefill left the cache
+            if held is not None and stop - 1 in wanted:
+                shares[wanted[stop - 1], :stop] = _shares(c)
             start = stop
-    held = held[: total - 1] if held is not None else None
+        if held is not None:
+            held = (held + c.session.step_held())[: total - 1]  # then one entry per token fed (a step)
     figure_map = {"steps": list(map_steps), "held": shares} if map_steps else None
     return Run(label, budget, nll, held, figure_map, time.perf_counter() - t0)
+
+
+def _stops(first: int, last: int, chunk: int, cuts: Sequence[int]) -> list[int]:
+    """Ends (exclusive) of the forwards feeding positions ``0 .. last - 1``: ``first``, then ``chunk`` at a
+    time, also ending after each position in ``cuts``."""
+    if first >= last:
+        return [first]
+    return sorted(set(range(first, last, chunk)) | {last} | {c + 1 for c in cuts if first < c + 1 < last})
+
+
+def _nll(logits: torch.Tensor, target: torch.Tensor, piece: int = 256) -> np.ndarray:
+    """NLL (nats) float64 ``[stream, n]`` of ``target`` ``[stream, n]`` under ``logits`` ``[stream, >= n,
+    vocab]`` (position ``i`` predicts ``target[:, i]``), a ``piece`` of positions at a time (memory)."""
+    n, parts = target.shape[1], []
+    for s in range(0, n, piece):
+        logp = torch.log_softmax(logits[:, s : min(s + piece, n)].float(), dim=-1)
+        parts.append(-logp.gather(2, target[:, s : s + piece, None].to(logp.device))[..., 0])
+    return torch.cat(parts, 1).double().cpu().numpy() if parts else np.zeros((target.shape[0], 0))
 
 
 def map_steps(total: int, budget: int, count: int = MAP_STEPS) -> list[int]:
@@ -211,9 +234,10 @@ def bench_streaming(
     model_name: str | None = None,
     quiet: bool = True,
 ) -> Any:
-    """Per-token log-perplexity along ``samples`` streams of ``context_tokens`` tokens, fed one token per
-    step, for dense attention and each of ``strategies`` (``CONFIGS``; default ``DEFAULT_STRATEGIES``) at
-    each cache budget in ``budgets`` (tokens per layer and kv_head). Returns a ``StreamingResult``.
+    """Per-token log-perplexity along ``samples`` streams of ``context_tokens`` tokens, one eviction
+    step per token (``run_config``), for dense attention and each of ``strategies`` (``CONFIGS``; default
+    ``DEFAULT_STRATEGIES``) at each cache budget in ``budgets`` (tokens per layer and kv_head). Returns a
+    ``StreamingResult``.
 
     >>> import kvscope as ks                                                    # doctest: +SKIP
     >>> model, tok, _ = ks.load_model("embedded")                               # doctest: +SKIP

@@ -1,5 +1,6 @@
 """``kvscope bench --task streaming``: the decode-time task (``kvscope.bench.streaming``), run apart from
-the other tasks because it feeds one token per step instead of judging answers from a prefilled cache."""
+the other tasks because it feeds long streams teacher-forced under a decode-time budget (one eviction step
+per token) instead of judging answers from a prefilled cache."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ the caller. The conventions match the prefill strategies of the same name
 - ``tova``: the attention the previous token's query gave each slot, averaged over the layer's q_heads
   (Oren et al., 2024). The previous step's query, since eviction happens before this step's attention.
 - ``knorm``: the lowest key L2 norm (Devoto et al., EMNLP 2024).
-- ``random``: uniform, from a generator seeded with the strategy's ``seed``.
+- ``random``: uniform, from a generator per layer seeded with the strategy's ``seed`` and the layer.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from kvscope.prune.strategies.base import PROTECT
 
@@ -52,7 +53,7 @@ def _knorm(session: Any, layer: int, key: torch.Tensor) -> torch.Tensor:
 
 
 def _random(session: Any, layer: int, key: torch.Tensor) -> torch.Tensor:
-    return torch.rand(key.shape[:3], generator=session.generator, dtype=torch.float64)
+    return torch.rand(key.shape[:3], generator=session.rng(layer), dtype=torch.float64)
 
 
 SCORERS: dict[str, Scorer] = {
@@ -79,6 +80,8 @@ def evict(keep: torch.Tensor, scores: torch.Tensor, new: int, budget: int, every
     candidates = keep.clone()
     candidates[..., slots - new :] = False
     ranked = scores.to(keep.device).masked_fill(~candidates, float("inf"))
+    if int(drop.max()) == 1:  # one slot each (every=1): the first lowest, as the stable sort would rank it
+        return (drop > 0)[..., None] & F.one_hot(ranked.argmin(-1), slots).bool()
     order = torch.sort(ranked, dim=-1, stable=True).indices
     chosen = torch.arange(slots, device=keep.device) < drop[..., None]
     return torch.zeros_like(keep).scatter_(-1, order, chosen)

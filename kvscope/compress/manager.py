@@ -15,6 +15,8 @@ an eviction kernel would hold), ``stats.held_bytes`` what this simulation holds.
 - ``budget``: no layer holds more than ``budget`` kept tokens per kv_head at any decode step; eviction
   happens inside each layer's attention, before the step's query reads the cache, every ``every``
   steps (then down to ``budget - every + 1``). The prompt is processed whole, then cut to ``budget``.
+  A later forward of several tokens (teacher forcing) is that many steps, one token each, inside each
+  layer's attention: the same tokens kept and the same logits as one token per forward.
 - ``quantize``: KIVI (``kvscope.quant``) on each row's kept prompt tokens after the prefill, as
   ``kvscope bench`` does; decoded tokens stay at full precision.
 """

@@ -19,6 +19,7 @@ from kvscope.errors import UsageError
 from kvscope.models import ModelInfo
 from kvscope.prune.evict import Prefill, gather_layer
 from kvscope.prune.strategies.base import top_keep
+from kvscope.prune.strategies.kvpress_adapter import is_press_name
 from kvscope.quant import KiviSpec, kivi_layer
 from kvscope.snapshot import KVSnapshot
 
@@ -36,6 +37,15 @@ READS = {
 }
 
 
+def _reads(name: str | None) -> set[str]:
+    """What strategy ``name`` reads from the prefill (``READS``; an unknown one: both). A kvpress press
+    reads neither: it scores from the keys, the values and the attention inputs its own recorder keeps
+    (``kvpress_adapter.Recorder``), with ``attentions=None``."""
+    if is_press_name(name):
+        return set()
+    return READS.get(name, {"received", "queries"})
+
+
 class Session:
     """Bookkeeping for the sequence being generated inside a ``ks.compress`` block."""
 
@@ -47,10 +57,10 @@ class Session:
         self.strategy, self.ratio, self.budget, self.every, self.quant = strategy, ratio, budget, every, quant
         self.name = getattr(strategy, "name", None)
         self.evicts = strategy is not None and (ratio != 0 or budget is not None)  # ratio 0 keeps everything
-        reads = READS.get(self.name, {"received", "queries"}) if self.evicts else set()
+        reads = _reads(self.name) if self.evicts else set()
         self.want_received, self.want_queries = "received" in reads, "queries" in reads
         self.decode_probs = budget is not None and self.name in NEEDS_PROBS
-        self.generator = torch.Generator().manual_seed(int(getattr(strategy, "seed", 0)))
+        self.generators: dict[int, torch.Generator] = {}  # [layer] random's draws (``rng``)
         self.sequences = 0
         self.start(torch.zeros(1, 0, dtype=torch.int64), [0])
         self.prefilling = False
@@ -66,6 +76,7 @@ class Session:
         self.prompt_kivi_bytes = [[0] * self.info.layers for _ in pads]
         self.prompt_slots = 0
         self.max_held = 0
+        self.steps: dict[int, list[int]] = {}  # [layer] kept tokens per decode step (``step_held``)
         self.softcap: float | None = None
         self.windows: dict[int, int | None] = {}  # [layer] sliding window (from the prefill's calls)
         self.element_size = 4
@@ -78,12 +89,31 @@ class Session:
     ) -> torch.Tensor:  # fmt: skip
         """Output ``[b, q_head, q, d]`` of one layer's attention inside the block. ``mask``: transformers'
         bool ``[b, 1, q, slots]`` (causal, padding and ``window``, the layer's sliding window) or None;
-        ``softcap``: the model's logit soft-capping (Gemma 2)."""
+        ``softcap``: the model's logit soft-capping (Gemma 2).
+
+        A decode call under a ``budget`` takes its ``q`` new tokens one at a time, each a step as if fed
+        alone (its keep mask grown by one slot and cut to the budget, then its query, then the scores it
+        adds), so a chunk of teacher-forced tokens equals as many single-token forwards: the layer's
+        inputs come from lower layers that did the same. Without a budget nothing evicts: one step."""
         if self.prefilling:
             self.softcap, self.windows[layer] = softcap, window
             return self._prefill_layer(layer, query, key, value, mask, scaling)
-        keep = self._extend(layer, key, query.shape[2])
-        allowed = visible(mask, None if self.full.get(layer) else keep, query.shape[2], query.shape[1] // key.shape[1])
+        new = query.shape[2]
+        old = key.shape[2] - new
+        spans = [(i, i + 1) for i in range(new)] if self.budget is not None else [(0, new)]
+        outs = []
+        for s, e in spans:  # under a budget each new token is a step: evict, attend, score, in that order
+            m = None if mask is None else mask[:, :, s:e, : old + e]
+            k, v = key[:, :, : old + e], value[:, :, : old + e]
+            outs.append(self._step(layer, query[:, :, s:e], k, v, m, scaling, softcap))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 2)
+
+    def _step(self, layer: int, query, key, value, mask, scaling: float, softcap: float | None) -> torch.Tensor:
+        """One decode step of a layer: ``query`` ``[b, q_head, new, d]`` holds the step's tokens, the last
+        ``new`` slots of ``key``/``value`` ``[b, kv_head, slots, d]``; ``mask`` their rows of the call's mask."""
+        new, group = query.shape[2], query.shape[1] // key.shape[1]
+        keep = self._extend(layer, key, new)
+        allowed = visible(mask, None if self.full.get(layer) else keep, new, group)
         if not self.decode_probs:
             out = attend(query, key, value, allowed, scaling, softcap)[0]
         else:
@@ -146,8 +176,24 @@ class Session:
             keep = keep & ~evict(keep, scores, new, self.budget, self.every)
             self.full[layer] = False
         self.keep[layer] = keep
-        self.max_held = max(self.max_held, int(keep.sum(-1).max()))
+        held = int(keep.sum(-1).max())
+        self.max_held = max(self.max_held, held)
+        self.steps.setdefault(layer, []).append(held)
         return keep
+
+    def step_held(self) -> list[int]:
+        """Per decode step of this sequence, the most kept tokens of any (row, layer, kv_head) that the
+        step's query read (a step: one token under a budget, else one forward's new tokens)."""
+        per_layer = [self.steps[layer] for layer in sorted(self.steps)]
+        return [max(held) for held in zip(*per_layer)] if per_layer else []
+
+    def rng(self, layer: int) -> torch.Generator:
+        """Layer ``layer``'s generator for ``random``, seeded from the strategy's ``seed`` and the layer, so
+        its draws do not depend on the order in which layers and steps run."""
+        if layer not in self.generators:
+            seed = int(getattr(self.strategy, "seed", 0))
+            self.generators[layer] = torch.Generator().manual_seed(seed * 10_000 + layer)
+        return self.generators[layer]
 
     def held_tokens(self, tokens: int) -> int:
         """Tokens the model's own cache holds over all layers after ``tokens`` real tokens (a sliding

@@ -36,3 +36,26 @@ def test_press_names_and_objects_are_told_apart(no_kvpress):
     assert not is_press(object()) and not is_press("kvpress:KnormPress")  # no import of kvpress needed
     with pytest.raises(UsageError, match="unknown strategy 'kvpress'"):
         make_strategy("kvpress")
+
+
+def test_a_press_makes_the_prefill_record_neither_attention_received_nor_queries():
+    """A press scores from keys, values and the inputs its own recorder keeps (attentions=None): the session
+    records what kvscope's own strategies read only for those (an unknown name: both, to be safe)."""
+    from types import SimpleNamespace
+
+    from kvscope.compress.session import Session
+    from kvscope.models import describe, tiny_config
+
+    transformers = pytest.importorskip("transformers")
+    info = describe(transformers.LlamaForCausalLM(tiny_config()), "tiny")
+    wants = {}
+    for name in ("kvpress:SnapKVPress", "h2o", "snapkv", "knorm", "mystery"):
+        s = Session(info, [1.0] * info.layers, SimpleNamespace(name=name), 0.5, None, 1, None)
+        wants[name] = (s.want_received, s.want_queries)
+    assert wants == {
+        "kvpress:SnapKVPress": (False, False),
+        "h2o": (True, False),
+        "snapkv": (False, True),
+        "knorm": (False, False),
+        "mystery": (True, True),
+    }
