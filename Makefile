@@ -10,8 +10,9 @@ STAMP := $(VENV)/.kvscope-installed
 DEVSTAMP := $(VENV)/.kvscope-dev-installed
 TORCH := $(VENV)/.torch-installed
 # Editable installs and wheel builds write kvscope.egg-info and build/ into this source tree: one at a time,
-# while the rest of the virtualenvs' installs run side by side (`make -j2`).
-ONE_AT_A_TIME := flock $(VENV)/.source-tree.lock
+# while the rest of the virtualenvs' installs run side by side (`make -j2`). Without flock (util-linux; macOS
+# lacks it) nothing is locked, which is safe without -j.
+ONE_AT_A_TIME := $(if $(shell command -v flock),flock $(VENV)/.source-tree.lock)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The oldest transformers kvscope supports: the lower bound declared in pyproject.toml (one source of truth).
 OLDEST_TRANSFORMERS := $(shell sed -n 's/.*"transformers>=\([0-9.]*\).*/\1/p' pyproject.toml)
