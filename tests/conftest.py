@@ -41,7 +41,10 @@ def slow_listed() -> set[str]:
 
 def pytest_collection_modifyitems(config, items):
     listed = slow_listed()
+    unit = Path(__file__).with_name("unit")
     for item in items:
+        if unit in item.path.parents:
+            item.add_marker(pytest.mark.unit)
         if (
             item.get_closest_marker("embedded")
             or item.get_closest_marker("browser")

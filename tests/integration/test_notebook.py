@@ -62,16 +62,59 @@ def test_tour_matches_its_twin():
     assert [(c.cell_type, c.source) for c in py.cells] == [(c.cell_type, c.source) for c in nb.cells]
 
 
+def _execute_tour(folder: Path):
+    """The tour executed as a notebook (nbclient, Agg backend, offline) in ``folder``; ``None`` without
+    nbclient, nbformat or ipykernel."""
+    try:
+        import ipykernel  # noqa: F401
+        import nbclient
+        import nbformat
+    except ImportError:
+        return None
+    nb = nbformat.read(TOUR_NOTEBOOK, as_version=4)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    env = {"MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        nbclient.NotebookClient(
+            nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+        ).execute()
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return nb
+
+
+def _run_tour_script(folder: Path) -> str:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    run = subprocess.run([sys.executable, str(TOUR)], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory):
+    """The tour, run once for the two tests below (about 45 s of CPU a run): ``(stdout, executed notebook)``.
+
+    Executed as a notebook where nbclient and ipykernel are installed: its cells are the .py twin's
+    (``test_tour_matches_its_twin``), and its stdout is what the twin prints. Elsewhere (``make test-oldest``'s
+    virtualenv) the twin runs as a script and the notebook is ``None``.
+    """
+    folder = tmp_path_factory.mktemp("tour")
+    nb = _execute_tour(folder)
+    if nb is None:
+        return _run_tour_script(folder), None
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    stdout = "".join(o.text for c in code for o in c.outputs if o.output_type == "stream" and o.name == "stdout")
+    return stdout, nb
+
+
 @pytest.mark.embedded
-def test_tour_runs_offline_on_the_embedded_model(tmp_path):
+def test_tour_runs_offline_on_the_embedded_model(tour):
     from kvscope.analyze.figure_registry import FIGURES
 
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    run = subprocess.run(
-        [sys.executable, str(TOUR)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    lines = dict(line.split(": ", 1) for line in run.stdout.splitlines() if ": " in line)
+    lines = dict(line.split(": ", 1) for line in tour[0].splitlines() if ": " in line)
     assert lines["model"].startswith("30 layers, 9 q_heads, 3 kv_heads")
     assert lines["snapshot"].startswith("KVSnapshot(") and len(lines["snapshot"]) < 300
     assert int(lines["figures"]) == len(FIGURES)
@@ -86,24 +129,12 @@ def test_tour_runs_offline_on_the_embedded_model(tmp_path):
 
 
 @pytest.mark.embedded
-def test_tour_notebook_shows_its_figures_inline(tmp_path):
+def test_tour_notebook_shows_its_figures_inline(tour):
     """Executed as a notebook, with matplotlib's Agg backend (no inline backend, no %matplotlib inline), the
     cells ending in ``result.figures[...]`` output real PNG images, and the analysis' HTML stays under 1 MB."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    nb = nbformat.read(TOUR_NOTEBOOK, as_version=4)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    env = {"MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        nbclient.NotebookClient(
-            nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-        ).execute()
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    nb = tour[1]
+    if nb is None:
+        pytest.skip("needs nbclient, nbformat and ipykernel")
     code = [c for c in nb.cells if c.cell_type == "code"]
     figure_cells = [c for c in code if c.source.strip().startswith('result.figures["')]
     assert len(figure_cells) == 3
