@@ -41,7 +41,9 @@ LAST_ROWS = 4
 class Outcome:
     """One sample x configuration. ``correct``/``answer`` for QA samples; ``ppl`` for text samples
     (``ppl_ratio`` = ppl / baseline ppl of the same sample). ``kv_bytes``: the context's cache as kept;
-    ``seconds``: compressing plus answering (the prefill is counted once per sample, separately)."""
+    ``seconds``: compressing plus answering (the prefill is counted once per sample, separately).
+    ``settled`` (QA): True when decoding stopped early because the verdict could no longer change
+    (``verdict.settled_by``), so ``answer`` is only the start of what the model would have written."""
 
     task: str
     sample: int
@@ -55,6 +57,7 @@ class Outcome:
     kv_bytes: int = 0
     kv_fraction: float = 1.0
     seconds: float = 0.0
+    settled: bool | None = None
 
 
 @dataclass
@@ -163,6 +166,7 @@ def run_config(
         ids = answer_tokens(model, pc, tail, pre.n_positions, steps, stops, done)
         out.answer = tokenizer.decode(ids, skip_special_tokens=True)
         out.correct = is_correct(sample.answer, out.answer)
+        out.settled = len(ids) < steps and ids[-1] not in stops  # neither the last step nor a stop token
     else:
         ll = token_logliks(continuation_logits(model, pc, tail, pre.n_positions), tail)
         out.ppl, out.scored_tokens = perplexity(ll), int(ll.numel())

@@ -37,7 +37,7 @@ per-sample difference containing 0 for perplexity.
 Prompts are raw text by default (context, then question; no chat template, unlike kvpress's
 pipeline); --chat uses the model's chat template (QA samples; text samples stay raw). Answers stop
 at the tokenizer's EOS or end-of-turn token, or once their verdict is settled (the gold is there, or
-the tokens left cannot write it), so samples.jsonl holds the answer up to there.
+the tokens left cannot write it), so samples.jsonl holds the answer up to there ("settled": true).
 
 Tasks: {qa} (generated, seeded, offline) and text (perplexity on {texts} built-in texts;
 --context-tokens does not apply to it). --data FILE.jsonl with

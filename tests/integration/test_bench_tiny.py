@@ -277,17 +277,18 @@ def forced_answer(tiny, words: str, steps: int) -> tuple[str, str, bool]:
         (base,) = run_sample(model, tok, info, sample, [Config("baseline", "baseline")], steps=steps).outcomes
     finally:
         handle.remove()
-    return base.answer, sample.answer, base.correct
+    return base.answer, sample.answer, base.correct, base.settled
 
 
 def test_an_answer_stops_only_when_the_tokens_left_cannot_write_the_gold(tiny):
-    """One byte a token: after "x" the 5 tokens left can still write a 5-digit key, after "xy" the 4 left cannot."""
-    answer, gold, correct = forced_answer(tiny, "x", steps=6)
-    assert answer == "x" + gold and correct is True
-    answer, gold, correct = forced_answer(tiny, "xy", steps=6)
-    assert answer == "xy" and correct is False
-    answer, gold, correct = forced_answer(tiny, "", steps=8)
-    assert answer == gold and correct is True  # settled once the gold is there: 5 of 8 tokens
+    """One byte a token: after "x" the 5 tokens left can still write a 5-digit key, after "xy" the 4 left cannot.
+    ``settled`` says which answers stopped early (samples.jsonl carries it)."""
+    answer, gold, correct, settled = forced_answer(tiny, "x", steps=6)
+    assert answer == "x" + gold and correct is True and settled is False  # all 6 tokens
+    answer, gold, correct, settled = forced_answer(tiny, "xy", steps=6)
+    assert answer == "xy" and correct is False and settled is True
+    answer, gold, correct, settled = forced_answer(tiny, "", steps=8)
+    assert answer == gold and correct is True and settled is True  # settled once the gold is there: 5 of 8 tokens
 
 
 def test_stop_tokens_are_eos_generation_config_and_end_of_turn(tiny):
