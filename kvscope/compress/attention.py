@@ -28,13 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from kvscope.archs import layer_windows
-from kvscope.attention import (
-    causal_visible,
-    interface_args,
-    interface_output,
-    register_attention,
-    softcapped_attention,
-)
+from kvscope.attention import causal_visible, softcapped_attention
+from kvscope.attention_interface import interface_args, interface_output, register_attention
 
 NAME = "kvscope_compress"
 ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("kvscope_compress_session", default=None)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from kvscope.archs import layer_windows
-from kvscope.attention import routed
+from kvscope.attention_interface import routed
 from kvscope.compat import cache_keyword, output_cache
 from kvscope.compress import attention
 from kvscope.compress.decoding import SCORERS

@@ -33,14 +33,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from kvscope.attention import (
-    causal_visible,
-    interface_args,
-    interface_output,
-    register_attention,
-    routed,
-    softcapped_attention,
-)
+from kvscope.attention import causal_visible, softcapped_attention
+from kvscope.attention_interface import interface_args, interface_output, register_attention, routed
 
 NAME = "kvscope_prune"
 _STATE: contextvars.ContextVar[EvictState | None] = contextvars.ContextVar("kvscope_prune_state", default=None)

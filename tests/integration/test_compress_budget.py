@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import kvscope as ks
-from kvscope.attention import register_attention, routed
+from kvscope.attention_interface import register_attention, routed
 from kvscope.prune.strategies.base import PROTECT, recent_bonus, sinks_and_recent, top_keep
 
 PROMPT = "The key is 4471. Remember the key, then say it back to me please, and then count to ten."

@@ -1,4 +1,4 @@
-"""``kvscope.attention.interface_args``/``interface_output``: the keyword handling that the recording,
+"""``kvscope.attention_interface.interface_args``/``interface_output``: the keyword handling that the recording,
 prune and compress attention functions share."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kvscope.attention import interface_args, interface_output
+from kvscope.attention_interface import interface_args, interface_output
 from kvscope.errors import KvscopeError
 
 
