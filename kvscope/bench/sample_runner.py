@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from kvscope.bench.tasks import TASKS, Sample
-from kvscope.bench.verdict import is_correct, normalise, settled_by  # noqa: F401 - normalise: re-exported
+from kvscope.bench.verdict import is_correct, settled_by
 from kvscope.decode import stop_tokens
 from kvscope.models import ModelInfo
 from kvscope.prune.engine import Config

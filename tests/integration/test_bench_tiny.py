@@ -228,55 +228,52 @@ def test_chat_wraps_context_and_question_in_the_template(tiny):
     assert tok.decode(encode(tok, data, chat=True)[1][0]).endswith("Say it.<|im_end|>\n<|im_start|>assistant\n")
 
 
-def test_decoding_stops_at_eos_so_text_after_it_is_never_credited(tiny):
-    """The model is forced to say "x", EOS, then the gold answer: the answer ends at EOS."""
+def forced_baseline(tiny, script, steps: int):
+    """``(outcome, sample)``: the baseline on one passkey sample while the model is forced to say
+    ``script(tok, sample)`` (token ids) from its first answer token on, in at most ``steps`` tokens."""
     from kvscope.bench.sample_runner import encode
 
     model, tok, info = tiny
     sample = generate("passkey", 1, 80, counter(tok))[0]
     ctx, question = encode(tok, sample)
     first_answer_pos = ctx.shape[1] + question.shape[1] - 1  # its logits give the first answer token
-    script = tok("x", add_special_tokens=False).input_ids + [tok.eos_token_id]
-    script += tok(sample.answer, add_special_tokens=False).input_ids
+    ids = script(tok, sample)
 
     def force(_m, _args, kwargs, out):
         pos = kwargs.get("position_ids")
         if pos is not None and int(pos[0, -1]) >= first_answer_pos:
-            i = min(int(pos[0, -1]) - first_answer_pos, len(script) - 1)
+            i = min(int(pos[0, -1]) - first_answer_pos, len(ids) - 1)
             out.logits[0, -1] = -1e4
-            out.logits[0, -1, script[i]] = 1e4
-
-    handle = model.register_forward_hook(force, with_kwargs=True)
-    try:
-        (base,) = run_sample(model, tok, info, sample, [Config("baseline", "baseline")], steps=8).outcomes
-    finally:
-        handle.remove()
-    assert tok.eos_token_id == 257 and sample.answer.isdigit()
-    assert base.answer == "x" and base.correct is False
-
-
-def forced_answer(tiny, words: str, steps: int) -> tuple[str, str, bool]:
-    """The baseline's answer when the model is forced to say ``words`` and then the gold, in ``steps`` tokens."""
-    from kvscope.bench.sample_runner import encode
-
-    model, tok, info = tiny
-    sample = generate("passkey", 1, 80, counter(tok))[0]
-    ctx, question = encode(tok, sample)
-    first_answer_pos = ctx.shape[1] + question.shape[1] - 1
-    script = tok(words + sample.answer, add_special_tokens=False).input_ids
-
-    def force(_m, _args, kwargs, out):
-        pos = kwargs.get("position_ids")
-        if pos is not None and int(pos[0, -1]) >= first_answer_pos:
-            i = min(int(pos[0, -1]) - first_answer_pos, len(script) - 1)
-            out.logits[0, -1] = -1e4
-            out.logits[0, -1, script[i]] = 1e4
+            out.logits[0, -1, ids[i]] = 1e4
 
     handle = model.register_forward_hook(force, with_kwargs=True)
     try:
         (base,) = run_sample(model, tok, info, sample, [Config("baseline", "baseline")], steps=steps).outcomes
     finally:
         handle.remove()
+    return base, sample
+
+
+def test_decoding_stops_at_eos_so_text_after_it_is_never_credited(tiny):
+    """The model is forced to say "x", EOS, then the gold answer: the answer ends at EOS."""
+
+    def script(tok, sample):
+        def ids(text):
+            return tok(text, add_special_tokens=False).input_ids
+
+        return [*ids("x"), tok.eos_token_id, *ids(sample.answer)]
+
+    base, sample = forced_baseline(tiny, script, steps=8)
+    assert tiny[1].eos_token_id == 257 and sample.answer.isdigit()
+    assert base.answer == "x" and base.correct is False and base.settled is False  # ended by EOS
+
+
+def forced_answer(tiny, words: str, steps: int) -> tuple[str, str, bool, bool]:
+    """The baseline's answer, gold, verdict and ``settled`` when the model is forced to say ``words`` and
+    then the gold, in ``steps`` tokens."""
+    base, sample = forced_baseline(
+        tiny, lambda tok, s: tok(words + s.answer, add_special_tokens=False).input_ids, steps
+    )
     return base.answer, sample.answer, base.correct, base.settled
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import kvscope as ks
+from kvscope.bench.streaming import CONFIGS
 from kvscope.compat import forward, output_cache
 from tests.families import build
 
@@ -17,14 +18,7 @@ PROMPT = 12  # tokens of the first forward (the prompt, then cut to the budget)
 PAD = 3  # left padding of row 0
 CHUNK = 7  # tokens per forward after the prompt: uneven, so chunks end anywhere
 TOLERANCE = 1e-5  # float32 logits: a chunk's matmuls and one token's differ only in reduction order
-SCORERS = {
-    "window": ("streaming", {"sinks": 0}),
-    "streaming": ("streaming", {"sinks": 4}),
-    "h2o": ("h2o", {}),
-    "tova": ("tova", {}),
-    "knorm": ("knorm", {}),
-    "random": ("random", {}),
-}
+SCORERS = CONFIGS  # the decode-time task's configurations: label -> (strategy, settings)
 MODELS = {"llama3": 10, "gemma2": 6}  # model -> budget (gemma2's window 8: its sliding layers hold 7)
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from kvscope.bench import tasks as T
 from kvscope.bench.data import load_samples
-from kvscope.bench.sample_runner import is_correct, normalise
 from kvscope.bench.texts import TEXTS
+from kvscope.bench.verdict import is_correct, normalise
 from kvscope.errors import UsageError
 
 
