@@ -45,9 +45,8 @@ class Defaults:
 
 # `kvscope prune --sweep`: one text, so every ratio and three KIVI specs are cheap.
 SWEEP = Defaults(ratios=(0.25, 0.5, 0.75, 0.9), quantize=("K8V8", "K4V4", "K2V2"))
-# `kvscope bench`: one ratio, so the default run answers in minutes on the embedded model (2.7 min at one thread, with
-# answers stopping once settled: benchmarks/results/bench_default.md); the published table (`make bench`) passes its
-# ratios explicitly.
+# `kvscope bench`: one ratio, so the default run answers in minutes on the embedded model (benchmarks/results/
+# bench_default.md); the published table (`make bench`) passes its ratios explicitly.
 BENCH = Defaults(ratios=(0.5,), quantize=("K4V4", "K2V2"))
 
 # setting -> what it decides; each strategy that declares the setting takes it (defaults: the strategy's own)
