@@ -10,7 +10,11 @@ prefills + 3 x latent_steps latent steps) as a share of its time per problem. Th
 ratios (speed, tokens) come from the same run, per prompt mode. ``benchmarks/results/mas.md`` is rewritten
 after every problem, so a run cut short leaves the problems that finished (the file says how many).
 
-Usage: ``python benchmarks/mas.py [--problems 20] [--max-new-tokens 256] [--latent-steps 10] [--threads 1]``
+``--arms latent_mas:sequential`` runs only the arms named (method:prompt, comma-separated), e.g. to remeasure
+the latent overhead alone into another ``--out`` file.
+
+Usage: ``python benchmarks/mas.py [--problems 20] [--max-new-tokens 256] [--latent-steps 10] [--threads 1]
+[--arms METHOD:PROMPT,...] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -89,14 +93,16 @@ def table(runs: dict[str, list], done: int, total: int) -> list[str]:
 
 
 def write(args: argparse.Namespace, runs: dict[str, list], done: int, total: int, command: str, elapsed: float) -> None:
+    title = "baseline vs text_mas vs latent_mas, sequential and hierarchical" if not args.arms else ", ".join(runs)
     lines = [
-        "## LatentMAS: baseline vs text_mas vs latent_mas, sequential and hierarchical",
+        f"## LatentMAS: {title}",
         "",
         f"Embedded SmolLM2-135M-Instruct, float32, CPU ({platform.processor() or platform.machine()}), "
         f"torch {torch.__version__}, **{torch.get_num_threads()} torch thread(s)**. Sampling at temperature "
         f"{args.temperature}, top-p {args.top_p}, top-k off, seed {args.seed}; max_new_tokens "
         f"{args.max_new_tokens} per decoding agent; latent_steps {args.latent_steps}; no realignment; "
-        f"kNN off; bs 1. Methods interleaved per problem; one run ({elapsed / 60:.0f} min"
+        f"kNN off; bs 1. {'Methods interleaved per problem' if len(runs) > 1 else 'One method'}; "
+        f"one run ({elapsed / 60:.0f} min"
         f"{' so far' if done < total else ''}), so "
         f"medians are over problems, not repeats. {args.note}",
         "",
@@ -117,7 +123,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--note", default="")
     p.add_argument("--out", default=str(OUT), help="Markdown file to write.")
+    p.add_argument("--arms", default="", help="method:prompt,... (default: all five)")
     args = p.parse_args()
+    arms = [tuple(a.split(":")) for a in args.arms.split(",")] if args.arms else ARMS
+    if not set(arms) <= set(ARMS):
+        p.error(f"--arms: each of method:prompt must be one of {', '.join(':'.join(a) for a in ARMS)}")
     torch.set_num_threads(args.threads)
     from kvscope.mas.config import MasConfig
     from kvscope.mas.methods import MasSettings
@@ -144,11 +154,12 @@ def main() -> None:
         for prompt in ("sequential", "hierarchical")
     }
     shown = [f"--problems {args.problems}", f"--max-new-tokens {args.max_new_tokens}"]
+    shown += [f"--arms {args.arms} --out {os.path.relpath(args.out, ROOT)}"] if args.arms else []
     command = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mas.py " + " ".join(shown)
-    runs: dict[str, list] = {arm_name(m, p): [] for m, p in ARMS}
+    runs: dict[str, list] = {arm_name(m, p): [] for m, p in arms}
     t0 = time.perf_counter()
     for i, problem in enumerate(problems):
-        for method, prompt in ARMS:
+        for method, prompt in arms:
             runs[arm_name(method, prompt)] += run_batch(settings[prompt], method, [problem])
         write(args, runs, i + 1, len(problems), command, time.perf_counter() - t0)
         print(

@@ -35,6 +35,7 @@ from kvscope.attention_interface import interface_args, interface_output, regist
 
 NAME = "kvscope_capture"
 SCORE_BUDGET = 1 << 25  # floats in one chunk of attention scores (128 MiB in float32)
+KEY_BLOCK = 512  # keys per tile of the capture's column-sum pass (see _received_from_lse)
 _ACTIVE: contextvars.ContextVar[AttentionRecorder | None] = contextvars.ContextVar("kvscope_rec", default=None)
 
 
@@ -215,8 +216,11 @@ def _received_from_lse(
 
     ``query`` ``[q_head, n, d]``, ``key`` ``[kv_head, n, d]``, ``lse`` ``[q_head, n]`` (each row's log-sum-exp,
     from the flash kernel). Rows are laid out (position, group) so a chunk of ``chunk`` positions is one
-    contiguous ``[chunk * group, d]`` block per kv_head: one plain ``d``-wide matmul, then the ``- lse``
-    shift, the mask of the diagonal block, ``exp`` and a column sum, all in place.
+    contiguous ``[chunk * group, d]`` block per kv_head. Each chunk's scores are made a tile of keys at a time
+    (:func:`_key_tiles`) in one reused buffer, so a tile stays in cache and no tile allocates: the ``- lse``
+    shift plus a plain ``d``-wide matmul (one ``baddbmm``), the mask of the queries' own block, ``exp`` and a
+    column sum, in place. The tiles are as wide as the kernels need to give the untiled pass's sums bit for
+    bit (tested).
     """
     hq, n, d = query.shape
     hkv = key.shape[0]
@@ -226,12 +230,32 @@ def _received_from_lse(
     keys_t = key.transpose(-1, -2)  # [kv_head, d, n]
     upper = torch.ones(chunk, chunk, dtype=torch.bool, device=query.device).triu(1)[:, None, :]  # [q, 1, k]
     received = torch.zeros(hkv, n, dtype=torch.float32, device=query.device)
+    tile = torch.empty(hkv * chunk * g * (2 * KEY_BLOCK + chunk), dtype=rows.dtype, device=query.device)
+    sums = torch.empty(hkv * (2 * KEY_BLOCK + chunk), dtype=torch.float32, device=query.device)
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
-        probs = torch.matmul(rows[:, s * g : e * g], keys_t[..., :e]).add_(shift[:, s * g : e * g])
-        probs.view(hkv, e - s, g, e)[..., s:e].masked_fill_(upper[: e - s, :, : e - s], float("-inf"))
-        received[:, :e] += probs.exp_().sum(dim=1)
+        for b0, b1 in _key_tiles(s, e):
+            p = tile[: hkv * (e - s) * g * (b1 - b0)].view(hkv, (e - s) * g, b1 - b0)
+            torch.baddbmm(
+                shift[:, s * g : e * g].expand(-1, -1, b1 - b0), rows[:, s * g : e * g], keys_t[..., b0:b1], out=p
+            )
+            if b1 == e:  # the tile that holds the queries' own positions: none sees a later key
+                p.view(hkv, e - s, g, b1 - b0)[..., s - b0 :].masked_fill_(upper[: e - s, :, : e - s], float("-inf"))
+            received[:, b0:b1] += torch.sum(p.exp_(), dim=1, out=sums[: hkv * (b1 - b0)].view(hkv, b1 - b0))
     return received
+
+
+def _key_tiles(s: int, e: int) -> list[tuple[int, int]]:
+    """Key ranges ``[b0, b1)`` covering ``[0, e)`` for the queries at positions ``[s, e)``.
+
+    Whole ``KEY_BLOCK``s, then one last tile from the last block start at or before ``s`` to ``e``, reaching
+    one block further back when it would be narrower than ``KEY_BLOCK // 8`` keys: the matrix kernels sum a
+    very narrow product (one column, say) in another order than a wide one.
+    """
+    last = s - s % KEY_BLOCK
+    if last and e - last < KEY_BLOCK // 8:
+        last -= KEY_BLOCK
+    return [*((b, b + KEY_BLOCK) for b in range(0, last, KEY_BLOCK)), (last, e)]
 
 
 def _chunked_softmax(
