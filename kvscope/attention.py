@@ -219,19 +219,20 @@ def _received_from_lse(
     contiguous ``[chunk * group, d]`` block per kv_head. Each chunk's scores are made a tile of keys at a time
     (:func:`_key_tiles`) in one reused buffer, so a tile stays in cache and no tile allocates: the ``- lse``
     shift plus a plain ``d``-wide matmul (one ``baddbmm``), the mask of the queries' own block, ``exp`` and a
-    column sum, in place. The tiles are as wide as the kernels need to give the untiled pass's sums bit for
-    bit (tested).
+    column sum, in place. The tiles are wide enough for the matrix kernels to give the untiled pass's sums
+    bit for bit (checked on the embedded model by ``benchmarks/capture_ab.py``; the unit tests hold the sums
+    to a float64 reference).
     """
     hq, n, d = query.shape
-    hkv = key.shape[0]
-    g = hq // hkv
+    hkv, g, chunk = key.shape[0], hq // key.shape[0], max(1, min(chunk, n))
     rows = (query * scaling).view(hkv, g, n, d).transpose(1, 2).reshape(hkv, n * g, d)
     shift = lse.neg().view(hkv, g, n).transpose(1, 2).reshape(hkv, n * g, 1)
     keys_t = key.transpose(-1, -2)  # [kv_head, d, n]
     upper = torch.ones(chunk, chunk, dtype=torch.bool, device=query.device).triu(1)[:, None, :]  # [q, 1, k]
     received = torch.zeros(hkv, n, dtype=torch.float32, device=query.device)
-    tile = torch.empty(hkv * chunk * g * (2 * KEY_BLOCK + chunk), dtype=rows.dtype, device=query.device)
-    sums = torch.empty(hkv * (2 * KEY_BLOCK + chunk), dtype=torch.float32, device=query.device)
+    widest = min(n, 2 * KEY_BLOCK + chunk)  # no tile is wider (see _key_tiles)
+    tile = torch.empty(hkv * chunk * g * widest, dtype=rows.dtype, device=query.device)
+    sums = torch.empty(hkv * widest, dtype=torch.float32, device=query.device)
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
         for b0, b1 in _key_tiles(s, e):

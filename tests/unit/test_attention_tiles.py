@@ -49,7 +49,7 @@ def _reference(query, key, scaling):
 
 
 @pytest.mark.parametrize("block", [16, 512])
-@pytest.mark.parametrize("n,chunk", [(70, 7), (70, 64), (33, 1), (129, 16)])
+@pytest.mark.parametrize("n,chunk", [(70, 7), (70, 64), (33, 1), (129, 16), (33, 100_000)])  # a chunk past n
 def test_tiled_column_sums_match_float64(monkeypatch, block, n, chunk):
     monkeypatch.setattr(attention, "KEY_BLOCK", block)
     gen = torch.Generator().manual_seed(n + chunk)
