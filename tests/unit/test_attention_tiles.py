@@ -39,13 +39,11 @@ def test_key_tiles_cover_every_visible_key_once(monkeypatch, block):
             assert all(b1 - b0 == block for b0, b1 in tiles[:-1])
 
 
-def _reference(query, key, scaling):
-    """Column sums of the causal softmax in float64: ``[kv_head, n]``."""
-    hq, n, _ = query.shape
-    g = hq // key.shape[0]
-    scores = query.double() @ key.double().repeat_interleave(g, 0).transpose(-1, -2) * scaling
-    scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
-    return scores.softmax(-1).sum(1).view(key.shape[0], g, n).sum(1)
+def _scores(query, key, scaling):
+    """Causal scores ``[q_head, n, n]`` of ``query`` ``[q_head, n, d]`` against ``key`` ``[kv_head, n, d]``."""
+    n, g = query.shape[1], query.shape[0] // key.shape[0]
+    scores = query @ key.repeat_interleave(g, 0).transpose(-1, -2) * scaling
+    return scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
 
 
 @pytest.mark.parametrize("block", [16, 512])
@@ -55,13 +53,8 @@ def test_tiled_column_sums_match_float64(monkeypatch, block, n, chunk):
     gen = torch.Generator().manual_seed(n + chunk)
     query, key = torch.randn(6, n, 8, generator=gen) * 2, torch.randn(2, n, 8, generator=gen)
     scaling = 8**-0.5
-    lse = torch.logsumexp(
-        (query @ key.repeat_interleave(3, 0).transpose(-1, -2) * scaling).masked_fill(
-            torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf")
-        ),
-        dim=-1,
-    )
-    got = _received_from_lse(query, key, lse, scaling, chunk)
-    torch.testing.assert_close(got.double(), _reference(query, key, scaling), rtol=2e-6, atol=1e-6)
+    got = _received_from_lse(query, key, torch.logsumexp(_scores(query, key, scaling), -1), scaling, chunk)
+    expected = _scores(query.double(), key.double(), scaling).softmax(-1).sum(1).view(2, 3, n).sum(1)
+    torch.testing.assert_close(got.double(), expected, rtol=2e-6, atol=1e-6)
     # every query row sums to one: each kv_head receives n x group in all
     torch.testing.assert_close(got.sum(-1), torch.full((2,), 3.0 * n), rtol=1e-6, atol=1e-4)
